@@ -1,0 +1,124 @@
+"""Create or refresh the demo organisation; running it again leaves the same data."""
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from cases import demo
+from entitlements.errors import WorkflowError
+from entitlements.models import Department, Skill, User, UserRoleAssignment, WorkflowRole
+from entitlements.services import role_assignment_grant, role_save
+from queues.models import WorkflowQueue
+from queues.services import queue_save
+
+PASSWORD_BYTES = 12
+
+
+class Command(BaseCommand):
+    help = "Create the demo organisation (departments, queues, roles, users). Idempotent."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--password", help="Set every demo user's password (default: a random one for new users, printed once).")
+
+    def handle(self, *args, password=None, **options):
+        try:
+            created, password_used = self.seed(password)
+        except WorkflowError as exc:
+            raise CommandError(exc.detail) from exc
+        if created:
+            self.stdout.write(f"Created users: {', '.join(created)}")
+        if password_used and (created or password):
+            self.stdout.write(f"Demo password: {password_used}")
+        self.stdout.write(self.style.SUCCESS("Demo organisation ready."))
+
+    @transaction.atomic
+    def seed(self, password: str | None) -> tuple[list[str], str | None]:
+        departments = {}
+        for code, name, parent in demo.DEPARTMENTS:
+            departments[code], _ = Department.objects.update_or_create(
+                dept_code=code, defaults={"dept_name": name, "parent": departments.get(parent)}
+            )
+        skills = {}
+        for code, name in demo.SKILLS:
+            skills[code], _ = Skill.objects.update_or_create(skill_code=code, defaults={"name": name})
+
+        for spec in demo.QUEUES:
+            spec = dict(spec)
+            name = spec.pop("queue_name")
+            spec["department"] = departments[spec.pop("department")]
+            spec.pop("overflow", None)
+            queue_save(queue_name=name, **spec)
+        for spec in demo.QUEUES:
+            if spec.get("overflow"):
+                WorkflowQueue.objects.filter(queue_name=spec["queue_name"]).update(
+                    overflow_queue=WorkflowQueue.objects.get(queue_name=spec["overflow"])
+                )
+
+        roles = {}
+        for code, name, queue_names, capabilities in demo.ROLES:
+            roles[code] = role_save(role_code=code, name=name, queue_names=queue_names, permissions=capabilities)
+
+        console_group = self.supervisor_console_group()
+        act_as = Permission.objects.get(content_type__app_label="entitlements", codename="act_on_behalf")
+        generated = password or secrets.token_urlsafe(PASSWORD_BYTES)
+        created_users = []
+        users = {}
+        for spec in demo.USERS:
+            user, created = User.objects.update_or_create(
+                username=spec.username,
+                defaults={
+                    "first_name": spec.first_name,
+                    "last_name": spec.last_name,
+                    "email": f"{spec.username}@example.org",
+                    "department": departments.get(spec.department),
+                    "is_staff": spec.is_staff,
+                    "is_service_account": spec.is_service_account,
+                    "is_active": True,
+                },
+            )
+            if created or password:
+                user.set_password(generated)
+                user.save(update_fields=["password"])
+            if created:
+                created_users.append(spec.username)
+            user.skills.set([skills[s] for s in spec.skills])
+            if spec.is_staff:
+                user.groups.add(console_group)
+            if spec.can_act_on_behalf:
+                user.user_permissions.add(act_as)
+            for role_code in spec.roles:
+                self.ensure_assignment(user=user, role=roles[role_code])
+            users[spec.username] = user
+
+        supervisor = users["supervisor"]
+        for username, role_code, duration, reason in demo.TEMPORARY_ESCALATIONS:
+            self.ensure_assignment(
+                user=users[username], role=roles[role_code], temporary=duration, reason=reason, granted_by=supervisor
+            )
+        return created_users, (generated if (created_users or password) else None)
+
+    def ensure_assignment(self, *, user, role: WorkflowRole, temporary=None, reason="", granted_by=None):
+        existing = UserRoleAssignment.objects.filter(
+            user=user, role=role, is_temporary_escalation=bool(temporary), revoked_at__isnull=True
+        )
+        if existing.exists():
+            return
+        now = timezone.now()
+        role_assignment_grant(
+            user=user,
+            role=role,
+            granted_by=granted_by,
+            valid_from=now,
+            valid_until=now + temporary if temporary else None,
+            temporary_escalation=bool(temporary),
+            reason=reason,
+        )
+
+    def supervisor_console_group(self) -> Group:
+        group, _ = Group.objects.get_or_create(name=demo.SUPERVISOR_CONSOLE_GROUP)
+        group.permissions.set(Permission.objects.filter(content_type__app_label__in=demo.SUPERVISOR_CONSOLE_APPS))
+        return group

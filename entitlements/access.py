@@ -1,0 +1,153 @@
+"""The single authority on who may view, work, supervise or deploy to which queue, evaluated at request time.
+
+Permissions live on queues (django-guardian direct foreign-key tables), granted to a user directly or to the
+group behind a workflow role. A role counts only while one of the user's assignments to it is valid now:
+nothing needs to sweep expired assignments for them to stop granting. A role scoped to a department also
+covers every queue of that department's subtree. Task and case visibility are subqueries over these queues.
+
+This module names the queue model by its label, so entitlements imports no other app.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.apps import apps
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+
+from .models import Capability, UserRoleAssignment
+
+QUEUE_MODEL = "queues.WorkflowQueue"
+QUEUE_USER_PERMISSION_MODEL = "queues.QueueUserObjectPermission"
+QUEUE_GROUP_PERMISSION_MODEL = "queues.QueueGroupObjectPermission"
+
+# A capability is granted by its own permission or by a stronger one.
+GRANTING_CAPABILITIES: dict[str, tuple[str, ...]] = {
+    Capability.VIEW: (Capability.VIEW, Capability.WORK, Capability.SUPERVISE),
+    Capability.WORK: (Capability.WORK,),
+    Capability.SUPERVISE: (Capability.SUPERVISE,),
+    Capability.DEPLOY: (Capability.DEPLOY,),
+}
+
+
+def permission_codename(capability: str) -> str:
+    return f"{capability}_workflowqueue"
+
+
+def valid_assignments(*, user, at: datetime) -> QuerySet:
+    """The user's role assignments in force at `at`."""
+    return UserRoleAssignment.objects.filter(
+        Q(valid_until__isnull=True) | Q(valid_until__gt=at),
+        user=user,
+        revoked_at__isnull=True,
+        valid_from__lte=at,
+    )
+
+
+DEPARTMENT_SUBTREE_SQL = """
+WITH RECURSIVE subtree(department_id) AS (
+    SELECT r.department_id
+      FROM entitlements.workflow_roles r
+      JOIN entitlements.user_role_assignments a ON a.role_id = r.role_id
+     WHERE a.user_id = %s
+       AND a.revoked_at IS NULL
+       AND a.valid_from <= %s
+       AND (a.valid_until IS NULL OR a.valid_until > %s)
+       AND r.department_id IS NOT NULL
+       AND r.permissions ?| %s
+    UNION
+    SELECT d.department_id FROM entitlements.departments d JOIN subtree s ON d.parent_id = s.department_id
+)
+SELECT department_id FROM subtree
+"""
+
+
+def queues_for(*, user, capability: str, at: datetime | None = None) -> QuerySet:
+    """Queues on which `user` holds `capability` at `at` (default: now). A lazy queryset, usable as a subquery.
+
+    One query whatever the number of queues, roles or assignments. Superusers get no shortcut: queue access
+    comes from roles alone, so what the API and pages show never depends on the admin flag.
+    """
+    queue_model = apps.get_model(QUEUE_MODEL)
+    if capability not in GRANTING_CAPABILITIES:
+        raise ValueError(f"unknown capability {capability!r}")
+    if user is None or not user.is_authenticated or not user.is_active:
+        return queue_model.objects.none()
+    at = at or timezone.now()
+    granting = list(GRANTING_CAPABILITIES[capability])
+    codenames = [permission_codename(c) for c in granting]
+
+    user_permissions = apps.get_model(QUEUE_USER_PERMISSION_MODEL).objects.filter(
+        user=user, permission__codename__in=codenames, content_object=OuterRef("pk")
+    )
+    role_permissions = apps.get_model(QUEUE_GROUP_PERMISSION_MODEL).objects.filter(
+        permission__codename__in=codenames,
+        content_object=OuterRef("pk"),
+        group__workflow_role__assignments__in=valid_assignments(user=user, at=at),
+    )
+    department_scope = RawSQL(DEPARTMENT_SUBTREE_SQL, (user.pk, at, at, granting))
+    return queue_model.objects.filter(
+        Exists(user_permissions) | Exists(role_permissions) | Q(department_id__in=department_scope)
+    )
+
+
+def queue_names_for(*, user, capability: str, at: datetime | None = None) -> list[str]:
+    """The names of `queues_for(...)`, evaluated now (one query)."""
+    return list(queues_for(user=user, capability=capability, at=at).order_by("queue_name").values_list("queue_name", flat=True))
+
+
+def may(*, user, capability: str, queue_name: str, at: datetime | None = None) -> bool:
+    """Whether `user` holds `capability` on the queue named `queue_name` (one query)."""
+    return queues_for(user=user, capability=capability, at=at).filter(queue_name=queue_name).exists()
+
+
+def capabilities_by_queue(*, user, at: datetime | None = None) -> dict[str, list[str]]:
+    """Every queue the user reaches now with the capabilities held there (one query per capability)."""
+    result: dict[str, list[str]] = {}
+    for capability in (Capability.VIEW, Capability.WORK, Capability.SUPERVISE, Capability.DEPLOY):
+        for name in queue_names_for(user=user, capability=capability, at=at):
+            result.setdefault(name, []).append(str(capability))
+    return dict(sorted(result.items()))
+
+
+DEPARTMENT_ANCESTORS_SQL = """
+WITH RECURSIVE ancestors(department_id, parent_id) AS (
+    SELECT d.department_id, d.parent_id FROM entitlements.departments d WHERE d.department_id = %s
+    UNION
+    SELECT d.department_id, d.parent_id FROM entitlements.departments d JOIN ancestors a ON d.department_id = a.parent_id
+)
+SELECT department_id FROM ancestors
+"""
+
+
+def users_with(*, capability: str, queue, at: datetime | None = None) -> QuerySet:
+    """Active users holding `capability` on `queue` at `at`, as one lazy query (routing, 'who can work this now')."""
+    user_model = apps.get_model("entitlements", "User")
+    at = at or timezone.now()
+    granting = list(GRANTING_CAPABILITIES[capability])
+    codenames = [permission_codename(c) for c in granting]
+    direct = apps.get_model(QUEUE_USER_PERMISSION_MODEL).objects.filter(
+        user=OuterRef("pk"), permission__codename__in=codenames, content_object=queue
+    )
+    assignment_model = UserRoleAssignment
+    via_role = assignment_model.objects.filter(
+        Q(valid_until__isnull=True) | Q(valid_until__gt=at),
+        user=OuterRef("pk"),
+        revoked_at__isnull=True,
+        valid_from__lte=at,
+        role__group__queuegroupobjectpermission__content_object=queue,
+        role__group__queuegroupobjectpermission__permission__codename__in=codenames,
+    )
+    condition = Exists(direct) | Exists(via_role)
+    if queue.department_id is not None:
+        via_department = assignment_model.objects.filter(
+            Q(valid_until__isnull=True) | Q(valid_until__gt=at),
+            user=OuterRef("pk"),
+            revoked_at__isnull=True,
+            valid_from__lte=at,
+            role__department_id__in=RawSQL(DEPARTMENT_ANCESTORS_SQL, (queue.department_id,)),
+            role__permissions__has_any_keys=granting,
+        )
+        condition |= Exists(via_department)
+    return user_model.objects.filter(condition, is_active=True)

@@ -1,0 +1,180 @@
+"""Who works where: departments, users, skills, workflow roles, time-bound role assignments, security audit."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Capability(models.TextChoices):
+    """What a role lets its holders do on a queue."""
+
+    VIEW = "view", "View tasks"
+    WORK = "work", "Claim and complete tasks"
+    SUPERVISE = "supervise", "Supervise (reassign, escalate, see all)"
+    DEPLOY = "deploy", "Deploy workflow definitions"
+
+
+class Department(models.Model):
+    department_id = models.BigAutoField(primary_key=True)
+    dept_code = models.SlugField(max_length=50, unique=True)
+    dept_name = models.CharField(max_length=200)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = 'entitlements"."departments'
+        ordering = ["dept_name"]
+        constraints = [models.CheckConstraint(condition=~Q(parent=models.F("department_id")), name="department_not_own_parent")]
+
+    def __str__(self) -> str:
+        return self.dept_name
+
+
+class Skill(models.Model):
+    skill_id = models.BigAutoField(primary_key=True)
+    skill_code = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        db_table = 'entitlements"."skills'
+        ordering = ["skill_code"]
+
+    def __str__(self) -> str:
+        return self.skill_code
+
+
+class User(AbstractUser):
+    """A person or a service account. Identity only; what it may do comes from role assignments."""
+
+    department = models.ForeignKey(Department, null=True, blank=True, on_delete=models.PROTECT, related_name="users")
+    skills = models.ManyToManyField(Skill, blank=True, related_name="users", db_table='entitlements"."user_skills')
+    max_concurrent_tasks = models.PositiveIntegerField(
+        default=10, help_text="Routing pushes no more CLAIMED tasks than this to the user."
+    )
+    is_service_account = models.BooleanField(default=False, help_text="An integration that calls the API, not a person.")
+
+    class Meta(AbstractUser.Meta):
+        db_table = 'entitlements"."users'
+        swappable = "AUTH_USER_MODEL"
+        permissions = [("act_on_behalf", "Can act on behalf of other users (X-On-Behalf-Of)")]
+        constraints = [models.CheckConstraint(condition=Q(max_concurrent_tasks__gte=0), name="user_capacity_non_negative")]
+
+
+class WorkflowRole(models.Model):
+    """A named bundle of capabilities on queues. Each role is backed by a Django group holding the queue permissions."""
+
+    role_id = models.BigAutoField(primary_key=True)
+    role_code = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    queue_names = ArrayField(
+        models.CharField(max_length=100), default=list, blank=True, help_text="Queues this role applies to."
+    )
+    department = models.ForeignKey(
+        Department,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="roles",
+        help_text="If set, the role also applies to every queue of this department and of its child departments.",
+    )
+    permissions = models.JSONField(
+        default=list, blank=True, help_text='Capabilities granted on those queues, e.g. ["view", "work"].'
+    )
+    group = models.OneToOneField(Group, null=True, blank=True, on_delete=models.PROTECT, related_name="workflow_role")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = 'entitlements"."workflow_roles'
+        ordering = ["role_code"]
+
+    def __str__(self) -> str:
+        return self.role_code
+
+
+class UserRoleAssignment(models.Model):
+    """A user holds a role from valid_from until valid_until (open-ended when empty). Checked at request time."""
+
+    assignment_id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="role_assignments")
+    role = models.ForeignKey(WorkflowRole, on_delete=models.CASCADE, related_name="assignments")
+    valid_from = models.DateTimeField(default=timezone.now)
+    valid_until = models.DateTimeField(null=True, blank=True)
+    is_temporary_escalation = models.BooleanField(default=False)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = 'entitlements"."user_role_assignments'
+        ordering = ["-valid_from"]
+        indexes = [models.Index(fields=["user", "valid_from", "valid_until"], name="role_assign_user_window")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gt=models.F("valid_from")),
+                name="role_assignment_window_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_temporary_escalation=False) | (Q(valid_until__isnull=False) & ~Q(reason="")),
+                name="temporary_escalation_has_end_and_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} as {self.role}"
+
+    def is_active_at(self, moment) -> bool:
+        return (
+            self.revoked_at is None
+            and self.valid_from <= moment
+            and (self.valid_until is None or moment < self.valid_until)
+        )
+
+
+class SecurityEventType(models.TextChoices):
+    LOGIN_SUCCESS = "LOGIN_SUCCESS"
+    LOGIN_FAILURE = "LOGIN_FAILURE"
+    LOGOUT = "LOGOUT"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    ROLE_GRANTED = "ROLE_GRANTED"
+    ROLE_REVOKED = "ROLE_REVOKED"
+    ACT_AS = "ACT_AS"
+    TOKEN_CREATED = "TOKEN_CREATED"
+    TOKEN_REVOKED = "TOKEN_REVOKED"
+
+
+class SecurityEvent(models.Model):
+    """Append-only security audit. A database trigger refuses UPDATE and DELETE on these rows."""
+
+    Type = SecurityEventType
+
+    event_id = models.BigAutoField(primary_key=True)
+    event_type = models.CharField(max_length=40, choices=Type.choices)
+    # No foreign-key constraint: audit rows outlive users and must never be updated by ON DELETE SET NULL.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    on_behalf_of_username = models.CharField(max_length=150, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    path = models.CharField(max_length=500, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        db_table = 'entitlements"."security_events'
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=Q(event_type__in=SecurityEventType.values), name="security_event_type_valid")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event_type} {self.actor_username}"

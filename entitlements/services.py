@@ -1,0 +1,178 @@
+"""Writes of entitlements: roles, time-bound role assignments, API tokens and the security audit."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from . import hooks
+from .errors import InvalidInput, NotFound
+from .models import Capability, SecurityEvent, User, UserRoleAssignment, WorkflowRole
+
+
+def security_event_record(
+    *,
+    event_type: str,
+    actor=None,
+    actor_username: str = "",
+    on_behalf_of_username: str = "",
+    remote_addr: str | None = None,
+    path: str = "",
+    details: dict | None = None,
+) -> SecurityEvent:
+    """Append one row to the security audit."""
+    if actor is not None and not actor_username:
+        actor_username = actor.get_username()
+    return SecurityEvent.objects.create(
+        event_type=event_type,
+        actor=actor if actor is not None and actor.pk else None,
+        actor_username=actor_username[:150],
+        on_behalf_of_username=on_behalf_of_username[:150],
+        remote_addr=remote_addr or None,
+        path=path[:500],
+        details=details or {},
+    )
+
+
+def validate_capabilities(permissions) -> list[str]:
+    valid = set(Capability.values)
+    if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
+        raise InvalidInput("permissions must be a list of capability names", fields={"permissions": ["Must be a list."]})
+    unknown = sorted(set(permissions) - valid)
+    if unknown:
+        raise InvalidInput(
+            f"unknown capabilities: {', '.join(unknown)}",
+            fields={"permissions": [f"Unknown: {', '.join(unknown)}. Allowed: {', '.join(sorted(valid))}."]},
+        )
+    return sorted(set(permissions))
+
+
+@transaction.atomic
+def role_save(
+    *,
+    role_code: str,
+    name: str,
+    queue_names: list[str],
+    permissions: list[str],
+    department=None,
+    description: str = "",
+) -> WorkflowRole:
+    """Create or update a role and its backing group; registered hooks then grant the group its queue permissions."""
+    permissions = validate_capabilities(permissions)
+    role, _ = WorkflowRole.objects.select_for_update().get_or_create(
+        role_code=role_code, defaults={"name": name}
+    )
+    role.name = name
+    role.description = description
+    role.queue_names = sorted(set(queue_names))
+    role.permissions = permissions
+    role.department = department
+    if role.group_id is None:
+        role.group, _ = Group.objects.get_or_create(name=f"role:{role_code}")
+    role.save()
+    hooks.role_changed(role=role)
+    return role
+
+
+@transaction.atomic
+def role_assignment_grant(
+    *,
+    user: User,
+    role: WorkflowRole,
+    granted_by: User | None = None,
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    temporary_escalation: bool = False,
+    reason: str = "",
+    remote_addr: str | None = None,
+) -> UserRoleAssignment:
+    """Give `user` the role for a window of time. A temporary escalation needs an end and a reason."""
+    valid_from = valid_from or timezone.now()
+    if valid_until is not None and valid_until <= valid_from:
+        raise InvalidInput("valid_until must be after valid_from", fields={"valid_until": ["Must be after valid from."]})
+    if temporary_escalation and (valid_until is None or not reason.strip()):
+        fields = {}
+        if valid_until is None:
+            fields["valid_until"] = ["A temporary escalation must end."]
+        if not reason.strip():
+            fields["reason"] = ["A temporary escalation needs a reason."]
+        raise InvalidInput("a temporary escalation needs an end and a reason", fields=fields)
+    assignment = UserRoleAssignment.objects.create(
+        user=user,
+        role=role,
+        granted_by=granted_by,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        is_temporary_escalation=temporary_escalation,
+        reason=reason,
+    )
+    security_event_record(
+        event_type=SecurityEvent.Type.ROLE_GRANTED,
+        actor=granted_by,
+        actor_username=granted_by.get_username() if granted_by else "system",
+        remote_addr=remote_addr,
+        details={
+            "assignment_id": assignment.pk,
+            "user": user.get_username(),
+            "role": role.role_code,
+            "valid_from": valid_from.isoformat(),
+            "valid_until": valid_until.isoformat() if valid_until else None,
+            "temporary_escalation": temporary_escalation,
+            "reason": reason,
+        },
+    )
+    return assignment
+
+
+@transaction.atomic
+def role_assignment_revoke(
+    *, assignment_id: int, revoked_by: User | None = None, remote_addr: str | None = None
+) -> UserRoleAssignment:
+    """End an assignment now. Revoking twice is harmless and audited once."""
+    try:
+        assignment = UserRoleAssignment.objects.select_for_update().select_related("user", "role").get(pk=assignment_id)
+    except UserRoleAssignment.DoesNotExist:
+        raise NotFound(f"role assignment {assignment_id} does not exist") from None
+    if assignment.revoked_at is not None:
+        return assignment
+    assignment.revoked_at = timezone.now()
+    assignment.revoked_by = revoked_by
+    assignment.save(update_fields=["revoked_at", "revoked_by"])
+    security_event_record(
+        event_type=SecurityEvent.Type.ROLE_REVOKED,
+        actor=revoked_by,
+        actor_username=revoked_by.get_username() if revoked_by else "system",
+        remote_addr=remote_addr,
+        details={"assignment_id": assignment.pk, "user": assignment.user.get_username(), "role": assignment.role.role_code},
+    )
+    return assignment
+
+
+@transaction.atomic
+def api_token_create(*, user: User, created_by: User | None = None) -> Token:
+    """Issue a new API token for `user`, replacing any previous one."""
+    Token.objects.filter(user=user).delete()
+    token = Token.objects.create(user=user)
+    security_event_record(
+        event_type=SecurityEvent.Type.TOKEN_CREATED,
+        actor=created_by,
+        actor_username=created_by.get_username() if created_by else "system",
+        details={"user": user.get_username()},
+    )
+    return token
+
+
+@transaction.atomic
+def api_token_revoke(*, user: User, revoked_by: User | None = None) -> bool:
+    deleted, _ = Token.objects.filter(user=user).delete()
+    if deleted:
+        security_event_record(
+            event_type=SecurityEvent.Type.TOKEN_REVOKED,
+            actor=revoked_by,
+            actor_username=revoked_by.get_username() if revoked_by else "system",
+            details={"user": user.get_username()},
+        )
+    return bool(deleted)

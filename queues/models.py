@@ -1,0 +1,120 @@
+"""Queues: where tasks wait, with capacity, routing strategy, SLA defaults and escalation rules."""
+from __future__ import annotations
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from entitlements.models import Department
+
+
+class QueueType(models.TextChoices):
+    STANDARD = "STANDARD", "Standard (FIFO with priority override)"
+    PRIORITY = "PRIORITY", "Priority (weighted, express lane)"
+    SPECIALIZED = "SPECIALIZED", "Specialized (department, skills)"
+
+
+class RoutingStrategy(models.TextChoices):
+    ROUND_ROBIN = "ROUND_ROBIN", "Round-robin"
+    LEAST_LOADED = "LEAST_LOADED", "Least loaded"
+    SKILL_BASED = "SKILL_BASED", "Skill-based"
+    PRIORITY_WEIGHTED = "PRIORITY_WEIGHTED", "Priority-weighted"
+
+
+class AssignmentMode(models.TextChoices):
+    PULL = "PULL", "Caseworkers pull (claim next)"
+    PUSH = "PUSH", "Routing pushes new tasks to a caseworker"
+
+
+class WorkflowQueue(models.Model):
+    queue_id = models.BigAutoField(primary_key=True)
+    queue_name = models.SlugField(max_length=100, unique=True)
+    display_name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    queue_type = models.CharField(max_length=20, choices=QueueType.choices, default=QueueType.STANDARD)
+    department = models.ForeignKey(Department, null=True, blank=True, on_delete=models.PROTECT, related_name="queues")
+    max_capacity = models.IntegerField(default=1000, help_text="Most CLAIMED tasks the queue carries at once.")
+    current_load = models.IntegerField(default=0, help_text="CLAIMED tasks now; kept in the same transaction as each claim.")
+    routing_strategy = models.CharField(max_length=20, choices=RoutingStrategy.choices, default=RoutingStrategy.ROUND_ROBIN)
+    assignment_mode = models.CharField(max_length=10, choices=AssignmentMode.choices, default=AssignmentMode.PULL)
+    required_skills = ArrayField(models.SlugField(max_length=50), default=list, blank=True)
+    overflow_queue = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="overflow_sources"
+    )
+    escalation_rules = models.JSONField(default=list, blank=True, help_text="Ordered escalation levels.")
+    sla_default_hours = models.PositiveIntegerField(default=72)
+    sla_priority_hours = models.JSONField(
+        default=dict, blank=True, help_text='Per-priority SLA hours, e.g. {"90": 4, "70": 24}.'
+    )
+    priority_weight = models.PositiveIntegerField(default=1, help_text="Weight of this queue under priority-weighted routing.")
+    intake_paused = models.BooleanField(default=False)
+    round_robin_cursor = models.BigIntegerField(default=0, help_text="Id of the user last given a task by round-robin.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = 'queues"."workflow_queues'
+        ordering = ["queue_name"]
+        permissions = [
+            ("work_workflowqueue", "Can claim and complete tasks of the queue"),
+            ("supervise_workflowqueue", "Can supervise the queue"),
+            ("deploy_workflowqueue", "Can deploy workflows that route to the queue"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(max_capacity__gte=0), name="queue_capacity_non_negative"),
+            models.CheckConstraint(condition=Q(current_load__gte=0), name="queue_load_non_negative"),
+            models.CheckConstraint(condition=Q(queue_type__in=QueueType.values), name="queue_type_valid"),
+            models.CheckConstraint(condition=Q(routing_strategy__in=RoutingStrategy.values), name="queue_routing_strategy_valid"),
+            models.CheckConstraint(condition=Q(assignment_mode__in=AssignmentMode.values), name="queue_assignment_mode_valid"),
+            models.CheckConstraint(condition=~Q(overflow_queue=models.F("queue_id")), name="queue_not_own_overflow"),
+        ]
+
+    def __str__(self) -> str:
+        return self.queue_name
+
+    @property
+    def utilisation(self) -> float | None:
+        return None if not self.max_capacity else self.current_load / self.max_capacity
+
+
+class QueueUserObjectPermission(UserObjectPermissionBase):
+    """Direct foreign-key permission rows (django-guardian), so permission lookups join on integers."""
+
+    content_object = models.ForeignKey(WorkflowQueue, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        db_table = 'queues"."queue_user_permissions'
+
+
+class QueueGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(WorkflowQueue, on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        db_table = 'queues"."queue_group_permissions'
+
+
+class QueueStatistics(models.Model):
+    """A snapshot of one queue's figures, written by update_queue_statistics."""
+
+    statistics_id = models.BigAutoField(primary_key=True)
+    queue = models.ForeignKey(WorkflowQueue, on_delete=models.CASCADE, related_name="statistics")
+    computed_at = models.DateTimeField(default=timezone.now)
+    open_count = models.IntegerField(default=0)
+    claimed_count = models.IntegerField(default=0)
+    escalated_count = models.IntegerField(default=0)
+    overdue_count = models.IntegerField(default=0)
+    completed_last_24h = models.IntegerField(default=0)
+    avg_open_age_seconds = models.FloatField(null=True, blank=True)
+    oldest_open_age_seconds = models.FloatField(null=True, blank=True)
+    sla_compliance_pct = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        db_table = 'queues"."queue_statistics'
+        ordering = ["-computed_at"]
+        indexes = [models.Index(fields=["queue", "-computed_at"], name="queue_stats_queue_time")]
+        verbose_name_plural = "queue statistics"
+
+    def __str__(self) -> str:
+        return f"{self.queue} at {self.computed_at:%Y-%m-%d %H:%M}"

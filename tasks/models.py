@@ -1,0 +1,214 @@
+"""The workflow engine's data: definitions, process instances, tasks and their history (schema flowable)."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from queues.models import WorkflowQueue
+
+MIN_PRIORITY = 0
+MAX_PRIORITY = 100
+DEFAULT_PRIORITY = 50
+
+
+class WorkflowDefinition(models.Model):
+    """One deployed version of a BPMN process. Deploying the same process_key again makes the next version."""
+
+    workflow_id = models.BigAutoField(primary_key=True)
+    process_key = models.CharField(max_length=200)
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=300, blank=True)
+    bpmn_xml = models.TextField()
+    sla_config = models.JSONField(default=dict, blank=True)
+    engine_spec = models.JSONField(null=True, blank=True, help_text="The parsed process spec, serialised once per version.")
+    is_active = models.BooleanField(default=True)
+    deployed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    deployed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = 'flowable"."workflow_definitions'
+        ordering = ["process_key", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["process_key", "version"], name="workflow_definition_key_version_unique"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="workflow_definition_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.process_key} v{self.version}"
+
+
+class ProcessStatus(models.TextChoices):
+    RUNNING = "RUNNING"
+    SUSPENDED = "SUSPENDED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+
+
+class ProcessInstance(models.Model):
+    process_instance_id = models.BigAutoField(primary_key=True)
+    definition = models.ForeignKey(WorkflowDefinition, on_delete=models.PROTECT, related_name="instances")
+    business_key = models.CharField(max_length=200, db_index=True)
+    variables = models.JSONField(default=dict, blank=True)
+    engine_state = models.JSONField(null=True, blank=True, help_text="The engine's serialised workflow state.")
+    status = models.CharField(max_length=20, choices=ProcessStatus.choices, default=ProcessStatus.RUNNING)
+    sla_due_date = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = 'flowable"."process_instances'
+        ordering = ["-started_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ProcessStatus.values), name="process_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=["COMPLETED", "CANCELLED"], ended_at__isnull=False)
+                | ~Q(status__in=["COMPLETED", "CANCELLED"]),
+                name="process_ended_has_end_time",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["sla_due_date"], name="process_sla_due_running", condition=Q(status="RUNNING")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition.process_key}:{self.business_key}"
+
+
+class TaskStatus(models.TextChoices):
+    OPEN = "OPEN"
+    CLAIMED = "CLAIMED"
+    COMPLETED = "COMPLETED"
+    ESCALATED = "ESCALATED"
+    CANCELLED = "CANCELLED"
+
+
+ACTIVE_TASK_STATUSES = (TaskStatus.OPEN, TaskStatus.CLAIMED)
+
+
+class WorkflowTask(models.Model):
+    """A unit of human work waiting in a queue. Visibility and actions are decided by the queue, never per task."""
+
+    task_id = models.BigAutoField(primary_key=True)
+    process_instance = models.ForeignKey(
+        ProcessInstance, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
+    )
+    engine_task_id = models.UUIDField(null=True, blank=True, help_text="The engine's id of the userTask this row stands for.")
+    task_definition_key = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    queue = models.ForeignKey(
+        WorkflowQueue,
+        to_field="queue_name",
+        db_column="queue_name",
+        on_delete=models.PROTECT,
+        related_name="tasks",
+        db_index=False,  # idx_workflow_tasks_queue_status_priority leads with queue_name
+    )
+    candidate_groups = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="assigned_tasks"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="delegated_tasks",
+        help_text="Who delegated the task; it returns to them when the delegate resolves it.",
+    )
+    status = models.CharField(max_length=20, choices=TaskStatus.choices, default=TaskStatus.OPEN)
+    priority = models.IntegerField(default=DEFAULT_PRIORITY)
+    due_date = models.DateTimeField(null=True, blank=True)
+    escalation_level = models.IntegerField(default=0)
+    required_skills = ArrayField(models.SlugField(max_length=50), default=list, blank=True)
+    variables = models.JSONField(default=dict, blank=True)
+    form_fields = models.JSONField(default=list, blank=True, help_text="The userTask's declared form fields.")
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = 'flowable"."workflow_tasks'
+        ordering = ["-priority", "created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=TaskStatus.values), name="task_status_valid"),
+            models.CheckConstraint(condition=~Q(status="CLAIMED") | Q(assignee__isnull=False), name="task_claimed_has_assignee"),
+            models.CheckConstraint(
+                condition=~Q(status="COMPLETED") | Q(completed_at__isnull=False), name="task_completed_has_time"
+            ),
+            models.CheckConstraint(
+                condition=Q(priority__gte=MIN_PRIORITY, priority__lte=MAX_PRIORITY), name="task_priority_in_range"
+            ),
+            models.CheckConstraint(condition=Q(escalation_level__gte=0), name="task_escalation_level_non_negative"),
+        ]
+        indexes = [
+            # The seed's primary index: queue listings in priority-then-age order.
+            models.Index(F("queue"), F("status"), F("priority").desc(), F("created_at"), name="idx_workflow_tasks_queue_status_priority"),
+            # Claim path: one ordered probe per queue over OPEN tasks only.
+            models.Index(
+                F("queue"), F("priority").desc(), F("created_at"), F("task_id"),
+                name="idx_workflow_tasks_claim_open",
+                condition=Q(status="OPEN"),
+            ),
+            GinIndex(fields=["candidate_groups"], name="idx_workflow_tasks_candidate_groups"),
+            # SLA scans: the seed's (due_date < CURRENT_TIMESTAMP) index cannot exist (not immutable); this is its equivalent.
+            models.Index(fields=["due_date"], name="idx_workflow_tasks_overdue", condition=Q(status__in=["OPEN", "CLAIMED"])),
+            models.Index(
+                fields=["assignee", "due_date"], name="idx_workflow_tasks_assignee_active", condition=Q(status="CLAIMED")
+            ),
+            models.Index(fields=["process_instance", "status"], name="idx_workflow_tasks_instance"),
+            models.Index(fields=["completed_at"], name="idx_workflow_tasks_completed", condition=Q(status="COMPLETED")),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.task_id} {self.name}"
+
+
+class TaskEventType(models.TextChoices):
+    CREATED = "CREATED"
+    CLAIMED = "CLAIMED"
+    RELEASED = "RELEASED"
+    COMPLETED = "COMPLETED"
+    REASSIGNED = "REASSIGNED"
+    DELEGATED = "DELEGATED"
+    RESOLVED = "RESOLVED"
+    ESCALATED = "ESCALATED"
+    MOVED = "MOVED"
+    PRIORITY_CHANGED = "PRIORITY_CHANGED"
+    CANCELLED = "CANCELLED"
+    COMMENTED = "COMMENTED"
+
+
+class TaskHistory(models.Model):
+    """Append-only events of a task: who did what, when, with old and new values."""
+
+    event_id = models.BigAutoField(primary_key=True)
+    task = models.ForeignKey(WorkflowTask, on_delete=models.PROTECT, related_name="history", db_index=False)
+    event_type = models.CharField(max_length=30, choices=TaskEventType.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The integration account that acted for the actor, if any.",
+    )
+    old_values = models.JSONField(default=dict, blank=True)
+    new_values = models.JSONField(default=dict, blank=True)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = 'flowable"."task_history'
+        ordering = ["created_at", "event_id"]
+        verbose_name_plural = "task history"
+        indexes = [models.Index(fields=["task", "created_at"], name="idx_task_history_task")]
+        constraints = [models.CheckConstraint(condition=Q(event_type__in=TaskEventType.values), name="task_event_type_valid")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.task_id}"

@@ -1,0 +1,73 @@
+"""seed_demo builds the demo organisation and is idempotent."""
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from entitlements.models import User
+
+pytestmark = pytest.mark.django_db
+
+SNAPSHOT_TABLES = [
+    ("entitlements.departments", "dept_code, dept_name, parent_id"),
+    ("entitlements.skills", "skill_code, name"),
+    ("entitlements.users", "username, email, department_id, is_staff, is_service_account, password"),
+    ("entitlements.workflow_roles", "role_code, queue_names, permissions, group_id"),
+    ("entitlements.user_role_assignments", "user_id, role_id, is_temporary_escalation, valid_from, valid_until"),
+    ("queues.workflow_queues", "queue_name, queue_type, department_id, max_capacity, routing_strategy, overflow_queue_id"),
+    ("queues.queue_group_permissions", "group_id, permission_id, content_object_id"),
+    ("entitlements.user_skills", "user_id, skill_id"),
+]
+
+
+def snapshot():
+    result = {}
+    with connection.cursor() as cursor:
+        for table, columns in SNAPSHOT_TABLES:
+            cursor.execute(f"SELECT {columns} FROM {table} ORDER BY {columns}")
+            result[table] = cursor.fetchall()
+    return result
+
+
+def run_seed(*args):
+    call_command("seed_demo", *args, stdout=open("/dev/null", "w"))
+
+
+def test_seed_demo_twice_leaves_the_same_data():
+    run_seed()
+    first = snapshot()
+    run_seed()
+    assert snapshot() == first
+
+
+def test_seed_demo_creates_the_organisation():
+    run_seed("--password", "demo-pass-123")
+    assert set(User.objects.values_list("username", flat=True)) >= {"supervisor", "alice", "bob", "carol", "integration"}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT queue_name, queue_type FROM queues.workflow_queues ORDER BY queue_name")
+        assert cursor.fetchall() == [
+            ("escalations", "PRIORITY"),
+            ("fraud-investigation", "SPECIALIZED"),
+            ("intake", "STANDARD"),
+            ("legal-review", "SPECIALIZED"),
+            ("triage", "STANDARD"),
+        ]
+        cursor.execute(
+            "SELECT c.dept_code FROM entitlements.departments c JOIN entitlements.departments p"
+            " ON c.parent_id = p.department_id WHERE p.dept_code = 'investigations' ORDER BY 1"
+        )
+        assert [r[0] for r in cursor.fetchall()] == ["fraud", "misconduct"]
+    assert User.objects.get(username="alice").check_password("demo-pass-123")
+    assert User.objects.get(username="bob").skills.filter(skill_code="fraud").exists()
+    assert User.objects.get(username="supervisor").is_staff
+
+
+def test_seed_demo_password_option_resets_passwords():
+    run_seed("--password", "first-pass-123")
+    run_seed("--password", "second-pass-456")
+    assert User.objects.get(username="carol").check_password("second-pass-456")
+
+
+def test_seed_demo_keeps_passwords_when_run_again_without_option(capsys):
+    run_seed("--password", "kept-pass-123")
+    run_seed()
+    assert User.objects.get(username="alice").check_password("kept-pass-123")
