@@ -27,7 +27,7 @@ class TaskHistoryInline(admin.TabularInline):
     model = TaskHistory
     extra = 0
     can_delete = False
-    fields = ("created_at", "event_type", "actor", "on_behalf_of", "old_values", "new_values", "comment")
+    fields = ("created_at", "event_type", "actor", "via_account", "old_values", "new_values", "comment")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -47,10 +47,10 @@ class WorkflowTaskAdmin(admin.ModelAdmin):
 
 @admin.register(TaskHistory)
 class TaskHistoryAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "task", "event_type", "actor", "on_behalf_of")
+    list_display = ("created_at", "task", "event_type", "actor", "via_account")
     list_filter = ("event_type",)
     search_fields = ("task__task_id",)
-    list_select_related = ("task", "actor", "on_behalf_of")
+    list_select_related = ("task", "actor", "via_account")
     show_full_result_count = False
 
     def has_add_permission(self, request):

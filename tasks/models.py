@@ -194,9 +194,9 @@ class TaskHistory(models.Model):
     task = models.ForeignKey(WorkflowTask, on_delete=models.PROTECT, related_name="history", db_index=False)
     event_type = models.CharField(max_length=30, choices=TaskEventType.choices)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    on_behalf_of = models.ForeignKey(
+    via_account = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-        help_text="The integration account that acted for the actor, if any.",
+        help_text="The integration account that acted on the actor's behalf (X-On-Behalf-Of), if any.",
     )
     old_values = models.JSONField(default=dict, blank=True)
     new_values = models.JSONField(default=dict, blank=True)

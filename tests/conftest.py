@@ -6,10 +6,26 @@ from rest_framework.test import APIClient
 from entitlements.models import User
 
 
+DEMO_PASSWORD = "demo-pass-123"
+
+
+def seed_demo_org() -> None:
+    with open("/dev/null", "w") as quiet:
+        call_command("seed_demo", "--password", DEMO_PASSWORD, stdout=quiet)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Seed the demo organisation once per test database; each test's transaction rolls its changes back."""
+    with django_db_blocker.unblock():
+        seed_demo_org()
+
+
 @pytest.fixture
 def demo_org(db):
-    """The seed_demo organisation, with a known password."""
-    call_command("seed_demo", "--password", "demo-pass-123", stdout=open("/dev/null", "w"))
+    """The seed_demo organisation, with a known password (re-seeded if a transactional test flushed it)."""
+    if not User.objects.filter(username="supervisor").exists():
+        seed_demo_org()
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .celery import app as celery_app
+from django.conf import settings
+from kombu import Connection
 
 BROKER_TIMEOUT_SECONDS = 2
 
@@ -32,7 +33,11 @@ def database_problem() -> str | None:
 
 def broker_problem() -> str | None:
     try:
-        with celery_app.connection_for_write() as connection:
+        with Connection(
+            settings.CELERY_BROKER_URL,
+            transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+            connect_timeout=BROKER_TIMEOUT_SECONDS,
+        ) as connection:
             connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}".strip()

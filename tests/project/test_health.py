@@ -1,7 +1,7 @@
 """/healthz answers while the process runs; /readyz only when the database and the broker answer."""
 import pytest
 
-from workflow_project.celery import app as celery_app
+from django.test import override_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -20,12 +20,8 @@ def test_readyz_is_ok_when_database_and_broker_answer(client):
 
 def test_readyz_names_the_broker_when_it_is_down(client):
     # A port nothing listens on: a real refused connection, not a mock.
-    saved = {"broker_url": celery_app.conf.broker_url, "broker_transport_options": celery_app.conf.broker_transport_options}
-    celery_app.conf.update(broker_url="redis://127.0.0.1:1/0", broker_transport_options={})
-    try:
+    with override_settings(CELERY_BROKER_URL="redis://127.0.0.1:1/0", CELERY_BROKER_TRANSPORT_OPTIONS={}):
         response = client.get("/readyz")
-    finally:
-        celery_app.conf.update(**saved)
     assert response.status_code == 503
     body = response.json()
     assert body["down"] == ["broker"]

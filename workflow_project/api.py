@@ -1,0 +1,86 @@
+"""The API's error shape, mapped once: {"code", "detail", "fields"} with the HTTP status of the error."""
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from entitlements.authentication import ActAsRefused, client_address
+from entitlements.errors import PermissionDenied, WorkflowError
+from entitlements.models import SecurityEvent
+from entitlements.services import security_event_record
+
+
+def _flatten(detail) -> list[str]:
+    if isinstance(detail, dict):
+        return [f"{key}: {message}" for key, value in detail.items() for message in _flatten(value)]
+    if isinstance(detail, list):
+        return [message for item in detail for message in _flatten(item)]
+    return [str(detail)]
+
+
+def _fields(detail) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        return {str(key): _flatten(value) for key, value in detail.items()}
+    return {"non_field_errors": _flatten(detail)}
+
+
+def error_response(*, code: str, detail: str, http_status: int, fields: dict | None = None, headers=None) -> Response:
+    body = {"code": code, "detail": detail}
+    if fields:
+        body["fields"] = fields
+    return Response(body, status=http_status, headers=headers)
+
+
+def audit_denial(exc, context) -> None:
+    request = context.get("request")
+    if request is None:
+        return
+    user = getattr(request, "user", None)
+    authenticated = user is not None and getattr(user, "is_authenticated", False)
+    if isinstance(exc, exceptions.AuthenticationFailed):
+        event_type = SecurityEvent.Type.LOGIN_FAILURE
+    elif isinstance(exc, (exceptions.PermissionDenied, PermissionDenied)) and not isinstance(exc, ActAsRefused):
+        event_type = SecurityEvent.Type.PERMISSION_DENIED
+    else:
+        return
+    via = getattr(request, "via_account", None)
+    security_event_record(
+        event_type=event_type,
+        actor=via or (user if authenticated else None),
+        on_behalf_of_username=user.get_username() if via and authenticated else "",
+        remote_addr=client_address(request),
+        path=request.path,
+        details={"method": request.method, "reason": str(getattr(exc, "detail", exc))},
+    )
+
+
+def exception_handler(exc, context):
+    audit_denial(exc, context)
+    if isinstance(exc, WorkflowError):
+        return error_response(code=exc.code, detail=exc.detail, http_status=exc.http_status, fields=exc.fields)
+    if isinstance(exc, DjangoValidationError):
+        fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        return error_response(code="invalid", detail="Invalid input.", http_status=status.HTTP_400_BAD_REQUEST, fields=fields)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _fields(exc.detail)
+        first = next(iter(fields.items()))
+        detail = f"{first[0]}: {first[1][0]}" if first[0] != "non_field_errors" else first[1][0]
+        return error_response(code="invalid", detail=detail, http_status=response.status_code, fields=fields)
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+    code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+    if isinstance(detail, (dict, list)):
+        return error_response(code="invalid", detail="Invalid input.", http_status=response.status_code, fields=_fields(detail))
+    return error_response(
+        code=code if isinstance(code, str) else "error",
+        detail=str(detail),
+        http_status=response.status_code,
+        headers={k: v for k, v in response.items()},
+    )
