@@ -6,4 +6,4 @@ class EntitlementsConfig(AppConfig):
     verbose_name = "Entitlements"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the login audit receivers)
+        from . import openapi, signals  # noqa: F401  (register schema extensions, connect login audit receivers)

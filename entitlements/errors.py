@@ -17,8 +17,11 @@ class WorkflowError(Exception):
 
 
 class NotFound(WorkflowError):
+    """Also raised for objects that exist outside the caller's queues; `denial` then says what was refused."""
+
     code = "not_found"
     http_status = 404
+    denial: dict | None = None
 
 
 class Conflict(WorkflowError):

@@ -123,6 +123,9 @@ class WorkflowTask(models.Model):
         related_name="delegated_tasks",
         help_text="Who delegated the task; it returns to them when the delegate resolves it.",
     )
+    delegation_state = models.CharField(
+        max_length=10, blank=True, default="", choices=[("", "—"), ("PENDING", "Pending"), ("RESOLVED", "Resolved")]
+    )
     status = models.CharField(max_length=20, choices=TaskStatus.choices, default=TaskStatus.OPEN)
     priority = models.IntegerField(default=DEFAULT_PRIORITY)
     due_date = models.DateTimeField(null=True, blank=True)

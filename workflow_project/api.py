@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from entitlements.authentication import ActAsRefused, client_address
-from entitlements.errors import PermissionDenied, WorkflowError
+from entitlements.errors import NotFound, PermissionDenied, WorkflowError
 from entitlements.models import SecurityEvent
 from entitlements.services import security_event_record
 
@@ -44,6 +44,8 @@ def audit_denial(exc, context) -> None:
         event_type = SecurityEvent.Type.LOGIN_FAILURE
     elif isinstance(exc, (exceptions.PermissionDenied, PermissionDenied)) and not isinstance(exc, ActAsRefused):
         event_type = SecurityEvent.Type.PERMISSION_DENIED
+    elif isinstance(exc, NotFound) and exc.denial:
+        event_type = SecurityEvent.Type.PERMISSION_DENIED
     else:
         return
     via = getattr(request, "via_account", None)
@@ -53,7 +55,7 @@ def audit_denial(exc, context) -> None:
         on_behalf_of_username=user.get_username() if via and authenticated else "",
         remote_addr=client_address(request),
         path=request.path,
-        details={"method": request.method, "reason": str(getattr(exc, "detail", exc))},
+        details={"method": request.method, "reason": str(getattr(exc, "detail", exc)), **(getattr(exc, "denial", None) or {})},
     )
 
 

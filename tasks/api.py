@@ -1,0 +1,299 @@
+"""REST API for tasks: list, read, create, claim, release, complete, reassign, delegate, escalate, history."""
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from . import selectors, services
+from queues.models import WorkflowQueue
+
+from .models import MAX_PRIORITY, MIN_PRIORITY, TaskHistory, TaskStatus, WorkflowTask
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Invalid input; `fields` names each bad field."),
+    401: OpenApiResponse(ErrorSerializer, description="Not authenticated."),
+    403: OpenApiResponse(ErrorSerializer, description="Not allowed."),
+    404: OpenApiResponse(ErrorSerializer, description="No such task in your queues."),
+    409: OpenApiResponse(ErrorSerializer, description="The task's state forbids it."),
+}
+
+
+def errors(*codes):
+    return {code: ERRORS[code] for code in codes}
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(source="task_id", read_only=True)
+    queue = serializers.CharField(source="queue_id", read_only=True)
+    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    process_instance = serializers.IntegerField(source="process_instance_id", read_only=True, allow_null=True)
+    engine_task_id = serializers.UUIDField(read_only=True, allow_null=True)
+    overdue = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WorkflowTask
+        fields = [
+            "id", "name", "description", "queue", "status", "priority", "assignee", "owner", "delegation_state",
+            "due_date", "overdue", "escalation_level", "required_skills", "candidate_groups", "variables",
+            "form_fields", "process_instance", "engine_task_id", "task_definition_key", "created_at", "claimed_at",
+            "completed_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_overdue(self, task) -> bool:
+        return bool(task.due_date and task.status in ("OPEN", "CLAIMED") and task.due_date < timezone.now())
+
+
+class TaskHistorySerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(source="event_id", read_only=True)
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    via_account = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = TaskHistory
+        fields = ["id", "event_type", "actor", "via_account", "old_values", "new_values", "comment", "created_at"]
+        read_only_fields = fields
+
+
+class TaskCreateSerializer(serializers.Serializer):
+    queue = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=300)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
+    priority = serializers.IntegerField(min_value=MIN_PRIORITY, max_value=MAX_PRIORITY, default=50)
+    due_date = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    variables = serializers.DictField(required=False, default=dict)
+    required_skills = serializers.ListField(child=serializers.SlugField(max_length=50), required=False, default=list)
+
+
+class CompleteSerializer(serializers.Serializer):
+    variables = serializers.DictField(required=False, default=dict)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
+
+
+class ReleaseSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
+
+
+class ReassignSerializer(serializers.Serializer):
+    assignee = serializers.CharField(max_length=150)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
+
+
+class DelegateSerializer(serializers.Serializer):
+    delegate = serializers.CharField(max_length=150)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
+
+
+class EscalateSerializer(serializers.Serializer):
+    priority = serializers.IntegerField(min_value=MIN_PRIORITY, max_value=MAX_PRIORITY, required=False, allow_null=True, default=None)
+    queue = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
+
+    def validate(self, data):
+        if data.get("priority") is None and not data.get("queue"):
+            raise serializers.ValidationError({"priority": ["Give a priority, a queue, or both."]})
+        return data
+
+
+class ClaimNextSerializer(serializers.Serializer):
+    queueNames = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
+
+
+class TaskFilter(django_filters.FilterSet):
+    queue = django_filters.BaseInFilter(field_name="queue_id", help_text="Queue name(s), comma-separated.")
+    status = django_filters.MultipleChoiceFilter(choices=TaskStatus.choices)
+    min_priority = django_filters.NumberFilter(field_name="priority", lookup_expr="gte")
+    assignee = django_filters.CharFilter(method="filter_assignee", help_text="`me` or a username.")
+    due_before = django_filters.IsoDateTimeFilter(field_name="due_date", lookup_expr="lt")
+    overdue = django_filters.BooleanFilter(method="filter_overdue")
+
+    class Meta:
+        model = WorkflowTask
+        fields = ["queue", "status", "min_priority", "assignee", "due_before", "overdue"]
+
+    def filter_assignee(self, queryset, name, value):
+        if value == "me":
+            return queryset.filter(assignee=self.request.user)
+        return queryset.filter(assignee__username=value)
+
+    def filter_overdue(self, queryset, name, value):
+        overdue = Q(status__in=["OPEN", "CLAIMED"], due_date__lt=timezone.now())
+        return queryset.filter(overdue) if value else queryset.exclude(overdue)
+
+
+def via(request):
+    return getattr(request, "via_account", None)
+
+
+def task_response(task, *, http_status=status.HTTP_200_OK) -> Response:
+    return Response(TaskSerializer(task).data, status=http_status)
+
+
+class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Tasks in the caller's queues. A task outside them is 404."""
+
+    serializer_class = TaskSerializer
+    filterset_class = TaskFilter
+    ordering_fields = ["priority", "created_at", "due_date", "task_id"]
+    ordering = ["-priority", "created_at", "task_id"]
+    lookup_value_regex = r"[0-9]+"
+
+    def get_queryset(self):
+        return selectors.tasks_visible_to(user=self.request.user).select_related("assignee", "owner")
+
+    @extend_schema(responses={200: TaskSerializer, **errors(401, 404)})
+    def retrieve(self, request, pk=None):
+        return task_response(selectors.task_for_user(user=request.user, task_id=int(pk)))
+
+    @extend_schema(request=TaskCreateSerializer, responses={201: TaskSerializer, **errors(400, 401, 409)})
+    def create(self, request):
+        data = self.validated(TaskCreateSerializer, request)
+        task = services.task_create(
+            user=request.user, via_account=via(request), queue_name=data["queue"], name=data["name"],
+            description=data["description"], priority=data["priority"], due_date=data["due_date"],
+            variables=data["variables"], required_skills=data["required_skills"],
+        )
+        return task_response(task, http_status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: TaskHistorySerializer(many=True), **errors(401, 404)})
+    @action(detail=True, methods=["get"])
+    def history(self, request, pk=None):
+        events = selectors.task_history_for_user(user=request.user, task_id=int(pk))
+        return Response(TaskHistorySerializer(events, many=True).data)
+
+    @extend_schema(
+        request=ClaimNextSerializer,
+        parameters=[OpenApiParameter("queueNames", OpenApiTypes.STR, description="Queue names, repeated or comma-separated.")],
+        responses={200: TaskSerializer, 204: OpenApiResponse(description="Nothing to claim."), **errors(400, 401)},
+    )
+    @action(detail=False, methods=["post"], url_path="claim/next")
+    def claim_next(self, request):
+        names = []
+        for raw in request.query_params.getlist("queueNames"):
+            names.extend(part.strip() for part in raw.split(",") if part.strip())
+        if isinstance(request.data, dict) and request.data:
+            names.extend(self.validated(ClaimNextSerializer, request)["queueNames"])
+        task = services.task_claim_next(user=request.user, queue_names=names or None, via_account=via(request))
+        if task is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return task_response(task)
+
+    @extend_schema(request=None, responses={200: TaskSerializer, **errors(401, 404, 409)})
+    @action(detail=True, methods=["post"])
+    def claim(self, request, pk=None):
+        return task_response(services.task_claim(user=request.user, task_id=int(pk), via_account=via(request)))
+
+    @extend_schema(request=ReleaseSerializer, responses={200: TaskSerializer, **errors(400, 401, 404, 409)})
+    @action(detail=True, methods=["post"])
+    def release(self, request, pk=None):
+        data = self.validated(ReleaseSerializer, request)
+        return task_response(
+            services.task_release(user=request.user, task_id=int(pk), comment=data["comment"], via_account=via(request))
+        )
+
+    @extend_schema(request=CompleteSerializer, responses={200: TaskSerializer, **errors(400, 401, 404, 409)})
+    @action(detail=True, methods=["post"])
+    def complete(self, request, pk=None):
+        data = self.validated(CompleteSerializer, request)
+        task = services.task_complete(
+            user=request.user, task_id=int(pk), variables=data["variables"], comment=data["comment"], via_account=via(request)
+        )
+        return task_response(task)
+
+    @extend_schema(request=ReassignSerializer, responses={200: TaskSerializer, **errors(400, 401, 404, 409)})
+    @action(detail=True, methods=["post"])
+    def reassign(self, request, pk=None):
+        data = self.validated(ReassignSerializer, request)
+        task = services.task_reassign(
+            user=request.user, task_id=int(pk), assignee=data["assignee"], comment=data["comment"], via_account=via(request)
+        )
+        return task_response(task)
+
+    @extend_schema(request=DelegateSerializer, responses={200: TaskSerializer, **errors(400, 401, 404, 409)})
+    @action(detail=True, methods=["post"])
+    def delegate(self, request, pk=None):
+        data = self.validated(DelegateSerializer, request)
+        task = services.task_delegate(
+            user=request.user, task_id=int(pk), delegate=data["delegate"], comment=data["comment"], via_account=via(request)
+        )
+        return task_response(task)
+
+    @extend_schema(request=CompleteSerializer, responses={200: TaskSerializer, **errors(400, 401, 404, 409)})
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        data = self.validated(CompleteSerializer, request)
+        task = services.task_resolve(
+            user=request.user, task_id=int(pk), variables=data["variables"], comment=data["comment"], via_account=via(request)
+        )
+        return task_response(task)
+
+    @extend_schema(request=EscalateSerializer, responses={200: TaskSerializer, **errors(400, 401, 404, 409)})
+    @action(detail=True, methods=["post"])
+    def escalate(self, request, pk=None):
+        data = self.validated(EscalateSerializer, request)
+        task = services.task_escalate(
+            user=request.user, task_id=int(pk), priority=data["priority"], queue_name=data["queue"] or None,
+            reason=data["reason"], via_account=via(request),
+        )
+        return task_response(task)
+
+    @staticmethod
+    def validated(serializer_class, request) -> dict:
+        data = request.data if isinstance(request.data, dict) else None
+        if data is None:
+            raise serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]})
+        serializer = serializer_class(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+
+class QueueSerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(source="queue_id", read_only=True)
+    department = serializers.SlugRelatedField(slug_field="dept_code", read_only=True)
+    open = serializers.IntegerField(source="open_count", read_only=True)
+    claimed = serializers.IntegerField(source="claimed_count", read_only=True)
+    escalated = serializers.IntegerField(source="escalated_count", read_only=True)
+    overdue = serializers.IntegerField(source="overdue_count", read_only=True)
+    due_within_24h = serializers.IntegerField(source="due_soon_count", read_only=True)
+    oldest_open_age_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    utilisation = serializers.FloatField(read_only=True, allow_null=True)
+    capabilities = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = WorkflowQueue
+        fields = [
+            "id", "queue_name", "display_name", "queue_type", "department", "routing_strategy", "assignment_mode",
+            "max_capacity", "current_load", "utilisation", "intake_paused", "sla_default_hours", "open", "claimed",
+            "escalated", "overdue", "due_within_24h", "oldest_open_age_seconds", "capabilities",
+        ]
+        read_only_fields = fields
+
+
+class QueueViewSet(viewsets.GenericViewSet):
+    """Queues the caller may view, with load versus capacity and SLA figures."""
+
+    serializer_class = QueueSerializer
+    pagination_class = None
+    filter_backends = []
+
+    def get_queryset(self):
+        return WorkflowQueue.objects.none()
+
+    @extend_schema(responses={200: QueueSerializer(many=True), **errors(401)})
+    def list(self, request):
+        return Response(QueueSerializer(selectors.queue_dashboard(user=request.user), many=True).data)

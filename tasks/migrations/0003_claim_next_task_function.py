@@ -1,0 +1,77 @@
+"""flowable.claim_next_task: the seed's claim function, as one statement with a cached plan.
+
+One ordered index probe per queue (LATERAL ... LIMIT 1 FOR UPDATE SKIP LOCKED on the partial index of OPEN
+tasks), then the best of those; it never sorts a queue's backlog, so its cost does not grow with it. The claim,
+the queue's load and the history row change together. Per-table autovacuum keeps the dead index entries that
+claims leave at the head of each queue's range from slowing the probe.
+"""
+from django.db import migrations
+
+CREATE = """
+CREATE OR REPLACE FUNCTION flowable.claim_next_task(
+    p_user_id bigint, p_queues text[], p_skills text[], p_via_account_id bigint DEFAULT NULL
+) RETURNS SETOF flowable.workflow_tasks
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_task_id bigint;
+BEGIN
+    SELECT c.task_id INTO v_task_id
+      FROM unnest(p_queues) AS q(queue_name)
+      JOIN queues.workflow_queues wq ON wq.queue_name = q.queue_name AND wq.current_load < wq.max_capacity
+      CROSS JOIN LATERAL (
+            SELECT t.task_id, t.priority, t.created_at
+              FROM flowable.workflow_tasks t
+             WHERE t.queue_name = q.queue_name
+               AND t.status = 'OPEN'
+               AND t.required_skills <@ p_skills
+             ORDER BY t.priority DESC, t.created_at, t.task_id
+             LIMIT 1
+               FOR UPDATE OF t SKIP LOCKED
+      ) c
+     ORDER BY c.priority DESC, c.created_at, c.task_id
+     LIMIT 1;
+    IF v_task_id IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE flowable.workflow_tasks
+           SET status = 'CLAIMED', assignee_id = p_user_id, claimed_at = now(), updated_at = now()
+         WHERE task_id = v_task_id
+        RETURNING *
+    ), load AS (
+        UPDATE queues.workflow_queues q
+           SET current_load = q.current_load + 1
+          FROM claimed
+         WHERE q.queue_name = claimed.queue_name
+    ), history AS (
+        INSERT INTO flowable.task_history (task_id, event_type, actor_id, via_account_id, old_values, new_values, comment, created_at)
+        SELECT claimed.task_id, 'CLAIMED', p_user_id, p_via_account_id,
+               jsonb_build_object('status', 'OPEN', 'assignee', NULL),
+               jsonb_build_object('status', 'CLAIMED', 'assignee', (SELECT username FROM entitlements.users WHERE id = p_user_id)),
+               '', now()
+          FROM claimed
+    )
+    SELECT * FROM claimed;
+END
+$$;
+
+ALTER TABLE flowable.workflow_tasks SET (
+    autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 20000,
+    autovacuum_vacuum_cost_delay = 0,
+    autovacuum_analyze_scale_factor = 0.02
+);
+"""
+
+DROP = """
+DROP FUNCTION IF EXISTS flowable.claim_next_task(bigint, text[], text[], bigint);
+ALTER TABLE flowable.workflow_tasks RESET (
+    autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold, autovacuum_vacuum_cost_delay, autovacuum_analyze_scale_factor
+);
+"""
+
+
+class Migration(migrations.Migration):
+    dependencies = [("tasks", "0002_task_delegation_state")]
+    operations = [migrations.RunSQL(CREATE, reverse_sql=DROP)]

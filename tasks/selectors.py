@@ -1,0 +1,86 @@
+"""Reads of tasks that views, the API and admin share. Every one checks access first."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
+
+from entitlements.access import capabilities_by_queue, queues_for
+from entitlements.errors import NotFound
+from entitlements.models import Capability
+
+from .models import TaskHistory, WorkflowTask
+
+
+def tasks_visible_to(*, user, capability: str = Capability.VIEW) -> QuerySet:
+    """Tasks in the queues where `user` holds `capability` now: a subquery over permitted queues."""
+    return WorkflowTask.objects.filter(queue_id__in=queues_for(user=user, capability=capability).values("queue_name"))
+
+
+def task_for_user(*, user, task_id: int, capability: str = Capability.VIEW, for_update: bool = False) -> WorkflowTask:
+    """Fetch a task and check the user may reach it, in one call. Outside their queues it does not exist (NotFound)."""
+    queryset = tasks_visible_to(user=user, capability=capability).select_related("queue", "assignee", "owner")
+    if for_update:
+        queryset = queryset.select_for_update(of=("self",))
+    task = queryset.filter(pk=task_id).first()
+    if task is None:
+        error = NotFound(f"task {task_id} not found", code="task_not_found")
+        if WorkflowTask.objects.filter(pk=task_id).exists():
+            # Audited by the caller's error handler, after this transaction has rolled back.
+            error.denial = {"task_id": task_id, "capability": str(capability)}
+        raise error
+    return task
+
+
+def task_history_for_user(*, user, task_id: int) -> QuerySet:
+    task = task_for_user(user=user, task_id=task_id)
+    return TaskHistory.objects.filter(task=task).select_related("actor", "via_account").order_by("created_at", "event_id")
+
+
+def tasks_for_inbox(*, user) -> QuerySet:
+    """The user's claimed tasks, overdue first, then by due date and priority."""
+    from django.db.models import F
+
+    return (
+        tasks_visible_to(user=user, capability=Capability.VIEW)
+        .filter(assignee=user, status="CLAIMED")
+        .select_related("queue", "process_instance")
+        .order_by(F("due_date").asc(nulls_last=True), "-priority", "created_at")
+    )
+
+
+DUE_SOON = timedelta(hours=24)
+
+
+def queue_dashboard(*, user) -> list:
+    """Queues the user may view with their task counts and SLA figures (two queries whatever the number of queues)."""
+    now = timezone.now()
+    queues = list(
+        queues_for(user=user, capability=Capability.VIEW).select_related("department").order_by("queue_name")
+    )
+    active = Q(status__in=["OPEN", "CLAIMED"])
+    figures = {
+        row["queue_id"]: row
+        for row in WorkflowTask.objects.filter(queue_id__in=[q.queue_name for q in queues])
+        .filter(Q(status__in=["OPEN", "CLAIMED", "ESCALATED"]))
+        .order_by()
+        .values("queue_id")
+        .annotate(
+            open_count=Count("pk", filter=Q(status="OPEN")),
+            claimed_count=Count("pk", filter=Q(status="CLAIMED")),
+            escalated_count=Count("pk", filter=Q(status="ESCALATED") | (active & Q(escalation_level__gt=0))),
+            overdue_count=Count("pk", filter=active & Q(due_date__lt=now)),
+            due_soon_count=Count("pk", filter=active & Q(due_date__gte=now, due_date__lt=now + DUE_SOON)),
+            oldest_open=Min("created_at", filter=Q(status="OPEN")),
+        )
+    }
+    capabilities = capabilities_by_queue(user=user)
+    for queue in queues:
+        row = figures.get(queue.queue_name, {})
+        for name in ("open_count", "claimed_count", "escalated_count", "overdue_count", "due_soon_count"):
+            setattr(queue, name, row.get(name, 0))
+        oldest = row.get("oldest_open")
+        queue.oldest_open_age_seconds = (now - oldest).total_seconds() if oldest else None
+        queue.capabilities = capabilities.get(queue.queue_name, [])
+    return queues

@@ -1,0 +1,599 @@
+"""Writes of the task lifecycle: create, claim, release, complete, reassign, delegate, escalate, move.
+
+Each service is one transaction that locks rows in one order (process instance, then task, then queue), appends
+a history event with actor, old and new values, and keeps each queue's current_load equal to its CLAIMED tasks.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.db import transaction
+from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from entitlements.access import may, queues_for, users_with
+from entitlements.errors import Conflict, InvalidInput
+from entitlements.models import Capability, User
+from queues import routing
+from queues.models import AssignmentMode, WorkflowQueue
+
+from . import hooks
+from .forms import validate_task_variables
+from .models import MAX_PRIORITY, MIN_PRIORITY, ProcessInstance, TaskEventType, TaskHistory, TaskStatus, WorkflowTask
+from .selectors import task_for_user
+
+MAX_NAME_LENGTH = 300
+
+
+# --- helpers shared by the services ------------------------------------------------------------------------------
+
+
+def _history(task: WorkflowTask, event_type: str, *, user, via_account=None, old=None, new=None, comment="") -> TaskHistory:
+    return TaskHistory.objects.create(
+        task=task,
+        event_type=event_type,
+        actor=user,
+        via_account=via_account,
+        old_values=old or {},
+        new_values=new or {},
+        comment=comment or "",
+    )
+
+
+def _adjust_load(queue_name: str, delta: int) -> None:
+    if delta:
+        WorkflowQueue.objects.filter(queue_name=queue_name).update(current_load=F("current_load") + delta)
+
+
+def _username(user) -> str | None:
+    return user.get_username() if user is not None else None
+
+
+def _user_skills(user) -> set[str]:
+    return set(user.skills.values_list("skill_code", flat=True))
+
+
+def _require_skills(task: WorkflowTask, user) -> None:
+    missing = sorted(set(task.required_skills) - _user_skills(user))
+    if missing:
+        raise Conflict(
+            f"{user.get_username()} lacks the skills this task needs: {', '.join(missing)}", code="missing_skills"
+        )
+
+
+def _require_state(task: WorkflowTask, *allowed: str, action: str) -> None:
+    if task.status not in allowed:
+        raise Conflict(f"cannot {action} a {task.status} task", code=f"task_{task.status.lower()}")
+
+
+def _active_user(username_or_user, *, field: str) -> User:
+    if isinstance(username_or_user, User):
+        return username_or_user
+    user = User.objects.filter(username=username_or_user, is_active=True).first() if username_or_user else None
+    if user is None:
+        raise InvalidInput(f"no active user {username_or_user!r}", fields={field: ["No active user by that name."]})
+    return user
+
+
+def _validate_priority(priority, field: str = "priority") -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise InvalidInput(
+            f"priority must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}",
+            fields={field: [f"Must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}."]},
+        )
+    return priority
+
+
+def sla_hours_for(queue: WorkflowQueue, priority: int) -> int:
+    """The queue's SLA for a priority: the override of the highest threshold at or below it, else the default."""
+    overrides = []
+    for threshold, hours in (queue.sla_priority_hours or {}).items():
+        try:
+            overrides.append((int(threshold), int(hours)))
+        except (TypeError, ValueError):
+            continue
+    for threshold, hours in sorted(overrides, reverse=True):
+        if priority >= threshold:
+            return hours
+    return queue.sla_default_hours
+
+
+def due_date_for(queue: WorkflowQueue, priority: int, *, start: datetime, sla_hours: float | None = None) -> datetime:
+    hours = sla_hours if sla_hours is not None else sla_hours_for(queue, priority)
+    return start + timedelta(hours=hours)
+
+
+# --- creation and push routing -----------------------------------------------------------------------------------
+
+
+def routing_candidates(queue: WorkflowQueue) -> list[routing.Candidate]:
+    """Users who may work `queue` now, with skills, capacity and current CLAIMED load (one query)."""
+    claimed = (
+        WorkflowTask.objects.filter(assignee=OuterRef("pk"), status=TaskStatus.CLAIMED)
+        .order_by()
+        .values("assignee")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    rows = (
+        users_with(capability=Capability.WORK, queue=queue)
+        .annotate(
+            load=Coalesce(Subquery(claimed, output_field=IntegerField()), Value(0)),
+            skill_codes=ArrayAgg("skills__skill_code", distinct=True, default=Value([])),
+        )
+        .values_list("pk", "skill_codes", "max_concurrent_tasks", "load")
+    )
+    return [
+        routing.Candidate(user_id=pk, skills=frozenset(s for s in skills if s), capacity=capacity, load=load)
+        for pk, skills, capacity, load in rows
+    ]
+
+
+def _push(task: WorkflowTask, queue: WorkflowQueue, *, user, via_account) -> None:
+    """Assign a new task to a caseworker by the queue's routing strategy; it stays OPEN if nobody has room."""
+    choice = routing.choose_assignee(
+        strategy=queue.routing_strategy,
+        candidates=routing_candidates(queue),
+        required_skills=task.required_skills,
+        priority=task.priority,
+        cursor=queue.round_robin_cursor,
+    )
+    if choice is None:
+        return
+    assignee = User.objects.get(pk=choice.user_id)
+    task.status = TaskStatus.CLAIMED
+    task.assignee = assignee
+    task.claimed_at = timezone.now()
+    task.save(update_fields=["status", "assignee", "claimed_at", "updated_at"])
+    WorkflowQueue.objects.filter(pk=queue.pk).update(
+        current_load=F("current_load") + 1, round_robin_cursor=choice.user_id
+    )
+    _history(
+        task,
+        TaskEventType.CLAIMED,
+        user=user,
+        via_account=via_account,
+        old={"status": TaskStatus.OPEN, "assignee": None},
+        new={"status": TaskStatus.CLAIMED, "assignee": assignee.get_username()},
+        comment=f"routed by {queue.routing_strategy.lower()}",
+    )
+
+
+def task_insert(
+    *,
+    queue: WorkflowQueue,
+    name: str,
+    user=None,
+    via_account=None,
+    description: str = "",
+    priority: int = 50,
+    due_date: datetime | None = None,
+    sla_hours: float | None = None,
+    variables: dict | None = None,
+    required_skills: list[str] | None = None,
+    candidate_groups: list[str] | None = None,
+    form_fields: list[dict] | None = None,
+    process_instance=None,
+    engine_task_id=None,
+    task_definition_key: str = "",
+) -> WorkflowTask:
+    """Put a task into a queue (or its overflow) and push it if the queue routes. No access check: callers check.
+
+    Must run inside the caller's transaction.
+    """
+    queue = WorkflowQueue.objects.select_for_update(of=("self",)).get(pk=queue.pk)
+    target = routing.overflow_target(queue) if queue.assignment_mode == AssignmentMode.PUSH else queue
+    if target.pk != queue.pk:
+        target = WorkflowQueue.objects.select_for_update(of=("self",)).get(pk=target.pk)
+    now = timezone.now()
+    task = WorkflowTask.objects.create(
+        queue=target,
+        name=name,
+        description=description,
+        priority=priority,
+        due_date=due_date or due_date_for(target, priority, start=now, sla_hours=sla_hours),
+        variables=variables or {},
+        required_skills=sorted(set(required_skills or target.required_skills or [])),
+        candidate_groups=candidate_groups or [target.queue_name],
+        form_fields=form_fields or [],
+        process_instance=process_instance,
+        engine_task_id=engine_task_id,
+        task_definition_key=task_definition_key,
+        created_at=now,
+    )
+    new = {"queue": target.queue_name, "priority": priority, "status": TaskStatus.OPEN}
+    comment = f"overflowed from {queue.queue_name}" if target.pk != queue.pk else ""
+    _history(task, TaskEventType.CREATED, user=user, via_account=via_account, new=new, comment=comment)
+    if target.pk != queue.pk:
+        hooks.task_moved(task=task, from_queue=queue.queue_name, to_queue=target.queue_name, user=user, reason=comment)
+    if target.assignment_mode == AssignmentMode.PUSH:
+        _push(task, target, user=user, via_account=via_account)
+    return task
+
+
+@transaction.atomic
+def task_create(
+    *,
+    user,
+    queue_name: str,
+    name: str,
+    via_account=None,
+    description: str = "",
+    priority: int = 50,
+    due_date: datetime | None = None,
+    variables: dict | None = None,
+    required_skills: list[str] | None = None,
+) -> WorkflowTask:
+    """A standalone task in a queue (Flowable's newTask), for users who may work or supervise that queue."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("name is required", fields={"name": ["This field is required."]})
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput("name is too long", fields={"name": [f"At most {MAX_NAME_LENGTH} characters."]})
+    priority = _validate_priority(priority)
+    allowed = queues_for(user=user, capability=Capability.WORK) | queues_for(user=user, capability=Capability.SUPERVISE)
+    queue = allowed.filter(queue_name=queue_name).first()
+    if queue is None:
+        raise InvalidInput(
+            f"no queue {queue_name!r} that you may work or supervise",
+            fields={"queue": ["No queue by that name that you may work or supervise."]},
+        )
+    if queue.intake_paused:
+        raise Conflict(f"queue {queue_name} is not taking new tasks", code="queue_paused")
+    if due_date is not None and due_date <= timezone.now():
+        raise InvalidInput("due_date must be in the future", fields={"due_date": ["Must be in the future."]})
+    if variables is not None and not isinstance(variables, dict):
+        raise InvalidInput("variables must be an object", fields={"variables": ["Must be an object."]})
+    return task_insert(
+        queue=queue,
+        name=name.strip(),
+        user=user,
+        via_account=via_account,
+        description=description,
+        priority=priority,
+        due_date=due_date,
+        variables=variables,
+        required_skills=required_skills,
+    )
+
+
+# --- claiming ----------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def task_claim_next(*, user, queue_names: list[str] | None = None, via_account=None) -> WorkflowTask | None:
+    """Claim the best OPEN task across the caller's workable queues (or those of `queue_names` they may work).
+
+    Priority first, then age. One statement (flowable.claim_next_task) with SKIP LOCKED, so concurrent claimers
+    never wait on each other or take the same task. Queues at capacity and tasks needing skills the user lacks
+    are passed over. None when nothing is available.
+    """
+    workable = queues_for(user=user, capability=Capability.WORK)
+    if queue_names:
+        workable = workable.filter(queue_name__in=list(queue_names))
+    queues_sql, queues_params = workable.order_by().values("queue_name").query.sql_with_params()
+    skills_sql, skills_params = user.skills.order_by().values("skill_code").query.sql_with_params()
+    sql = (
+        f"SELECT * FROM flowable.claim_next_task(%s, ARRAY({queues_sql})::text[], "
+        f"ARRAY({skills_sql})::text[], %s)"
+    )
+    params = (user.pk, *queues_params, *skills_params, via_account.pk if via_account else None)
+    claimed = list(WorkflowTask.objects.raw(sql, params))
+    return claimed[0] if claimed else None
+
+
+@transaction.atomic
+def task_claim(*, user, task_id: int, via_account=None) -> WorkflowTask:
+    """Claim a named task. Claiming one's own claimed task again changes nothing."""
+    task = task_for_user(user=user, task_id=task_id, capability=Capability.WORK, for_update=True)
+    if task.status == TaskStatus.CLAIMED and task.assignee_id == user.pk:
+        return task
+    if task.status == TaskStatus.CLAIMED:
+        raise Conflict(f"task {task_id} is claimed by someone else", code="task_claimed")
+    _require_state(task, TaskStatus.OPEN, action="claim")
+    _require_skills(task, user)
+    queue = WorkflowQueue.objects.select_for_update(of=("self",)).get(pk=task.queue.pk)
+    if queue.current_load >= queue.max_capacity:
+        raise Conflict(f"queue {queue.queue_name} is at capacity", code="queue_at_capacity")
+    task.status = TaskStatus.CLAIMED
+    task.assignee = user
+    task.claimed_at = timezone.now()
+    task.save(update_fields=["status", "assignee", "claimed_at", "updated_at"])
+    _adjust_load(task.queue_id, +1)
+    _history(
+        task, TaskEventType.CLAIMED, user=user, via_account=via_account,
+        old={"status": TaskStatus.OPEN, "assignee": None},
+        new={"status": TaskStatus.CLAIMED, "assignee": user.get_username()},
+    )
+    return task
+
+
+def _is_supervisor(user, task: WorkflowTask) -> bool:
+    return may(user=user, capability=Capability.SUPERVISE, queue_name=task.queue_id)
+
+
+@transaction.atomic
+def task_release(*, user, task_id: int, via_account=None, comment: str = "") -> WorkflowTask:
+    """Give a claimed task back to its queue: its holder may, and so may a supervisor of the queue."""
+    task = task_for_user(user=user, task_id=task_id, capability=Capability.VIEW, for_update=True)
+    _require_state(task, TaskStatus.CLAIMED, action="release")
+    if task.assignee_id != user.pk and not _is_supervisor(user, task):
+        raise Conflict(f"task {task_id} is held by someone else", code="task_claimed")
+    previous = _username(task.assignee)
+    task.status = TaskStatus.OPEN
+    task.assignee = None
+    task.claimed_at = None
+    task.owner = None
+    task.delegation_state = ""
+    task.save(update_fields=["status", "assignee", "claimed_at", "owner", "delegation_state", "updated_at"])
+    _adjust_load(task.queue_id, -1)
+    _history(
+        task, TaskEventType.RELEASED, user=user, via_account=via_account, comment=comment,
+        old={"status": TaskStatus.CLAIMED, "assignee": previous},
+        new={"status": TaskStatus.OPEN, "assignee": None},
+    )
+    return task
+
+
+@transaction.atomic
+def task_complete(*, user, task_id: int, variables: dict | None = None, comment: str = "", via_account=None) -> WorkflowTask:
+    """Finish a task the user holds, with its form variables; the process it belongs to moves on in the same transaction."""
+    # Lock order: the process instance first, then the task (so a parallel join cannot interleave).
+    task = task_for_user(user=user, task_id=task_id, capability=Capability.WORK)
+    if task.process_instance_id:
+        ProcessInstance.objects.select_for_update(of=("self",)).filter(pk=task.process_instance_id).values_list("pk").first()
+    task = task_for_user(user=user, task_id=task_id, capability=Capability.WORK, for_update=True)
+    if task.status == TaskStatus.OPEN:
+        raise Conflict(f"claim task {task_id} before completing it", code="task_not_claimed")
+    _require_state(task, TaskStatus.CLAIMED, action="complete")
+    if task.assignee_id != user.pk:
+        raise Conflict(f"task {task_id} is held by someone else", code="task_claimed")
+    if task.delegation_state == "PENDING":
+        raise Conflict(f"task {task_id} is delegated: resolve it instead", code="task_delegated")
+    cleaned = validate_task_variables(task.form_fields, variables)
+    now = timezone.now()
+    task.status = TaskStatus.COMPLETED
+    task.completed_at = now
+    task.variables = {**task.variables, **cleaned}
+    task.save(update_fields=["status", "completed_at", "variables", "updated_at"])
+    _adjust_load(task.queue_id, -1)
+    _history(
+        task, TaskEventType.COMPLETED, user=user, via_account=via_account, comment=comment,
+        old={"status": TaskStatus.CLAIMED}, new={"status": TaskStatus.COMPLETED, "variables": cleaned},
+    )
+    if task.process_instance_id:
+        hooks.task_completed(task=task, variables=cleaned, user=user, via_account=via_account)
+    return task
+
+
+# --- supervision -------------------------------------------------------------------------------------------------
+
+
+def _supervised_task(*, user, task_id: int) -> WorkflowTask:
+    return task_for_user(user=user, task_id=task_id, capability=Capability.SUPERVISE, for_update=True)
+
+
+def _check_can_work(assignee: User, task: WorkflowTask, field: str) -> None:
+    if not may(user=assignee, capability=Capability.WORK, queue_name=task.queue_id):
+        raise InvalidInput(
+            f"{assignee.get_username()} may not work queue {task.queue_id}",
+            fields={field: [f"{assignee.get_username()} may not work queue {task.queue_id}."]},
+        )
+    missing = sorted(set(task.required_skills) - _user_skills(assignee))
+    if missing:
+        raise InvalidInput(
+            f"{assignee.get_username()} lacks skills {', '.join(missing)}",
+            fields={field: [f"Lacks the skills this task needs: {', '.join(missing)}."]},
+        )
+
+
+@transaction.atomic
+def task_reassign(*, user, task_id: int, assignee, via_account=None, comment: str = "") -> WorkflowTask:
+    """A supervisor gives an open or claimed task to a caseworker who may work its queue."""
+    task = _supervised_task(user=user, task_id=task_id)
+    _require_state(task, TaskStatus.OPEN, TaskStatus.CLAIMED, action="reassign")
+    target = _active_user(assignee, field="assignee")
+    _check_can_work(target, task, "assignee")
+    old = {"status": task.status, "assignee": _username(task.assignee)}
+    if task.status == TaskStatus.OPEN:
+        _adjust_load(task.queue_id, +1)
+        task.claimed_at = timezone.now()
+    task.status = TaskStatus.CLAIMED
+    task.assignee = target
+    task.owner = None
+    task.delegation_state = ""
+    task.save(update_fields=["status", "assignee", "claimed_at", "owner", "delegation_state", "updated_at"])
+    _history(
+        task, TaskEventType.REASSIGNED, user=user, via_account=via_account, comment=comment,
+        old=old, new={"status": TaskStatus.CLAIMED, "assignee": target.get_username()},
+    )
+    return task
+
+
+@transaction.atomic
+def task_delegate(*, user, task_id: int, delegate, via_account=None, comment: str = "") -> WorkflowTask:
+    """A supervisor hands a claimed task to a delegate; when the delegate resolves it, it returns to its holder."""
+    task = _supervised_task(user=user, task_id=task_id)
+    _require_state(task, TaskStatus.CLAIMED, action="delegate")
+    if task.delegation_state == "PENDING":
+        raise Conflict(f"task {task_id} is already delegated", code="task_delegated")
+    target = _active_user(delegate, field="delegate")
+    _check_can_work(target, task, "delegate")
+    if target.pk == task.assignee_id:
+        raise InvalidInput("the delegate already holds the task", fields={"delegate": ["Already holds the task."]})
+    owner = task.assignee
+    task.owner = owner
+    task.assignee = target
+    task.delegation_state = "PENDING"
+    task.save(update_fields=["owner", "assignee", "delegation_state", "updated_at"])
+    _history(
+        task, TaskEventType.DELEGATED, user=user, via_account=via_account, comment=comment,
+        old={"assignee": owner.get_username()},
+        new={"assignee": target.get_username(), "owner": owner.get_username(), "delegation_state": "PENDING"},
+    )
+    return task
+
+
+@transaction.atomic
+def task_resolve(*, user, task_id: int, variables: dict | None = None, via_account=None, comment: str = "") -> WorkflowTask:
+    """The delegate finishes their part; the task goes back to its owner with the delegate's variables."""
+    task = task_for_user(user=user, task_id=task_id, capability=Capability.WORK, for_update=True)
+    if task.delegation_state != "PENDING" or task.assignee_id != user.pk:
+        raise Conflict(f"task {task_id} is not delegated to you", code="task_not_delegated")
+    if variables is not None and not isinstance(variables, dict):
+        raise InvalidInput("variables must be an object", fields={"variables": ["Must be an object."]})
+    owner = task.owner
+    task.assignee = owner
+    task.owner = None
+    task.delegation_state = "RESOLVED"
+    task.variables = {**task.variables, **(variables or {})}
+    task.save(update_fields=["assignee", "owner", "delegation_state", "variables", "updated_at"])
+    _history(
+        task, TaskEventType.RESOLVED, user=user, via_account=via_account, comment=comment,
+        old={"assignee": user.get_username(), "delegation_state": "PENDING"},
+        new={"assignee": owner.get_username(), "delegation_state": "RESOLVED"},
+    )
+    return task
+
+
+def _move(task: WorkflowTask, target: WorkflowQueue, *, user, via_account, reason: str) -> dict:
+    """Move an active task to another queue; a claimed task goes back to OPEN there. Returns the old values."""
+    old = {"queue": task.queue_id, "status": task.status, "assignee": _username(task.assignee)}
+    if task.status == TaskStatus.CLAIMED:
+        _adjust_load(task.queue_id, -1)
+    source = task.queue_id
+    task.queue = target
+    task.status = TaskStatus.OPEN
+    task.assignee = None
+    task.owner = None
+    task.claimed_at = None
+    task.delegation_state = ""
+    task.candidate_groups = [target.queue_name]
+    hooks.task_moved(task=task, from_queue=source, to_queue=target.queue_name, user=user, reason=reason)
+    return old
+
+
+def _target_queue(queue_name: str) -> WorkflowQueue:
+    queue = WorkflowQueue.objects.filter(queue_name=queue_name).first()
+    if queue is None:
+        raise InvalidInput(f"no queue {queue_name!r}", fields={"queue": ["No queue by that name."]})
+    return queue
+
+
+@transaction.atomic
+def task_escalate(
+    *, user, task_id: int, priority: int | None = None, queue_name: str | None = None, reason: str = "", via_account=None
+) -> WorkflowTask:
+    """A supervisor escalates: raise the priority and/or move the task to another queue; escalation_level + 1."""
+    if priority is None and not queue_name:
+        raise InvalidInput("give a new priority, a queue, or both", fields={"priority": ["Give a priority or a queue."]})
+    task = _supervised_task(user=user, task_id=task_id)
+    _require_state(task, TaskStatus.OPEN, TaskStatus.CLAIMED, action="escalate")
+    old = {"priority": task.priority, "escalation_level": task.escalation_level}
+    if priority is not None:
+        priority = _validate_priority(priority)
+        if priority < task.priority:
+            raise InvalidInput("escalation cannot lower the priority", fields={"priority": ["Must not be lower than now."]})
+        task.priority = priority
+    if queue_name and queue_name != task.queue_id:
+        old.update(_move(task, _target_queue(queue_name), user=user, via_account=via_account, reason=reason or "escalated"))
+    task.escalation_level += 1
+    task.save()
+    _history(
+        task, TaskEventType.ESCALATED, user=user, via_account=via_account, comment=reason,
+        old=old,
+        new={"priority": task.priority, "escalation_level": task.escalation_level, "queue": task.queue_id, "status": task.status},
+    )
+    return task
+
+
+@transaction.atomic
+def task_move(*, user, task_id: int, queue_name: str, reason: str = "", via_account=None) -> WorkflowTask:
+    """A supervisor moves an active task to another queue, where it waits OPEN."""
+    task = _supervised_task(user=user, task_id=task_id)
+    _require_state(task, TaskStatus.OPEN, TaskStatus.CLAIMED, action="move")
+    target = _target_queue(queue_name)
+    if target.pk == task.queue.pk:
+        raise InvalidInput("the task is already in that queue", fields={"queue": ["Already in that queue."]})
+    old = _move(task, target, user=user, via_account=via_account, reason=reason or "moved")
+    task.save()
+    _history(
+        task, TaskEventType.MOVED, user=user, via_account=via_account, comment=reason, old=old,
+        new={"queue": target.queue_name, "status": TaskStatus.OPEN, "assignee": None},
+    )
+    return task
+
+
+@transaction.atomic
+def task_change_priority(*, user, task_id: int, priority: int, reason: str = "", via_account=None) -> WorkflowTask:
+    task = _supervised_task(user=user, task_id=task_id)
+    _require_state(task, TaskStatus.OPEN, TaskStatus.CLAIMED, action="change the priority of")
+    priority = _validate_priority(priority)
+    old = {"priority": task.priority}
+    task.priority = priority
+    task.save(update_fields=["priority", "updated_at"])
+    _history(task, TaskEventType.PRIORITY_CHANGED, user=user, via_account=via_account, comment=reason, old=old, new={"priority": priority})
+    return task
+
+
+@transaction.atomic
+def task_comment_add(*, user, task_id: int, comment: str, via_account=None) -> TaskHistory:
+    task = task_for_user(user=user, task_id=task_id, capability=Capability.VIEW)
+    if not isinstance(comment, str) or not comment.strip():
+        raise InvalidInput("comment is empty", fields={"comment": ["This field is required."]})
+    return _history(task, TaskEventType.COMMENTED, user=user, via_account=via_account, comment=comment.strip())
+
+
+def task_close(task: WorkflowTask, *, status: str, user=None, reason: str = "") -> None:
+    """Close an active task without completing it (process cancelled, boundary timer). Caller holds the locks."""
+    if task.status not in (TaskStatus.OPEN, TaskStatus.CLAIMED):
+        return
+    old = {"status": task.status, "assignee": _username(task.assignee)}
+    if task.status == TaskStatus.CLAIMED:
+        _adjust_load(task.queue_id, -1)
+    task.status = status
+    task.completed_at = timezone.now()
+    task.save(update_fields=["status", "completed_at", "updated_at"])
+    event = TaskEventType.ESCALATED if status == TaskStatus.ESCALATED else TaskEventType.CANCELLED
+    _history(task, event, user=user, comment=reason, old=old, new={"status": status})
+
+
+# --- queue maintenance -------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def rebalance_queue_loads(*, dry_run: bool = False) -> list[dict]:
+    """Move OPEN tasks out of queues at capacity into their overflow queue, as far as the overflow has room.
+
+    Highest priority and oldest first. Returns one line per move (queue from, queue to, count).
+    """
+    moves = []
+    full = (
+        WorkflowQueue.objects.select_for_update(of=("self",))
+        .filter(overflow_queue__isnull=False, current_load__gte=F("max_capacity"))
+        .select_related("overflow_queue")
+        .order_by("queue_id")
+    )
+    for queue in full:
+        target = WorkflowQueue.objects.select_for_update(of=("self",)).get(pk=queue.overflow_queue_id)
+        room = target.max_capacity - target.current_load
+        if room <= 0 or target.intake_paused:
+            continue
+        ids = list(
+            WorkflowTask.objects.filter(queue=queue, status=TaskStatus.OPEN)
+            .order_by("-priority", "created_at", "task_id")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:room]
+        )
+        if not ids:
+            continue
+        moves.append({"from_queue": queue.queue_name, "to_queue": target.queue_name, "tasks": len(ids)})
+        if dry_run:
+            continue
+        for task in WorkflowTask.objects.filter(pk__in=ids).select_related("queue"):
+            old = _move(task, target, user=None, via_account=None, reason="rebalanced: queue at capacity")
+            task.save()
+            _history(task, TaskEventType.MOVED, user=None, comment="rebalanced: queue at capacity", old=old,
+                     new={"queue": target.queue_name, "status": TaskStatus.OPEN})
+    return moves
