@@ -20,9 +20,9 @@ def tasks_visible_to(*, user, capability: str = Capability.VIEW) -> QuerySet:
 
 def task_for_user(*, user, task_id: int, capability: str = Capability.VIEW, for_update: bool = False) -> WorkflowTask:
     """Fetch a task and check the user may reach it, in one call. Outside their queues it does not exist (NotFound)."""
-    queryset = tasks_visible_to(user=user, capability=capability).select_related("queue", "assignee", "owner")
-    if for_update:
-        queryset = queryset.select_for_update(of=("self",))
+    queryset = tasks_visible_to(user=user, capability=capability)
+    # FOR UPDATE OF cannot name a schema-qualified table, so a locking read joins nothing it would also lock.
+    queryset = queryset.select_for_update() if for_update else queryset.select_related("queue", "assignee", "owner")
     task = queryset.filter(pk=task_id).first()
     if task is None:
         error = NotFound(f"task {task_id} not found", code="task_not_found")

@@ -183,10 +183,10 @@ def task_insert(
 
     Must run inside the caller's transaction.
     """
-    queue = WorkflowQueue.objects.select_for_update(of=("self",)).get(pk=queue.pk)
+    queue = WorkflowQueue.objects.select_for_update().get(pk=queue.pk)
     target = routing.overflow_target(queue) if queue.assignment_mode == AssignmentMode.PUSH else queue
     if target.pk != queue.pk:
-        target = WorkflowQueue.objects.select_for_update(of=("self",)).get(pk=target.pk)
+        target = WorkflowQueue.objects.select_for_update().get(pk=target.pk)
     now = timezone.now()
     task = WorkflowTask.objects.create(
         queue=target,
@@ -293,7 +293,7 @@ def task_claim(*, user, task_id: int, via_account=None) -> WorkflowTask:
         raise Conflict(f"task {task_id} is claimed by someone else", code="task_claimed")
     _require_state(task, TaskStatus.OPEN, action="claim")
     _require_skills(task, user)
-    queue = WorkflowQueue.objects.select_for_update(of=("self",)).get(pk=task.queue.pk)
+    queue = WorkflowQueue.objects.select_for_update().get(pk=task.queue.pk)
     if queue.current_load >= queue.max_capacity:
         raise Conflict(f"queue {queue.queue_name} is at capacity", code="queue_at_capacity")
     task.status = TaskStatus.CLAIMED
@@ -342,7 +342,7 @@ def task_complete(*, user, task_id: int, variables: dict | None = None, comment:
     # Lock order: the process instance first, then the task (so a parallel join cannot interleave).
     task = task_for_user(user=user, task_id=task_id, capability=Capability.WORK)
     if task.process_instance_id:
-        ProcessInstance.objects.select_for_update(of=("self",)).filter(pk=task.process_instance_id).values_list("pk").first()
+        ProcessInstance.objects.select_for_update().filter(pk=task.process_instance_id).values_list("pk").first()
     task = task_for_user(user=user, task_id=task_id, capability=Capability.WORK, for_update=True)
     if task.status == TaskStatus.OPEN:
         raise Conflict(f"claim task {task_id} before completing it", code="task_not_claimed")
@@ -570,13 +570,13 @@ def rebalance_queue_loads(*, dry_run: bool = False) -> list[dict]:
     """
     moves = []
     full = (
-        WorkflowQueue.objects.select_for_update(of=("self",))
+        WorkflowQueue.objects.select_for_update()
         .filter(overflow_queue__isnull=False, current_load__gte=F("max_capacity"))
         .select_related("overflow_queue")
         .order_by("queue_id")
     )
     for queue in full:
-        target = WorkflowQueue.objects.select_for_update(of=("self",)).get(pk=queue.overflow_queue_id)
+        target = WorkflowQueue.objects.select_for_update().get(pk=queue.overflow_queue_id)
         room = target.max_capacity - target.current_load
         if room <= 0 or target.intake_paused:
             continue

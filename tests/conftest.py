@@ -70,3 +70,69 @@ def api_as():
         return client
 
     return make
+
+
+@pytest.fixture
+def make_task(demo_org):
+    """Create a task directly in a queue (no access check), as the engine would."""
+    from django.db import transaction
+
+    from queues.models import WorkflowQueue
+    from tasks.services import task_insert
+
+    def make(queue_name="intake", name="Review", **fields):
+        with transaction.atomic():
+            return task_insert(queue=WorkflowQueue.objects.get(queue_name=queue_name), name=name, **fields)
+
+    return make
+
+
+@pytest.fixture
+def test_database_url(db):
+    """A DATABASE_URL for subprocesses that points at the test database."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    host = s["HOST"] or "127.0.0.1"
+    if host.startswith("/"):
+        return f"postgresql://{s['USER']}@/{s['NAME']}?host={host}"
+    return f"postgresql://{s['USER']}:{s.get('PASSWORD') or ''}@{host}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+CLEANUP_SQL = """
+DELETE FROM onecms.case_events;
+DELETE FROM onecms.case_workflow_mapping;
+DELETE FROM onecms.cases;
+DELETE FROM flowable.task_history;
+DELETE FROM flowable.workflow_tasks;
+DELETE FROM flowable.process_instances;
+DELETE FROM flowable.workflow_definitions;
+DELETE FROM queues.queue_statistics;
+UPDATE queues.workflow_queues SET current_load = 0, round_robin_cursor = 0;
+DELETE FROM authtoken_token;
+"""
+
+
+@pytest.fixture
+def committed_db(django_db_setup, django_db_blocker):
+    """Real commits, for tests that use several connections (threads, processes, psql).
+
+    Unlike pytest-django's transactional_db it does not TRUNCATE every table (the security audit refuses
+    TRUNCATE by design): it keeps the demo organisation and deletes the work data afterwards.
+    """
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if not User.objects.filter(username="supervisor").exists():
+            seed_demo_org()
+        demo_user_ids = set(User.objects.values_list("pk", flat=True))
+        try:
+            yield
+        finally:
+            from django.db import connections
+
+            for alias in connections:
+                connections[alias].close()
+            with connection.cursor() as cursor:
+                cursor.execute(CLEANUP_SQL)
+            User.objects.exclude(pk__in=demo_user_ids).delete()

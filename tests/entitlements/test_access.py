@@ -1,0 +1,116 @@
+"""entitlements.access decides at request time which queues a user may view, work, supervise or deploy to."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from entitlements.access import capabilities_by_queue, queue_names_for, queues_for, users_with
+from entitlements.models import Department, UserRoleAssignment
+from entitlements.services import role_assignment_grant, role_assignment_revoke, role_save
+from queues.models import WorkflowQueue
+from queues.services import queue_save
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_caseworker_works_only_the_queues_of_her_roles(caseworker_alice):
+    assert queue_names_for(user=caseworker_alice, capability="work") == ["intake", "triage"]
+    assert queue_names_for(user=caseworker_alice, capability="supervise") == []
+
+
+def test_work_implies_view_but_not_supervise(fraud_investigator_bob):
+    assert capabilities_by_queue(user=fraud_investigator_bob) == {"fraud-investigation": ["view", "work"]}
+
+
+def test_supervisor_supervises_every_queue_but_does_not_work_them(supervisor_sam):
+    assert len(queue_names_for(user=supervisor_sam, capability="supervise")) == 5
+    assert queue_names_for(user=supervisor_sam, capability="work") == []
+
+
+def test_assignment_that_expired_a_second_ago_grants_nothing(demo_org):
+    user = UserFactory()
+    role = role_save(role_code="legal-temp", name="t", queue_names=["legal-review"], permissions=["view", "work"])
+    now = timezone.now()
+    role_assignment_grant(user=user, role=role, valid_from=now - timedelta(days=1), valid_until=now - timedelta(seconds=1))
+    assert queue_names_for(user=user, capability="view") == []
+
+
+def test_assignment_is_valid_until_its_end(demo_org):
+    user = UserFactory()
+    role = role_save(role_code="legal-temp", name="t", queue_names=["legal-review"], permissions=["view", "work"])
+    now = timezone.now()
+    role_assignment_grant(user=user, role=role, valid_from=now - timedelta(days=1), valid_until=now + timedelta(hours=1))
+    assert queue_names_for(user=user, capability="work") == ["legal-review"]
+    assert queue_names_for(user=user, capability="work", at=now + timedelta(hours=1)) == []
+
+
+def test_future_dated_assignment_grants_nothing_yet(demo_org):
+    user = UserFactory()
+    role = role_save(role_code="legal-later", name="t", queue_names=["legal-review"], permissions=["view"])
+    role_assignment_grant(user=user, role=role, valid_from=timezone.now() + timedelta(minutes=5))
+    assert queue_names_for(user=user, capability="view") == []
+    assert queue_names_for(user=user, capability="view", at=timezone.now() + timedelta(minutes=6)) == ["legal-review"]
+
+
+def test_revoked_assignment_grants_nothing(demo_org):
+    user = UserFactory()
+    role = role_save(role_code="r", name="r", queue_names=["intake"], permissions=["view"])
+    assignment = role_assignment_grant(user=user, role=role)
+    role_assignment_revoke(assignment_id=assignment.pk)
+    assert queue_names_for(user=user, capability="view") == []
+
+
+def test_temporary_escalation_covers_then_expires(legal_reviewer_carol):
+    escalation = UserRoleAssignment.objects.get(user=legal_reviewer_carol, is_temporary_escalation=True)
+    assert "triage" in queue_names_for(user=legal_reviewer_carol, capability="work")
+    after = escalation.valid_until + timedelta(seconds=1)
+    assert queue_names_for(user=legal_reviewer_carol, capability="work", at=after) == ["legal-review"]
+
+
+def test_department_supervisor_supervises_child_department_queues(demo_org):
+    investigations = Department.objects.get(dept_code="investigations")
+    head = UserFactory()
+    role = role_save(role_code="head-of-investigations", name="h", queue_names=[], permissions=["supervise"],
+                     department=investigations)
+    role_assignment_grant(user=head, role=role)
+    supervised = queue_names_for(user=head, capability="supervise")
+    assert "fraud-investigation" in supervised  # child department Fraud
+    assert {"intake", "triage", "escalations"} <= set(supervised)
+    assert "legal-review" not in supervised  # Legal is not under Investigations
+
+
+def test_inactive_user_has_no_queues(caseworker_alice):
+    caseworker_alice.is_active = False
+    assert queue_names_for(user=caseworker_alice, capability="view") == []
+
+
+def test_role_change_regrants_queue_permissions(caseworker_alice):
+    role_save(role_code="intake-caseworker", name="Intake", queue_names=["intake", "escalations"], permissions=["view", "work"])
+    assert "escalations" in queue_names_for(user=caseworker_alice, capability="work")
+    role_save(role_code="intake-caseworker", name="Intake", queue_names=["intake"], permissions=["view"])
+    assert queue_names_for(user=caseworker_alice, capability="work") == ["triage"]
+
+
+def test_queue_created_later_is_granted_to_roles_naming_it(caseworker_alice):
+    role_save(role_code="intake-caseworker", name="Intake", queue_names=["intake", "intake-2"], permissions=["view", "work"])
+    queue_save(queue_name="intake-2", display_name="Intake 2")
+    assert "intake-2" in queue_names_for(user=caseworker_alice, capability="work")
+
+
+def test_resolving_queues_is_one_query_whatever_the_number_of_roles_and_queues(django_assert_num_queries, demo_org):
+    user = UserFactory()
+    for n in range(30):
+        queue_save(queue_name=f"bulk-{n}", display_name=f"Bulk {n}")
+        role = role_save(role_code=f"bulk-role-{n}", name="b", queue_names=[f"bulk-{n}", "intake"], permissions=["view", "work"])
+        role_assignment_grant(user=user, role=role)
+    with django_assert_num_queries(1):
+        names = list(queues_for(user=user, capability="work").values_list("queue_name", flat=True))
+    assert len(names) == 31
+
+
+def test_users_with_lists_who_can_work_a_queue_now(demo_org):
+    triage = WorkflowQueue.objects.get(queue_name="triage")
+    assert sorted(u.username for u in users_with(capability="work", queue=triage)) == ["alice", "carol"]
+    later = timezone.now() + timedelta(days=3)
+    assert [u.username for u in users_with(capability="work", queue=triage, at=later)] == ["alice"]
