@@ -23,7 +23,7 @@ BEGIN
               FROM flowable.workflow_tasks t
              WHERE t.queue_name = q.queue_name
                AND t.status = 'OPEN'
-               AND t.required_skills <@ p_skills
+               AND t.required_skills::text[] <@ p_skills
              ORDER BY t.priority DESC, t.created_at, t.task_id
              LIMIT 1
                FOR UPDATE OF t SKIP LOCKED
@@ -36,7 +36,7 @@ BEGIN
     RETURN QUERY
     WITH claimed AS (
         UPDATE flowable.workflow_tasks
-           SET status = 'CLAIMED', assignee_id = p_user_id, claimed_at = now(), updated_at = now()
+           SET status = 'CLAIMED', assignee_id = p_user_id, claimed_at = clock_timestamp(), updated_at = clock_timestamp()
          WHERE task_id = v_task_id
         RETURNING *
     ), load AS (
@@ -49,7 +49,7 @@ BEGIN
         SELECT claimed.task_id, 'CLAIMED', p_user_id, p_via_account_id,
                jsonb_build_object('status', 'OPEN', 'assignee', NULL),
                jsonb_build_object('status', 'CLAIMED', 'assignee', (SELECT username FROM entitlements.users WHERE id = p_user_id)),
-               '', now()
+               '', clock_timestamp()
           FROM claimed
     )
     SELECT * FROM claimed;

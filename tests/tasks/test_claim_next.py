@@ -1,0 +1,69 @@
+"""Claim-next takes the best OPEN task across the caller's workable queues: priority, then age."""
+import pytest
+from django.utils import timezone
+
+from queues.models import WorkflowQueue
+from tasks.models import WorkflowTask
+
+pytestmark = pytest.mark.django_db
+
+
+def claim_next(client, **params):
+    return client.post("/api/workflow/tasks/claim/next" + (f"?{params['query']}" if params.get("query") else ""))
+
+
+def test_claims_in_priority_then_age_order(api_as, caseworker_alice, make_task):
+    older_low = make_task("intake", name="older-low", priority=10)
+    high = make_task("triage", name="high", priority=90)
+    older_mid = make_task("intake", name="older-mid", priority=50)
+    newer_mid = make_task("triage", name="newer-mid", priority=50)
+    WorkflowTask.objects.filter(pk=older_mid.pk).update(created_at=timezone.now() - timezone.timedelta(hours=1))
+    client = api_as(caseworker_alice)
+    names = [claim_next(client).json()["name"] for _ in range(4)]
+    assert names == ["high", "older-mid", "newer-mid", "older-low"]
+    assert claim_next(client).status_code == 204
+    del older_low, high, newer_mid
+
+
+def test_never_claims_from_a_queue_the_caller_may_not_work(api_as, fraud_investigator_bob, make_task):
+    make_task("intake", priority=100)
+    response = claim_next(api_as(fraud_investigator_bob))
+    assert response.status_code == 204
+
+
+def test_queue_names_limit_the_claim(api_as, caseworker_alice, make_task):
+    make_task("intake", name="intake-task", priority=90)
+    make_task("triage", name="triage-task", priority=10)
+    client = api_as(caseworker_alice)
+    assert claim_next(client, query="queueNames=triage").json()["name"] == "triage-task"
+    assert claim_next(client, query="queueNames=legal-review,fraud-investigation").status_code == 204
+
+
+def test_queue_names_in_body_are_accepted(api_as, caseworker_alice, make_task):
+    make_task("intake", name="intake-task", priority=90)
+    make_task("triage", name="triage-task", priority=10)
+    response = api_as(caseworker_alice).post("/api/workflow/tasks/claim/next", {"queueNames": ["triage"]}, format="json")
+    assert response.json()["name"] == "triage-task"
+
+
+def test_claim_next_passes_over_tasks_needing_skills_the_user_lacks(api_as, fraud_investigator_bob, make_task):
+    make_task("fraud-investigation", name="needs-legal", priority=90, required_skills=["legal"])
+    make_task("fraud-investigation", name="needs-fraud", priority=10, required_skills=["fraud"])
+    assert claim_next(api_as(fraud_investigator_bob)).json()["name"] == "needs-fraud"
+
+
+def test_claim_next_updates_load_and_history(api_as, caseworker_alice, make_task):
+    task = make_task("intake")
+    claim_next(api_as(caseworker_alice))
+    assert WorkflowQueue.objects.get(queue_name="intake").current_load == 1
+    events = list(task.history.values_list("event_type", "actor__username"))
+    assert events == [("CREATED", None), ("CLAIMED", "alice")]
+
+
+def test_queue_at_capacity_gives_nothing_more(api_as, caseworker_alice, make_task):
+    WorkflowQueue.objects.filter(queue_name="intake").update(max_capacity=1)
+    make_task("intake")
+    make_task("intake")
+    client = api_as(caseworker_alice)
+    assert claim_next(client, query="queueNames=intake").status_code == 200
+    assert claim_next(client, query="queueNames=intake").status_code == 204
