@@ -90,6 +90,10 @@ class ReleaseSerializer(serializers.Serializer):
 
 class ReassignSerializer(serializers.Serializer):
     assignee = serializers.CharField(max_length=150)
+    expected_assignee = serializers.CharField(
+        max_length=150, required=False, allow_blank=True, allow_null=True, default=None,
+        help_text="Reassign only if the task is still held by this user ('' = unassigned); else 409.",
+    )
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
 
 
@@ -219,7 +223,8 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def reassign(self, request, pk=None):
         data = self.validated(ReassignSerializer, request)
         task = services.task_reassign(
-            user=request.user, task_id=int(pk), assignee=data["assignee"], comment=data["comment"], via_account=via(request)
+            user=request.user, task_id=int(pk), assignee=data["assignee"], expected_assignee=data["expected_assignee"],
+            comment=data["comment"], via_account=via(request),
         )
         return task_response(task)
 

@@ -389,10 +389,18 @@ def _check_can_work(assignee: User, task: WorkflowTask, field: str) -> None:
 
 
 @transaction.atomic
-def task_reassign(*, user, task_id: int, assignee, via_account=None, comment: str = "") -> WorkflowTask:
-    """A supervisor gives an open or claimed task to a caseworker who may work its queue."""
+def task_reassign(
+    *, user, task_id: int, assignee, expected_assignee: str | None = None, via_account=None, comment: str = ""
+) -> WorkflowTask:
+    """A supervisor gives an open or claimed task to a caseworker who may work its queue.
+
+    With `expected_assignee` (a username, or "" for an unassigned task) the reassignment happens only if the task
+    is still as the supervisor saw it; otherwise 409, so a release or completion in between is not overridden.
+    """
     task = _supervised_task(user=user, task_id=task_id)
     _require_state(task, TaskStatus.OPEN, TaskStatus.CLAIMED, action="reassign")
+    if expected_assignee is not None and (_username(task.assignee) or "") != expected_assignee:
+        raise Conflict(f"task {task_id} changed hands since you looked", code="task_changed")
     target = _active_user(assignee, field="assignee")
     _check_can_work(target, task, "assignee")
     old = {"status": task.status, "assignee": _username(task.assignee)}

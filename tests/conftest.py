@@ -15,10 +15,24 @@ def seed_demo_org() -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
-    """Seed the demo organisation once per test database; each test's transaction rolls its changes back."""
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_createdb,
+                    django_db_modify_db_settings):
+    """Create the test database (always: committed_db tests need it too) and seed the demo organisation once.
+
+    Each test's transaction rolls its own changes back.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    keepdb = django_db_keepdb and not django_db_createdb
     with django_db_blocker.unblock():
+        config = setup_databases(
+            verbosity=request.config.option.verbose, interactive=False, keepdb=keepdb, aliases={"default"}
+        )
         seed_demo_org()
+    yield
+    if not keepdb:
+        with django_db_blocker.unblock():
+            teardown_databases(config, verbosity=request.config.option.verbose)
 
 
 @pytest.fixture

@@ -1,0 +1,79 @@
+"""The claim and visibility queries walk the task table's indexes instead of scanning or sorting the backlog."""
+import json
+import re
+
+import pytest
+from django.db import connection
+
+from entitlements.models import User
+from tasks.selectors import tasks_visible_to
+from tests.tasks.test_concurrency import insert_open_tasks
+
+pytestmark = pytest.mark.django_db
+
+BACKLOG = 120_000
+QUEUES = ["intake", "triage", "fraud-investigation", "legal-review", "escalations"]
+
+
+@pytest.fixture
+def big_backlog(demo_org):
+    """A backlog spread over many queues, as in production: any one user's queues hold a small part of it."""
+    from queues.models import WorkflowQueue
+
+    extra = [f"region-{n:02d}" for n in range(20)]
+    WorkflowQueue.objects.bulk_create([WorkflowQueue(queue_name=name, display_name=name) for name in extra])
+    insert_open_tasks(BACKLOG, QUEUES + extra)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE flowable.workflow_tasks")
+
+
+def plan_of(sql, params=()):
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        return cursor.fetchone()[0][0]["Plan"]
+
+
+def nodes(plan, stop_at=()):
+    yield plan
+    for child in plan.get("Plans", []):
+        if child["Node Type"] in stop_at:
+            continue
+        yield from nodes(child, stop_at)
+
+
+def scans_tasks(node):
+    return node.get("Relation Name") == "workflow_tasks"
+
+
+def claim_statement():
+    """The SELECT inside flowable.claim_next_task, as deployed, with its parameters in place."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'claim_next_task'")
+        source = cursor.fetchone()[0]
+    select = re.search(r"(SELECT c\.task_id INTO v_task_id.*?LIMIT 1;)", source, re.S).group(1)
+    return (
+        select.replace("INTO v_task_id", "").rstrip(";")
+        .replace("p_queues", "%s::text[]").replace("p_skills", "%s::text[]")
+    )
+
+
+def test_claim_next_uses_an_index_and_sorts_no_backlog(big_backlog):
+    plan = plan_of(claim_statement(), [QUEUES, ["fraud"]])
+    every = list(nodes(plan))
+    assert not [n for n in every if n["Node Type"] == "Seq Scan" and scans_tasks(n)], json.dumps(plan, indent=1)
+    assert any(scans_tasks(n) and "Index" in n["Node Type"] for n in every)
+    for node in every:
+        if "Sort" in node["Node Type"]:
+            # Sorting the few per-queue candidates is fine; a sort that reaches the task table without a LIMIT
+            # in between would be sorting the backlog.
+            below = list(nodes(node, stop_at=("Limit",)))
+            assert not any(scans_tasks(n) for n in below), json.dumps(plan, indent=1)
+
+
+def test_task_visibility_uses_the_queue_index(big_backlog):
+    alice = User.objects.get(username="alice")
+    queryset = tasks_visible_to(user=alice).filter(status="OPEN").order_by("-priority", "created_at")[:50]
+    sql, params = queryset.query.sql_with_params()
+    every = list(nodes(plan_of(sql, params)))
+    assert not [n for n in every if n["Node Type"] == "Seq Scan" and scans_tasks(n)]
+    assert any(n.get("Index Name", "").startswith("idx_workflow_tasks") for n in every)
