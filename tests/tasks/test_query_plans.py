@@ -11,7 +11,7 @@ from tests.tasks.test_concurrency import insert_open_tasks
 
 pytestmark = pytest.mark.django_db
 
-BACKLOG = 120_000
+BACKLOG = 150_000
 QUEUES = ["intake", "triage", "fraud-investigation", "legal-review", "escalations"]
 
 
@@ -20,11 +20,11 @@ def big_backlog(demo_org):
     """A backlog spread over many queues, as in production: any one user's queues hold a small part of it."""
     from queues.models import WorkflowQueue
 
-    extra = [f"region-{n:02d}" for n in range(20)]
+    extra = [f"region-{n:03d}" for n in range(100)]
     WorkflowQueue.objects.bulk_create([WorkflowQueue(queue_name=name, display_name=name) for name in extra])
     insert_open_tasks(BACKLOG, QUEUES + extra)
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE flowable.workflow_tasks")
+        cursor.execute("ANALYZE")
 
 
 def plan_of(sql, params=()):
