@@ -1,8 +1,14 @@
 """Admin for departments, users, skills, roles, role assignments and the security audit."""
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils.html import format_html_join
 
+from .access import capabilities_by_queue
+from .authentication import client_address
+from .errors import WorkflowError
 from .models import Department, SecurityEvent, Skill, User, UserRoleAssignment, WorkflowRole
+from .services import role_assignment_grant, role_assignment_revoke, role_save
 
 
 @admin.register(Department)
@@ -28,6 +34,23 @@ class UserAdmin(DjangoUserAdmin):
         ("Work", {"fields": ("department", "skills", "max_concurrent_tasks", "is_service_account")}),
     )
     filter_horizontal = ("groups", "user_permissions", "skills")
+    readonly_fields = ("effective_queues",)
+    search_fields = ("username", "first_name", "last_name", "email")
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return (*fieldsets, ("Effective queues now", {"fields": ("effective_queues",)}))
+
+    @admin.display(description="queues and capabilities now")
+    def effective_queues(self, user):
+        rows = capabilities_by_queue(user=user)
+        if not rows:
+            return "No queues: the user holds no role in force."
+        return format_html_join(
+            "\n", "<div><strong>{}</strong>: {}</div>", ((queue, ", ".join(caps)) for queue, caps in rows.items())
+        )
 
 
 @admin.register(WorkflowRole)
@@ -42,15 +65,82 @@ class WorkflowRoleAdmin(admin.ModelAdmin):
     def queue_list(self, role):
         return ", ".join(role.queue_names)
 
+    def save_model(self, request, obj, form, change):
+        # Through the service, so the role's group gets exactly its queue permissions.
+        try:
+            saved = role_save(
+                role_code=obj.role_code, name=obj.name, queue_names=obj.queue_names, permissions=obj.permissions,
+                department=obj.department, description=obj.description,
+            )
+        except WorkflowError as exc:
+            messages.error(request, exc.detail)
+            return
+        obj.pk = saved.pk
+        obj.group = saved.group
+
+
+class RoleGrantForm(forms.ModelForm):
+    """Grant a role to a user for a window of time, in one form."""
+
+    class Meta:
+        model = UserRoleAssignment
+        fields = ("user", "role", "valid_from", "valid_until", "is_temporary_escalation", "reason")
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("valid_from"), data.get("valid_until")
+        if start and end and end <= start:
+            self.add_error("valid_until", "Must be after valid from.")
+        if data.get("is_temporary_escalation"):
+            if not end:
+                self.add_error("valid_until", "A temporary escalation must end.")
+            if not (data.get("reason") or "").strip():
+                self.add_error("reason", "A temporary escalation needs a reason.")
+        return data
+
 
 @admin.register(UserRoleAssignment)
 class UserRoleAssignmentAdmin(admin.ModelAdmin):
-    list_display = ("user", "role", "valid_from", "valid_until", "is_temporary_escalation", "granted_by", "revoked_at")
+    list_display = ("user", "role", "valid_from", "valid_until", "is_temporary_escalation", "in_force", "granted_by", "revoked_at")
     list_filter = ("role", "is_temporary_escalation", "valid_until")
     search_fields = ("user__username", "role__role_code", "reason")
     list_select_related = ("user", "role", "granted_by")
     autocomplete_fields = ("user",)
     date_hierarchy = "valid_from"
+    form = RoleGrantForm
+    actions = ["revoke_now"]
+
+    @admin.display(boolean=True, description="in force now")
+    def in_force(self, assignment):
+        from django.utils import timezone
+
+        return assignment.is_active_at(timezone.now())
+
+    def get_readonly_fields(self, request, obj=None):
+        # Grants are history: to change one, revoke it and grant anew.
+        if obj is not None:
+            return ("user", "role", "valid_from", "valid_until", "is_temporary_escalation", "reason", "granted_by",
+                    "revoked_at", "revoked_by", "created_at")
+        return ()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        saved = role_assignment_grant(
+            user=obj.user, role=obj.role, granted_by=request.user, valid_from=obj.valid_from,
+            valid_until=obj.valid_until, temporary_escalation=obj.is_temporary_escalation, reason=obj.reason,
+            remote_addr=client_address(request),
+        )
+        obj.pk = saved.pk
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke the selected assignments now")
+    def revoke_now(self, request, queryset):
+        for assignment in queryset:
+            role_assignment_revoke(assignment_id=assignment.pk, revoked_by=request.user, remote_addr=client_address(request))
+        self.message_user(request, f"Revoked {queryset.count()} assignment(s).")
 
 
 @admin.register(SecurityEvent)

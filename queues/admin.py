@@ -1,5 +1,9 @@
 """Admin for queues and their statistics."""
 from django.contrib import admin
+from django.utils.html import format_html_join
+
+from entitlements.access import users_with
+from entitlements.models import Capability
 
 from .models import QueueStatistics, WorkflowQueue
 
@@ -13,7 +17,21 @@ class WorkflowQueueAdmin(admin.ModelAdmin):
     list_filter = ("queue_type", "routing_strategy", "assignment_mode", "department", "intake_paused")
     search_fields = ("queue_name", "display_name", "description")
     list_select_related = ("department",)
-    readonly_fields = ("current_load", "round_robin_cursor", "created_at", "updated_at")
+    readonly_fields = ("current_load", "round_robin_cursor", "created_at", "updated_at", "workers_now", "supervisors_now")
+
+    def _people(self, queue, capability):
+        if queue is None or queue.pk is None:
+            return "—"
+        people = users_with(capability=capability, queue=queue).order_by("username")
+        return format_html_join(", ", "{}", ((u.get_username(),) for u in people)) or "nobody"
+
+    @admin.display(description="who can work it now")
+    def workers_now(self, queue):
+        return self._people(queue, Capability.WORK)
+
+    @admin.display(description="who supervises it now")
+    def supervisors_now(self, queue):
+        return self._people(queue, Capability.SUPERVISE)
 
     def get_readonly_fields(self, request, obj=None):
         # Tasks refer to a queue by name: renaming would orphan them.

@@ -72,6 +72,7 @@ import builtins
 import dataclasses
 import functools
 import keyword
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -134,10 +135,10 @@ SAFE_BUILTINS: dict[str, Any] = {
 
 # A model stuck in a loop of automatic steps (scripts, gateways) must fail, not hang a web worker.
 MAX_AUTOMATIC_STEPS = 10_000
-_SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
+_SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 _MAX_QUEUE_NAME_LENGTH = 100  # queues.WorkflowQueue.queue_name
 _MAX_SKILL_LENGTH = 50  # entitlements skill codes
-_ISO_DURATION = re.compile(r"^P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$")
+_ISO_LITERAL_SHAPE = re.compile(r"P[0-9A-Z.,]+|\d{4}-\d\d-\d\d([T ][0-9:.]+)?(Z|[+-][0-9:]+)?")
 _PYTHON_SCRIPT_FORMATS = {None, "", "python", "text/x-python", "text/python"}
 
 
@@ -398,7 +399,7 @@ def _check_supported_elements(root: etree._Element, process: etree._Element) -> 
     _check_container(process)
 
 
-def _require_bpmn_child(child: etree._Element, allowed: set[str]) -> None:
+def _require_bpmn_child(child: etree._Element, allowed) -> None:
     if etree.QName(child).namespace != BPMN_NS or _local(child) not in allowed:
         raise _refuse(f"<{_local(child)}> is not supported by this engine", child)
 
@@ -406,17 +407,17 @@ def _require_bpmn_child(child: etree._Element, allowed: set[str]) -> None:
 def _check_container(container: etree._Element) -> None:
     """Check a process or embedded subprocess: every child must be on the allow-list, recursively."""
     for child in _elements(container):
-        name = _local(child)
-        if etree.QName(child).namespace == BPMN_NS and name == "subProcess":
+        name = _local(child) if etree.QName(child).namespace == BPMN_NS else None
+        if name == "subProcess":
             if child.get("triggeredByEvent") == "true":
                 raise _refuse("event subprocesses are not supported by this engine", child)
             _check_container(child)
-        elif etree.QName(child).namespace == BPMN_NS and name == "laneSet":
+        elif name == "laneSet":
             _check_lane_set(child)
-        elif etree.QName(child).namespace == BPMN_NS and name in _ARTIFACTS:
+        elif name in _ARTIFACTS:
             continue
         else:
-            _require_bpmn_child(child, set(_FLOW_ELEMENTS))
+            _require_bpmn_child(child, _FLOW_ELEMENTS.keys())
             for part in _elements(child):
                 _require_bpmn_child(part, _FLOW_ELEMENTS[name])
             _check_flow_element(child)
@@ -483,11 +484,10 @@ def _check_expressions(process: etree._Element) -> None:
     for tag in ("timeDuration", "timeDate"):
         for timer in process.iter(_bpmn(tag)):
             text = (timer.text or "").strip()
-            literal = _timer_literal(text)
-            if literal is None:
+            if not _looks_like_timer_literal(text):
                 _check_model_source(text, "eval", timer)
-            elif not _timer_literal_parses(literal):
-                raise _refuse(f"'{text}' is not a valid ISO 8601 {'duration' if tag == 'timeDuration' else 'date-time'}", timer)
+            elif problem := _timer_literal_error(text, duration=tag == "timeDuration"):
+                raise _refuse(problem, timer)
 
 
 def _check_model_source(source: str, mode: str, element: etree._Element) -> None:
@@ -526,24 +526,19 @@ def _read_user_task(task: etree._Element, lane_of: dict[str, str]) -> UserTaskIn
             "user task has no queue: put it in a lane or give it a candidateGroup property", task
         )
     for group in candidate_groups:
-        if not _SLUG.match(group) or len(group) > _MAX_QUEUE_NAME_LENGTH:
+        if not _SLUG.fullmatch(group) or len(group) > _MAX_QUEUE_NAME_LENGTH:
             raise _refuse(f"'{group}' is not a valid queue name (letters, digits, '-' and '_')", task)
 
     priority = None
     if "priority" in properties:
-        try:
-            priority = int(properties["priority"])
-        except ValueError:
-            priority = None
-        if priority is None or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
-            raise _refuse(
-                f"priority '{properties['priority']}' must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}",
-                task,
-            )
+        text = properties["priority"]
+        if not (text.isascii() and text.isdigit() and MIN_PRIORITY <= int(text) <= MAX_PRIORITY):
+            raise _refuse(f"priority '{text}' must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}", task)
+        priority = int(text)
 
     skills = _comma_list(properties.get("requiredSkills", ""))
     for skill in skills:
-        if not _SLUG.match(skill) or len(skill) > _MAX_SKILL_LENGTH:
+        if not _SLUG.fullmatch(skill) or len(skill) > _MAX_SKILL_LENGTH:
             raise _refuse(f"'{skill}' is not a valid skill code (letters, digits, '-' and '_')", task)
 
     sla_hours = None
@@ -551,8 +546,8 @@ def _read_user_task(task: etree._Element, lane_of: dict[str, str]) -> UserTaskIn
         try:
             sla_hours = float(properties["slaHours"])
         except ValueError:
-            sla_hours = None
-        if sla_hours is None or not sla_hours > 0 or sla_hours == float("inf"):
+            sla_hours = math.nan
+        if not 0 < sla_hours < math.inf:  # also false for nan
             raise _refuse(f"slaHours '{properties['slaHours']}' must be a positive number", task)
 
     documentation = task.find(_bpmn("documentation"))
@@ -675,26 +670,37 @@ def _unsafe_source(source: str, mode: str) -> tuple[str, int | None] | None:
     try:
         tree = ast.parse(source, mode=mode)
     except SyntaxError as exc:
-        return f"invalid Python in expression {source.strip()!r}: {exc.msg}", exc.lineno
-    for node in ast.walk(tree):
+        excerpt = source.strip() if len(source.strip()) <= 80 else source.strip()[:77] + "..."
+        return f"invalid Python ({exc.msg}): {excerpt!r}", exc.lineno
+    nodes = list(ast.walk(tree))
+    # Attributes are checked last so that `__import__('os').system(...)` is reported for its worst part.
+    for node in nodes:
         line = getattr(node, "lineno", None)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             return "imports are not allowed in expressions or scripts", line
         if isinstance(node, ast.ClassDef):
             return "class definitions are not allowed in scripts", line
-        if isinstance(node, ast.Name) and node.id.startswith("__"):
-            return f"the name '{node.id}' is not allowed in expressions or scripts", line
+        if any(name.startswith("__") for name in _bound_names(node)):
+            return f"the name '{_bound_names(node)[0]}' is not allowed in expressions or scripts", line
+    for node in nodes:
         if isinstance(node, ast.Attribute) and node.attr not in _ALLOWED_ATTRIBUTES:
-            return f"the attribute '.{node.attr}' is not allowed in expressions or scripts", line
-        if isinstance(node, (ast.FunctionDef, ast.Lambda, ast.AsyncFunctionDef)):
-            arguments = node.args
-            names = [a.arg for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs]
-            names += [a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None]
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                names.append(node.name)
-            if any(name.startswith("__") for name in names):
-                return "names starting with '__' are not allowed in expressions or scripts", line
+            return f"the attribute '.{node.attr}' is not allowed in expressions or scripts", node.lineno
     return None
+
+
+def _bound_names(node: ast.AST) -> list[str]:
+    """The names a node reads or binds, dunder ones first."""
+    if isinstance(node, ast.Name):
+        names = [node.id]
+    elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        arguments = node.args
+        names = [a.arg for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs]
+        names += [a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None]
+        if not isinstance(node, ast.Lambda):
+            names.append(node.name)
+    else:
+        return []
+    return sorted(names, key=lambda name: not name.startswith("__"))
 
 
 class _SandboxedScriptEngine(PythonScriptEngine):
@@ -703,11 +709,6 @@ class _SandboxedScriptEngine(PythonScriptEngine):
     def __init__(self, *, now: datetime) -> None:
         super().__init__(environment=TaskDataEnvironment({"__builtins__": SAFE_BUILTINS}))
         self.now = now
-
-    def validate(self, expression: str) -> None:
-        problem = _unsafe_source(expression, "exec")
-        if problem is not None:
-            raise ScriptError(problem[0])
 
     def evaluate(self, task, expression, external_context=None):
         self._check(task, expression, "eval")
@@ -724,9 +725,10 @@ class _SandboxedScriptEngine(PythonScriptEngine):
             self.environment.execute(script, task.data, external_context or {})
         except Exception as exc:
             raise ScriptError(f"script failed: {type(exc).__name__}: {exc}", element_id=_bpmn_id(task)) from exc
-        problem = _non_json_value(task.data)
-        if problem:
-            raise ScriptError(f"script left {problem}; process variables must be JSON values", element_id=_bpmn_id(task))
+        if problem := _non_json_value(task.data):
+            raise ScriptError(
+                f"script left {problem}; process variables must be JSON values", element_id=_bpmn_id(task)
+            )
         return True
 
     def call_service(self, task, **kwargs):
@@ -748,7 +750,7 @@ def _non_json_value(value: Any, path: str = "") -> str | None:
     if value is None or isinstance(value, (str, bool, int)):
         return None
     if isinstance(value, float):
-        return None if value == value and value not in (float("inf"), float("-inf")) else f"{path or 'a value'} = {value}"
+        return None if math.isfinite(value) else f"{path or 'a value'} = {value}"
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
             if problem := _non_json_value(item, f"{path}[{index}]"):
@@ -767,26 +769,25 @@ def _non_json_value(value: Any, path: str = "") -> str | None:
 # --- timers on an injected clock ----------------------------------------------------------------------------
 
 
-def _timer_literal(text: str) -> str | None:
-    """The text itself when it is an ISO 8601 literal as BPMN editors write it (PT48H), else None."""
-    if _ISO_DURATION.match(text):
-        return text
-    try:
-        datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return text
+def _looks_like_timer_literal(text: str) -> bool:
+    """Whether `text` is meant as an ISO 8601 literal, as BPMN editors write them (PT48H), not an expression.
+
+    Text shaped like a literal counts as one even if malformed, so that a typo such as PT48X is refused at
+    deploy time instead of being read as a variable name.
+    """
+    return _ISO_LITERAL_SHAPE.fullmatch(text) is not None
 
 
-def _timer_literal_parses(text: str) -> bool:
+def _timer_literal_error(text: str, *, duration: bool) -> str | None:
+    """Why `text` is not a valid ISO 8601 duration (or date-time), or None when it is."""
     try:
-        if text.startswith("P"):
+        if duration:
             TimerEventDefinition.parse_iso_duration(text)
         else:
             _as_utc(text)
-    except Exception:
-        return False
-    return True
+    except Exception:  # SpiffWorkflow's duration parser raises a bare Exception
+        return f"'{text}' is not a valid ISO 8601 {'duration, e.g. PT48H' if duration else 'date-time'}"
+    return None
 
 
 def _as_utc(text: str) -> datetime:
@@ -799,14 +800,15 @@ def _clock(task) -> datetime:
     return task.workflow.script_engine.now
 
 
-def _timer_text(task, expression: str) -> str:
-    literal = _timer_literal(expression.strip())
-    if literal is not None:
-        return literal
-    value = task.workflow.script_engine.evaluate(task, expression)
-    if not isinstance(value, str):
-        raise ScriptError(f"timer expression {expression!r} gave {value!r}, not an ISO 8601 text", element_id=_bpmn_id(task))
-    return value.strip()
+def _timer_text(task, expression: str, *, duration: bool) -> str:
+    """The ISO 8601 text a timer means: its literal, or what its expression gives; checked either way."""
+    text = expression.strip()
+    if not _looks_like_timer_literal(text):
+        text = task.workflow.script_engine.evaluate(task, expression)
+        text = text.strip() if isinstance(text, str) else repr(text)
+    if problem := _timer_literal_error(text, duration=duration):
+        raise ScriptError(f"timer {expression.strip()!r}: {problem}", element_id=_bpmn_id(task))
+    return text
 
 
 class _ClockedDurationTimer(DurationTimerEventDefinition):
@@ -816,7 +818,7 @@ class _ClockedDurationTimer(DurationTimerEventDefinition):
         now = _clock(my_task)
         due = my_task._get_internal_data("event_value")
         if due is None:
-            duration = TimerEventDefinition.parse_iso_duration(_timer_text(my_task, self.expression))
+            duration = TimerEventDefinition.parse_iso_duration(_timer_text(my_task, self.expression, duration=True))
             due = (now + TimerEventDefinition.get_timedelta_from_start(duration, now)).isoformat()
             my_task._set_internal_data(event_value=due)
         if _as_utc(due) <= now:
@@ -830,7 +832,7 @@ class _ClockedTimeDateTimer(TimeDateEventDefinition):
     def has_fired(self, my_task):
         due = my_task._get_internal_data("event_value")
         if due is None:
-            due = _as_utc(_timer_text(my_task, self.expression)).isoformat()
+            due = _as_utc(_timer_text(my_task, self.expression, duration=False)).isoformat()
             my_task._set_internal_data(event_value=due)
         if _as_utc(due) <= _clock(my_task):
             my_task._set_internal_data(event_fired=True)
@@ -856,8 +858,9 @@ def start(*, spec: dict, variables: dict, now: datetime) -> EngineRun:
     """Start an instance of the definition with `variables` and run it to its first wait state."""
     _check_variables(variables)
     engine = _SandboxedScriptEngine(now=_aware(now))
-    process_spec = _SERIALIZER.from_dict(spec["spec"])
-    subprocess_specs = {name: _SERIALIZER.from_dict(sub) for name, sub in spec["subprocess_specs"].items()}
+    # SpiffWorkflow writes into the dicts it restores specs from; it gets copies, never the stored spec.
+    process_spec = _SERIALIZER.from_dict(_copy_json(spec["spec"]))
+    subprocess_specs = {name: _SERIALIZER.from_dict(_copy_json(sub)) for name, sub in spec["subprocess_specs"].items()}
     workflow = BpmnWorkflow(process_spec, subprocess_specs, script_engine=engine)
     # The root task's data is what every first task inherits.
     workflow.task_tree.data.update(_copy_json(variables))
@@ -971,15 +974,18 @@ def _copy_json(value: Any) -> Any:
 
 
 def _restore(spec: dict, state: dict, *, now: datetime) -> BpmnWorkflow:
-    if not isinstance(state, dict) or "tasks" not in state:
+    if not isinstance(state, dict) or "tasks" not in state or _SERIALIZER.VERSION_KEY not in state:
         raise EngineError("the engine state is missing or not from this engine")
     serialised = {
         **state,
-        "spec": spec["spec"],
-        "subprocess_specs": spec["subprocess_specs"],
-        # SpiffWorkflow pops entries out of this mapping while restoring; give it a copy, not the caller's.
+        # SpiffWorkflow writes into the spec dicts and pops entries out of the subprocess mapping while
+        # restoring; it gets copies, never the caller's stored data. (Task dicts it only reads.)
+        "spec": _copy_json(spec["spec"]),
+        "subprocess_specs": _copy_json(spec["subprocess_specs"]),
         "subprocesses": dict(state.get("subprocesses", {})),
     }
+    if state[_SERIALIZER.VERSION_KEY] != _SERIALIZER.VERSION:
+        serialised = _copy_json(serialised)  # SpiffWorkflow's migrations rewrite nested dicts in place
     _SERIALIZER.migrate(serialised)  # also drops the version key
     workflow = _SERIALIZER.from_dict(serialised)
     workflow.script_engine = _SandboxedScriptEngine(now=_aware(now))
@@ -1000,9 +1006,8 @@ def _run_until_waiting(workflow: BpmnWorkflow) -> None:
             )
 
     try:
-        # do_engine_steps refreshes timers last, and a timer that fires then is READY but not yet run.
-        workflow.refresh_timers()
         workflow.do_engine_steps(will_complete_task=count_step)
+        # do_engine_steps refreshes timers last, and a timer that fires then is READY but not yet run.
         while workflow.get_next_task(state=TaskState.READY, manual=False) is not None:
             workflow.do_engine_steps(will_complete_task=count_step)
     except EngineError:
@@ -1030,7 +1035,10 @@ def _open_user_task(workflow: BpmnWorkflow, spec: dict, engine_task_id: str):
         task_uuid = UUID(str(engine_task_id))
     except ValueError:
         raise TaskNotReady(f"'{engine_task_id}' is not a task id") from None
-    task = workflow.get_task_from_id(task_uuid)
+    try:
+        task = workflow.get_task_from_id(task_uuid)
+    except SpiffWorkflowException:
+        task = None
     if task is None:
         raise TaskNotReady(f"task {engine_task_id} is not part of this process instance")
     if task.state != TaskState.READY or task.task_spec.bpmn_id not in spec["user_tasks"]:
@@ -1082,7 +1090,7 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
         state=state,
         ready_user_tasks=ready,
         completed=completed,
-        variables={key: value for key, value in _copy_json(variables).items() if not key.startswith("_")},
+        variables=_copy_json(variables),
         closed_task_ids=sorted(open_before - set(open_now)),
         opened_task_ids=[task_id for task_id in open_now if task_id not in open_before],
         next_timer_due_at=_next_timer_due_at(workflow),

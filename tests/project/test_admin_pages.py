@@ -48,3 +48,57 @@ def test_caseworker_cannot_reach_admin(client, caseworker_alice):
     response = client.get("/admin/")
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_user_page_shows_effective_queues_now(supervisor_client, caseworker_alice):
+    body = supervisor_client.get(reverse("admin:entitlements_user_change", args=[caseworker_alice.pk])).content.decode()
+    assert "<strong>intake</strong>: view, work" in body
+
+
+def test_queue_page_shows_who_can_work_it_now(supervisor_client):
+    from queues.models import WorkflowQueue
+
+    triage = WorkflowQueue.objects.get(queue_name="triage")
+    body = supervisor_client.get(reverse("admin:queues_workflowqueue_change", args=[triage.pk])).content.decode()
+    assert "alice, carol" in body
+
+
+def test_grant_role_with_a_window_in_one_form(supervisor_client, fraud_investigator_bob):
+    from entitlements.access import queue_names_for
+    from entitlements.models import SecurityEvent, WorkflowRole
+
+    role = WorkflowRole.objects.get(role_code="legal-reviewer")
+    response = supervisor_client.post(reverse("admin:entitlements_userroleassignment_add"), {
+        "user": fraud_investigator_bob.pk, "role": role.pk,
+        "valid_from_0": "2020-01-01", "valid_from_1": "00:00:00",
+        "valid_until_0": "2099-01-01", "valid_until_1": "00:00:00",
+        "is_temporary_escalation": "on", "reason": "Covering legal review",
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert "legal-review" in queue_names_for(user=fraud_investigator_bob, capability="work")
+    event = SecurityEvent.objects.filter(event_type="ROLE_GRANTED").latest("event_id")
+    assert event.actor_username == "supervisor" and event.details["role"] == "legal-reviewer"
+
+
+def test_temporary_escalation_without_reason_is_refused_beside_the_field(supervisor_client, fraud_investigator_bob):
+    from entitlements.models import WorkflowRole
+
+    role = WorkflowRole.objects.get(role_code="legal-reviewer")
+    response = supervisor_client.post(reverse("admin:entitlements_userroleassignment_add"), {
+        "user": fraud_investigator_bob.pk, "role": role.pk, "valid_from_0": "2020-01-01", "valid_from_1": "00:00:00",
+        "is_temporary_escalation": "on", "reason": "",
+    })
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "A temporary escalation must end." in body and "A temporary escalation needs a reason." in body
+
+
+def test_revoke_action_ends_the_assignment(supervisor_client, caseworker_alice):
+    from entitlements.access import queue_names_for
+    from entitlements.models import UserRoleAssignment
+
+    assignment = UserRoleAssignment.objects.get(user=caseworker_alice, role__role_code="intake-caseworker")
+    supervisor_client.post(reverse("admin:entitlements_userroleassignment_changelist"), {
+        "action": "revoke_now", "_selected_action": [assignment.pk],
+    })
+    assert queue_names_for(user=caseworker_alice, capability="work") == ["triage"]
