@@ -10,10 +10,12 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from . import selectors, services
+from entitlements.errors import NotFound
+
+from . import selectors, services, workflows
 from queues.models import WorkflowQueue
 
-from .models import MAX_PRIORITY, MIN_PRIORITY, TaskHistory, TaskStatus, WorkflowTask
+from .models import MAX_PRIORITY, MIN_PRIORITY, ProcessInstance, TaskHistory, TaskStatus, WorkflowDefinition, WorkflowTask
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -302,3 +304,95 @@ class QueueViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={200: QueueSerializer(many=True), **errors(401)})
     def list(self, request):
         return Response(QueueSerializer(selectors.queue_dashboard(user=request.user), many=True).data)
+
+
+class DefinitionSerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(source="workflow_id", read_only=True)
+    deployed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    queues = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WorkflowDefinition
+        fields = ["id", "process_key", "version", "name", "sla_config", "is_active", "deployed_by", "deployed_at", "queues"]
+        read_only_fields = fields
+
+    def get_queues(self, definition) -> list[str]:
+        tasks = (definition.engine_spec or {}).get("user_tasks", {})
+        return sorted({t["queue_name"] for t in tasks.values()})
+
+
+class DeploySerializer(serializers.Serializer):
+    bpmn_xml = serializers.CharField(trim_whitespace=False)
+    sla_config = serializers.DictField(required=False, default=dict)
+
+
+class ProcessSerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(source="process_instance_id", read_only=True)
+    process_key = serializers.CharField(source="definition.process_key", read_only=True)
+    version = serializers.IntegerField(source="definition.version", read_only=True)
+    tasks = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ProcessInstance
+        fields = ["id", "process_key", "version", "business_key", "variables", "status", "sla_due_date",
+                  "started_at", "ended_at", "tasks"]
+        read_only_fields = fields
+
+    def get_tasks(self, instance) -> list[dict]:
+        rows = instance.tasks.order_by("task_id").values("task_id", "name", "queue_id", "status")
+        return [{"id": r["task_id"], "name": r["name"], "queue": r["queue_id"], "status": r["status"]} for r in rows]
+
+
+class ProcessStartSerializer(serializers.Serializer):
+    process_key = serializers.CharField(max_length=200)
+    business_key = serializers.CharField(max_length=200)
+    variables = serializers.DictField(required=False, default=dict)
+
+
+class DefinitionViewSet(viewsets.GenericViewSet):
+    """Deployed BPMN definitions, newest version first."""
+
+    serializer_class = DefinitionSerializer
+    filter_backends = []
+
+    def get_queryset(self):
+        return WorkflowDefinition.objects.select_related("deployed_by").order_by("process_key", "-version")
+
+    @extend_schema(responses={200: DefinitionSerializer(many=True), **errors(401)})
+    def list(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(DefinitionSerializer(page, many=True).data)
+
+    @extend_schema(request=DeploySerializer, responses={201: DefinitionSerializer, **errors(400, 401, 403, 409)})
+    def create(self, request):
+        data = TaskViewSet.validated(DeploySerializer, request)
+        definition = workflows.definition_deploy(user=request.user, bpmn_xml=data["bpmn_xml"], sla_config=data["sla_config"])
+        return Response(DefinitionSerializer(definition).data, status=status.HTTP_201_CREATED)
+
+
+class ProcessViewSet(viewsets.GenericViewSet):
+    """Process instances: start one, read one (visible through the queues of its tasks)."""
+
+    serializer_class = ProcessSerializer
+    filter_backends = []
+    lookup_value_regex = r"[0-9]+"
+
+    def get_queryset(self):
+        visible = selectors.tasks_visible_to(user=self.request.user).values("process_instance_id")
+        return ProcessInstance.objects.filter(pk__in=visible).select_related("definition")
+
+    @extend_schema(request=ProcessStartSerializer, responses={201: ProcessSerializer, **errors(400, 401, 403)})
+    def create(self, request):
+        data = TaskViewSet.validated(ProcessStartSerializer, request)
+        instance = workflows.process_start(
+            user=request.user, process_key=data["process_key"], business_key=data["business_key"],
+            variables=data["variables"], via_account=via(request),
+        )
+        return Response(ProcessSerializer(instance).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: ProcessSerializer, **errors(401, 404)})
+    def retrieve(self, request, pk=None):
+        instance = self.get_queryset().filter(pk=int(pk)).first()
+        if instance is None:
+            raise NotFound(f"process {pk} not found", code="process_not_found")
+        return Response(ProcessSerializer(instance).data)

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class TasksConfig(AppConfig):
     name = "tasks"
     verbose_name = "Workflow engine and tasks"
+
+    def ready(self):
+        from . import workflows  # noqa: F401  (registers the engine's task-completed hook)

@@ -5,6 +5,8 @@ from collections.abc import Callable
 
 _task_moved: list[Callable] = []
 _task_completed: list[Callable] = []
+_process_task_opened: list[Callable] = []
+_process_completed: list[Callable] = []
 
 
 def on_task_moved(callback: Callable) -> Callable:
@@ -28,4 +30,28 @@ def task_moved(**kwargs) -> None:
 
 def task_completed(**kwargs) -> None:
     for callback in _task_completed:
+        callback(**kwargs)
+
+
+def on_process_task_opened(callback: Callable) -> Callable:
+    """`callback(instance=, task=, user=)`, when the engine opens a task of a process instance."""
+    if callback not in _process_task_opened:
+        _process_task_opened.append(callback)
+    return callback
+
+
+def process_task_opened(**kwargs) -> None:
+    for callback in _process_task_opened:
+        callback(**kwargs)
+
+
+def on_process_completed(callback: Callable) -> Callable:
+    """`callback(instance=)`, inside the transaction in which a process instance reached its end."""
+    if callback not in _process_completed:
+        _process_completed.append(callback)
+    return callback
+
+
+def process_completed(**kwargs) -> None:
+    for callback in _process_completed:
         callback(**kwargs)

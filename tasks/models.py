@@ -57,6 +57,7 @@ class ProcessInstance(models.Model):
     engine_state = models.JSONField(null=True, blank=True, help_text="The engine's serialised workflow state.")
     status = models.CharField(max_length=20, choices=ProcessStatus.choices, default=ProcessStatus.RUNNING)
     sla_due_date = models.DateTimeField(null=True, blank=True)
+    next_timer_due_at = models.DateTimeField(null=True, blank=True, help_text="When the engine's next timer falls due.")
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     started_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -75,6 +76,7 @@ class ProcessInstance(models.Model):
         ]
         indexes = [
             models.Index(fields=["sla_due_date"], name="process_sla_due_running", condition=Q(status="RUNNING")),
+            models.Index(fields=["next_timer_due_at"], name="process_timer_due_running", condition=Q(status="RUNNING")),
         ]
 
     def __str__(self) -> str:

@@ -5,7 +5,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from tasks.api import QueueViewSet, TaskViewSet
+from cases.api import CaseViewSet
+from tasks.api import DefinitionViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
 
 from . import health
 
@@ -20,7 +21,10 @@ class Router(SimpleRouter):
 
 router = Router()
 router.register("workflow/tasks", TaskViewSet, basename="task")
+router.register("workflow/definitions", DefinitionViewSet, basename="definition")
+router.register("workflow/processes", ProcessViewSet, basename="process")
 router.register("queues", QueueViewSet, basename="queue")
+router.register("cases", CaseViewSet, basename="case")
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

@@ -1,0 +1,89 @@
+"""REST API for cases: open one (which starts its workflow), list and read them with routing history."""
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.response import Response
+
+from tasks.api import TaskViewSet, errors, via
+from tasks.models import WorkflowTask
+
+from . import selectors, services
+from .models import Case
+
+
+class AllegationSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    description = serializers.CharField()
+    date = serializers.DateField(required=False, allow_null=True)
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(source="case_id", read_only=True)
+    assigned_to = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    allegations = AllegationSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Case
+        fields = ["id", "case_number", "title", "description", "allegations", "status", "priority", "assigned_to",
+                  "created_at", "updated_at", "closed_at"]
+        read_only_fields = fields
+
+
+class CaseDetailSerializer(CaseSerializer):
+    workflows = serializers.SerializerMethodField()
+    current_tasks = serializers.SerializerMethodField()
+
+    class Meta(CaseSerializer.Meta):
+        fields = [*CaseSerializer.Meta.fields, "workflows", "current_tasks"]
+        read_only_fields = fields
+
+    def get_workflows(self, case) -> list[dict]:
+        return [
+            {"process_instance": m.process_instance_id, "workflow_type": m.workflow_type, "routing_history": m.routing_history}
+            for m in case.workflow_mappings.order_by("mapping_id")
+        ]
+
+    def get_current_tasks(self, case) -> list[dict]:
+        rows = WorkflowTask.objects.filter(
+            process_instance__case_mapping__case=case, status__in=["OPEN", "CLAIMED"]
+        ).order_by("task_id").values("task_id", "name", "queue_id", "status", "assignee__username", "due_date")
+        return [{"id": r["task_id"], "name": r["name"], "queue": r["queue_id"], "status": r["status"],
+                 "assignee": r["assignee__username"], "due_date": r["due_date"]} for r in rows]
+
+
+class CaseOpenSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=300)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
+    allegations = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+    workflow_type = serializers.CharField(max_length=200, required=False, default="onecms_case_handling")
+    priority = serializers.IntegerField(min_value=0, max_value=100, required=False, default=50)
+
+
+class CaseViewSet(viewsets.GenericViewSet):
+    """Cases visible through the queues of their tasks, or to their assignee and creator. Others are 404."""
+
+    serializer_class = CaseSerializer
+    filter_backends = []
+    lookup_value_regex = r"[0-9]+"
+
+    def get_queryset(self):
+        return selectors.cases_visible_to(user=self.request.user).select_related("assigned_to").order_by("-created_at")
+
+    @extend_schema(responses={200: CaseSerializer(many=True), **errors(401)})
+    def list(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(CaseSerializer(page, many=True).data)
+
+    @extend_schema(request=CaseOpenSerializer, responses={201: CaseDetailSerializer, **errors(400, 401, 403)})
+    def create(self, request):
+        data = TaskViewSet.validated(CaseOpenSerializer, request)
+        case = services.case_open(
+            user=request.user, title=data["title"], description=data["description"], allegations=data["allegations"],
+            workflow_type=data["workflow_type"], priority=data["priority"], via_account=via(request),
+        )
+        return Response(CaseDetailSerializer(case).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: CaseDetailSerializer, **errors(401, 404)})
+    def retrieve(self, request, pk=None):
+        return Response(CaseDetailSerializer(selectors.case_for_user(user=request.user, case_id=int(pk))).data)

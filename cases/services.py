@@ -1,0 +1,133 @@
+"""Writes of cases: open a case (and its workflow), and keep its routing history as its work moves."""
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from entitlements.errors import InvalidInput
+from tasks import hooks as task_hooks
+from tasks.workflows import process_start
+
+from .models import AllegationType, Case, CaseEvent, CaseStatus, CaseWorkflowMapping
+
+CASE_NUMBER_FORMAT = "CASE-{year}-{number:06d}"
+MAX_ALLEGATIONS = 50
+MAX_TITLE = 300
+
+
+def validate_allegations(allegations) -> list[dict]:
+    """A list of {type, description, date}; type from AllegationType, date ISO (not in the future)."""
+    if not isinstance(allegations, list) or not allegations:
+        raise InvalidInput("at least one allegation is required", fields={"allegations": ["Give at least one allegation."]})
+    if len(allegations) > MAX_ALLEGATIONS:
+        raise InvalidInput("too many allegations", fields={"allegations": [f"At most {MAX_ALLEGATIONS}."]})
+    cleaned, errors = [], {}
+    for index, item in enumerate(allegations):
+        key = f"allegations[{index}]"
+        if not isinstance(item, dict):
+            errors[key] = ["Must be an object with type, description and date."]
+            continue
+        kind = item.get("type")
+        if kind not in AllegationType.values:
+            errors[f"{key}.type"] = [f"Must be one of: {', '.join(AllegationType.values)}."]
+        description = item.get("description", "")
+        if not isinstance(description, str) or not description.strip():
+            errors[f"{key}.description"] = ["This field is required."]
+        date = item.get("date")
+        parsed = None
+        if date is not None:
+            try:
+                parsed = dt.date.fromisoformat(str(date))
+                if parsed > timezone.localdate():
+                    errors[f"{key}.date"] = ["Must not be in the future."]
+            except ValueError:
+                errors[f"{key}.date"] = ["Must be a date (YYYY-MM-DD)."]
+        cleaned.append({"type": kind, "description": (description or "").strip(),
+                        "date": parsed.isoformat() if parsed else None})
+    if errors:
+        first = next(iter(errors))
+        raise InvalidInput(f"{first}: {errors[first][0]}", fields=errors)
+    return cleaned
+
+
+def next_case_number() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval('onecms.case_number_seq')")
+        number = cursor.fetchone()[0]
+    return CASE_NUMBER_FORMAT.format(year=timezone.now().year, number=number)
+
+
+@transaction.atomic
+def case_open(
+    *, user, title: str, allegations, workflow_type: str = "onecms_case_handling", description: str = "",
+    priority: int = 50, via_account=None,
+) -> Case:
+    """Open a case and start its workflow with the case's data as variables; record the mapping."""
+    if not isinstance(title, str) or not title.strip():
+        raise InvalidInput("title is required", fields={"title": ["This field is required."]})
+    if len(title) > MAX_TITLE:
+        raise InvalidInput("title is too long", fields={"title": [f"At most {MAX_TITLE} characters."]})
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 100:
+        raise InvalidInput("priority must be 0-100", fields={"priority": ["Must be a whole number from 0 to 100."]})
+    cleaned = validate_allegations(allegations)
+    case = Case.objects.create(
+        case_number=next_case_number(), title=title.strip(), description=description, allegations=cleaned,
+        priority=priority, created_by=user, status=CaseStatus.OPEN,
+    )
+    CaseEvent.objects.create(case=case, event_type="OPENED", actor=user, new_values={"title": case.title, "allegations": cleaned})
+    variables = {
+        "case_number": case.case_number,
+        "title": case.title,
+        "allegation_type": cleaned[0]["type"],
+        "allegation_types": sorted({a["type"] for a in cleaned}),
+        "priority": priority,
+    }
+    instance = process_start(
+        user=user, process_key=workflow_type, business_key=case.case_number, variables=variables, via_account=via_account,
+    )
+    CaseWorkflowMapping.objects.create(case=case, process_instance=instance, workflow_type=workflow_type)
+    # The first tasks were created before the mapping existed: record their arrival now.
+    for task in instance.tasks.order_by("task_id"):
+        _append_hop(instance.pk, from_queue=None, to_queue=task.queue_id, user=user, reason=f"opened: {task.name}")
+    return case
+
+
+def _append_hop(process_instance_id: int, *, from_queue, to_queue, user, reason: str) -> None:
+    mapping = CaseWorkflowMapping.objects.select_for_update().filter(process_instance_id=process_instance_id).first()
+    if mapping is None:
+        return
+    mapping.routing_history = [*mapping.routing_history, {
+        "from_queue": from_queue, "to_queue": to_queue, "at": timezone.now().isoformat(),
+        "by": user.get_username() if user is not None else "system", "reason": reason,
+    }]
+    mapping.save(update_fields=["routing_history"])
+    if mapping.case.status == CaseStatus.OPEN and from_queue is not None:
+        Case.objects.filter(pk=mapping.case_id).update(status=CaseStatus.IN_PROGRESS)
+
+
+def record_task_moved(*, task, from_queue, to_queue, user, reason="") -> None:
+    if task.process_instance_id:
+        _append_hop(task.process_instance_id, from_queue=from_queue, to_queue=to_queue, user=user, reason=reason or "moved")
+
+
+def record_task_opened(*, instance, task, user) -> None:
+    """A new task of the case's workflow: a hop from the queue where its work last was."""
+    mapping = CaseWorkflowMapping.objects.filter(process_instance=instance).first()
+    if mapping is None:
+        return
+    last = mapping.routing_history[-1]["to_queue"] if mapping.routing_history else None
+    _append_hop(instance.pk, from_queue=last, to_queue=task.queue_id, user=user, reason=f"next step: {task.name}")
+
+
+def record_process_completed(*, instance) -> None:
+    mapping = CaseWorkflowMapping.objects.filter(process_instance=instance).select_related("case").first()
+    if mapping and mapping.case.status != CaseStatus.CLOSED:
+        Case.objects.filter(pk=mapping.case_id).update(status=CaseStatus.CLOSED, closed_at=timezone.now())
+        CaseEvent.objects.create(case=mapping.case, event_type="CLOSED", new_values={"status": "CLOSED"})
+
+
+task_hooks.on_task_moved(record_task_moved)
+task_hooks.on_process_task_opened(record_task_opened)
+task_hooks.on_process_completed(record_process_completed)

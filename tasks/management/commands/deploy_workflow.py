@@ -1,0 +1,35 @@
+"""Deploy a BPMN 2.0 file as the next version of its process key."""
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from entitlements.errors import WorkflowError
+from entitlements.models import User
+from tasks.workflows import definition_deploy
+
+
+class Command(BaseCommand):
+    help = "Deploy FILE (BPMN 2.0) as the next version of its process key."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file")
+        parser.add_argument("--as-user", default="supervisor", help="Deploy as this user (needs deploy on the model's queues).")
+        parser.add_argument("--sla-config", help="JSON file with the definition's SLA configuration.")
+
+    def handle(self, *args, file, as_user, sla_config=None, **options):
+        path = Path(file)
+        if not path.is_file():
+            raise CommandError(f"no such file: {file}")
+        user = User.objects.filter(username=as_user, is_active=True).first()
+        if user is None:
+            raise CommandError(f"no active user {as_user!r}")
+        try:
+            config = json.loads(Path(sla_config).read_text()) if sla_config else None
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"cannot read SLA config: {exc}") from exc
+        try:
+            definition = definition_deploy(user=user, bpmn_xml=path.read_text(encoding="utf-8"), sla_config=config)
+        except WorkflowError as exc:
+            raise CommandError(exc.detail) from exc
+        self.stdout.write(f"Deployed {definition.process_key} version {definition.version}.")

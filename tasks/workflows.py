@@ -1,0 +1,289 @@
+"""Writes of workflow definitions and process instances: deploy, start, advance on completion, timers, suspend.
+
+The engine (tasks/engine.py) computes; these services lock rows, store its state and turn its ready userTasks
+into queue tasks, in one transaction each. Lock order: process instance, then tasks, then queues.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from entitlements.access import queues_for
+from entitlements.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from entitlements.models import Capability
+from queues.models import WorkflowQueue
+
+from . import engine, hooks
+from .models import ProcessInstance, ProcessStatus, TaskStatus, WorkflowDefinition, WorkflowTask
+from .services import task_close, task_insert
+
+MAX_BPMN_BYTES = 2_000_000
+
+
+def _engine_error(exc: engine.EngineError) -> InvalidInput:
+    where = []
+    if exc.element_id:
+        where.append(f"element {exc.element_id}")
+    line = getattr(exc, "line", None)
+    if line:
+        where.append(f"line {line}")
+    detail = f"{exc.detail} ({', '.join(where)})" if where else exc.detail
+    fields = getattr(exc, "field_errors", None)
+    if fields:
+        return InvalidInput(detail, code="invalid_variables", fields={k: [v] for k, v in fields.items()})
+    return InvalidInput(detail, code="invalid_bpmn", fields={"bpmn_xml": [detail]})
+
+
+def _form_fields(fields) -> list[dict]:
+    return [
+        {
+            "id": f.id, "label": f.label, "type": f.type, "required": f.required,
+            "values": [{"id": v.id, "name": v.name} for v in f.enum_values],
+        }
+        for f in fields
+    ]
+
+
+@transaction.atomic
+def definition_deploy(*, user, bpmn_xml: str, sla_config: dict | None = None) -> WorkflowDefinition:
+    """Validate a BPMN 2.0 model and store it as the next version of its process key.
+
+    The deployer needs the deploy capability on every queue the model routes to; the queues must exist.
+    """
+    if not isinstance(bpmn_xml, str) or not bpmn_xml.strip():
+        raise InvalidInput("bpmn_xml is required", fields={"bpmn_xml": ["This field is required."]})
+    if len(bpmn_xml.encode()) > MAX_BPMN_BYTES:
+        raise InvalidInput("the model is too large", fields={"bpmn_xml": [f"At most {MAX_BPMN_BYTES} bytes."]})
+    if sla_config is not None and not isinstance(sla_config, dict):
+        raise InvalidInput("sla_config must be an object", fields={"sla_config": ["Must be an object."]})
+    try:
+        parsed = engine.parse_definition(bpmn_xml=bpmn_xml)
+    except engine.EngineError as exc:
+        raise _engine_error(exc) from exc
+    known = set(WorkflowQueue.objects.filter(queue_name__in=parsed.queue_names).values_list("queue_name", flat=True))
+    missing = sorted(set(parsed.queue_names) - known)
+    if missing:
+        raise InvalidInput(
+            f"the model routes to queues that do not exist: {', '.join(missing)}",
+            code="unknown_queue", fields={"bpmn_xml": [f"Unknown queues: {', '.join(missing)}."]},
+        )
+    deployable = set(
+        queues_for(user=user, capability=Capability.DEPLOY)
+        .filter(queue_name__in=parsed.queue_names).values_list("queue_name", flat=True)
+    )
+    refused = sorted(set(parsed.queue_names) - deployable)
+    if refused:
+        raise PermissionDenied(f"you may not deploy workflows that route to: {', '.join(refused)}")
+    # Serialise concurrent deploys of one process key; the unique constraint is the last word.
+    WorkflowDefinition.objects.select_for_update().filter(process_key=parsed.process_key).order_by().values("pk").first()
+    latest = WorkflowDefinition.objects.filter(process_key=parsed.process_key).aggregate(v=Max("version"))["v"] or 0
+    try:
+        with transaction.atomic():
+            return WorkflowDefinition.objects.create(
+                process_key=parsed.process_key,
+                version=latest + 1,
+                name=parsed.name,
+                bpmn_xml=bpmn_xml,
+                sla_config=sla_config or {},
+                engine_spec=parsed.spec,
+                deployed_by=user,
+            )
+    except IntegrityError:
+        raise Conflict(f"{parsed.process_key} was deployed at the same moment; try again", code="deploy_race") from None
+
+
+def _sla_hours(definition: WorkflowDefinition, ready: engine.ReadyUserTask, priority: int) -> float | None:
+    """sla_config: {"tasks": {task_key: hours}, "priority_hours": {threshold: hours}}, then the model's slaHours."""
+    config = definition.sla_config or {}
+    by_priority = sorted(((int(k), float(v)) for k, v in (config.get("priority_hours") or {}).items()), reverse=True)
+    for threshold, hours in by_priority:
+        if priority >= threshold:
+            return hours
+    task_hours = (config.get("tasks") or {}).get(ready.task_definition_key)
+    if task_hours is not None:
+        return float(task_hours)
+    return ready.sla_hours
+
+
+def _open_tasks(instance: ProcessInstance, run: engine.EngineRun, *, user, via_account) -> list[WorkflowTask]:
+    """Create queue tasks for the userTasks the engine opened, and close the ones it closed."""
+    definition = instance.definition
+    created = []
+    opened = set(run.opened_task_ids)
+    for ready in run.ready_user_tasks:
+        if ready.engine_task_id not in opened:
+            continue
+        priority = ready.priority if ready.priority is not None else 50
+        queue = WorkflowQueue.objects.get(queue_name=ready.queue_name)
+        created.append(task_insert(
+            queue=queue,
+            name=ready.name,
+            user=user,
+            via_account=via_account,
+            description=ready.documentation,
+            priority=priority,
+            sla_hours=_sla_hours(definition, ready, priority),
+            required_skills=ready.required_skills,
+            candidate_groups=ready.candidate_groups,
+            form_fields=_form_fields(ready.form_fields),
+            process_instance=instance,
+            engine_task_id=ready.engine_task_id,
+            task_definition_key=ready.task_definition_key,
+        ))
+    if run.closed_task_ids:
+        for task in WorkflowTask.objects.select_for_update().filter(
+            process_instance=instance, engine_task_id__in=run.closed_task_ids, status__in=["OPEN", "CLAIMED"]
+        ):
+            task_close(task, status=TaskStatus.ESCALATED if created else TaskStatus.CANCELLED, user=user,
+                       reason="closed by the workflow")
+    for task in created:
+        hooks.process_task_opened(instance=instance, task=task, user=user)
+    return created
+
+
+def _store(instance: ProcessInstance, run: engine.EngineRun) -> None:
+    instance.engine_state = run.state
+    instance.variables = run.variables
+    instance.next_timer_due_at = run.next_timer_due_at
+    if run.completed:
+        instance.status = ProcessStatus.COMPLETED
+        instance.ended_at = timezone.now()
+        instance.next_timer_due_at = None
+    instance.save()
+    if run.completed:
+        hooks.process_completed(instance=instance)
+
+
+@transaction.atomic
+def process_start(
+    *, user, process_key: str, business_key: str, variables: dict | None = None, via_account=None,
+    now: datetime | None = None,
+) -> ProcessInstance:
+    """Start the latest active version of a process and create its first tasks.
+
+    The caller must be able to work or supervise at least one queue the process routes to.
+    """
+    if not isinstance(business_key, str) or not business_key.strip():
+        raise InvalidInput("business_key is required", fields={"business_key": ["This field is required."]})
+    if variables is not None and not isinstance(variables, dict):
+        raise InvalidInput("variables must be an object", fields={"variables": ["Must be an object."]})
+    definition = (
+        WorkflowDefinition.objects.filter(process_key=process_key, is_active=True).order_by("-version").first()
+    )
+    if definition is None:
+        raise InvalidInput(f"no deployed process {process_key!r}", fields={"process_key": ["No such process."]})
+    routes = [t["queue_name"] for t in (definition.engine_spec or {}).get("user_tasks", {}).values()]
+    allowed = queues_for(user=user, capability=Capability.WORK) | queues_for(user=user, capability=Capability.SUPERVISE)
+    if routes and not allowed.filter(queue_name__in=routes).exists():
+        raise PermissionDenied(f"you may not start {process_key}: you work none of its queues")
+    now = now or timezone.now()
+    try:
+        run = engine.start(spec=definition.engine_spec, variables=variables or {}, now=now)
+    except engine.EngineError as exc:
+        raise _engine_error(exc) from exc
+    instance = ProcessInstance.objects.create(
+        definition=definition, business_key=business_key.strip(), variables=run.variables, engine_state=run.state,
+        started_by=user, next_timer_due_at=run.next_timer_due_at,
+    )
+    _open_tasks(instance, run, user=user, via_account=via_account)
+    if run.completed:
+        _store(instance, run)
+    return instance
+
+
+def advance_on_task_completed(*, task: WorkflowTask, variables: dict, user, via_account=None) -> None:
+    """The hook task_complete calls: feed the task's variables to the engine and create what comes next.
+
+    task_complete has already locked the instance row, so parallel branches completing at once serialise here
+    and the join fires once.
+    """
+    instance = ProcessInstance.objects.select_related("definition").get(pk=task.process_instance_id)
+    if instance.status != ProcessStatus.RUNNING:
+        raise Conflict(f"process {instance.pk} is {instance.status.lower()}", code=f"process_{instance.status.lower()}")
+    try:
+        run = engine.complete_task(
+            spec=instance.definition.engine_spec, state=instance.engine_state, engine_task_id=str(task.engine_task_id),
+            variables=variables, now=timezone.now(),
+        )
+    except engine.EngineError as exc:
+        raise _engine_error(exc) from exc
+    _store(instance, run)
+    _open_tasks(instance, run, user=user, via_account=via_account)
+
+
+hooks.on_task_completed(advance_on_task_completed)
+
+
+@transaction.atomic
+def process_fire_due_timers(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Fire the timers that have fallen due (boundary and intermediate). Returns how many instances moved.
+
+    SKIP LOCKED lets several workers share the sweep; an instance being completed is picked up next time.
+    """
+    now = now or timezone.now()
+    moved = 0
+    due = (
+        ProcessInstance.objects.select_for_update(skip_locked=True)
+        .filter(status=ProcessStatus.RUNNING, next_timer_due_at__lte=now)
+        .order_by("next_timer_due_at")[:limit]
+    )
+    for instance in due:
+        definition = WorkflowDefinition.objects.get(pk=instance.definition_id)
+        run = engine.fire_due_timers(spec=definition.engine_spec, state=instance.engine_state, now=now)
+        instance.definition = definition
+        _store(instance, run)
+        _open_tasks(instance, run, user=None, via_account=None)
+        moved += 1
+    return moved
+
+
+def _instance_for_supervisor(*, user, process_instance_id: int) -> ProcessInstance:
+    instance = ProcessInstance.objects.select_for_update().filter(pk=process_instance_id).first()
+    if instance is None:
+        raise NotFound(f"process {process_instance_id} not found", code="process_not_found")
+    queues = WorkflowTask.objects.filter(process_instance=instance).values_list("queue_id", flat=True).distinct()
+    supervised = queues_for(user=user, capability=Capability.SUPERVISE).filter(queue_name__in=list(queues))
+    if not supervised.exists():
+        raise NotFound(f"process {process_instance_id} not found", code="process_not_found")
+    return instance
+
+
+@transaction.atomic
+def process_suspend(*, user, process_instance_id: int) -> ProcessInstance:
+    instance = _instance_for_supervisor(user=user, process_instance_id=process_instance_id)
+    if instance.status != ProcessStatus.RUNNING:
+        raise Conflict(f"process {instance.pk} is {instance.status.lower()}", code="process_not_running")
+    instance.status = ProcessStatus.SUSPENDED
+    instance.save(update_fields=["status", "updated_at"])
+    return instance
+
+
+@transaction.atomic
+def process_resume(*, user, process_instance_id: int) -> ProcessInstance:
+    instance = _instance_for_supervisor(user=user, process_instance_id=process_instance_id)
+    if instance.status != ProcessStatus.SUSPENDED:
+        raise Conflict(f"process {instance.pk} is not suspended", code="process_not_suspended")
+    instance.status = ProcessStatus.RUNNING
+    instance.save(update_fields=["status", "updated_at"])
+    return instance
+
+
+@transaction.atomic
+def process_cancel(*, user, process_instance_id: int, reason: str = "") -> ProcessInstance:
+    """Cancel an instance and close its open tasks."""
+    instance = _instance_for_supervisor(user=user, process_instance_id=process_instance_id)
+    if instance.status in (ProcessStatus.COMPLETED, ProcessStatus.CANCELLED):
+        raise Conflict(f"process {instance.pk} has ended", code="process_ended")
+    definition = WorkflowDefinition.objects.get(pk=instance.definition_id)
+    run = engine.cancel(spec=definition.engine_spec, state=instance.engine_state)
+    for task in WorkflowTask.objects.select_for_update().filter(process_instance=instance, status__in=["OPEN", "CLAIMED"]):
+        task_close(task, status=TaskStatus.CANCELLED, user=user, reason=reason or "process cancelled")
+    instance.engine_state = run.state
+    instance.status = ProcessStatus.CANCELLED
+    instance.ended_at = timezone.now()
+    instance.next_timer_due_at = None
+    instance.save()
+    return instance
