@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 DEPARTMENTS = [
     # (code, name, parent code)
@@ -69,3 +70,40 @@ TEMPORARY_ESCALATIONS = [("carol", "triage-caseworker", timedelta(days=2), "Cove
 
 SUPERVISOR_CONSOLE_GROUP = "supervisor-console"
 SUPERVISOR_CONSOLE_APPS = ("entitlements", "queues", "tasks", "cases", "django_celery_beat", "authtoken")
+
+
+# --- demo workflow and cases ---------------------------------------------------------------------------------------
+
+DEMO_PROCESS_KEY = "onecms_case_handling"
+DEMO_BPMN = Path(__file__).resolve().parent.parent / "tasks" / "bpmn" / "onecms_case_handling.bpmn"
+DEMO_CASES = 30
+DEMO_CASE_PREFIX = "Demo case"
+DEMO_PRIORITIES = [50, 70, 30, 90, 50, 60]
+DEMO_ALLEGATION_TEXT = {
+    "FRAUD": "Invoices from a supplier do not match deliveries.",
+    "MISCONDUCT": "A manager is reported to have bullied staff.",
+    "CONFLICT_OF_INTEREST": "A buyer awarded contracts to a relative's firm.",
+}
+DEMO_WORKER_BY_QUEUE = {
+    "intake": "alice", "triage": "alice", "fraud-investigation": "bob", "legal-review": "carol", "escalations": "alice",
+}
+
+
+def _variables(allegation: str, task_key: str) -> dict:
+    """What a caseworker would type into each step of the demo workflow."""
+    return {
+        "intake_review": {"received_on": "2026-10-02", "received_via": "WEB"},
+        "triage": {"allegation_type": allegation},
+        "fraud_investigation": {"recommend_action": True, "findings": "Evidence supports the allegation."},
+        "misconduct_review": {"recommend_action": allegation == "MISCONDUCT", "findings": "Interviews held."},
+        "legal_review": {"legal_opinion": "Refer for disciplinary action."},
+        "closure": {"closure_reason": "ACTION_TAKEN"},
+    }[task_key]
+
+
+# How far each demo case gets: (allegation type, steps completed). Steps beyond a case's path are skipped.
+DEMO_STEPS = [_variables] * 5
+DEMO_CASE_PLAN = [
+    ("FRAUD", 0), ("MISCONDUCT", 0), ("FRAUD", 1), ("CONFLICT_OF_INTEREST", 1), ("FRAUD", 2),
+    ("MISCONDUCT", 2), ("FRAUD", 3), ("MISCONDUCT", 3), ("CONFLICT_OF_INTEREST", 5), ("FRAUD", 5),
+]

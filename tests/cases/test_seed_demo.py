@@ -16,6 +16,9 @@ SNAPSHOT_TABLES = [
     ("queues.workflow_queues", "queue_name, queue_type, department_id, max_capacity, routing_strategy, overflow_queue_id"),
     ("queues.queue_group_permissions", "group_id, permission_id, content_object_id"),
     ("entitlements.user_skills", "user_id, skill_id"),
+    ("flowable.workflow_definitions", "process_key, version"),
+    ("onecms.cases", "case_number, title, status"),
+    ("flowable.workflow_tasks", "name, queue_name, status"),
 ]
 
 
@@ -33,10 +36,25 @@ def run_seed(*args):
 
 
 def test_seed_demo_twice_leaves_the_same_data():
-    run_seed()
+    run_seed("--cases", "10")
     first = snapshot()
-    run_seed()
+    run_seed("--cases", "10")
     assert snapshot() == first
+
+
+def test_seed_demo_deploys_the_workflow_and_opens_cases_at_different_stages():
+    run_seed("--cases", "10")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM onecms.cases WHERE title LIKE 'Demo case%%'")
+        assert cursor.fetchone()[0] == 10
+        cursor.execute(
+            "SELECT DISTINCT queue_name FROM flowable.workflow_tasks WHERE status = 'OPEN' ORDER BY 1"
+        )
+        waiting_in = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT count(*) FROM onecms.cases WHERE status = 'CLOSED'")
+        closed = cursor.fetchone()[0]
+    assert {"intake", "triage", "legal-review"} <= set(waiting_in)
+    assert closed >= 1
 
 
 def test_seed_demo_creates_the_organisation():

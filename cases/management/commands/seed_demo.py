@@ -14,6 +14,11 @@ from entitlements.models import Department, Skill, User, UserRoleAssignment, Wor
 from entitlements.services import role_assignment_grant, role_save
 from queues.models import WorkflowQueue
 from queues.services import queue_save
+from cases.models import Case
+from cases.services import case_open
+from tasks.models import WorkflowDefinition, WorkflowTask
+from tasks.services import task_claim, task_complete
+from tasks.workflows import definition_deploy
 
 PASSWORD_BYTES = 12
 
@@ -23,10 +28,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--password", help="Set every demo user's password (default: a random one for new users, printed once).")
+        parser.add_argument("--cases", type=int, default=demo.DEMO_CASES, help="Demo cases to open when there are none yet.")
+        parser.add_argument("--no-workflows", action="store_true", help="Only the organisation: no workflow, no cases.")
 
-    def handle(self, *args, password=None, **options):
+    def handle(self, *args, password=None, cases=demo.DEMO_CASES, no_workflows=False, **options):
+        if cases < 0:
+            raise CommandError("--cases must be 0 or more")
         try:
             created, password_used = self.seed(password)
+            if not no_workflows:
+                self.seed_workflows(cases)
         except WorkflowError as exc:
             raise CommandError(exc.detail) from exc
         if created:
@@ -100,6 +111,34 @@ class Command(BaseCommand):
                 user=users[username], role=roles[role_code], temporary=duration, reason=reason, granted_by=supervisor
             )
         return created_users, (generated if (created_users or password) else None)
+
+    @transaction.atomic
+    def seed_workflows(self, cases: int) -> None:
+        supervisor = User.objects.get(username="supervisor")
+        if not WorkflowDefinition.objects.filter(process_key=demo.DEMO_PROCESS_KEY).exists():
+            definition_deploy(user=supervisor, bpmn_xml=demo.DEMO_BPMN.read_text(encoding="utf-8"))
+            self.stdout.write(f"Deployed {demo.DEMO_PROCESS_KEY}.")
+        if Case.objects.filter(title__startswith=demo.DEMO_CASE_PREFIX).exists() or cases == 0:
+            return
+        people = {u.username: u for u in User.objects.filter(username__in=["alice", "bob", "carol", "integration"])}
+        for index in range(cases):
+            allegation, stage = demo.DEMO_CASE_PLAN[index % len(demo.DEMO_CASE_PLAN)]
+            case = case_open(
+                user=people["alice"], title=f"{demo.DEMO_CASE_PREFIX} {index + 1:02d}: {allegation.lower()} report",
+                allegations=[{"type": allegation, "description": demo.DEMO_ALLEGATION_TEXT[allegation],
+                              "date": "2026-10-01"}],
+                priority=demo.DEMO_PRIORITIES[index % len(demo.DEMO_PRIORITIES)],
+            )
+            for step in demo.DEMO_STEPS[:stage]:
+                task = WorkflowTask.objects.filter(
+                    process_instance__case_mapping__case=case, status="OPEN"
+                ).order_by("task_id").first()
+                if task is None:
+                    break
+                worker = people[demo.DEMO_WORKER_BY_QUEUE[task.queue_id]]
+                task_claim(user=worker, task_id=task.pk)
+                task_complete(user=worker, task_id=task.pk, variables=step(allegation, task.task_definition_key))
+        self.stdout.write(f"Opened {cases} demo cases.")
 
     def ensure_assignment(self, *, user, role: WorkflowRole, temporary=None, reason="", granted_by=None):
         existing = UserRoleAssignment.objects.filter(
