@@ -11,7 +11,7 @@ DEMO_PASSWORD = "demo-pass-123"
 
 def seed_demo_org() -> None:
     with open("/dev/null", "w") as quiet:
-        call_command("seed_demo", "--password", DEMO_PASSWORD, stdout=quiet)
+        call_command("seed_demo", "--password", DEMO_PASSWORD, "--no-workflows", stdout=quiet)
 
 
 @pytest.fixture(scope="session")
