@@ -7,8 +7,28 @@ from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from psycopg.types.json import Json
 
 from queues.models import WorkflowQueue
+
+class EngineStateField(models.JSONField):
+    """JSON stored as PostgreSQL `json`, not `jsonb`: the engine's serialised state relies on key order, which
+    jsonb does not keep (it sorts keys). Never queried into, only stored and loaded whole."""
+
+    def db_type(self, connection):
+        return "json"
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        # Sent as `json`, not as Django's default `jsonb` parameter, which would sort the keys on the way in.
+        if value is None:
+            return None
+        return Json(value)
+
+    def from_db_value(self, value, expression, connection):
+        if value is None or not isinstance(value, str):
+            return value  # psycopg already parsed `json` (order kept)
+        return super().from_db_value(value, expression, connection)
+
 
 MIN_PRIORITY = 0
 MAX_PRIORITY = 100
@@ -24,7 +44,7 @@ class WorkflowDefinition(models.Model):
     name = models.CharField(max_length=300, blank=True)
     bpmn_xml = models.TextField()
     sla_config = models.JSONField(default=dict, blank=True)
-    engine_spec = models.JSONField(null=True, blank=True, help_text="The parsed process spec, serialised once per version.")
+    engine_spec = EngineStateField(null=True, blank=True, help_text="The parsed process spec, serialised once per version.")
     is_active = models.BooleanField(default=True)
     deployed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     deployed_at = models.DateTimeField(default=timezone.now)
@@ -54,7 +74,7 @@ class ProcessInstance(models.Model):
     definition = models.ForeignKey(WorkflowDefinition, on_delete=models.PROTECT, related_name="instances")
     business_key = models.CharField(max_length=200, db_index=True)
     variables = models.JSONField(default=dict, blank=True)
-    engine_state = models.JSONField(null=True, blank=True, help_text="The engine's serialised workflow state.")
+    engine_state = EngineStateField(null=True, blank=True, help_text="The engine's serialised workflow state.")
     status = models.CharField(max_length=20, choices=ProcessStatus.choices, default=ProcessStatus.RUNNING)
     sla_due_date = models.DateTimeField(null=True, blank=True)
     next_timer_due_at = models.DateTimeField(null=True, blank=True, help_text="When the engine's next timer falls due.")
