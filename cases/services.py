@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -128,6 +129,30 @@ def record_process_completed(*, instance) -> None:
         CaseEvent.objects.create(case=mapping.case, event_type="CLOSED", new_values={"status": "CLOSED"})
 
 
+def record_tasks_moved_in_bulk(*, moves: list[dict], reason: str, at) -> None:
+    """Append one hop per moved task to its case's routing history, in one statement."""
+    rows = [m for m in moves if m.get("process_instance_id")]
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE onecms.case_workflow_mapping m
+               SET routing_history = m.routing_history || hops.entries
+              FROM (
+                    SELECT (h->>'process_instance_id')::bigint AS process_instance_id,
+                           jsonb_agg(jsonb_build_object('from_queue', h->>'from_queue', 'to_queue', h->>'to_queue',
+                                                        'at', %s, 'by', 'system', 'reason', %s)) AS entries
+                      FROM jsonb_array_elements(%s::jsonb) AS h
+                     GROUP BY 1
+                   ) hops
+             WHERE m.process_instance_id = hops.process_instance_id
+            """,
+            [at.isoformat(), reason, json.dumps(rows)],
+        )
+
+
 task_hooks.on_task_moved(record_task_moved)
+task_hooks.on_tasks_moved_in_bulk(record_tasks_moved_in_bulk)
 task_hooks.on_process_task_opened(record_task_opened)
 task_hooks.on_process_completed(record_process_completed)

@@ -7,6 +7,8 @@ _task_moved: list[Callable] = []
 _task_completed: list[Callable] = []
 _process_task_opened: list[Callable] = []
 _process_completed: list[Callable] = []
+_tasks_moved_in_bulk: list[Callable] = []
+_tasks_escalated: list[Callable] = []
 
 
 def on_task_moved(callback: Callable) -> Callable:
@@ -54,4 +56,28 @@ def on_process_completed(callback: Callable) -> Callable:
 
 def process_completed(**kwargs) -> None:
     for callback in _process_completed:
+        callback(**kwargs)
+
+
+def on_tasks_moved_in_bulk(callback: Callable) -> Callable:
+    """`callback(moves=[{task_id, process_instance_id, from_queue, to_queue}], reason=, at=)`, set-based moves."""
+    if callback not in _tasks_moved_in_bulk:
+        _tasks_moved_in_bulk.append(callback)
+    return callback
+
+
+def tasks_moved_in_bulk(**kwargs) -> None:
+    for callback in _tasks_moved_in_bulk:
+        callback(**kwargs)
+
+
+def on_tasks_escalated(callback: Callable) -> Callable:
+    """`callback(outcomes=[EscalationOutcome])` for escalation levels that ask to notify."""
+    if callback not in _tasks_escalated:
+        _tasks_escalated.append(callback)
+    return callback
+
+
+def tasks_escalated(**kwargs) -> None:
+    for callback in _tasks_escalated:
         callback(**kwargs)
