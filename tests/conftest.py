@@ -102,8 +102,8 @@ def make_task(demo_org):
 
 
 @pytest.fixture
-def test_database_url(db):
-    """A DATABASE_URL for subprocesses that points at the test database."""
+def test_database_url(django_db_setup):
+    """A DATABASE_URL for subprocesses that points at the test database (no transaction is opened here)."""
     from django.db import connection
 
     s = connection.settings_dict

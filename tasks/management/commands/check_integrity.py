@@ -1,0 +1,16 @@
+"""Verify the invariants of queues, tasks and history; exit non-zero listing each violation."""
+from django.core.management.base import BaseCommand, CommandError
+
+from tasks.maintenance import check_integrity
+
+
+class Command(BaseCommand):
+    help = "Check that loads equal CLAIMED counts, CLAIMED tasks have assignees, open tasks' processes run, history has no gaps."
+
+    def handle(self, *args, **options):
+        report = check_integrity()
+        for violation in report.violations:
+            self.stdout.write(violation)
+        if not report.ok:
+            raise CommandError(f"{len(report.violations)} integrity violation(s)")
+        self.stdout.write("All invariants hold.")
