@@ -31,6 +31,15 @@ QUEUES = [
 
 ALL_QUEUES = [q["queue_name"] for q in QUEUES]
 
+# SLA hours count in office hours: Mon–Fri 09:00–17:00 London, without public holidays.
+DEMO_CALENDAR = dict(
+    name="London office",
+    time_zone="Europe/London",
+    working_hours={day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")},
+    holidays={"2026-12-25": "Christmas Day", "2026-12-28": "Boxing Day (substitute day)"},
+    departments=["investigations", "legal"],  # fraud and misconduct inherit it from investigations
+)
+
 ROLES = [
     # (code, name, queues, capabilities)
     ("intake-caseworker", "Intake caseworker", ["intake"], ["view", "work"]),

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from entitlements.models import Department
+
+from .calendar import CalendarError, WorkCalendar, describe_working_hours, parse_time_zone, parse_working_hours
+
+STANDARD_WORKING_DAYS = ("mon", "tue", "wed", "thu", "fri")
+STANDARD_OPENING, STANDARD_CLOSING = "09:00", "17:00"
 
 
 class QueueType(models.TextChoices):
@@ -26,6 +32,92 @@ class RoutingStrategy(models.TextChoices):
 class AssignmentMode(models.TextChoices):
     PULL = "PULL", "Caseworkers pull (claim next)"
     PUSH = "PUSH", "Routing pushes new tasks to a caseworker"
+
+
+def standard_working_hours() -> dict:
+    """Monday to Friday, 09:00 to 17:00: what a new calendar starts with."""
+    return {day: [[STANDARD_OPENING, STANDARD_CLOSING]] for day in STANDARD_WORKING_DAYS}
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        parse_time_zone(value)
+    except CalendarError as exc:
+        raise ValidationError(str(exc), code="invalid_time_zone") from None
+
+
+class BusinessCalendar(models.Model):
+    """When SLA hours run: working hours per weekday in a time zone, less holidays. Used by queues and departments."""
+
+    calendar_id = models.BigAutoField(primary_key=True)
+    name = models.CharField(max_length=100, unique=True)
+    time_zone = models.CharField(
+        max_length=64, validators=[validate_time_zone], help_text="IANA time zone the hours are in, e.g. Europe/London."
+    )
+    working_hours = models.JSONField(
+        default=standard_working_hours,
+        blank=True,  # so that an empty week reaches clean() and is refused there with the reason
+        help_text=(
+            'Local opening hours per weekday, e.g. {"mon": [["09:00", "12:30"], ["13:30", "17:00"]], "tue": ...}. '
+            'Days are mon..sun; a day left out is a day off; a window may close at "24:00".'
+        ),
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = 'queues"."business_calendars'
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        try:
+            parse_working_hours(self.working_hours)
+        except CalendarError as exc:
+            raise ValidationError({"working_hours": str(exc)}, code="invalid_working_hours") from None
+
+    @property
+    def working_week(self) -> str:
+        return describe_working_hours(self.working_hours)
+
+    def work_calendar(self, holidays=None) -> WorkCalendar:
+        """The arithmetic form; holidays default to this calendar's (prefetch them when building many)."""
+        dates = holidays if holidays is not None else [h.date for h in self.holidays.all()]
+        return WorkCalendar.build(time_zone=self.time_zone, working_hours=self.working_hours, holidays=dates)
+
+
+class BusinessHoliday(models.Model):
+    """A whole local date on which the calendar's queues do not work."""
+
+    holiday_id = models.BigAutoField(primary_key=True)
+    calendar = models.ForeignKey(BusinessCalendar, on_delete=models.CASCADE, related_name="holidays")
+    date = models.DateField()
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        db_table = 'queues"."business_holidays'
+        ordering = ["calendar", "date"]
+        constraints = [models.UniqueConstraint(fields=["calendar", "date"], name="business_holiday_once_per_date")]
+
+    def __str__(self) -> str:
+        return f"{self.date:%Y-%m-%d} {self.name}"
+
+
+class DepartmentCalendar(models.Model):
+    """The calendar of a department's queues that name none of their own. Lives here: entitlements imports no app."""
+
+    link_id = models.BigAutoField(primary_key=True)
+    department = models.OneToOneField(Department, on_delete=models.CASCADE, related_name="business_calendar_link")
+    calendar = models.ForeignKey(BusinessCalendar, on_delete=models.CASCADE, related_name="department_links")
+
+    class Meta:
+        db_table = 'queues"."department_calendars'
+        ordering = ["department"]
+
+    def __str__(self) -> str:
+        return f"{self.department}: {self.calendar}"
 
 
 class WorkflowQueue(models.Model):
@@ -47,6 +139,14 @@ class WorkflowQueue(models.Model):
     sla_default_hours = models.PositiveIntegerField(default=72)
     sla_priority_hours = models.JSONField(
         default=dict, blank=True, help_text='Per-priority SLA hours, e.g. {"90": 4, "70": 24}.'
+    )
+    business_calendar = models.ForeignKey(
+        BusinessCalendar,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="queues",
+        help_text="SLA hours count in this calendar. Empty: the department's calendar, else round the clock.",
     )
     priority_weight = models.PositiveIntegerField(default=1, help_text="Weight of this queue under priority-weighted routing.")
     intake_paused = models.BooleanField(default=False)

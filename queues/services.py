@@ -1,13 +1,17 @@
-"""Writes of queues: creating them and granting roles their queue permissions."""
+"""Writes of queues: creating them, granting roles their queue permissions, and business calendars."""
 from __future__ import annotations
 
+from datetime import date
+
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from entitlements.access import permission_codename
-from entitlements.models import WorkflowRole
+from entitlements.errors import InvalidInput
+from entitlements.models import Department, WorkflowRole
 
-from .models import QueueGroupObjectPermission, WorkflowQueue
+from .models import BusinessCalendar, BusinessHoliday, DepartmentCalendar, QueueGroupObjectPermission, WorkflowQueue
 
 
 def _queue_permissions(capabilities: list[str]) -> dict[str, Permission]:
@@ -44,3 +48,49 @@ def queue_save(*, queue_name: str, **fields) -> WorkflowQueue:
     for role in WorkflowRole.objects.filter(queue_names__contains=[queue_name]):
         role_queue_permissions_sync(role=role)
     return queue
+
+
+def _date(value) -> date:
+    try:
+        return value if isinstance(value, date) else date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{value!r} is not a date", fields={"holidays": ["Dates are YYYY-MM-DD."]}) from None
+
+
+@transaction.atomic
+def business_calendar_save(
+    *,
+    name: str,
+    time_zone: str,
+    working_hours: dict | None = None,
+    holidays: dict | None = None,
+    departments: list[str] | None = None,
+) -> BusinessCalendar:
+    """Create or update a calendar by name, validated as admin validates it.
+
+    `holidays` ({date: name}) replaces the calendar's holidays and `departments` (dept_codes) the departments whose
+    queues fall back to it, when given.
+    """
+    calendar = BusinessCalendar.objects.filter(name=name).first() or BusinessCalendar(name=name)
+    calendar.time_zone = time_zone
+    if working_hours is not None:
+        calendar.working_hours = working_hours
+    try:
+        calendar.full_clean()
+    except ValidationError as exc:
+        raise InvalidInput(f"calendar {name!r} is not valid", fields=exc.message_dict) from None
+    calendar.save()
+    if holidays is not None:
+        calendar.holidays.all().delete()
+        BusinessHoliday.objects.bulk_create(
+            [BusinessHoliday(calendar=calendar, date=_date(day), name=label) for day, label in holidays.items()]
+        )
+    if departments is not None:
+        found = {d.dept_code: d for d in Department.objects.filter(dept_code__in=departments)}
+        missing = sorted(set(departments) - set(found))
+        if missing:
+            raise InvalidInput(f"no department {', '.join(missing)}", fields={"departments": ["No such department."]})
+        calendar.department_links.exclude(department__in=found.values()).delete()
+        for department in found.values():
+            DepartmentCalendar.objects.update_or_create(department=department, defaults={"calendar": calendar})
+    return calendar

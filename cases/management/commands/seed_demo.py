@@ -13,7 +13,7 @@ from entitlements.errors import WorkflowError
 from entitlements.models import Department, Skill, User, UserRoleAssignment, WorkflowRole
 from entitlements.services import role_assignment_grant, role_save
 from queues.models import WorkflowQueue
-from queues.services import queue_save
+from queues.services import business_calendar_save, queue_save
 from cases.models import Case
 from cases.services import case_open
 from tasks.models import WorkflowDefinition, WorkflowTask
@@ -68,6 +68,8 @@ class Command(BaseCommand):
                 WorkflowQueue.objects.filter(queue_name=spec["queue_name"]).update(
                     overflow_queue=WorkflowQueue.objects.get(queue_name=spec["overflow"])
                 )
+
+        business_calendar_save(**demo.DEMO_CALENDAR)
 
         roles = {}
         for code, name, queue_names, capabilities in demo.ROLES:
