@@ -5,7 +5,7 @@ a history event with actor, old and new values, and keeps each queue's current_l
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import transaction
@@ -17,7 +17,9 @@ from entitlements.access import may, queues_for, users_with
 from entitlements.errors import Conflict, InvalidInput
 from entitlements.models import Capability, User
 from queues import routing
+from queues.calendar import add_business_hours
 from queues.models import AssignmentMode, WorkflowQueue
+from queues.selectors import business_calendar_for
 
 from . import hooks
 from .forms import validate_task_variables
@@ -101,8 +103,9 @@ def sla_hours_for(queue: WorkflowQueue, priority: int) -> int:
 
 
 def due_date_for(queue: WorkflowQueue, priority: int, *, start: datetime, sla_hours: float | None = None) -> datetime:
+    """start plus the SLA hours, counted in the queue's business calendar (round the clock when it has none)."""
     hours = sla_hours if sla_hours is not None else sla_hours_for(queue, priority)
-    return start + timedelta(hours=hours)
+    return add_business_hours(start, hours, business_calendar_for(queue=queue))
 
 
 # --- creation and push routing -----------------------------------------------------------------------------------
@@ -261,26 +264,26 @@ def task_create(
 # --- claiming ----------------------------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def task_claim_next(*, user, queue_names: list[str] | None = None, via_account=None) -> WorkflowTask | None:
     """Claim the best OPEN task across the caller's workable queues (or those of `queue_names` they may work).
 
-    Priority first, then age. One statement (flowable.claim_next_task) with SKIP LOCKED, so concurrent claimers
-    never wait on each other or take the same task. Queues at capacity and tasks needing skills the user lacks
-    are passed over. None when nothing is available.
+    Priority first, then age. One statement (flowable.claim_next_for_user → claim_next_task) with SKIP LOCKED,
+    so concurrent claimers never wait on each other or take the same task; being one statement it is its own
+    transaction. Queues at capacity and tasks needing skills the user lacks are passed over. None when nothing
+    is available.
     """
-    workable = queues_for(user=user, capability=Capability.WORK)
-    if queue_names:
-        workable = workable.filter(queue_name__in=list(queue_names))
-    queues_sql, queues_params = workable.order_by().values("queue_name").query.sql_with_params()
-    skills_sql, skills_params = user.skills.order_by().values("skill_code").query.sql_with_params()
-    sql = (
-        f"SELECT * FROM flowable.claim_next_task(%s, ARRAY({queues_sql})::text[], "
-        f"ARRAY({skills_sql})::text[], %s)"
-    )
-    params = (user.pk, *queues_params, *skills_params, via_account.pk if via_account else None)
-    claimed = list(WorkflowTask.objects.raw(sql, params))
-    return claimed[0] if claimed else None
+    if user is None or not user.is_active:
+        return None
+    requested = list(queue_names) if queue_names else None
+    claimed = list(WorkflowTask.objects.raw(
+        "SELECT * FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
+        (user.pk, requested, via_account.pk if via_account else None),
+    ))
+    if not claimed:
+        return None
+    task = claimed[0]
+    task.assignee = user  # spare the serializer a query for the user it already has
+    return task
 
 
 @transaction.atomic
