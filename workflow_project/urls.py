@@ -2,10 +2,13 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from cases import views as case_pages
 from cases.api import CaseViewSet
+from tasks import views as task_pages
 from tasks.api import DefinitionViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
 
 from . import health
@@ -32,6 +35,15 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("", RedirectView.as_view(url="/inbox/", permanent=False), name="home"),
+    path("inbox/", task_pages.inbox, name="inbox"),
+    path("inbox/queues/", task_pages.queue_tasks, name="queue-tasks"),
+    path("tasks/<int:task_id>/", task_pages.task_page, name="task-page"),
+    path("tasks/<int:task_id>/claim/", task_pages.task_claim, name="task-page-claim"),
+    path("tasks/<int:task_id>/release/", task_pages.task_release, name="task-page-release"),
+    path("tasks/<int:task_id>/complete/", task_pages.task_complete, name="task-page-complete"),
+    path("tasks/<int:task_id>/comment/", task_pages.task_comment, name="task-page-comment"),
+    path("cases/<int:case_id>/", case_pages.case_page, name="case-page"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include(router.urls)),

@@ -1,0 +1,48 @@
+"""The case page: the case, its allegations, its current tasks and where its work has been (a timeline)."""
+from __future__ import annotations
+
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET
+
+from entitlements.errors import NotFound
+from tasks.models import ACTIVE_TASK_STATUSES, WorkflowTask
+from tasks.selectors import tasks_visible_to
+from tasks.views import annotate_due, not_found_page
+
+from . import selectors
+
+
+def routing_timeline(mappings) -> list[dict]:
+    """Every hop of every workflow of the case, oldest first, with its time parsed for display."""
+    hops = []
+    for mapping in mappings:
+        for hop in mapping.routing_history or []:
+            hops.append({**hop, "at": parse_datetime(hop.get("at") or "") if hop.get("at") else None,
+                         "workflow_type": mapping.workflow_type})
+    return sorted(hops, key=lambda h: (h["at"] is None, h["at"] or timezone.now()))
+
+
+@require_GET
+def case_page(request, case_id: int):
+    try:
+        case = selectors.case_for_user(user=request.user, case_id=case_id)
+    except NotFound as error:
+        return not_found_page(request, error)
+    mappings = list(case.workflow_mappings.order_by("mapping_id"))
+    current = annotate_due(
+        WorkflowTask.objects.filter(
+            process_instance_id__in=[m.process_instance_id for m in mappings], status__in=ACTIVE_TASK_STATUSES
+        ).select_related("assignee").order_by("task_id"),
+        timezone.now(),
+    )
+    # Link only the tasks the user may open: the others would be 404.
+    openable = set(tasks_visible_to(user=request.user).filter(pk__in=[t.pk for t in current]).values_list("pk", flat=True))
+    for task in current:
+        task.openable = task.pk in openable
+    return render(request, "cases/case.html", {
+        "case": case,
+        "current_tasks": current,
+        "timeline": routing_timeline(mappings),
+    })

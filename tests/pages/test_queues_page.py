@@ -1,0 +1,72 @@
+"""The queues page: open tasks of my queues only, filters, count-free pagination, claim buttons where I may work."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tasks.models import WorkflowTask
+
+pytestmark = pytest.mark.django_db
+
+
+def test_lists_open_tasks_of_my_queues_only(page_as, caseworker_alice, make_task):
+    make_task("intake", name="Intake thing")
+    make_task("fraud-investigation", name="Fraud thing")
+    body = page_as(caseworker_alice).get("/inbox/queues/").content.decode()
+    assert "Intake thing" in body and "Fraud thing" not in body
+
+
+def test_filters_by_queue_priority_and_overdue(page_as, caseworker_alice, make_task):
+    make_task("intake", name="Low intake", priority=10)
+    make_task("triage", name="High triage", priority=90)
+    late = make_task("triage", name="Late triage", priority=20)
+    WorkflowTask.objects.filter(pk=late.pk).update(due_date=timezone.now() - timedelta(hours=1))
+    client = page_as(caseworker_alice)
+    assert "Low intake" not in client.get("/inbox/queues/?queue=triage").content.decode()
+    body = client.get("/inbox/queues/?min_priority=50").content.decode()
+    assert "High triage" in body and "Low intake" not in body
+    body = client.get("/inbox/queues/?overdue=1").content.decode()
+    assert "Late triage" in body and "High triage" not in body and "Overdue by" in body
+
+
+def test_a_queue_filter_outside_my_queues_shows_nothing_of_it(page_as, caseworker_alice, make_task):
+    make_task("fraud-investigation", name="Fraud thing")
+    body = page_as(caseworker_alice).get("/inbox/queues/?queue=fraud-investigation").content.decode()
+    assert "Fraud thing" not in body and "Pick one of your queues." in body
+
+
+def test_bad_priority_filter_is_a_message_not_an_error(page_as, caseworker_alice):
+    client = page_as(caseworker_alice)
+    for query in ("min_priority=lots&page=-4", "min_priority=%C2%B2&page=%C2%B2", "page=" + "9" * 5000,
+                  "queue=intake%00&min_priority=%00"):
+        response = client.get(f"/inbox/queues/?{query}")
+        assert response.status_code == 200, query
+    assert "A whole number from 0 to 100." in response.content.decode()
+
+
+def test_pages_through_long_lists_without_counting(page_as, caseworker_alice, make_task, django_assert_max_num_queries):
+    from tasks.views import QUEUE_PAGE_SIZE
+    from tests.tasks.test_concurrency import insert_open_tasks
+
+    insert_open_tasks(QUEUE_PAGE_SIZE + 5, ["intake"])
+    client = page_as(caseworker_alice)
+    first = client.get("/inbox/queues/").content.decode()
+    assert 'rel="next"' in first and 'rel="prev"' not in first
+    second = client.get("/inbox/queues/?page=2").content.decode()
+    assert second.count("/claim/") == 5 and 'rel="next"' not in second and 'rel="prev"' in second
+
+
+def test_view_only_queues_show_no_claim_button(page_as, supervisor_sam, make_task):
+    task = make_task("intake", name="Watched")
+    body = page_as(supervisor_sam).get("/inbox/queues/").content.decode()
+    assert "Watched" in body
+    assert f"/tasks/{task.pk}/claim/" not in body
+
+
+def test_htmx_filter_request_gets_only_the_results(page_as, caseworker_alice, make_task):
+    make_task("intake", name="Intake thing")
+    response = page_as(caseworker_alice).get(
+        "/inbox/queues/?queue=intake", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="queue-results"
+    )
+    body = response.content.decode()
+    assert body.lstrip().startswith('<section id="queue-results"') and "Intake thing" in body
