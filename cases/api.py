@@ -20,7 +20,7 @@ class AllegationSerializer(serializers.Serializer):
 
 class CaseSerializer(serializers.ModelSerializer):
     id = serializers.IntegerField(source="case_id", read_only=True)
-    assigned_to = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    assigned_to = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     allegations = AllegationSerializer(many=True, read_only=True)
 
     class Meta:
@@ -70,7 +70,7 @@ class CaseViewSet(viewsets.GenericViewSet):
     def get_queryset(self):
         return selectors.cases_visible_to(user=self.request.user).select_related("assigned_to").order_by("-created_at")
 
-    @extend_schema(responses={200: CaseSerializer(many=True), **errors(401)})
+    @extend_schema(responses={200: CaseSerializer(many=True), **errors(401, 404)})
     def list(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(CaseSerializer(page, many=True).data)

@@ -1,6 +1,8 @@
 """REST API for tasks: list, read, create, claim, release, complete, reassign, delegate, escalate, history."""
 from __future__ import annotations
 
+from datetime import timezone as dt_timezone
+
 import django_filters
 from django.db.models import Q
 from django.utils import timezone
@@ -40,8 +42,8 @@ def errors(*codes):
 class TaskSerializer(serializers.ModelSerializer):
     id = serializers.IntegerField(source="task_id", read_only=True)
     queue = serializers.CharField(source="queue_id", read_only=True)
-    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     process_instance = serializers.IntegerField(source="process_instance_id", read_only=True, allow_null=True)
     engine_task_id = serializers.UUIDField(read_only=True, allow_null=True)
     overdue = serializers.SerializerMethodField()
@@ -62,13 +64,35 @@ class TaskSerializer(serializers.ModelSerializer):
 
 class TaskHistorySerializer(serializers.ModelSerializer):
     id = serializers.IntegerField(source="event_id", read_only=True)
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    via_account = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    via_account = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = TaskHistory
         fields = ["id", "event_type", "actor", "via_account", "old_values", "new_values", "comment", "created_at"]
         read_only_fields = fields
+
+
+def reject_nul(value, path="variables"):
+    """PostgreSQL stores no NUL character in text or JSON: refuse it as bad input, naming where it is."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise serializers.ValidationError(f"{path}: NUL characters are not allowed.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_nul(key, path)
+            reject_nul(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            reject_nul(item, f"{path}[{index}]")
+    return value
+
+
+class VariablesField(serializers.DictField):
+    """A JSON object of process or task variables."""
+
+    def to_internal_value(self, data):
+        return reject_nul(super().to_internal_value(data))
 
 
 class TaskCreateSerializer(serializers.Serializer):
@@ -77,12 +101,12 @@ class TaskCreateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
     priority = serializers.IntegerField(min_value=MIN_PRIORITY, max_value=MAX_PRIORITY, default=50)
     due_date = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    variables = serializers.DictField(required=False, default=dict)
+    variables = VariablesField(required=False, default=dict)
     required_skills = serializers.ListField(child=serializers.SlugField(max_length=50), required=False, default=list)
 
 
 class CompleteSerializer(serializers.Serializer):
-    variables = serializers.DictField(required=False, default=dict)
+    variables = VariablesField(required=False, default=dict)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
 
 
@@ -119,12 +143,33 @@ class ClaimNextSerializer(serializers.Serializer):
     queueNames = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
 
 
+class QueueNamesFilter(django_filters.BaseInFilter, django_filters.CharFilter):
+    """Comma-separated queue names; a NUL byte is bad input, not a database error."""
+
+    def filter(self, queryset, value):
+        if value and any("\x00" in name for name in value):
+            raise serializers.ValidationError({"queue": ["NUL characters are not allowed."]})
+        return super().filter(queryset, value)
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """ISO 8601 with any offset Python accepts; compared in UTC (PostgreSQL refuses offsets beyond ±15:59)."""
+
+    def filter(self, queryset, value):
+        if value is not None:
+            try:
+                value = value.astimezone(dt_timezone.utc)
+            except OverflowError:
+                raise serializers.ValidationError({self.field_name: ["Date out of range."]}) from None
+        return super().filter(queryset, value)
+
+
 class TaskFilter(django_filters.FilterSet):
-    queue = django_filters.BaseInFilter(field_name="queue_id", help_text="Queue name(s), comma-separated.")
+    queue = QueueNamesFilter(field_name="queue_id", help_text="Queue name(s), comma-separated.")
     status = django_filters.MultipleChoiceFilter(choices=TaskStatus.choices)
     min_priority = django_filters.NumberFilter(field_name="priority", lookup_expr="gte")
     assignee = django_filters.CharFilter(method="filter_assignee", help_text="`me` or a username.")
-    due_before = django_filters.IsoDateTimeFilter(field_name="due_date", lookup_expr="lt")
+    due_before = UtcDateTimeFilter(field_name="due_date", lookup_expr="lt")
     overdue = django_filters.BooleanFilter(method="filter_overdue")
 
     class Meta:
@@ -132,6 +177,8 @@ class TaskFilter(django_filters.FilterSet):
         fields = ["queue", "status", "min_priority", "assignee", "due_before", "overdue"]
 
     def filter_assignee(self, queryset, name, value):
+        if "\x00" in value:
+            raise serializers.ValidationError({"assignee": ["NUL characters are not allowed."]})
         if value == "me":
             return queryset.filter(assignee=self.request.user)
         return queryset.filter(assignee__username=value)
@@ -161,6 +208,10 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         return selectors.tasks_visible_to(user=self.request.user).select_related("assignee", "owner")
 
+    @extend_schema(responses={200: TaskSerializer(many=True), **errors(400, 401, 404)})
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
     @extend_schema(responses={200: TaskSerializer, **errors(401, 404)})
     def retrieve(self, request, pk=None):
         return task_response(selectors.task_for_user(user=request.user, task_id=int(pk)))
@@ -176,7 +227,7 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return task_response(task, http_status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: TaskHistorySerializer(many=True), **errors(401, 404)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def history(self, request, pk=None):
         events = selectors.task_history_for_user(user=request.user, task_id=int(pk))
         return Response(TaskHistorySerializer(events, many=True).data)
@@ -193,6 +244,9 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             names.extend(part.strip() for part in raw.split(",") if part.strip())
         if isinstance(request.data, dict) and request.data:
             names.extend(self.validated(ClaimNextSerializer, request)["queueNames"])
+        checked = ClaimNextSerializer(data={"queueNames": names})
+        checked.is_valid(raise_exception=True)
+        names = checked.validated_data["queueNames"]
         task = services.task_claim_next(user=request.user, queue_names=names or None, via_account=via(request))
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -323,7 +377,7 @@ class DefinitionSerializer(serializers.ModelSerializer):
 
 class DeploySerializer(serializers.Serializer):
     bpmn_xml = serializers.CharField(trim_whitespace=False)
-    sla_config = serializers.DictField(required=False, default=dict)
+    sla_config = VariablesField(required=False, default=dict)
 
 
 class ProcessSerializer(serializers.ModelSerializer):
@@ -346,7 +400,7 @@ class ProcessSerializer(serializers.ModelSerializer):
 class ProcessStartSerializer(serializers.Serializer):
     process_key = serializers.CharField(max_length=200)
     business_key = serializers.CharField(max_length=200)
-    variables = serializers.DictField(required=False, default=dict)
+    variables = VariablesField(required=False, default=dict)
 
 
 class DefinitionViewSet(viewsets.GenericViewSet):
@@ -358,7 +412,7 @@ class DefinitionViewSet(viewsets.GenericViewSet):
     def get_queryset(self):
         return WorkflowDefinition.objects.select_related("deployed_by").order_by("process_key", "-version")
 
-    @extend_schema(responses={200: DefinitionSerializer(many=True), **errors(401)})
+    @extend_schema(responses={200: DefinitionSerializer(many=True), **errors(401, 404)})
     def list(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(DefinitionSerializer(page, many=True).data)

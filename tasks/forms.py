@@ -18,6 +18,8 @@ def _coerce(field: dict, value):
     if kind in ("string", "text"):
         if not isinstance(value, str):
             raise ValueError("Must be text.")
+        if "\x00" in value:
+            raise ValueError("NUL characters are not allowed.")
         if len(value) > MAX_TEXT_LENGTH:
             raise ValueError(f"At most {MAX_TEXT_LENGTH} characters.")
         return value

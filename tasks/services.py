@@ -553,6 +553,8 @@ def task_comment_add(*, user, task_id: int, comment: str, via_account=None) -> T
     task = task_for_user(user=user, task_id=task_id, capability=Capability.VIEW)
     if not isinstance(comment, str) or not comment.strip():
         raise InvalidInput("comment is empty", fields={"comment": ["This field is required."]})
+    if "\x00" in comment:
+        raise InvalidInput("comment has NUL characters", fields={"comment": ["NUL characters are not allowed."]})
     return _history(task, TaskEventType.COMMENTED, user=user, via_account=via_account, comment=comment.strip())
 
 

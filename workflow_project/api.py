@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views.defaults import page_not_found
+from django.views.defaults import server_error as django_server_error
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -86,3 +88,19 @@ def exception_handler(exc, context):
         http_status=response.status_code,
         headers={k: v for k, v in response.items()},
     )
+
+
+API_PREFIX = "/api/"
+
+
+def not_found(request, exception=None):
+    """404 for URLs that match no route: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse({"code": "not_found", "detail": "No such resource."}, status=404)
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse({"code": "server_error", "detail": "Internal error; it has been logged."}, status=500)
+    return django_server_error(request)

@@ -48,3 +48,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include(router.urls)),
 ]
+
+handler404 = "workflow_project.api.not_found"
+handler500 = "workflow_project.api.server_error"
