@@ -1,0 +1,624 @@
+"""Claim-next benchmark: claims per second at 1, 4 and 16 concurrent claimers, measured three ways in one run.
+
+What is measured, against the same backlog of OPEN tasks (reset before every measurement):
+
+  sql       the plain claim statement (one ordered index probe per queue: unnest(queues) CROSS JOIN LATERAL
+            (... ORDER BY priority DESC, created_at, task_id LIMIT 1 FOR UPDATE SKIP LOCKED), the best of those,
+            then UPDATE it to CLAIMED), sent with psycopg directly. It only flips the task: no history row, no
+            queue load. This is the baseline the other figures are divided by.
+  function  (extra, for attribution) flowable.claim_next_task(...) called with psycopg directly: the claim plus
+            queue load plus history row, without Django.
+  service   tasks.services.task_claim_next(user=...) in-process: Django, access check (queues_for), the function.
+  http      POST /api/workflow/tasks/claim/next over keep-alive HTTP (http.client) against gunicorn, which this
+            script starts on 127.0.0.1, authenticated with a real API token.
+
+Every claimer is its own OS process with its own database connection (or HTTP connection), for every method, so
+no method is held back by one Python interpreter's GIL. The machine's cores are shared by the claimers, the
+server (gunicorn) and PostgreSQL: on a 2-core machine the client processes take CPU from what they measure.
+
+After each measurement it verifies: no task id handed out twice, the number of CLAIMED tasks equals the number
+of claims, and (for the methods that keep them) one CLAIMED history row per claimed task and every bench queue's
+current_load equal to its CLAIMED count. It exits 1 if any check fails.
+
+Run (from the project root, PostgreSQL reachable; the database is created, migrated and seeded if needed):
+
+    .venv/bin/python bench/claim.py                                   # 1,000,000 tasks, 20 queues, 1/4/16 clients, 10 s
+    .venv/bin/python bench/claim.py --tasks 50000 --seconds 3         # smoke run
+    .venv/bin/python bench/claim.py --compare-backlog 100000          # also runs at 100k and compares to the main run
+
+Each measurement stops by itself after --seconds (or when the backlog is drained).
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import multiprocessing
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import conninfo, sql
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/workflow_bench"
+HTTP_HOST = "127.0.0.1"
+CLAIM_NEXT_PATH = "/api/workflow/tasks/claim/next"
+BENCH_USER = "bench-claimer"
+BENCH_ROLE = "bench-worker"
+QUEUE_PREFIX = "bench-"
+METHODS = ("sql", "function", "service", "http")
+# Spread of created_at over the backlog, so age ordering is not the insertion order.
+CREATED_AT_SPREAD_SECONDS = 30 * 24 * 3600
+SERVER_START_TIMEOUT_SECONDS = 60
+SERVER_WARMUP_REQUESTS = 50
+# A client that has not reported this long after its run should have ended is considered hung.
+CLIENT_GRACE_SECONDS = 120
+# Issue 4's targets (2-core machine) and the allowed drift between backlog sizes.
+TARGET_SERVICE_RATIO = 0.6
+TARGET_HTTP_RATIO = 0.25
+TARGET_HTTP_P99_MS = 50.0
+TARGET_HTTP_P99_CLIENTS = 16
+BACKLOG_TOLERANCE = 0.20
+
+# The baseline: the plain claim statement. FOR UPDATE SKIP LOCKED inside each per-queue probe, so concurrent
+# claimers pass over each other's rows; the outer UPDATE flips the chosen one.
+RAW_CLAIM_SQL = """
+WITH next AS (
+    SELECT c.task_id
+      FROM unnest(%(queues)s::text[]) AS q(queue_name)
+      CROSS JOIN LATERAL (
+            SELECT t.task_id, t.priority, t.created_at
+              FROM flowable.workflow_tasks t
+             WHERE t.queue_name = q.queue_name AND t.status = 'OPEN'
+             ORDER BY t.priority DESC, t.created_at, t.task_id
+             LIMIT 1
+               FOR UPDATE OF t SKIP LOCKED
+      ) c
+     ORDER BY c.priority DESC, c.created_at, c.task_id
+     LIMIT 1
+)
+UPDATE flowable.workflow_tasks t
+   SET status = 'CLAIMED', assignee_id = %(user_id)s, claimed_at = clock_timestamp(), updated_at = clock_timestamp()
+  FROM next
+ WHERE t.task_id = next.task_id
+RETURNING t.task_id
+"""
+
+FUNCTION_CLAIM_SQL = "SELECT task_id FROM flowable.claim_next_task(%(user_id)s, %(queues)s::text[], %(skills)s::text[])"
+
+LOAD_SQL = """
+INSERT INTO flowable.workflow_tasks (name, description, queue_name, candidate_groups, status, priority,
+    escalation_level, required_skills, variables, form_fields, created_at, updated_at, task_definition_key,
+    delegation_state)
+SELECT 'bench ' || g, '', q.name, ARRAY[q.name], 'OPEN', (g * 7919) %% 101, 0, '{}', '{}', '[]',
+       now() - make_interval(secs => (g * 104729) %% %(spread)s), now(), '', ''
+  FROM generate_series(1::bigint, %(tasks)s) AS g
+  CROSS JOIN LATERAL (SELECT (%(queues)s::text[])[1 + g %% %(queue_count)s] AS name) q
+"""
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What every claimer needs to know; built once in the parent, inherited by the forked claimers."""
+
+    database_url: str
+    queues: list[str]
+    user_id: int
+    token: str
+    port: int
+
+
+@dataclass
+class ClientResult:
+    task_ids: list[int] = field(default_factory=list)
+    latencies_ms: array = field(default_factory=lambda: array("d"))
+    started: float = 0.0
+    ended: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    drained: bool = False
+
+
+@dataclass
+class Measurement:
+    method: str
+    clients: int
+    claims: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    drained: bool
+    problems: list[str]
+
+    @property
+    def per_second(self) -> float:
+        return self.claims / self.seconds if self.seconds else 0.0
+
+
+# --- set-up ------------------------------------------------------------------------------------------------------
+
+
+def django_setup(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_project.settings")
+    sys.path.insert(0, str(PROJECT_DIR))
+    import django
+
+    django.setup()
+
+
+def ensure_database(database_url: str) -> None:
+    name = conninfo.conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(conninfo.make_conninfo(database_url, dbname="postgres"), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            print(f"created database {name}")
+
+
+def set_synchronous_commit(database_url: str, on: bool) -> None:
+    """Off takes the WAL flush (the disk) out of each claim's commit, so the figures show the claim path's CPU cost."""
+    name = conninfo.conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(conninfo.make_conninfo(database_url, dbname="postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} SET synchronous_commit = {}").format(
+            sql.Identifier(name), sql.SQL("on" if on else "off")))
+
+
+def ensure_schema_and_demo(demo_password: str) -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("seed_demo", password=demo_password, stdout=io.StringIO())
+
+
+def ensure_bench_queues_and_user(*, queue_count: int, capacity: int) -> tuple[list[str], int, str]:
+    """Bench queues, a role that may work them, a claimer holding only that role, and its API token."""
+    from entitlements.models import User, UserRoleAssignment
+    from entitlements.services import api_token_create, role_assignment_grant, role_save
+    from queues.services import queue_save
+
+    names = [f"{QUEUE_PREFIX}{i:02d}" for i in range(queue_count)]
+    for name in names:
+        queue_save(queue_name=name, display_name=f"Benchmark {name}", max_capacity=capacity, current_load=0)
+    role = role_save(role_code=BENCH_ROLE, name="Benchmark claimer", queue_names=names, permissions=["work"])
+    user, _ = User.objects.get_or_create(username=BENCH_USER, defaults={"email": f"{BENCH_USER}@example.org"})
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+    if not UserRoleAssignment.objects.filter(user=user, role=role, revoked_at__isnull=True).exists():
+        role_assignment_grant(user=user, role=role, reason="claim benchmark")
+    token = api_token_create(user=user)
+    return names, user.pk, token.key
+
+
+def load_backlog(bench: Bench, tasks: int) -> float:
+    """Replace the bench queues' tasks with `tasks` OPEN ones (one INSERT ... SELECT generate_series)."""
+    started = time.monotonic()
+    with psycopg.connect(bench.database_url, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute(
+                "DELETE FROM flowable.task_history WHERE task_id IN "
+                "(SELECT task_id FROM flowable.workflow_tasks WHERE queue_name = ANY(%s))",
+                [bench.queues],
+            )
+            conn.execute("DELETE FROM flowable.workflow_tasks WHERE queue_name = ANY(%s)", [bench.queues])
+            conn.execute("UPDATE queues.workflow_queues SET current_load = 0 WHERE queue_name = ANY(%s)", [bench.queues])
+            conn.execute(
+                LOAD_SQL,
+                {"tasks": tasks, "queues": bench.queues, "queue_count": len(bench.queues), "spread": CREATED_AT_SPREAD_SECONDS},
+            )
+        vacuum(conn)
+    return time.monotonic() - started
+
+
+def bench_task_count(bench: Bench) -> int:
+    with psycopg.connect(bench.database_url) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM flowable.workflow_tasks WHERE queue_name = ANY(%s)", [bench.queues]
+        ).fetchone()[0]
+
+
+def vacuum(conn: psycopg.Connection) -> None:
+    # Claims leave dead index entries at the head of each queue's range; every measurement starts without them.
+    for table in ("flowable.workflow_tasks", "flowable.task_history", "queues.workflow_queues"):
+        conn.execute(f"VACUUM ANALYZE {table}")
+
+
+def reset_backlog(bench: Bench) -> None:
+    """Put every claimed bench task back to OPEN, drop the bench claims' history, zero the loads, vacuum."""
+    with psycopg.connect(bench.database_url, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute(
+                "UPDATE flowable.workflow_tasks SET status = 'OPEN', assignee_id = NULL, claimed_at = NULL "
+                "WHERE queue_name = ANY(%s) AND status <> 'OPEN'",
+                [bench.queues],
+            )
+            conn.execute("DELETE FROM flowable.task_history WHERE actor_id = %s", [bench.user_id])
+            conn.execute("UPDATE queues.workflow_queues SET current_load = 0 WHERE queue_name = ANY(%s)", [bench.queues])
+        vacuum(conn)
+
+
+# --- the claimers (each runs in its own forked process) ----------------------------------------------------------
+
+
+def psycopg_claimer(bench: Bench, statement: str):
+    conn = psycopg.connect(bench.database_url, autocommit=True)
+    params = {"queues": bench.queues, "user_id": bench.user_id, "skills": []}
+
+    def claim() -> int | None:
+        row = conn.execute(statement, params).fetchone()
+        return row[0] if row else None
+
+    return claim
+
+
+def service_claimer(bench: Bench):
+    from django.db import connection
+
+    from entitlements.models import User
+    from tasks.services import task_claim_next
+
+    user = User.objects.get(pk=bench.user_id)
+    connection.ensure_connection()
+
+    def claim() -> int | None:
+        task = task_claim_next(user=user)
+        return task.task_id if task else None
+
+    return claim
+
+
+class HttpClaimFailed(Exception):
+    pass
+
+
+def http_claimer(bench: Bench):
+    conn = http.client.HTTPConnection(HTTP_HOST, bench.port, timeout=30)
+    headers = {"Authorization": f"Token {bench.token}", "Content-Length": "0", "Accept": "application/json"}
+
+    def claim() -> int | None:
+        conn.request("POST", CLAIM_NEXT_PATH, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+        if response.status == 204:
+            return None
+        if response.status != 200:
+            raise HttpClaimFailed(f"HTTP {response.status}: {body[:200]!r}")
+        return json.loads(body)["id"]
+
+    return claim
+
+
+CLAIMER_FACTORIES = {
+    "sql": lambda bench: psycopg_claimer(bench, RAW_CLAIM_SQL),
+    "function": lambda bench: psycopg_claimer(bench, FUNCTION_CLAIM_SQL),
+    "service": service_claimer,
+    "http": http_claimer,
+}
+
+
+def claim_for(seconds: float, claim) -> ClientResult:
+    """Claim as fast as possible until `seconds` have passed or nothing is left."""
+    result = ClientResult(started=time.monotonic())
+    deadline = result.started + seconds
+    now = result.started
+    while now < deadline:
+        try:
+            task_id = claim()
+        except Exception as exc:  # reported and counted by the parent; the run fails verification
+            result.errors.append(f"{type(exc).__name__}: {exc}")
+            break
+        finished = time.monotonic()
+        if task_id is None:
+            result.drained = True
+            break
+        result.task_ids.append(task_id)
+        result.latencies_ms.append((finished - now) * 1000.0)
+        now = finished
+    result.ended = time.monotonic()
+    return result
+
+
+def client_process(method: str, bench: Bench, seconds: float, ready, results) -> None:
+    try:
+        claim = CLAIMER_FACTORIES[method](bench)
+    except Exception as exc:
+        ready.wait(timeout=CLIENT_GRACE_SECONDS)
+        results.put(ClientResult(errors=[f"setup: {type(exc).__name__}: {exc}"]))
+        return
+    ready.wait(timeout=CLIENT_GRACE_SECONDS)  # everyone connected: start together
+    results.put(claim_for(seconds, claim))
+
+
+# --- one measurement ---------------------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(round(fraction * (len(sorted_values) - 1))))]
+
+
+def run_clients(method: str, bench: Bench, clients: int, seconds: float) -> list[ClientResult]:
+    from django.db import connections
+
+    connections.close_all()  # no parent connection may be shared with the forked claimers
+    context = multiprocessing.get_context("fork")
+    ready = context.Barrier(clients)
+    results = context.Queue()
+    processes = [
+        context.Process(target=client_process, args=(method, bench, seconds, ready, results), daemon=True)
+        for _ in range(clients)
+    ]
+    for process in processes:
+        process.start()
+    collected = [results.get(timeout=seconds + CLIENT_GRACE_SECONDS) for _ in processes]
+    for process in processes:
+        process.join(timeout=CLIENT_GRACE_SECONDS)
+    return collected
+
+
+def verify(method: str, bench: Bench, task_ids: list[int]) -> list[str]:
+    """The invariants: no double claim, every claim recorded once, loads equal CLAIMED counts."""
+    problems = []
+    if len(set(task_ids)) != len(task_ids):
+        problems.append(f"{len(task_ids) - len(set(task_ids))} task ids handed out more than once")
+    with psycopg.connect(bench.database_url) as conn:
+        claimed = conn.execute(
+            "SELECT count(*) FROM flowable.workflow_tasks WHERE queue_name = ANY(%s) AND status = 'CLAIMED'",
+            [bench.queues],
+        ).fetchone()[0]
+        if claimed != len(task_ids):
+            problems.append(f"{claimed} CLAIMED tasks in the database, {len(task_ids)} claims reported")
+        if method == "sql":
+            return problems  # the plain statement keeps neither history nor queue load
+        events, distinct = conn.execute(
+            "SELECT count(*), count(DISTINCT task_id) FROM flowable.task_history "
+            "WHERE actor_id = %s AND event_type = 'CLAIMED'",
+            [bench.user_id],
+        ).fetchone()
+        if events != distinct:
+            problems.append(f"{events - distinct} tasks have more than one CLAIMED history row")
+        if events != len(task_ids):
+            problems.append(f"{events} CLAIMED history rows for {len(task_ids)} claims")
+        off = conn.execute(
+            """
+            SELECT q.queue_name, q.current_load, count(t.task_id)
+              FROM queues.workflow_queues q
+              LEFT JOIN flowable.workflow_tasks t ON t.queue_name = q.queue_name AND t.status = 'CLAIMED'
+             WHERE q.queue_name = ANY(%s)
+             GROUP BY q.queue_name, q.current_load
+            HAVING q.current_load <> count(t.task_id)
+            """,
+            [bench.queues],
+        ).fetchall()
+        for name, load, count in off:
+            problems.append(f"queue {name}: current_load {load}, CLAIMED {count}")
+    return problems
+
+
+def measure(method: str, bench: Bench, clients: int, seconds: float) -> Measurement:
+    reset_backlog(bench)
+    results = run_clients(method, bench, clients, seconds)
+    task_ids = [task_id for result in results for task_id in result.task_ids]
+    latencies = sorted(latency for result in results for latency in result.latencies_ms)
+    started = min((r.started for r in results if r.started), default=0.0)
+    ended = max((r.ended for r in results if r.ended), default=0.0)
+    errors = [error for result in results for error in result.errors]
+    problems = verify(method, bench, task_ids)
+    if errors:
+        problems.append(f"{len(errors)} claimer errors, first: {errors[0]}")
+    return Measurement(
+        method=method,
+        clients=clients,
+        claims=len(task_ids),
+        seconds=max(ended - started, 0.0),
+        p50_ms=percentile(latencies, 0.50),
+        p99_ms=percentile(latencies, 0.99),
+        errors=len(errors),
+        drained=any(r.drained for r in results),
+        problems=problems,
+    )
+
+
+# --- the HTTP server ---------------------------------------------------------------------------------------------
+
+
+def start_gunicorn(args, bench: Bench) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": bench.database_url,
+        "DATABASE_POOL": "true" if args.pool else "false",
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [
+        str(Path(sys.executable).with_name("gunicorn")), "workflow_project.wsgi",
+        "--bind", f"{HTTP_HOST}:{bench.port}",
+        "--workers", str(args.http_workers), "--threads", str(args.http_threads), "--worker-class", "gthread",
+        "--keep-alive", "60", "--log-level", "warning",
+    ]
+    server = subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True)
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {server.returncode}")
+        try:
+            conn = http.client.HTTPConnection(HTTP_HOST, bench.port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        stop_gunicorn(server)
+        raise SystemExit("gunicorn did not answer /healthz")
+    warm_up(bench)
+    return server
+
+
+def warm_up(bench: Bench) -> None:
+    """First requests import and build things lazily in each worker; keep that out of the measurement."""
+    claim = http_claimer(bench)
+    for _ in range(SERVER_WARMUP_REQUESTS):
+        claim()
+
+
+def stop_gunicorn(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+# --- the whole run -----------------------------------------------------------------------------------------------
+
+
+def run_methods(args, bench: Bench) -> list[Measurement]:
+    measurements = []
+    for method in args.methods:
+        server = start_gunicorn(args, bench) if method == "http" else None
+        try:
+            for clients in args.clients:
+                m = measure(method, bench, clients, args.seconds)
+                status = "ok" if not m.problems else "FAILED: " + "; ".join(m.problems)
+                print(f"  {method:<8} {clients:>3} clients: {m.per_second:8.0f} claims/s  ({m.claims} claims, {status})",
+                      flush=True)
+                measurements.append(m)
+        finally:
+            if server is not None:
+                stop_gunicorn(server)
+    reset_backlog(bench)
+    return measurements
+
+
+def print_table(measurements: list[Measurement], title: str) -> None:
+    baseline = {m.clients: m.per_second for m in measurements if m.method == "sql"}
+    print(f"\n{title}")
+    print(f"{'method':<9}{'clients':>8}{'claims/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'÷ sql':>8}  checks")
+    for m in measurements:
+        ratio = m.per_second / baseline[m.clients] if baseline.get(m.clients) else float("nan")
+        checks = "ok" if not m.problems else "FAILED"
+        if m.drained:
+            checks += " (backlog drained)"
+        print(f"{m.method:<9}{m.clients:>8}{m.per_second:>11.0f}{m.p50_ms:>9.2f}{m.p99_ms:>9.2f}{ratio:>8.2f}  {checks}")
+
+
+def print_targets(measurements: list[Measurement]) -> None:
+    by_key = {(m.method, m.clients): m for m in measurements}
+    print("\nTargets (issue 4, 2 cores):")
+    for m in measurements:
+        base = by_key.get(("sql", m.clients))
+        if base is None or not base.per_second:
+            continue
+        ratio = m.per_second / base.per_second
+        if m.method == "service":
+            print(f"  service/sql at {m.clients:>2} clients = {ratio:.2f}  (target ≥ {TARGET_SERVICE_RATIO}: "
+                  f"{'met' if ratio >= TARGET_SERVICE_RATIO else 'MISSED'})")
+        elif m.method == "http":
+            line = f"  http/sql    at {m.clients:>2} clients = {ratio:.2f}  (target ≥ {TARGET_HTTP_RATIO}: " \
+                   f"{'met' if ratio >= TARGET_HTTP_RATIO else 'MISSED'})"
+            if m.clients == TARGET_HTTP_P99_CLIENTS:
+                line += f"; p99 {m.p99_ms:.1f} ms (target < {TARGET_HTTP_P99_MS:.0f}: " \
+                        f"{'met' if m.p99_ms < TARGET_HTTP_P99_MS else 'MISSED'})"
+            print(line)
+
+
+def print_backlog_comparison(small: list[Measurement], large: list[Measurement], small_n: int, large_n: int) -> None:
+    print(f"\nBacklog {small_n:,} vs {large_n:,} (claims/s; target: within {BACKLOG_TOLERANCE:.0%})")
+    small_by_key = {(m.method, m.clients): m for m in small}
+    for m in large:
+        other = small_by_key.get((m.method, m.clients))
+        if other is None or not other.per_second:
+            continue
+        change = m.per_second / other.per_second - 1
+        verdict = "within" if abs(change) <= BACKLOG_TOLERANCE else "OUTSIDE"
+        print(f"  {m.method:<8} {m.clients:>3} clients: {other.per_second:8.0f} → {m.per_second:8.0f}  "
+              f"({change:+.0%}, {verdict})")
+
+
+def run_backlog(args, bench: Bench, tasks: int) -> list[Measurement]:
+    if args.reload or bench_task_count(bench) != tasks:
+        seconds = load_backlog(bench, tasks)
+        print(f"loaded {tasks:,} OPEN tasks into {len(bench.queues)} queues in {seconds:.1f} s (incl. VACUUM ANALYZE)")
+    else:
+        print(f"reusing the {tasks:,} bench tasks already loaded")
+    print(f"measuring {', '.join(args.methods)} at {args.clients} clients, {args.seconds:g} s each", flush=True)
+    measurements = run_methods(args, bench)
+    print_table(measurements, f"{tasks:,} OPEN tasks in {len(bench.queues)} queues, {args.seconds:g} s per cell")
+    print_targets(measurements)
+    return measurements
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=1_000_000, help="OPEN tasks in the backlog (default 1,000,000)")
+    parser.add_argument("--queues", type=int, default=20, help="bench queues the tasks are spread over (default 20)")
+    parser.add_argument("--clients", default="1,4,16", help="comma-separated concurrent claimer counts (default 1,4,16)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measurement (default 10)")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
+                        help=f"the benchmark's own database (default {DEFAULT_DATABASE_URL}; BENCH_DATABASE_URL)")
+    parser.add_argument("--port", type=int, default=8765, help="port for the gunicorn the script starts (default 8765)")
+    parser.add_argument("--http-workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+    parser.add_argument("--http-threads", type=int, default=8, help="gunicorn threads per worker (default 8)")
+    parser.add_argument("--pool", action=argparse.BooleanOptionalAction, default=True,
+                        help="DATABASE_POOL for gunicorn: Django's psycopg pool (default on)")
+    parser.add_argument("--synchronous-commit", action=argparse.BooleanOptionalAction, default=True,
+                        help="synchronous_commit of the bench database (default on; off: no disk flush per claim)")
+    parser.add_argument("--compare-backlog", type=int, metavar="N",
+                        help="also measure with N tasks (e.g. 100000) and compare with --tasks")
+    parser.add_argument("--reload", action="store_true", help="reload the backlog even if it has the right size")
+    args = parser.parse_args(argv)
+    args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = set(args.methods) - set(METHODS)
+    if unknown or not args.clients or min(args.clients) < 1 or args.seconds <= 0 or args.tasks < 1:
+        parser.error(f"bad --methods/--clients/--seconds/--tasks (unknown methods: {sorted(unknown)})")
+    if not HTTP_HOST.startswith("127."):
+        parser.error("the benchmark talks to 127.0.0.1 only")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    ensure_database(args.database_url)
+    set_synchronous_commit(args.database_url, args.synchronous_commit)
+    django_setup(args.database_url)
+    ensure_schema_and_demo(demo_password=secrets.token_urlsafe(12))
+    capacity = max(args.tasks, args.compare_backlog or 0)
+    queues, user_id, token = ensure_bench_queues_and_user(queue_count=args.queues, capacity=capacity)
+    bench = Bench(database_url=args.database_url, queues=queues, user_id=user_id, token=token, port=args.port)
+    print(f"database {conninfo.conninfo_to_dict(args.database_url)['dbname']}, claimer {BENCH_USER}, "
+          f"{os.cpu_count()} CPUs; every claimer is a process; gunicorn {args.http_workers}×{args.http_threads} "
+          f"gthread, DATABASE_POOL={'on' if args.pool else 'off'}, "
+          f"synchronous_commit={'on' if args.synchronous_commit else 'off'}")
+
+    failed = False
+    small = None
+    if args.compare_backlog:
+        small = run_backlog(args, bench, args.compare_backlog)
+        failed |= any(m.problems for m in small)
+    large = run_backlog(args, bench, args.tasks)
+    failed |= any(m.problems for m in large)
+    if small is not None:
+        print_backlog_comparison(small, large, args.compare_backlog, args.tasks)
+    if failed:
+        print("\nINVARIANT VIOLATED: see the FAILED rows above", file=sys.stderr)
+        return 1
+    print("\nAll checks passed: no task claimed twice; history and queue loads agree with the claims.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
