@@ -5,6 +5,8 @@ end and any error, and shown in admin (Celery Results → Task results).
 """
 from __future__ import annotations
 
+from http.client import HTTPException
+
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
@@ -54,3 +56,37 @@ def rebalance_queues() -> dict:
 
     moves = rebalance_queue_loads()
     return {"moved": sum(m["tasks"] for m in moves), "moves": moves}
+
+
+@shared_task(name="workflow.archive_completed_tasks", **JOB_OPTIONS)
+def archive_completed_tasks(days: int = 90) -> dict:
+    from tasks.archive import completed_tasks_archive
+
+    result = completed_tasks_archive(older_than_days=days)
+    return {"tasks": result.tasks, "history": result.history, "batches": result.batches, "left_locked": result.left_locked}
+
+
+@shared_task(name="workflow.capacity_monitor", **JOB_OPTIONS)
+def capacity_monitor() -> dict:
+    from tasks.alerts import capacity_alerts_raise
+
+    return {"alerts": capacity_alerts_raise()}
+
+
+# Alert delivery retries on failed sends too (URLError/HTTPError, timeouts, refused connections and SMTPException
+# are OSErrors; a garbled HTTP answer is an HTTPException), backing off 5 s, 10 s, 20 s … up to 5 minutes.
+ALERT_DELIVERY_ERRORS = (OSError, HTTPException)
+ALERT_DELIVERY_BACKOFF_SECONDS = 5
+ALERT_DELIVERY_OPTIONS = {
+    **JOB_OPTIONS,
+    "autoretry_for": TRANSIENT + ALERT_DELIVERY_ERRORS,
+    "retry_backoff": ALERT_DELIVERY_BACKOFF_SECONDS,
+}
+
+
+@shared_task(name="workflow.deliver_alert", bind=True, **ALERT_DELIVERY_OPTIONS)
+def deliver_alert(self, delivery_id: int) -> dict:
+    from tasks.alerts import alert_deliver
+
+    status = alert_deliver(delivery_id=delivery_id, final=self.request.retries >= self.max_retries)
+    return {"delivery": delivery_id, "status": status, "attempt": self.request.retries + 1}
