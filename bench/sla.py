@@ -32,7 +32,7 @@ LOAD_SQL = """
 INSERT INTO flowable.workflow_tasks (name, description, queue_name, candidate_groups, status, priority,
     escalation_level, required_skills, variables, form_fields, created_at, updated_at, task_definition_key,
     delegation_state, due_date)
-SELECT 'sla bench ' || g, '', %(queues)s[1 + g %% %(queue_count)s], '{}', 'OPEN', g %% 90, 0, '{}', '{}', '[]',
+SELECT 'sla bench ' || g, '', (%(queues)s::text[])[1 + g %% %(queue_count)s], '{}', 'OPEN', g %% 90, 0, '{}', '{}', '[]',
        now() - interval '10 days', now(), '', '',
        CASE WHEN g <= %(overdue)s THEN now() - interval '1 hour' ELSE now() + interval '30 days' END
   FROM generate_series(1, %(tasks)s) AS g
