@@ -143,3 +143,16 @@ def test_bad_bpmn_is_400_naming_what_is_wrong(clients, xml, expected):
 def test_deploy_needs_the_deploy_capability(clients):
     response = clients["alice"].post("/api/workflow/definitions/", {"bpmn_xml": DEMO_BPMN.read_text()}, format="json")
     assert response.status_code == 403
+
+
+def test_conflict_of_interest_case_takes_the_review_path_and_closes(deployed, clients):
+    case = open_case(clients["alice"], "CONFLICT_OF_INTEREST")
+    work(clients["alice"], case["id"], "intake", INTAKE)
+    work(clients["alice"], case["id"], "triage", {"allegation_type": "CONFLICT_OF_INTEREST"})
+    review = current_task(case["id"])
+    assert review.task_definition_key == "misconduct_review"
+    work(clients["alice"], case["id"], "triage", {"recommend_action": True})
+    work(clients["carol"], case["id"], "legal-review", {"legal_opinion": "declare the interest"})
+    work(clients["alice"], case["id"], "triage", {"closure_reason": "ACTION_TAKEN"})
+    assert Case.objects.get(pk=case["id"]).status == "CLOSED"
+    assert hops(clients["alice"], case["id"])[-2:] == [("triage", "legal-review"), ("legal-review", "triage")]
