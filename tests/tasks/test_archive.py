@@ -104,7 +104,7 @@ def run_archive_command(database_url, *args):
     )
 
 
-def wait_with_peak_rss(process, timeout=300):
+def wait_with_peak_rss(process, timeout=1200):
     """Wait for `process`; return (exit code, stdout, stderr, peak RSS of that child alone in MiB)."""
     watchdog = threading.Timer(timeout, process.kill)
     watchdog.start()
