@@ -7,3 +7,6 @@ class TasksConfig(AppConfig):
 
     def ready(self):
         from . import workflows  # noqa: F401  (registers the engine's task-completed hook)
+        from . import alerts, hooks
+
+        hooks.on_tasks_escalated(alerts.sla_breach_alerts_raise)

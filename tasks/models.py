@@ -237,3 +237,166 @@ class TaskHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} #{self.task_id}"
+
+
+# --- Alerts ---------------------------------------------------------------------------------------------------
+# SLA breaches and queues near capacity raise alerts (tasks/alerts.py); Celery delivers each to the channels
+# that take its kind (workflow_project/jobs.py: deliver_alert), keeping a record per alert and channel.
+
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
+
+class AlertKind(models.TextChoices):
+    SLA_BREACH = "SLA_BREACH", "SLA breach"
+    CAPACITY = "CAPACITY", "Queue over capacity"
+
+
+class AlertSeverity(models.TextChoices):
+    """PagerDuty's Events v2 severities, used for every channel."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+def all_alert_kinds() -> list[str]:
+    return list(AlertKind.values)
+
+
+class AlertRule(models.Model):
+    """One kind of alert: whether it fires, how severe it is and (capacity) from what load. Editable in admin."""
+
+    kind = models.CharField(max_length=20, choices=AlertKind.choices, primary_key=True)
+    description = models.CharField(max_length=300)
+    enabled = models.BooleanField(default=True)
+    severity = models.CharField(max_length=10, choices=AlertSeverity.choices, default=AlertSeverity.WARNING)
+    threshold_percent = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Capacity: a queue alerts when its load is over this share of max_capacity."
+    )
+
+    class Meta:
+        db_table = 'flowable"."alert_rules'
+        ordering = ["kind"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=AlertKind.values), name="alert_rule_kind_valid"),
+            models.CheckConstraint(condition=Q(severity__in=AlertSeverity.values), name="alert_rule_severity_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.get_kind_display()
+
+
+class AlertChannelKind(models.TextChoices):
+    SLACK = "SLACK", "Slack incoming webhook"
+    TEAMS = "TEAMS", "Teams incoming webhook"
+    EMAIL = "EMAIL", "Email"
+    PAGERDUTY = "PAGERDUTY", "PagerDuty Events API v2"
+
+
+class AlertChannel(models.Model):
+    """Where alerts go. Which fields matter depends on the kind (see clean())."""
+
+    channel_id = models.BigAutoField(primary_key=True)
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=AlertChannelKind.choices)
+    enabled = models.BooleanField(default=True)
+    alert_kinds = ArrayField(
+        models.CharField(max_length=20, choices=AlertKind.choices), default=all_alert_kinds, blank=True,
+        help_text="The kinds of alert this channel receives.",
+    )
+    webhook_url = models.URLField(max_length=500, blank=True, help_text="Slack or Teams: the incoming webhook's URL.")
+    email_recipients = ArrayField(
+        models.EmailField(), default=list, blank=True, help_text="Email: addresses, comma-separated."
+    )
+    routing_key = models.CharField(max_length=100, blank=True, help_text="PagerDuty: the integration's routing key.")
+    events_url = models.URLField(max_length=500, default=PAGERDUTY_EVENTS_URL, help_text="PagerDuty: the Events API v2 URL.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = 'flowable"."alert_channels'
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=AlertChannelKind.values), name="alert_channel_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        required = {
+            AlertChannelKind.SLACK: ("webhook_url", self.webhook_url),
+            AlertChannelKind.TEAMS: ("webhook_url", self.webhook_url),
+            AlertChannelKind.EMAIL: ("email_recipients", self.email_recipients),
+            AlertChannelKind.PAGERDUTY: ("routing_key", self.routing_key),
+        }.get(self.kind)
+        if required and not required[1]:
+            raise ValidationError({required[0]: f"A {self.get_kind_display()} channel needs this."})
+
+
+class Alert(models.Model):
+    """One raised alert. dedupe_key makes raising idempotent: one per task and SLA level, one per queue and hour."""
+
+    alert_id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=20, choices=AlertKind.choices)
+    dedupe_key = models.CharField(max_length=200, unique=True)
+    queue_name = models.CharField(max_length=100)
+    # No database constraint: archival moves tasks out with plain SQL, and the alert outlives the task row.
+    task = models.ForeignKey(
+        WorkflowTask, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="alerts"
+    )
+    level = models.IntegerField(null=True, blank=True, help_text="SLA breach: the escalation level reached.")
+    severity = models.CharField(max_length=10, choices=AlertSeverity.choices)
+    summary = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = 'flowable"."alerts'
+        ordering = ["-created_at", "-alert_id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=AlertKind.values), name="alert_kind_valid"),
+            models.CheckConstraint(condition=Q(severity__in=AlertSeverity.values), name="alert_severity_valid"),
+        ]
+        indexes = [models.Index(fields=["kind", "-created_at"], name="idx_alerts_kind_created")]
+
+    def __str__(self) -> str:
+        return self.dedupe_key
+
+
+class AlertDeliveryStatus(models.TextChoices):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+
+
+class AlertDelivery(models.Model):
+    """The record of sending one alert to one channel: every attempt counts, the last error stays."""
+
+    delivery_id = models.BigAutoField(primary_key=True)
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(AlertChannel, on_delete=models.PROTECT, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=AlertDeliveryStatus.choices, default=AlertDeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = 'flowable"."alert_deliveries'
+        ordering = ["-created_at", "-delivery_id"]
+        verbose_name_plural = "alert deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "channel"], name="alert_delivery_once_per_channel"),
+            models.CheckConstraint(condition=Q(status__in=AlertDeliveryStatus.values), name="alert_delivery_status_valid"),
+            models.CheckConstraint(
+                condition=~Q(status="DELIVERED") | Q(delivered_at__isnull=False), name="alert_delivered_has_time"
+            ),
+        ]
+        indexes = [models.Index(fields=["channel", "status"], name="idx_alert_deliveries_channel")]
+
+    def __str__(self) -> str:
+        return f"{self.alert} → {self.channel.name}"
