@@ -1,7 +1,63 @@
-"""Admin for workflow definitions, process instances, tasks and task history."""
-from django.contrib import admin
+"""Admin for workflow definitions, process instances, tasks and task history, and alerts."""
+from urllib.parse import urlsplit
 
-from .models import ProcessInstance, TaskHistory, WorkflowDefinition, WorkflowTask
+from django import forms
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import OuterRef, Subquery
+from django.urls import reverse
+from django.utils.html import format_html
+
+from entitlements.errors import WorkflowError
+from queues.admin import WorkflowQueueAdmin
+from queues.models import WorkflowQueue
+
+from .admin_console import HistoryConsoleMixin, ProcessConsoleMixin, QueueConsoleMixin, TaskConsoleMixin
+from .models import (
+    Alert,
+    AlertChannel,
+    AlertChannelKind,
+    AlertDelivery,
+    AlertKind,
+    AlertRule,
+    ProcessInstance,
+    TaskHistory,
+    WorkflowDefinition,
+    WorkflowTask,
+)
+from .workflows import definition_deploy
+
+
+class DefinitionUploadForm(forms.ModelForm):
+    """Deploy a BPMN 2.0 file as the next version of its process key; errors show beside the file field."""
+
+    bpmn_file = forms.FileField(label="BPMN 2.0 file", help_text="A .bpmn file from any BPMN editor.")
+    sla_config = forms.JSONField(required=False, initial=dict, help_text='e.g. {"tasks": {"triage": 48}}')
+
+    class Meta:
+        model = WorkflowDefinition
+        fields = ()
+
+    def __init__(self, *args, request=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.request = request
+        self.deployed = None
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("bpmn_file")
+        if upload is None:
+            return data
+        try:
+            bpmn_xml = upload.read().decode("utf-8")
+        except UnicodeDecodeError:
+            self.add_error("bpmn_file", "The file is not UTF-8 text.")
+            return data
+        try:
+            self.deployed = definition_deploy(user=self.request.user, bpmn_xml=bpmn_xml, sla_config=data.get("sla_config") or None)
+        except WorkflowError as exc:
+            self.add_error("bpmn_file", exc.detail)
+        return data
 
 
 @admin.register(WorkflowDefinition)
@@ -10,11 +66,43 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
     list_filter = ("process_key", "is_active")
     search_fields = ("process_key", "name")
     list_select_related = ("deployed_by",)
-    readonly_fields = ("engine_spec",)
+    readonly_fields = ("process_key", "version", "name", "bpmn_xml", "sla_config", "engine_spec", "deployed_by", "deployed_at")
+    fields = ("process_key", "version", "name", "is_active", "sla_config", "deployed_by", "deployed_at", "bpmn_xml")
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is not None:
+            return super().get_form(request, obj, **kwargs)
+        form = DefinitionUploadForm
+
+        class RequestBoundForm(form):
+            def __init__(self, *args, **inner):
+                super().__init__(*args, request=request, **inner)
+
+        return RequestBoundForm
+
+    def get_fields(self, request, obj=None):
+        return ("bpmn_file", "sla_config") if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["is_active"])  # versions are immutable; only retiring one is allowed
+            return
+        # Deployed (through the service) while the form was validated.
+        obj.pk = form.deployed.pk
+        obj.__dict__.update({k: v for k, v in form.deployed.__dict__.items() if not k.startswith("_")})
+
+    def save_related(self, request, form, formsets, change):
+        return None
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ProcessInstance)
-class ProcessInstanceAdmin(admin.ModelAdmin):
+class ProcessInstanceAdmin(ProcessConsoleMixin, admin.ModelAdmin):
     list_display = ("process_instance_id", "business_key", "definition", "status", "sla_due_date", "started_at", "ended_at")
     list_filter = ("status", "definition__process_key")
     search_fields = ("business_key",)
@@ -35,18 +123,16 @@ class TaskHistoryInline(admin.TabularInline):
 
 
 @admin.register(WorkflowTask)
-class WorkflowTaskAdmin(admin.ModelAdmin):
+class WorkflowTaskAdmin(TaskConsoleMixin, admin.ModelAdmin):
     list_display = ("task_id", "name", "queue", "status", "priority", "assignee", "due_date", "escalation_level", "created_at")
-    list_filter = ("status", "queue", "escalation_level")
-    search_fields = ("name", "process_instance__business_key")
+    search_fields = ("=process_instance__business_key", "name")
     list_select_related = ("queue", "assignee")
     raw_id_fields = ("process_instance", "assignee", "owner")
     inlines = [TaskHistoryInline]
-    show_full_result_count = False
 
 
 @admin.register(TaskHistory)
-class TaskHistoryAdmin(admin.ModelAdmin):
+class TaskHistoryAdmin(HistoryConsoleMixin, admin.ModelAdmin):
     list_display = ("created_at", "task", "event_type", "actor", "via_account")
     list_filter = ("event_type",)
     search_fields = ("task__task_id",)
@@ -61,3 +147,129 @@ class TaskHistoryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- Alerts -----------------------------------------------------------------------------------------------------
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    """The alert kinds the system raises, with when each last fired. Kinds are fixed by code: no add or delete."""
+
+    list_display = ("kind", "description", "enabled", "severity", "threshold_percent", "last_fired", "alerts_link")
+    list_editable = ("enabled", "severity")
+    readonly_fields = ("kind", "last_fired")
+    fields = ("kind", "description", "enabled", "severity", "threshold_percent", "last_fired")
+
+    def get_queryset(self, request):
+        last = Alert.objects.filter(kind=OuterRef("kind")).order_by("-created_at").values("created_at")[:1]
+        return super().get_queryset(request).annotate(last_fired_at=Subquery(last))
+
+    @admin.display(description="last fired", ordering="last_fired_at")
+    def last_fired(self, rule):
+        return rule.last_fired_at or "never"
+
+    @admin.display(description="alerts")
+    def alerts_link(self, rule):
+        url = reverse("admin:tasks_alert_changelist") + f"?kind__exact={rule.kind}"
+        return format_html('<a href="{}">view</a>', url)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AlertChannel)
+class AlertChannelAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    list_display = ("name", "kind", "enabled", "alert_kinds", "target", "created_at")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name",)
+    actions = ["send_test_alert"]
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "enabled", "alert_kinds")}),
+        ("Slack or Teams", {"fields": ("webhook_url",)}),
+        ("Email", {"fields": ("email_recipients",)}),
+        ("PagerDuty", {"fields": ("routing_key", "events_url")}),
+    )
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "alert_kinds":  # checkboxes, not a comma-separated text box
+            return forms.TypedMultipleChoiceField(
+                choices=AlertKind.choices, widget=forms.CheckboxSelectMultiple, required=False,
+                help_text=db_field.help_text,
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    @admin.display(description="sends to")
+    def target(self, channel):
+        if channel.kind == AlertChannelKind.EMAIL:
+            return ", ".join(channel.email_recipients)
+        if channel.kind == AlertChannelKind.PAGERDUTY:
+            return channel.events_url
+        return urlsplit(channel.webhook_url).netloc  # the path of a webhook URL is its secret
+
+    @admin.action(description="Send a test alert to the selected channels now")
+    def send_test_alert(self, request, queryset):
+        from .alerts import alert_channel_test
+
+        for channel in queryset:
+            problem = alert_channel_test(channel=channel)
+            if problem:
+                self.message_user(request, f"Test alert to {channel.name} failed: {problem}", messages.ERROR)
+            else:
+                self.message_user(request, f"Test alert sent to {channel.name}.", messages.SUCCESS)
+
+
+class AlertDeliveryInline(admin.TabularInline):
+    model = AlertDelivery
+    extra = 0
+    can_delete = False
+    fields = ("channel", "status", "attempts", "last_error", "last_attempt_at", "delivered_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "kind", "severity", "queue_name", "task_id", "level", "summary")
+    list_filter = ("kind", "severity", "queue_name", "created_at")
+    search_fields = ("dedupe_key", "summary", "queue_name")
+    date_hierarchy = "created_at"
+    # task_id, not the task: an archived task's row has left workflow_tasks, the alert stays.
+    fields = ("kind", "severity", "dedupe_key", "queue_name", "task_id", "level", "summary", "details", "created_at")
+    inlines = [AlertDeliveryInline]
+    show_full_result_count = False
+
+
+@admin.register(AlertDelivery)
+class AlertDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("delivery_id", "alert", "channel", "status", "attempts", "last_error", "last_attempt_at", "delivered_at")
+    list_filter = ("status", "channel", "alert__kind")
+    search_fields = ("alert__dedupe_key", "last_error")
+    list_select_related = ("alert", "channel")
+    show_full_result_count = False
+
+
+# Queue actions (rebalance, pause intake) need tasks.services, and queues must not import tasks: the queue admin is
+# re-registered here, scoped to the queues the supervisor supervises.
+admin.site.unregister(WorkflowQueue)
+
+
+@admin.register(WorkflowQueue)
+class SupervisedWorkflowQueueAdmin(QueueConsoleMixin, WorkflowQueueAdmin):
+    """The queues admin scoped to supervised queues, with rebalance / pause / resume intake."""

@@ -11,7 +11,7 @@ from cases.api import CaseViewSet
 from tasks import views as task_pages
 from tasks.api import DefinitionViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
 
-from . import health
+from . import health, metrics
 
 
 class Router(SimpleRouter):
@@ -32,6 +32,7 @@ router.register("cases", CaseViewSet, basename="case")
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

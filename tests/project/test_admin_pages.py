@@ -102,3 +102,29 @@ def test_revoke_action_ends_the_assignment(supervisor_client, caseworker_alice):
         "action": "revoke_now", "_selected_action": [assignment.pk],
     })
     assert queue_names_for(user=caseworker_alice, capability="work") == ["triage"]
+
+
+def test_supervisor_deploys_a_bpmn_file_from_admin(supervisor_client):
+    from pathlib import Path
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tasks.models import WorkflowDefinition
+
+    model = Path(__file__).resolve().parents[2] / "tasks" / "bpmn" / "onecms_case_handling.bpmn"
+    upload = SimpleUploadedFile("case.bpmn", model.read_bytes(), content_type="application/xml")
+    response = supervisor_client.post(reverse("admin:tasks_workflowdefinition_add"), {"bpmn_file": upload, "sla_config": "{}"})
+    assert response.status_code == 302, response.content.decode()[:1500]
+    assert WorkflowDefinition.objects.filter(process_key="onecms_case_handling").exists()
+
+
+def test_bad_bpmn_upload_shows_the_error_beside_the_field(supervisor_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tasks.models import WorkflowDefinition
+
+    upload = SimpleUploadedFile("bad.bpmn", b"not xml", content_type="application/xml")
+    response = supervisor_client.post(reverse("admin:tasks_workflowdefinition_add"), {"bpmn_file": upload, "sla_config": "{}"})
+    assert response.status_code == 200
+    assert "not well-formed XML" in response.content.decode()
+    assert not WorkflowDefinition.objects.exists()

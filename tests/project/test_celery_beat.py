@@ -45,7 +45,9 @@ def wait_for(predicate, seconds=WAIT_SECONDS):
 
 class Worker:
     def __init__(self, database_url, schedule_file):
-        self.env = {**os.environ, "DATABASE_URL": database_url, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL}
+        # The broker comes from the same settings as this process: CELERY_BROKER_URL if set, else the filesystem
+        # broker under the same WORKFLOW_VAR_DIR.
+        self.env = {**os.environ, "DATABASE_URL": database_url}
         self.schedule_file = schedule_file
         self.process = None
 

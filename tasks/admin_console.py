@@ -1,0 +1,494 @@
+"""The supervisor console's admin pieces: scoping to supervised queues, bulk actions, fast paging and filters.
+
+Decisions:
+- Rows: a supervisor's changelists show only the queues they supervise now (entitlements.access.queues_for with
+  "supervise"). Superusers see every row: admin is their tool for repairs. Acting is another matter: every
+  action calls the domain service per object, and the services check "supervise" themselves, so a superuser
+  without a supervising role, or anyone posting ids of rows they cannot see, gets a per-row refusal.
+- Actions are thin: parse a small form, call one service per selected row, turn each WorkflowError into an
+  admin message. Nothing here writes a task, queue or process directly.
+- Big tables: no COUNT(*) over everything (EstimatedCountPaginator), no full-result count, no filter whose
+  choices need a DISTINCT over the tasks table, and a default order an index can serve (newest task first).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.functional import cached_property
+
+from entitlements.access import may, queues_for
+from entitlements.errors import NotFound, WorkflowError
+from entitlements.models import Capability, Department, User
+from queues.models import WorkflowQueue
+from queues.services import queue_save
+
+from . import services, workflows
+from .models import MAX_PRIORITY, MIN_PRIORITY, TaskStatus, WorkflowTask
+
+ACTION_FORM_TEMPLATE = "admin/console/action_form.html"
+# A capped count stops here; the changelist then offers this many rows' pages and filters narrow the rest.
+COUNT_CAP = 10_000
+# Error messages listed one by one before the rest are summed up, so a 500-row failure stays readable.
+MAX_LISTED_ERRORS = 10
+HIGH_PRIORITY = 75
+LOW_PRIORITY = 25
+
+
+# --- rows: only what the user supervises ------------------------------------------------------------------------
+
+
+def supervised_queues(user):
+    return queues_for(user=user, capability=Capability.SUPERVISE)
+
+
+class SupervisedQueuesMixin:
+    """Limit a ModelAdmin's rows to the queues request.user supervises now; superusers see every row.
+
+    `supervised_queue_lookup` names the path from the model to a queue *name* (tasks: "queue_id", queues:
+    "queue_name"). Models reached through tasks (process instances) override `limit_to_supervised`.
+    """
+
+    supervised_queue_lookup = "queue_id"
+
+    def limit_to_supervised(self, request, queryset):
+        names = supervised_queues(request.user).values("queue_name")
+        return queryset.filter(**{f"{self.supervised_queue_lookup}__in": names})
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return self.limit_to_supervised(request, queryset)
+
+
+class SupervisedProcessesMixin(SupervisedQueuesMixin):
+    """Process instances with at least one task in a supervised queue (the rule process_suspend & co. apply)."""
+
+    def limit_to_supervised(self, request, queryset):
+        names = supervised_queues(request.user).values("queue_name")
+        tasks = WorkflowTask.objects.filter(process_instance=OuterRef("pk"), queue_id__in=names)
+        return queryset.filter(Exists(tasks))
+
+
+# --- paging without COUNT(*) over millions ----------------------------------------------------------------------
+
+
+class EstimatedCountPaginator(Paginator):
+    """Counts at most COUNT_CAP rows; an unfiltered listing of a big table uses the planner's estimate instead.
+
+    The estimate (pg_class.reltuples, kept by autovacuum/ANALYZE) is only trusted above the cap: below it an
+    exact capped count is cheap.
+    """
+
+    @cached_property
+    def count(self):
+        queryset = self.object_list
+        query = getattr(queryset, "query", None)
+        if query is None:
+            return super().count
+        if not query.where:
+            estimate = table_row_estimate(queryset.model._meta.db_table)
+            if estimate > COUNT_CAP:
+                return estimate
+        return queryset.order_by()[: COUNT_CAP].count()
+
+
+def table_row_estimate(db_table: str) -> int:
+    schema, _, table = db_table.replace('"', "").rpartition(".")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s",
+            [schema or "public", table],
+        )
+        row = cursor.fetchone()
+    return max(int(row[0]), 0) if row else 0
+
+
+class FastChangelistMixin:
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+
+
+# --- list filters -----------------------------------------------------------------------------------------------
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    """Active tasks past their due date (idx_workflow_tasks_overdue serves both answers)."""
+
+    title = "overdue"
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Yes"), ("no", "No"))
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        active = Q(status__in=[TaskStatus.OPEN, TaskStatus.CLAIMED])
+        if self.value() == "yes":
+            return queryset.filter(active, due_date__lt=now)
+        if self.value() == "no":
+            return queryset.filter(active).filter(Q(due_date__gte=now) | Q(due_date__isnull=True))
+        return queryset
+
+
+class PriorityFilter(admin.SimpleListFilter):
+    """Priority bands: fixed choices, so the filter never asks the table which priorities exist."""
+
+    title = "priority"
+    parameter_name = "priority_band"
+
+    def lookups(self, request, model_admin):
+        return (
+            ("high", f"High ({HIGH_PRIORITY}–{MAX_PRIORITY})"),
+            ("normal", f"Normal ({LOW_PRIORITY + 1}–{HIGH_PRIORITY - 1})"),
+            ("low", f"Low ({MIN_PRIORITY}–{LOW_PRIORITY})"),
+        )
+
+    def queryset(self, request, queryset):
+        bands = {
+            "high": Q(priority__gte=HIGH_PRIORITY),
+            "normal": Q(priority__gt=LOW_PRIORITY, priority__lt=HIGH_PRIORITY),
+            "low": Q(priority__lte=LOW_PRIORITY),
+        }
+        return queryset.filter(bands[self.value()]) if self.value() in bands else queryset
+
+
+class DepartmentFilter(admin.SimpleListFilter):
+    """Tasks whose queue belongs to a department (choices from the small departments table)."""
+
+    title = "department"
+    parameter_name = "department"
+    queue_path = "queue"
+
+    def lookups(self, request, model_admin):
+        return [(str(d.pk), d.dept_name) for d in Department.objects.order_by("dept_name")]
+
+    def queryset(self, request, queryset):
+        if not self.value() or not self.value().isdigit():
+            return queryset
+        names = WorkflowQueue.objects.filter(department_id=int(self.value())).values("queue_name")
+        return queryset.filter(**{f"{self.queue_path}__in": names})
+
+
+class QueueDepartmentFilter(DepartmentFilter):
+    """The same filter on the queues changelist."""
+
+    def queryset(self, request, queryset):
+        if not self.value() or not self.value().isdigit():
+            return queryset
+        return queryset.filter(department_id=int(self.value()))
+
+
+class AssigneeFilter(admin.SimpleListFilter):
+    """Unassigned, or held by one person; choices from the users table (active, not service accounts)."""
+
+    title = "assignee"
+    parameter_name = "assignee"
+    UNASSIGNED = "none"
+
+    def lookups(self, request, model_admin):
+        people = User.objects.filter(is_active=True).exclude(is_service_account=True).order_by("username")
+        return [(self.UNASSIGNED, "Unassigned")] + [(str(u.pk), u.get_username()) for u in people]
+
+    def queryset(self, request, queryset):
+        if self.value() == self.UNASSIGNED:
+            return queryset.filter(assignee__isnull=True)
+        if self.value() and self.value().isdigit():
+            return queryset.filter(assignee_id=int(self.value()))
+        return queryset
+
+
+# --- running a service per row ----------------------------------------------------------------------------------
+
+
+@dataclass
+class BulkOutcome:
+    done: list = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+def run_per_row(ids, call) -> BulkOutcome:
+    """Call `call(pk)` for each id; each call is its own service transaction, so one refusal stops nothing else."""
+    outcome = BulkOutcome()
+    for pk in ids:
+        try:
+            call(pk)
+        except NotFound:
+            outcome.refused.append(f"#{pk}: not in a queue you supervise")
+        except WorkflowError as exc:
+            outcome.refused.append(f"#{pk}: {exc.detail}")
+        else:
+            outcome.done.append(pk)
+    return outcome
+
+
+def report(modeladmin, request, outcome: BulkOutcome, *, verb: str, noun: str = "task") -> None:
+    if outcome.done:
+        plural = noun if len(outcome.done) == 1 else f"{noun}s"
+        modeladmin.message_user(request, f"{verb} {len(outcome.done)} {plural}.", messages.SUCCESS)
+    for line in outcome.refused[:MAX_LISTED_ERRORS]:
+        modeladmin.message_user(request, f"Not {verb.lower()}: {line}", messages.ERROR)
+    hidden = len(outcome.refused) - MAX_LISTED_ERRORS
+    if hidden > 0:
+        modeladmin.message_user(request, f"… and {hidden} more refused.", messages.ERROR)
+
+
+def selected_ids(queryset) -> list[int]:
+    return list(queryset.order_by("pk").values_list("pk", flat=True))
+
+
+def action_form_page(modeladmin, request, queryset, *, form, title: str, action: str, submit: str):
+    """The intermediate page of an action that needs input: the form plus the selected rows, posted back."""
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "form": form,
+        "action": action,
+        "submit_label": submit,
+        "selected": selected_ids(queryset),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "opts": modeladmin.model._meta,
+        "count": queryset.count(),
+    }
+    return TemplateResponse(request, ACTION_FORM_TEMPLATE, context)
+
+
+def _bound(form_class, request):
+    """The action's form, bound once the intermediate page was submitted (its 'apply' button)."""
+    return form_class(request.POST) if "apply" in request.POST else form_class()
+
+
+# --- task action forms ------------------------------------------------------------------------------------------
+
+
+class ReassignForm(forms.Form):
+    assignee = forms.ModelChoiceField(
+        queryset=User.objects.filter(is_active=True, is_service_account=False).order_by("username"),
+        to_field_name="username",
+        help_text="Must be allowed to work the task's queue and hold the skills it needs.",
+    )
+    comment = forms.CharField(required=False, max_length=1000)
+
+
+class EscalateForm(forms.Form):
+    priority = forms.IntegerField(min_value=MIN_PRIORITY, max_value=MAX_PRIORITY, required=False,
+                                  help_text="New priority (not lower than now). Leave empty to keep it.")
+    queue = forms.ModelChoiceField(queryset=WorkflowQueue.objects.order_by("queue_name"), required=False,
+                                   to_field_name="queue_name", help_text="Move to this queue. Leave empty to stay.")
+    reason = forms.CharField(max_length=1000)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("priority") is None and not data.get("queue"):
+            raise forms.ValidationError("Give a new priority, a queue, or both.")
+        return data
+
+
+class MoveForm(forms.Form):
+    queue = forms.ModelChoiceField(queryset=WorkflowQueue.objects.order_by("queue_name"), to_field_name="queue_name")
+    reason = forms.CharField(required=False, max_length=1000)
+
+
+class PriorityForm(forms.Form):
+    priority = forms.IntegerField(min_value=MIN_PRIORITY, max_value=MAX_PRIORITY)
+    reason = forms.CharField(required=False, max_length=1000)
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(max_length=1000)
+
+
+# --- task actions -----------------------------------------------------------------------------------------------
+
+
+@admin.action(description="Reassign selected tasks…")
+def reassign_tasks(modeladmin, request, queryset):
+    form = _bound(ReassignForm, request)
+    if not form.is_bound or not form.is_valid():
+        return action_form_page(modeladmin, request, queryset, form=form, title="Reassign tasks",
+                                action="reassign_tasks", submit="Reassign")
+    assignee, comment = form.cleaned_data["assignee"], form.cleaned_data["comment"]
+    outcome = run_per_row(selected_ids(queryset), lambda pk: services.task_reassign(
+        user=request.user, task_id=pk, assignee=assignee, comment=comment))
+    report(modeladmin, request, outcome, verb="Reassigned")
+    return None
+
+
+@admin.action(description="Escalate selected tasks…")
+def escalate_tasks(modeladmin, request, queryset):
+    form = _bound(EscalateForm, request)
+    if not form.is_bound or not form.is_valid():
+        return action_form_page(modeladmin, request, queryset, form=form, title="Escalate tasks",
+                                action="escalate_tasks", submit="Escalate")
+    data = form.cleaned_data
+    queue_name = data["queue"].queue_name if data.get("queue") else None
+    outcome = run_per_row(selected_ids(queryset), lambda pk: services.task_escalate(
+        user=request.user, task_id=pk, priority=data.get("priority"), queue_name=queue_name, reason=data["reason"]))
+    report(modeladmin, request, outcome, verb="Escalated")
+    return None
+
+
+@admin.action(description="Move selected tasks to another queue…")
+def move_tasks(modeladmin, request, queryset):
+    form = _bound(MoveForm, request)
+    if not form.is_bound or not form.is_valid():
+        return action_form_page(modeladmin, request, queryset, form=form, title="Move tasks to a queue",
+                                action="move_tasks", submit="Move")
+    data = form.cleaned_data
+    outcome = run_per_row(selected_ids(queryset), lambda pk: services.task_move(
+        user=request.user, task_id=pk, queue_name=data["queue"].queue_name, reason=data["reason"]))
+    report(modeladmin, request, outcome, verb="Moved")
+    return None
+
+
+@admin.action(description="Release selected tasks to their queues")
+def release_tasks(modeladmin, request, queryset):
+    outcome = run_per_row(selected_ids(queryset), lambda pk: services.task_release(
+        user=request.user, task_id=pk, comment="released by a supervisor"))
+    report(modeladmin, request, outcome, verb="Released")
+
+
+@admin.action(description="Change priority of selected tasks…")
+def change_task_priority(modeladmin, request, queryset):
+    form = _bound(PriorityForm, request)
+    if not form.is_bound or not form.is_valid():
+        return action_form_page(modeladmin, request, queryset, form=form, title="Change priority",
+                                action="change_task_priority", submit="Change priority")
+    data = form.cleaned_data
+    outcome = run_per_row(selected_ids(queryset), lambda pk: services.task_change_priority(
+        user=request.user, task_id=pk, priority=data["priority"], reason=data["reason"]))
+    report(modeladmin, request, outcome, verb="Changed the priority of")
+    return None
+
+
+TASK_ACTIONS = [reassign_tasks, escalate_tasks, move_tasks, release_tasks, change_task_priority]
+
+
+# --- queue actions ----------------------------------------------------------------------------------------------
+
+
+def queue_intake_set(*, user, queue_name: str, paused: bool) -> WorkflowQueue:
+    """Pause or resume a queue's intake, for a supervisor of that queue (then through queues.services.queue_save).
+
+    Belongs in queues/services.py as `queue_intake_pause`; kept here until it moves, so the check is not lost.
+    """
+    if not may(user=user, capability=Capability.SUPERVISE, queue_name=queue_name):
+        raise NotFound(f"queue {queue_name} not found", code="queue_not_found")
+    return queue_save(queue_name=queue_name, intake_paused=paused)
+
+
+@admin.action(description="Pause intake of selected queues")
+def pause_intake(modeladmin, request, queryset):
+    names = list(queryset.order_by("queue_name").values_list("queue_name", flat=True))
+    outcome = run_per_row(names, lambda name: queue_intake_set(user=request.user, queue_name=name, paused=True))
+    report(modeladmin, request, outcome, verb="Paused intake of", noun="queue")
+
+
+@admin.action(description="Resume intake of selected queues")
+def resume_intake(modeladmin, request, queryset):
+    names = list(queryset.order_by("queue_name").values_list("queue_name", flat=True))
+    outcome = run_per_row(names, lambda name: queue_intake_set(user=request.user, queue_name=name, paused=False))
+    report(modeladmin, request, outcome, verb="Resumed intake of", noun="queue")
+
+
+@admin.action(description="Rebalance now (move OPEN tasks of full queues to their overflow)")
+def rebalance_now(modeladmin, request, queryset):
+    """rebalance_queue_loads works on every full queue at once: run it only when the user supervises every queue
+    it would touch (a dry run says which), else refuse and name the others."""
+    plan = services.rebalance_queue_loads(dry_run=True)
+    touched = sorted({m["from_queue"] for m in plan} | {m["to_queue"] for m in plan})
+    supervised = set(supervised_queues(request.user).filter(queue_name__in=touched).values_list("queue_name", flat=True))
+    foreign = [name for name in touched if name not in supervised]
+    if foreign:
+        modeladmin.message_user(
+            request, f"Not rebalanced: it would also move tasks of queues you do not supervise ({', '.join(foreign)}).",
+            messages.ERROR,
+        )
+        return
+    moves = services.rebalance_queue_loads()
+    if not moves:
+        modeladmin.message_user(request, "Nothing to rebalance: no full queue has an overflow with room.", messages.INFO)
+    for move in moves:
+        modeladmin.message_user(
+            request, f"Moved {move['tasks']} tasks from {move['from_queue']} to {move['to_queue']}.", messages.SUCCESS
+        )
+
+
+QUEUE_ACTIONS = [rebalance_now, pause_intake, resume_intake]
+
+
+# --- process instance actions -----------------------------------------------------------------------------------
+
+
+@admin.action(description="Suspend selected process instances")
+def suspend_processes(modeladmin, request, queryset):
+    outcome = run_per_row(selected_ids(queryset), lambda pk: workflows.process_suspend(
+        user=request.user, process_instance_id=pk))
+    report(modeladmin, request, outcome, verb="Suspended", noun="process instance")
+
+
+@admin.action(description="Resume selected process instances")
+def resume_processes(modeladmin, request, queryset):
+    outcome = run_per_row(selected_ids(queryset), lambda pk: workflows.process_resume(
+        user=request.user, process_instance_id=pk))
+    report(modeladmin, request, outcome, verb="Resumed", noun="process instance")
+
+
+@admin.action(description="Cancel selected process instances…")
+def cancel_processes(modeladmin, request, queryset):
+    form = _bound(CancelForm, request)
+    if not form.is_bound or not form.is_valid():
+        return action_form_page(modeladmin, request, queryset, form=form, title="Cancel process instances",
+                                action="cancel_processes", submit="Cancel the processes")
+    reason = form.cleaned_data["reason"]
+    outcome = run_per_row(selected_ids(queryset), lambda pk: workflows.process_cancel(
+        user=request.user, process_instance_id=pk, reason=reason))
+    report(modeladmin, request, outcome, verb="Cancelled", noun="process instance")
+    return None
+
+
+PROCESS_ACTIONS = [suspend_processes, resume_processes, cancel_processes]
+
+
+# --- ready-made bundles for the ModelAdmins ---------------------------------------------------------------------
+
+
+TASK_LIST_FILTERS = ("status", "queue", PriorityFilter, OverdueFilter, AssigneeFilter, DepartmentFilter)
+QUEUE_LIST_FILTERS = ("queue_type", "routing_strategy", "assignment_mode", QueueDepartmentFilter, "intake_paused")
+
+
+class TaskConsoleMixin(FastChangelistMixin, SupervisedQueuesMixin):
+    """WorkflowTaskAdmin: supervised rows, bulk actions, no full counts, an index-served default order."""
+
+    supervised_queue_lookup = "queue_id"
+    actions = TASK_ACTIONS
+    list_filter = TASK_LIST_FILTERS
+    ordering = ("-task_id",)  # the primary key serves it; the model's (-priority, created_at) would sort everything
+
+
+class QueueConsoleMixin(SupervisedQueuesMixin):
+    supervised_queue_lookup = "queue_name"
+    actions = QUEUE_ACTIONS
+    list_filter = QUEUE_LIST_FILTERS
+
+
+class ProcessConsoleMixin(FastChangelistMixin, SupervisedProcessesMixin):
+    actions = PROCESS_ACTIONS
+    ordering = ("-process_instance_id",)
+
+
+class HistoryConsoleMixin(FastChangelistMixin, SupervisedQueuesMixin):
+    """Task history: read-only already; scoped to the tasks of supervised queues."""
+
+    supervised_queue_lookup = "task__queue_id"
+    ordering = ("-event_id",)
+

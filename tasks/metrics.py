@@ -1,0 +1,99 @@
+"""Figures the /metrics endpoint exports, read from the database at scrape time.
+
+Computed from the database, not counted in process memory, so every gunicorn worker answers the same numbers:
+
+- per-queue gauges: open, escalated and overdue from flowable.mv_queue_performance (as of its refresh, whose
+  time is exported too), load, claimed and capacity from the queue rows (current_load equals CLAIMED tasks);
+- counters of task events (claims, completions, escalations, ...) from flowable.task_history, which is
+  append-only. Each process remembers the counts up to an event id older than SETTLED_AFTER (no transaction
+  still writing below it), and each scrape adds only the events after it: a primary-key range scan, not a
+  count over the whole history. The first scrape of a process counts the settled history once.
+  Archiving history (archive_completed_tasks) lowers the totals; Prometheus treats that as a counter reset.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection
+
+SETTLED_AFTER = timedelta(minutes=5)
+
+QUEUE_SQL = """
+SELECT q.queue_name, q.current_load, q.max_capacity,
+       coalesce(p.open_tasks, 0), coalesce(p.escalated_tasks, 0), coalesce(p.overdue_tasks, 0)
+  FROM queues.workflow_queues q
+  LEFT JOIN flowable.mv_queue_performance p ON p.queue_name = q.queue_name
+ ORDER BY q.queue_name
+"""
+
+SETTLED_SQL = """
+SELECT max(event_id) FROM flowable.task_history
+ WHERE event_id > %(after)s AND created_at < now() - %(settled)s
+"""
+
+EVENTS_SQL = """
+SELECT event_type, count(*) FROM flowable.task_history
+ WHERE event_id > %(after)s AND (%(upto)s::bigint IS NULL OR event_id <= %(upto)s)
+ GROUP BY event_type
+"""
+
+LAST_REFRESH_SQL = "SELECT refreshed_at FROM flowable.dashboard_refreshes ORDER BY refresh_id DESC LIMIT 1"
+
+
+@dataclass
+class QueueGauge:
+    queue_name: str
+    load: int
+    capacity: int
+    open: int
+    escalated: int
+    overdue: int
+
+
+@dataclass
+class _SettledCounts:
+    upto_event_id: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+_settled = _SettledCounts()
+_settled_lock = threading.Lock()
+
+
+def queue_gauges() -> list[QueueGauge]:
+    with connection.cursor() as cursor:
+        cursor.execute(QUEUE_SQL)
+        return [QueueGauge(*row) for row in cursor.fetchall()]
+
+
+def task_event_totals() -> dict[str, int]:
+    """Task events of each type ever recorded (in the live history table)."""
+    with _settled_lock, connection.cursor() as cursor:
+        cursor.execute(SETTLED_SQL, {"after": _settled.upto_event_id, "settled": SETTLED_AFTER})
+        settled_upto = cursor.fetchone()[0]
+        if settled_upto is not None:
+            cursor.execute(EVENTS_SQL, {"after": _settled.upto_event_id, "upto": settled_upto})
+            for event_type, count in cursor.fetchall():
+                _settled.counts[event_type] = _settled.counts.get(event_type, 0) + count
+            _settled.upto_event_id = settled_upto
+        totals = dict(_settled.counts)
+        cursor.execute(EVENTS_SQL, {"after": _settled.upto_event_id, "upto": None})
+        for event_type, count in cursor.fetchall():
+            totals[event_type] = totals.get(event_type, 0) + count
+    return totals
+
+
+def dashboard_refreshed_at() -> datetime | None:
+    with connection.cursor() as cursor:
+        cursor.execute(LAST_REFRESH_SQL)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def forget_settled_counts() -> None:
+    """Start counting from scratch (tests; a process that knows history was archived)."""
+    with _settled_lock:
+        _settled.upto_event_id = 0
+        _settled.counts.clear()

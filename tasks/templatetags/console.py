@@ -1,0 +1,47 @@
+"""Template tags of the supervisor console: the dashboard at the top of the admin index."""
+from django import template
+from django.template.loader import render_to_string
+
+from tasks import charts
+from tasks.dashboard import supervisor_dashboard
+
+register = template.Library()
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+@register.filter
+def duration(seconds) -> str:
+    """Seconds as a short human duration: 12 min, 3.5 h, 2.0 d."""
+    return _duration(seconds)
+
+
+@register.filter
+def percent(value) -> str:
+    return "—" if value is None else f"{value:.1f}%"
+
+
+@register.simple_tag(takes_context=True)
+def supervisor_dashboard_panel(context):
+    """The dashboard for the requesting user's supervised queues, with its charts (rendered server-side)."""
+    request = context.get("request")
+    if request is None or not request.user.is_authenticated:
+        return ""
+    dashboard = supervisor_dashboard(user=request.user)
+    return render_to_string("admin/dashboard.html", {
+        "dashboard": dashboard,
+        "utilisation_svg": charts.utilisation_bars(
+            [(q.display_name or q.queue_name, q.current_load, q.max_capacity) for q in dashboard.queues]
+        ),
+        "throughput_svg": charts.throughput_chart(dashboard.throughput_hourly),
+        "sla_trend_svg": charts.sla_trend_chart(dashboard.sla_trend_daily),
+    }, request=request)
