@@ -18,6 +18,7 @@ from cases.models import Case
 from cases.services import case_open
 from tasks.models import WorkflowDefinition, WorkflowTask
 from tasks.services import task_claim, task_complete
+from tasks.maintenance import refresh_dashboards
 from tasks.workflows import definition_deploy
 
 PASSWORD_BYTES = 12
@@ -141,6 +142,7 @@ class Command(BaseCommand):
                 task_claim(user=worker, task_id=task.pk)
                 task_complete(user=worker, task_id=task.pk, variables=step(allegation, task.task_definition_key))
         self.stdout.write(f"Opened {cases} demo cases.")
+        refresh_dashboards()  # so the supervisor dashboard shows the demo work at once
 
     def ensure_assignment(self, *, user, role: WorkflowRole, temporary=None, reason="", granted_by=None):
         existing = UserRoleAssignment.objects.filter(
