@@ -48,6 +48,8 @@ from pathlib import Path
 import psycopg
 from psycopg import conninfo, sql
 
+from common import django_setup, ensure_database  # noqa: E402  (bench/ is on sys.path when run)
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/workflow_bench"
 HTTP_HOST = "127.0.0.1"
@@ -145,23 +147,6 @@ class Measurement:
 
 
 # --- set-up ------------------------------------------------------------------------------------------------------
-
-
-def django_setup(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_project.settings")
-    sys.path.insert(0, str(PROJECT_DIR))
-    import django
-
-    django.setup()
-
-
-def ensure_database(database_url: str) -> None:
-    name = conninfo.conninfo_to_dict(database_url)["dbname"]
-    with psycopg.connect(conninfo.make_conninfo(database_url, dbname="postgres"), autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            print(f"created database {name}")
 
 
 def set_synchronous_commit(database_url: str, on: bool) -> None:

@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import django_setup, ensure_database  # noqa: E402  (bench/ is on sys.path when run)
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/dashboard_bench"
 BATCH = 1_000_000
@@ -50,26 +52,6 @@ SELECT %(prefix)s || g, '', q.names[1 + g %% array_length(q.names, 1)], ARRAY[]:
   FROM generate_series(%(first)s, %(last)s) g,
        (SELECT array_agg(queue_name ORDER BY queue_name) AS names FROM queues.workflow_queues) q
 """
-
-
-def django_setup(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_project.settings")
-    os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
-    sys.path.insert(0, str(PROJECT_DIR))
-    import django
-
-    django.setup()
-
-
-def ensure_database(database_url: str) -> None:
-    import psycopg
-
-    name = database_url.rsplit("/", 1)[1].split("?")[0]
-    admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def prepare(target: int) -> None:

@@ -21,29 +21,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from common import django_setup, ensure_database  # noqa: E402  (bench/ is on sys.path when run)
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/workflow_bench"
 MODEL = PROJECT_DIR / "tasks" / "bpmn" / "onecms_case_handling.bpmn"
 INTAKE = {"received_on": "2026-11-02", "received_via": "EMAIL"}
 TRIAGE = {"allegation_type": "MISCONDUCT"}
-
-
-def django_setup(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_project.settings")
-    sys.path.insert(0, str(PROJECT_DIR))
-    import django
-
-    django.setup()
-
-
-def ensure_database(database_url: str) -> None:
-    import psycopg
-
-    name = database_url.rsplit("/", 1)[1].split("?")[0]
-    with psycopg.connect(database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def run_engine_alone(instances: int) -> tuple[float, float]:

@@ -17,10 +17,11 @@ once and no other task was touched; it exits 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
+
+from common import django_setup, ensure_database  # noqa: E402  (bench/ is on sys.path when run)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/workflow_bench"
@@ -51,25 +52,6 @@ SELECT task_id, 'ESCALATED', NULL, NULL, jsonb_build_object('escalation_level', 
        jsonb_build_object('escalation_level', 1, 'priority', priority), 'bench', now()
   FROM changed
 """
-
-
-def django_setup(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_project.settings")
-    sys.path.insert(0, str(PROJECT_DIR))
-    import django
-
-    django.setup()
-
-
-def ensure_database(database_url: str) -> None:
-    import psycopg
-
-    name = database_url.rsplit("/", 1)[1].split("?")[0]
-    admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def prepare(queue_count: int, tasks: int, overdue: int) -> list[str]:

@@ -1,0 +1,32 @@
+"""What every benchmark script needs: its own database, and Django set up against it."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/workflow_bench"
+
+
+def ensure_database(database_url: str) -> None:
+    """Create the benchmark's database if it does not exist yet."""
+    import psycopg
+    from psycopg import conninfo, sql
+
+    name = conninfo.conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(conninfo.make_conninfo(database_url, dbname="postgres"), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            print(f"created database {name}")
+
+
+def django_setup(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_project.settings")
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+    if str(PROJECT_DIR) not in sys.path:
+        sys.path.insert(0, str(PROJECT_DIR))
+    import django
+
+    django.setup()
