@@ -128,3 +128,8 @@ def test_bad_bpmn_upload_shows_the_error_beside_the_field(supervisor_client):
     assert response.status_code == 200
     assert "not well-formed XML" in response.content.decode()
     assert not WorkflowDefinition.objects.exists()
+
+
+def test_supervisor_sees_the_record_of_each_job_run(supervisor_client):
+    response = supervisor_client.get(reverse("admin:django_celery_results_taskresult_changelist"))
+    assert response.status_code == 200
