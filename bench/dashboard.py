@@ -84,19 +84,6 @@ def prepare(target: int) -> None:
     print(f"refresh_dashboards (both materialized views, CONCURRENTLY): {time.perf_counter() - started:.2f} s")
 
 
-def wire_console() -> None:
-    """The console's mixins on the registered ModelAdmins, as tests/console/conftest.py does until they are wired."""
-    from django.contrib import admin
-
-    from tests.console.conftest import CONSOLE_MIXINS
-
-    for model, (mixin, extra) in CONSOLE_MIXINS.items():
-        registered = type(admin.site._registry[model])
-        if not issubclass(registered, mixin):
-            wired = type(registered.__name__, (mixin, registered), {"__module__": registered.__module__, **extra})
-            admin.site._registry[model] = wired(model, admin.site)
-
-
 def measure(label: str, call, repeat: int) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -125,7 +112,6 @@ def main() -> int:
     ensure_database(args.database_url)
     django_setup(args.database_url)
     prepare(args.tasks)
-    wire_console()
 
     from django.test import Client, RequestFactory
 

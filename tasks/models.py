@@ -190,7 +190,11 @@ class WorkflowTask(models.Model):
                 fields=["assignee", "due_date"], name="idx_workflow_tasks_assignee_active", condition=Q(status="CLAIMED")
             ),
             models.Index(fields=["process_instance", "status"], name="idx_workflow_tasks_instance"),
-            models.Index(fields=["completed_at"], name="idx_workflow_tasks_completed", condition=Q(status="COMPLETED")),
+            # Covering, so "completed today per caseworker / per queue" reads the index alone (dashboard at 10M rows).
+            models.Index(
+                fields=["completed_at"], include=["queue", "assignee"], name="idx_workflow_tasks_completed",
+                condition=Q(status="COMPLETED"),
+            ),
         ]
 
     def __str__(self) -> str:
