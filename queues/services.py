@@ -7,9 +7,9 @@ from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from entitlements.access import permission_codename
-from entitlements.errors import InvalidInput
-from entitlements.models import Department, WorkflowRole
+from entitlements.access import may, permission_codename
+from entitlements.errors import InvalidInput, NotFound
+from entitlements.models import Capability, Department, WorkflowRole
 
 from .models import BusinessCalendar, BusinessHoliday, DepartmentCalendar, QueueGroupObjectPermission, WorkflowQueue
 
@@ -94,3 +94,14 @@ def business_calendar_save(
         for department in found.values():
             DepartmentCalendar.objects.update_or_create(department=department, defaults={"calendar": calendar})
     return calendar
+
+
+@transaction.atomic
+def queue_intake_set(*, user, queue_name: str, paused: bool) -> WorkflowQueue:
+    """Pause or resume a queue's intake (new tasks refused while paused), for a supervisor of that queue."""
+    if not may(user=user, capability=Capability.SUPERVISE, queue_name=queue_name):
+        raise NotFound(f"queue {queue_name} not found", code="queue_not_found")
+    queue = WorkflowQueue.objects.select_for_update().get(queue_name=queue_name)
+    queue.intake_paused = paused
+    queue.save(update_fields=["intake_paused", "updated_at"])
+    return queue

@@ -24,11 +24,11 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from entitlements.access import may, queues_for
+from entitlements.access import queues_for
 from entitlements.errors import NotFound, WorkflowError
 from entitlements.models import Capability, Department, User
 from queues.models import WorkflowQueue
-from queues.services import queue_save
+from queues.services import queue_intake_set
 
 from . import services, workflows
 from .models import MAX_PRIORITY, MIN_PRIORITY, TaskStatus, WorkflowTask
@@ -376,16 +376,6 @@ TASK_ACTIONS = [reassign_tasks, escalate_tasks, move_tasks, release_tasks, chang
 # --- queue actions ----------------------------------------------------------------------------------------------
 
 
-def queue_intake_set(*, user, queue_name: str, paused: bool) -> WorkflowQueue:
-    """Pause or resume a queue's intake, for a supervisor of that queue (then through queues.services.queue_save).
-
-    Belongs in queues/services.py as `queue_intake_pause`; kept here until it moves, so the check is not lost.
-    """
-    if not may(user=user, capability=Capability.SUPERVISE, queue_name=queue_name):
-        raise NotFound(f"queue {queue_name} not found", code="queue_not_found")
-    return queue_save(queue_name=queue_name, intake_paused=paused)
-
-
 @admin.action(description="Pause intake of selected queues")
 def pause_intake(modeladmin, request, queryset):
     names = list(queryset.order_by("queue_name").values_list("queue_name", flat=True))
@@ -402,21 +392,14 @@ def resume_intake(modeladmin, request, queryset):
 
 @admin.action(description="Rebalance now (move OPEN tasks of full queues to their overflow)")
 def rebalance_now(modeladmin, request, queryset):
-    """rebalance_queue_loads works on every full queue at once: run it only when the user supervises every queue
-    it would touch (a dry run says which), else refuse and name the others."""
-    plan = services.rebalance_queue_loads(dry_run=True)
-    touched = sorted({m["from_queue"] for m in plan} | {m["to_queue"] for m in plan})
-    supervised = set(supervised_queues(request.user).filter(queue_name__in=touched).values_list("queue_name", flat=True))
-    foreign = [name for name in touched if name not in supervised]
-    if foreign:
-        modeladmin.message_user(
-            request, f"Not rebalanced: it would also move tasks of queues you do not supervise ({', '.join(foreign)}).",
-            messages.ERROR,
-        )
-        return
-    moves = services.rebalance_queue_loads()
+    """Rebalance the selected queues that are full, into overflows the user also supervises (the service checks)."""
+    names = list(queryset.values_list("queue_name", flat=True))
+    moves = services.rebalance_queue_loads(queue_names=names, user=request.user)
     if not moves:
-        modeladmin.message_user(request, "Nothing to rebalance: no full queue has an overflow with room.", messages.INFO)
+        modeladmin.message_user(
+            request, "Nothing to rebalance among the selected queues you supervise (full, with an overflow that has room).",
+            messages.INFO,
+        )
     for move in moves:
         modeladmin.message_user(
             request, f"Moved {move['tasks']} tasks from {move['from_queue']} to {move['to_queue']}.", messages.SUCCESS

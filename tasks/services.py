@@ -576,18 +576,26 @@ def task_close(task: WorkflowTask, *, status: str, user=None, reason: str = "") 
 
 
 @transaction.atomic
-def rebalance_queue_loads(*, dry_run: bool = False) -> list[dict]:
+def rebalance_queue_loads(
+    *, dry_run: bool = False, queue_names: list[str] | None = None, user=None
+) -> list[dict]:
     """Move OPEN tasks out of queues at capacity into their overflow queue, as far as the overflow has room.
 
-    Highest priority and oldest first. Returns one line per move (queue from, queue to, count).
+    Highest priority and oldest first. `queue_names` limits the queues emptied; with `user` (a supervisor acting
+    from admin) only queues whose source and overflow they both supervise are touched. Returns one line per move
+    (queue from, queue to, count).
     """
     moves = []
     full = (
         WorkflowQueue.objects.select_for_update()
         .filter(overflow_queue__isnull=False, current_load__gte=F("max_capacity"))
-        .select_related("overflow_queue")
         .order_by("queue_id")
     )
+    if queue_names is not None:
+        full = full.filter(queue_name__in=list(queue_names))
+    if user is not None:
+        supervised = queues_for(user=user, capability=Capability.SUPERVISE)
+        full = full.filter(pk__in=supervised.values("pk"), overflow_queue__in=supervised.values("pk"))
     for queue in full:
         target = WorkflowQueue.objects.select_for_update().get(pk=queue.overflow_queue_id)
         room = target.max_capacity - target.current_load

@@ -89,3 +89,19 @@ def test_rebalance_moves_open_tasks_from_a_full_queue_to_its_overflow(make_task)
     rebalance_queue_loads()
     assert WorkflowTask.objects.filter(queue_id="triage", status="OPEN").count() == 3
     assert WorkflowTask.objects.filter(queue_id="intake").count() == 0
+
+
+def test_rebalance_for_a_supervisor_touches_only_queues_they_supervise(make_task):
+    from entitlements.models import Department
+    from entitlements.services import role_assignment_grant as grant
+    from entitlements.services import role_save as save
+
+    make_task("intake", name="spill")
+    WorkflowQueue.objects.filter(queue_name="intake").update(current_load=0, max_capacity=0)
+    legal_head = UserFactory()
+    grant(user=legal_head, role=save(role_code="legal-head", name="h", queue_names=[], permissions=["supervise"],
+                                     department=Department.objects.get(dept_code="legal")))
+    assert rebalance_queue_loads(user=legal_head) == []
+    assert WorkflowTask.objects.filter(queue_id="intake").count() == 1
+    assert rebalance_queue_loads(queue_names=["triage"]) == []
+    assert rebalance_queue_loads(queue_names=["intake"]) == [{"from_queue": "intake", "to_queue": "triage", "tasks": 1}]
