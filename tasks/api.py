@@ -13,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from entitlements.errors import NotFound
+from workflow_project.serializers import OutputSerializer
 
 from . import selectors, services, workflows
 from queues.models import WorkflowQueue
@@ -39,7 +40,7 @@ def errors(*codes):
     return {code: ERRORS[code] for code in codes}
 
 
-class TaskSerializer(serializers.ModelSerializer):
+class TaskSerializer(OutputSerializer):
     id = serializers.IntegerField(source="task_id", read_only=True)
     queue = serializers.CharField(source="queue_id", read_only=True)
     assignee = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
@@ -62,7 +63,7 @@ class TaskSerializer(serializers.ModelSerializer):
         return bool(task.due_date and task.status in ("OPEN", "CLAIMED") and task.due_date < timezone.now())
 
 
-class TaskHistorySerializer(serializers.ModelSerializer):
+class TaskHistorySerializer(OutputSerializer):
     id = serializers.IntegerField(source="event_id", read_only=True)
     actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     via_account = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
@@ -244,9 +245,10 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             names.extend(part.strip() for part in raw.split(",") if part.strip())
         if isinstance(request.data, dict) and request.data:
             names.extend(self.validated(ClaimNextSerializer, request)["queueNames"])
-        checked = ClaimNextSerializer(data={"queueNames": names})
-        checked.is_valid(raise_exception=True)
-        names = checked.validated_data["queueNames"]
+        if names:  # the common call names no queue: spare it the validation
+            checked = ClaimNextSerializer(data={"queueNames": names})
+            checked.is_valid(raise_exception=True)
+            names = checked.validated_data["queueNames"]
         task = services.task_claim_next(user=request.user, queue_names=names or None, via_account=via(request))
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)

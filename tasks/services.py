@@ -5,10 +5,11 @@ a history event with actor, old and new values, and keeps each queue's current_l
 """
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from django.contrib.postgres.aggregates import ArrayAgg
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -275,15 +276,27 @@ def task_claim_next(*, user, queue_names: list[str] | None = None, via_account=N
     if user is None or not user.is_active:
         return None
     requested = list(queue_names) if queue_names else None
-    claimed = list(WorkflowTask.objects.raw(
-        "SELECT * FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
-        (user.pk, requested, via_account.pk if via_account else None),
-    ))
-    if not claimed:
+    columns, attnames = _task_columns()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
+            (user.pk, requested, via_account.pk if via_account else None),
+        )
+        row = cursor.fetchone()
+    if row is None:
         return None
-    task = claimed[0]
+    # A cursor and from_db rather than Model.objects.raw(): the raw queryset's per-call setup cost more than the
+    # claim statement's planning (0.3 ms of about 1.5).
+    task = WorkflowTask.from_db(connection.alias, attnames, row)
     task.assignee = user  # spare the serializer a query for the user it already has
     return task
+
+
+@functools.cache
+def _task_columns() -> tuple[str, list[str]]:
+    """The task table's columns in the model's field order, for rows a database function returns."""
+    fields = WorkflowTask._meta.concrete_fields
+    return ", ".join(connection.ops.quote_name(field.column) for field in fields), [field.attname for field in fields]
 
 
 @transaction.atomic

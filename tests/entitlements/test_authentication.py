@@ -107,3 +107,26 @@ def test_create_api_token_for_unknown_user_fails_with_one_line(test_database_url
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == "CommandError: no user named 'no-such-user'"
+
+
+def test_token_of_an_inactive_user_is_401(api_as, caseworker_alice):
+    client = api_as(caseworker_alice)
+    caseworker_alice.is_active = False
+    caseworker_alice.save(update_fields=["is_active"])
+    response = client.get("/api/queues/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "authentication_failed"
+
+
+def test_token_authenticates_its_own_user_in_one_query(api_as, caseworker_alice, fraud_investigator_bob,
+                                                       django_assert_num_queries):
+    from entitlements.authentication import user_for_token
+    from rest_framework.authtoken.models import Token
+
+    api_as(fraud_investigator_bob)
+    api_as(caseworker_alice)
+    key = Token.objects.get(user=caseworker_alice).key
+    with django_assert_num_queries(1):
+        user = user_for_token(key)
+    assert (user.pk, user.username, user.is_active) == (caseworker_alice.pk, "alice", True)
+    assert user_for_token("not-a-real-token") is None

@@ -67,3 +67,14 @@ def test_queue_at_capacity_gives_nothing_more(api_as, caseworker_alice, make_tas
     client = api_as(caseworker_alice)
     assert claim_next(client, query="queueNames=intake").status_code == 200
     assert claim_next(client, query="queueNames=intake").status_code == 204
+
+
+def test_claim_next_over_http_is_two_queries_token_and_claim(api_as, caseworker_alice, make_task,
+                                                             django_assert_num_queries):
+    task = make_task("intake", priority=90)
+    client = api_as(caseworker_alice)
+    with django_assert_num_queries(2):
+        response = claim_next(client)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["id"], body["status"], body["assignee"], body["queue"]) == (task.pk, "CLAIMED", "alice", "intake")
