@@ -50,3 +50,26 @@ def test_claim_index_is_partial_on_open_tasks():
     definition = index_definition("idx_workflow_tasks_claim_open")
     assert "(queue_name, priority DESC, created_at, task_id)" in definition
     assert "WHERE" in definition and "'OPEN'" in definition
+
+
+def test_queue_active_index_is_partial_on_active_tasks_newest_first():
+    definition = index_definition("idx_workflow_tasks_queue_active")
+    assert "(queue_name, task_id DESC)" in definition
+    assert "'OPEN'" in definition and "'CLAIMED'" in definition
+
+
+def test_no_task_index_is_a_prefix_of_another():
+    """Every non-HOT update of a task (claim, release, completion) writes into every index: no passengers."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indexrelid::regclass::text, i.indkey::text, i.indpred IS NOT NULL, am.amname "
+            "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam "
+            "WHERE i.indrelid = 'flowable.workflow_tasks'::regclass AND i.indexprs IS NULL"
+        )
+        indexes = [(name, keys.split(), partial, method) for name, keys, partial, method in cursor.fetchall()]
+    full_btrees = [(name, keys) for name, keys, partial, method in indexes if not partial and method == "btree"]
+    redundant = [
+        (short, long) for short, short_keys in full_btrees for long, long_keys in full_btrees
+        if short != long and len(short_keys) < len(long_keys) and long_keys[: len(short_keys)] == short_keys
+    ]
+    assert redundant == []
