@@ -3,16 +3,21 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import OuterRef, Subquery
-from django.urls import reverse
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
-from entitlements.errors import WorkflowError
+from entitlements.errors import NotFound, WorkflowError
 from queues.admin import WorkflowQueueAdmin
 from queues.models import WorkflowQueue
 
 from .admin_console import HistoryConsoleMixin, ProcessConsoleMixin, QueueConsoleMixin, TaskConsoleMixin
+from .diagram import ACTIVE, COMPLETED, NEUTRAL, STATE_LABELS, STATE_PALETTES, process_diagram_for
 from .models import (
     Alert,
     AlertChannel,
@@ -101,14 +106,63 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
         return False
 
 
+PROCESS_DIAGRAM_TEMPLATE = "admin/console/process_diagram.html"
+
+
 @admin.register(ProcessInstance)
 class ProcessInstanceAdmin(ProcessConsoleMixin, admin.ModelAdmin):
-    list_display = ("process_instance_id", "business_key", "definition", "status", "sla_due_date", "started_at", "ended_at")
+    list_display = (
+        "process_instance_id", "business_key", "definition", "status", "sla_due_date", "started_at", "ended_at",
+        "diagram_link",
+    )
     list_filter = ("status", "definition__process_key")
     search_fields = ("business_key",)
     list_select_related = ("definition",)
-    readonly_fields = ("engine_state",)
+    readonly_fields = ("diagram_link", "engine_state")
     raw_id_fields = ("definition", "started_by")
+
+    def get_urls(self):
+        diagram = path(
+            "<int:object_id>/diagram/", self.admin_site.admin_view(self.diagram_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_diagram",
+        )
+        # Before the defaults: their "<path:object_id>/" would swallow ".../diagram/".
+        return [diagram, *super().get_urls()]
+
+    def get_fields(self, request, obj=None):
+        fields = [name for name in super().get_fields(request, obj) if name != "diagram_link"]
+        return fields if obj is None else ["diagram_link", *fields]
+
+    @admin.display(description="Diagram")
+    def diagram_link(self, instance):
+        url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_diagram", args=[instance.pk])
+        return format_html('<a href="{}">Diagram</a>', url)
+
+    def diagram_view(self, request, object_id: int):
+        """The instance's BPMN diagram with where it stands, and its open tasks: read-only."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            # The changelist's own rows: an instance the user may not see there does not exist here either.
+            diagram = process_diagram_for(instances=self.get_queryset(request), process_instance_id=object_id)
+        except NotFound:
+            raise Http404(f"process instance {object_id} not found") from None
+        legend = [
+            {"label": STATE_LABELS[state], "palette": STATE_PALETTES[state]} for state in (ACTIVE, COMPLETED, NEUTRAL)
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "is_nav_sidebar_enabled": False,  # a wide drawing: the page gets the full width
+            "opts": self.opts,
+            "original": diagram.instance,
+            "title": f"Diagram of {diagram.instance}",
+            # Safe: process_diagram_svg builds the SVG with ElementTree, which escapes every string from the model.
+            "svg": mark_safe(diagram.svg),
+            "problem": diagram.problem,
+            "current_tasks": diagram.current_tasks,
+            "legend": legend,
+        }
+        return TemplateResponse(request, PROCESS_DIAGRAM_TEMPLATE, context)
 
 
 class TaskHistoryInline(admin.TabularInline):

@@ -10,6 +10,7 @@ Interface (all functions keyword-only)::
     complete_task(*, spec: dict, state: dict, engine_task_id: str, variables: dict, now: datetime) -> EngineRun
     fire_due_timers(*, spec: dict, state: dict, now: datetime) -> EngineRun
     cancel(*, spec: dict, state: dict) -> EngineRun
+    element_states(*, spec: dict, state: dict) -> dict[str, str]   BPMN element id -> ELEMENT_ACTIVE | ELEMENT_COMPLETED
     validate_form_variables(*, form_fields: list[FormField], variables: dict) -> dict[str, str]
 
     ParsedDefinition(process_key, name, spec, user_tasks: list[UserTaskInfo], queue_names: list[str])
@@ -97,6 +98,8 @@ from SpiffWorkflow.util.task import TaskState
 
 __all__ = [
     "BpmnError",
+    "ELEMENT_ACTIVE",
+    "ELEMENT_COMPLETED",
     "EngineError",
     "EngineRun",
     "EnumValue",
@@ -110,6 +113,7 @@ __all__ = [
     "UserTaskInfo",
     "cancel",
     "complete_task",
+    "element_states",
     "fire_due_timers",
     "parse_definition",
     "start",
@@ -906,6 +910,31 @@ def cancel(*, spec: dict, state: dict) -> EngineRun:
     open_before = _open_task_ids(workflow, spec)
     workflow.cancel()
     return _outcome(workflow, spec, open_before=open_before)
+
+
+ELEMENT_ACTIVE = "active"
+ELEMENT_COMPLETED = "completed"
+
+
+def element_states(*, spec: dict, state: dict) -> dict[str, str]:
+    """Where an instance stands, per BPMN element id: ELEMENT_ACTIVE for an open user task, a running subprocess
+    or a waiting timer, ELEMENT_COMPLETED for an element the instance has passed. Elements not reached, skipped
+    or cancelled are left out. An element visited again (a loop) is active if any visit is."""
+    # Reading states fires no timer, so the clock is irrelevant; any aware time will do.
+    workflow = _restore(spec, state, now=datetime.now(timezone.utc))
+    states: dict[str, str] = {}
+    for task in workflow.get_tasks():
+        bpmn_id = getattr(task.task_spec, "bpmn_id", None)
+        if not bpmn_id:
+            continue  # SpiffWorkflow's own bookkeeping tasks (root, boundary-event split and join)
+        waiting_timer = task.state == TaskState.WAITING and isinstance(
+            getattr(task.task_spec, "event_definition", None), TimerEventDefinition
+        )
+        if waiting_timer or task.state in (TaskState.READY, TaskState.STARTED):
+            states[bpmn_id] = ELEMENT_ACTIVE
+        elif task.state == TaskState.COMPLETED:
+            states.setdefault(bpmn_id, ELEMENT_COMPLETED)
+    return states
 
 
 def validate_form_variables(*, form_fields: list[FormField], variables: dict) -> dict[str, str]:
