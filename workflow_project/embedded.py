@@ -40,9 +40,12 @@ def filesystem_broker(base_dir: Path) -> tuple[str, dict]:
     folder.mkdir(parents=True, exist_ok=True)
     processed = var_dir(base_dir) / "celery" / "processed"
     processed.mkdir(parents=True, exist_ok=True)
+    control = var_dir(base_dir) / "celery" / "control"  # kombu's default is ./control, beside the code
+    control.mkdir(parents=True, exist_ok=True)
     return "filesystem://", {
         "data_folder_in": str(folder),
         "data_folder_out": str(folder),
+        "control_folder": str(control),
         "processed_folder": str(processed),
         "store_processed": False,
     }

@@ -54,3 +54,14 @@ def stop_embedded_postgres_for(var_dir: Path) -> None:
         stop_embedded_postgres(PROJECT)
     finally:
         del os.environ["WORKFLOW_VAR_DIR"]
+
+
+def test_filesystem_broker_keeps_every_folder_under_var(tmp_path, monkeypatch):
+    from workflow_project.embedded import filesystem_broker
+
+    monkeypatch.setenv("WORKFLOW_VAR_DIR", str(tmp_path / "var"))
+    url, options = filesystem_broker(tmp_path)
+    folders = {key: Path(value) for key, value in options.items() if key.endswith("_folder") or "_folder_" in key}
+    assert url == "filesystem://"
+    assert set(folders) == {"data_folder_in", "data_folder_out", "control_folder", "processed_folder"}
+    assert all(folder.is_dir() and (tmp_path / "var") in folder.parents for folder in folders.values())
