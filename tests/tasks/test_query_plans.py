@@ -46,19 +46,20 @@ def scans_tasks(node):
 
 
 def claim_statement():
-    """The SELECT inside flowable.claim_next_task, as deployed, with its parameters in place."""
+    """The statement inside flowable.claim_next_task, as deployed, with its parameters in place."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'claim_next_task'")
         source = cursor.fetchone()[0]
-    select = re.search(r"(SELECT c\.task_id INTO v_task_id.*?LIMIT 1;)", source, re.S).group(1)
+    statement = re.search(r"RETURN QUERY\s+(WITH next AS .*?SELECT \* FROM claimed);", source, re.S).group(1)
     return (
-        select.replace("INTO v_task_id", "").rstrip(";")
-        .replace("p_queues", "%s::text[]").replace("p_skills", "%s::text[]")
+        statement.replace("p_queues", "%(queues)s::text[]").replace("p_skills", "%(skills)s::text[]")
+        .replace("p_user_id", "%(user)s::bigint").replace("p_via_account_id", "NULL::bigint")
     )
 
 
 def test_claim_next_uses_an_index_and_sorts_no_backlog(big_backlog):
-    plan = plan_of(claim_statement(), [QUEUES, ["fraud"]])
+    alice = User.objects.get(username="alice")
+    plan = plan_of(claim_statement(), {"queues": QUEUES, "skills": ["fraud"], "user": alice.pk})
     every = list(nodes(plan))
     assert not [n for n in every if n["Node Type"] == "Seq Scan" and scans_tasks(n)], json.dumps(plan, indent=1)
     assert any(scans_tasks(n) and "Index" in n["Node Type"] for n in every)
