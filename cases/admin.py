@@ -1,7 +1,54 @@
-"""Admin for cases, their workflow mappings and their audit trail."""
+"""Admin for cases, their workflow mappings and their audit trail: read-only, scoped, with a case timeline page.
+
+Decisions:
+- Rows: a supervisor sees the cases one of whose tasks is or was in a queue they supervise now; a superuser sees
+  every case (cases/selectors.py: supervised_case_filter). Mappings and case events follow their case.
+- Read-only: a case changes only through cases/services.py, which appends a CaseEvent for every change. A raw
+  edit here (status, assignee, title, priority) would leave no event, so there is no change, and no add either:
+  case_open numbers the case, validates its allegations, starts its workflow and records the mapping, none of
+  which an admin form would do. Delete is off too: cases, mappings and events are records (and PROTECTed).
+- Big tables: ordered by primary key (an index serves it), counts capped, no date hierarchy (its min/max and
+  DISTINCT over every visible case would be a full pass per page load).
+"""
+from __future__ import annotations
+
+import json
+
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from entitlements.authentication import client_address
+from entitlements.errors import NotFound
+from entitlements.models import SecurityEvent
+from entitlements.services import security_event_record
+from tasks.admin import ReadOnlyAdmin
+from tasks.admin_console import FastChangelistMixin
 
 from .models import Case, CaseEvent, CaseWorkflowMapping
+from .selectors import (
+    TIMELINE_LIMIT_PER_KIND,
+    TimelineKind,
+    case_for_supervisor,
+    case_timeline,
+    supervised_case_filter,
+)
+
+TIMELINE_TEMPLATE = "admin/cases/case_timeline.html"
+TIMELINE_URL_NAME = "cases_case_timeline"
+KIND_PARAMETER = "kind"
+
+
+class SupervisedCaseRowsMixin:
+    """Rows of a case (or the case itself, with case_ref "pk") shown only while its case is in the user's scope."""
+
+    case_ref = "case_id"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(supervised_case_filter(user=request.user, case_ref=self.case_ref))
 
 
 class CaseWorkflowMappingInline(admin.TabularInline):
@@ -11,7 +58,13 @@ class CaseWorkflowMappingInline(admin.TabularInline):
     fields = ("process_instance", "workflow_type", "routing_history", "created_at")
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("process_instance__definition")
+
     def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 
@@ -22,25 +75,105 @@ class CaseEventInline(admin.TabularInline):
     fields = ("created_at", "event_type", "actor", "old_values", "new_values")
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
     def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 
 @admin.register(Case)
-class CaseAdmin(admin.ModelAdmin):
-    list_display = ("case_number", "title", "status", "priority", "assigned_to", "created_at")
+class CaseAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
+    case_ref = "pk"
+    list_display = ("case_number", "title", "status", "priority", "assigned_to", "created_at", "timeline_link")
     list_filter = ("status",)
     search_fields = ("case_number", "title")
     list_select_related = ("assigned_to",)
-    raw_id_fields = ("assigned_to", "created_by")
+    ordering = ("-case_id",)  # the primary key serves it; the model's -created_at would sort every visible case
+    fields = (
+        "case_number", "title", "status", "priority", "assigned_to", "created_by", "description", "allegations",
+        "created_at", "updated_at", "closed_at",
+    )
     inlines = [CaseWorkflowMappingInline, CaseEventInline]
-    date_hierarchy = "created_at"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by")
+
+    @admin.display(description="timeline")
+    def timeline_link(self, case):
+        return format_html('<a href="{}">Timeline</a>', reverse(f"admin:{TIMELINE_URL_NAME}", args=[case.pk]))
+
+    def get_urls(self):
+        timeline = path(
+            "<int:case_id>/timeline/", self.admin_site.admin_view(self.timeline_view), name=TIMELINE_URL_NAME
+        )
+        return [timeline, *super().get_urls()]
+
+    def timeline_view(self, request, case_id: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        kind = request.GET.get(KIND_PARAMETER)
+        kind = kind if kind in TimelineKind.values else None
+        try:
+            case = case_for_supervisor(user=request.user, case_id=case_id)
+            entries = case_timeline(user=request.user, case_id=case_id, kinds=[kind] if kind else None)
+        except NotFound as error:
+            if error.denial:
+                security_event_record(
+                    event_type=SecurityEvent.Type.PERMISSION_DENIED, actor=request.user,
+                    remote_addr=client_address(request), path=request.path,
+                    details={"method": request.method, "reason": error.detail, "admin": True, **error.denial},
+                )
+            raise Http404(error.detail) from error
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Timeline of {case.case_number}",
+            "opts": self.model._meta,
+            "case": case,
+            "rows": [timeline_row(entry) for entry in entries],
+            "chips": timeline_chips(selected=kind),
+            "selected_kind": kind,
+            "limit_per_kind": TIMELINE_LIMIT_PER_KIND,
+        }
+        return TemplateResponse(request, TIMELINE_TEMPLATE, context)
+
+
+def timeline_row(entry) -> dict:
+    """An entry as the page shows it: its old and new values as indented JSON for the details toggle."""
+    return {
+        "entry": entry,
+        "old_json": json.dumps(entry.old_values, indent=2, sort_keys=True, ensure_ascii=False, default=str),
+        "new_json": json.dumps(entry.new_values, indent=2, sort_keys=True, ensure_ascii=False, default=str),
+    }
+
+
+def timeline_chips(*, selected: str | None) -> list[dict]:
+    """The kind filters as plain links (?kind=…), so they work without JavaScript."""
+    chips = [{"label": "All", "query": "", "selected": selected is None}]
+    chips += [
+        {"label": label, "query": f"?{KIND_PARAMETER}={value}", "selected": selected == value, "kind": value}
+        for value, label in TimelineKind.choices
+    ]
+    return chips
 
 
 @admin.register(CaseWorkflowMapping)
-class CaseWorkflowMappingAdmin(admin.ModelAdmin):
+class CaseWorkflowMappingAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
     list_display = ("case", "workflow_type", "process_instance", "created_at")
     list_filter = ("workflow_type",)
     search_fields = ("case__case_number", "process_instance__business_key")
-    list_select_related = ("case", "process_instance")
-    readonly_fields = ("case", "process_instance", "workflow_type", "routing_history", "created_at")
+    list_select_related = ("case", "process_instance__definition")
+    ordering = ("-mapping_id",)
+    fields = ("case", "process_instance", "workflow_type", "routing_history", "created_at")
+
+
+@admin.register(CaseEvent)
+class CaseEventAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
+    list_display = ("created_at", "case", "event_type", "actor")
+    search_fields = ("=case__case_number",)
+    list_select_related = ("case", "actor")
+    ordering = ("-event_id",)
+    fields = ("case", "event_type", "actor", "old_values", "new_values", "created_at")

@@ -1,17 +1,33 @@
-"""Reads of cases. A case is visible through the queues of its tasks, to its assignee, and to its creator."""
+"""Reads of cases: which cases a user may see (pages and API, supervisor console) and a case's audit timeline."""
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from entitlements.access import queues_for
-from entitlements.errors import NotFound
+from django.db.models import Exists, F, Func, JSONField, OuterRef, Q, QuerySet, TextChoices, Value
+from django.utils.dateparse import parse_datetime
+
+from entitlements.access import queue_names_for, queues_for
+from entitlements.errors import InvalidInput, NotFound
 from entitlements.models import Capability
-from tasks.models import WorkflowTask
+from tasks.models import TaskEventType, TaskHistory, WorkflowTask
 
-from .models import Case
+from .models import Case, CaseEvent, CaseWorkflowMapping
+
+SYSTEM_ACTOR = "system"
+# Entries read per kind: a pathological case (a task bounced between queues thousands of times) still makes a
+# page of bounded size. Only the most recent entries are read; the timeline then keeps the span all kinds cover.
+TIMELINE_LIMIT_PER_KIND = 500
+# The queues a routing history's hops reached (a jsonpath over [{from_queue, to_queue, at, by, reason}, ...]).
+HOP_QUEUES_PATH = "$[*].to_queue"
+
+
+# --- visibility ---------------------------------------------------------------------------------------------------
 
 
 def cases_visible_to(*, user) -> QuerySet:
+    """Caseworker pages and the API: a case is visible through the queues of its tasks, to its assignee and creator."""
     in_my_queues = WorkflowTask.objects.filter(
         process_instance__case_mapping__case=OuterRef("pk"),
         queue_id__in=queues_for(user=user, capability=Capability.VIEW).values("queue_name"),
@@ -27,3 +43,254 @@ def case_for_user(*, user, case_id: int) -> Case:
             error.denial = {"case_id": case_id}
         raise error
     return case
+
+
+def supervised_case_filter(*, user, case_ref: str = "pk") -> Q:
+    """The supervisor console's rule, for rows whose `case_ref` field holds a case id: every case for a superuser;
+    otherwise a case one of whose tasks is, or was, in a queue the user supervises now.
+
+    "Was" is the routing history: cases/services.py appends a hop for every queue the case's work reaches (opened,
+    next step, moved, escalated, overflowed, rebalanced), so its to_queue values name every queue a task of the case
+    has been in; the task's current queue is checked too, for work that reached it without a hop. One EXISTS per
+    case row, so a changelist reads only the rows of its page and the task history table is never scanned.
+    """
+    if user is None or not user.is_active:
+        return Q(pk__in=[])
+    if user.is_superuser:
+        return Q()
+    # Evaluated first (one small query): as literals the planner knows how selective the queues are, and the
+    # jsonb ?| operator needs an array; as a subquery the queue function ran again for every case row.
+    supervised = queue_names_for(user=user, capability=Capability.SUPERVISE)
+    if not supervised:
+        return Q(pk__in=[])
+    queues_reached = Func(
+        F("routing_history"), Value(HOP_QUEUES_PATH), function="jsonb_path_query_array", output_field=JSONField()
+    )
+    in_queue_now = WorkflowTask.objects.filter(
+        process_instance_id=OuterRef("process_instance_id"), queue_id__in=supervised
+    )
+    mappings = (
+        CaseWorkflowMapping.objects.filter(case_id=OuterRef(case_ref))
+        .alias(queues_reached=queues_reached)
+        .filter(Q(queues_reached__has_any_keys=supervised) | Q(Exists(in_queue_now)))
+    )
+    return Q(Exists(mappings))
+
+
+def cases_supervised_by(*, user) -> QuerySet:
+    return Case.objects.filter(supervised_case_filter(user=user))
+
+
+def case_for_supervisor(*, user, case_id: int) -> Case:
+    """Fetch a case of the supervisor console and check access in one call; outside the user's scope, NotFound."""
+    case = cases_supervised_by(user=user).select_related("assigned_to", "created_by").filter(pk=case_id).first()
+    if case is None:
+        error = NotFound(f"case {case_id} not found", code="case_not_found")
+        if Case.objects.filter(pk=case_id).exists():
+            error.denial = {"case_id": case_id, "capability": str(Capability.SUPERVISE)}
+        raise error
+    return case
+
+
+# --- timeline -----------------------------------------------------------------------------------------------------
+
+
+class TimelineKind(TextChoices):
+    CASE_EVENT = "case", "Case events"
+    ROUTING = "routing", "Routing"
+    TASK = "task", "Task events"
+
+
+# At the same instant a case event comes before the task it starts, and a task's creation before its routing hop.
+KIND_RANK = {TimelineKind.CASE_EVENT: 0, TimelineKind.TASK: 1, TimelineKind.ROUTING: 2}
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str
+    actor: str
+    summary: str
+    subject: str = ""
+    event_type: str = ""
+    comment: str = ""
+    via_account: str = ""
+    old_values: dict = field(default_factory=dict)
+    new_values: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Source:
+    """One kind's entries, oldest first, and whether older ones were left unread."""
+
+    entries: list[TimelineEntry]
+    truncated: bool
+
+
+def case_timeline(*, user, case_id: int, kinds: Collection[str] | None = None) -> list[TimelineEntry]:
+    """The case's audit events, the routing hops of its workflows and the history of its tasks, newest first.
+
+    Access is the supervisor console's (case_for_supervisor): the timeline names every actor on every task.
+    One query per kind read, whatever the number of events. `kinds` limits the kinds read (default: all).
+    """
+    case = case_for_supervisor(user=user, case_id=case_id)
+    wanted = set(TimelineKind.values) if not kinds else set(kinds)
+    unknown = wanted - set(TimelineKind.values)
+    if unknown:
+        raise InvalidInput(
+            f"unknown timeline kind {sorted(unknown)[0]!r}", fields={"kind": [f"One of: {', '.join(TimelineKind.values)}."]}
+        )
+    readers = {
+        TimelineKind.CASE_EVENT: _case_event_source,
+        TimelineKind.ROUTING: _routing_source,
+        TimelineKind.TASK: _task_source,
+    }
+    sources = [readers[kind](case) for kind in TimelineKind.values if kind in wanted]
+    return _merge(sources)
+
+
+def _merge(sources: list[_Source]) -> list[TimelineEntry]:
+    # A kind cut short would leave a gap its older entries belong in: keep only the span every kind covers.
+    horizons = [source.entries[0].at for source in sources if source.truncated and source.entries]
+    horizon = max(horizons) if horizons else None
+    ranked = [
+        ((entry.at, KIND_RANK[entry.kind], position), entry)
+        for source in sources
+        for position, entry in enumerate(source.entries)
+        if horizon is None or entry.at >= horizon
+    ]
+    ranked.sort(key=lambda pair: pair[0], reverse=True)
+    return [entry for _, entry in ranked]
+
+
+def _newest(rows: list) -> _Source:
+    """Rows read newest first with one extra row: oldest first, and whether there was more."""
+    return _Source(entries=list(reversed(rows[:TIMELINE_LIMIT_PER_KIND])), truncated=len(rows) > TIMELINE_LIMIT_PER_KIND)
+
+
+def _case_event_source(case: Case) -> _Source:
+    rows = (
+        CaseEvent.objects.filter(case_id=case.pk)
+        .order_by("-created_at", "-event_id")
+        .values("event_type", "created_at", "actor__username", "old_values", "new_values")[: TIMELINE_LIMIT_PER_KIND + 1]
+    )
+    source = _newest(list(rows))
+    source.entries = [
+        TimelineEntry(
+            at=row["created_at"], kind=TimelineKind.CASE_EVENT, actor=row["actor__username"] or SYSTEM_ACTOR,
+            summary=_case_event_summary(row["event_type"], row["old_values"] or {}, row["new_values"] or {}),
+            subject=case.case_number, event_type=row["event_type"],
+            old_values=row["old_values"] or {}, new_values=row["new_values"] or {},
+        )
+        for row in source.entries
+    ]
+    return source
+
+
+def _case_event_summary(event_type: str, old: dict, new: dict) -> str:
+    if event_type == "OPENED":
+        return f"case opened: {new['title']}" if new.get("title") else "case opened"
+    if event_type == "CLOSED":
+        return "case closed"
+    changes = ", ".join(f"{key} {old.get(key)} → {value}" for key, value in new.items())
+    label = event_type.replace("_", " ").lower()
+    return f"{label}: {changes}" if changes else label
+
+
+def _routing_source(case: Case) -> _Source:
+    mappings = CaseWorkflowMapping.objects.filter(case_id=case.pk).order_by("mapping_id").values(
+        "workflow_type", "routing_history", "created_at"
+    )
+    hops = []
+    for mapping in mappings:
+        for hop in mapping["routing_history"] or []:
+            hops.append(_routing_entry(hop, workflow_type=mapping["workflow_type"], fallback_at=mapping["created_at"]))
+    hops.sort(key=lambda entry: entry.at)
+    return _newest(list(reversed(hops)))
+
+
+def _routing_entry(hop: dict, *, workflow_type: str, fallback_at: datetime) -> TimelineEntry:
+    from_queue, to_queue = hop.get("from_queue"), hop.get("to_queue")
+    if from_queue is None:
+        summary = f"opened in {to_queue}"
+    elif from_queue == to_queue:
+        summary = f"stayed in {to_queue}"
+    else:
+        summary = f"moved from {from_queue} to {to_queue}"
+    return TimelineEntry(
+        at=_parsed_time(hop.get("at")) or fallback_at, kind=TimelineKind.ROUTING, actor=hop.get("by") or SYSTEM_ACTOR,
+        summary=summary, subject=workflow_type, comment=hop.get("reason") or "",
+        old_values={"queue": from_queue}, new_values={"queue": to_queue},
+    )
+
+
+def _parsed_time(value) -> datetime | None:
+    try:
+        return parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _task_source(case: Case) -> _Source:
+    rows = (
+        TaskHistory.objects.filter(task__process_instance__case_mapping__case_id=case.pk)
+        .order_by("-created_at", "-event_id")
+        .values(
+            "event_type", "created_at", "actor__username", "via_account__username", "old_values", "new_values",
+            "comment", "task_id", "task__name",
+        )[: TIMELINE_LIMIT_PER_KIND + 1]
+    )
+    source = _newest(list(rows))
+    source.entries = [
+        TimelineEntry(
+            at=row["created_at"], kind=TimelineKind.TASK, actor=row["actor__username"] or SYSTEM_ACTOR,
+            summary=_task_summary(row["event_type"], row["old_values"] or {}, row["new_values"] or {},
+                                  actor=row["actor__username"] or SYSTEM_ACTOR),
+            subject=f"{row['task__name']} (#{row['task_id']})", event_type=row["event_type"], comment=row["comment"],
+            via_account=row["via_account__username"] or "", old_values=row["old_values"] or {},
+            new_values=row["new_values"] or {},
+        )
+        for row in source.entries
+    ]
+    return source
+
+
+def _task_summary(event_type: str, old: dict, new: dict, *, actor: str) -> str:
+    match event_type:
+        case TaskEventType.CREATED:
+            return f"created in {new.get('queue')}"
+        case TaskEventType.CLAIMED:
+            return f"claimed by {new.get('assignee') or actor}"
+        case TaskEventType.RELEASED:
+            held = old.get("assignee")
+            return f"released by {actor}" + (f" (held by {held})" if held and held != actor else "")
+        case TaskEventType.COMPLETED:
+            return f"completed by {actor}"
+        case TaskEventType.REASSIGNED:
+            return f"reassigned from {old.get('assignee') or 'nobody'} to {new.get('assignee')}"
+        case TaskEventType.DELEGATED:
+            return f"delegated by {old.get('assignee')} to {new.get('assignee')}"
+        case TaskEventType.RESOLVED:
+            return f"resolved by {old.get('assignee') or actor}, back to {new.get('assignee')}"
+        case TaskEventType.MOVED:
+            return f"moved from {old.get('queue')} to {new.get('queue')}"
+        case TaskEventType.ESCALATED:
+            return _escalation_summary(old, new)
+        case TaskEventType.PRIORITY_CHANGED:
+            return f"priority changed from {old.get('priority')} to {new.get('priority')}"
+        case TaskEventType.CANCELLED:
+            return "cancelled"
+        case TaskEventType.COMMENTED:
+            return f"comment by {actor}"
+    return event_type.replace("_", " ").lower()
+
+
+def _escalation_summary(old: dict, new: dict) -> str:
+    if "escalation_level" not in new:
+        return "closed as escalated"  # a boundary timer ended the task; the engine opened the escalation's task
+    parts = [f"escalated to level {new['escalation_level']}"]
+    if old.get("queue") and new.get("queue") and old["queue"] != new["queue"]:
+        parts.append(f"moved from {old['queue']} to {new['queue']}")
+    if old.get("priority") is not None and old.get("priority") != new.get("priority"):
+        parts.append(f"priority {old['priority']} → {new.get('priority')}")
+    return ", ".join(parts)
