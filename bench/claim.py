@@ -426,6 +426,7 @@ def start_gunicorn(args, bench: Bench) -> subprocess.Popen:
     }
     command = [
         str(Path(sys.executable).with_name("gunicorn")), "workflow_project.wsgi",
+        "--config", "python:workflow_project.gunicorn_config",
         "--bind", f"{HTTP_HOST}:{bench.port}",
         "--workers", str(args.http_workers), "--threads", str(args.http_threads), "--worker-class", "gthread",
         "--keep-alive", "60", "--log-level", "warning",
@@ -555,8 +556,8 @@ def parse_args(argv=None):
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
                         help=f"the benchmark's own database (default {DEFAULT_DATABASE_URL}; BENCH_DATABASE_URL)")
     parser.add_argument("--port", type=int, default=8765, help="port for the gunicorn the script starts (default 8765)")
-    parser.add_argument("--http-workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    parser.add_argument("--http-threads", type=int, default=8, help="gunicorn threads per worker (default 8)")
+    parser.add_argument("--http-workers", type=int, default=4, help="gunicorn worker processes (default 4)")
+    parser.add_argument("--http-threads", type=int, default=4, help="gunicorn threads per worker (default 4)")
     parser.add_argument("--pool", action=argparse.BooleanOptionalAction, default=True,
                         help="DATABASE_POOL for gunicorn: Django's psycopg pool (default on)")
     parser.add_argument("--synchronous-commit", action=argparse.BooleanOptionalAction, default=True,
