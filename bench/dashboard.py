@@ -46,8 +46,12 @@ SELECT %(prefix)s || g, '', q.names[1 + g %% array_length(q.names, 1)], ARRAY[]:
        CASE WHEN g %% 50 = 0 THEN 1 ELSE 0 END, ARRAY[]::varchar[], '{}'::jsonb, '[]'::jsonb,
        now() - interval '30 days' + (g %% 43200) * interval '1 minute',
        CASE WHEN g %% 10 < 8 OR g %% 2000 = 9 THEN now() - interval '30 days' + (g %% 43200) * interval '1 minute' END,
-       CASE WHEN g %% 10 < 8 THEN least(now(), now() - interval '30 days' + (g %% 43200) * interval '1 minute'
-                                             + (g %% 97) * interval '1 hour') END,
+       -- Completed (g %% 97) hours after creation; a task that would complete in the future completes instead
+       -- at the same fraction of the time it has had, so completions spread over the day as real ones do rather
+       -- than piling up at the moment of generation.
+       CASE WHEN g %% 10 < 8 THEN now() - interval '30 days' + (g %% 43200) * interval '1 minute'
+            + least((g %% 97) * interval '1 hour',
+                    (interval '30 days' - (g %% 43200) * interval '1 minute') * ((g %% 97) / 97.0)) END,
        now(), ''
   FROM generate_series(%(first)s, %(last)s) g,
        (SELECT array_agg(queue_name ORDER BY queue_name) AS names FROM queues.workflow_queues) q

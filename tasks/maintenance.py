@@ -12,7 +12,11 @@ from django.utils import timezone
 
 from queues.models import QueueStatistics, WorkflowQueue
 
-DASHBOARD_VIEWS = ("flowable.mv_queue_performance", "flowable.mv_queue_throughput_hourly")
+DASHBOARD_VIEWS = (
+    "flowable.mv_queue_performance",
+    "flowable.mv_queue_throughput_hourly",
+    "flowable.mv_caseworker_completions_hourly",
+)
 
 STATISTICS_SQL = """
 SELECT q.queue_id,
