@@ -198,22 +198,10 @@ def process_diagram_svg(*, bpmn_xml: str, element_states: dict[str, str]) -> str
 
 
 def _read_xml(bpmn_xml: str) -> etree._Element:
-    if not isinstance(bpmn_xml, str) or not bpmn_xml.strip():
-        raise DiagramError("the definition is empty")
-    # Same rules as the engine's parser: nothing from the network, no entity expansion, no DTD at all, so a
-    # stored document can neither read local files nor blow up into an entity bomb.
-    parser = etree.XMLParser(
-        encoding="utf-8", resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-    )
     try:
-        root = etree.fromstring(bpmn_xml.encode("utf-8"), parser)
-    except etree.XMLSyntaxError as exc:
-        raise DiagramError(f"not well-formed XML: {exc.msg}") from exc
-    if root.getroottree().docinfo.doctype:
-        raise DiagramError("a DOCTYPE is not allowed in a BPMN definition")
-    if root.tag != f"{{{BPMN_NS}}}definitions":
-        raise DiagramError("not a BPMN 2.0 document")
-    return root
+        return engine.read_bpmn_document(bpmn_xml=bpmn_xml)
+    except engine.BpmnError as exc:
+        raise DiagramError(exc.detail) from exc
 
 
 def _local(element: etree._Element) -> str:
