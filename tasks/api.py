@@ -215,7 +215,7 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(responses={200: TaskSerializer, **errors(401, 404)})
     def retrieve(self, request, pk=None):
-        return task_response(selectors.task_for_user(user=request.user, task_id=int(pk)))
+        return task_response(selectors.task_or_archived_for_user(user=request.user, task_id=int(pk)))
 
     @extend_schema(request=TaskCreateSerializer, responses={201: TaskSerializer, **errors(400, 401, 409)})
     def create(self, request):

@@ -250,6 +250,80 @@ class TaskHistory(models.Model):
         return f"{self.event_type} #{self.task_id}"
 
 
+# --- Archive ------------------------------------------------------------------------------------------------
+# tasks/archive.py moves terminal tasks and their history into monthly partitions (migration 0006 owns the
+# tables). These unmanaged models read them, so an archived task stays readable through the API.
+
+
+class ArchivedTask(models.Model):
+    """A terminal task moved to flowable.workflow_tasks_archive: read-only, as it was when archived."""
+
+    task_id = models.BigIntegerField(primary_key=True)  # unique: each task is archived once
+    process_instance_id = models.BigIntegerField(null=True)
+    engine_task_id = models.UUIDField(null=True)
+    task_definition_key = models.CharField(max_length=200)
+    name = models.CharField(max_length=300)
+    description = models.TextField()
+    queue = models.ForeignKey(
+        WorkflowQueue, to_field="queue_name", db_column="queue_name", on_delete=models.DO_NOTHING,
+        db_constraint=False, related_name="+",
+    )
+    candidate_groups = ArrayField(models.CharField(max_length=100))
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    delegation_state = models.CharField(max_length=10)
+    status = models.CharField(max_length=20, choices=TaskStatus.choices)
+    priority = models.IntegerField()
+    due_date = models.DateTimeField(null=True)
+    escalation_level = models.IntegerField()
+    required_skills = ArrayField(models.CharField(max_length=50))
+    variables = models.JSONField()
+    form_fields = models.JSONField()
+    created_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True)
+    completed_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    archived_at = models.DateTimeField()
+
+    class Meta:
+        managed = False
+        db_table = 'flowable"."workflow_tasks_archive'
+
+    def __str__(self) -> str:
+        return f"archived task {self.task_id}"
+
+
+class ArchivedTaskHistory(models.Model):
+    """A history event of an archived task (flowable.task_history_archive)."""
+
+    event_id = models.BigIntegerField(primary_key=True)
+    task_id = models.BigIntegerField()
+    event_type = models.CharField(max_length=30, choices=TaskEventType.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    via_account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    old_values = models.JSONField()
+    new_values = models.JSONField()
+    comment = models.TextField()
+    created_at = models.DateTimeField()
+    archived_at = models.DateTimeField()
+
+    class Meta:
+        managed = False
+        db_table = 'flowable"."task_history_archive'
+        ordering = ["created_at", "event_id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.task_id} (archived)"
+
+
 # --- Alerts ---------------------------------------------------------------------------------------------------
 # SLA breaches and queues near capacity raise alerts (tasks/alerts.py); Celery delivers each to the channels
 # that take its kind (workflow_project/jobs.py: deliver_alert), keeping a record per alert and channel.

@@ -10,7 +10,7 @@ from entitlements.access import capabilities_by_queue, queues_for
 from entitlements.errors import NotFound
 from entitlements.models import Capability
 
-from .models import TaskHistory, WorkflowTask
+from .models import ArchivedTask, ArchivedTaskHistory, TaskHistory, WorkflowTask
 
 
 def tasks_visible_to(*, user, capability: str = Capability.VIEW) -> QuerySet:
@@ -33,9 +33,30 @@ def task_for_user(*, user, task_id: int, capability: str = Capability.VIEW, for_
     return task
 
 
+def task_or_archived_for_user(*, user, task_id: int) -> WorkflowTask | ArchivedTask:
+    """A task as task_for_user finds it, or else as it was archived (read-only), under the same queue check."""
+    try:
+        return task_for_user(user=user, task_id=task_id)
+    except NotFound as live_error:
+        visible = ArchivedTask.objects.filter(
+            queue_id__in=queues_for(user=user, capability=Capability.VIEW).values("queue_name")
+        )
+        archived = visible.select_related("assignee", "owner").filter(pk=task_id).first()
+        if archived is not None:
+            return archived
+        if not live_error.denial and ArchivedTask.objects.filter(pk=task_id).exists():
+            live_error.denial = {"task_id": task_id, "capability": str(Capability.VIEW), "archived": True}
+        raise
+
+
 def task_history_for_user(*, user, task_id: int) -> QuerySet:
-    task = task_for_user(user=user, task_id=task_id)
-    return TaskHistory.objects.filter(task=task).select_related("actor", "via_account").order_by("created_at", "event_id")
+    """The task's events in order, from the archive once the task has been archived."""
+    task = task_or_archived_for_user(user=user, task_id=task_id)
+    if isinstance(task, ArchivedTask):
+        events = ArchivedTaskHistory.objects.filter(task_id=task.task_id)
+    else:
+        events = TaskHistory.objects.filter(task=task)
+    return events.select_related("actor", "via_account").order_by("created_at", "event_id")
 
 
 def tasks_for_inbox(*, user) -> QuerySet:
