@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Func, Q, Value
 from django.utils import timezone
 
 from tasks.models import ProcessInstance
@@ -67,6 +68,14 @@ class CaseWorkflowMapping(models.Model):
     class Meta:
         db_table = 'onecms"."case_workflow_mapping'
         ordering = ["-created_at"]
+        indexes = [
+            # The queues the hops reached, for "cases whose work reached a queue I supervise" (migration 0003 writes
+            # it with its schema; the expression is the one cases/selectors.py filters on).
+            GinIndex(
+                Func(F("routing_history"), Value("$[*].to_queue"), function="jsonb_path_query_array", output_field=models.JSONField()),
+                name="idx_case_mapping_hop_queues",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.case} → {self.workflow_type}"
