@@ -103,7 +103,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
         return act_as(request, super().authenticate(request))
 
     def authenticate_credentials(self, key):
-        user = user_for_token(key)
+        # PostgreSQL refuses NUL in text: such a key is simply invalid, never a database error.
+        user = None if "\x00" in key else user_for_token(key)
         if user is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not user.is_active:

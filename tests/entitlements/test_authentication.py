@@ -130,3 +130,10 @@ def test_token_authenticates_its_own_user_in_one_query(api_as, caseworker_alice,
         user = user_for_token(key)
     assert (user.pk, user.username, user.is_active) == (caseworker_alice.pk, "alice", True)
     assert user_for_token("not-a-real-token") is None
+
+
+def test_token_with_a_nul_byte_is_401_not_a_server_error(api_client):
+    api_client.credentials(HTTP_AUTHORIZATION="Token abc\x00def")
+    response = api_client.get("/api/queues/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "authentication_failed"
