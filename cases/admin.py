@@ -21,10 +21,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from entitlements.authentication import client_address
+from entitlements.authentication import denial_record
 from entitlements.errors import NotFound
-from entitlements.models import SecurityEvent
-from entitlements.services import security_event_record
 from tasks.admin import ReadOnlyAdmin
 from tasks.admin_console import FastChangelistMixin
 
@@ -121,12 +119,7 @@ class CaseAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
             case = case_for_supervisor(user=request.user, case_id=case_id)
             entries = case_timeline(user=request.user, case_id=case_id, kinds=[kind] if kind else None)
         except NotFound as error:
-            if error.denial:
-                security_event_record(
-                    event_type=SecurityEvent.Type.PERMISSION_DENIED, actor=request.user,
-                    remote_addr=client_address(request), path=request.path,
-                    details={"method": request.method, "reason": error.detail, "admin": True, **error.denial},
-                )
+            denial_record(request=request, error=error, surface="admin")
             raise Http404(error.detail) from error
         context = {
             **self.admin_site.each_context(request),

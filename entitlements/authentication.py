@@ -27,6 +27,23 @@ def client_address(request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def denial_record(*, request, error, surface: str) -> None:
+    """Write a refused look at an object outside the caller's queues (an error carrying `denial`) to the audit.
+
+    `surface` names where it happened ("page", "admin"); absent objects (no `denial`) are not audited.
+    """
+    denial = getattr(error, "denial", None)
+    if not denial:
+        return
+    security_event_record(
+        event_type=SecurityEvent.Type.PERMISSION_DENIED,
+        actor=request.user,
+        remote_addr=client_address(request),
+        path=request.path,
+        details={"method": request.method, "reason": error.detail, surface: True, **denial},
+    )
+
+
 def act_as(request, authenticated: tuple | None) -> tuple | None:
     """Swap the authenticated integration for the user it names, or refuse."""
     if authenticated is None:

@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from entitlements.authentication import denial_record
 from entitlements.errors import NotFound, WorkflowError
 from queues.admin import WorkflowQueueAdmin
 from queues.models import WorkflowQueue
@@ -145,7 +146,8 @@ class ProcessInstanceAdmin(ProcessConsoleMixin, admin.ModelAdmin):
         try:
             # The changelist's own rows: an instance the user may not see there does not exist here either.
             diagram = process_diagram_for(instances=self.get_queryset(request), process_instance_id=object_id)
-        except NotFound:
+        except NotFound as error:
+            denial_record(request=request, error=error, surface="admin")
             raise Http404(f"process instance {object_id} not found") from None
         legend = [
             {"label": STATE_LABELS[state], "palette": STATE_PALETTES[state]} for state in (ACTIVE, COMPLETED, NEUTRAL)

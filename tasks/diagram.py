@@ -858,7 +858,10 @@ def process_diagram_for(*, instances: QuerySet, process_instance_id: int) -> Pro
     console's supervised processes) in one call: outside them it does not exist (NotFound). Two queries."""
     instance = instances.select_related("definition").filter(pk=process_instance_id).first()
     if instance is None:
-        raise NotFound(f"process {process_instance_id} not found", code="process_not_found")
+        error = NotFound(f"process {process_instance_id} not found", code="process_not_found")
+        if ProcessInstance.objects.filter(pk=process_instance_id).exists():
+            error.denial = {"process_instance_id": process_instance_id}
+        raise error
     tasks = list(
         WorkflowTask.objects.filter(process_instance=instance).select_related("assignee").order_by("created_at", "pk")
     )

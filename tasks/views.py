@@ -22,10 +22,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from entitlements.access import queue_names_for
-from entitlements.authentication import client_address
+from entitlements.authentication import denial_record
 from entitlements.errors import Conflict, InvalidInput, NotFound, WorkflowError
-from entitlements.models import Capability, SecurityEvent
-from entitlements.services import security_event_record
+from entitlements.models import Capability
 
 from . import selectors, services
 from .models import MAX_PRIORITY, MIN_PRIORITY, TaskStatus
@@ -49,14 +48,7 @@ UNSTORABLE_MESSAGE = "Contains a character that cannot be stored."
 
 def not_found_page(request, error: NotFound):
     """A 404 page for an object outside the user's queues (or absent); a real denial goes to the security audit."""
-    if error.denial:
-        security_event_record(
-            event_type=SecurityEvent.Type.PERMISSION_DENIED,
-            actor=request.user,
-            remote_addr=client_address(request),
-            path=request.path,
-            details={"method": request.method, "reason": error.detail, "page": True, **error.denial},
-        )
+    denial_record(request=request, error=error, surface="page")
     return render(request, "tasks/not_found.html", {"detail": "There is nothing here you can open."}, status=404)
 
 

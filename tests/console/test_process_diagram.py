@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from lxml import etree
 
-from entitlements.models import User
+from entitlements.models import SecurityEvent, User
 from tasks import engine
 from tasks.diagram import (
     ACTIVE,
@@ -320,11 +320,17 @@ def test_an_instance_outside_the_supervisors_queues_is_not_found(client, instanc
     response = client.get(diagram_url(instance))
 
     assert response.status_code == 404
+    denial = SecurityEvent.objects.filter(event_type="PERMISSION_DENIED").latest("event_id")
+    assert denial.details["process_instance_id"] == instance.pk and denial.details["admin"] is True
+    assert denial.path == diagram_url(instance)
 
 
 @pytest.mark.django_db
-def test_an_unknown_instance_is_not_found(supervisor_client, instance):
+def test_an_unknown_instance_is_not_found_and_not_audited(supervisor_client, instance):
+    before = SecurityEvent.objects.filter(event_type="PERMISSION_DENIED").count()
+
     assert supervisor_client.get(f"{PROCESSES_URL}{instance.pk + 1000}/diagram/").status_code == 404
+    assert SecurityEvent.objects.filter(event_type="PERMISSION_DENIED").count() == before
 
 
 @pytest.mark.django_db
