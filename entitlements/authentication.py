@@ -11,6 +11,8 @@ import functools
 from django.db import connection
 from rest_framework import authentication, exceptions
 
+from workflow_project.db import prepared_cursor
+
 from .models import SecurityEvent, User
 from .services import security_event_record
 
@@ -91,7 +93,7 @@ def user_for_token(key: str) -> User | None:
     built from the models' metadata, so it follows the user model's columns.
     """
     statement, attnames = _token_user_statement()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(statement, [key])
         row = cursor.fetchone()
     if row is None:
