@@ -23,3 +23,40 @@ def test_shared_fields_render_each_task_as_its_own(caseworker_alice, make_task):
     assert [(t["id"], t["name"], t["queue"], t["priority"]) for t in rendered] == [
         (first.pk, "first", "intake", 10), (second.pk, "second", "triage", 90),
     ]
+
+
+def drf_representation(serializer_class, instance):
+    """What DRF's own ModelSerializer.to_representation renders for the same fields."""
+    from rest_framework import serializers
+
+    serializer = serializer_class(instance)
+    return serializers.ModelSerializer.to_representation(serializer, instance)
+
+
+def test_plain_columns_render_exactly_as_drf_renders_them(caseworker_alice, supervisor_sam, make_task):
+    from django.utils import timezone
+
+    from tasks.services import task_claim
+
+    bare = make_task("intake", name="bare")
+    full = make_task(
+        "triage", name="full", priority=77, description="with everything",
+        variables={"amount": 12.5, "nested": {"list": [1, None, "x"]}, "text": "é ✓"},
+        due_date=timezone.now() + timezone.timedelta(days=2),
+    )
+    full = task_claim(user=caseworker_alice, task_id=full.pk)  # alice holds no skills: the task needs none
+    for task in (bare, full):
+        fresh = type(task).objects.get(pk=task.pk)
+        assert TaskSerializer(fresh).data == drf_representation(TaskSerializer, fresh)
+    events = list(full.history.all())
+    assert [TaskHistorySerializer(e).data for e in events] == [drf_representation(TaskHistorySerializer, e) for e in events]
+    assert TaskSerializer(full).data["assignee"] == "alice"
+    assert TaskSerializer(full).data["claimed_at"].endswith("Z")
+
+
+
+def test_plain_columns_are_read_straight_from_the_instance(make_task):
+    TaskSerializer(make_task("intake")).data
+    plain = {field.field_name for field, column in TaskSerializer._read_plan if column}
+    assert {"id", "name", "queue", "priority", "created_at", "variables", "process_instance"} <= plain
+    assert not {"assignee", "owner", "overdue"} & plain  # relations and computed fields keep DRF's lookup
