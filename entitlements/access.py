@@ -5,6 +5,10 @@ group behind a workflow role. A role counts only while one of the user's assignm
 nothing needs to sweep expired assignments for them to stop granting. A role scoped to a department also
 covers every queue of that department's subtree. Task and case visibility are subqueries over these queues.
 
+Claim-next asks the same rule inside the database (flowable.claim_next_for_user → entitlements.work_access_for,
+migration 0005), which remembers each user's answer until an entitlement row changes (triggers move
+entitlements.access_epoch) or one of the user's assignment windows opens or closes.
+
 This module names the queue model by its label, so entitlements imports no other app.
 """
 from __future__ import annotations
