@@ -5,19 +5,19 @@ these are the queues app's tables the access rule reads. A queue's load, cursor 
 """
 from django.db import migrations
 
-CREATE = """
-CREATE TRIGGER queue_user_permissions_bump_access_epoch
-    AFTER INSERT OR UPDATE OR DELETE ON queues.queue_user_permissions
+PERMISSION_TABLES = ["queue_user_permissions", "queue_group_permissions"]
+
+CREATE = "\n".join(
+    f"""
+CREATE TRIGGER {table}_bump_access_epoch
+    AFTER INSERT OR UPDATE OR DELETE ON queues.{table}
     FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
-CREATE TRIGGER queue_user_permissions_truncate_bumps_access_epoch
-    AFTER TRUNCATE ON queues.queue_user_permissions
+CREATE TRIGGER {table}_truncate_bumps_access_epoch
+    AFTER TRUNCATE ON queues.{table}
     FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
-CREATE TRIGGER queue_group_permissions_bump_access_epoch
-    AFTER INSERT OR UPDATE OR DELETE ON queues.queue_group_permissions
-    FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
-CREATE TRIGGER queue_group_permissions_truncate_bumps_access_epoch
-    AFTER TRUNCATE ON queues.queue_group_permissions
-    FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
+"""
+    for table in PERMISSION_TABLES
+) + """
 CREATE TRIGGER workflow_queues_bump_access_epoch
     AFTER INSERT OR DELETE ON queues.workflow_queues
     FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
@@ -30,11 +30,11 @@ CREATE TRIGGER workflow_queues_truncate_bumps_access_epoch
     FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
 """
 
-DROP = """
-DROP TRIGGER IF EXISTS queue_user_permissions_bump_access_epoch ON queues.queue_user_permissions;
-DROP TRIGGER IF EXISTS queue_user_permissions_truncate_bumps_access_epoch ON queues.queue_user_permissions;
-DROP TRIGGER IF EXISTS queue_group_permissions_bump_access_epoch ON queues.queue_group_permissions;
-DROP TRIGGER IF EXISTS queue_group_permissions_truncate_bumps_access_epoch ON queues.queue_group_permissions;
+DROP = "\n".join(
+    f"DROP TRIGGER IF EXISTS {trigger} ON queues.{table};"
+    for table in PERMISSION_TABLES
+    for trigger in (f"{table}_bump_access_epoch", f"{table}_truncate_bumps_access_epoch")
+) + """
 DROP TRIGGER IF EXISTS workflow_queues_bump_access_epoch ON queues.workflow_queues;
 DROP TRIGGER IF EXISTS workflow_queues_scope_bumps_access_epoch ON queues.workflow_queues;
 DROP TRIGGER IF EXISTS workflow_queues_truncate_bumps_access_epoch ON queues.workflow_queues;
