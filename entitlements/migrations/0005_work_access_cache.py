@@ -12,7 +12,8 @@ user's role assignments starts or ends, so the claim path keeps the answer in en
 - an entry is used only while its epoch is the current one and `now()` is before `valid_until`: the next moment
   one of the user's assignments starts or ends.
 - a miss evaluates the rule, the skills, the epoch and valid_until in one statement (one snapshot) and stores
-  them; an entry computed from an older snapshot never replaces a newer one.
+  them; an entry computed from an older snapshot never replaces a newer one, and a claim never waits for
+  another transaction that is storing the same user's answer.
 
 The cache holds nothing that is not derived: deleting its rows is always safe.
 """
@@ -71,12 +72,19 @@ BEGIN
                         AND (a.valid_from > now() OR a.valid_until > now())), 'infinity')
       INTO v_epoch, queue_names, skills, v_valid_until
       FROM entitlements.access_epoch e;
-    INSERT INTO entitlements.work_access_cache AS c (user_id, epoch, valid_until, queue_names, skills)
-    VALUES (p_user_id, v_epoch, v_valid_until, queue_names, skills)
-    ON CONFLICT (user_id) DO UPDATE
-       SET epoch = EXCLUDED.epoch, valid_until = EXCLUDED.valid_until,
-           queue_names = EXCLUDED.queue_names, skills = EXCLUDED.skills
-     WHERE c.epoch <= EXCLUDED.epoch;
+    -- Store it, unless another transaction is storing its own answer for this user right now: waiting for it
+    -- would queue every concurrent claim of the user behind that claim's commit. The answer is used either way.
+    PERFORM 1 FROM entitlements.work_access_cache c WHERE c.user_id = p_user_id FOR UPDATE SKIP LOCKED;
+    IF FOUND THEN
+        UPDATE entitlements.work_access_cache c
+           SET epoch = v_epoch, valid_until = v_valid_until,
+               queue_names = work_access_for.queue_names, skills = work_access_for.skills
+         WHERE c.user_id = p_user_id AND c.epoch <= v_epoch;
+    ELSIF NOT EXISTS (SELECT 1 FROM entitlements.work_access_cache c WHERE c.user_id = p_user_id) THEN
+        INSERT INTO entitlements.work_access_cache (user_id, epoch, valid_until, queue_names, skills)
+        VALUES (p_user_id, v_epoch, v_valid_until, queue_names, skills)
+        ON CONFLICT (user_id) DO NOTHING;
+    END IF;
 END
 $$;
 """

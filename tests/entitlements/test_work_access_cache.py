@@ -202,3 +202,22 @@ class TestAssignmentWindows:
         assert claimed_name(worker) is None
         time.sleep(max(0.0, (starts - timezone.now()).total_seconds()) + 0.2)
         assert claimed_name(worker) == "first"
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_a_claim_never_waits_for_another_transaction_storing_the_same_users_answer(test_database_url):
+    import psycopg
+
+    alice = User.objects.get(username="alice")
+    with psycopg.connect(test_database_url, autocommit=True) as setup:
+        setup.execute("SELECT * FROM entitlements.work_access_for(%s)", [alice.pk])  # an entry to refresh
+        setup.execute("UPDATE entitlements.access_epoch SET epoch = epoch + 1")  # as any entitlement change does
+    with psycopg.connect(test_database_url) as first, psycopg.connect(test_database_url, autocommit=True) as second:
+        # The first transaction refreshes alice's entry and keeps it locked until it commits.
+        first_answer = first.execute("SELECT * FROM entitlements.work_access_for(%s)", [alice.pk]).fetchone()
+        second.execute("SET lock_timeout = '2s'")
+        second_answer = second.execute("SELECT * FROM entitlements.work_access_for(%s)", [alice.pk]).fetchone()
+        assert second_answer == first_answer
+        assert "intake" in second_answer[0]
+        first.commit()
+    assert cached_row(alice)[1] == first_answer[0]
