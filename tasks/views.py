@@ -27,7 +27,7 @@ from entitlements.errors import Conflict, InvalidInput, NotFound, WorkflowError
 from entitlements.models import Capability
 
 from . import selectors, services
-from .models import MAX_PRIORITY, MIN_PRIORITY, TaskStatus
+from .models import MAX_PRIORITY, MIN_PRIORITY, ArchivedTask, TaskStatus
 
 INBOX_PAGE_SIZE = 25
 QUEUE_PAGE_SIZE = 50
@@ -256,13 +256,14 @@ def render_task_page(
     status=200,
 ):
     try:
-        task = selectors.task_for_user(user=request.user, task_id=task_id)
+        task = selectors.task_or_archived_for_user(user=request.user, task_id=task_id)
         history = list(selectors.task_history_for_user(user=request.user, task_id=task_id))
     except NotFound as error:
         return not_found_page(request, error)
+    archived = isinstance(task, ArchivedTask)  # read-only: no claim, completion or comment
     now = timezone.now()
     task.due = due_state(task.due_date, now)
-    workable = task.queue_id in queue_names_for(user=request.user, capability=Capability.WORK)
+    workable = not archived and task.queue_id in queue_names_for(user=request.user, capability=Capability.WORK)
     mine = task.status == TaskStatus.CLAIMED and task.assignee_id == request.user.pk
     non_field_errors = [m for key, msgs in (field_errors or {}).items()
                         if key not in {str(f["id"]) for f in task.form_fields or []} for m in msgs]
@@ -277,7 +278,9 @@ def render_task_page(
         "comment_errors": list(comment_errors),
         "can_claim": workable and task.status == TaskStatus.OPEN,
         "can_complete": workable and mine and task.delegation_state != "PENDING",
-        "can_release": mine,
+        "can_release": mine and not archived,
+        "can_comment": not archived,
+        "archived": archived,
         "is_mine": mine,
     }, status=status)
 

@@ -102,6 +102,28 @@ def make_task(demo_org):
 
 
 @pytest.fixture
+def archived_task(caseworker_alice, make_task):
+    """An intake task alice claimed and completed long ago, moved to the archive tables."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tasks.archive import completed_tasks_archive
+    from tasks.models import ArchivedTask, WorkflowTask
+    from tasks.services import task_claim, task_complete
+
+    archive_after_days = 30
+    task = make_task("intake", name="Old intake review", priority=70)
+    task_claim(user=caseworker_alice, task_id=task.pk)
+    task_complete(user=caseworker_alice, task_id=task.pk, comment="done long ago")
+    WorkflowTask.objects.filter(pk=task.pk).update(completed_at=timezone.now() - timedelta(days=archive_after_days + 5))
+    completed_tasks_archive(older_than_days=archive_after_days)
+    assert not WorkflowTask.objects.filter(pk=task.pk).exists()
+    assert ArchivedTask.objects.filter(pk=task.pk).exists()
+    return task
+
+
+@pytest.fixture
 def test_database_url(django_db_setup):
     """A DATABASE_URL for subprocesses that points at the test database (no transaction is opened here)."""
     from django.db import connection

@@ -186,3 +186,19 @@ def test_nul_bytes_in_form_fields_and_comments_are_refused_beside_the_field(page
     assert response.status_code == 422
     claimed_task.refresh_from_db()
     assert claimed_task.status == "CLAIMED"
+
+
+def test_an_archived_task_page_shows_the_task_and_its_history_read_only(page_as, caseworker_alice, archived_task):
+    response = page_as(caseworker_alice).get(f"/tasks/{archived_task.pk}/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Old intake review" in body and "archived, read-only" in body
+    assert "done long ago" in body  # the completion comment, from the archived history
+    assert 'class="comment-form"' not in body and f"/tasks/{archived_task.pk}/claim/" not in body
+
+
+def test_an_archived_task_outside_my_queues_is_404_and_audited(page_as, fraud_investigator_bob, archived_task):
+    response = page_as(fraud_investigator_bob).get(f"/tasks/{archived_task.pk}/")
+    assert response.status_code == 404
+    denial = SecurityEvent.objects.filter(event_type="PERMISSION_DENIED").latest("event_id")
+    assert denial.details.get("task_id") == archived_task.pk and denial.details.get("archived") is True

@@ -1,29 +1,9 @@
 """An archived task stays readable through the API, with its history, under the same queue check as a live one."""
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
 from entitlements.models import SecurityEvent
-from tasks.archive import completed_tasks_archive
-from tasks.models import ArchivedTask, WorkflowTask
-from tasks.services import task_claim, task_complete
 
 pytestmark = pytest.mark.django_db
-
-ARCHIVE_AFTER_DAYS = 30
-
-
-@pytest.fixture
-def archived_task(caseworker_alice, make_task):
-    task = make_task("intake", name="Old intake review", priority=70)
-    task_claim(user=caseworker_alice, task_id=task.pk)
-    task_complete(user=caseworker_alice, task_id=task.pk, comment="done long ago")
-    WorkflowTask.objects.filter(pk=task.pk).update(completed_at=timezone.now() - timedelta(days=ARCHIVE_AFTER_DAYS + 5))
-    completed_tasks_archive(older_than_days=ARCHIVE_AFTER_DAYS)
-    assert not WorkflowTask.objects.filter(pk=task.pk).exists()
-    assert ArchivedTask.objects.filter(pk=task.pk).exists()
-    return task
 
 
 def test_archived_task_reads_as_it_was(api_as, caseworker_alice, archived_task):
