@@ -98,17 +98,27 @@ TABLES = [
     "user_skills",
 ]
 
-TRIGGERS = "\n".join(
-    f"""
-CREATE TRIGGER {table}_bump_access_epoch
-    AFTER INSERT OR UPDATE OR DELETE ON entitlements.{table}
+
+def row_triggers(table: str) -> tuple[str, str]:
+    """CREATE and DROP for the two triggers that make any row change of `table` (schema-qualified) bump the epoch.
+
+    The queues app's migration uses it for its permission tables.
+    """
+    name = table.split(".")[-1]
+    create = f"""
+CREATE TRIGGER {name}_bump_access_epoch
+    AFTER INSERT OR UPDATE OR DELETE ON {table}
     FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
-CREATE TRIGGER {table}_truncate_bumps_access_epoch
-    AFTER TRUNCATE ON entitlements.{table}
+CREATE TRIGGER {name}_truncate_bumps_access_epoch
+    AFTER TRUNCATE ON {table}
     FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
 """
-    for table in TABLES
-) + """
+    drop = (f"DROP TRIGGER IF EXISTS {name}_bump_access_epoch ON {table};\n"
+            f"DROP TRIGGER IF EXISTS {name}_truncate_bumps_access_epoch ON {table};\n")
+    return create, drop
+
+
+TRIGGERS = "".join(row_triggers(f"entitlements.{table}")[0] for table in TABLES) + """
 CREATE TRIGGER users_bump_access_epoch
     AFTER INSERT OR DELETE ON entitlements.users
     FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
@@ -121,11 +131,7 @@ CREATE TRIGGER users_truncate_bumps_access_epoch
     FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
 """
 
-DROP = "\n".join(
-    f"DROP TRIGGER IF EXISTS {table}_bump_access_epoch ON entitlements.{table};"
-    f"DROP TRIGGER IF EXISTS {table}_truncate_bumps_access_epoch ON entitlements.{table};"
-    for table in TABLES
-) + """
+DROP = "".join(row_triggers(f"entitlements.{table}")[1] for table in TABLES) + """
 DROP TRIGGER IF EXISTS users_bump_access_epoch ON entitlements.users;
 DROP TRIGGER IF EXISTS users_active_bumps_access_epoch ON entitlements.users;
 DROP TRIGGER IF EXISTS users_truncate_bumps_access_epoch ON entitlements.users;

@@ -3,21 +3,14 @@
 The claim path remembers each user's workable queues until the access epoch moves (entitlements migration 0005);
 these are the queues app's tables the access rule reads. A queue's load, cursor and settings do not move it.
 """
+import importlib
+
 from django.db import migrations
 
-PERMISSION_TABLES = ["queue_user_permissions", "queue_group_permissions"]
+ACCESS_CACHE = importlib.import_module("entitlements.migrations.0005_work_access_cache")
+PERMISSION_TABLES = ["queues.queue_user_permissions", "queues.queue_group_permissions"]
 
-CREATE = "\n".join(
-    f"""
-CREATE TRIGGER {table}_bump_access_epoch
-    AFTER INSERT OR UPDATE OR DELETE ON queues.{table}
-    FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
-CREATE TRIGGER {table}_truncate_bumps_access_epoch
-    AFTER TRUNCATE ON queues.{table}
-    FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
-"""
-    for table in PERMISSION_TABLES
-) + """
+CREATE = "".join(ACCESS_CACHE.row_triggers(table)[0] for table in PERMISSION_TABLES) + """
 CREATE TRIGGER workflow_queues_bump_access_epoch
     AFTER INSERT OR DELETE ON queues.workflow_queues
     FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
@@ -30,11 +23,7 @@ CREATE TRIGGER workflow_queues_truncate_bumps_access_epoch
     FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
 """
 
-DROP = "\n".join(
-    f"DROP TRIGGER IF EXISTS {trigger} ON queues.{table};"
-    for table in PERMISSION_TABLES
-    for trigger in (f"{table}_bump_access_epoch", f"{table}_truncate_bumps_access_epoch")
-) + """
+DROP = "".join(ACCESS_CACHE.row_triggers(table)[1] for table in PERMISSION_TABLES) + """
 DROP TRIGGER IF EXISTS workflow_queues_bump_access_epoch ON queues.workflow_queues;
 DROP TRIGGER IF EXISTS workflow_queues_scope_bumps_access_epoch ON queues.workflow_queues;
 DROP TRIGGER IF EXISTS workflow_queues_truncate_bumps_access_epoch ON queues.workflow_queues;
