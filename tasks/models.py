@@ -255,6 +255,13 @@ class TaskHistory(models.Model):
 # tables). These unmanaged models read them, so an archived task stays readable through the API.
 
 
+def archived_user_reference() -> models.ForeignKey:
+    """A user an archived row names; the archive tables (migration 0006) carry no foreign keys."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+
+
 class ArchivedTask(models.Model):
     """A terminal task moved to flowable.workflow_tasks_archive: read-only, as it was when archived."""
 
@@ -269,12 +276,8 @@ class ArchivedTask(models.Model):
         db_constraint=False, related_name="+",
     )
     candidate_groups = ArrayField(models.CharField(max_length=100))
-    assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
-    )
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
-    )
+    assignee = archived_user_reference()
+    owner = archived_user_reference()
     delegation_state = models.CharField(max_length=10)
     status = models.CharField(max_length=20, choices=TaskStatus.choices)
     priority = models.IntegerField()
@@ -303,12 +306,8 @@ class ArchivedTaskHistory(models.Model):
     event_id = models.BigIntegerField(primary_key=True)
     task_id = models.BigIntegerField()
     event_type = models.CharField(max_length=30, choices=TaskEventType.choices)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
-    )
-    via_account = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
-    )
+    actor = archived_user_reference()
+    via_account = archived_user_reference()
     old_values = models.JSONField()
     new_values = models.JSONField()
     comment = models.TextField()

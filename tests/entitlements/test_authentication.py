@@ -137,3 +137,12 @@ def test_token_with_a_nul_byte_is_401_not_a_server_error(api_client):
     response = api_client.get("/api/queues/")
     assert response.status_code == 401
     assert response.json()["code"] == "authentication_failed"
+
+
+@pytest.mark.parametrize("key", ["x" * 10_000, "clé-ünïcødé", "' OR 1=1 --", "%s%s"])
+def test_odd_tokens_are_401_not_a_server_error(api_client, key):
+    # The lookup is a prepared statement with a bound parameter: length, encoding and quoting reach no SQL text.
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    response = api_client.get("/api/queues/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "authentication_failed"
