@@ -17,14 +17,20 @@ Every claimer is its own OS process with its own database connection (or HTTP co
 no method is held back by one Python interpreter's GIL. The machine's cores are shared by the claimers, the
 server (gunicorn) and PostgreSQL: on a 2-core machine the client processes take CPU from what they measure.
 
+Each cell (method × client count) is measured --rounds times. Within a round the methods of one client count run
+back to back, in an order that rotates between rounds, and each method's ratio is taken against the plain
+statement's figure of the same round; the table shows the median rate, the median ratio and the spread over the
+rounds, and p50/p99 over all rounds' claims. On a shared 2-core machine whose speed drifts by tens of per cent
+over minutes, ratios of cells measured minutes apart measure the drift as much as the code.
+
 After each measurement it verifies: no task id handed out twice, the number of CLAIMED tasks equals the number
 of claims, and (for the methods that keep them) one CLAIMED history row per claimed task and every bench queue's
 current_load equal to its CLAIMED count. It exits 1 if any check fails.
 
 Run (from the project root, PostgreSQL reachable; the database is created, migrated and seeded if needed):
 
-    .venv/bin/python bench/claim.py                                   # 1,000,000 tasks, 20 queues, 1/4/16 clients, 10 s
-    .venv/bin/python bench/claim.py --tasks 50000 --seconds 3         # smoke run
+    .venv/bin/python bench/claim.py                                   # 1,000,000 tasks, 20 queues, 1/4/16 clients, 3×5 s
+    .venv/bin/python bench/claim.py --tasks 50000 --seconds 2 --rounds 1   # smoke run
     .venv/bin/python bench/claim.py --compare-backlog 100000          # also runs at 100k and compares to the main run
 
 Each measurement stops by itself after --seconds (or when the backlog is drained).
@@ -40,6 +46,7 @@ import os
 import secrets
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -137,15 +144,46 @@ class Measurement:
     clients: int
     claims: int
     seconds: float
-    p50_ms: float
-    p99_ms: float
+    latencies_ms: list[float]  # sorted
     errors: int
     drained: bool
     problems: list[str]
+    round: int = 0
 
     @property
     def per_second(self) -> float:
         return self.claims / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Cell:
+    """One method at one client count over all rounds: the median rate, pooled latencies, the median ratio of
+    each round's rate to the plain statement's rate in the same round."""
+
+    method: str
+    clients: int
+    rounds: list[Measurement]
+    ratios: list[float]
+
+    @property
+    def per_second(self) -> float:
+        return statistics.median(m.per_second for m in self.rounds)
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios) if self.ratios else float("nan")
+
+    @property
+    def latencies_ms(self) -> list[float]:
+        return sorted(latency for m in self.rounds for latency in m.latencies_ms)
+
+    @property
+    def problems(self) -> list[str]:
+        return [problem for m in self.rounds for problem in m.problems]
+
+    @property
+    def drained(self) -> bool:
+        return any(m.drained for m in self.rounds)
 
 
 # --- set-up ------------------------------------------------------------------------------------------------------
@@ -455,7 +493,7 @@ def verify(method: str, bench: Bench, task_ids: list[int]) -> list[str]:
     return problems
 
 
-def measure(method: str, bench: Bench, clients: int, seconds: float) -> Measurement:
+def measure(method: str, bench: Bench, clients: int, seconds: float, round_: int = 0) -> Measurement:
     reset_backlog(bench)
     results = run_clients(method, bench, clients, seconds)
     task_ids = [task_id for result in results for task_id in result.task_ids]
@@ -471,11 +509,11 @@ def measure(method: str, bench: Bench, clients: int, seconds: float) -> Measurem
         clients=clients,
         claims=len(task_ids),
         seconds=max(ended - started, 0.0),
-        p50_ms=percentile(latencies, 0.50),
-        p99_ms=percentile(latencies, 0.99),
+        latencies_ms=latencies,
         errors=len(errors),
         drained=any(r.drained for r in results),
         problems=problems,
+        round=round_,
     )
 
 
@@ -536,80 +574,102 @@ def stop_gunicorn(server: subprocess.Popen) -> None:
 # --- the whole run -----------------------------------------------------------------------------------------------
 
 
-def run_methods(args, bench: Bench) -> list[Measurement]:
-    measurements = []
-    for method in args.methods:
-        server = start_gunicorn(args, bench) if method == "http" else None
-        try:
+def round_order(methods: list[str], round_: int) -> list[str]:
+    """The methods in a different order each round, so none always runs first (or last) after a reset."""
+    shift = round_ % len(methods)
+    return methods[shift:] + methods[:shift]
+
+
+def run_methods(args, bench: Bench) -> list[Cell]:
+    """Every round measures every method at every client count, the methods of one client count back to back.
+
+    Measured that way, each method's figure has the plain statement's beside it, taken within seconds: on a
+    shared machine whose speed drifts over minutes, ratios of cells measured far apart mostly measure the drift.
+    """
+    rounds: dict[tuple[str, int], list[Measurement]] = {}
+    server = start_gunicorn(args, bench) if "http" in args.methods else None
+    try:
+        for round_ in range(1, args.rounds + 1):
             for clients in args.clients:
-                m = measure(method, bench, clients, args.seconds)
-                status = "ok" if not m.problems else "FAILED: " + "; ".join(m.problems)
-                print(f"  {method:<8} {clients:>3} clients: {m.per_second:8.0f} claims/s  ({m.claims} claims, {status})",
-                      flush=True)
-                measurements.append(m)
-        finally:
-            if server is not None:
-                stop_gunicorn(server)
+                for method in round_order(args.methods, round_ - 1):
+                    m = measure(method, bench, clients, args.seconds, round_)
+                    status = "ok" if not m.problems else "FAILED: " + "; ".join(m.problems)
+                    print(f"  round {round_}  {method:<8} {clients:>3} clients: {m.per_second:8.0f} claims/s  "
+                          f"({m.claims} claims, {status})", flush=True)
+                    rounds.setdefault((method, clients), []).append(m)
+    finally:
+        if server is not None:
+            stop_gunicorn(server)
     reset_backlog(bench)
-    return measurements
+    cells = []
+    for method in args.methods:
+        for clients in args.clients:
+            measured = rounds[(method, clients)]
+            baseline = {m.round: m.per_second for m in rounds.get(("sql", clients), [])}
+            ratios = [m.per_second / baseline[m.round] for m in measured if baseline.get(m.round)]
+            cells.append(Cell(method=method, clients=clients, rounds=measured, ratios=ratios))
+    return cells
 
 
-def print_table(measurements: list[Measurement], title: str) -> None:
-    baseline = {m.clients: m.per_second for m in measurements if m.method == "sql"}
+def print_table(cells: list[Cell], title: str) -> None:
     print(f"\n{title}")
-    print(f"{'method':<9}{'clients':>8}{'claims/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'÷ sql':>8}  checks")
-    for m in measurements:
-        ratio = m.per_second / baseline[m.clients] if baseline.get(m.clients) else float("nan")
-        checks = "ok" if not m.problems else "FAILED"
-        if m.drained:
+    print(f"{'method':<9}{'clients':>8}{'claims/s':>10}{'(min–max)':>14}{'p50 ms':>9}{'p99 ms':>9}{'÷ sql':>7}"
+          f"{'(min–max)':>13}  checks")
+    for cell in cells:
+        rates = [m.per_second for m in cell.rounds]
+        latencies = cell.latencies_ms
+        spread = f"({min(cell.ratios):.2f}–{max(cell.ratios):.2f})" if cell.ratios else ""
+        checks = "ok" if not cell.problems else "FAILED"
+        if cell.drained:
             checks += " (backlog drained)"
-        print(f"{m.method:<9}{m.clients:>8}{m.per_second:>11.0f}{m.p50_ms:>9.2f}{m.p99_ms:>9.2f}{ratio:>8.2f}  {checks}")
+        print(f"{cell.method:<9}{cell.clients:>8}{cell.per_second:>10.0f}{f'({min(rates):.0f}–{max(rates):.0f})':>14}"
+              f"{percentile(latencies, 0.50):>9.2f}{percentile(latencies, 0.99):>9.2f}{cell.ratio:>7.2f}{spread:>13}"
+              f"  {checks}")
 
 
-def print_targets(measurements: list[Measurement]) -> None:
-    by_key = {(m.method, m.clients): m for m in measurements}
-    print("\nTargets (issue 4, 2 cores):")
-    for m in measurements:
-        base = by_key.get(("sql", m.clients))
-        if base is None or not base.per_second:
+def print_targets(cells: list[Cell]) -> None:
+    print("\nTargets (issue 4, 2 cores; median over rounds of each round's ratio, p99 over all rounds' claims):")
+    for cell in cells:
+        if not cell.ratios:
             continue
-        ratio = m.per_second / base.per_second
-        if m.method == "service":
-            print(f"  service/sql at {m.clients:>2} clients = {ratio:.2f}  (target ≥ {TARGET_SERVICE_RATIO}: "
-                  f"{'met' if ratio >= TARGET_SERVICE_RATIO else 'MISSED'})")
-        elif m.method == "http":
-            line = f"  http/sql    at {m.clients:>2} clients = {ratio:.2f}  (target ≥ {TARGET_HTTP_RATIO}: " \
-                   f"{'met' if ratio >= TARGET_HTTP_RATIO else 'MISSED'})"
-            if m.clients == TARGET_HTTP_P99_CLIENTS:
-                line += f"; p99 {m.p99_ms:.1f} ms (target < {TARGET_HTTP_P99_MS:.0f}: " \
-                        f"{'met' if m.p99_ms < TARGET_HTTP_P99_MS else 'MISSED'})"
+        if cell.method == "service":
+            print(f"  service/sql at {cell.clients:>2} clients = {cell.ratio:.2f}  (target ≥ {TARGET_SERVICE_RATIO}: "
+                  f"{'met' if cell.ratio >= TARGET_SERVICE_RATIO else 'MISSED'})")
+        elif cell.method == "http":
+            line = f"  http/sql    at {cell.clients:>2} clients = {cell.ratio:.2f}  (target ≥ {TARGET_HTTP_RATIO}: " \
+                   f"{'met' if cell.ratio >= TARGET_HTTP_RATIO else 'MISSED'})"
+            if cell.clients == TARGET_HTTP_P99_CLIENTS:
+                p99 = percentile(cell.latencies_ms, 0.99)
+                line += f"; p99 {p99:.1f} ms (target < {TARGET_HTTP_P99_MS:.0f}: " \
+                        f"{'met' if p99 < TARGET_HTTP_P99_MS else 'MISSED'})"
             print(line)
 
 
-def print_backlog_comparison(small: list[Measurement], large: list[Measurement], small_n: int, large_n: int) -> None:
-    print(f"\nBacklog {small_n:,} vs {large_n:,} (claims/s; target: within {BACKLOG_TOLERANCE:.0%})")
-    small_by_key = {(m.method, m.clients): m for m in small}
-    for m in large:
-        other = small_by_key.get((m.method, m.clients))
+def print_backlog_comparison(small: list[Cell], large: list[Cell], small_n: int, large_n: int) -> None:
+    print(f"\nBacklog {small_n:,} vs {large_n:,} (median claims/s; target: within {BACKLOG_TOLERANCE:.0%})")
+    small_by_key = {(c.method, c.clients): c for c in small}
+    for cell in large:
+        other = small_by_key.get((cell.method, cell.clients))
         if other is None or not other.per_second:
             continue
-        change = m.per_second / other.per_second - 1
+        change = cell.per_second / other.per_second - 1
         verdict = "within" if abs(change) <= BACKLOG_TOLERANCE else "OUTSIDE"
-        print(f"  {m.method:<8} {m.clients:>3} clients: {other.per_second:8.0f} → {m.per_second:8.0f}  "
+        print(f"  {cell.method:<8} {cell.clients:>3} clients: {other.per_second:8.0f} → {cell.per_second:8.0f}  "
               f"({change:+.0%}, {verdict})")
 
 
-def run_backlog(args, bench: Bench, tasks: int) -> list[Measurement]:
+def run_backlog(args, bench: Bench, tasks: int) -> list[Cell]:
     if args.reload or bench_task_count(bench) != tasks:
         seconds = load_backlog(bench, tasks)
         print(f"loaded {tasks:,} OPEN tasks into {len(bench.queues)} queues in {seconds:.1f} s (incl. VACUUM ANALYZE)")
     else:
         print(f"reusing the {tasks:,} bench tasks already loaded")
-    print(f"measuring {', '.join(args.methods)} at {args.clients} clients, {args.seconds:g} s each", flush=True)
-    measurements = run_methods(args, bench)
-    print_table(measurements, f"{tasks:,} OPEN tasks in {len(bench.queues)} queues, {args.seconds:g} s per cell")
-    print_targets(measurements)
-    return measurements
+    print(f"measuring {', '.join(args.methods)} at {args.clients} clients, {args.rounds} rounds of {args.seconds:g} s",
+          flush=True)
+    cells = run_methods(args, bench)
+    print_table(cells, f"{tasks:,} OPEN tasks in {len(bench.queues)} queues, {args.rounds} rounds of {args.seconds:g} s")
+    print_targets(cells)
+    return cells
 
 
 def parse_args(argv=None):
@@ -617,7 +677,10 @@ def parse_args(argv=None):
     parser.add_argument("--tasks", type=int, default=1_000_000, help="OPEN tasks in the backlog (default 1,000,000)")
     parser.add_argument("--queues", type=int, default=20, help="bench queues the tasks are spread over (default 20)")
     parser.add_argument("--clients", default="1,4,16", help="comma-separated concurrent claimer counts (default 1,4,16)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measurement (default 10)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each measurement (default 5)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="times every cell is measured, the methods interleaved (default 3; the table shows "
+                             "medians)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
                         help=f"the benchmark's own database (default {DEFAULT_DATABASE_URL}; BENCH_DATABASE_URL)")
@@ -639,8 +702,8 @@ def parse_args(argv=None):
     args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = set(args.methods) - set(METHODS)
-    if unknown or not args.clients or min(args.clients) < 1 or args.seconds <= 0 or args.tasks < 1:
-        parser.error(f"bad --methods/--clients/--seconds/--tasks (unknown methods: {sorted(unknown)})")
+    if unknown or not args.clients or min(args.clients) < 1 or args.seconds <= 0 or args.tasks < 1 or args.rounds < 1:
+        parser.error(f"bad --methods/--clients/--seconds/--tasks/--rounds (unknown methods: {sorted(unknown)})")
     if not HTTP_HOST.startswith("127."):
         parser.error("the benchmark talks to 127.0.0.1 only")
     return args
