@@ -691,8 +691,9 @@ def parse_args(argv=None):
                         help="gunicorn worker class (default sync, gunicorn's own default: one request at a time per "
                              "process, taken from the shared listen queue in arrival order, the connection closed "
                              "after each response; gthread keeps connections open)")
-    parser.add_argument("--pool", action=argparse.BooleanOptionalAction, default=True,
-                        help="DATABASE_POOL for gunicorn: Django's psycopg pool (default on)")
+    parser.add_argument("--pool", action=argparse.BooleanOptionalAction, default=False,
+                        help="DATABASE_POOL for gunicorn: Django's psycopg pool, a checkout per request (default off, "
+                             "as in the settings: one persistent connection per worker, CONN_HEALTH_CHECKS on)")
     parser.add_argument("--synchronous-commit", action=argparse.BooleanOptionalAction, default=True,
                         help="synchronous_commit of the bench database (default on; off: no disk flush per claim)")
     parser.add_argument("--compare-backlog", type=int, metavar="N",

@@ -11,7 +11,7 @@ import functools
 from django.db import connection
 from rest_framework import authentication, exceptions
 
-from workflow_project.db import prepared_cursor
+from workflow_project.db import fetch_one_read_only
 
 from .models import SecurityEvent, User
 from .services import security_event_record
@@ -93,9 +93,7 @@ def user_for_token(key: str) -> User | None:
     built from the models' metadata, so it follows the user model's columns.
     """
     statement, attnames = _token_user_statement()
-    with prepared_cursor() as cursor:
-        cursor.execute(statement, [key])
-        row = cursor.fetchone()
+    row = fetch_one_read_only(statement, [key])  # also the request's connection health check
     if row is None:
         return None
     return User.from_db(connection.alias, attnames, row)

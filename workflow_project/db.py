@@ -1,7 +1,7 @@
 """Database helpers the ORM does not offer."""
 from __future__ import annotations
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.postgresql.base import CursorDebugWrapper, ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 
@@ -22,7 +22,7 @@ class _PreparedDebugWrapper(CursorDebugWrapper):
             return CursorWrapper.execute(self, sql, params)
 
 
-def prepared_cursor(using: str = DEFAULT_DB_ALIAS):
+def prepared_cursor(using: str = DEFAULT_DB_ALIAS, *, health_check: bool = True):
     """A Django cursor whose statements PostgreSQL parses and plans once per connection, then only executes.
 
     Django's cursors bind parameters on the client, so the server parses and plans every statement again.
@@ -30,12 +30,45 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS):
     them. Use it as `with prepared_cursor() as cursor:`; statements must be fixed text with `%s` parameters
     (a new text is a new prepared statement on each connection). Query logging, execute wrappers and
     Django's error translation work as with `connection.cursor()`. With DATABASE_PREPARED_STATEMENTS off the
-    statements are bound on the server but not prepared.
+    statements are bound on the server but not prepared. `health_check=False` skips Django's CONN_HEALTH_CHECKS
+    probe (for `fetch_one_read_only`, whose statement is the probe).
     """
     connection = connections[using]
-    connection.close_if_health_check_failed()
+    if health_check:
+        connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
         connection.validate_thread_sharing()
         raw = _PreparingCursor(connection.connection)
         return _PreparedDebugWrapper(raw, connection) if connection.queries_logged else connection.make_cursor(raw)
+
+
+def fetch_one_read_only(statement: str, params, using: str = DEFAULT_DB_ALIAS):
+    """Run a read-only statement with `prepared_cursor` and return its first row; the statement is the request's
+    connection health check.
+
+    With CONN_HEALTH_CHECKS, Django sends `SELECT 1` before the first statement of each request on a persistent
+    connection, a round trip per request. Here the first statement goes straight out instead: if it fails and the
+    connection turns out to be dead (the server restarted, a proxy dropped it), the connection is closed and the
+    statement runs again on a new one, which is what the probe would have achieved. Only for statements that read,
+    so that running one twice changes nothing; the token lookup that starts every API request is one.
+    """
+    connection = connections[using]
+    probe_pending = (
+        connection.connection is not None and connection.health_check_enabled and not connection.health_check_done
+    )
+    if probe_pending:
+        try:
+            with prepared_cursor(using, health_check=False) as cursor:
+                cursor.execute(statement, params)
+                row = cursor.fetchone()
+        except DatabaseError:
+            if connection.in_atomic_block or connection.is_usable():
+                raise  # a real error of the statement, or a transaction the retry would not be part of
+            connection.close()
+        else:
+            connection.health_check_done = True
+            return row
+    with prepared_cursor(using) as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchone()
