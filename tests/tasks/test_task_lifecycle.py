@@ -174,6 +174,24 @@ def test_list_is_a_bounded_number_of_queries(api_as, caseworker_alice, make_task
         assert client.get("/api/workflow/tasks/").json()["count"] == 30
 
 
+def test_list_sorts_narrow_rows_of_named_queues(api_as, caseworker_alice, make_task):
+    """The page query names the queues (the planner can count their tasks), joins no users before the page is
+    cut and asks for no DISTINCT (which would compare whole rows of every task in scope)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_task("intake", name="listed")
+    make_task("legal-review", name="not listed")
+    client = api_as(caseworker_alice)
+    with CaptureQueriesContext(connection) as captured:
+        body = client.get("/api/workflow/tasks/", {"status": ["OPEN", "CLAIMED"]}).json()
+    assert [t["name"] for t in body["results"]] == ["listed"]
+    page = [q["sql"] for q in captured.captured_queries if "LIMIT" in q["sql"] and "workflow_tasks" in q["sql"]]
+    assert len(page) == 1, captured.captured_queries
+    assert "queue_ids_for" not in page[0] and "'intake'" in page[0]
+    assert "DISTINCT" not in page[0] and "JOIN" not in page[0]
+
+
 def test_queue_endpoint_shows_counts_for_viewable_queues(api_as, caseworker_alice, make_task):
     make_task("intake")
     task = make_task("intake")
