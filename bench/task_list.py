@@ -1,0 +1,129 @@
+"""Task list API benchmark: GET /api/workflow/tasks/ for a caller whose queues hold a million tasks.
+
+Uses claim.py's backlog (default 1,000,000 OPEN tasks in 20 queues, loaded if the bench database holds another
+number) and its claimer, whose role reaches exactly those queues. Times, in-process through the WSGI handler
+with the claimer's API token (no network; the server's whole work: authentication, access, filters, count, page,
+serialization), after two warm-ups, --repeat times each:
+
+  page 1        GET /api/workflow/tasks/                   (default order: priority DESC, created_at, id)
+  open          GET /api/workflow/tasks/?status=OPEN
+  page 100      GET /api/workflow/tasks/?page=100
+  one queue     GET /api/workflow/tasks/?queue=bench-00&status=OPEN
+
+and, as the baseline in the same run, the two statements such a page needs at least, by psycopg with the queue
+names written in: the count and the 50 rows of the page (`WHERE queue_name = ANY(...) ORDER BY ... LIMIT 50
+OFFSET ...`). It prints p50/p95 in milliseconds, the ratio of the API's p50 to the baseline's, and the query count.
+
+    .venv/bin/python bench/task_list.py
+    .venv/bin/python bench/task_list.py --tasks 100000 --repeat 5
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+
+import psycopg
+from psycopg import sql
+
+import claim  # noqa: E402  (bench/ is on sys.path when run)
+from common import django_setup, ensure_database  # noqa: E402
+
+PAGE_SIZE = 50
+
+
+def wsgi_get(application, token: str, path: str, query: str) -> tuple[int, bytes]:
+    environ = {
+        "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1", "HTTP_AUTHORIZATION": f"Token {token}", "HTTP_ACCEPT": "application/json",
+        "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False, "wsgi.version": (1, 0),
+    }
+    statuses = []
+    body = b"".join(application(environ, lambda status, headers, exc_info=None: statuses.append(status)))
+    return int(statuses[0].split()[0]), body
+
+
+def timed(function, repeat: int) -> list[float]:
+    function()
+    function()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - started) * 1000.0)
+    return sorted(samples)
+
+
+def p(samples: list[float], fraction: float) -> float:
+    return samples[min(len(samples) - 1, int(round(fraction * (len(samples) - 1))))]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000, help="OPEN tasks in the claimer's queues (default 1,000,000)")
+    parser.add_argument("--queues", type=int, default=20, help="bench queues (default 20)")
+    parser.add_argument("--repeat", type=int, default=10, help="timed runs per case (default 10)")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", claim.DEFAULT_DATABASE_URL))
+    args = parser.parse_args(argv)
+    if args.tasks < PAGE_SIZE * 100 or args.repeat < 1:
+        parser.error(f"--tasks must be at least {PAGE_SIZE * 100} (page 100 must exist) and --repeat at least 1")
+
+    ensure_database(args.database_url)
+    os.environ.setdefault("DEBUG", "false")
+    django_setup(args.database_url)
+    claim.ensure_schema_and_demo(demo_password=secrets.token_urlsafe(12))
+    queues, user_id, token = claim.ensure_bench_queues_and_user(queue_count=args.queues, capacity=args.tasks)
+    bench = claim.Bench(database_url=args.database_url, queues=queues, user_id=user_id, token=token, port=0)
+    if claim.bench_task_count(bench) != args.tasks:
+        seconds = claim.load_backlog(bench, args.tasks)
+        print(f"loaded {args.tasks:,} OPEN tasks into {len(queues)} queues in {seconds:.1f} s")
+    else:
+        claim.reset_backlog(bench)
+
+    from django.db import connection
+
+    from workflow_project.wsgi import application
+
+    order = "ORDER BY priority DESC, created_at, task_id"
+    cases = [
+        ("page 1", "", "", 0, queues),
+        ("open", "status=OPEN", "AND status = 'OPEN'", 0, queues),
+        ("page 100", "page=100", "", 99 * PAGE_SIZE, queues),
+        ("one queue", f"queue={queues[0]}&status=OPEN", "AND status = 'OPEN'", 0, queues[:1]),
+    ]
+    raw = psycopg.connect(args.database_url, autocommit=True)
+    print(f"{args.tasks:,} OPEN tasks in {len(queues)} queues; in-process, p50/p95 of {args.repeat} runs, ms")
+    print(f"{'case':<11}{'API p50':>9}{'p95':>8}{'queries':>9}{'SQL p50':>9}{'p95':>8}{'API ÷ SQL':>11}")
+    for label, query, condition, offset, names in cases:
+        status, body = wsgi_get(application, token, "/api/workflow/tasks/", query)
+        if status != 200 or len(json.loads(body)["results"]) != PAGE_SIZE:
+            print(f"{label}: HTTP {status} {body[:200]!r}", file=sys.stderr)
+            return 1
+        statements = []
+        with connection.execute_wrapper(lambda execute, *a: statements.append(1) or execute(*a)):
+            wsgi_get(application, token, "/api/workflow/tasks/", query)
+        api = timed(lambda: wsgi_get(application, token, "/api/workflow/tasks/", query), args.repeat)
+
+        in_scope = sql.SQL("queue_name IN ({}) {}").format(
+            sql.SQL(", ").join(sql.Literal(name) for name in names), sql.SQL(condition))
+
+        def baseline():
+            raw.execute(sql.SQL("SELECT count(*) FROM flowable.workflow_tasks WHERE {}").format(in_scope)).fetchone()
+            raw.execute(sql.SQL("SELECT * FROM flowable.workflow_tasks WHERE {} {} LIMIT {} OFFSET {}").format(
+                in_scope, sql.SQL(order), PAGE_SIZE, offset)).fetchall()
+
+        plain = timed(baseline, args.repeat)
+        print(f"{label:<11}{p(api, .5):>9.0f}{p(api, .95):>8.0f}{len(statements):>9}"
+              f"{p(plain, .5):>9.0f}{p(plain, .95):>8.0f}{statistics.median(api) / statistics.median(plain):>11.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
