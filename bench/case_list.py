@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 
-from common import django_setup, ensure_database  # noqa: E402  (bench/ is on sys.path when run)
+from common import django_setup, ensure_database, wsgi_get  # noqa: E402  (bench/ is on sys.path when run)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/casescope_bench"
@@ -43,19 +43,6 @@ SELECT {columns} FROM onecms.cases c
                                                                   WHERE t.queue_name = ANY(%(queues)s))))
  {tail}
 """
-
-
-def wsgi_get(application, token: str, query: str) -> tuple[int, bytes]:
-    environ = {
-        "REQUEST_METHOD": "GET", "PATH_INFO": "/api/cases/", "QUERY_STRING": query, "SCRIPT_NAME": "",
-        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1", "HTTP_AUTHORIZATION": f"Token {token}", "HTTP_ACCEPT": "application/json",
-        "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False, "wsgi.version": (1, 0),
-    }
-    statuses = []
-    body = b"".join(application(environ, lambda status, headers, exc_info=None: statuses.append(status)))
-    return int(statuses[0].split()[0]), body
 
 
 def p50_ms(function, repeat: int) -> float:
@@ -123,12 +110,12 @@ def main(argv=None) -> int:
         params = {"user": user.pk, "queues": queue_names_for(user=user, capability=Capability.VIEW)}
         for page in (1, 50):
             query = f"page={page}"
-            status, body = wsgi_get(application, token, query)
+            status, body = wsgi_get(application, token, "/api/cases/", query)
             if status != 200:
                 print(f"{username} {query}: HTTP {status} {body[:200]!r}", file=sys.stderr)
                 return 1
             in_scope = json.loads(body)["count"]
-            api = p50_ms(lambda: wsgi_get(application, token, query), args.repeat)
+            api = p50_ms(lambda: wsgi_get(application, token, "/api/cases/", query), args.repeat)
             count = p50_ms(lambda: raw.execute(SCOPE_SQL.format(columns="count(*)", tail=""), params).fetchone(),
                            args.repeat)
             rows = p50_ms(lambda: raw.execute(SCOPE_SQL.format(

@@ -20,7 +20,6 @@ OFFSET ...`). It prints p50/p95 in milliseconds, the ratio of the API's p50 to t
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import secrets
@@ -32,22 +31,9 @@ import psycopg
 from psycopg import sql
 
 import claim  # noqa: E402  (bench/ is on sys.path when run)
-from common import django_setup, ensure_database  # noqa: E402
+from common import django_setup, ensure_database, wsgi_get  # noqa: E402
 
 PAGE_SIZE = 50
-
-
-def wsgi_get(application, token: str, path: str, query: str) -> tuple[int, bytes]:
-    environ = {
-        "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "",
-        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1", "HTTP_AUTHORIZATION": f"Token {token}", "HTTP_ACCEPT": "application/json",
-        "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False, "wsgi.version": (1, 0),
-    }
-    statuses = []
-    body = b"".join(application(environ, lambda status, headers, exc_info=None: statuses.append(status)))
-    return int(statuses[0].split()[0]), body
 
 
 def timed(function, repeat: int) -> list[float]:
