@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 
-from common import django_setup, ensure_database, wsgi_get  # noqa: E402  (bench/ is on sys.path when run)
+from common import django_setup, ensure_database, timed_ms, wsgi_get  # noqa: E402  (bench/ is on sys.path when run)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/casescope_bench"
@@ -46,13 +46,7 @@ SELECT {columns} FROM onecms.cases c
 
 
 def p50_ms(function, repeat: int) -> float:
-    function()
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - started) * 1000.0)
-    return statistics.median(samples)
+    return statistics.median(timed_ms(function, repeat, warm_ups=1))
 
 
 def ensure_cases(count: int) -> None:

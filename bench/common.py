@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import time
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -45,3 +46,15 @@ def wsgi_get(application, token: str, path: str, query: str = "") -> tuple[int, 
     statuses = []
     body = b"".join(application(environ, lambda status, headers, exc_info=None: statuses.append(status)))
     return int(statuses[0].split()[0]), body
+
+
+def timed_ms(function, repeat: int, warm_ups: int = 2) -> list[float]:
+    """Milliseconds of `repeat` calls of `function` after `warm_ups` untimed ones, sorted."""
+    for _ in range(warm_ups):
+        function()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - started) * 1000.0)
+    return sorted(samples)

@@ -25,26 +25,14 @@ import os
 import secrets
 import statistics
 import sys
-import time
 
 import psycopg
 from psycopg import sql
 
 import claim  # noqa: E402  (bench/ is on sys.path when run)
-from common import django_setup, ensure_database, wsgi_get  # noqa: E402
+from common import django_setup, ensure_database, timed_ms, wsgi_get  # noqa: E402
 
 PAGE_SIZE = 50
-
-
-def timed(function, repeat: int) -> list[float]:
-    function()
-    function()
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - started) * 1000.0)
-    return sorted(samples)
 
 
 def p(samples: list[float], fraction: float) -> float:
@@ -95,7 +83,7 @@ def main(argv=None) -> int:
         statements = []
         with connection.execute_wrapper(lambda execute, *a: statements.append(1) or execute(*a)):
             wsgi_get(application, token, "/api/workflow/tasks/", query)
-        api = timed(lambda: wsgi_get(application, token, "/api/workflow/tasks/", query), args.repeat)
+        api = timed_ms(lambda: wsgi_get(application, token, "/api/workflow/tasks/", query), args.repeat)
 
         in_scope = sql.SQL("queue_name IN ({}) {}").format(
             sql.SQL(", ").join(sql.Literal(name) for name in names), sql.SQL(condition))
@@ -105,7 +93,7 @@ def main(argv=None) -> int:
             raw.execute(sql.SQL("SELECT * FROM flowable.workflow_tasks WHERE {} {} LIMIT {} OFFSET {}").format(
                 in_scope, sql.SQL(order), PAGE_SIZE, offset)).fetchall()
 
-        plain = timed(baseline, args.repeat)
+        plain = timed_ms(baseline, args.repeat)
         print(f"{label:<11}{p(api, .5):>9.0f}{p(api, .95):>8.0f}{len(statements):>9}"
               f"{p(plain, .5):>9.0f}{p(plain, .95):>8.0f}{statistics.median(api) / statistics.median(plain):>11.2f}")
     return 0
