@@ -20,6 +20,21 @@ def test_user_without_role_on_queue_does_not_list_its_tasks(api_as, fraud_invest
     assert intake_task.pk not in [t["id"] for t in response.json()["results"]]
 
 
+def test_user_with_no_queue_at_all_lists_nothing(api_as, intake_task, caseworker_alice):
+    """An empty scope is an empty page (the list's queue names are literals: none means no task query at all),
+    and a listed task still names its assignee (users are fetched after the page)."""
+    from entitlements.models import User
+
+    nobody = User.objects.create_user(username="no-queues", password="x")
+    response = api_as(nobody).get("/api/workflow/tasks/")
+    assert response.status_code == 200
+    assert (response.json()["count"], response.json()["results"]) == (0, [])
+    alice = api_as(caseworker_alice)
+    assert alice.post(f"/api/workflow/tasks/{intake_task.pk}/claim").status_code == 200
+    listed = {t["id"]: t for t in alice.get("/api/workflow/tasks/").json()["results"]}
+    assert listed[intake_task.pk]["assignee"] == "alice"
+
+
 @pytest.mark.parametrize("method,suffix", [
     ("get", ""), ("get", "/history"), ("post", "/claim"), ("post", "/complete"), ("post", "/release"),
 ])
