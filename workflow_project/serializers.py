@@ -1,10 +1,15 @@
 """Output serializers whose fields are built once per class, not once per response."""
 from __future__ import annotations
 
+import datetime
+
+from django.conf import settings
 from django.db import models
-from rest_framework import serializers
+from django.utils import timezone
+from rest_framework import ISO_8601, serializers
 from rest_framework.fields import Field, SkipField
 from rest_framework.relations import PKOnlyObject
+from rest_framework.settings import api_settings
 
 
 class OutputSerializer(serializers.ModelSerializer):
@@ -38,16 +43,21 @@ class OutputSerializer(serializers.ModelSerializer):
 
         DRF's generic attribute lookup (source path walk, callables, mappings, error translation) cost more than
         rendering the value: a third of a task's serialisation. Fields that read anything else, and instances
-        that are not of the serializer's model, take DRF's own path.
+        that are not of the serializer's model, take DRF's own path. Aware datetimes in DRF's default ISO 8601
+        format are converted to the current time zone looked up once per object, not once per field (the lookup
+        was 40 % of a task's serialisation); they render exactly as DRF renders them.
         """
         if not isinstance(instance, self.Meta.model):
             return super().to_representation(instance)
         cls = type(self)
         plan = cls.__dict__.get("_read_plan")
         if plan is None:
-            plan = cls._read_plan = tuple((field, _plain_column(cls.Meta.model, field)) for field in self._readable_fields)
+            plan = cls._read_plan = tuple(
+                (field, _plain_column(cls.Meta.model, field), _iso_datetime(field)) for field in self._readable_fields
+            )
+        zone = None
         ret = {}
-        for field, column in plan:
+        for field, column, iso_datetime in plan:
             if column is not None:
                 attribute = getattr(instance, column)
             else:
@@ -56,8 +66,32 @@ class OutputSerializer(serializers.ModelSerializer):
                 except SkipField:
                     continue
             check_for_none = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
-            ret[field.field_name] = None if check_for_none is None else field.to_representation(attribute)
+            if check_for_none is None:
+                ret[field.field_name] = None
+            elif iso_datetime and isinstance(attribute, datetime.datetime) and attribute.utcoffset() is not None:
+                if zone is None:
+                    zone = timezone.get_current_timezone() if settings.USE_TZ else False
+                ret[field.field_name] = _iso_in(zone, attribute) if zone else field.to_representation(attribute)
+            else:
+                ret[field.field_name] = field.to_representation(attribute)
         return ret
+
+
+def _iso_in(zone, value: datetime.datetime) -> str:
+    """DRF's ISO 8601 rendering of an aware datetime in `zone` (`Z` for UTC)."""
+    try:
+        text = value.astimezone(zone).isoformat()
+    except OverflowError:  # out of range in that zone: DRF's field reports it its own way
+        return serializers.DateTimeField().to_representation(value)
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _iso_datetime(field) -> bool:
+    """Whether DRF would render `field` as the value in the current time zone, ISO 8601 (a plain DateTimeField)."""
+    if type(field) is not serializers.DateTimeField or hasattr(field, "timezone"):
+        return False
+    output_format = getattr(field, "format", api_settings.DATETIME_FORMAT)
+    return isinstance(output_format, str) and output_format.lower() == ISO_8601
 
 
 def _plain_column(model, field) -> str | None:

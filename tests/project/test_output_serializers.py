@@ -54,9 +54,41 @@ def test_plain_columns_render_exactly_as_drf_renders_them(caseworker_alice, supe
     assert TaskSerializer(full).data["claimed_at"].endswith("Z")
 
 
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/St_Johns", "Asia/Kolkata"])
+def test_datetimes_render_in_the_current_time_zone_as_drf_renders_them(zone, make_task):
+    from django.utils import timezone
+
+    task = make_task("intake", name="zoned", due_date=timezone.now() + timezone.timedelta(days=200))
+    task = type(task).objects.get(pk=task.pk)
+    with timezone.override(zone):
+        rendered = TaskSerializer(task).data
+        assert rendered == drf_representation(TaskSerializer, task)
+    assert not rendered["created_at"].endswith("Z") and rendered["created_at"] != TaskSerializer(task).data["created_at"]
+    assert {field.field_name for field, _, iso_datetime in TaskSerializer._read_plan if iso_datetime} >= {
+        "created_at", "claimed_at", "completed_at", "updated_at", "due_date",
+    }
+
 
 def test_plain_columns_are_read_straight_from_the_instance(make_task):
     TaskSerializer(make_task("intake")).data
-    plain = {field.field_name for field, column in TaskSerializer._read_plan if column}
+    plain = {field.field_name for field, column, _ in TaskSerializer._read_plan if column}
     assert {"id", "name", "queue", "priority", "created_at", "variables", "process_instance"} <= plain
     assert not {"assignee", "owner", "overdue"} & plain  # relations and computed fields keep DRF's lookup
+
+
+def test_the_current_time_zone_is_looked_up_once_per_object(monkeypatch, caseworker_alice, make_task):
+    from django.utils import timezone
+
+    from tasks.services import task_claim
+
+    task = task_claim(user=caseworker_alice, task_id=make_task("intake", due_date=timezone.now()).pk)
+    lookups = []
+    original = timezone.get_current_timezone
+
+    def counted():
+        lookups.append(1)
+        return original()
+
+    monkeypatch.setattr(timezone, "get_current_timezone", counted)
+    TaskSerializer(task).data  # due, created, claimed and updated: four datetimes
+    assert len(lookups) == 1
