@@ -71,18 +71,18 @@ class OutputSerializer(serializers.ModelSerializer):
             elif iso_datetime and isinstance(attribute, datetime.datetime) and attribute.utcoffset() is not None:
                 if zone is None:
                     zone = timezone.get_current_timezone() if settings.USE_TZ else False
-                ret[field.field_name] = _iso_in(zone, attribute) if zone else field.to_representation(attribute)
+                ret[field.field_name] = _iso_in(zone, attribute, field) if zone else field.to_representation(attribute)
             else:
                 ret[field.field_name] = field.to_representation(attribute)
         return ret
 
 
-def _iso_in(zone, value: datetime.datetime) -> str:
+def _iso_in(zone, value: datetime.datetime, field) -> str:
     """DRF's ISO 8601 rendering of an aware datetime in `zone` (`Z` for UTC)."""
     try:
         text = value.astimezone(zone).isoformat()
-    except OverflowError:  # out of range in that zone: DRF's field reports it its own way
-        return serializers.DateTimeField().to_representation(value)
+    except OverflowError:  # out of range in that zone: the field itself reports it, as DRF would
+        return field.to_representation(value)
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 

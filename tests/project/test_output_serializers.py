@@ -92,3 +92,18 @@ def test_the_current_time_zone_is_looked_up_once_per_object(monkeypatch, casewor
     monkeypatch.setattr(timezone, "get_current_timezone", counted)
     TaskSerializer(task).data  # due, created, claimed and updated: four datetimes
     assert len(lookups) == 1
+
+
+def test_a_datetime_out_of_range_in_the_current_zone_fails_as_drf_fails(make_task):
+    import datetime
+
+    from django.utils import timezone
+    from rest_framework.exceptions import ValidationError
+
+    task = make_task("intake", due_date=datetime.datetime(9999, 12, 31, 23, tzinfo=datetime.timezone.utc))
+    with timezone.override("Pacific/Kiritimati"):  # UTC+14: past year 9999
+        with pytest.raises(ValidationError) as ours:
+            TaskSerializer(task).data
+        with pytest.raises(ValidationError) as drfs:
+            drf_representation(TaskSerializer, task)
+    assert ours.value.detail == drfs.value.detail
