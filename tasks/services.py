@@ -269,10 +269,11 @@ def task_create(
 def task_claim_next(*, user, queue_names: list[str] | None = None, via_account=None) -> WorkflowTask | None:
     """Claim the best OPEN task across the caller's workable queues (or those of `queue_names` they may work).
 
-    Priority first, then age. One statement (flowable.claim_next_for_user → claim_next_task) with SKIP LOCKED,
-    so concurrent claimers never wait on each other or take the same task; being one statement it is its own
-    transaction. Queues at capacity and tasks needing skills the user lacks are passed over. None when nothing
-    is available.
+    Priority first, then age. One statement (flowable.claim_next_for_user → claim_next_task), so one round trip
+    and its own transaction. SKIP LOCKED on tasks and on queue rows: concurrent claimers never take the same task,
+    and a claim passes over a queue another claim is writing for the next best queue rather than queue behind it
+    (it waits only when every candidate queue is busy). Queues at capacity and tasks needing skills the user
+    lacks are passed over. None when nothing is available.
     """
     if user is None or not user.is_active:
         return None

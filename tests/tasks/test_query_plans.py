@@ -46,11 +46,11 @@ def scans_tasks(node):
 
 
 def claim_statement():
-    """The statement inside flowable.claim_next_task, as deployed, with its parameters in place."""
+    """The statement that finds the candidates in flowable.claim_next_task, as deployed, parameters in place."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'claim_next_task'")
         source = cursor.fetchone()[0]
-    statement = re.search(r"RETURN QUERY\s+(WITH next AS .*?SELECT \* FROM claimed);", source, re.S).group(1)
+    statement = re.search(r"(SELECT array_agg\(.*?\) c)\s+INTO v_task_ids", source, re.S).group(1)
     return (
         statement.replace("p_queues", "%(queues)s::text[]").replace("p_skills", "%(skills)s::text[]")
         .replace("p_user_id", "%(user)s::bigint").replace("p_via_account_id", "NULL::bigint")
