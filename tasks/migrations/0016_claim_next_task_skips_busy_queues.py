@@ -9,7 +9,9 @@ LOCKED), then the candidates are tried best first, each by locking its queue's r
 another claim is writing is passed over for the next best queue instead of waited for. Only when every
 candidate's queue is busy does a claim wait, best candidate first, so it never reports "nothing to claim" while
 a task is there. The capacity check is made on the locked row, so concurrent claims never push a queue past its
-max_capacity (the previous version read the load without a lock).
+max_capacity (the previous version read the load without a lock), and the candidate query no longer reads the
+queue table at all (on a busy system its few pages fill with row versions of the load counter: 0.17 ms of CPU per
+claim at 1M tasks).
 
 Claims made one after another still come in priority-then-age order; between claims running at the same moment
 the order was already loose (SKIP LOCKED passes over a task another claim holds), and is now loose across queues
@@ -32,11 +34,11 @@ DECLARE
     v_queue_names text[];
     v_wait boolean := false;
 BEGIN
-    -- The best OPEN task of each queue with room, best first; the tasks are locked, others' locked ones skipped.
+    -- The best OPEN task of each queue, best first; the tasks are locked, others' locked ones skipped. Capacity
+    -- is checked below, on the locked queue row.
     SELECT array_agg(c.task_id ORDER BY c.priority DESC, c.created_at, c.task_id),
            array_agg(q.queue_name ORDER BY c.priority DESC, c.created_at, c.task_id)
       FROM unnest(p_queues) AS q(queue_name)
-      JOIN queues.workflow_queues wq ON wq.queue_name = q.queue_name AND wq.current_load < wq.max_capacity
       CROSS JOIN LATERAL (
             SELECT t.task_id, t.priority, t.created_at
               FROM flowable.workflow_tasks t

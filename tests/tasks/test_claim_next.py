@@ -69,6 +69,16 @@ def test_queue_at_capacity_gives_nothing_more(api_as, caseworker_alice, make_tas
     assert claim_next(client, query="queueNames=intake").status_code == 204
 
 
+def test_a_full_queue_is_passed_over_for_the_next_best_queue(api_as, caseworker_alice, make_task):
+    WorkflowQueue.objects.filter(queue_name="intake").update(max_capacity=0)
+    make_task("intake", name="urgent but full", priority=100)
+    make_task("triage", name="routine", priority=1)
+    response = claim_next(api_as(caseworker_alice))
+    assert response.status_code == 200 and response.json()["name"] == "routine"
+    assert claim_next(api_as(caseworker_alice)).status_code == 204
+    assert WorkflowQueue.objects.get(queue_name="intake").current_load == 0
+
+
 def test_claim_next_over_http_is_two_queries_token_and_claim(api_as, caseworker_alice, make_task,
                                                              django_assert_num_queries):
     task = make_task("intake", priority=90)
