@@ -43,6 +43,7 @@ import io
 import json
 import multiprocessing
 import os
+import platform
 import secrets
 import signal
 import socket
@@ -710,6 +711,16 @@ def parse_args(argv=None):
     return args
 
 
+def python_build() -> str:
+    """The interpreter the claimers and gunicorn run on: its speed moves the service and HTTP figures."""
+    try:
+        with open("/proc/self/maps") as maps:
+            linkage = "shared libpython" if any("libpython" in line for line in maps) else "static libpython"
+    except OSError:
+        linkage = "libpython linkage unknown"
+    return f"Python {platform.python_version()} ({sys.executable}, {linkage})"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     ensure_database(args.database_url)
@@ -722,7 +733,7 @@ def main(argv=None) -> int:
     print(f"database {conninfo.conninfo_to_dict(args.database_url)['dbname']}, claimer {BENCH_USER}, "
           f"{os.cpu_count()} CPUs; every claimer is a process; gunicorn {args.http_workers}×{args.http_threads} "
           f"{args.http_worker_class}, DATABASE_POOL={'on' if args.pool else 'off'}, "
-          f"synchronous_commit={'on' if args.synchronous_commit else 'off'}")
+          f"synchronous_commit={'on' if args.synchronous_commit else 'off'}; {python_build()}")
 
     failed = False
     small = None
