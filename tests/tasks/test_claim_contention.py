@@ -74,6 +74,65 @@ def test_a_claim_waits_when_every_candidate_queue_is_busy(alice, test_database_u
     assert WorkflowQueue.objects.get(queue_name="intake").current_load == 2
 
 
+def wait_until_blocked(observer, pid, *, not_by=None):
+    """Poll until backend `pid` waits for a lock (held by someone other than `not_by`); its blockers."""
+    for _ in range(500):
+        blockers = observer.execute("SELECT pg_blocking_pids(%s)", [pid]).fetchone()[0]
+        if blockers and not_by not in blockers:
+            return blockers
+        time.sleep(0.01)
+    raise AssertionError(f"backend {pid} never waited (blockers {blockers})")
+
+
+def test_claims_waiting_on_full_queues_do_not_deadlock(alice, test_database_url):
+    """Claims in the waiting pass that find queues full after waiting for them end with nothing, not a deadlock.
+
+    A claim that waited for a queue row and then found the queue full keeps that row locked until it ends (PostgreSQL
+    keeps a lock taken before the recheck). Here A (intake's and triage's best tasks, intake first) and B (the
+    second tasks, triage first) wait for two transactions that fill the queues; A ends up waiting for triage behind
+    B while holding intake. B then skips intake without waiting: its new snapshot sees intake full, and no one can
+    make it less full while A holds the row, so the kept lock never closes a cycle.
+    """
+    add_task("intake", "intake best", 10)
+    add_task("intake", "intake second", 1)
+    add_task("triage", "triage best", 8)
+    add_task("triage", "triage second", 5)
+    fill = "UPDATE queues.workflow_queues SET current_load = max_capacity WHERE queue_name = %s"
+    outcome = {}
+    with (
+        psycopg.connect(test_database_url) as intake_filler,
+        psycopg.connect(test_database_url) as triage_filler,
+        psycopg.connect(test_database_url, autocommit=True) as a,
+        psycopg.connect(test_database_url, autocommit=True) as b,
+        psycopg.connect(test_database_url, autocommit=True) as observer,
+    ):
+        intake_filler.execute(fill, ["intake"])
+        triage_filler.execute(fill, ["triage"])
+
+        def claim(name, conn):
+            try:
+                outcome[name] = conn.execute(CLAIM, [alice.pk, ["intake", "triage"]]).fetchall()
+            except Exception as exc:  # reported by the assertion below
+                outcome[name] = exc
+
+        threads = {name: threading.Thread(target=claim, args=(name, conn)) for name, conn in (("a", a), ("b", b))}
+        threads["a"].start()
+        assert wait_until_blocked(observer, a.info.backend_pid) == [intake_filler.info.backend_pid]
+        threads["b"].start()
+        assert wait_until_blocked(observer, b.info.backend_pid) == [triage_filler.info.backend_pid]
+        intake_filler.commit()
+        # A found intake full, kept its row and now waits for triage, behind B.
+        assert wait_until_blocked(observer, a.info.backend_pid, not_by=intake_filler.info.backend_pid) == [
+            b.info.backend_pid]
+        triage_filler.commit()
+        for thread in threads.values():
+            thread.join(timeout=30)
+    assert outcome == {"a": [], "b": []}  # both queues are full: nothing to claim, and no error
+    queues = WorkflowQueue.objects.filter(queue_name__in=["intake", "triage"])
+    assert all(queue.current_load == queue.max_capacity for queue in queues)
+    assert not WorkflowTask.objects.filter(queue__in=queues, status="CLAIMED").exists()
+
+
 @pytest.mark.slow
 def test_concurrent_claims_never_push_a_queue_past_its_capacity(alice):
     capacity = 25
