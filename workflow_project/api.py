@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError
 from django.http import Http404, JsonResponse
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as django_server_error
@@ -13,6 +14,17 @@ from entitlements.authentication import ActAsRefused, client_address
 from entitlements.errors import NotFound, PermissionDenied, WorkflowError
 from entitlements.models import SecurityEvent
 from entitlements.services import security_event_record
+
+
+# PostgreSQL gave up on the statement because of other transactions, not because of anything in the request:
+# serialization_failure, deadlock_detected, lock_not_available (lock_timeout). It rolled the transaction back.
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+RETRY_AFTER_SECONDS = 1
+
+
+def transient_database_conflict(exc) -> bool:
+    """A database error that running the same request again may not meet (Django keeps psycopg's as the cause)."""
+    return isinstance(exc, DatabaseError) and getattr(exc.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES
 
 
 def _flatten(detail) -> list[str]:
@@ -68,6 +80,14 @@ def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return error_response(code="invalid", detail="Invalid input.", http_status=status.HTTP_400_BAD_REQUEST, fields=fields)
+    if transient_database_conflict(exc):
+        # Each service call is one transaction, so nothing of the request was applied.
+        return error_response(
+            code="database_conflict",
+            detail="A concurrent change held what this request needed; nothing was changed. Try again.",
+            http_status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)

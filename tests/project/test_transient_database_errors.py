@@ -1,0 +1,62 @@
+"""A change that loses a race inside PostgreSQL (lock timeout, deadlock, serialization failure) is a 503 to retry.
+
+The service call was one transaction and PostgreSQL rolled it back, so nothing was applied; the client is told so
+in the API's error shape, with Retry-After, instead of a 500.
+"""
+import psycopg
+import pytest
+from django.db import connection, transaction
+
+from entitlements.models import User
+from entitlements.services import api_token_create
+from queues.models import WorkflowQueue
+from tasks.models import TaskHistory, WorkflowTask
+from tasks.services import task_insert
+
+
+@pytest.fixture
+def alice_api(committed_db):
+    """An API client holding a real token of alice's (committed, so other connections see what the test makes)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=User.objects.get(username='alice')).key}")
+    return client
+
+
+def add_task(name):
+    with transaction.atomic():
+        return task_insert(queue=WorkflowQueue.objects.get(queue_name="intake"), name=name)
+
+
+@pytest.fixture
+def short_lock_timeout():
+    """The request's connection gives up waiting for a row lock after 200 ms (the API runs in this thread)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '200ms'")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("RESET lock_timeout")
+
+
+def test_a_claim_that_times_out_on_a_locked_task_is_a_503_and_changes_nothing(
+    alice_api, test_database_url, short_lock_timeout
+):
+    task = add_task("Locked elsewhere")
+    with psycopg.connect(test_database_url) as other:
+        other.execute("SELECT 1 FROM flowable.workflow_tasks WHERE task_id = %s FOR UPDATE", [task.pk])
+        response = alice_api.post(f"/api/workflow/tasks/{task.pk}/claim")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response.json()["code"] == "database_conflict"
+    assert "try again" in response.json()["detail"].lower()
+    task.refresh_from_db()
+    assert (task.status, task.assignee_id) == ("OPEN", None)
+    assert not TaskHistory.objects.filter(task_id=task.pk, event_type="CLAIMED").exists()
+
+
+def test_the_same_claim_succeeds_once_the_lock_is_gone(alice_api, short_lock_timeout):
+    task = add_task("Free")
+    response = alice_api.post(f"/api/workflow/tasks/{task.pk}/claim")
+    assert response.status_code == 200
+    assert WorkflowTask.objects.get(pk=task.pk).status == "CLAIMED"
