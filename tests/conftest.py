@@ -172,3 +172,16 @@ def committed_db(django_db_setup, django_db_blocker):
             with connection.cursor() as cursor:
                 cursor.execute(CLEANUP_SQL)
             User.objects.exclude(pk__in=demo_user_ids).delete()
+
+
+@pytest.fixture
+def committed_api_as(committed_db):
+    """An API client with a real token of the named user, for committed_db tests (other connections see it)."""
+    from entitlements.services import api_token_create
+
+    def make(username: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=User.objects.get(username=username)).key}")
+        return client
+
+    return make

@@ -126,6 +126,10 @@ else:
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5 if DATABASE_PREPARED_STATEMENTS else None
 
+# API token lookups remembered per persistent connection until a token or user changes (LISTEN/NOTIFY;
+# entitlements/token_memory.py). Off with the pool; turn off behind PgBouncer in transaction mode.
+API_TOKEN_MEMORY = env_bool("API_TOKEN_MEMORY", True) and not DATABASE_POOL
+
 DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
 if DATABASE_REPLICA_URL:
     DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL)

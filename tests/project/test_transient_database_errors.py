@@ -7,21 +7,14 @@ import psycopg
 import pytest
 from django.db import connection, transaction
 
-from entitlements.models import User
-from entitlements.services import api_token_create
 from queues.models import WorkflowQueue
 from tasks.models import TaskHistory, WorkflowTask
 from tasks.services import task_insert
 
 
 @pytest.fixture
-def alice_api(committed_db):
-    """An API client holding a real token of alice's (committed, so other connections see what the test makes)."""
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=User.objects.get(username='alice')).key}")
-    return client
+def alice_api(committed_api_as):
+    return committed_api_as("alice")
 
 
 def add_task(name):

@@ -1,0 +1,36 @@
+"""NOTIFY auth_changed whenever an API token or a user row changes.
+
+Web workers remember the token lookups of their database connection (entitlements/token_memory.py) and forget
+them all when this notification reaches the connection. Statement-level triggers: one notification per changing
+statement, delivered when its transaction commits (PostgreSQL folds repeats within a transaction). Inserting a
+token needs none: only lookups that found a token are remembered.
+"""
+from django.db import migrations
+
+CREATE = """
+CREATE FUNCTION entitlements.notify_auth_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('auth_changed', TG_TABLE_NAME);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER authtoken_token_notify_auth_changed
+    AFTER UPDATE OR DELETE OR TRUNCATE ON public.authtoken_token
+    FOR EACH STATEMENT EXECUTE FUNCTION entitlements.notify_auth_changed();
+CREATE TRIGGER users_notify_auth_changed
+    AFTER UPDATE OR DELETE OR TRUNCATE ON entitlements.users
+    FOR EACH STATEMENT EXECUTE FUNCTION entitlements.notify_auth_changed();
+"""
+
+DROP = """
+DROP TRIGGER IF EXISTS users_notify_auth_changed ON entitlements.users;
+DROP TRIGGER IF EXISTS authtoken_token_notify_auth_changed ON public.authtoken_token;
+DROP FUNCTION IF EXISTS entitlements.notify_auth_changed();
+"""
+
+
+class Migration(migrations.Migration):
+    dependencies = [("entitlements", "0005_work_access_cache"), ("authtoken", "0004_alter_tokenproxy_options")]
+    operations = [migrations.RunSQL(CREATE, reverse_sql=DROP)]
