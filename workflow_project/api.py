@@ -27,6 +27,19 @@ def transient_database_conflict(exc) -> bool:
     return isinstance(exc, DatabaseError) and getattr(exc.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES
 
 
+def document_database_conflict(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every operation that writes may answer 503 `database_conflict`."""
+    for path_item in result.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method in ("post", "put", "patch", "delete"):
+                operation.setdefault("responses", {}).setdefault("503", {
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    "description": "A concurrent change held what the request needed (lock timeout, deadlock); "
+                                   "nothing was changed. Retry after `Retry-After` seconds.",
+                })
+    return result
+
+
 def _flatten(detail) -> list[str]:
     if isinstance(detail, dict):
         return [f"{key}: {message}" for key, value in detail.items() for message in _flatten(value)]

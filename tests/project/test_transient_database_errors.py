@@ -53,3 +53,17 @@ def test_the_same_claim_succeeds_once_the_lock_is_gone(alice_api, short_lock_tim
     response = alice_api.post(f"/api/workflow/tasks/{task.pk}/claim")
     assert response.status_code == 200
     assert WorkflowTask.objects.get(pk=task.pk).status == "CLAIMED"
+
+
+def test_the_schema_documents_the_503_on_every_write_and_only_there():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operations = [(method, operation) for item in schema["paths"].values() for method, operation in item.items()]
+    writes = [operation for method, operation in operations if method in ("post", "put", "patch", "delete")]
+    reads = [operation for method, operation in operations if method == "get"]
+    assert writes and reads
+    assert all("503" in operation["responses"] for operation in writes)
+    assert not any("503" in operation["responses"] for operation in reads)
+    claim_next = schema["paths"]["/api/workflow/tasks/claim/next/"]["post"]["responses"]["503"]
+    assert claim_next["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
