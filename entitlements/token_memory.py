@@ -16,7 +16,8 @@ Used only where the notification can reach the connection: persistent connection
 connection pool (`DATABASE_POOL`), in autocommit outside transactions (a request in an atomic block, as in most
 tests, looks its token up: a change made earlier in that transaction has notified no one yet). Behind PgBouncer
 in transaction mode LISTEN does not work: set `API_TOKEN_MEMORY=false` there. An entry is looked up again after
-`MAX_AGE_SECONDS` in any case, so a missed notification is not remembered for long.
+`MAX_AGE_SECONDS` in any case, so a missed notification is not remembered for long, and none is used when the
+connection has made no round trip for `TRUSTED_AFTER_ROUND_TRIP_SECONDS` (see there).
 
 The lookup doubles as the request's connection health check (`workflow_project.db.fetch_one_read_only`); a
 remembered one checks the connection by reading it instead: a connection the server closed reads as closed.
@@ -25,12 +26,17 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 from django.conf import settings
 from psycopg import OperationalError, pq
 
 CHANNEL = "auth_changed"
 MAX_ENTRIES = 1024
-MAX_AGE_SECONDS = 60.0
+MAX_AGE_SECONDS = 10.0
+# A remembered lookup is used only this soon after the connection's last lookup, a real round trip: reading the
+# socket sees a connection the server closed, not one that died silently (host crash, failover, a dropped NAT
+# entry). After an idle spell the lookup runs again and, as before, is the request's health check.
+TRUSTED_AFTER_ROUND_TRIP_SECONDS = 1.0
 
 
 class TokenMemory:
@@ -42,6 +48,7 @@ class TokenMemory:
         # Counts notifications: a lookup whose answer arrived together with one is not remembered (see remember).
         self.generation = 0
         self.server_said_goodbye = False
+        self.last_round_trip = time.monotonic()  # made just now, by LISTEN
         raw_connection.add_notify_handler(self._forget)
         raw_connection.add_notice_handler(self._on_notice)
 
@@ -73,8 +80,11 @@ class TokenMemory:
         entry = self.rows.get(key)
         if entry is None:
             return None
+        now = time.monotonic()
+        if now - self.last_round_trip > TRUSTED_AFTER_ROUND_TRIP_SECONDS:
+            return None
         remembered_at, row = entry
-        if time.monotonic() - remembered_at > MAX_AGE_SECONDS:
+        if now - remembered_at > MAX_AGE_SECONDS:
             del self.rows[key]
             return None
         return row
@@ -82,19 +92,21 @@ class TokenMemory:
     def remember(self, key: str, row: tuple, *, looked_up_in_generation: int) -> None:
         """Keep a lookup's row, unless a notification came in since the lookup began (psycopg hands over those
         that arrive with a statement's answer): its row may predate the change."""
+        now = self.last_round_trip = time.monotonic()
         if looked_up_in_generation != self.generation:
             return
         if len(self.rows) >= MAX_ENTRIES:
             self.rows.clear()
-        self.rows[key] = (time.monotonic(), row)
+        self.rows[key] = (now, row)
 
 
 def token_memory(connection) -> TokenMemory | None:
     """The connection's token memory, or None where a notification might not reach it (see the module doc).
 
-    Reads the connection first (`connection_alive`): a connection the server closed is closed here, as Django's
-    health check would, and the lookup opens a new one. A connection gets its memory on its first request after it
-    was opened, LISTEN first, so that no change committed after the lookup it remembers can go unnoticed.
+    A connection gets its memory on its first request after it was opened: LISTEN first, so that no change
+    committed after the lookup it remembers can go unnoticed. Later requests read the connection first
+    (`connection_alive`): one the server closed is closed here, as Django's health check would, and the lookup
+    opens a new one. A server that refuses LISTEN (a hot standby) gets no memory on that connection.
     """
     raw = connection.connection
     if (
@@ -103,20 +115,22 @@ def token_memory(connection) -> TokenMemory | None:
         or connection.in_atomic_block
         or not connection.get_autocommit()
         or connection.settings_dict.get("CONN_MAX_AGE") == 0
+        or getattr(connection, "_token_memory_refused_by", None) is raw
     ):
         return None
     memory = getattr(connection, "_token_memory", None)
-    new = memory is None or memory.raw is not raw
-    if new:
-        memory = TokenMemory(raw)
-    if not memory.connection_alive():
+    if memory is not None and memory.raw is raw:
+        if memory.connection_alive():
+            return memory
         connection.close()
         return None
-    if new:
-        try:
-            raw.execute(f"LISTEN {CHANNEL}")
-        except OperationalError:
-            connection.close()
-            return None
-        connection._token_memory = memory
+    try:
+        raw.execute(f"LISTEN {CHANNEL}")
+    except OperationalError:
+        connection.close()  # the connection is gone; the lookup opens a new one
+        return None
+    except psycopg.Error:
+        connection._token_memory_refused_by = raw
+        return None
+    memory = connection._token_memory = TokenMemory(raw)
     return memory

@@ -123,3 +123,51 @@ def test_turned_off_every_request_looks_its_token_up(alice, settings):
     settings.API_TOKEN_MEMORY = False
     assert post_counting_lookups(alice) == (204, 1)
     assert post_counting_lookups(alice) == (204, 1)
+
+
+def nothing_sent_to_the_connection_within(seconds):
+    readable, _, _ = select.select([connection.connection.pgconn.socket], [], [], seconds)
+    return not readable
+
+
+def test_a_login_elsewhere_does_not_make_the_connection_forget(alice, test_database_url):
+    with psycopg.connect(test_database_url, autocommit=True) as other:
+        other.execute("UPDATE entitlements.users SET last_login = now() WHERE username = 'alice'")
+    assert nothing_sent_to_the_connection_within(0.3)
+    assert post_counting_lookups(alice) == (204, 0)
+
+
+def test_any_other_change_to_the_user_row_is_noticed(alice, test_database_url):
+    with psycopg.connect(test_database_url, autocommit=True) as other:
+        other.execute("UPDATE entitlements.users SET first_name = first_name || '' WHERE username = 'alice'")
+        other.execute("UPDATE entitlements.users SET is_staff = NOT is_staff WHERE username = 'alice'")
+        try:
+            wait_for_the_notification()
+            assert post_counting_lookups(alice) == (204, 1)
+        finally:
+            other.execute("UPDATE entitlements.users SET is_staff = NOT is_staff WHERE username = 'alice'")
+
+
+def test_a_revocation_applied_as_a_replica_notifies_too(alice, test_database_url):
+    """session_replication_role = replica (logical replication, restores) turns ordinary triggers off."""
+    with psycopg.connect(test_database_url, autocommit=True) as other:
+        other.execute("SET session_replication_role = replica")
+        other.execute("DELETE FROM authtoken_token t USING entitlements.users u "
+                      "WHERE u.id = t.user_id AND u.username = 'alice'")
+    wait_for_the_notification()
+    assert post_counting_lookups(alice) == (401, 1)
+
+
+def test_after_an_idle_spell_the_lookup_runs_again(alice, monkeypatch):
+    """Reading the socket cannot tell a connection that died silently: the lookup is the health check again."""
+    monkeypatch.setattr(token_memory, "TRUSTED_AFTER_ROUND_TRIP_SECONDS", 0.0)
+    assert post_counting_lookups(alice) == (204, 1)
+
+
+def test_a_server_that_refuses_listen_leaves_the_connection_without_memory(committed_api_as, monkeypatch):
+    monkeypatch.setattr(token_memory, "CHANNEL", "1 not a channel")  # the server answers LISTEN with an error
+    client = committed_api_as("alice")
+    connection.close()
+    assert post_counting_lookups(client) == (204, 1)  # not a 500
+    assert post_counting_lookups(client) == (204, 1)
+    assert connection._token_memory_refused_by is connection.connection
