@@ -5,11 +5,10 @@ a history event with actor, old and new values, and keeps each queue's current_l
 """
 from __future__ import annotations
 
-import functools
 from datetime import datetime
 
 from django.contrib.postgres.aggregates import ArrayAgg
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -21,7 +20,7 @@ from queues import routing
 from queues.calendar import add_business_hours
 from queues.models import AssignmentMode, WorkflowQueue
 from queues.selectors import business_calendar_for
-from workflow_project.db import prepared_cursor
+from workflow_project.db import prepared_cursor, row_reader
 
 from . import hooks
 from .forms import validate_task_variables
@@ -278,27 +277,20 @@ def task_claim_next(*, user, queue_names: list[str] | None = None, via_account=N
     if user is None or not user.is_active:
         return None
     requested = list(queue_names) if queue_names else None
-    columns, attnames = _task_columns()
+    reader = row_reader(WorkflowTask)
     with prepared_cursor() as cursor:
         cursor.execute(
-            f"SELECT {columns} FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
+            f"SELECT {reader.columns} FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
             (user.pk, requested, via_account.pk if via_account else None),
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    # A prepared statement and from_db rather than Model.objects.raw(): the raw queryset's per-call setup and
+    # A prepared statement and a RowReader rather than Model.objects.raw(): the raw queryset's per-call setup and
     # the statement's parsing and planning cost about as much as the claim itself.
-    task = WorkflowTask.from_db(connection.alias, attnames, row)
+    task = reader.instance(row)
     task.assignee = user  # spare the serializer a query for the user it already has
     return task
-
-
-@functools.cache
-def _task_columns() -> tuple[str, list[str]]:
-    """The task table's columns in the model's field order, for rows a database function returns."""
-    fields = WorkflowTask._meta.concrete_fields
-    return ", ".join(connection.ops.quote_name(field.column) for field in fields), [field.attname for field in fields]
 
 
 @transaction.atomic

@@ -72,3 +72,55 @@ def fetch_one_read_only(statement: str, params, using: str = DEFAULT_DB_ALIAS):
     with prepared_cursor(using) as cursor:
         cursor.execute(statement, params)
         return cursor.fetchone()
+
+
+class RowReader:
+    """A model's concrete columns for a hand-written SELECT, and instances built from the rows, as the ORM builds them.
+
+    `Model.from_db` alone takes the values as the driver returned them. The ORM first passes each value through
+    its field's database converters: a JSONField's text is decoded there (Django reads jsonb as text, so that a
+    field's own decoder applies), and a custom field's `from_db_value` runs. Skipping them hands callers a str
+    where the model promises a dict. Get one with `row_reader(Model)`; write `SELECT {reader.columns} ...` (or
+    `reader.columns_of("alias")`) and build with `reader.instance(row)`.
+    """
+
+    def __init__(self, model, using: str):
+        connection = connections[using]
+        fields = model._meta.concrete_fields
+        self.model = model
+        self.using = using
+        self.attnames = [field.attname for field in fields]
+        self._quoted = [connection.ops.quote_name(field.column) for field in fields]
+        self.columns = ", ".join(self._quoted)
+        self._converters = []
+        for index, field in enumerate(fields):
+            column = field.get_col(model._meta.db_table)
+            converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+            if converters:
+                self._converters.append((index, column, converters))
+
+    def columns_of(self, alias: str) -> str:
+        return ", ".join(f"{alias}.{column}" for column in self._quoted)
+
+    def instance(self, row):
+        if self._converters:
+            connection = connections[self.using]
+            row = list(row)
+            for index, column, converters in self._converters:
+                value = row[index]
+                for converter in converters:
+                    value = converter(value, column, connection)
+                row[index] = value
+        return self.model.from_db(self.using, self.attnames, row)
+
+
+_row_readers: dict[tuple[type, str], RowReader] = {}
+
+
+def row_reader(model, using: str = DEFAULT_DB_ALIAS) -> RowReader:
+    """The RowReader of `model` on the `using` database, built once per process."""
+    key = (model, using)
+    reader = _row_readers.get(key)
+    if reader is None:
+        reader = _row_readers[key] = RowReader(model, using)
+    return reader

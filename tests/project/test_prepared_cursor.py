@@ -94,3 +94,25 @@ def test_an_error_of_the_statement_itself_is_raised_not_retried(committed_db):
     with pytest.raises(utils.DataError):
         fetch_one_read_only("SELECT 1 / %s::int AS read_only_probe", [0])
     assert backend_pid() == pid
+
+
+# --- RowReader: hand-written SELECTs build the instances the ORM would -------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_row_reader_instance_equals_the_orm_instance_field_for_field(make_task):
+    from tasks.models import WorkflowTask
+    from workflow_project.db import row_reader
+
+    task = make_task("intake", variables={"amount": 5, "nested": {"a": [1, 2]}}, form_fields=[{"id": "ok"}],
+                     required_skills=["fraud"])
+    reader = row_reader(WorkflowTask)
+    with prepared_cursor() as cursor:
+        cursor.execute(f"SELECT {reader.columns_of('t')} FROM flowable.workflow_tasks t WHERE t.task_id = %s", [task.pk])
+        built = reader.instance(cursor.fetchone())
+    loaded = WorkflowTask.objects.get(pk=task.pk)
+    assert {name: getattr(built, name) for name in reader.attnames} == {
+        name: getattr(loaded, name) for name in reader.attnames
+    }
+    assert isinstance(built.variables, dict) and built._state.adding is False and built._state.db == "default"
+

@@ -88,3 +88,21 @@ def test_claim_next_over_http_is_two_queries_token_and_claim(api_as, caseworker_
     assert response.status_code == 200, response.content
     body = response.json()
     assert (body["id"], body["status"], body["assignee"], body["queue"]) == (task.pk, "CLAIMED", "alice", "intake")
+
+
+def test_claim_next_returns_variables_and_form_fields_as_json_values_not_text(api_as, caseworker_alice, make_task):
+    variables = {"amount": 1200, "flags": ["urgent"], "subject": {"name": "Doe"}}
+    form_fields = [{"id": "approved", "type": "boolean", "label": "Approved?"}]
+    make_task("intake", variables=variables, form_fields=form_fields)
+    body = claim_next(api_as(caseworker_alice)).json()
+    assert body["variables"] == variables
+    assert body["form_fields"] == form_fields
+
+
+def test_the_service_hands_callers_a_task_whose_json_fields_are_decoded(caseworker_alice, make_task):
+    from tasks.services import task_claim_next
+
+    make_task("intake", variables={"amount": 5}, form_fields=[{"id": "ok"}])
+    task = task_claim_next(user=caseworker_alice)
+    assert task.variables == {"amount": 5} and task.form_fields == [{"id": "ok"}]
+    assert task.variables["amount"] == 5
