@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from entitlements.errors import NotFound
-from workflow_project.serializers import OutputSerializer
+from workflow_project.serializers import JSONObjectField, JSONObjectListField, OutputSerializer
 
 from . import selectors, services, workflows
 from queues.models import WorkflowQueue
@@ -48,6 +48,8 @@ class TaskSerializer(OutputSerializer):
     process_instance = serializers.IntegerField(source="process_instance_id", read_only=True, allow_null=True)
     engine_task_id = serializers.UUIDField(read_only=True, allow_null=True)
     overdue = serializers.SerializerMethodField()
+    variables = JSONObjectField(read_only=True)
+    form_fields = JSONObjectListField(read_only=True, help_text="The userTask's declared form fields.")
 
     class Meta:
         model = WorkflowTask
@@ -67,6 +69,8 @@ class TaskHistorySerializer(OutputSerializer):
     id = serializers.IntegerField(source="event_id", read_only=True)
     actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     via_account = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    old_values = JSONObjectField(read_only=True)
+    new_values = JSONObjectField(read_only=True)
 
     class Meta:
         model = TaskHistory
@@ -370,6 +374,7 @@ class DefinitionSerializer(serializers.ModelSerializer):
     id = serializers.IntegerField(source="workflow_id", read_only=True)
     deployed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     queues = serializers.SerializerMethodField()
+    sla_config = JSONObjectField(read_only=True)
 
     class Meta:
         model = WorkflowDefinition
@@ -391,6 +396,7 @@ class ProcessSerializer(serializers.ModelSerializer):
     process_key = serializers.CharField(source="definition.process_key", read_only=True)
     version = serializers.IntegerField(source="definition.version", read_only=True)
     tasks = serializers.SerializerMethodField()
+    variables = JSONObjectField(read_only=True)
 
     class Meta:
         model = ProcessInstance

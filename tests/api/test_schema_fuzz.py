@@ -225,6 +225,18 @@ def test_schema_lists_the_contract_operations():
     assert labels == CONTRACT_OPERATIONS
 
 
+def test_every_property_of_the_schema_has_a_type():
+    """An untyped property (DRF's JSONField documents "any value") lets a response carry JSON text where an object
+    belongs without the fuzzer noticing: claim-next once returned its variables as the string '{}'."""
+    untyped = [
+        f"{name}.{prop}"
+        for name, component in schema.raw_schema["components"]["schemas"].items()
+        for prop, spec in component.get("properties", {}).items()
+        if not {"type", "$ref", "allOf", "oneOf", "anyOf"} & set(spec)
+    ]
+    assert not untyped
+
+
 def test_served_schema_is_the_fuzzed_schema(in_process_requests, demo_org, api_as):
     """The document fuzzed above is the one /api/schema/ serves to an authenticated client."""
     from entitlements.models import User
