@@ -78,3 +78,18 @@ def test_task_visibility_uses_the_queue_index(big_backlog):
     every = list(nodes(plan_of(sql, params)))
     assert not [n for n in every if n["Node Type"] == "Seq Scan" and scans_tasks(n)]
     assert any(n.get("Index Name", "").startswith("idx_workflow_tasks") for n in every)
+
+
+def test_history_by_integration_account_uses_the_partial_index():
+    """Claims without an integration account leave the index alone; lookups by account (a user's deletion is
+    refused while history names it) still use it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'flowable' AND indexname = 'task_history_via_account'")
+        (definition,) = cursor.fetchone()
+        assert definition.endswith("WHERE (via_account_id IS NOT NULL)")
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = 'flowable' AND tablename = 'task_history' "
+                       "AND indexdef LIKE '%%(via_account_id)%%'")
+        assert cursor.fetchone() == (1,)  # the former full index is gone
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    plan = plan_of("SELECT 1 FROM flowable.task_history WHERE via_account_id = %s LIMIT 1", [1])
+    assert any(node.get("Index Name") == "task_history_via_account" for node in nodes(plan))
