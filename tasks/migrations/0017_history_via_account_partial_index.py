@@ -2,22 +2,28 @@
 
 Django's schema editor cannot find or drop indexes of a schema-qualified table by name (its introspection and
 its DROP INDEX look outside the flowable schema), so the database side is written out; the state is Django's.
+Built CONCURRENTLY (so the migration is not atomic): on a large history table a plain CREATE INDEX would block
+every claim, which appends history, for as long as the build takes. The new index exists before the old one is
+dropped, so lookups by account are never without one.
 """
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-FORWARD = """
-DROP INDEX IF EXISTS flowable.task_history_via_account_id_d10d9c57;
-CREATE INDEX task_history_via_account ON flowable.task_history (via_account_id) WHERE via_account_id IS NOT NULL;
-"""
-BACKWARD = """
-DROP INDEX IF EXISTS flowable.task_history_via_account;
-CREATE INDEX IF NOT EXISTS task_history_via_account_id_d10d9c57 ON flowable.task_history (via_account_id);
-"""
+FORWARD = [
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS task_history_via_account ON flowable.task_history (via_account_id)"
+    " WHERE via_account_id IS NOT NULL",
+    "DROP INDEX CONCURRENTLY IF EXISTS flowable.task_history_via_account_id_d10d9c57",
+]
+BACKWARD = [
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS task_history_via_account_id_d10d9c57 ON flowable.task_history"
+    " (via_account_id)",
+    "DROP INDEX CONCURRENTLY IF EXISTS flowable.task_history_via_account",
+]
 
 
 class Migration(migrations.Migration):
+    atomic = False
 
     dependencies = [
         ("tasks", "0016_claim_next_task_skips_busy_queues"),

@@ -90,6 +90,19 @@ def test_history_by_integration_account_uses_the_partial_index():
         cursor.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = 'flowable' AND tablename = 'task_history' "
                        "AND indexdef LIKE '%%(via_account_id)%%'")
         assert cursor.fetchone() == (1,)  # the former full index is gone
+        cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'flowable.task_history_via_account'::regclass")
+        assert cursor.fetchone() == (True,)
         cursor.execute("SET LOCAL enable_seqscan = off")
     plan = plan_of("SELECT 1 FROM flowable.task_history WHERE via_account_id = %s LIMIT 1", [1])
     assert any(node.get("Index Name") == "task_history_via_account" for node in nodes(plan))
+
+
+def test_the_history_index_is_built_without_blocking_claims():
+    """Claims append history: the migration builds and drops the index CONCURRENTLY, outside a transaction."""
+    import importlib
+
+    migration = importlib.import_module("tasks.migrations.0017_history_via_account_partial_index")
+    assert migration.Migration.atomic is False
+    statements = migration.FORWARD + migration.BACKWARD
+    assert all(" CONCURRENTLY " in statement for statement in statements)
+    assert "CREATE" in migration.FORWARD[0] and "DROP" in migration.FORWARD[1]  # never without an index
