@@ -20,7 +20,7 @@ from queues import routing
 from queues.calendar import add_business_hours
 from queues.models import AssignmentMode, WorkflowQueue
 from queues.selectors import business_calendar_for
-from workflow_project.db import prepared_cursor, row_reader
+from workflow_project.db import prepared_fetch_one, row_reader
 
 from . import hooks
 from .forms import validate_task_variables
@@ -278,16 +278,14 @@ def task_claim_next(*, user, queue_names: list[str] | None = None, via_account=N
         return None
     requested = list(queue_names) if queue_names else None
     reader = row_reader(WorkflowTask)
-    with prepared_cursor() as cursor:
-        cursor.execute(
-            f"SELECT {reader.columns} FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
-            (user.pk, requested, via_account.pk if via_account else None),
-        )
-        row = cursor.fetchone()
+    row = prepared_fetch_one(
+        f"SELECT {reader.columns} FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
+        (user.pk, requested, via_account.pk if via_account else None),
+    )
     if row is None:
         return None
-    # A prepared statement and a RowReader rather than Model.objects.raw(): the raw queryset's per-call setup and
-    # the statement's parsing and planning cost about as much as the claim itself.
+    # A prepared statement on a kept cursor and a RowReader rather than Model.objects.raw(): the raw queryset's
+    # per-call setup and the statement's parsing and planning cost about as much as the claim itself.
     task = reader.instance(row)
     task.assignee = user  # spare the serializer a query for the user it already has
     return task

@@ -34,6 +34,76 @@ def test_django_sees_the_statement_and_translates_its_errors():
             cursor.execute("SELECT no_such_column_anywhere FROM entitlements.users")
 
 
+# --- prepared_fetch_one: the same statement on a cursor the connection keeps ---------------------------------------
+
+
+def kept_cursor():
+    return getattr(connection.connection, "_workflow_prepared_cursor", None)
+
+
+@pytest.mark.django_db
+def test_fetch_one_keeps_one_cursor_per_connection_and_prepares_the_statement_once():
+    from workflow_project.db import prepared_fetch_one
+
+    assert prepared_fetch_one(STATEMENT, [1]) == (2,)
+    cursor = kept_cursor()
+    assert cursor is not None
+    assert [prepared_fetch_one(STATEMENT, [value]) for value in (2, 3)] == [(3,), (4,)]
+    assert kept_cursor() is cursor
+    assert prepared_statements() == ["SELECT $1::int + 1 AS prepared_cursor_probe"]
+    assert prepared_fetch_one("SELECT 1 WHERE %s::int < 0", [1]) is None
+
+
+def test_a_new_connection_gets_its_own_kept_cursor(committed_db):
+    from workflow_project.db import prepared_fetch_one
+
+    prepared_fetch_one(STATEMENT, [1])
+    old = kept_cursor()
+    connection.close()
+    assert prepared_fetch_one(STATEMENT, [5]) == (6,)
+    assert kept_cursor() is not old and kept_cursor().connection is connection.connection
+
+
+@pytest.mark.django_db
+def test_fetch_one_errors_are_djangos_and_a_broken_transaction_is_refused():
+    from django.db import transaction
+    from django.db.transaction import TransactionManagementError
+
+    from workflow_project.db import prepared_fetch_one
+
+    with pytest.raises(utils.ProgrammingError):
+        with transaction.atomic():
+            prepared_fetch_one("SELECT no_such_column_anywhere FROM entitlements.users", [])
+    with transaction.atomic():
+        with pytest.raises(utils.DataError):
+            with transaction.atomic():  # a savepoint: the transaction goes on
+                prepared_fetch_one("SELECT 1 / %s::int AS read_only_probe", [0])
+        assert prepared_fetch_one(STATEMENT, [1]) == (2,)
+        with pytest.raises(utils.DataError):
+            with transaction.atomic(savepoint=False):  # no savepoint: the whole transaction must roll back
+                prepared_fetch_one("SELECT 1 / %s::int AS read_only_probe", [0])
+        with pytest.raises(TransactionManagementError):
+            prepared_fetch_one(STATEMENT, [1])
+
+
+@pytest.mark.django_db
+def test_fetch_one_is_seen_by_query_logging_and_execute_wrappers():
+    from workflow_project.db import prepared_fetch_one
+
+    with CaptureQueriesContext(connection) as captured:
+        assert prepared_fetch_one(STATEMENT, [41]) == (42,)
+    assert [query["sql"] for query in captured.captured_queries] == [STATEMENT.replace("%s", "41")]
+    seen = []
+
+    def wrapper(execute, sql, params, many, context):
+        seen.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        assert prepared_fetch_one(STATEMENT, [7]) == (8,)
+    assert seen == [(STATEMENT, [7])]
+
+
 # --- the token lookup as the request's connection health check ----------------------------------------------------
 
 
