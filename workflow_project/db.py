@@ -1,9 +1,16 @@
 """Database helpers the ORM does not offer."""
 from __future__ import annotations
 
+import inspect
+
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.postgresql.base import CursorDebugWrapper, ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
+from django.db.models import Model
+from django.db.models.base import ModelState
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+from django.db.models.query_utils import DeferredAttribute
+from django.db.models.signals import post_init, pre_init
 
 
 class _PreparingCursor(ServerBindingCursor):
@@ -116,6 +123,12 @@ class RowReader:
     field's own decoder applies), and a custom field's `from_db_value` runs. Skipping them hands callers a str
     where the model promises a dict. Get one with `row_reader(Model)`; write `SELECT {reader.columns} ...` (or
     `reader.columns_of("alias")`) and build with `reader.instance(row)`.
+
+    Where `Model.__init__` would only store each value in the instance (the model keeps Django's `__init__` and
+    `from_db`, its fields' attributes are Django's plain ones, and no pre_init or post_init receiver is connected),
+    `instance` stores them itself: the same instance, without a setattr through a descriptor per field. With 16
+    claimers on two cores `__init__` cost each claim about 0.06 ms of the client's CPU (cache misses on 25 fields'
+    objects); this 0.01 ms.
     """
 
     def __init__(self, model, using: str):
@@ -132,6 +145,7 @@ class RowReader:
             converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
             if converters:
                 self._converters.append((index, column, converters))
+        self._stores_plainly = _init_only_stores_values(model)
 
     def columns_of(self, alias: str) -> str:
         return ", ".join(f"{alias}.{column}" for column in self._quoted)
@@ -145,7 +159,26 @@ class RowReader:
                 for converter in converters:
                     value = converter(value, column, connection)
                 row[index] = value
+        if self._stores_plainly and not pre_init.receivers and not post_init.receivers:
+            instance = Model.__new__(self.model)
+            state = instance._state = ModelState()
+            state.adding = False
+            state.db = self.using
+            instance.__dict__.update(zip(self.attnames, row))
+            return instance
         return self.model.from_db(self.using, self.attnames, row)
+
+
+def _init_only_stores_values(model) -> bool:
+    """Whether `model.from_db` with every concrete field's value only stores the values in the instance's __dict__:
+    Django's own `__init__` and `from_db`, and each field's class attribute a plain deferred attribute (a foreign
+    key's clears a cached related object, of which a new instance has none)."""
+    if model.__init__ is not Model.__init__ or model.from_db.__func__ is not Model.from_db.__func__:
+        return False
+    return all(
+        type(inspect.getattr_static(model, field.attname, None)) in (DeferredAttribute, ForeignKeyDeferredAttribute)
+        for field in model._meta.concrete_fields
+    )
 
 
 _row_readers: dict[tuple[type, str], RowReader] = {}

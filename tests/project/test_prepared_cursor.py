@@ -186,3 +186,66 @@ def test_a_row_reader_instance_equals_the_orm_instance_field_for_field(make_task
     }
     assert isinstance(built.variables, dict) and built._state.adding is False and built._state.db == "default"
 
+
+
+@pytest.mark.django_db
+def test_a_row_reader_instance_has_the_attributes_and_state_of_the_orms(make_task):
+    from tasks.models import WorkflowTask
+    from workflow_project.db import row_reader
+
+    task = make_task("intake")
+    reader = row_reader(WorkflowTask)
+    built = reader.instance(prepared_fetch_one_row(reader, task.pk))
+    loaded = WorkflowTask.objects.get(pk=task.pk)
+    assert vars(built).keys() == vars(loaded).keys()
+    assert (built._state.adding, built._state.db) == (loaded._state.adding, loaded._state.db)
+    assert built.queue.queue_name == "intake"  # related objects load as on an ORM instance
+    built.priority = 7
+    built.save(update_fields=["priority"])
+    assert WorkflowTask.objects.get(pk=task.pk).priority == 7
+
+
+def prepared_fetch_one_row(reader, task_id):
+    from workflow_project.db import prepared_fetch_one
+
+    return prepared_fetch_one(f"SELECT {reader.columns} FROM flowable.workflow_tasks WHERE task_id = %s", [task_id])
+
+
+@pytest.mark.django_db
+def test_a_row_reader_runs_init_signals_when_a_receiver_is_connected(make_task):
+    from django.db.models.signals import post_init
+
+    from tasks.models import WorkflowTask
+    from workflow_project.db import row_reader
+
+    task = make_task("intake")
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.pk)
+
+    post_init.connect(receiver, sender=WorkflowTask)
+    try:
+        built = row_reader(WorkflowTask).instance(prepared_fetch_one_row(row_reader(WorkflowTask), task.pk))
+    finally:
+        post_init.disconnect(receiver, sender=WorkflowTask)
+    assert seen == [task.pk] and built.pk == task.pk
+
+
+def test_a_row_reader_stores_values_itself_only_where_init_would_do_nothing_else(monkeypatch):
+    from django.db.models import Model
+    from django_celery_beat.models import CrontabSchedule
+
+    from tasks.models import WorkflowTask
+    from workflow_project.db import _init_only_stores_values
+
+    assert _init_only_stores_values(WorkflowTask)
+    # django-timezone-field's attribute turns a stored name into a ZoneInfo when set.
+    assert not _init_only_stores_values(CrontabSchedule)
+    with monkeypatch.context() as patched:
+        patched.setattr(WorkflowTask, "__init__", lambda self, *args, **kwargs: Model.__init__(self, *args, **kwargs))
+        assert not _init_only_stores_values(WorkflowTask)
+    with monkeypatch.context() as patched:
+        patched.setattr(WorkflowTask, "name", property(lambda self: "", lambda self, value: None))
+        assert not _init_only_stores_values(WorkflowTask)
+    assert _init_only_stores_values(WorkflowTask)
