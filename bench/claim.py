@@ -17,11 +17,13 @@ Every claimer is its own OS process with its own database connection (or HTTP co
 no method is held back by one Python interpreter's GIL. The machine's cores are shared by the claimers, the
 server (gunicorn) and PostgreSQL: on a 2-core machine the client processes take CPU from what they measure.
 
-Each cell (method × client count) is measured --rounds times. Within a round the methods of one client count run
-back to back, in an order that rotates between rounds, and each method's ratio is taken against the plain
-statement's figure of the same round; the table shows the median rate, the median ratio and the spread over the
-rounds, and p50/p99 over all rounds' claims. On a shared 2-core machine whose speed drifts by tens of per cent
-over minutes, ratios of cells measured minutes apart measure the drift as much as the code.
+Each cell (method × client count) is measured --rounds times. Within a round, at one client count, every method
+is measured between two measurements of the plain statement (sql, a, sql, b, sql, c, sql; the order of a, b, c
+rotates between rounds), and its ratio is its rate over the geometric mean of the two sql rates beside it. The
+table shows the median rate, the median ratio and the spread over the rounds, and p50/p99 over all rounds'
+claims. This machine's speed moves by a third within a minute (raw SQL at 16 clients from 2,700 to 4,400
+claims/s in consecutive measurements of the same statement): a ratio against a baseline measured further away
+measures that drift as much as the code.
 
 After each measurement it verifies: no task id handed out twice, the number of CLAIMED tasks equals the number
 of claims, and (for the methods that keep them) one CLAIMED history row per claimed task and every bench queue's
@@ -29,7 +31,7 @@ current_load equal to its CLAIMED count. It exits 1 if any check fails.
 
 Run (from the project root, PostgreSQL reachable; the database is created, migrated and seeded if needed):
 
-    .venv/bin/python bench/claim.py                                   # 1,000,000 tasks, 20 queues, 1/4/16 clients, 3×5 s
+    .venv/bin/python bench/claim.py                                   # 1,000,000 tasks, 20 queues, 1/4/16 clients, 5×4 s
     .venv/bin/python bench/claim.py --tasks 50000 --seconds 2 --rounds 1   # smoke run
     .venv/bin/python bench/claim.py --compare-backlog 100000          # also runs at 100k and compares to the main run
 
@@ -41,6 +43,7 @@ import argparse
 import http.client
 import io
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -580,41 +583,78 @@ def stop_gunicorn(server: subprocess.Popen) -> None:
 # --- the whole run -----------------------------------------------------------------------------------------------
 
 
-def round_order(methods: list[str], round_: int) -> list[str]:
-    """The methods in a different order each round, so none always runs first (or last) after a reset."""
-    shift = round_ % len(methods)
-    return methods[shift:] + methods[:shift]
+BASELINE = "sql"
+
+
+def round_sequence(methods: list[str], round_: int) -> list[str]:
+    """The measurements of one round at one client count: the plain statement before and after every other method.
+
+    sql, a, sql, b, sql, c, sql: each method is measured between two baseline measurements taken seconds before
+    and after it, with the other methods in an order that rotates between rounds (none always first or last).
+    Without the baseline among `methods`, just the rotated order.
+    """
+    others = [method for method in methods if method != BASELINE]
+    shift = round_ % len(others) if others else 0
+    others = others[shift:] + others[:shift]
+    if BASELINE not in methods:
+        return others
+    sequence = [BASELINE]
+    for method in others:
+        sequence += [method, BASELINE]
+    return sequence
+
+
+def bracketed_ratios(measured: list[tuple[str, float]]) -> dict[str, float]:
+    """Each method's rate divided by the geometric mean of the baseline's rates just before and just after it.
+
+    `measured` is one round's (method, claims/s) in the order of round_sequence. A machine whose speed drifts
+    during the round moves both neighbours with the method, so the ratio keeps the code's cost, not the drift.
+    The baseline itself gets 1.0. Methods without a baseline on both sides (no sql in the run) get no ratio.
+    """
+    ratios = {}
+    for i, (method, rate) in enumerate(measured):
+        if method == BASELINE:
+            ratios[method] = 1.0
+            continue
+        before = measured[i - 1] if i > 0 else None
+        after = measured[i + 1] if i + 1 < len(measured) else None
+        if before and after and before[0] == after[0] == BASELINE and before[1] > 0 and after[1] > 0:
+            ratios[method] = rate / math.sqrt(before[1] * after[1])
+    return ratios
 
 
 def run_methods(args, bench: Bench) -> list[Cell]:
-    """Every round measures every method at every client count, the methods of one client count back to back.
+    """Every round measures every method at every client count, each one bracketed by the plain statement.
 
-    Measured that way, each method's figure has the plain statement's beside it, taken within seconds: on a
-    shared machine whose speed drifts over minutes, ratios of cells measured far apart mostly measure the drift.
+    Measured that way, each method's ratio has the plain statement's figures beside it, taken within seconds
+    before and after: on a shared machine whose speed drifts, ratios of figures measured far apart mostly
+    measure the drift.
     """
     rounds: dict[tuple[str, int], list[Measurement]] = {}
+    ratios: dict[tuple[str, int], list[float]] = {}
     server = start_gunicorn(args, bench) if "http" in args.methods else None
     try:
         for round_ in range(1, args.rounds + 1):
             for clients in args.clients:
-                for method in round_order(args.methods, round_ - 1):
+                measured = []
+                for method in round_sequence(args.methods, round_ - 1):
                     m = measure(method, bench, clients, args.seconds, round_)
                     status = "ok" if not m.problems else "FAILED: " + "; ".join(m.problems)
                     print(f"  round {round_}  {method:<8} {clients:>3} clients: {m.per_second:8.0f} claims/s  "
                           f"({m.claims} claims, {status})", flush=True)
                     rounds.setdefault((method, clients), []).append(m)
+                    measured.append((method, m.per_second))
+                for method, ratio in bracketed_ratios(measured).items():
+                    ratios.setdefault((method, clients), []).append(ratio)
     finally:
         if server is not None:
             stop_gunicorn(server)
     reset_backlog(bench)
-    cells = []
-    for method in args.methods:
-        for clients in args.clients:
-            measured = rounds[(method, clients)]
-            baseline = {m.round: m.per_second for m in rounds.get(("sql", clients), [])}
-            ratios = [m.per_second / baseline[m.round] for m in measured if baseline.get(m.round)]
-            cells.append(Cell(method=method, clients=clients, rounds=measured, ratios=ratios))
-    return cells
+    return [
+        Cell(method=method, clients=clients, rounds=rounds[(method, clients)], ratios=ratios.get((method, clients), []))
+        for method in args.methods
+        for clients in args.clients
+    ]
 
 
 def print_table(cells: list[Cell], title: str) -> None:
@@ -683,10 +723,10 @@ def parse_args(argv=None):
     parser.add_argument("--tasks", type=int, default=1_000_000, help="OPEN tasks in the backlog (default 1,000,000)")
     parser.add_argument("--queues", type=int, default=20, help="bench queues the tasks are spread over (default 20)")
     parser.add_argument("--clients", default="1,4,16", help="comma-separated concurrent claimer counts (default 1,4,16)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each measurement (default 5)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="times every cell is measured, the methods interleaved (default 3; the table shows "
-                             "medians)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of each measurement (default 4)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="times every cell is measured, each method between two sql measurements (default 5; "
+                             "the table shows medians)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
                         help=f"the benchmark's own database (default {DEFAULT_DATABASE_URL}; BENCH_DATABASE_URL)")

@@ -1,0 +1,70 @@
+"""bench/claim.py's schedule: every method measured between two measurements of the plain statement, its ratio
+taken against both, so a machine whose speed drifts during a round does not move the ratio."""
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def claim_bench():
+    sys.path.insert(0, str(BENCH_DIR))  # the script imports its neighbour `common` as a top-level module
+    try:
+        spec = importlib.util.spec_from_file_location("bench_claim", BENCH_DIR / "claim.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up while being built
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("bench_claim", None)
+        sys.path.remove(str(BENCH_DIR))
+
+
+METHODS = ["sql", "function", "service", "http"]
+
+
+def test_every_method_is_measured_once_a_round_between_two_baseline_measurements(claim_bench):
+    for round_ in range(6):
+        sequence = claim_bench.round_sequence(METHODS, round_)
+        assert sequence[::2] == ["sql"] * 4
+        assert sorted(sequence[1::2]) == sorted(["function", "service", "http"])
+
+
+def test_the_order_of_the_other_methods_rotates_so_none_is_always_first(claim_bench):
+    firsts = {claim_bench.round_sequence(METHODS, round_)[1] for round_ in range(3)}
+    lasts = {claim_bench.round_sequence(METHODS, round_)[-2] for round_ in range(3)}
+    assert firsts == lasts == {"function", "service", "http"}
+
+
+def test_without_the_baseline_the_methods_just_rotate(claim_bench):
+    assert claim_bench.round_sequence(["service", "http"], 0) == ["service", "http"]
+    assert claim_bench.round_sequence(["service", "http"], 1) == ["http", "service"]
+    assert claim_bench.round_sequence(["sql"], 2) == ["sql"]
+
+
+def test_a_machine_speeding_up_during_the_round_does_not_move_the_ratio(claim_bench):
+    # The code's true ratios are 0.75, 0.6 and 0.3; the machine gets 10 % faster with every measurement.
+    true_ratio = {"sql": 1.0, "function": 0.75, "service": 0.6, "http": 0.3}
+    sequence = claim_bench.round_sequence(METHODS, 0)
+    measured = [(method, 3000 * true_ratio[method] * 1.1 ** i) for i, method in enumerate(sequence)]
+
+    ratios = claim_bench.bracketed_ratios(measured)
+
+    assert ratios == pytest.approx(true_ratio)
+    # Against the first baseline measurement alone the drift would have read as a faster service.
+    first_sql = measured[0][1]
+    service_rate = dict(measured)["service"]
+    assert service_rate / first_sql > true_ratio["service"] * 1.2
+
+
+def test_a_method_without_a_baseline_on_both_sides_gets_no_ratio(claim_bench):
+    assert claim_bench.bracketed_ratios([("service", 2000.0), ("http", 700.0)]) == {}
+    assert claim_bench.bracketed_ratios([("sql", 3000.0), ("service", 2000.0)]) == {"sql": 1.0}
+    ratios = claim_bench.bracketed_ratios([("sql", 3000.0), ("service", 2000.0), ("sql", 0.0)])
+    assert "service" not in ratios and not any(math.isnan(r) for r in ratios.values())
