@@ -25,6 +25,12 @@ claims. This machine's speed moves by a third within a minute (raw SQL at 16 cli
 claims/s in consecutive measurements of the same statement): a ratio against a baseline measured further away
 measures that drift as much as the code.
 
+With --compare-backlog N a second backlog of N tasks is loaded into its own 20 queues, with its own claimer, in
+the same tables, and every measurement is taken on both backlogs one right after the other (which first
+alternates by round); the comparison is the median over the rounds of those back-to-back ratios. Both backlogs
+are the same claim's work, the claim only probes the head of each of its queues' index ranges: what the
+comparison asks is whether a claim costs more when its queues hold ten times as many open tasks.
+
 After each measurement it verifies: no task id handed out twice, the number of CLAIMED tasks equals the number
 of claims, and (for the methods that keep them) one CLAIMED history row per claimed task and every bench queue's
 current_load equal to its CLAIMED count. It exits 1 if any check fails.
@@ -33,7 +39,7 @@ Run (from the project root, PostgreSQL reachable; the database is created, migra
 
     .venv/bin/python bench/claim.py                                   # 1,000,000 tasks, 20 queues, 1/4/16 clients, 5×4 s
     .venv/bin/python bench/claim.py --tasks 50000 --seconds 2 --rounds 1   # smoke run
-    .venv/bin/python bench/claim.py --compare-backlog 100000          # also runs at 100k and compares to the main run
+    .venv/bin/python bench/claim.py --compare-backlog 100000          # also 100k tasks, measured in turn with the 1M
 
 Each measurement stops by itself after --seconds (or when the backlog is drained).
 """
@@ -70,6 +76,11 @@ CLAIM_NEXT_PATH = "/api/workflow/tasks/claim/next"
 BENCH_USER = "bench-claimer"
 BENCH_ROLE = "bench-worker"
 QUEUE_PREFIX = "bench-"
+# --compare-backlog's smaller backlog: its own queues and its own claimer, in the same tables, measured in turn
+# with the main one.
+SMALL_BENCH_USER = "bench-claimer-small"
+SMALL_BENCH_ROLE = "bench-worker-small"
+SMALL_QUEUE_PREFIX = "bench-small-"
 METHODS = ("sql", "function", "service", "http")
 # Spread of created_at over the backlog, so age ordering is not the insertion order.
 CREATED_AT_SPREAD_SECONDS = 30 * 24 * 3600
@@ -135,6 +146,7 @@ class Bench:
     user_id: int
     token: str
     port: int
+    tasks: int = 0  # the backlog's size: OPEN tasks in `queues` after each reset
 
 
 @dataclass
@@ -213,17 +225,20 @@ def ensure_schema_and_demo(demo_password: str) -> None:
     call_command("seed_demo", password=demo_password, stdout=io.StringIO())
 
 
-def ensure_bench_queues_and_user(*, queue_count: int, capacity: int) -> tuple[list[str], int, str]:
+def ensure_bench_queues_and_user(
+    *, queue_count: int, capacity: int, prefix: str = QUEUE_PREFIX, username: str = BENCH_USER,
+    role_code: str = BENCH_ROLE,
+) -> tuple[list[str], int, str]:
     """Bench queues, a role that may work them, a claimer holding only that role, and its API token."""
     from entitlements.models import User, UserRoleAssignment
     from entitlements.services import api_token_create, role_assignment_grant, role_save
     from queues.services import queue_save
 
-    names = [f"{QUEUE_PREFIX}{i:02d}" for i in range(queue_count)]
+    names = [f"{prefix}{i:02d}" for i in range(queue_count)]
     for name in names:
         queue_save(queue_name=name, display_name=f"Benchmark {name}", max_capacity=capacity, current_load=0)
-    role = role_save(role_code=BENCH_ROLE, name="Benchmark claimer", queue_names=names, permissions=["work"])
-    user, _ = User.objects.get_or_create(username=BENCH_USER, defaults={"email": f"{BENCH_USER}@example.org"})
+    role = role_save(role_code=role_code, name=f"Benchmark claimer ({prefix}*)", queue_names=names, permissions=["work"])
+    user, _ = User.objects.get_or_create(username=username, defaults={"email": f"{username}@example.org"})
     user.set_unusable_password()
     user.save(update_fields=["password"])
     if not UserRoleAssignment.objects.filter(user=user, role=role, revoked_at__isnull=True).exists():
@@ -623,38 +638,74 @@ def bracketed_ratios(measured: list[tuple[str, float]]) -> dict[str, float]:
     return ratios
 
 
-def run_methods(args, bench: Bench) -> list[Cell]:
+def backlog_ratios_of(small: list[tuple[str, float]], large: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """(method, rate at the large backlog / rate at the small) for each pair of measurements taken back to back:
+    the n-th measurement of one round on each backlog. Pairs with no claims at the small backlog are left out."""
+    pairs = []
+    for (method, small_rate), (large_method, large_rate) in zip(small, large, strict=True):
+        assert method == large_method, "both backlogs are measured in the same order"
+        if small_rate > 0:
+            pairs.append((method, large_rate / small_rate))
+    return pairs
+
+
+@dataclass
+class Results:
+    """Every backlog's cells, and each method's per-round rate at the larger backlog over its rate at the smaller,
+    the two measured one right after the other."""
+
+    cells: dict[int, list[Cell]]
+    backlog_ratios: dict[tuple[str, int], list[float]]
+
+
+def run_methods(args, benches: list[Bench]) -> Results:
     """Every round measures every method at every client count, each one bracketed by the plain statement.
 
     Measured that way, each method's ratio has the plain statement's figures beside it, taken within seconds
     before and after: on a shared machine whose speed drifts, ratios of figures measured far apart mostly
-    measure the drift.
+    measure the drift. With two backlogs (--compare-backlog) every measurement is taken on both, one right after
+    the other, the smaller first in odd rounds and the larger first in even ones.
     """
-    rounds: dict[tuple[str, int], list[Measurement]] = {}
-    ratios: dict[tuple[str, int], list[float]] = {}
-    server = start_gunicorn(args, bench) if "http" in args.methods else None
+    rounds: dict[tuple[int, str, int], list[Measurement]] = {}
+    ratios: dict[tuple[int, str, int], list[float]] = {}
+    backlog_ratios: dict[tuple[str, int], list[float]] = {}
+    sizes = sorted(bench.tasks for bench in benches)
+    server = start_gunicorn(args, benches[0]) if "http" in args.methods else None
     try:
         for round_ in range(1, args.rounds + 1):
             for clients in args.clients:
-                measured = []
+                order = benches if round_ % 2 else benches[::-1]
+                measured: dict[int, list[tuple[str, float]]] = {bench.tasks: [] for bench in benches}
                 for method in round_sequence(args.methods, round_ - 1):
-                    m = measure(method, bench, clients, args.seconds, round_)
-                    status = "ok" if not m.problems else "FAILED: " + "; ".join(m.problems)
-                    print(f"  round {round_}  {method:<8} {clients:>3} clients: {m.per_second:8.0f} claims/s  "
-                          f"({m.claims} claims, {status})", flush=True)
-                    rounds.setdefault((method, clients), []).append(m)
-                    measured.append((method, m.per_second))
-                for method, ratio in bracketed_ratios(measured).items():
-                    ratios.setdefault((method, clients), []).append(ratio)
+                    for bench in order:
+                        m = measure(method, bench, clients, args.seconds, round_)
+                        status = "ok" if not m.problems else "FAILED: " + "; ".join(m.problems)
+                        backlog = f" {bench.tasks:>9,} tasks" if len(benches) > 1 else ""
+                        print(f"  round {round_}  {method:<8} {clients:>3} clients{backlog}: {m.per_second:8.0f} "
+                              f"claims/s  ({m.claims} claims, {status})", flush=True)
+                        rounds.setdefault((bench.tasks, method, clients), []).append(m)
+                        measured[bench.tasks].append((method, m.per_second))
+                if len(sizes) == 2:
+                    for method, ratio in backlog_ratios_of(measured[sizes[0]], measured[sizes[1]]):
+                        backlog_ratios.setdefault((method, clients), []).append(ratio)
+                for tasks, sequence in measured.items():
+                    for method, ratio in bracketed_ratios(sequence).items():
+                        ratios.setdefault((tasks, method, clients), []).append(ratio)
     finally:
         if server is not None:
             stop_gunicorn(server)
-    reset_backlog(bench)
-    return [
-        Cell(method=method, clients=clients, rounds=rounds[(method, clients)], ratios=ratios.get((method, clients), []))
-        for method in args.methods
-        for clients in args.clients
-    ]
+    for bench in benches:
+        reset_backlog(bench)
+    cells = {
+        bench.tasks: [
+            Cell(method=method, clients=clients, rounds=rounds[(bench.tasks, method, clients)],
+                 ratios=ratios.get((bench.tasks, method, clients), []))
+            for method in args.methods
+            for clients in args.clients
+        ]
+        for bench in benches
+    }
+    return Results(cells=cells, backlog_ratios=backlog_ratios)
 
 
 def print_table(cells: list[Cell], title: str) -> None:
@@ -691,31 +742,33 @@ def print_targets(cells: list[Cell]) -> None:
             print(line)
 
 
-def print_backlog_comparison(small: list[Cell], large: list[Cell], small_n: int, large_n: int) -> None:
-    print(f"\nBacklog {small_n:,} vs {large_n:,} (median claims/s; target: within {BACKLOG_TOLERANCE:.0%})")
-    small_by_key = {(c.method, c.clients): c for c in small}
-    for cell in large:
-        other = small_by_key.get((cell.method, cell.clients))
-        if other is None or not other.per_second:
+def print_backlog_comparison(results: Results, small_n: int, large_n: int) -> bool:
+    """Per method and client count: the median over the rounds of the rate at `large_n` over the rate at
+    `small_n` measured right before or after it. True if every one is within BACKLOG_TOLERANCE."""
+    print(f"\nBacklog {small_n:,} vs {large_n:,} (median claims/s of each; change = median of the rounds' "
+          f"large/small ratios, the two measured back to back; target: within {BACKLOG_TOLERANCE:.0%})")
+    small_cells = {(c.method, c.clients): c for c in results.cells[small_n]}
+    all_within = True
+    for cell in results.cells[large_n]:
+        pairs = results.backlog_ratios.get((cell.method, cell.clients))
+        if not pairs:
             continue
-        change = cell.per_second / other.per_second - 1
-        verdict = "within" if abs(change) <= BACKLOG_TOLERANCE else "OUTSIDE"
-        print(f"  {cell.method:<8} {cell.clients:>3} clients: {other.per_second:8.0f} → {cell.per_second:8.0f}  "
-              f"({change:+.0%}, {verdict})")
+        change = statistics.median(pairs) - 1
+        within = abs(change) <= BACKLOG_TOLERANCE
+        all_within &= within
+        print(f"  {cell.method:<8} {cell.clients:>3} clients: {small_cells[(cell.method, cell.clients)].per_second:8.0f}"
+              f" → {cell.per_second:8.0f}  ({change:+.0%}, rounds {min(pairs) - 1:+.0%} to {max(pairs) - 1:+.0%}, "
+              f"{'within' if within else 'OUTSIDE'})")
+    return all_within
 
 
-def run_backlog(args, bench: Bench, tasks: int) -> list[Cell]:
-    if args.reload or bench_task_count(bench) != tasks:
-        seconds = load_backlog(bench, tasks)
-        print(f"loaded {tasks:,} OPEN tasks into {len(bench.queues)} queues in {seconds:.1f} s (incl. VACUUM ANALYZE)")
+def ensure_loaded(args, bench: Bench) -> None:
+    if args.reload or bench_task_count(bench) != bench.tasks:
+        seconds = load_backlog(bench, bench.tasks)
+        print(f"loaded {bench.tasks:,} OPEN tasks into {len(bench.queues)} queues ({bench.queues[0]}…) in "
+              f"{seconds:.1f} s (incl. VACUUM ANALYZE)")
     else:
-        print(f"reusing the {tasks:,} bench tasks already loaded")
-    print(f"measuring {', '.join(args.methods)} at {args.clients} clients, {args.rounds} rounds of {args.seconds:g} s",
-          flush=True)
-    cells = run_methods(args, bench)
-    print_table(cells, f"{tasks:,} OPEN tasks in {len(bench.queues)} queues, {args.rounds} rounds of {args.seconds:g} s")
-    print_targets(cells)
-    return cells
+        print(f"reusing the {bench.tasks:,} bench tasks already loaded in {bench.queues[0]}…")
 
 
 def parse_args(argv=None):
@@ -744,7 +797,8 @@ def parse_args(argv=None):
     parser.add_argument("--synchronous-commit", action=argparse.BooleanOptionalAction, default=True,
                         help="synchronous_commit of the bench database (default on; off: no disk flush per claim)")
     parser.add_argument("--compare-backlog", type=int, metavar="N",
-                        help="also measure with N tasks (e.g. 100000) and compare with --tasks")
+                        help="also measure a backlog of N tasks (e.g. 100000) in its own queues, every measurement "
+                             "taken on both backlogs one right after the other, and compare them")
     parser.add_argument("--reload", action="store_true", help="reload the backlog even if it has the right size")
     args = parser.parse_args(argv)
     args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
@@ -752,6 +806,8 @@ def parse_args(argv=None):
     unknown = set(args.methods) - set(METHODS)
     if unknown or not args.clients or min(args.clients) < 1 or args.seconds <= 0 or args.tasks < 1 or args.rounds < 1:
         parser.error(f"bad --methods/--clients/--seconds/--tasks/--rounds (unknown methods: {sorted(unknown)})")
+    if args.compare_backlog is not None and (args.compare_backlog < 1 or args.compare_backlog == args.tasks):
+        parser.error("--compare-backlog must be a positive number of tasks other than --tasks")
     if not HTTP_HOST.startswith("127."):
         parser.error("the benchmark talks to 127.0.0.1 only")
     return args
@@ -773,23 +829,34 @@ def main(argv=None) -> int:
     set_synchronous_commit(args.database_url, args.synchronous_commit)
     django_setup(args.database_url)
     ensure_schema_and_demo(demo_password=secrets.token_urlsafe(12))
-    capacity = max(args.tasks, args.compare_backlog or 0)
-    queues, user_id, token = ensure_bench_queues_and_user(queue_count=args.queues, capacity=capacity)
-    bench = Bench(database_url=args.database_url, queues=queues, user_id=user_id, token=token, port=args.port)
+    queues, user_id, token = ensure_bench_queues_and_user(queue_count=args.queues, capacity=args.tasks)
+    bench = Bench(database_url=args.database_url, queues=queues, user_id=user_id, token=token, port=args.port,
+                  tasks=args.tasks)
+    benches = [bench]
+    if args.compare_backlog:
+        queues, user_id, token = ensure_bench_queues_and_user(
+            queue_count=args.queues, capacity=args.compare_backlog, prefix=SMALL_QUEUE_PREFIX,
+            username=SMALL_BENCH_USER, role_code=SMALL_BENCH_ROLE)
+        benches.insert(0, Bench(database_url=args.database_url, queues=queues, user_id=user_id, token=token,
+                                port=args.port, tasks=args.compare_backlog))
     print(f"database {conninfo.conninfo_to_dict(args.database_url)['dbname']}, claimer {BENCH_USER}, "
           f"{os.cpu_count()} CPUs; every claimer is a process; gunicorn {args.http_workers}×{args.http_threads} "
           f"{args.http_worker_class}, DATABASE_POOL={'on' if args.pool else 'off'}, "
           f"synchronous_commit={'on' if args.synchronous_commit else 'off'}; {python_build()}")
 
-    failed = False
-    small = None
+    for each in benches:
+        ensure_loaded(args, each)
+    print(f"measuring {', '.join(args.methods)} at {args.clients} clients, {args.rounds} rounds of {args.seconds:g} s"
+          + (f", each on {args.compare_backlog:,} and {args.tasks:,} tasks in turn" if args.compare_backlog else ""),
+          flush=True)
+    results = run_methods(args, benches)
+    for each in benches:
+        print_table(results.cells[each.tasks], f"{each.tasks:,} OPEN tasks in {len(each.queues)} queues, "
+                                               f"{args.rounds} rounds of {args.seconds:g} s")
+    print_targets(results.cells[args.tasks])
     if args.compare_backlog:
-        small = run_backlog(args, bench, args.compare_backlog)
-        failed |= any(m.problems for m in small)
-    large = run_backlog(args, bench, args.tasks)
-    failed |= any(m.problems for m in large)
-    if small is not None:
-        print_backlog_comparison(small, large, args.compare_backlog, args.tasks)
+        print_backlog_comparison(results, args.compare_backlog, args.tasks)
+    failed = any(cell.problems for cells in results.cells.values() for cell in cells)
     if failed:
         print("\nINVARIANT VIOLATED: see the FAILED rows above", file=sys.stderr)
         return 1

@@ -68,3 +68,12 @@ def test_a_method_without_a_baseline_on_both_sides_gets_no_ratio(claim_bench):
     assert claim_bench.bracketed_ratios([("sql", 3000.0), ("service", 2000.0)]) == {"sql": 1.0}
     ratios = claim_bench.bracketed_ratios([("sql", 3000.0), ("service", 2000.0), ("sql", 0.0)])
     assert "service" not in ratios and not any(math.isnan(r) for r in ratios.values())
+
+
+def test_backlogs_are_compared_measurement_by_measurement(claim_bench):
+    small = [("sql", 3000.0), ("service", 2000.0), ("sql", 2800.0), ("http", 0.0)]
+    large = [("sql", 3300.0), ("service", 1900.0), ("sql", 2800.0), ("http", 500.0)]
+
+    pairs = claim_bench.backlog_ratios_of(small, large)
+
+    assert pairs == [("sql", pytest.approx(1.1)), ("service", pytest.approx(0.95)), ("sql", 1.0)]
