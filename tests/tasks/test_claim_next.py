@@ -121,3 +121,26 @@ def test_the_service_claims_on_the_cursor_its_connection_keeps(caseworker_alice,
     assert kept is not None
     assert task_claim_next(user=caseworker_alice).name == "second"
     assert getattr(connection.connection, "_workflow_prepared_cursor") is kept
+
+
+def test_claim_next_task_reads_the_queue_row_through_its_index_not_by_scanning_the_queue_table(
+        caseworker_alice, make_task):
+    """Every claim writes a new version of a queue row; a scan of the queue table reads all of them, dead or alive."""
+    from django.db import connection
+
+    make_task("intake", name="first")
+
+    def queue_table_scans():
+        cursor.execute("SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables "
+                       "WHERE schemaname = 'queues' AND relname = 'workflow_queues'")
+        return cursor.fetchone()
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE queues.workflow_queues")  # a small table, as the planner sees it after VACUUM
+        sequential_before, index_before = queue_table_scans()
+        cursor.execute("SELECT name FROM flowable.claim_next_task(%s, ARRAY['intake'], '{}'::text[])",
+                       [caseworker_alice.pk])
+        assert cursor.fetchone() == ("first",)
+        sequential_after, index_after = queue_table_scans()
+    assert sequential_after == sequential_before
+    assert index_after >= index_before + 2  # the row locked, then updated
