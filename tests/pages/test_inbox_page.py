@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tasks.models import WorkflowTask
-from tests.tasks.test_concurrency import insert_open_tasks
+from tests.tasks.test_concurrency import insert_open_tasks, open_tasks_in_new_queues
 
 pytestmark = pytest.mark.django_db
 
@@ -160,13 +160,7 @@ def plan_nodes(queryset):
 @pytest.fixture
 def backlog_beyond_my_queues(ten_thousand_open_tasks):
     """As in production, most of the backlog sits in queues alice cannot see: the planner should not scan it."""
-    from queues.models import WorkflowQueue
-
-    regions = [f"region-{n:03d}" for n in range(100)]
-    WorkflowQueue.objects.bulk_create([WorkflowQueue(queue_name=name, display_name=name) for name in regions])
-    insert_open_tasks(140_000, regions)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+    open_tasks_in_new_queues(140_000, [f"region-{n:03d}" for n in range(100)])
 
 
 def test_inbox_and_queue_listings_use_the_task_indexes(caseworker_alice, backlog_beyond_my_queues):

@@ -51,6 +51,15 @@ def insert_open_tasks(count, queues):
         )
 
 
+def open_tasks_in_new_queues(count, new_queues, existing_queues=()):
+    """New queues, `count` OPEN tasks spread over them (and any existing queues named), then ANALYZE: the plan
+    tests' backlog, as the planner sees it in production."""
+    WorkflowQueue.objects.bulk_create([WorkflowQueue(queue_name=name, display_name=name) for name in new_queues])
+    insert_open_tasks(count, [*existing_queues, *new_queues])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
 @pytest.mark.slow
 def test_32_concurrent_claimers_claim_every_task_exactly_once(committed_db):
     queues = ["intake", "triage"]

@@ -7,7 +7,7 @@ from django.db import connection
 
 from entitlements.models import User
 from tasks.selectors import tasks_visible_to
-from tests.tasks.test_concurrency import insert_open_tasks
+from tests.tasks.test_concurrency import open_tasks_in_new_queues
 
 pytestmark = pytest.mark.django_db
 
@@ -18,13 +18,7 @@ QUEUES = ["intake", "triage", "fraud-investigation", "legal-review", "escalation
 @pytest.fixture
 def big_backlog(demo_org):
     """A backlog spread over many queues, as in production: any one user's queues hold a small part of it."""
-    from queues.models import WorkflowQueue
-
-    extra = [f"region-{n:03d}" for n in range(100)]
-    WorkflowQueue.objects.bulk_create([WorkflowQueue(queue_name=name, display_name=name) for name in extra])
-    insert_open_tasks(BACKLOG, QUEUES + extra)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+    open_tasks_in_new_queues(BACKLOG, [f"region-{n:03d}" for n in range(100)], existing_queues=QUEUES)
 
 
 def plan_of(sql, params=()):
@@ -92,13 +86,8 @@ def test_claim_next_uses_an_index_and_sorts_no_backlog(big_backlog):
 @pytest.fixture
 def team_sized_queues(demo_org):
     """Twenty queues of 250 OPEN tasks, none needing a skill: the usual size of a team's queue."""
-    from queues.models import WorkflowQueue
-
     names = [f"team-{n:02d}" for n in range(20)]
-    WorkflowQueue.objects.bulk_create([WorkflowQueue(queue_name=name, display_name=name) for name in names])
-    insert_open_tasks(5_000, names)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE flowable.workflow_tasks")
+    open_tasks_in_new_queues(5_000, names)
     return names
 
 
