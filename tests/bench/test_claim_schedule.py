@@ -77,3 +77,12 @@ def test_backlogs_are_compared_measurement_by_measurement(claim_bench):
     pairs = claim_bench.backlog_ratios_of(small, large)
 
     assert pairs == [("sql", pytest.approx(1.1)), ("service", pytest.approx(0.95)), ("sql", 1.0)]
+
+
+@pytest.mark.parametrize("compare", ["1000", "0"])
+def test_a_backlog_comparison_needs_a_second_size(claim_bench, compare):
+    # Both backlogs are keyed by their size: comparing a backlog with itself would mix their measurements.
+    with pytest.raises(SystemExit) as refused:
+        claim_bench.parse_args(["--tasks", "1000", "--compare-backlog", compare])
+    assert refused.value.code == 2
+    assert claim_bench.parse_args(["--tasks", "1000", "--compare-backlog", "100"]).compare_backlog == 100

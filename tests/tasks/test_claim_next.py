@@ -130,17 +130,17 @@ def test_claim_next_task_reads_the_queue_row_through_its_index_not_by_scanning_t
 
     make_task("intake", name="first")
 
-    def queue_table_scans():
+    def queue_table_scans(cursor):
         cursor.execute("SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables "
                        "WHERE schemaname = 'queues' AND relname = 'workflow_queues'")
         return cursor.fetchone()
 
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE queues.workflow_queues")  # a small table, as the planner sees it after VACUUM
-        sequential_before, index_before = queue_table_scans()
+        sequential_before, index_before = queue_table_scans(cursor)
         cursor.execute("SELECT name FROM flowable.claim_next_task(%s, ARRAY['intake'], '{}'::text[])",
                        [caseworker_alice.pk])
         assert cursor.fetchone() == ("first",)
-        sequential_after, index_after = queue_table_scans()
+        sequential_after, index_after = queue_table_scans(cursor)
     assert sequential_after == sequential_before
     assert index_after >= index_before + 2  # the row locked, then updated
