@@ -183,8 +183,18 @@ class WorkflowTaskAdmin(TaskConsoleMixin, admin.ModelAdmin):
     list_display = ("task_id", "name", "queue", "status", "priority", "assignee", "due_date", "escalation_level", "created_at")
     search_fields = ("=process_instance__business_key", "name")
     list_select_related = ("queue", "assignee")
-    raw_id_fields = ("process_instance", "assignee", "owner")
     inlines = [TaskHistoryInline]
+
+    # Every change of a task is a workflow step with history (claim, complete, reassign, escalate, move, release,
+    # priority): the bulk actions run the services. The model form would write a row without any of that.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(TaskHistory)

@@ -7,7 +7,7 @@ import django_filters
 from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -386,9 +386,29 @@ class DefinitionSerializer(serializers.ModelSerializer):
         return sorted({t["queue_name"] for t in tasks.values()})
 
 
+_HOURS = {"type": "number", "exclusiveMinimum": 0, "maximum": workflows.MAX_SLA_HOURS}
+
+
+@extend_schema_field({
+    "type": "object",
+    "description": "Business hours to complete tasks: per userTask id (`tasks`), or by priority threshold "
+                   "(`priority_hours`, keys 0-100; the highest threshold at or below a task's priority wins and "
+                   "comes before `tasks`).",
+    "properties": {
+        "tasks": {"type": "object", "additionalProperties": _HOURS},
+        "priority_hours": {
+            "type": "object", "propertyNames": {"pattern": "^(100|[1-9]?[0-9])$"}, "additionalProperties": _HOURS,
+        },
+    },
+    "additionalProperties": False,
+})
+class SlaConfigField(VariablesField):
+    """A definition's SLA settings; the service validates them (tasks.workflows.sla_config_validate)."""
+
+
 class DeploySerializer(serializers.Serializer):
     bpmn_xml = serializers.CharField(trim_whitespace=False)
-    sla_config = VariablesField(required=False, default=dict)
+    sla_config = SlaConfigField(required=False, default=dict)
 
 
 class ProcessSerializer(serializers.ModelSerializer):

@@ -5,6 +5,9 @@ into queue tasks, in one transaction each. Lock order: process instance, then ta
 """
 from __future__ import annotations
 
+import logging
+import math
+import re
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -21,6 +24,7 @@ from .models import ProcessInstance, ProcessStatus, TaskStatus, WorkflowDefiniti
 from .services import task_close, task_insert
 
 MAX_BPMN_BYTES = 2_000_000
+logger = logging.getLogger(__name__)
 
 
 def _engine_error(exc: engine.EngineError) -> InvalidInput:
@@ -57,8 +61,7 @@ def definition_deploy(*, user, bpmn_xml: str, sla_config: dict | None = None) ->
         raise InvalidInput("bpmn_xml is required", fields={"bpmn_xml": ["This field is required."]})
     if len(bpmn_xml.encode()) > MAX_BPMN_BYTES:
         raise InvalidInput("the model is too large", fields={"bpmn_xml": [f"At most {MAX_BPMN_BYTES} bytes."]})
-    if sla_config is not None and not isinstance(sla_config, dict):
-        raise InvalidInput("sla_config must be an object", fields={"sla_config": ["Must be an object."]})
+    sla_config = sla_config_validate(sla_config)
     try:
         parsed = engine.parse_definition(bpmn_xml=bpmn_xml)
     except engine.EngineError as exc:
@@ -87,7 +90,7 @@ def definition_deploy(*, user, bpmn_xml: str, sla_config: dict | None = None) ->
                 version=latest + 1,
                 name=parsed.name,
                 bpmn_xml=bpmn_xml,
-                sla_config=sla_config or {},
+                sla_config=sla_config,
                 engine_spec=parsed.spec,
                 deployed_by=user,
             )
@@ -95,15 +98,77 @@ def definition_deploy(*, user, bpmn_xml: str, sla_config: dict | None = None) ->
         raise Conflict(f"{parsed.process_key} was deployed at the same moment; try again", code="deploy_race") from None
 
 
+# sla_config: {"tasks": {task_key: hours}, "priority_hours": {threshold: hours}}. Hours are business hours.
+SLA_CONFIG_SECTIONS = ("tasks", "priority_hours")
+MAX_SLA_HOURS = 24 * 365 * 5
+
+
+def _sla_hours_problem(value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "must be a number of hours"
+    if not math.isfinite(value) or value <= 0 or value > MAX_SLA_HOURS:
+        return f"must be more than 0 and at most {MAX_SLA_HOURS} hours"
+    return None
+
+
+def _priority_threshold_problem(key: str) -> str | None:
+    if not re.fullmatch(r"\d{1,3}", key) or not engine.MIN_PRIORITY <= int(key) <= engine.MAX_PRIORITY:
+        return f"must be a whole priority from {engine.MIN_PRIORITY} to {engine.MAX_PRIORITY}"
+    return None
+
+
+def sla_config_problems(config) -> list[str]:
+    """Every way `config` differs from the sla_config shape, as 'path: message' lines (empty when valid)."""
+    if not isinstance(config, dict):
+        return ["must be an object with the keys tasks and/or priority_hours"]
+    problems = [f"{key}: unknown key (allowed: {', '.join(SLA_CONFIG_SECTIONS)})" for key in config if key not in SLA_CONFIG_SECTIONS]
+    for section in SLA_CONFIG_SECTIONS:
+        entries = config.get(section)
+        if entries is None:
+            continue
+        if not isinstance(entries, dict):
+            problems.append(f"{section}: must be an object")
+            continue
+        for key, hours in entries.items():
+            if section == "priority_hours" and (problem := _priority_threshold_problem(key)):
+                problems.append(f"{section}.{key}: the key {problem}")
+            elif section == "tasks" and not key.strip():
+                problems.append(f"{section}: a task key must not be blank")
+            if problem := _sla_hours_problem(hours):
+                problems.append(f"{section}.{key}: {problem}")
+    return problems
+
+
+def sla_config_validate(config) -> dict:
+    """The deployable form of `config` (None means {}), or InvalidInput naming each bad entry under `sla_config`."""
+    if config is None:
+        return {}
+    problems = sla_config_problems(config)
+    if problems:
+        raise InvalidInput(f"sla_config: {problems[0]}", code="invalid_sla_config", fields={"sla_config": problems})
+    return config
+
+
 def _sla_hours(definition: WorkflowDefinition, ready: engine.ReadyUserTask, priority: int) -> float | None:
-    """sla_config: {"tasks": {task_key: hours}, "priority_hours": {threshold: hours}}, then the model's slaHours."""
-    config = definition.sla_config or {}
-    by_priority = sorted(((int(k), float(v)) for k, v in (config.get("priority_hours") or {}).items()), reverse=True)
+    """The definition's sla_config first (priority thresholds, then the task's key), then the model's slaHours.
+
+    A config stored before deploys were validated may still be malformed; its bad entries are skipped (and
+    logged) so that intake keeps working rather than failing every new case."""
+    config = definition.sla_config if isinstance(definition.sla_config, dict) else {}
+    if problems := sla_config_problems(config):
+        logger.warning("definition %s v%s has an invalid sla_config, bad entries ignored: %s",
+                       definition.process_key, definition.version, "; ".join(problems))
+    thresholds = config.get("priority_hours") if isinstance(config.get("priority_hours"), dict) else {}
+    by_priority = sorted(
+        ((int(k), float(v)) for k, v in thresholds.items()
+         if _priority_threshold_problem(k) is None and _sla_hours_problem(v) is None),
+        reverse=True,
+    )
     for threshold, hours in by_priority:
         if priority >= threshold:
             return hours
-    task_hours = (config.get("tasks") or {}).get(ready.task_definition_key)
-    if task_hours is not None:
+    task_hours = (config.get("tasks") if isinstance(config.get("tasks"), dict) else {}).get(ready.task_definition_key)
+    if task_hours is not None and _sla_hours_problem(task_hours) is None:
         return float(task_hours)
     return ready.sla_hours
 

@@ -1,9 +1,12 @@
 """The API's error shape, mapped once: {"code", "detail", "fields"} with the HTTP status of the error."""
 from __future__ import annotations
 
+import sys
+
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DatabaseError
-from django.http import Http404, JsonResponse
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
+from django.template import loader
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as django_server_error
 from rest_framework import exceptions, status
@@ -20,6 +23,28 @@ from entitlements.services import security_event_record
 # serialization_failure, deadlock_detected, lock_not_available (lock_timeout). It rolled the transaction back.
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 RETRY_AFTER_SECONDS = 1
+
+
+# The server is down, restarting or refusing connections: the request never reached a committed state.
+# Class 08 (connection exception), 57P01-57P03 (admin/crash shutdown, cannot connect now).
+UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03")
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable(exc) -> bool:
+    """The database could not be reached or went away mid-request (as opposed to refusing the statement).
+
+    psycopg raises OperationalError without a SQLSTATE when it cannot connect at all, and Django raises
+    InterfaceError for a connection that was closed under it."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(UNAVAILABLE_SQLSTATE_PREFIXES)
+
+
+UNAVAILABLE_DETAIL = "The database is unavailable (restarting or unreachable); nothing was changed. Try again."
 
 
 def transient_database_conflict(exc) -> bool:
@@ -87,6 +112,13 @@ def audit_denial(exc, context) -> None:
 
 
 def exception_handler(exc, context):
+    if database_unavailable(exc):
+        # Checked first: auditing a denial would need the database too.
+        return error_response(
+            code="database_unavailable", detail=UNAVAILABLE_DETAIL,
+            http_status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+        )
     audit_denial(exc, context)
     if isinstance(exc, WorkflowError):
         return error_response(code=exc.code, detail=exc.detail, http_status=exc.http_status, fields=exc.fields)
@@ -101,6 +133,11 @@ def exception_handler(exc, context):
             http_status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+    if isinstance(exc, DataError):
+        # Input that passed validation but not PostgreSQL (a value out of a column's range, say): the
+        # transaction was rolled back, so it is the client's to correct, not a server fault.
+        primary = getattr(getattr(exc.__cause__, "diag", None), "message_primary", None) or "a value could not be stored"
+        return error_response(code="invalid", detail=f"Invalid input: {primary}.", http_status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)
@@ -133,7 +170,23 @@ def not_found(request, exception=None):
     return page_not_found(request, exception)
 
 
+def database_unavailable_response(request):
+    """503 with Retry-After: JSON under /api/, a plain "try again" page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        response = JsonResponse({"code": "database_unavailable", "detail": UNAVAILABLE_DETAIL}, status=503)
+    else:
+        # Rendered without a request context: the context processors would need the database.
+        response = HttpResponse(loader.render_to_string("503.html"), status=503)
+    response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_SECONDS)
+    return response
+
+
 def server_error(request):
+    """handler500. Django calls it while handling the exception, so sys.exc_info() names what went wrong: a
+    database that is down or restarting is the client's to retry (503), not a fault of ours (500). This also
+    covers failures outside views (middleware, session and user loading)."""
+    if database_unavailable(sys.exc_info()[1]):
+        return database_unavailable_response(request)
     if request.path.startswith(API_PREFIX):
         return JsonResponse({"code": "server_error", "detail": "Internal error; it has been logged."}, status=500)
     return django_server_error(request)

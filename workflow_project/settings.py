@@ -200,7 +200,14 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "workflow_project.api.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "workflow_project.parsers.JSONParser",
+        "workflow_project.parsers.FormParser",
+        "workflow_project.parsers.MultiPartParser",
+    ],
 }
+# JSON request bodies nested deeper than this are refused with 400 (workflow_project/parsers.py).
+API_MAX_JSON_DEPTH = int(os.environ.get("API_MAX_JSON_DEPTH", "32"))
 SPECTACULAR_SETTINGS = {
     "TITLE": "Workflow and case management API",
     "VERSION": "1.0.0",
