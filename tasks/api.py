@@ -386,7 +386,8 @@ class DefinitionSerializer(serializers.ModelSerializer):
         return sorted({t["queue_name"] for t in tasks.values()})
 
 
-_HOURS = {"type": "number", "exclusiveMinimum": 0, "maximum": workflows.MAX_SLA_HOURS}
+# OpenAPI 3.0 (JSON Schema draft 4): exclusiveMinimum is a flag on minimum, and there is no propertyNames.
+_HOURS = {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": workflows.MAX_SLA_HOURS}
 
 
 @extend_schema_field({
@@ -396,9 +397,7 @@ _HOURS = {"type": "number", "exclusiveMinimum": 0, "maximum": workflows.MAX_SLA_
                    "comes before `tasks`).",
     "properties": {
         "tasks": {"type": "object", "additionalProperties": _HOURS},
-        "priority_hours": {
-            "type": "object", "propertyNames": {"pattern": "^(100|[1-9]?[0-9])$"}, "additionalProperties": _HOURS,
-        },
+        "priority_hours": {"type": "object", "additionalProperties": _HOURS},
     },
     "additionalProperties": False,
 })

@@ -65,6 +65,44 @@ def document_database_conflict(result, generator, request, public):
     return result
 
 
+NON_BLANK_PATTERN = r"\S"
+
+
+def _component_refs(node) -> set[str]:
+    """Names of the components `node` refers to ($ref), at any depth."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+                found.add(ref.rsplit("/", 1)[-1])
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def document_blank_strings(result, generator, request, public):
+    """drf-spectacular postprocessing hook: a required-text input field refuses blank text, spaces included.
+
+    DRF trims a CharField's input and then refuses it when empty, so `minLength: 1` alone would promise that
+    "   " is accepted. Request-only components get `pattern: \\S` (some non-space character) on such
+    strings; components that responses use too are left alone, since stored text may be blank."""
+    operations = [op for item in result.get("paths", {}).values() for op in item.values() if isinstance(op, dict)]
+    in_requests = set().union(*(_component_refs(op.get("requestBody", {})) for op in operations))
+    in_responses = set().union(*(_component_refs(op.get("responses", {})) for op in operations))
+    for name in in_requests - in_responses:
+        for spec in result.get("components", {}).get("schemas", {}).get(name, {}).get("properties", {}).values():
+            strings = [spec, spec.get("items", {})] if spec.get("type") == "array" else [spec]
+            for string in strings:
+                if string.get("type") == "string" and string.get("minLength", 0) >= 1 and "pattern" not in string \
+                        and "enum" not in string and "format" not in string:
+                    string["pattern"] = NON_BLANK_PATTERN
+    return result
+
+
 def _flatten(detail) -> list[str]:
     if isinstance(detail, dict):
         return [f"{key}: {message}" for key, value in detail.items() for message in _flatten(value)]

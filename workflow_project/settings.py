@@ -250,9 +250,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Text a field refuses when blank says so (minLength 1, and a non-space pattern: DRF trims input first).
+    "ENFORCE_NON_BLANK_FIELDS": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "workflow_project.api.document_database_conflict",
+        "workflow_project.api.document_blank_strings",
     ],
 }
 
