@@ -300,18 +300,27 @@ _default_pool_lock = threading.Lock()
 
 
 def default_pool() -> ScriptPool:
-    """The process's pool, sized from Django settings; a fresh one in a forked child (pipes are not shared)."""
+    """The process's pool, as Django settings configure it now; a fresh one in a forked child (pipes are not
+    shared across a fork) or after the settings changed (then the old pool's idle children are stopped)."""
     global _default_pool
-    with _default_pool_lock:
-        if _default_pool is None or _default_pool._owner_pid != os.getpid():
-            from django.conf import settings
+    from django.conf import settings
 
-            _default_pool = ScriptPool(
+    wanted = (
+        float(settings.WORKFLOW_SCRIPT_CPU_SECONDS),
+        int(settings.WORKFLOW_SCRIPT_MEMORY_MB) * 1024 * 1024,
+        int(settings.WORKFLOW_SCRIPT_POOL_SIZE),
+    )
+    with _default_pool_lock:
+        pool = _default_pool
+        if pool is None or pool._owner_pid != os.getpid() or (pool.cpu_seconds, pool.memory_bytes, pool.size) != wanted:
+            if pool is not None and pool._owner_pid == os.getpid():
+                pool.close()
+            pool = _default_pool = ScriptPool(
                 cpu_seconds=settings.WORKFLOW_SCRIPT_CPU_SECONDS,
                 memory_mb=settings.WORKFLOW_SCRIPT_MEMORY_MB,
                 size=settings.WORKFLOW_SCRIPT_POOL_SIZE,
             )
-        return _default_pool
+        return pool
 
 
 # --- the child side -----------------------------------------------------------------------------------------
