@@ -33,9 +33,9 @@ def timer_model() -> str:
     )
 
 
-def start_timer_model(supervisor, business_key: str, size: int) -> ProcessInstance:
+def start_timer_model(supervisor, business_key: str, size: int, now=None) -> ProcessInstance:
     return workflows.process_start(user=supervisor, process_key="fixture", business_key=business_key,
-                                   variables={"size": size})
+                                   variables={"size": size}, now=now)
 
 
 def open_task_keys(instance) -> list[str]:
