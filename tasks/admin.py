@@ -26,6 +26,7 @@ from .models import (
     AlertDelivery,
     AlertKind,
     AlertRule,
+    ProcessIncident,
     ProcessInstance,
     TaskHistory,
     WorkflowDefinition,
@@ -110,6 +111,22 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
 PROCESS_DIAGRAM_TEMPLATE = "admin/console/process_diagram.html"
 
 
+class ProcessIncidentInline(admin.TabularInline):
+    """Steps that failed outside a request (beat jobs); the list's "Retry" action runs an open one again."""
+
+    model = ProcessIncident
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "step", "kind", "element_id", "message", "resolved_at", "resolved_by")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(ProcessInstance)
 class ProcessInstanceAdmin(ProcessConsoleMixin, admin.ModelAdmin):
     list_display = (
@@ -121,6 +138,7 @@ class ProcessInstanceAdmin(ProcessConsoleMixin, admin.ModelAdmin):
     list_select_related = ("definition",)
     readonly_fields = ("diagram_link", "engine_state")
     raw_id_fields = ("definition", "started_by")
+    inlines = [ProcessIncidentInline]
 
     def get_urls(self):
         diagram = path(

@@ -25,13 +25,13 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from entitlements.access import queues_for
-from entitlements.errors import NotFound, WorkflowError
+from entitlements.errors import Conflict, NotFound, WorkflowError
 from entitlements.models import Capability, Department, User
 from queues.models import WorkflowQueue
 from queues.services import queue_intake_set
 
 from . import services, workflows
-from .models import MAX_PRIORITY, MIN_PRIORITY, TaskStatus, WorkflowTask
+from .models import MAX_PRIORITY, MIN_PRIORITY, ProcessIncident, TaskStatus, WorkflowTask
 
 ACTION_FORM_TEMPLATE = "admin/console/action_form.html"
 # A capped count stops here; the changelist then offers this many rows' pages and filters narrow the rest.
@@ -443,7 +443,26 @@ def cancel_processes(modeladmin, request, queryset):
     return None
 
 
-PROCESS_ACTIONS = [suspend_processes, resume_processes, cancel_processes]
+@admin.action(description="Retry the failed step of selected process instances (open incidents)")
+def retry_incidents(modeladmin, request, queryset):
+    """Re-run the step each selected instance's open incident records; the service checks who may."""
+    open_incidents = dict(
+        ProcessIncident.objects.filter(process_instance__in=selected_ids(queryset), resolved_at__isnull=True)
+        .order_by("process_instance_id").values_list("process_instance_id", "pk")
+    )
+
+    def retry(pk):
+        if pk not in open_incidents:
+            raise Conflict("it has no open incident", code="no_open_incident")
+        incident = workflows.process_incident_retry(user=request.user, incident_id=open_incidents[pk])
+        if incident.resolved_at is None:
+            raise Conflict(f"failed again at {incident.element_id or 'the engine'}: {incident.message}")
+
+    outcome = run_per_row(selected_ids(queryset), retry)
+    report(modeladmin, request, outcome, verb="Retried", noun="process instance")
+
+
+PROCESS_ACTIONS = [suspend_processes, resume_processes, cancel_processes, retry_incidents]
 
 
 # --- ready-made bundles for the ModelAdmins ---------------------------------------------------------------------

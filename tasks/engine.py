@@ -26,6 +26,7 @@ Interface (all functions keyword-only)::
     EngineError(detail, element_id)         anything that stops the engine; the base of:
       BpmnError(detail, element_id, line)   the definition is refused (parse time)
       ScriptError(detail, element_id)       an expression or script was refused or failed (run time)
+        ScriptLimitExceeded(detail, element_id, kind)  it was stopped at the CPU ("cpu") or memory ("memory") bound
       TaskNotReady(detail, element_id)      complete_task was given a task that is not open
       TaskDataError(detail, element_id, field_errors)  the variables do not fit the task's form
 
@@ -60,8 +61,10 @@ Expressions (gateway conditions, timer expressions) and scripts (scriptTask, spi
 are Python over the process variables, run in a sandbox: no imports, no names or attributes starting with `__`,
 attribute access only to the public methods of JSON value types (str, int, float, bool, list, dict) minus
 `format`/`format_map`, and builtins limited to SAFE_BUILTINS. Sources are checked when a definition is parsed
-and again before every run; scripts may leave only JSON values in the process variables. The sandbox does not
-bound CPU or memory: a deployer can still write a slow loop, which is why deploying needs its own capability.
+and again before every run; scripts may leave only JSON values in the process variables. Each evaluation runs
+in a child process of tasks/script_sandbox.py, bounded in CPU time and memory (settings
+WORKFLOW_SCRIPT_CPU_SECONDS, WORKFLOW_SCRIPT_MEMORY_MB); one that overruns raises ScriptLimitExceeded naming
+the element, and the web or worker thread that asked is free again.
 
 Timer expressions may be a literal ISO 8601 duration (`PT48H`) or date-time (`2026-05-01T09:00:00Z`, naive
 means UTC), as BPMN editors write them, or an expression giving one. Timers compare against the `now` each
@@ -69,10 +72,8 @@ call is given, never the wall clock, so tests move time instead of sleeping.
 """
 from __future__ import annotations
 
-import ast
 import builtins
 import dataclasses
-import functools
 import keyword
 import math
 import re
@@ -84,7 +85,8 @@ from uuid import UUID
 from lxml import etree
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
@@ -96,6 +98,11 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
+
+from . import script_sandbox
+from .script_sandbox import SAFE_BUILTINS
+from .script_sandbox import non_json_value as _non_json_value
+from .script_sandbox import unsafe_source as _unsafe_source
 
 __all__ = [
     "BpmnError",
@@ -109,6 +116,7 @@ __all__ = [
     "ReadyUserTask",
     "SAFE_BUILTINS",
     "ScriptError",
+    "ScriptLimitExceeded",
     "TaskDataError",
     "TaskNotReady",
     "UserTaskInfo",
@@ -131,13 +139,6 @@ FLOWABLE_NS = "http://flowable.org/bpmn"
 MIN_PRIORITY = 0
 MAX_PRIORITY = 100
 FORM_FIELD_TYPES = ("string", "text", "boolean", "enum", "date", "long")
-SAFE_BUILTINS: dict[str, Any] = {
-    name: getattr(builtins, name)
-    for name in (
-        "len", "min", "max", "sum", "abs", "round", "int", "float", "str", "bool", "list", "dict", "set",
-        "tuple", "sorted", "any", "all", "range", "enumerate", "zip", "isinstance",
-    )
-} | {"True": True, "False": False, "None": None}
 
 # A model stuck in a loop of automatic steps (scripts, gateways) must fail, not hang a web worker.
 MAX_AUTOMATIC_STEPS = 10_000
@@ -177,6 +178,14 @@ class BpmnError(EngineError):
 
 class ScriptError(EngineError):
     """A condition, timer expression or script was refused by the sandbox or raised while running."""
+
+
+class ScriptLimitExceeded(ScriptError):
+    """A condition, timer expression or script was stopped at its CPU-time or memory bound; `kind` says which."""
+
+    def __init__(self, detail: str, *, element_id: str | None = None, kind: str) -> None:
+        super().__init__(detail, element_id=element_id)
+        self.kind = kind
 
 
 class TaskNotReady(EngineError):
@@ -663,79 +672,57 @@ def _element_by_id(root: etree._Element, element_id: str) -> etree._Element | No
 
 # --- the expression sandbox ---------------------------------------------------------------------------------
 
-# Attribute access is limited to the public methods of the values process variables can hold (they are JSON).
-# An allow-list, not a deny-list: introspection such as generator.gi_frame.f_back reaches real builtins
-# without any dunder name. str.format is excluded because "{0.__class__}".format(x) walks attributes too.
-_ALLOWED_ATTRIBUTES = frozenset(
-    name for kind in (str, int, float, bool, list, dict) for name in dir(kind) if not name.startswith("_")
-) - {"format", "format_map"}
+class _BoundedEnvironment(BasePythonScriptEngineEnvironment):
+    """SpiffWorkflow's script environment, evaluating in the bounded child processes of tasks/script_sandbox.py.
 
+    Behaves as SpiffWorkflow's TaskDataEnvironment (a script's globals are the task data; it leaves no
+    callables behind), for every caller: SpiffWorkflow also calls the environment directly, past the engine.
+    """
 
-@functools.lru_cache(maxsize=2048)
-def _unsafe_source(source: str, mode: str) -> tuple[str, int | None] | None:
-    """Why `source` may not run in the sandbox, with its line, or None when it is acceptable."""
-    try:
-        tree = ast.parse(source, mode=mode)
-    except SyntaxError as exc:
-        excerpt = source.strip() if len(source.strip()) <= 80 else source.strip()[:77] + "..."
-        return f"invalid Python ({exc.msg}): {excerpt!r}", exc.lineno
-    nodes = list(ast.walk(tree))
-    # Attributes are checked last so that `__import__('os').system(...)` is reported for its worst part.
-    for node in nodes:
-        line = getattr(node, "lineno", None)
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            return "imports are not allowed in expressions or scripts", line
-        if isinstance(node, ast.ClassDef):
-            return "class definitions are not allowed in scripts", line
-        if any(name.startswith("__") for name in _bound_names(node)):
-            return f"the name '{_bound_names(node)[0]}' is not allowed in expressions or scripts", line
-    for node in nodes:
-        if isinstance(node, ast.Attribute) and node.attr not in _ALLOWED_ATTRIBUTES:
-            return f"the attribute '.{node.attr}' is not allowed in expressions or scripts", node.lineno
-    return None
+    def evaluate(self, expression, context, external_context=None):
+        return script_sandbox.default_pool().evaluate(expression, context, external_context or {})
 
+    def execute(self, script, context, external_context=None):
+        left = script_sandbox.default_pool().execute(script, context, external_context or {})
+        context.clear()
+        context.update(left)
+        return True
 
-def _bound_names(node: ast.AST) -> list[str]:
-    """The names a node reads or binds, dunder ones first."""
-    if isinstance(node, ast.Name):
-        names = [node.id]
-    elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-        arguments = node.args
-        names = [a.arg for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs]
-        names += [a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None]
-        if not isinstance(node, ast.Lambda):
-            names.append(node.name)
-    else:
-        return []
-    return sorted(names, key=lambda name: not name.startswith("__"))
+    def call_service(self, context, **kwargs):
+        raise script_sandbox.ScriptRefused("service tasks are not supported")
 
 
 class _SandboxedScriptEngine(PythonScriptEngine):
-    """Runs conditions, timer expressions and scripts with SAFE_BUILTINS only, and carries the caller's clock."""
+    """Runs conditions, timer expressions and scripts with SAFE_BUILTINS only, bounded in CPU time and memory,
+    and carries the caller's clock."""
 
     def __init__(self, *, now: datetime) -> None:
-        super().__init__(environment=TaskDataEnvironment({"__builtins__": SAFE_BUILTINS}))
+        super().__init__(environment=_BoundedEnvironment())
         self.now = now
 
     def evaluate(self, task, expression, external_context=None):
         self._check(task, expression, "eval")
         try:
             return self.environment.evaluate(expression, task.data, external_context)
-        except Exception as exc:
+        except script_sandbox.LimitExceeded as exc:
+            raise self._limit_error(task, f"expression {expression.strip()!r}", exc) from None
+        except script_sandbox.ScriptRaised as exc:
             raise ScriptError(
-                f"expression {expression.strip()!r} failed: {type(exc).__name__}: {exc}", element_id=_bpmn_id(task)
-            ) from exc
+                f"expression {expression.strip()!r} failed: {exc.type_name}: {exc.message}", element_id=_bpmn_id(task)
+            ) from None
+        except script_sandbox.ScriptRefused as exc:
+            raise ScriptError(f"refused: {exc}", element_id=_bpmn_id(task)) from None
 
     def execute(self, task, script, external_context=None):
         self._check(task, script, "exec")
         try:
             self.environment.execute(script, task.data, external_context or {})
-        except Exception as exc:
-            raise ScriptError(f"script failed: {type(exc).__name__}: {exc}", element_id=_bpmn_id(task)) from exc
-        if problem := _non_json_value(task.data):
-            raise ScriptError(
-                f"script left {problem}; process variables must be JSON values", element_id=_bpmn_id(task)
-            )
+        except script_sandbox.LimitExceeded as exc:
+            raise self._limit_error(task, "script", exc) from None
+        except script_sandbox.ScriptRaised as exc:
+            raise ScriptError(f"script failed: {exc.type_name}: {exc.message}", element_id=_bpmn_id(task)) from None
+        except script_sandbox.ScriptRefused as exc:
+            raise ScriptError(str(exc), element_id=_bpmn_id(task)) from None
         return True
 
     def call_service(self, task, **kwargs):
@@ -747,30 +734,13 @@ class _SandboxedScriptEngine(PythonScriptEngine):
         if problem is not None:
             raise ScriptError(f"refused: {problem[0]}", element_id=_bpmn_id(task))
 
+    @staticmethod
+    def _limit_error(task, what: str, exc: script_sandbox.LimitExceeded) -> ScriptLimitExceeded:
+        return ScriptLimitExceeded(f"{what} {exc.detail}", element_id=_bpmn_id(task), kind=exc.kind)
+
 
 def _bpmn_id(task) -> str | None:
     return getattr(task.task_spec, "bpmn_id", None) or task.task_spec.name
-
-
-def _non_json_value(value: Any, path: str = "") -> str | None:
-    """Describe the first value that would not survive JSON storage, or None."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"{path or 'a value'} = {value}"
-    if isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            if problem := _non_json_value(item, f"{path}[{index}]"):
-                return problem
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"a non-string key {key!r} in {path or 'the variables'}"
-            if problem := _non_json_value(item, f"{path}.{key}" if path else key):
-                return problem
-        return None
-    return f"{path or 'a value'} of type {type(value).__name__}"
 
 
 # --- timers on an injected clock ----------------------------------------------------------------------------

@@ -103,6 +103,52 @@ class ProcessInstance(models.Model):
         return f"{self.definition.process_key}:{self.business_key}"
 
 
+class IncidentKind(models.TextChoices):
+    SCRIPT_LIMIT = "SCRIPT_LIMIT", "script stopped at its CPU or memory limit"
+    ENGINE_ERROR = "ENGINE_ERROR", "engine error"
+
+
+class IncidentStep(models.TextChoices):
+    """The step outside a request that failed, and that a retry runs again."""
+
+    FIRE_TIMERS = "FIRE_TIMERS", "fire due timers"
+
+
+class ProcessIncident(models.Model):
+    """A step run outside a request (a beat job) failed on this instance; open until a retry succeeds.
+
+    An instance with an open incident is left alone by the job that failed, so it does not fail on every run.
+    """
+
+    incident_id = models.BigAutoField(primary_key=True)
+    process_instance = models.ForeignKey(ProcessInstance, on_delete=models.CASCADE, related_name="incidents")
+    step = models.CharField(max_length=20, choices=IncidentStep.choices)
+    kind = models.CharField(max_length=20, choices=IncidentKind.choices)
+    element_id = models.CharField(max_length=255, blank=True, default="")
+    message = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        db_table = 'flowable"."process_incidents'
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=IncidentKind.values), name="process_incident_kind_valid"),
+            models.CheckConstraint(condition=Q(step__in=IncidentStep.values), name="process_incident_step_valid"),
+            # One open incident per instance: the job skips the instance until it is resolved.
+            models.UniqueConstraint(
+                fields=["process_instance"], condition=Q(resolved_at__isnull=True), name="process_incident_one_open"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = f" at {self.element_id}" if self.element_id else ""
+        return f"{self.get_kind_display()}{where}"
+
+
 class TaskStatus(models.TextChoices):
     OPEN = "OPEN"
     CLAIMED = "CLAIMED"

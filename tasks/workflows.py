@@ -11,23 +11,32 @@ import re
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from entitlements.access import queues_for
-from entitlements.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from entitlements.errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowError
 from entitlements.models import Capability
 from queues.models import WorkflowQueue
 
 from . import engine, hooks
-from .models import ProcessInstance, ProcessStatus, TaskStatus, WorkflowDefinition, WorkflowTask
+from .models import (
+    IncidentKind,
+    IncidentStep,
+    ProcessIncident,
+    ProcessInstance,
+    ProcessStatus,
+    TaskStatus,
+    WorkflowDefinition,
+    WorkflowTask,
+)
 from .services import task_close, task_insert
 
 MAX_BPMN_BYTES = 2_000_000
 logger = logging.getLogger(__name__)
 
 
-def _engine_error(exc: engine.EngineError) -> InvalidInput:
+def _engine_error(exc: engine.EngineError) -> WorkflowError:
     where = []
     if exc.element_id:
         where.append(f"element {exc.element_id}")
@@ -35,6 +44,9 @@ def _engine_error(exc: engine.EngineError) -> InvalidInput:
     if line:
         where.append(f"line {line}")
     detail = f"{exc.detail} ({', '.join(where)})" if where else exc.detail
+    if isinstance(exc, engine.ScriptLimitExceeded):
+        # The model, not the request, is at fault; nothing was applied and the same call would fail again.
+        return Conflict(detail, code="script_limit_exceeded")
     fields = getattr(exc, "field_errors", None)
     if fields:
         return InvalidInput(detail, code="invalid_variables", fields={k: [v] for k, v in fields.items()})
@@ -287,22 +299,83 @@ def process_fire_due_timers(*, now: datetime | None = None, limit: int = 500) ->
     """Fire the timers that have fallen due (boundary and intermediate). Returns how many instances moved.
 
     SKIP LOCKED lets several workers share the sweep; an instance being completed is picked up next time.
+    An instance whose step fails (a script stopped at its limit, any engine error) keeps its state, gets an
+    open ProcessIncident, and is skipped until process_incident_retry resolves it; the others still move.
     """
     now = now or timezone.now()
     moved = 0
+    open_incident = ProcessIncident.objects.filter(process_instance=OuterRef("pk"), resolved_at__isnull=True)
     due = (
         ProcessInstance.objects.select_for_update(skip_locked=True)
         .filter(status=ProcessStatus.RUNNING, next_timer_due_at__lte=now)
+        .filter(~Exists(open_incident))
         .order_by("next_timer_due_at")[:limit]
     )
     for instance in due:
-        definition = WorkflowDefinition.objects.get(pk=instance.definition_id)
-        run = engine.fire_due_timers(spec=definition.engine_spec, state=instance.engine_state, now=now)
-        instance.definition = definition
-        _store(instance, run)
-        _open_tasks(instance, run, user=None, via_account=None)
+        try:
+            with transaction.atomic():
+                _fire_timers(instance, now=now)
+        except engine.EngineError as exc:
+            _incident_record(instance, step=IncidentStep.FIRE_TIMERS, error=exc)
+            continue
         moved += 1
     return moved
+
+
+def _fire_timers(instance: ProcessInstance, *, now: datetime) -> None:
+    definition = WorkflowDefinition.objects.get(pk=instance.definition_id)
+    run = engine.fire_due_timers(spec=definition.engine_spec, state=instance.engine_state, now=now)
+    instance.definition = definition
+    _store(instance, run)
+    _open_tasks(instance, run, user=None, via_account=None)
+
+
+def _incident_fields(error: engine.EngineError) -> tuple[str, str, str]:
+    """kind, element_id and message of an incident recording `error`."""
+    kind = IncidentKind.SCRIPT_LIMIT if isinstance(error, engine.ScriptLimitExceeded) else IncidentKind.ENGINE_ERROR
+    return kind, error.element_id or "", error.detail
+
+
+def _incident_record(instance: ProcessInstance, *, step: str, error: engine.EngineError) -> ProcessIncident:
+    kind, element_id, message = _incident_fields(error)
+    return ProcessIncident.objects.create(
+        process_instance=instance, step=step, kind=kind, element_id=element_id, message=message,
+    )
+
+
+@transaction.atomic
+def process_incident_retry(*, user, incident_id: int, now: datetime | None = None) -> ProcessIncident:
+    """Run an incident's failed step again: resolve the incident when it succeeds, or record the new error.
+
+    For superusers and supervisors of a queue the instance has tasks in. Returns the incident: resolved, or
+    still open with the new error.
+    """
+    incident = ProcessIncident.objects.filter(pk=incident_id).only("process_instance_id").first()
+    if incident is None:
+        raise NotFound(f"incident {incident_id} not found", code="incident_not_found")
+    if user is not None and user.is_active and user.is_superuser:
+        instance = ProcessInstance.objects.select_for_update().get(pk=incident.process_instance_id)
+    else:
+        try:
+            instance = _instance_for_supervisor(user=user, process_instance_id=incident.process_instance_id)
+        except NotFound:
+            raise NotFound(f"incident {incident_id} not found", code="incident_not_found") from None
+    incident = ProcessIncident.objects.select_for_update().get(pk=incident_id)
+    if incident.resolved_at is not None:
+        raise Conflict(f"incident {incident_id} is already resolved", code="incident_resolved")
+    if instance.status != ProcessStatus.RUNNING:
+        raise Conflict(f"process {instance.pk} is {instance.status.lower()}", code="process_not_running")
+    try:
+        with transaction.atomic():
+            _fire_timers(instance, now=now or timezone.now())
+    except engine.EngineError as exc:
+        incident.kind, incident.element_id, incident.message = _incident_fields(exc)
+        incident.save(update_fields=["kind", "element_id", "message"])
+        return incident
+    incident.resolved_at = timezone.now()
+    incident.resolved_by = user
+    incident.save(update_fields=["resolved_at", "resolved_by"])
+    return incident
 
 
 def _instance_for_supervisor(*, user, process_instance_id: int) -> ProcessInstance:

@@ -141,6 +141,7 @@ DELETE FROM onecms.case_workflow_mapping;
 DELETE FROM onecms.cases;
 DELETE FROM flowable.task_history;
 DELETE FROM flowable.workflow_tasks;
+DELETE FROM flowable.process_incidents;
 DELETE FROM flowable.process_instances;
 DELETE FROM flowable.workflow_definitions;
 DELETE FROM queues.queue_statistics;

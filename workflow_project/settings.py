@@ -277,6 +277,13 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# --- Workflow model scripts (tasks/script_sandbox.py) ---------------------------------
+# Every condition, timer expression and script runs in a child process, stopped after this much CPU time and
+# memory; each web or worker process keeps at most WORKFLOW_SCRIPT_POOL_SIZE such children.
+WORKFLOW_SCRIPT_CPU_SECONDS = float(os.environ.get("WORKFLOW_SCRIPT_CPU_SECONDS", "1"))
+WORKFLOW_SCRIPT_MEMORY_MB = int(os.environ.get("WORKFLOW_SCRIPT_MEMORY_MB", "64"))
+WORKFLOW_SCRIPT_POOL_SIZE = int(os.environ.get("WORKFLOW_SCRIPT_POOL_SIZE", "4"))
+
 # --- Metrics (/metrics, Prometheus text format) ------------------------------------------
 # Served to these networks, or to any client sending `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
