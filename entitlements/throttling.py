@@ -4,6 +4,9 @@ State lives in Django's cache (Redis with REDIS_URL, local memory otherwise). A 
 the request through and logs it: a rate limit guards against floods, it is not an access rule, and a cache outage
 must not turn every API call into a 500. Rates come from settings (REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]);
 a rate of None turns that limit off.
+
+FailedTokenLimit is written by hand: DRF's throttles run after authentication and count every request they see,
+and django-axes guards Django's login (`authenticate()`), which DRF's token check never calls.
 """
 from __future__ import annotations
 
