@@ -57,5 +57,8 @@ def record_lockout(sender, request, username, ip_address, **kwargs):
         actor_username=username,
         remote_addr=ip_address,
         path=request.path if request else "",
-        details={"failure_limit": settings.AXES_FAILURE_LIMIT, "cool_off_minutes": settings.AXES_COOLOFF_TIME.total_seconds() // 60},
+        details={
+            "failure_limit": settings.AXES_FAILURE_LIMIT,
+            "cool_off_minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+        },
     )
