@@ -78,7 +78,7 @@ USERS = [
 TEMPORARY_ESCALATIONS = [("carol", "triage-caseworker", timedelta(days=2), "Covering the triage backlog")]
 
 SUPERVISOR_CONSOLE_GROUP = "supervisor-console"
-SUPERVISOR_CONSOLE_APPS = ("entitlements", "queues", "tasks", "cases", "django_celery_beat", "django_celery_results", "authtoken")
+SUPERVISOR_CONSOLE_APPS = ("entitlements", "queues", "tasks", "cases", "django_celery_beat", "django_celery_results")
 
 
 # --- demo workflow and cases ---------------------------------------------------------------------------------------

@@ -1,14 +1,25 @@
-"""Admin for departments, users, skills, roles, role assignments and the security audit."""
+"""Admin for departments, users, skills, roles, role assignments, API tokens and the security audit."""
+from itertools import groupby
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils import timezone
 from django.utils.html import format_html_join
+from knox.models import AuthToken as KnoxAuthToken
+from rest_framework.authtoken.models import TokenProxy
 
 from .access import capabilities_by_queue
 from .authentication import client_address
 from .errors import WorkflowError
-from .models import Department, SecurityEvent, Skill, User, UserRoleAssignment, WorkflowRole
-from .services import role_assignment_grant, role_assignment_revoke, role_save
+from .models import ApiToken, AuthFailureTally, Department, SecurityEvent, Skill, User, UserRoleAssignment, WorkflowRole
+from .services import api_token_revoke, role_assignment_grant, role_assignment_revoke, role_save
+
+# DRF's plaintext tokens are gone (migration 0008), and knox's own model is swapped for ApiToken: neither page
+# may show or issue a token.
+for _model in (TokenProxy, KnoxAuthToken):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
 
 
 @admin.register(Department)
@@ -149,6 +160,61 @@ class SecurityEventAdmin(admin.ModelAdmin):
     list_filter = ("event_type",)
     search_fields = ("actor_username", "on_behalf_of_username", "path")
     date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Lists and revokes API tokens; never shows a key (only its digest is stored). Tokens are issued with
+    `manage.py create_api_token`, which prints the key once."""
+
+    list_display = ("name", "user", "read_only", "created", "expiry", "in_force", "last_used_at", "created_by")
+    list_filter = ("read_only", "expiry")
+    search_fields = ("user__username", "name")
+    list_select_related = ("user", "created_by")
+    fields = ("name", "user", "read_only", "created", "expiry", "last_used_at", "created_by")
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    @admin.display(boolean=True, description="in force now")
+    def in_force(self, token):
+        return token.expiry is None or token.expiry > timezone.now()
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoking goes through the service, which audits it
+
+    def has_revoke_permission(self, request):
+        return request.user.has_perm("entitlements.delete_apitoken")
+
+    @admin.action(description="Revoke the selected tokens", permissions=["revoke"])
+    def revoke(self, request, queryset):
+        revoked = 0
+        for user, tokens in groupby(queryset.select_related("user").order_by("user_id"), key=lambda t: t.user):
+            revoked += api_token_revoke(user=user, revoked_by=request.user, digests=[t.digest for t in tokens])
+        self.message_user(request, f"Revoked {revoked} token(s).")
+
+
+@admin.register(AuthFailureTally)
+class AuthFailureTallyAdmin(admin.ModelAdmin):
+    """Failed authentications per address and window; the audit holds the first of each."""
+
+    list_display = ("window_start", "remote_addr", "failures", "throttled", "last_username", "last_path", "last_at")
+    search_fields = ("remote_addr", "last_username")
+    date_hierarchy = "window_start"
 
     def has_add_permission(self, request):
         return False

@@ -1,4 +1,5 @@
-"""API authentication: token or session, plus act-as for integration accounts holding the act-as permission.
+"""API authentication: token (hashed, expiring, optionally read-only) or session, plus act-as for integration
+accounts holding the act-as permission.
 
 Identity comes only from the credentials. `X-User-Id` and similar headers are ignored. An integration account
 with `entitlements.act_on_behalf` may send `X-On-Behalf-Of: <username>`; the request then runs as that user
@@ -6,16 +7,19 @@ with `entitlements.act_on_behalf` may send `X-On-Behalf-Of: <username>`; the req
 """
 from __future__ import annotations
 
-import functools
+from datetime import timedelta
+from hmac import compare_digest
 
-from django.db import connection
-from rest_framework import authentication, exceptions
+from django.db.models import Q
+from django.utils import timezone
+from knox import auth as knox_auth
+from knox.crypto import hash_token
+from knox.settings import CONSTANTS
+from rest_framework import authentication, exceptions, permissions
 
-from workflow_project.db import RowReader, fetch_one_read_only, row_reader
-
-from .models import SecurityEvent, User
-from .services import security_event_record
-from .token_memory import token_memory
+from .models import ApiToken, SecurityEvent, User
+from .services import auth_failure_record, security_event_record
+from .throttling import FailedTokenLimit
 
 ON_BEHALF_OF_HEADER = "HTTP_X_ON_BEHALF_OF"
 ACT_AS_PERMISSION = "entitlements.act_on_behalf"
@@ -86,55 +90,89 @@ def act_as(request, authenticated: tuple | None) -> tuple | None:
     return target, auth
 
 
-def user_for_token(key: str) -> User | None:
-    """The user an API token belongs to, or None: one query (none when the connection remembers it), one model
-    instance.
+class ReadOnlyTokenRefused(exceptions.PermissionDenied):
+    """A read-only token sent a request that writes; raised after the refusal was audited."""
 
-    DRF's lookup (`Token.objects.select_related("user").get(key=...)`) builds the ORM query and two model
-    instances on every request: 0.7 ms of a claim-next call, against 0.2 ms for this statement. The statement is
-    built from the models' metadata, so it follows the user model's columns.
+    default_detail = "This API token is read-only: it may only GET, HEAD or OPTIONS."
+    default_code = "token_read_only"
+
+
+class FailedTokensThrottled(exceptions.Throttled):
+    default_detail = "Too many failed token authentications from this address."
+
+
+INVALID_TOKEN = "Invalid token."
+# Longer than any key we issue (knox's 64 characters, DRF's 40): not worth hashing.
+MAX_KEY_LENGTH = 200
+# last_used_at is written at most this often per token: not a write per request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class TokenAuthentication(knox_auth.TokenAuthentication):
+    """`Authorization: Token <key>`, with act-as. `request.auth` is the ApiToken.
+
+    django-rest-knox parses the header; the lookup is ours (knox's deletes the user's expired tokens on every
+    request and answers an expired one as invalid): candidates by the key's first characters, the SHA-512 digest
+    compared in constant time, then expiry (401 `token_expired`), active user, read-only scope (403
+    `token_read_only`). Before any lookup, an address past its failed-token limit gets 429 (entitlements.throttling).
     """
-    statement, reader = _token_user_statement()
-    memory = token_memory(connection)
-    if memory is not None and (row := memory.get(key)) is not None:
-        connection.health_check_done = True  # token_memory() read the connection: it is open
-        return reader.instance(row)
-    generation = memory.generation if memory is not None else None
-    row = fetch_one_read_only(statement, [key])  # also the request's connection health check
-    if row is None:
-        return None
-    if memory is not None and memory.raw is connection.connection:  # not if the lookup had to reconnect
-        memory.remember(key, row, looked_up_in_generation=generation)
-    return reader.instance(row)
-
-
-@functools.cache
-def _token_user_statement() -> tuple[str, RowReader]:
-    from rest_framework.authtoken.models import Token
-
-    reader = row_reader(User)
-    quote = connection.ops.quote_name
-    statement = (
-        f"SELECT {reader.columns_of('u')} FROM {quote(User._meta.db_table)} u JOIN {quote(Token._meta.db_table)} t"
-        + f" ON t.user_id = u.{quote(User._meta.pk.column)} WHERE t.key = %s"
-    )
-    return statement, reader
-
-
-class TokenAuthentication(authentication.TokenAuthentication):
-    """`Authorization: Token <key>`, with act-as. `request.auth` is the token's key."""
 
     def authenticate(self, request):
-        return act_as(request, super().authenticate(request))
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.authenticate_header(request).lower().encode():
+            return None
+        address = client_address(request)
+        limit = FailedTokenLimit()
+        wait = limit.wait(address)
+        if wait is not None:
+            auth_failure_record(remote_addr=address, path=request.path, throttled=True)
+            raise FailedTokensThrottled(wait=wait)
+        try:
+            user, token = super().authenticate(request)
+        except exceptions.AuthenticationFailed:
+            limit.record_failure(address)
+            raise
+        if token.read_only and request.method not in permissions.SAFE_METHODS:
+            security_event_record(
+                event_type=SecurityEvent.Type.PERMISSION_DENIED,
+                actor=user,
+                remote_addr=address,
+                path=request.path,
+                details={"method": request.method, "reason": ReadOnlyTokenRefused.default_detail, "token": token.name},
+            )
+            raise ReadOnlyTokenRefused()
+        return act_as(request, (user, token))
 
-    def authenticate_credentials(self, key):
+    def authenticate_credentials(self, token: bytes):
+        try:
+            key = token.decode("utf-8")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(INVALID_TOKEN) from None
         # PostgreSQL refuses NUL in text: such a key is simply invalid, never a database error.
-        user = None if "\x00" in key else user_for_token(key)
-        if user is None:
-            raise exceptions.AuthenticationFailed("Invalid token.")
-        if not user.is_active:
+        if "\x00" in key or len(key) > MAX_KEY_LENGTH:
+            raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+        digest = hash_token(key)
+        candidates = ApiToken.objects.filter(token_key=key[: CONSTANTS.TOKEN_KEY_LENGTH]).select_related("user")
+        for candidate in candidates:
+            if compare_digest(digest, candidate.digest):
+                return self.validate_user(candidate)
+        raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+
+    def validate_user(self, auth_token: ApiToken):
+        now = timezone.now()
+        if auth_token.expiry is not None and auth_token.expiry <= now:
+            raise exceptions.AuthenticationFailed(
+                f"Token expired at {auth_token.expiry:%Y-%m-%d %H:%M} UTC; ask for a new one.", code="token_expired"
+            )
+        if not auth_token.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
-        return user, key
+        if auth_token.last_used_at is None or now - auth_token.last_used_at >= LAST_USED_RESOLUTION:
+            # Conditional, so concurrent requests of one token write it once.
+            ApiToken.objects.filter(pk=auth_token.pk).filter(
+                Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
+            ).update(last_used_at=now)
+            auth_token.last_used_at = now
+        return auth_token.user, auth_token
 
 
 class SessionAuthentication(authentication.SessionAuthentication):

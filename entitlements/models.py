@@ -7,6 +7,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from knox.models import AbstractAuthToken
 
 
 class Capability(models.TextChoices):
@@ -151,6 +152,7 @@ class SecurityEventType(models.TextChoices):
     ACT_AS = "ACT_AS"
     TOKEN_CREATED = "TOKEN_CREATED"
     TOKEN_REVOKED = "TOKEN_REVOKED"
+    LOGIN_LOCKED_OUT = "LOGIN_LOCKED_OUT"
 
 
 class SecurityEvent(models.Model):
@@ -178,3 +180,54 @@ class SecurityEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event_type} {self.actor_username}"
+
+
+class ApiToken(AbstractAuthToken):
+    """An API token (`Authorization: Token <key>`). django-rest-knox's model keeps a SHA-512 digest of the key,
+    never the key (shown once, when issued), and its expiry; we add a name, a read-only scope, who issued it and
+    when it was last used (written at most once a minute, see entitlements.authentication)."""
+
+    name = models.CharField(max_length=100, blank=True)
+    read_only = models.BooleanField(default=False, help_text="Only GET, HEAD and OPTIONS requests.")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        db_table = 'entitlements"."api_tokens'
+        ordering = ["-created"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name or 'API token'} of {self.user}"
+
+
+class AuthFailureTally(models.Model):
+    """How many authentications failed from one address in one audit window (AUTH_FAILURE_AUDIT_WINDOW_SECONDS).
+
+    The security audit is append-only and keeps only the first failure of each address and window; this counts
+    them all, so a flood of bad tokens or passwords is recorded without growing the audit by a row a request.
+    `throttled` counts requests refused with 429 before their credentials were even checked.
+    """
+
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    window_start = models.DateTimeField()
+    failures = models.PositiveIntegerField(default=0)
+    throttled = models.PositiveIntegerField(default=0)
+    last_username = models.CharField(max_length=150, blank=True)
+    last_path = models.CharField(max_length=500, blank=True)
+    last_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = 'entitlements"."auth_failure_tallies'
+        ordering = ["-window_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["remote_addr", "window_start"], name="auth_failure_tally_per_address_window",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.remote_addr or '?'} from {self.window_start:%Y-%m-%d %H:%M}: {self.failures} failed"

@@ -1,16 +1,19 @@
-"""Writes of entitlements: roles, time-bound role assignments, API tokens and the security audit."""
+"""Writes of entitlements: roles, time-bound role assignments, API tokens and the security audit (with its tally
+of failed authentications)."""
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
+from django.conf import settings
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from . import hooks
 from .errors import InvalidInput, NotFound
-from .models import Capability, SecurityEvent, User, UserRoleAssignment, WorkflowRole
+from .models import ApiToken, Capability, SecurityEvent, User, UserRoleAssignment, WorkflowRole
 
 
 def security_event_record(
@@ -151,28 +154,126 @@ def role_assignment_revoke(
     return assignment
 
 
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new API token: `key` is the only copy of the secret (the database keeps its digest); show it once."""
+
+    token: ApiToken
+    key: str
+    replaced: int  # tokens of the user revoked to make room for this one
+    held: int  # tokens the user holds now, this one included
+
+
 @transaction.atomic
-def api_token_create(*, user: User, created_by: User | None = None) -> Token:
-    """Issue a new API token for `user`, replacing any previous one."""
-    Token.objects.filter(user=user).delete()
-    token = Token.objects.create(user=user)
+def api_token_create(
+    *,
+    user: User,
+    created_by: User | None = None,
+    name: str = "",
+    read_only: bool = False,
+    expires_in: timedelta | None = None,
+    replace: bool = False,
+) -> IssuedToken:
+    """Issue one more API token for `user` (or, with `replace`, instead of all of theirs).
+
+    It expires after `expires_in` (default API_TOKEN_TTL_DAYS); a read-only token may only read.
+    """
+    expires_in = timedelta(days=settings.API_TOKEN_TTL_DAYS) if expires_in is None else expires_in
+    if expires_in <= timedelta(0):
+        raise InvalidInput("a token must expire in the future", fields={"expires_in": ["Must be positive."]})
+    if len(name) > ApiToken._meta.get_field("name").max_length:
+        raise InvalidInput("token name too long", fields={"name": ["At most 100 characters."]})
+    replaced = api_token_revoke(user=user, revoked_by=created_by) if replace else 0
+    token, key = ApiToken.objects.create(
+        user=user, expiry=expires_in, name=name, read_only=read_only, created_by=created_by
+    )
     security_event_record(
         event_type=SecurityEvent.Type.TOKEN_CREATED,
         actor=created_by,
         actor_username=created_by.get_username() if created_by else "system",
-        details={"user": user.get_username()},
+        details={
+            "user": user.get_username(), "name": name, "read_only": read_only,
+            "expires_at": token.expiry.isoformat(), "replaced": replaced,
+        },
     )
-    return token
+    return IssuedToken(token=token, key=key, replaced=replaced, held=ApiToken.objects.filter(user=user).count())
 
 
 @transaction.atomic
-def api_token_revoke(*, user: User, revoked_by: User | None = None) -> bool:
-    deleted, _ = Token.objects.filter(user=user).delete()
-    if deleted:
-        security_event_record(
-            event_type=SecurityEvent.Type.TOKEN_REVOKED,
-            actor=revoked_by,
-            actor_username=revoked_by.get_username() if revoked_by else "system",
-            details={"user": user.get_username()},
+def api_token_revoke(
+    *, user: User, revoked_by: User | None = None, name: str | None = None, digests: list[str] | None = None
+) -> int:
+    """Revoke the user's API tokens (only those named `name`, or with these digests, when given); how many."""
+    tokens = ApiToken.objects.filter(user=user)
+    if name is not None:
+        tokens = tokens.filter(name=name)
+    if digests is not None:
+        tokens = tokens.filter(digest__in=digests)
+    revoked = list(tokens.select_for_update().values_list("name", "created"))
+    if not revoked:
+        return 0
+    tokens.delete()
+    security_event_record(
+        event_type=SecurityEvent.Type.TOKEN_REVOKED,
+        actor=revoked_by,
+        actor_username=revoked_by.get_username() if revoked_by else "system",
+        details={
+            "user": user.get_username(), "count": len(revoked),
+            "tokens": [{"name": n, "created": c.isoformat()} for n, c in revoked],
+        },
+    )
+    return len(revoked)
+
+
+_TALLY_FAILURE = """
+INSERT INTO entitlements.auth_failure_tallies AS t
+    (remote_addr, window_start, failures, throttled, last_username, last_path, last_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (remote_addr, window_start) DO UPDATE SET
+    failures = t.failures + EXCLUDED.failures,
+    throttled = t.throttled + EXCLUDED.throttled,
+    last_username = CASE WHEN EXCLUDED.failures > 0 THEN EXCLUDED.last_username ELSE t.last_username END,
+    last_path = EXCLUDED.last_path,
+    last_at = EXCLUDED.last_at
+RETURNING failures
+"""
+
+
+@transaction.atomic
+def auth_failure_record(
+    *,
+    remote_addr: str | None,
+    username: str = "",
+    path: str = "",
+    details: dict | None = None,
+    throttled: bool = False,
+) -> SecurityEvent | None:
+    """Count a failed authentication (or, with `throttled`, one refused before its credentials were checked) of
+    `remote_addr` in its audit window; the window's first failure also goes to the audit as LOGIN_FAILURE.
+
+    The audit is append-only, so a flood of bad credentials would grow it by a row a request; the tally row
+    (AuthFailureTally, one per address and window) keeps the count instead. Returns the audit row, if one was written.
+    """
+    now = timezone.now()
+    window = settings.AUTH_FAILURE_AUDIT_WINDOW_SECONDS
+    window_start = datetime.fromtimestamp(now.timestamp() // window * window, tz=dt_timezone.utc)
+    username, path = username[:150], path[:500]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _TALLY_FAILURE,
+            [remote_addr or None, window_start, 0 if throttled else 1, 1 if throttled else 0, username, path, now],
         )
-    return bool(deleted)
+        (failures,) = cursor.fetchone()
+    if throttled or failures != 1:
+        return None
+    return security_event_record(
+        event_type=SecurityEvent.Type.LOGIN_FAILURE,
+        actor_username=username,
+        remote_addr=remote_addr,
+        path=path,
+        details={
+            **(details or {}),
+            "later_failures_counted_in": "entitlements.auth_failure_tallies",
+            "window_start": window_start.isoformat(),
+        },
+    )

@@ -72,15 +72,24 @@ def api_client() -> APIClient:
     return APIClient()
 
 
+@pytest.fixture(autouse=True)
+def throttle_state_cleared():
+    """Each test starts with no API rate-limit history (it lives in the cache, which outlives a test)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def api_as():
-    """An API client authenticated by a real token for the given user."""
+    """An API client authenticated by a real token for the given user (token options: name, read_only, expires_in);
+    the issued token is the client's `issued`."""
     from entitlements.services import api_token_create
 
-    def make(user) -> APIClient:
+    def make(user, **token_options) -> APIClient:
         client = APIClient()
-        token = api_token_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.issued = api_token_create(user=user, **token_options)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {client.issued.key}")
         return client
 
     return make
@@ -146,7 +155,9 @@ DELETE FROM flowable.process_instances;
 DELETE FROM flowable.workflow_definitions;
 DELETE FROM queues.queue_statistics;
 UPDATE queues.workflow_queues SET current_load = 0, round_robin_cursor = 0;
-DELETE FROM authtoken_token;
+DELETE FROM entitlements.api_tokens;
+DELETE FROM entitlements.auth_failure_tallies;
+DELETE FROM axes_accessattempt;
 """
 
 

@@ -13,10 +13,10 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from entitlements.authentication import ActAsRefused, client_address
+from entitlements.authentication import ActAsRefused, ReadOnlyTokenRefused, client_address
 from entitlements.errors import NotFound, PermissionDenied, WorkflowError
 from entitlements.models import SecurityEvent
-from entitlements.services import security_event_record
+from entitlements.services import auth_failure_record, security_event_record
 
 
 # PostgreSQL gave up on the statement because of other transactions, not because of anything in the request:
@@ -131,8 +131,15 @@ def audit_denial(exc, context) -> None:
     user = getattr(request, "user", None)
     authenticated = user is not None and getattr(user, "is_authenticated", False)
     if isinstance(exc, exceptions.AuthenticationFailed):
-        event_type = SecurityEvent.Type.LOGIN_FAILURE
-    elif isinstance(exc, (exceptions.PermissionDenied, PermissionDenied)) and not isinstance(exc, ActAsRefused):
+        # Counted per address and window; only the window's first failure becomes an audit row.
+        auth_failure_record(
+            remote_addr=client_address(request), path=request.path,
+            details={"method": request.method, "reason": str(exc.detail)},
+        )
+        return
+    if isinstance(exc, (exceptions.PermissionDenied, PermissionDenied)) and not isinstance(
+        exc, (ActAsRefused, ReadOnlyTokenRefused)
+    ):
         event_type = SecurityEvent.Type.PERMISSION_DENIED
     elif isinstance(exc, NotFound) and exc.denial:
         event_type = SecurityEvent.Type.PERMISSION_DENIED

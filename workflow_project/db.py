@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import inspect
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.postgresql.base import CursorDebugWrapper, ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Model
@@ -29,20 +29,18 @@ class _PreparedDebugWrapper(CursorDebugWrapper):
             return CursorWrapper.execute(self, sql, params)
 
 
-def prepared_cursor(using: str = DEFAULT_DB_ALIAS, *, health_check: bool = True):
+def prepared_cursor(using: str = DEFAULT_DB_ALIAS):
     """A Django cursor whose statements PostgreSQL parses and plans once per connection, then only executes.
 
     Django's cursors bind parameters on the client, so the server parses and plans every statement again.
-    For the few statements on the hottest paths (claim-next, token lookup) that costs as much as running
+    For the few statements on the hottest paths (claim-next) that costs as much as running
     them. Use it as `with prepared_cursor() as cursor:`; statements must be fixed text with `%s` parameters
     (a new text is a new prepared statement on each connection). Query logging, execute wrappers and
     Django's error translation work as with `connection.cursor()`. With DATABASE_PREPARED_STATEMENTS off the
-    statements are bound on the server but not prepared. `health_check=False` skips Django's CONN_HEALTH_CHECKS
-    probe (for `fetch_one_read_only`, whose statement is the probe).
+    statements are bound on the server but not prepared.
     """
     connection = connections[using]
-    if health_check:
-        connection.close_if_health_check_failed()
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
         connection.validate_thread_sharing()
@@ -50,11 +48,11 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS, *, health_check: bool = True)
         return _PreparedDebugWrapper(raw, connection) if connection.queries_logged else connection.make_cursor(raw)
 
 
-def prepared_fetch_one(statement: str, params, using: str = DEFAULT_DB_ALIAS, *, health_check: bool = True):
+def prepared_fetch_one(statement: str, params, using: str = DEFAULT_DB_ALIAS):
     """Run `statement` as `prepared_cursor` would and return its first row (None if it has none), on a cursor
     the database connection keeps.
 
-    For the statements every claim and every API request runs (claim-next, the token lookup): a new psycopg
+    For the statements every claim runs (claim-next): a new psycopg
     cursor (its adapters, a loader per column) and Django's cursor wrapper cost a claim more of the client's CPU
     than the rest of its Python; with 16 claimers on two cores the kept cursor gave 16 to 21 % more claims a second
     in three of four alternating rounds (8 % fewer in the fourth, on a machine whose speed swings). The kept
@@ -64,11 +62,10 @@ def prepared_fetch_one(statement: str, params, using: str = DEFAULT_DB_ALIAS, *,
     """
     connection = connections[using]
     if connection.queries_logged or connection.execute_wrappers:
-        with prepared_cursor(using, health_check=health_check) as cursor:
+        with prepared_cursor(using) as cursor:
             cursor.execute(statement, params)
             return cursor.fetchone()
-    if health_check:
-        connection.close_if_health_check_failed()
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
         connection.validate_thread_sharing()
@@ -87,33 +84,6 @@ def _kept_cursor(raw) -> _PreparingCursor:
         cursor = _PreparingCursor(raw)
         setattr(raw, _KEPT_CURSOR, cursor)
     return cursor
-
-
-def fetch_one_read_only(statement: str, params, using: str = DEFAULT_DB_ALIAS):
-    """Run a read-only statement with `prepared_fetch_one` and return its first row; the statement is the
-    request's connection health check.
-
-    With CONN_HEALTH_CHECKS, Django sends `SELECT 1` before the first statement of each request on a persistent
-    connection, a round trip per request. Here the first statement goes straight out instead: if it fails and the
-    connection turns out to be dead (the server restarted, a proxy dropped it), the connection is closed and the
-    statement runs again on a new one, which is what the probe would have achieved. Only for statements that read,
-    so that running one twice changes nothing; the token lookup that starts every API request is one.
-    """
-    connection = connections[using]
-    probe_pending = (
-        connection.connection is not None and connection.health_check_enabled and not connection.health_check_done
-    )
-    if probe_pending:
-        try:
-            row = prepared_fetch_one(statement, params, using, health_check=False)
-        except DatabaseError:
-            if connection.in_atomic_block or connection.is_usable():
-                raise  # a real error of the statement, or a transaction the retry would not be part of
-            connection.close()
-        else:
-            connection.health_check_done = True
-            return row
-    return prepared_fetch_one(statement, params, using)
 
 
 class RowReader:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -30,6 +31,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate ("3000/minute"), or None for "off"."""
+    value = os.environ.get(name, default).strip()
+    if value.lower() in {"", "off", "none", "false"}:
+        return None
+    count, _, period = value.partition("/")
+    if not count.isdigit() or not period or period[0] not in "smhd":
+        raise ImproperlyConfigured(f"{name} must look like 3000/minute or be off, not {value!r}")
+    return value
+
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -56,7 +68,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    # Only for the migration history: entitlements 0006 depends on it and 0008 moves its keys, hashed, to
+    # entitlements.ApiToken and empties its table. Its admin is unregistered (entitlements/admin.py).
     "rest_framework.authtoken",
+    "knox",
+    "axes",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -84,6 +100,7 @@ MIDDLEWARE = [
     "workflow_project.middleware.LazyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "workflow_project.urls"
@@ -122,15 +139,11 @@ if DATABASE_POOL:
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "60"))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# The few statements run through workflow_project.db.prepared_cursor (claim-next, token lookup) are prepared
+# The few statements run through workflow_project.db.prepared_cursor (claim-next) are prepared
 # once per connection; Django's own cursors never prepare. Turn off behind a pooler that cannot keep prepared
 # statements (PgBouncer in transaction mode before 1.21).
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5 if DATABASE_PREPARED_STATEMENTS else None
-
-# API token lookups remembered per persistent connection until a token or user changes (LISTEN/NOTIFY;
-# entitlements/token_memory.py). Off with the pool; turn off behind PgBouncer in transaction mode.
-API_TOKEN_MEMORY = env_bool("API_TOKEN_MEMORY", True) and not DATABASE_POOL
 
 DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
 if DATABASE_REPLICA_URL:
@@ -155,6 +168,7 @@ else:
 # --- Authentication -------------------------------------------------------------------
 AUTH_USER_MODEL = "entitlements.User"
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password check
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -169,6 +183,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Login throttling (django-axes) for /accounts/login/ and /admin/login/: after AXES_FAILURE_LIMIT failures of one
+# username from one address, that pair is locked out for AXES_COOLOFF_MINUTES (superusers unlock it in the admin,
+# "Access attempts"). Attempts are kept in the database.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "entitlements.authentication.client_address"  # the address the audit records
+AXES_VERBOSE = False
+
+# API tokens (django-rest-knox, entitlements.ApiToken): only a digest is stored; each token expires.
+API_TOKEN_TTL_DAYS = int(os.environ.get("API_TOKEN_TTL_DAYS", "90"))
+KNOX_TOKEN_MODEL = "entitlements.ApiToken"
+REST_KNOX = {"TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS), "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
+
+# Failed authentications (bad API tokens, wrong passwords): the audit keeps the first of each address in each
+# window as a LOGIN_FAILURE row and counts the rest in entitlements.AuthFailureTally.
+AUTH_FAILURE_AUDIT_WINDOW_SECONDS = int(os.environ.get("AUTH_FAILURE_AUDIT_WINDOW_SECONDS", "300"))
+
 SESSION_COOKIE_HTTPONLY = True
 
 # --- HTTPS and browser protections ------------------------------------------------------
@@ -240,6 +275,17 @@ REST_FRAMEWORK = {
         "workflow_project.parsers.FormParser",
         "workflow_project.parsers.MultiPartParser",
     ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "entitlements.throttling.AccountRateThrottle",
+        "entitlements.throttling.AnonymousAddressRateThrottle",
+    ],
+    # "N/second|minute|hour|day"; "off" (or empty) turns one off. bench/claim.py turns them off.
+    "DEFAULT_THROTTLE_RATES": {
+        "account": env_rate("API_THROTTLE_USER_RATE", "3000/minute"),
+        "anonymous": env_rate("API_THROTTLE_ANON_RATE", "60/minute"),
+        # Failed token authentications per address: past it, 429 before the token is even looked up.
+        "bad_token": env_rate("API_THROTTLE_BAD_TOKEN_RATE", "20/minute"),
+    },
 }
 # JSON request bodies nested deeper than this are refused with 400 (workflow_project/parsers.py).
 API_MAX_JSON_DEPTH = int(os.environ.get("API_MAX_JSON_DEPTH", "32"))

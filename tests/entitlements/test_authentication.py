@@ -120,16 +120,14 @@ def test_token_of_an_inactive_user_is_401(api_as, caseworker_alice):
 
 def test_token_authenticates_its_own_user_in_one_query(api_as, caseworker_alice, fraud_investigator_bob,
                                                        django_assert_num_queries):
-    from entitlements.authentication import user_for_token
-    from rest_framework.authtoken.models import Token
+    from entitlements.authentication import TokenAuthentication
 
     api_as(fraud_investigator_bob)
-    api_as(caseworker_alice)
-    key = Token.objects.get(user=caseworker_alice).key
+    key = api_as(caseworker_alice).issued.key
+    TokenAuthentication().authenticate_credentials(key.encode())  # the first use writes last_used_at
     with django_assert_num_queries(1):
-        user = user_for_token(key)
-    assert (user.pk, user.username, user.is_active) == (caseworker_alice.pk, "alice", True)
-    assert user_for_token("not-a-real-token") is None
+        user, token = TokenAuthentication().authenticate_credentials(key.encode())
+    assert (user.pk, user.username, user.is_active, token.user_id) == (caseworker_alice.pk, "alice", True, caseworker_alice.pk)
 
 
 def test_token_with_a_nul_byte_is_401_not_a_server_error(api_client):
@@ -141,7 +139,8 @@ def test_token_with_a_nul_byte_is_401_not_a_server_error(api_client):
 
 @pytest.mark.parametrize("key", ["x" * 10_000, "clé-ünïcødé", "' OR 1=1 --", "%s%s"])
 def test_odd_tokens_are_401_not_a_server_error(api_client, key):
-    # The lookup is a prepared statement with a bound parameter: length, encoding and quoting reach no SQL text.
+    # The lookup binds the key's first characters as a parameter and compares digests: length, encoding and quoting
+    # reach no SQL text.
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     response = api_client.get("/api/queues/")
     assert response.status_code == 401

@@ -104,68 +104,6 @@ def test_fetch_one_is_seen_by_query_logging_and_execute_wrappers():
     assert seen == [(STATEMENT, [7])]
 
 
-# --- the token lookup as the request's connection health check ----------------------------------------------------
-
-
-def backend_pid():
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        return cursor.fetchone()[0]
-
-
-def start_of_request():
-    """What Django does when a request starts on a persistent connection (request_started → close_old_connections)."""
-    connection.close_if_unusable_or_obsolete()
-    assert connection.health_check_enabled and not connection.health_check_done
-
-
-@pytest.fixture
-def token_of_alice(committed_db):
-    from entitlements.models import User
-    from entitlements.services import api_token_create
-
-    return api_token_create(user=User.objects.get(username="alice")).key
-
-
-def test_the_token_lookup_replaces_the_select_1_probe(token_of_alice, monkeypatch):
-    from entitlements.authentication import user_for_token
-
-    backend_pid()
-    start_of_request()
-    probes = []
-    real_is_usable = connection.is_usable
-    monkeypatch.setattr(connection, "is_usable", lambda: probes.append(1) or real_is_usable())
-    assert user_for_token(token_of_alice).username == "alice"
-    assert probes == []  # no extra round trip
-    assert connection.health_check_done  # the rest of the request runs without a probe either
-
-
-def test_a_dead_connection_is_replaced_and_the_lookup_answers(token_of_alice):
-    import psycopg
-    from django.conf import settings
-
-    from entitlements.authentication import user_for_token
-
-    dead = backend_pid()
-    start_of_request()
-    params = connection.get_connection_params()
-    with psycopg.connect(**{k: v for k, v in params.items() if k not in ("cursor_factory", "context")}, autocommit=True) as other:
-        other.execute("SELECT pg_terminate_backend(%s)", [dead])
-    assert settings.DATABASES["default"]["CONN_HEALTH_CHECKS"]
-    assert user_for_token(token_of_alice).username == "alice"
-    assert backend_pid() != dead
-
-
-def test_an_error_of_the_statement_itself_is_raised_not_retried(committed_db):
-    from workflow_project.db import fetch_one_read_only
-
-    pid = backend_pid()
-    start_of_request()
-    with pytest.raises(utils.DataError):
-        fetch_one_read_only("SELECT 1 / %s::int AS read_only_probe", [0])
-    assert backend_pid() == pid
-
-
 # --- RowReader: hand-written SELECTs build the instances the ORM would -------------------------------------------
 
 
