@@ -3,11 +3,11 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.http import Http404
-from django.contrib.admin import helpers
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
