@@ -49,6 +49,8 @@ ROLES = [
     ("escalations-caseworker", "Escalations caseworker", ["escalations"], ["view", "work"]),
     ("floor-supervisor", "Floor supervisor", ALL_QUEUES, ["view", "supervise", "deploy"]),
     ("integration-client", "Integration client", ["intake"], ["view", "work"]),
+    # A right of its own, beside deploy on the queues: replacing the live workflow is a privilege.
+    ("workflow-deployer", "Workflow deployer", [], ["deploy_workflows"]),
 ]
 
 
@@ -63,15 +65,17 @@ class DemoUser:
     is_staff: bool = False
     is_service_account: bool = False
     can_act_on_behalf: bool = False
+    act_as_departments: list[str] = field(default_factory=list)  # the act-as scope (with their subtrees)
 
 
 USERS = [
-    DemoUser("supervisor", "Sam", "Supervisor", "investigations", ["floor-supervisor"], is_staff=True),
+    DemoUser("supervisor", "Sam", "Supervisor", "investigations", ["floor-supervisor", "workflow-deployer"],
+             is_staff=True),
     DemoUser("alice", "Alice", "Adams", "investigations", ["intake-caseworker", "triage-caseworker"]),
     DemoUser("bob", "Bob", "Brown", "fraud", ["fraud-investigator"], skills=["fraud"]),
     DemoUser("carol", "Carol", "Clark", "legal", ["legal-reviewer"], skills=["legal"]),
     DemoUser("integration", "Integration", "Client", None, ["integration-client"], is_service_account=True,
-             can_act_on_behalf=True),
+             can_act_on_behalf=True, act_as_departments=["investigations", "legal"]),  # the caseworkers, not staff
 ]
 
 # carol covers triage for two days: a temporary escalation that expires by itself.
@@ -79,6 +83,8 @@ TEMPORARY_ESCALATIONS = [("carol", "triage-caseworker", timedelta(days=2), "Cove
 
 SUPERVISOR_CONSOLE_GROUP = "supervisor-console"
 SUPERVISOR_CONSOLE_APPS = ("entitlements", "queues", "tasks", "cases", "django_celery_beat", "django_celery_results")
+# Acting for other users is no supervisor's business: integrations get it, with a scope.
+SUPERVISOR_CONSOLE_EXCLUDED_PERMISSIONS = ("entitlements.act_on_behalf",)
 
 
 # --- demo workflow and cases ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from .models import Capability, UserRoleAssignment
+from .models import Capability, Right, UserRoleAssignment
 
 QUEUE_MODEL = "queues.WorkflowQueue"
 QUEUE_USER_PERMISSION_MODEL = "queues.QueueUserObjectPermission"
@@ -133,3 +133,36 @@ def users_with(*, capability: str, queue, at: datetime | None = None) -> QuerySe
         )
         condition |= Exists(via_department)
     return user_model.objects.filter(condition, is_active=True)
+
+
+def holds_right(*, user, right: str, at: datetime | None = None) -> bool:
+    """Whether one of the user's role assignments in force at `at` names `right` (one query). No superuser shortcut."""
+    if right not in Right.values:
+        raise ValueError(f"unknown right {right!r}")
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return valid_assignments(user=user, at=at or timezone.now()).filter(role__permissions__contains=[right]).exists()
+
+
+def act_as_refusal(*, account, target, at: datetime | None = None) -> str | None:
+    """Why `account` may not act for `target` now, or None when it may.
+
+    It needs entitlements.act_on_behalf and `target` inside the scope configured on the account: a department
+    of `act_as_departments` (with its subtree) or a role of `act_as_roles` held now. Staff and superusers are
+    outside every scope unless the account has `act_as_staff`.
+    """
+    if not account.has_perm("entitlements.act_on_behalf"):
+        return "this account may not act on behalf of other users"
+    if target.pk == account.pk:
+        return None
+    if (target.is_staff or target.is_superuser) and not account.act_as_staff:
+        return "this account may not act for staff or superusers"
+    if target.department_id is not None and account.act_as_departments.filter(
+        department_id__in=RawSQL(DEPARTMENT_ANCESTORS_SQL, (target.department_id,))
+    ).exists():
+        return None
+    if valid_assignments(user=target, at=at or timezone.now()).filter(
+        role__in=account.act_as_roles.values("pk")
+    ).exists():
+        return None
+    return "that user is outside the scope this account may act for"

@@ -3,8 +3,10 @@ from itertools import groupby
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils import timezone
+from django.contrib.auth.models import Group
 from django.utils.html import format_html_join
 from knox.models import AuthToken as KnoxAuthToken
 from rest_framework.authtoken.models import TokenProxy
@@ -12,7 +14,7 @@ from rest_framework.authtoken.models import TokenProxy
 from .access import capabilities_by_queue
 from .authentication import client_address
 from .errors import WorkflowError
-from .models import ApiToken, AuthFailureTally, Department, SecurityEvent, Skill, User, UserRoleAssignment, WorkflowRole
+from .models import ApiToken, AuthFailureTally, Department, Right, SecurityEvent, Skill, User, UserRoleAssignment, WorkflowRole
 from .services import api_token_revoke, role_assignment_grant, role_assignment_revoke, role_save
 
 # DRF's plaintext tokens are gone (migration 0008), and knox's own model is swapped for ApiToken: neither page
@@ -43,16 +45,26 @@ class UserAdmin(DjangoUserAdmin):
     list_select_related = ("department",)
     fieldsets = DjangoUserAdmin.fieldsets + (
         ("Work", {"fields": ("department", "skills", "max_concurrent_tasks", "is_service_account")}),
+        ("Act-as scope (with the act-on-behalf permission)", {"fields": ("act_as_departments", "act_as_roles", "act_as_staff")}),
     )
-    filter_horizontal = ("groups", "user_permissions", "skills")
+    filter_horizontal = ("groups", "user_permissions", "skills", "act_as_departments", "act_as_roles")
     readonly_fields = ("effective_queues",)
     search_fields = ("username", "first_name", "last_name", "email")
+    # Only superusers change these; for anyone else they show read-only (entitlements/privileges.py enforces it).
+    privilege_fields = ("is_superuser", "is_staff", "groups", "user_permissions", "act_as_departments", "act_as_roles",
+                        "act_as_staff")
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None:
             return fieldsets
         return (*fieldsets, ("Effective queues now", {"fields": ("effective_queues",)}))
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return readonly
+        return readonly + self.privilege_fields
 
     @admin.display(description="queues and capabilities now")
     def effective_queues(self, user):
@@ -81,7 +93,7 @@ class WorkflowRoleAdmin(admin.ModelAdmin):
         try:
             saved = role_save(
                 role_code=obj.role_code, name=obj.name, queue_names=obj.queue_names, permissions=obj.permissions,
-                department=obj.department, description=obj.description,
+                department=obj.department, description=obj.description, changed_by=request.user,
             )
         except WorkflowError as exc:
             messages.error(request, exc.detail)
@@ -120,6 +132,12 @@ class UserRoleAssignmentAdmin(admin.ModelAdmin):
     date_hierarchy = "valid_from"
     form = RoleGrantForm
     actions = ["revoke_now"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # Roles holding rights (deploy, start) are privileges: only superusers grant them.
+        if db_field.name == "role" and not request.user.is_superuser:
+            kwargs["queryset"] = WorkflowRole.objects.exclude(permissions__has_any_keys=list(Right.values))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(boolean=True, description="in force now")
     def in_force(self, assignment):
@@ -224,3 +242,15 @@ class AuthFailureTallyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    """A group's permissions are privileges: only superusers change them (entitlements/privileges.py enforces it)."""
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        return readonly if request.user.is_superuser else (*readonly, "permissions")

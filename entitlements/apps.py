@@ -6,4 +6,4 @@ class EntitlementsConfig(AppConfig):
     verbose_name = "Entitlements"
 
     def ready(self):
-        from . import openapi, signals  # noqa: F401  (register schema extensions, connect login audit receivers)
+        from . import openapi, privileges, signals  # noqa: F401  (schema extensions; privilege and login audit receivers)

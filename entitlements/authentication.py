@@ -52,7 +52,11 @@ def denial_record(*, request, error, surface: str) -> None:
 
 
 def act_as(request, authenticated: tuple | None) -> tuple | None:
-    """Swap the authenticated integration for the user it names, or refuse."""
+    """Swap the authenticated integration for the user it names, or refuse.
+
+    The account needs `entitlements.act_on_behalf` and the user inside the scope configured on the account.
+    """
+    from . import access
     if authenticated is None:
         return None
     account, auth = authenticated
@@ -68,6 +72,8 @@ def act_as(request, authenticated: tuple | None) -> tuple | None:
         target = User.objects.filter(username=target_name, is_active=True).first()
         if target is None:
             denial = "no active user by that name to act for"
+        else:
+            denial = access.act_as_refusal(account=account, target=target)  # only inside the account's scope
     if denial:
         security_event_record(
             event_type=SecurityEvent.Type.PERMISSION_DENIED,

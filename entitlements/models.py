@@ -19,6 +19,13 @@ class Capability(models.TextChoices):
     DEPLOY = "deploy", "Deploy workflow definitions"
 
 
+class Right(models.TextChoices):
+    """What a role lets its holders do beyond queues. Held only through a role assignment in force."""
+
+    DEPLOY_WORKFLOWS = "deploy_workflows", "Deploy workflow definitions (also needs deploy on their queues)"
+    START_PROCESSES = "start_processes", "Start processes that have no user task to check against"
+
+
 class Department(models.Model):
     department_id = models.BigAutoField(primary_key=True)
     dept_code = models.SlugField(max_length=50, unique=True)
@@ -57,6 +64,18 @@ class User(AbstractUser):
         default=10, help_text="Routing pushes no more CLAIMED tasks than this to the user."
     )
     is_service_account = models.BooleanField(default=False, help_text="An integration that calls the API, not a person.")
+    # Act-as scope: with entitlements.act_on_behalf, whom this account may name in X-On-Behalf-Of.
+    act_as_departments = models.ManyToManyField(
+        Department, blank=True, related_name="+", db_table='entitlements"."user_act_as_departments',
+        help_text="Acts for users of these departments and of their child departments.",
+    )
+    act_as_roles = models.ManyToManyField(
+        "WorkflowRole", blank=True, related_name="+", db_table='entitlements"."user_act_as_roles',
+        help_text="Acts for users holding one of these roles now.",
+    )
+    act_as_staff = models.BooleanField(
+        default=False, help_text="May also act for staff and superusers inside the scope (never without this)."
+    )
 
     class Meta(AbstractUser.Meta):
         db_table = 'entitlements"."users'
@@ -84,7 +103,8 @@ class WorkflowRole(models.Model):
         help_text="If set, the role also applies to every queue of this department and of its child departments.",
     )
     permissions = models.JSONField(
-        default=list, blank=True, help_text='Capabilities granted on those queues, e.g. ["view", "work"].'
+        default=list, blank=True,
+        help_text='Capabilities granted on those queues, e.g. ["view", "work"], and rights such as "deploy_workflows".',
     )
     group = models.OneToOneField(Group, null=True, blank=True, on_delete=models.PROTECT, related_name="workflow_role")
     created_at = models.DateTimeField(default=timezone.now)
@@ -153,6 +173,8 @@ class SecurityEventType(models.TextChoices):
     TOKEN_CREATED = "TOKEN_CREATED"
     TOKEN_REVOKED = "TOKEN_REVOKED"
     LOGIN_LOCKED_OUT = "LOGIN_LOCKED_OUT"
+    PRIVILEGE_CHANGED = "PRIVILEGE_CHANGED"
+    WORKFLOW_DEPLOYED = "WORKFLOW_DEPLOYED"
 
 
 class SecurityEvent(models.Model):

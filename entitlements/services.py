@@ -12,8 +12,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import hooks
-from .errors import InvalidInput, NotFound
-from .models import ApiToken, Capability, SecurityEvent, User, UserRoleAssignment, WorkflowRole
+from .errors import InvalidInput, NotFound, PermissionDenied
+from .models import ApiToken, Capability, Right, SecurityEvent, User, UserRoleAssignment, WorkflowRole
 
 
 def security_event_record(
@@ -41,7 +41,7 @@ def security_event_record(
 
 
 def validate_capabilities(permissions) -> list[str]:
-    valid = set(Capability.values)
+    valid = set(Capability.values) | set(Right.values)
     if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
         raise InvalidInput("permissions must be a list of capability names", fields={"permissions": ["Must be a list."]})
     unknown = sorted(set(permissions) - valid)
@@ -62,12 +62,28 @@ def role_save(
     permissions: list[str],
     department=None,
     description: str = "",
+    changed_by: User | None = None,
 ) -> WorkflowRole:
-    """Create or update a role and its backing group; registered hooks then grant the group its queue permissions."""
+    """Create or update a role and its backing group; registered hooks then grant the group its queue permissions.
+
+    Rights (deploy_workflows, start_processes) on a role are privileges: only a superuser (or the system, with
+    no `changed_by`) may change them, and each change is audited.
+    """
     permissions = validate_capabilities(permissions)
     role, _ = WorkflowRole.objects.select_for_update().get_or_create(
         role_code=role_code, defaults={"name": name}
     )
+    old_rights = sorted(set(role.permissions or []) & set(Right.values))
+    new_rights = sorted(set(permissions) & set(Right.values))
+    if old_rights != new_rights:
+        if changed_by is not None and not changed_by.is_superuser:
+            raise PermissionDenied(f"only superusers may change the rights of role {role_code}", code="privilege_change_refused")
+        security_event_record(
+            event_type=SecurityEvent.Type.PRIVILEGE_CHANGED,
+            actor=changed_by,
+            actor_username=changed_by.get_username() if changed_by else "system",
+            details={"subject": f"role:{role_code}", "field": "rights", "old": old_rights, "new": new_rights},
+        )
     role.name = name
     role.description = description
     role.queue_names = sorted(set(queue_names))
@@ -92,7 +108,16 @@ def role_assignment_grant(
     reason: str = "",
     remote_addr: str | None = None,
 ) -> UserRoleAssignment:
-    """Give `user` the role for a window of time. A temporary escalation needs an end and a reason."""
+    """Give `user` the role for a window of time. A temporary escalation needs an end and a reason.
+
+    A role holding rights (deploy_workflows, start_processes) is granted only by a superuser or the system.
+    """
+    rights = sorted(set(role.permissions or []) & set(Right.values))
+    if rights and granted_by is not None and not granted_by.is_superuser:
+        raise PermissionDenied(
+            f"only superusers may grant role {role.role_code}: it holds {', '.join(rights)}",
+            code="privilege_change_refused",
+        )
     valid_from = valid_from or timezone.now()
     if valid_until is not None and valid_until <= valid_from:
         raise InvalidInput("valid_until must be after valid_from", fields={"valid_until": ["Must be after valid from."]})

@@ -3,17 +3,22 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.http import Http404
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from entitlements.authentication import denial_record
+from entitlements.authentication import client_address, denial_record
 from entitlements.errors import NotFound, WorkflowError
+from entitlements.errors import PermissionDenied as DomainPermissionDenied
+from entitlements.models import SecurityEvent
+from entitlements.services import security_event_record
 from queues.admin import WorkflowQueueAdmin
 from queues.models import WorkflowQueue
 
@@ -35,36 +40,19 @@ from .models import (
 from .workflows import definition_deploy
 
 
-class DefinitionUploadForm(forms.ModelForm):
-    """Deploy a BPMN 2.0 file as the next version of its process key; errors show beside the file field."""
+class DefinitionUploadForm(forms.Form):
+    """A BPMN 2.0 file to deploy as the next version of its process key. Validates the upload only: the admin's
+    add view hands it to the deploy service, and the service's refusals show beside the file field."""
 
     bpmn_file = forms.FileField(label="BPMN 2.0 file", help_text="A .bpmn file from any BPMN editor.")
     sla_config = forms.JSONField(required=False, initial=dict, help_text='e.g. {"tasks": {"triage": 48}}')
 
-    class Meta:
-        model = WorkflowDefinition
-        fields = ()
-
-    def __init__(self, *args, request=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.request = request
-        self.deployed = None
-
-    def clean(self):
-        data = super().clean()
-        upload = data.get("bpmn_file")
-        if upload is None:
-            return data
+    def clean_bpmn_file(self):
+        upload = self.cleaned_data["bpmn_file"]
         try:
-            bpmn_xml = upload.read().decode("utf-8")
+            return upload.read().decode("utf-8")
         except UnicodeDecodeError:
-            self.add_error("bpmn_file", "The file is not UTF-8 text.")
-            return data
-        try:
-            self.deployed = definition_deploy(user=self.request.user, bpmn_xml=bpmn_xml, sla_config=data.get("sla_config") or None)
-        except WorkflowError as exc:
-            self.add_error("bpmn_file", exc.detail)
-        return data
+            raise forms.ValidationError("The file is not UTF-8 text.") from None
 
 
 @admin.register(WorkflowDefinition)
@@ -75,31 +63,55 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
     list_select_related = ("deployed_by",)
     readonly_fields = ("process_key", "version", "name", "bpmn_xml", "sla_config", "engine_spec", "deployed_by", "deployed_at")
     fields = ("process_key", "version", "name", "is_active", "sla_config", "deployed_by", "deployed_at", "bpmn_xml")
+    upload_fields = ("bpmn_file", "sla_config")
 
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is not None:
-            return super().get_form(request, obj, **kwargs)
-        form = DefinitionUploadForm
-
-        class RequestBoundForm(form):
-            def __init__(self, *args, **inner):
-                super().__init__(*args, request=request, **inner)
-
-        return RequestBoundForm
-
-    def get_fields(self, request, obj=None):
-        return ("bpmn_file", "sla_config") if obj is None else self.fields
+    def add_view(self, request, form_url="", extra_context=None):
+        """Deploy through definition_deploy, the same service (and checks) as the API and deploy_workflow."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = DefinitionUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                definition = definition_deploy(
+                    user=request.user, bpmn_xml=form.cleaned_data["bpmn_file"],
+                    sla_config=form.cleaned_data.get("sla_config") or None,
+                )
+            except WorkflowError as exc:
+                if isinstance(exc, DomainPermissionDenied):
+                    security_event_record(
+                        event_type=SecurityEvent.Type.PERMISSION_DENIED, actor=request.user,
+                        remote_addr=client_address(request), path=request.path,
+                        details={"method": request.method, "reason": exc.detail, "admin": True},
+                    )
+                form.add_error("bpmn_file", exc.detail)
+            else:
+                self.message_user(
+                    request, f"Deployed {definition.process_key} version {definition.version}.", messages.SUCCESS
+                )
+                return redirect(reverse("admin:tasks_workflowdefinition_change", args=[definition.pk]))
+        admin_form = helpers.AdminForm(form, [(None, {"fields": self.upload_fields})], {}, model_admin=self)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Deploy a workflow definition",
+            "subtitle": None,
+            "adminform": admin_form,
+            "object_id": None,
+            "original": None,
+            "is_popup": False,
+            "to_field": None,
+            "media": self.media + admin_form.media,
+            "inline_admin_formsets": [],
+            "errors": helpers.AdminErrorList(form, []),
+            "preserved_filters": self.get_preserved_filters(request),
+            **(extra_context or {}),
+        }
+        return self.render_change_form(request, context, add=True, form_url=form_url)
 
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        if change:
-            obj.save(update_fields=["is_active"])  # versions are immutable; only retiring one is allowed
-            return
-        # Deployed (through the service) while the form was validated.
-        obj.pk = form.deployed.pk
-        obj.__dict__.update({k: v for k, v in form.deployed.__dict__.items() if not k.startswith("_")})
+        obj.save(update_fields=["is_active"])  # versions are immutable; only retiring one is allowed
 
     def save_related(self, request, form, formsets, change):
         return None

@@ -25,8 +25,10 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from entitlements.access import queues_for
-from entitlements.errors import Conflict, NotFound, WorkflowError
-from entitlements.models import Capability, Department, User
+from entitlements.authentication import client_address
+from entitlements.errors import Conflict, NotFound, PermissionDenied, WorkflowError
+from entitlements.models import Capability, Department, SecurityEvent, User
+from entitlements.services import security_event_record
 from queues.models import WorkflowQueue
 from queues.services import queue_intake_set
 
@@ -220,8 +222,11 @@ class BulkOutcome:
     refused: list[str] = field(default_factory=list)
 
 
-def run_per_row(ids, call) -> BulkOutcome:
-    """Call `call(pk)` for each id; each call is its own service transaction, so one refusal stops nothing else."""
+def run_per_row(ids, call, *, request=None) -> BulkOutcome:
+    """Call `call(pk)` for each id; each call is its own service transaction, so one refusal stops nothing else.
+
+    With `request`, a PermissionDenied is written to the security audit (the service's own writes rolled back).
+    """
     outcome = BulkOutcome()
     for pk in ids:
         try:
@@ -229,6 +234,12 @@ def run_per_row(ids, call) -> BulkOutcome:
         except NotFound:
             outcome.refused.append(f"#{pk}: not in a queue you supervise")
         except WorkflowError as exc:
+            if request is not None and isinstance(exc, PermissionDenied):
+                security_event_record(
+                    event_type=SecurityEvent.Type.PERMISSION_DENIED, actor=request.user,
+                    remote_addr=client_address(request), path=request.path,
+                    details={"method": request.method, "reason": exc.detail, "admin": True, "task_id": pk},
+                )
             outcome.refused.append(f"#{pk}: {exc.detail}")
         else:
             outcome.done.append(pk)
@@ -336,7 +347,8 @@ def escalate_tasks(modeladmin, request, queryset):
     data = form.cleaned_data
     queue_name = data["queue"].queue_name if data.get("queue") else None
     outcome = run_per_row(selected_ids(queryset), lambda pk: services.task_escalate(
-        user=request.user, task_id=pk, priority=data.get("priority"), queue_name=queue_name, reason=data["reason"]))
+        user=request.user, task_id=pk, priority=data.get("priority"), queue_name=queue_name, reason=data["reason"]),
+        request=request)
     report(modeladmin, request, outcome, verb="Escalated")
     return None
 
@@ -349,7 +361,8 @@ def move_tasks(modeladmin, request, queryset):
                                 action="move_tasks", submit="Move")
     data = form.cleaned_data
     outcome = run_per_row(selected_ids(queryset), lambda pk: services.task_move(
-        user=request.user, task_id=pk, queue_name=data["queue"].queue_name, reason=data["reason"]))
+        user=request.user, task_id=pk, queue_name=data["queue"].queue_name, reason=data["reason"]),
+        request=request)
     report(modeladmin, request, outcome, verb="Moved")
     return None
 

@@ -14,7 +14,8 @@ Interface (all functions keyword-only)::
     element_states(*, spec: dict, state: dict) -> dict[str, str]   BPMN element id -> ELEMENT_ACTIVE | ELEMENT_COMPLETED
     validate_form_variables(*, form_fields: list[FormField], variables: dict) -> dict[str, str]
 
-    ParsedDefinition(process_key, name, spec, user_tasks: list[UserTaskInfo], queue_names: list[str])
+    ParsedDefinition(process_key, name, spec, user_tasks: list[UserTaskInfo], queue_names: list[str],
+                     start_queue_names: list[str])
     UserTaskInfo(id, name, queue_name, candidate_groups, priority, required_skills, form_fields, sla_hours,
                  documentation)
     FormField(id, label, type, required, enum_values: list[EnumValue]);  EnumValue(id, name)
@@ -240,6 +241,7 @@ class ParsedDefinition:
     spec: dict  # stored once per definition version; handed back to every run function
     user_tasks: list[UserTaskInfo]
     queue_names: list[str]  # every queue the model routes to, in model order
+    start_queue_names: list[str] = dataclasses.field(default_factory=list)  # queues of the first user tasks
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,11 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
     for task in user_tasks:
         if task.queue_name not in queue_names:
             queue_names.append(task.queue_name)
+    first = set(_first_user_task_ids(process))
+    start_queue_names: list[str] = []
+    for task in user_tasks:
+        if task.id in first and task.queue_name not in start_queue_names:
+            start_queue_names.append(task.queue_name)
     return ParsedDefinition(
         process_key=process.get("id"),
         name=_process_name(root, process),
@@ -295,10 +302,41 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
             "spec": _SERIALIZER.to_dict(spec),
             "subprocess_specs": {name: _SERIALIZER.to_dict(sub) for name, sub in subprocess_specs.items()},
             "user_tasks": {task.id: dataclasses.asdict(task) for task in user_tasks},
+            "start_queue_names": start_queue_names,
         },
         user_tasks=user_tasks,
         queue_names=queue_names,
+        start_queue_names=start_queue_names,
     )
+
+
+def _first_user_task_ids(container: etree._Element) -> list[str]:
+    """The userTasks a new instance can wait in first: reached from the start events without passing another
+    userTask. An embedded subprocess counts by its own first userTasks; one with none is passed through."""
+    nodes = {child.get("id"): child for child in _elements(container) if child.get("id")}
+    outgoing: dict[str, list[str]] = {}
+    for flow in container.iterchildren(_bpmn("sequenceFlow")):
+        outgoing.setdefault(flow.get("sourceRef"), []).append(flow.get("targetRef"))
+    pending = [child.get("id") for child in container.iterchildren(_bpmn("startEvent"))]
+    seen: set[str] = set()
+    found: list[str] = []
+    while pending:
+        node_id = pending.pop(0)
+        if node_id in seen or node_id not in nodes:
+            continue
+        seen.add(node_id)
+        node = nodes[node_id]
+        name = _local(node)
+        if name == "userTask":
+            found.append(node_id)
+            continue
+        if name == "subProcess":
+            inner = _first_user_task_ids(node)
+            if inner:
+                found.extend(inner)
+                continue
+        pending.extend(outgoing.get(node_id, []))
+    return found
 
 
 def _bpmn(tag: str) -> str:

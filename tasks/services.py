@@ -14,10 +14,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from entitlements.access import may, queues_for, users_with
-from entitlements.errors import Conflict, InvalidInput
+from entitlements.errors import Conflict, InvalidInput, PermissionDenied
 from entitlements.models import Capability, User
 from queues import routing
 from queues.calendar import add_business_hours
+from queues.escalation import parse_rules as parse_escalation_rules
 from queues.models import AssignmentMode, WorkflowQueue
 from queues.selectors import business_calendar_for
 from workflow_project.db import prepared_fetch_one, row_reader
@@ -490,10 +491,31 @@ def _move(task: WorkflowTask, target: WorkflowQueue, *, user, via_account, reaso
     return old
 
 
-def _target_queue(queue_name: str) -> WorkflowQueue:
+def _configured_target(source: WorkflowQueue, target: WorkflowQueue) -> bool:
+    """Whether the source queue's own configuration sends work to `target`: its overflow queue or an escalation
+    rule's move_to_queue."""
+    if source.overflow_queue_id == target.pk:
+        return True
+    try:
+        levels = parse_escalation_rules(source.escalation_rules or [])
+    except InvalidInput:
+        return False  # rules that no longer parse send nothing anywhere
+    return any(level.move_to_queue == target.queue_name for level in levels)
+
+
+def _target_queue(queue_name: str, *, user, source: WorkflowQueue) -> WorkflowQueue:
+    """The queue a supervisor moves work to: one they supervise, or one the source queue's configuration names."""
     queue = WorkflowQueue.objects.filter(queue_name=queue_name).first()
     if queue is None:
         raise InvalidInput(f"no queue {queue_name!r}", fields={"queue": ["No queue by that name."]})
+    if queue.pk != source.pk and not _configured_target(source, queue) and not may(
+        user=user, capability=Capability.SUPERVISE, queue_name=queue_name
+    ):
+        raise PermissionDenied(
+            f"you may not move work into queue {queue_name}: you do not supervise it and it is not an escalation or "
+            f"overflow target of {source.queue_name}",
+            code="queue_not_supervised", fields={"queue": [f"You do not supervise {queue_name}."]},
+        )
     return queue
 
 
@@ -513,7 +535,8 @@ def task_escalate(
             raise InvalidInput("escalation cannot lower the priority", fields={"priority": ["Must not be lower than now."]})
         task.priority = priority
     if queue_name and queue_name != task.queue_id:
-        old.update(_move(task, _target_queue(queue_name), user=user, via_account=via_account, reason=reason or "escalated"))
+        target = _target_queue(queue_name, user=user, source=task.queue)
+        old.update(_move(task, target, user=user, via_account=via_account, reason=reason or "escalated"))
     task.escalation_level += 1
     task.save()
     _history(
@@ -529,7 +552,7 @@ def task_move(*, user, task_id: int, queue_name: str, reason: str = "", via_acco
     """A supervisor moves an active task to another queue, where it waits OPEN."""
     task = _supervised_task(user=user, task_id=task_id)
     _require_state(task, TaskStatus.OPEN, TaskStatus.CLAIMED, action="move")
-    target = _target_queue(queue_name)
+    target = _target_queue(queue_name, user=user, source=task.queue)
     if target.pk == task.queue.pk:
         raise InvalidInput("the task is already in that queue", fields={"queue": ["Already in that queue."]})
     old = _move(task, target, user=user, via_account=via_account, reason=reason or "moved")

@@ -14,9 +14,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
-from entitlements.access import queues_for
+from entitlements.access import holds_right, queues_for
 from entitlements.errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowError
-from entitlements.models import Capability
+from entitlements.models import Capability, Right, SecurityEvent
+from entitlements.services import security_event_record
 from queues.models import WorkflowQueue
 
 from . import engine, hooks
@@ -67,8 +68,12 @@ def _form_fields(fields) -> list[dict]:
 def definition_deploy(*, user, bpmn_xml: str, sla_config: dict | None = None) -> WorkflowDefinition:
     """Validate a BPMN 2.0 model and store it as the next version of its process key.
 
-    The deployer needs the deploy capability on every queue the model routes to; the queues must exist.
+    The deployer needs the deploy_workflows right (through a role) and the deploy capability on every queue the
+    model routes to; the queues must exist. Each deploy is a security event naming the version it replaced.
     """
+    if not holds_right(user=user, right=Right.DEPLOY_WORKFLOWS):
+        raise PermissionDenied("you may not deploy workflow definitions: no role of yours grants deploy_workflows",
+                               code="deploy_refused")
     if not isinstance(bpmn_xml, str) or not bpmn_xml.strip():
         raise InvalidInput("bpmn_xml is required", fields={"bpmn_xml": ["This field is required."]})
     if len(bpmn_xml.encode()) > MAX_BPMN_BYTES:
@@ -91,13 +96,13 @@ def definition_deploy(*, user, bpmn_xml: str, sla_config: dict | None = None) ->
     )
     refused = sorted(set(parsed.queue_names) - deployable)
     if refused:
-        raise PermissionDenied(f"you may not deploy workflows that route to: {', '.join(refused)}")
+        raise PermissionDenied(f"you may not deploy workflows that route to: {', '.join(refused)}", code="deploy_refused")
     # Serialise concurrent deploys of one process key; the unique constraint is the last word.
     WorkflowDefinition.objects.select_for_update().filter(process_key=parsed.process_key).order_by().values("pk").first()
     latest = WorkflowDefinition.objects.filter(process_key=parsed.process_key).aggregate(v=Max("version"))["v"] or 0
     try:
         with transaction.atomic():
-            return WorkflowDefinition.objects.create(
+            definition = WorkflowDefinition.objects.create(
                 process_key=parsed.process_key,
                 version=latest + 1,
                 name=parsed.name,
@@ -108,6 +113,15 @@ def definition_deploy(*, user, bpmn_xml: str, sla_config: dict | None = None) ->
             )
     except IntegrityError:
         raise Conflict(f"{parsed.process_key} was deployed at the same moment; try again", code="deploy_race") from None
+    security_event_record(
+        event_type=SecurityEvent.Type.WORKFLOW_DEPLOYED,
+        actor=user,
+        details={
+            "process_key": definition.process_key, "version": definition.version, "replaced_version": latest or None,
+            "deployer": user.get_username(), "definition_id": definition.pk, "queues": parsed.queue_names,
+        },
+    )
+    return definition
 
 
 # sla_config: {"tasks": {task_key: hours}, "priority_hours": {threshold: hours}}. Hours are business hours.
@@ -234,6 +248,29 @@ def _store(instance: ProcessInstance, run: engine.EngineRun) -> None:
         hooks.process_completed(instance=instance)
 
 
+def _start_queue_names(definition: WorkflowDefinition) -> list[str]:
+    spec = definition.engine_spec or {}
+    if "start_queue_names" in spec:
+        return spec["start_queue_names"]
+    return engine.parse_definition(bpmn_xml=definition.bpmn_xml).start_queue_names  # deployed before it was stored
+
+
+def _check_may_start(*, user, definition: WorkflowDefinition) -> None:
+    first_queues = _start_queue_names(definition)
+    if first_queues:
+        allowed = queues_for(user=user, capability=Capability.WORK) | queues_for(user=user, capability=Capability.SUPERVISE)
+        if not allowed.filter(queue_name__in=first_queues).exists():
+            raise PermissionDenied(
+                f"you may not start {definition.process_key}: you neither work nor supervise its first queue "
+                f"({', '.join(first_queues)})", code="start_refused",
+            )
+    elif not holds_right(user=user, right=Right.START_PROCESSES):
+        raise PermissionDenied(
+            f"you may not start {definition.process_key}: it opens no user task, which needs the start_processes right",
+            code="start_refused",
+        )
+
+
 @transaction.atomic
 def process_start(
     *, user, process_key: str, business_key: str, variables: dict | None = None, via_account=None,
@@ -241,7 +278,8 @@ def process_start(
 ) -> ProcessInstance:
     """Start the latest active version of a process and create its first tasks.
 
-    The caller must be able to work or supervise at least one queue the process routes to.
+    Checked before the engine runs anything: the caller must work or supervise a queue of the process's first
+    user tasks, or, for a process that opens none, hold the start_processes right.
     """
     if not isinstance(business_key, str) or not business_key.strip():
         raise InvalidInput("business_key is required", fields={"business_key": ["This field is required."]})
@@ -252,10 +290,7 @@ def process_start(
     )
     if definition is None:
         raise InvalidInput(f"no deployed process {process_key!r}", fields={"process_key": ["No such process."]})
-    routes = [t["queue_name"] for t in (definition.engine_spec or {}).get("user_tasks", {}).values()]
-    allowed = queues_for(user=user, capability=Capability.WORK) | queues_for(user=user, capability=Capability.SUPERVISE)
-    if routes and not allowed.filter(queue_name__in=routes).exists():
-        raise PermissionDenied(f"you may not start {process_key}: you work none of its queues")
+    _check_may_start(user=user, definition=definition)
     now = now or timezone.now()
     try:
         run = engine.start(spec=definition.engine_spec, variables=variables or {}, now=now)

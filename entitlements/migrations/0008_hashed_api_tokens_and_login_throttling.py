@@ -31,7 +31,7 @@ DELETE FROM public.authtoken_token;
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('entitlements', '0006_notify_auth_changed'),
+        ('entitlements', '0007_privilege_changes_and_act_as_scope'),
         ('authtoken', '0004_alter_tokenproxy_options'),
     ]
 
@@ -77,11 +77,11 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='securityevent',
             name='event_type',
-            field=models.CharField(choices=[('LOGIN_SUCCESS', 'Login Success'), ('LOGIN_FAILURE', 'Login Failure'), ('LOGOUT', 'Logout'), ('PERMISSION_DENIED', 'Permission Denied'), ('ROLE_GRANTED', 'Role Granted'), ('ROLE_REVOKED', 'Role Revoked'), ('ACT_AS', 'Act As'), ('TOKEN_CREATED', 'Token Created'), ('TOKEN_REVOKED', 'Token Revoked'), ('LOGIN_LOCKED_OUT', 'Login Locked Out')], max_length=40),
+            field=models.CharField(choices=[('LOGIN_SUCCESS', 'Login Success'), ('LOGIN_FAILURE', 'Login Failure'), ('LOGOUT', 'Logout'), ('PERMISSION_DENIED', 'Permission Denied'), ('ROLE_GRANTED', 'Role Granted'), ('ROLE_REVOKED', 'Role Revoked'), ('ACT_AS', 'Act As'), ('TOKEN_CREATED', 'Token Created'), ('TOKEN_REVOKED', 'Token Revoked'), ('LOGIN_LOCKED_OUT', 'Login Locked Out'), ('PRIVILEGE_CHANGED', 'Privilege Changed'), ('WORKFLOW_DEPLOYED', 'Workflow Deployed')], max_length=40),
         ),
         migrations.AddConstraint(
             model_name='securityevent',
-            constraint=models.CheckConstraint(condition=models.Q(('event_type__in', ['LOGIN_SUCCESS', 'LOGIN_FAILURE', 'LOGOUT', 'PERMISSION_DENIED', 'ROLE_GRANTED', 'ROLE_REVOKED', 'ACT_AS', 'TOKEN_CREATED', 'TOKEN_REVOKED', 'LOGIN_LOCKED_OUT'])), name='security_event_type_valid'),
+            constraint=models.CheckConstraint(condition=models.Q(('event_type__in', ['LOGIN_SUCCESS', 'LOGIN_FAILURE', 'LOGOUT', 'PERMISSION_DENIED', 'ROLE_GRANTED', 'ROLE_REVOKED', 'ACT_AS', 'TOKEN_CREATED', 'TOKEN_REVOKED', 'LOGIN_LOCKED_OUT', 'PRIVILEGE_CHANGED', 'WORKFLOW_DEPLOYED'])), name='security_event_type_valid'),
         ),
         migrations.AddField(
             model_name='apitoken',

@@ -104,6 +104,7 @@ class Command(BaseCommand):
                 user.groups.add(console_group)
             if spec.can_act_on_behalf:
                 user.user_permissions.add(act_as)
+            user.act_as_departments.set([departments[code] for code in spec.act_as_departments])
             for role_code in spec.roles:
                 self.ensure_assignment(user=user, role=roles[role_code])
             users[spec.username] = user
@@ -163,5 +164,9 @@ class Command(BaseCommand):
 
     def supervisor_console_group(self) -> Group:
         group, _ = Group.objects.get_or_create(name=demo.SUPERVISOR_CONSOLE_GROUP)
-        group.permissions.set(Permission.objects.filter(content_type__app_label__in=demo.SUPERVISOR_CONSOLE_APPS))
+        permissions = Permission.objects.filter(content_type__app_label__in=demo.SUPERVISOR_CONSOLE_APPS)
+        for label in demo.SUPERVISOR_CONSOLE_EXCLUDED_PERMISSIONS:
+            app_label, codename = label.split(".")
+            permissions = permissions.exclude(content_type__app_label=app_label, codename=codename)
+        group.permissions.set(permissions)  # also takes back what an earlier seed gave
         return group

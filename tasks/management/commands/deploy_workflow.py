@@ -14,7 +14,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file")
-        parser.add_argument("--as-user", default="supervisor", help="Deploy as this user (needs deploy on the model's queues).")
+        parser.add_argument(
+            "--as-user", default="supervisor",
+            help="Deploy as this user (needs the deploy_workflows right and deploy on the model's queues).",
+        )
         parser.add_argument("--sla-config", help="JSON file with the definition's SLA configuration.")
 
     def handle(self, *args, file, as_user, sla_config=None, **options):
