@@ -208,15 +208,9 @@ class TaskHistoryInline(admin.TabularInline):
         return False
 
 
-@admin.register(WorkflowTask)
-class WorkflowTaskAdmin(TaskConsoleMixin, admin.ModelAdmin):
-    list_display = ("task_id", "name", "queue", "status", "priority", "assignee", "due_date", "escalation_level", "created_at")
-    search_fields = ("=process_instance__business_key", "name")
-    list_select_related = ("queue", "assignee")
-    inlines = [TaskHistoryInline]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shows rows; changes go through services (bulk actions) or nowhere."""
 
-    # Every change of a task is a workflow step with history (claim, complete, reassign, escalate, move, release,
-    # priority): the bulk actions run the services. The model form would write a row without any of that.
     def has_add_permission(self, request):
         return False
 
@@ -225,6 +219,16 @@ class WorkflowTaskAdmin(TaskConsoleMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# Every change of a task is a workflow step with history (claim, complete, reassign, escalate, move, release,
+# priority): the bulk actions run the services. The model form would write a row without any of that.
+@admin.register(WorkflowTask)
+class WorkflowTaskAdmin(TaskConsoleMixin, ReadOnlyAdmin):
+    list_display = ("task_id", "name", "queue", "status", "priority", "assignee", "due_date", "escalation_level", "created_at")
+    search_fields = ("=process_instance__business_key", "name")
+    list_select_related = ("queue", "assignee")
+    inlines = [TaskHistoryInline]
 
 
 @admin.register(TaskHistory)
@@ -326,17 +330,6 @@ class AlertDeliveryInline(admin.TabularInline):
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
         return False
 
 
