@@ -90,10 +90,13 @@ def main(argv=None) -> int:
     call_command("seed_demo", password=secrets.token_urlsafe(12), stdout=io.StringIO())
     ensure_cases(args.cases)
 
+    from django.core.wsgi import get_wsgi_application
+
     from entitlements.access import queue_names_for
     from entitlements.models import Capability, User
     from entitlements.services import api_token_create
-    from workflow_project.wsgi import application
+
+    application = get_wsgi_application()
 
     raw = psycopg.connect(args.database_url, autocommit=True)
     print(f"{args.cases:,} generated cases; in-process, p50 of {args.repeat} runs, ms")

@@ -121,7 +121,7 @@ def main() -> int:
 
     from entitlements.models import User
     from tasks.dashboard import supervisor_dashboard
-    from workflow_project.metrics import metrics
+    from tasks.metrics import metrics
 
     supervisor = User.objects.get(username="supervisor")
     client = Client()

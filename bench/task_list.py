@@ -61,9 +61,10 @@ def main(argv=None) -> int:
     else:
         claim.reset_backlog(bench)
 
+    from django.core.wsgi import get_wsgi_application
     from django.db import connection
 
-    from workflow_project.wsgi import application
+    application = get_wsgi_application()
 
     order = "ORDER BY priority DESC, created_at, task_id"
     cases = [

@@ -22,7 +22,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from entitlements.authentication import denial_record
-from entitlements.errors import NotFound
+from core.errors import NotFound
 from tasks.admin import ReadOnlyAdmin
 from tasks.admin_console import FastChangelistMixin
 

@@ -10,7 +10,7 @@ from django.db.models import Exists, F, Func, JSONField, OuterRef, Q, QuerySet, 
 from django.utils.dateparse import parse_datetime
 
 from entitlements.access import queue_names_for
-from entitlements.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound
 from entitlements.models import Capability
 from tasks.admin_console import COUNT_CAP
 from tasks.models import TaskEventType, TaskHistory, WorkflowTask

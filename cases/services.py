@@ -7,7 +7,7 @@ import json
 from django.db import connection, transaction
 from django.utils import timezone
 
-from entitlements.errors import InvalidInput
+from core.errors import InvalidInput
 from tasks import hooks as task_hooks
 from tasks.workflows import process_start
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
 
-from entitlements.errors import NotFound
+from core.errors import NotFound
 from tasks.models import ACTIVE_TASK_STATUSES, WorkflowTask
 from tasks.selectors import tasks_visible_to
 from tasks.views import annotate_due, not_found_page

@@ -13,7 +13,7 @@ from rest_framework.authtoken.models import TokenProxy
 
 from .access import capabilities_by_queue
 from .authentication import client_address
-from .errors import WorkflowError
+from core.errors import WorkflowError
 from .models import ApiToken, AuthFailureTally, Department, Right, SecurityEvent, Skill, User, UserRoleAssignment, WorkflowRole
 from .services import api_token_revoke, role_assignment_grant, role_assignment_revoke, role_save
 

@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models.signals import m2m_changed, post_save, pre_save
 from django.dispatch import receiver
 
-from .errors import PermissionDenied
+from core.errors import PermissionDenied
 from .models import SecurityEvent, User
 
 _serving: ContextVar = ContextVar("entitlements_serving_request", default=None)

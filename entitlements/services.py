@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import hooks
-from .errors import InvalidInput, NotFound, PermissionDenied
+from core.errors import InvalidInput, NotFound, PermissionDenied
 from .models import ApiToken, Capability, Right, SecurityEvent, User, UserRoleAssignment, WorkflowRole
 
 

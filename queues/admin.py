@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.utils.html import format_html_join
 
 from entitlements.access import users_with
-from entitlements.errors import WorkflowError
+from core.errors import WorkflowError
 from entitlements.models import Capability
 
 from .calendar import iana_time_zones

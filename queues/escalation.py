@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from entitlements.errors import InvalidInput
+from core.errors import InvalidInput
 
 TRIGGERS = {"overdue", "before_due", "overdue_by", "open_longer_than"}
 ACTIONS = {"raise_priority", "move_to_queue", "reassign_to_supervisor", "notify"}

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from entitlements.access import may, permission_codename
-from entitlements.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound
 from entitlements.models import Capability, Department, WorkflowRole
 
 from .models import BusinessCalendar, BusinessHoliday, DepartmentCalendar, QueueGroupObjectPermission, WorkflowQueue

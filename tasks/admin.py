@@ -15,8 +15,8 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from entitlements.authentication import client_address, denial_record
-from entitlements.errors import NotFound, WorkflowError
-from entitlements.errors import PermissionDenied as DomainPermissionDenied
+from core.errors import NotFound, WorkflowError
+from core.errors import PermissionDenied as DomainPermissionDenied
 from entitlements.models import SecurityEvent
 from entitlements.services import security_event_record
 from queues.admin import WorkflowQueueAdmin

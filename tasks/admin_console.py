@@ -26,7 +26,7 @@ from django.utils.functional import cached_property
 
 from entitlements.access import queues_for
 from entitlements.authentication import client_address
-from entitlements.errors import Conflict, NotFound, PermissionDenied, WorkflowError
+from core.errors import Conflict, NotFound, PermissionDenied, WorkflowError
 from entitlements.models import Capability, Department, SecurityEvent, User
 from entitlements.services import security_event_record
 from queues.models import WorkflowQueue

@@ -16,11 +16,14 @@ import urllib.request
 from datetime import UTC, datetime
 from functools import partial
 
+from celery import shared_task
 from django.core.mail import send_mail
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+
+from core.jobs import JOB_OPTIONS, TRANSIENT
 
 from .models import (
     Alert,
@@ -42,6 +45,13 @@ WEBHOOK_SCHEMES = {"http", "https"}
 # What a failed send raises: URLError/HTTPError, socket timeouts, refused connections and SMTPException are all
 # OSError; a garbled HTTP answer is an HTTPException. The delivery job retries on these.
 DELIVERY_ERRORS = (OSError, http.client.HTTPException)
+# The delivery job also retries on failed sends, backing off 5 s, 10 s, 20 s … up to 5 minutes.
+DELIVERY_BACKOFF_SECONDS = 5
+DELIVERY_JOB_OPTIONS = {
+    **JOB_OPTIONS,
+    "autoretry_for": TRANSIENT + DELIVERY_ERRORS,
+    "retry_backoff": DELIVERY_BACKOFF_SECONDS,
+}
 
 # Used when a rule row is missing (e.g. a test database flushed after migrating); the migration seeds the same.
 DEFAULT_RULES = {
@@ -119,8 +129,6 @@ def _raise(sql: str, params: dict) -> int:
         cursor.execute(sql, params)
         alerts, delivery_ids = cursor.fetchone()
     if delivery_ids:
-        from workflow_project.jobs import deliver_alert
-
         for delivery_id in delivery_ids:
             transaction.on_commit(partial(deliver_alert.delay, delivery_id))
     return alerts
@@ -250,6 +258,13 @@ def alert_deliver(*, delivery_id: int, final: bool) -> str:
         return AlertDeliveryStatus.FAILED
     _record(delivery_id, status=AlertDeliveryStatus.DELIVERED, delivered=True)
     return AlertDeliveryStatus.DELIVERED
+
+
+@shared_task(name="workflow.deliver_alert", bind=True, **DELIVERY_JOB_OPTIONS)
+def deliver_alert(self, delivery_id: int) -> dict:
+    """The Celery job each new delivery is enqueued as (after its alert's commit)."""
+    status = alert_deliver(delivery_id=delivery_id, final=self.request.retries >= self.max_retries)
+    return {"delivery": delivery_id, "status": status, "attempt": self.request.retries + 1}
 
 
 def alert_channel_test(*, channel: AlertChannel) -> str:

@@ -12,8 +12,9 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from entitlements.errors import NotFound
-from workflow_project.serializers import JSONObjectField, JSONObjectListField, OutputSerializer
+from core.errors import NotFound
+from core.serializers import JSONObjectField, JSONObjectListField
+from workflow_project.serializers import OutputSerializer
 
 from . import selectors, services, workflows
 from queues.models import WorkflowQueue

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from django.db import connection, transaction
 from django.utils import timezone
 
-from entitlements.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput
 
 from .models import TaskStatus
 

@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 from django.db.models import QuerySet
 from lxml import etree
 
-from entitlements.errors import NotFound
+from core.errors import NotFound
 
 from . import engine
 from .models import ACTIVE_TASK_STATUSES, ProcessInstance, TaskStatus, WorkflowTask

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from entitlements.errors import InvalidInput
+from core.errors import InvalidInput
 
 FIELD_TYPES = {"string", "text", "long", "boolean", "enum", "date"}
 MAX_TEXT_LENGTH = 20_000

@@ -1,4 +1,4 @@
-"""Figures the /metrics endpoint exports, read from the database at scrape time.
+"""/metrics: the figures it exports, read from the database at scrape time (core/metrics.py: access, latency).
 
 Computed from the database, not counted in process memory, so every gunicorn worker answers the same numbers:
 
@@ -16,9 +16,20 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.contrib.auth.decorators import login_not_required
 from django.db import connection
+from django.views.decorators.http import require_GET
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from core.metrics import metrics_response
 
 SETTLED_AFTER = timedelta(minutes=5)
+# Events exported as their own counters (the issue's claims, completions, escalations), besides the total by type.
+NAMED_COUNTERS = {
+    "CLAIMED": ("workflow_task_claims", "Tasks claimed (by a caseworker or by push routing)."),
+    "COMPLETED": ("workflow_task_completions", "Tasks completed."),
+    "ESCALATED": ("workflow_task_escalations", "Tasks escalated (by a supervisor or the SLA sweep)."),
+}
 
 QUEUE_SQL = """
 SELECT q.queue_name, q.current_load, q.max_capacity,
@@ -97,3 +108,45 @@ def forget_settled_counts() -> None:
     with _settled_lock:
         _settled.upto_event_id = 0
         _settled.counts.clear()
+
+
+class WorkflowCollector:
+    """Reads the workflow figures once per scrape."""
+
+    def collect(self):
+        gauges = {
+            "open": GaugeMetricFamily("workflow_queue_open_tasks", "OPEN tasks per queue (as of the dashboard refresh).", labels=["queue"]),
+            "claimed": GaugeMetricFamily("workflow_queue_claimed_tasks", "CLAIMED tasks per queue (live).", labels=["queue"]),
+            "overdue": GaugeMetricFamily("workflow_queue_overdue_tasks", "Active tasks past due (as of the dashboard refresh).", labels=["queue"]),
+            "escalated": GaugeMetricFamily("workflow_queue_escalated_tasks", "Active escalated tasks (as of the dashboard refresh).", labels=["queue"]),
+            "load": GaugeMetricFamily("workflow_queue_load_ratio", "current_load / max_capacity per queue (live).", labels=["queue"]),
+            "capacity": GaugeMetricFamily("workflow_queue_capacity", "max_capacity per queue.", labels=["queue"]),
+        }
+        for q in queue_gauges():
+            gauges["open"].add_metric([q.queue_name], q.open)
+            gauges["claimed"].add_metric([q.queue_name], q.load)
+            gauges["overdue"].add_metric([q.queue_name], q.overdue)
+            gauges["escalated"].add_metric([q.queue_name], q.escalated)
+            gauges["load"].add_metric([q.queue_name], q.load / q.capacity if q.capacity else 0.0)
+            gauges["capacity"].add_metric([q.queue_name], q.capacity)
+        yield from gauges.values()
+
+        totals = task_event_totals()
+        by_type = CounterMetricFamily("workflow_task_events", "Task history events by type.", labels=["event_type"])
+        for event_type, count in sorted(totals.items()):
+            by_type.add_metric([event_type.lower()], count)
+        yield by_type
+        for event_type, (name, documentation) in NAMED_COUNTERS.items():
+            yield CounterMetricFamily(name, documentation, value=totals.get(event_type, 0))
+
+        refreshed = dashboard_refreshed_at()
+        yield GaugeMetricFamily(
+            "workflow_dashboard_refreshed_timestamp_seconds", "When the dashboard materialized views were last refreshed.",
+            value=refreshed.timestamp() if refreshed else 0,
+        )
+
+
+@login_not_required
+@require_GET
+def metrics(request):
+    return metrics_response(request, WorkflowCollector())

@@ -376,7 +376,7 @@ class ArchivedTaskHistory(models.Model):
 
 # --- Alerts ---------------------------------------------------------------------------------------------------
 # SLA breaches and queues near capacity raise alerts (tasks/alerts.py); Celery delivers each to the channels
-# that take its kind (workflow_project/jobs.py: deliver_alert), keeping a record per alert and channel.
+# that take its kind (tasks/alerts.py: deliver_alert), keeping a record per alert and channel.
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 

@@ -7,7 +7,7 @@ from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from entitlements.access import capabilities_by_queue, queue_names_for, queues_for
-from entitlements.errors import NotFound
+from core.errors import NotFound
 from entitlements.models import Capability
 
 from .models import ArchivedTask, ArchivedTaskHistory, TaskHistory, WorkflowTask

@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from entitlements.access import users_with
-from entitlements.errors import InvalidInput
+from core.errors import InvalidInput
 from entitlements.models import Capability
 from queues.escalation import EscalationLevel, parse_rules
 from queues.models import WorkflowQueue

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from entitlements.access import queue_names_for
 from entitlements.authentication import denial_record
-from entitlements.errors import Conflict, InvalidInput, NotFound, WorkflowError
+from core.errors import Conflict, InvalidInput, NotFound, WorkflowError
 from entitlements.models import Capability
 
 from . import selectors, services

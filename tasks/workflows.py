@@ -15,7 +15,7 @@ from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from entitlements.access import holds_right, queues_for
-from entitlements.errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowError
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowError
 from entitlements.models import Capability, Right, SecurityEvent
 from entitlements.services import security_event_record
 from queues.models import WorkflowQueue

@@ -6,7 +6,6 @@ import datetime
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import ISO_8601, serializers
 from rest_framework.fields import Field, SkipField
 from rest_framework.relations import PKOnlyObject
@@ -107,15 +106,3 @@ def _plain_column(model, field) -> str | None:
     } | {model_field.attname for model_field in model._meta.concrete_fields if isinstance(model_field, models.ForeignKey)}
     return field.source_attrs[0] if field.source_attrs[0] in columns else None
 
-
-@extend_schema_field({"type": "object", "additionalProperties": True})
-class JSONObjectField(serializers.JSONField):
-    """A stored JSON object (variables, SLA settings, history values), declared as an object in the OpenAPI schema.
-
-    DRF's JSONField documents any JSON value, so a client (or the schemathesis run) could not tell a string
-    carrying JSON text from the object it should have been."""
-
-
-@extend_schema_field({"type": "array", "items": {"type": "object", "additionalProperties": True}})
-class JSONObjectListField(serializers.JSONField):
-    """A stored JSON array of objects (a user task's form fields), declared as one in the OpenAPI schema."""

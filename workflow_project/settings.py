@@ -88,7 +88,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "workflow_project.metrics.RequestLatencyMiddleware",
+    "core.metrics.RequestLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -97,7 +97,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "entitlements.privileges.ActingRequestMiddleware",
-    "workflow_project.middleware.PageLoginRequiredMiddleware",
+    "core.middleware.PageLoginRequiredMiddleware",
     "workflow_project.middleware.LazyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -150,7 +150,7 @@ DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
 if DATABASE_REPLICA_URL:
     DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL)
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
-    DATABASE_ROUTERS = ["workflow_project.routers.ReportingReplicaRouter"]
+    DATABASE_ROUTERS = ["core.routers.ReportingReplicaRouter"]
 
 # Django's PostgreSQL backend with psycopg's C timestamptz loader (workflow_project/postgresql/base.py).
 for _database in DATABASES.values():
@@ -270,11 +270,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "workflow_project.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_PARSER_CLASSES": [
-        "workflow_project.parsers.JSONParser",
-        "workflow_project.parsers.FormParser",
-        "workflow_project.parsers.MultiPartParser",
+        "core.parsers.JSONParser",
+        "core.parsers.FormParser",
+        "core.parsers.MultiPartParser",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
         "entitlements.throttling.AccountRateThrottle",
@@ -288,7 +288,7 @@ REST_FRAMEWORK = {
         "bad_token": env_rate("API_THROTTLE_BAD_TOKEN_RATE", "20/minute"),
     },
 }
-# JSON request bodies nested deeper than this are refused with 400 (workflow_project/parsers.py).
+# JSON request bodies nested deeper than this are refused with 400 (core/parsers.py).
 API_MAX_JSON_DEPTH = int(os.environ.get("API_MAX_JSON_DEPTH", "32"))
 SPECTACULAR_SETTINGS = {
     "TITLE": "Workflow and case management API",
@@ -301,8 +301,8 @@ SPECTACULAR_SETTINGS = {
     "ENFORCE_NON_BLANK_FIELDS": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "workflow_project.api.document_database_conflict",
-        "workflow_project.api.document_blank_strings",
+        "core.api.document_database_conflict",
+        "core.api.document_blank_strings",
     ],
 }
 
@@ -312,7 +312,7 @@ if CELERY_BROKER_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 else:
     CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = embedded.filesystem_broker(BASE_DIR)
-CELERY_TASK_IGNORE_RESULT = True  # jobs that leave a record say ignore_result=False (workflow_project/jobs.py)
+CELERY_TASK_IGNORE_RESULT = True  # jobs that leave a record say ignore_result=False (tasks/jobs.py, tasks/alerts.py)
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_TRACK_STARTED = True

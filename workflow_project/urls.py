@@ -8,10 +8,10 @@ from rest_framework.routers import SimpleRouter
 
 from cases import views as case_pages
 from cases.api import CaseViewSet
+from core import health
+from tasks import metrics
 from tasks import views as task_pages
 from tasks.api import DefinitionViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
-
-from . import health, metrics
 
 
 class Router(SimpleRouter):
@@ -52,5 +52,5 @@ urlpatterns = [
     path("cases/<int:case_id>/", case_pages.case_page, name="case-page"),
 ]
 
-handler404 = "workflow_project.api.not_found"
-handler500 = "workflow_project.api.server_error"
+handler404 = "core.api.not_found"
+handler500 = "core.api.server_error"

@@ -10,7 +10,7 @@ from cases.models import Case, CaseEvent, CaseWorkflowMapping
 from cases import selectors
 from cases.selectors import TimelineKind, case_timeline, cases_supervised_by
 from cases.services import case_open
-from entitlements.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound
 from entitlements.models import SecurityEvent, User
 from tasks.models import WorkflowTask
 from tasks.services import task_change_priority, task_claim, task_comment_add, task_complete

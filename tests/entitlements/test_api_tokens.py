@@ -81,7 +81,7 @@ def test_a_token_that_never_expired_ten_years_on_is_refused(api_as, caseworker_a
 
 
 def test_a_token_that_expires_in_the_past_cannot_be_issued(caseworker_alice):
-    from entitlements.errors import InvalidInput
+    from core.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as refused:
         api_token_create(user=caseworker_alice, expires_in=timedelta(0))

@@ -4,7 +4,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.test import RequestFactory
 
-from entitlements.errors import PermissionDenied
+from core.errors import PermissionDenied
 from entitlements.models import Department, SecurityEvent, User
 from entitlements.privileges import ActingRequestMiddleware, PrivilegeChangeRefused
 from entitlements.services import role_assignment_grant, role_save

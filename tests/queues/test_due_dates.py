@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.urls import reverse
 
-from entitlements.errors import InvalidInput
+from core.errors import InvalidInput
 from queues.calendar import add_business_hours
 from queues.models import BusinessCalendar, BusinessHoliday, DepartmentCalendar, WorkflowQueue
 from queues.selectors import business_calendar_for, queue_business_calendar

@@ -17,7 +17,7 @@ from queues.models import WorkflowQueue
 from tasks.alerts import alert_channel_test, capacity_alerts_raise, sla_breach_alerts_raise
 from tasks.models import Alert, AlertChannel, AlertDelivery, AlertRule, WorkflowTask
 from tasks.sla import EscalationOutcome, escalate_overdue_tasks
-from workflow_project.jobs import deliver_alert
+from tasks.alerts import deliver_alert
 
 NOTIFY_RULES = [
     {"level": 1, "trigger": {"type": "overdue"}, "actions": {"raise_priority": 20, "notify": True}},

@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 from django.db import connection, connections
 
-from entitlements.errors import Conflict
+from core.errors import Conflict
 from entitlements.models import User
 from queues.models import WorkflowQueue
 from tasks import services

@@ -5,7 +5,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
-from entitlements.errors import PermissionDenied
+from core.errors import PermissionDenied
 from entitlements.models import SecurityEvent, User
 from entitlements.services import role_assignment_grant, role_save
 from tasks import workflows

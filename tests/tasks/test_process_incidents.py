@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from entitlements.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound
 from tasks import engine, services, workflows
 from tasks.models import IncidentKind, ProcessIncident, ProcessInstance, TaskStatus, WorkflowTask
 from tests.tasks.engine.documents import bpmn_document, linear_process, script_task, user_task

@@ -5,7 +5,7 @@ import pytest
 from django.db import connections, transaction
 
 from cases.services import case_open
-from entitlements.errors import Conflict
+from core.errors import Conflict
 from entitlements.models import User
 from tasks import services, workflows
 from tasks.models import ProcessInstance, WorkflowTask
@@ -132,7 +132,7 @@ def test_cancel_closes_open_tasks_and_keeps_loads_right(supervisor_sam, fraud_in
 
 @pytest.mark.django_db
 def test_caseworker_cannot_cancel_a_process(caseworker_alice, supervisor_sam):
-    from entitlements.errors import NotFound
+    from core.errors import NotFound
 
     instance = start_parallel(supervisor_sam)
     with pytest.raises(NotFound):

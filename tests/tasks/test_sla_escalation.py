@@ -88,7 +88,7 @@ def test_command_prints_what_it_did(triage_rules, make_task, capsys):
 
 @pytest.mark.django_db
 def test_bad_rules_are_refused_naming_the_level(demo_org):
-    from entitlements.errors import InvalidInput
+    from core.errors import InvalidInput
     from queues.escalation import parse_rules
 
     with pytest.raises(InvalidInput) as error:

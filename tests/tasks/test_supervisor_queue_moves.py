@@ -40,7 +40,7 @@ def test_intake_supervisor_cannot_escalate_into_a_queue_they_do_not_supervise(ap
 
 
 def test_intake_supervisor_cannot_move_a_task_into_a_queue_they_do_not_supervise(intake_supervisor, intake_task):
-    from entitlements.errors import PermissionDenied
+    from core.errors import PermissionDenied
 
     with pytest.raises(PermissionDenied):
         services.task_move(user=intake_supervisor, task_id=intake_task.pk, queue_name="legal-review")

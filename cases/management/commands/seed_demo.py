@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cases import demo
-from entitlements.errors import WorkflowError
+from core.errors import WorkflowError
 from entitlements.models import Department, Skill, User, UserRoleAssignment, WorkflowRole
 from entitlements.services import role_assignment_grant, role_save
 from queues.models import WorkflowQueue

@@ -4,7 +4,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from entitlements.errors import WorkflowError
+from core.errors import WorkflowError
 from entitlements.models import User
 from entitlements.services import api_token_create, api_token_revoke
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from entitlements.errors import WorkflowError
+from core.errors import WorkflowError
 from entitlements.models import User
 from tasks.workflows import definition_deploy
 

@@ -1,7 +1,7 @@
 """Apply the queues' escalation rules to every task that meets them (idempotent)."""
 from django.core.management.base import BaseCommand, CommandError
 
-from entitlements.errors import WorkflowError
+from core.errors import WorkflowError
 from tasks.sla import escalate_overdue_tasks
 
 

@@ -13,10 +13,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from entitlements.authentication import ActAsRefused, ReadOnlyTokenRefused, client_address
-from entitlements.errors import NotFound, PermissionDenied, WorkflowError
-from entitlements.models import SecurityEvent
-from entitlements.services import auth_failure_record, security_event_record
+from .errors import WorkflowError
+from .signals import api_exception_raised
 
 
 # PostgreSQL gave up on the statement because of other transactions, not because of anything in the request:
@@ -124,47 +122,15 @@ def error_response(*, code: str, detail: str, http_status: int, fields: dict | N
     return Response(body, status=http_status, headers=headers)
 
 
-def audit_denial(exc, context) -> None:
-    request = context.get("request")
-    if request is None:
-        return
-    user = getattr(request, "user", None)
-    authenticated = user is not None and getattr(user, "is_authenticated", False)
-    if isinstance(exc, exceptions.AuthenticationFailed):
-        # Counted per address and window; only the window's first failure becomes an audit row.
-        auth_failure_record(
-            remote_addr=client_address(request), path=request.path,
-            details={"method": request.method, "reason": str(exc.detail)},
-        )
-        return
-    if isinstance(exc, (exceptions.PermissionDenied, PermissionDenied)) and not isinstance(
-        exc, (ActAsRefused, ReadOnlyTokenRefused)
-    ):
-        event_type = SecurityEvent.Type.PERMISSION_DENIED
-    elif isinstance(exc, NotFound) and exc.denial:
-        event_type = SecurityEvent.Type.PERMISSION_DENIED
-    else:
-        return
-    via = getattr(request, "via_account", None)
-    security_event_record(
-        event_type=event_type,
-        actor=via or (user if authenticated else None),
-        on_behalf_of_username=user.get_username() if via and authenticated else "",
-        remote_addr=client_address(request),
-        path=request.path,
-        details={"method": request.method, "reason": str(getattr(exc, "detail", exc)), **(getattr(exc, "denial", None) or {})},
-    )
-
-
 def exception_handler(exc, context):
     if database_unavailable(exc):
-        # Checked first: auditing a denial would need the database too.
+        # Checked first: the receivers (auditing a denial) would need the database too.
         return error_response(
             code="database_unavailable", detail=UNAVAILABLE_DETAIL,
             http_status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
         )
-    audit_denial(exc, context)
+    api_exception_raised.send(sender=type(exc), exc=exc, context=context)
     if isinstance(exc, WorkflowError):
         return error_response(code=exc.code, detail=exc.detail, http_status=exc.http_status, fields=exc.fields)
     if isinstance(exc, DjangoValidationError):
