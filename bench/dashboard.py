@@ -6,7 +6,7 @@ a third of the active ones overdue), VACUUM ANALYZEs, refreshes
 the dashboard views (timed: that is the 15-minute job's cost), then times, in-process with Django's test client
 (so no network, only the server's work), as the demo supervisor who supervises every queue:
 
-  selector      tasks.dashboard.supervisor_dashboard(user=...)
+  selector      tasks.console.dashboard.supervisor_dashboard(user=...)
   admin index   GET /admin/                         (the dashboard, its three SVG charts, the app list)
   changelist    GET /admin/tasks/workflowtask/      (capped count, newest 100 tasks)
   filtered      GET /admin/tasks/workflowtask/?queue__queue_name__exact=legal-review&status__exact=OPEN&overdue=yes
@@ -63,7 +63,7 @@ def prepare(target: int) -> None:
     from django.db import connection
 
     from entitlements.models import User
-    from tasks.maintenance import refresh_dashboards
+    from tasks.sla.maintenance import refresh_dashboards
 
     call_command("migrate", verbosity=0)
     with open(os.devnull, "w") as quiet:
@@ -120,8 +120,8 @@ def main() -> int:
     from django.test import Client, RequestFactory
 
     from entitlements.models import User
-    from tasks.dashboard import supervisor_dashboard
-    from tasks.metrics import metrics
+    from tasks.console.dashboard import supervisor_dashboard
+    from tasks.console.metrics import metrics
 
     supervisor = User.objects.get(username="supervisor")
     client = Client()

@@ -2,9 +2,9 @@
 
 In one run, on the demo model (tasks/bpmn/onecms_case_handling.bpmn):
 
-  engine    tasks.engine alone (SpiffWorkflow, no database): start an instance, then complete intake and triage,
+  engine    tasks.bpmn.engine alone (SpiffWorkflow, no database): start an instance, then complete intake and triage,
             carrying the serialised state between steps as the services do — the baseline;
-  service   tasks.workflows.process_start + tasks.services.task_claim/task_complete on PostgreSQL: the same steps,
+  service   tasks.bpmn.workflows.process_start + tasks.services.task_claim/task_complete on PostgreSQL: the same steps,
             with locking, task rows, history, queue loads and the engine state stored after each step.
 
 It prints starts/s and completions/s for both and the ratios service/engine.
@@ -34,7 +34,7 @@ def run_engine_alone(instances: int) -> tuple[float, float]:
     """Seconds spent starting instances, and completing two tasks of each, with the engine only."""
     import json
 
-    from tasks import engine
+    from tasks.bpmn import engine
 
     spec = engine.parse_definition(bpmn_xml=MODEL.read_text()).spec
     now = datetime.now(timezone.utc)
@@ -58,7 +58,7 @@ def run_services(instances: int) -> tuple[float, float]:
     from entitlements.models import User
     from tasks.models import WorkflowDefinition, WorkflowTask
     from tasks.services import task_claim, task_complete
-    from tasks.workflows import definition_deploy, process_start
+    from tasks.bpmn.workflows import definition_deploy, process_start
 
     supervisor, alice = User.objects.get(username="supervisor"), User.objects.get(username="alice")
     if not WorkflowDefinition.objects.filter(process_key="onecms_case_handling").exists():

@@ -5,7 +5,7 @@ queue one escalation level (overdue → raise priority by 10), then times:
 
   sql       one UPDATE that raises priority and escalation level of every overdue task and writes a history row per
             task (a data-modifying CTE): the least any correct sweep has to do;
-  service   tasks.sla.escalate_overdue_tasks(): one statement per queue and level, with history and loads.
+  service   tasks.sla.escalation.escalate_overdue_tasks(): one statement per queue and level, with history and loads.
 
 The backlog is reset between the two (escalation level and priority back, bench history deleted, VACUUM ANALYZE).
 It prints both times, the ratio service/sql (target ≤ 1.5) and checks that each overdue task was escalated exactly
@@ -120,7 +120,7 @@ def time_raw_sql(names: list[str]) -> float:
 
 
 def time_service() -> float:
-    from tasks.sla import escalate_overdue_tasks
+    from tasks.sla.escalation import escalate_overdue_tasks
 
     started = time.perf_counter()
     escalate_overdue_tasks()

@@ -24,7 +24,7 @@ from django.utils.html import format_html
 from entitlements.authentication import denial_record
 from core.errors import NotFound
 from tasks.admin import ReadOnlyAdmin
-from tasks.admin_console import FastChangelistMixin
+from tasks.console.admin_console import FastChangelistMixin
 
 from .models import Case, CaseEvent, CaseWorkflowMapping
 from .selectors import (

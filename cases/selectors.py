@@ -12,7 +12,7 @@ from django.utils.dateparse import parse_datetime
 from entitlements.access import queue_names_for
 from core.errors import InvalidInput, NotFound
 from entitlements.models import Capability
-from tasks.admin_console import COUNT_CAP
+from tasks.console.admin_console import COUNT_CAP
 from tasks.models import TaskEventType, TaskHistory, WorkflowTask
 
 from .models import Case, CaseEvent, CaseWorkflowMapping

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from core.errors import InvalidInput
 from tasks import hooks as task_hooks
-from tasks.workflows import process_start
+from tasks.bpmn.workflows import process_start
 
 from .models import AllegationType, Case, CaseEvent, CaseStatus, CaseWorkflowMapping
 

@@ -4,7 +4,7 @@ Access: a client whose address (REMOTE_ADDR, never a forwarded header) is in MET
 client presenting `Authorization: Bearer <METRICS_TOKEN>` when a token is set. Anything else gets 404, so the
 endpoint is not advertised.
 
-The /metrics view is the tasks app's (tasks/metrics.py): it hands its collector of workflow figures, read from
+The /metrics view is the tasks app's (tasks/console/metrics.py): it hands its collector of workflow figures, read from
 the database at scrape time so that all gunicorn workers agree, to `metrics_response`.
 Request latency is a prometheus_client histogram in each process; with several workers set
 PROMETHEUS_MULTIPROC_DIR (an empty directory, cleared at deploy) and the scrape aggregates every worker's

@@ -1,4 +1,4 @@
-"""A queue's escalation rules: ordered levels, each a trigger and actions (see tasks/sla.py for how they run)."""
+"""A queue's escalation rules: ordered levels, each a trigger and actions (see tasks/sla/escalation.py for how they run)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

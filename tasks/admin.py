@@ -22,8 +22,8 @@ from entitlements.services import security_event_record
 from queues.admin import WorkflowQueueAdmin
 from queues.models import WorkflowQueue
 
-from .admin_console import HistoryConsoleMixin, ProcessConsoleMixin, QueueConsoleMixin, TaskConsoleMixin
-from .diagram import ACTIVE, COMPLETED, NEUTRAL, STATE_LABELS, STATE_PALETTES, process_diagram_for
+from .console.admin_console import HistoryConsoleMixin, ProcessConsoleMixin, QueueConsoleMixin, TaskConsoleMixin
+from .bpmn.diagram import ACTIVE, COMPLETED, NEUTRAL, STATE_LABELS, STATE_PALETTES, process_diagram_for
 from .models import (
     Alert,
     AlertChannel,
@@ -37,7 +37,7 @@ from .models import (
     WorkflowDefinition,
     WorkflowTask,
 )
-from .workflows import definition_deploy
+from .bpmn.workflows import definition_deploy
 
 
 class DefinitionUploadForm(forms.Form):
@@ -312,7 +312,7 @@ class AlertChannelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send a test alert to the selected channels now")
     def send_test_alert(self, request, queryset):
-        from .alerts import alert_channel_test
+        from .sla.alerts import alert_channel_test
 
         for channel in queryset:
             problem = alert_channel_test(channel=channel)

@@ -16,7 +16,8 @@ from core.errors import NotFound
 from core.serializers import JSONObjectField, JSONObjectListField
 from workflow_project.serializers import OutputSerializer
 
-from . import selectors, services, workflows
+from . import selectors, services
+from .bpmn import workflows
 from queues.models import WorkflowQueue
 
 from .models import MAX_PRIORITY, MIN_PRIORITY, ProcessInstance, TaskHistory, TaskStatus, WorkflowDefinition, WorkflowTask
@@ -403,7 +404,7 @@ _HOURS = {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": w
     "additionalProperties": False,
 })
 class SlaConfigField(VariablesField):
-    """A definition's SLA settings; the service validates them (tasks.workflows.sla_config_validate)."""
+    """A definition's SLA settings; the service validates them (tasks.bpmn.workflows.sla_config_validate)."""
 
 
 class DeploySerializer(serializers.Serializer):

@@ -2,7 +2,7 @@
 
 Each job returns a small dict (what it touched); with django-celery-results it is stored, with its start,
 end and any error, and shown in admin (Celery Results → Task results). Alert delivery, which the alerts it
-raises enqueue, is tasks/alerts.py: deliver_alert.
+raises enqueue, is tasks/sla/alerts.py: deliver_alert.
 """
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from celery import shared_task
 
 from core.jobs import JOB_OPTIONS
 
-from .alerts import capacity_alerts_raise
-from .archive import completed_tasks_archive
-from .maintenance import refresh_dashboards as dashboards_refresh
-from .maintenance import update_queue_statistics
+from .sla.alerts import capacity_alerts_raise
+from .sla.archive import completed_tasks_archive
+from .sla.maintenance import refresh_dashboards as dashboards_refresh
+from .sla.maintenance import update_queue_statistics
 from .services import rebalance_queue_loads
-from .sla import escalate_overdue_tasks
-from .workflows import process_fire_due_timers
+from .sla.escalation import escalate_overdue_tasks
+from .bpmn.workflows import process_fire_due_timers
 
 
 @shared_task(name="workflow.sla_check", **JOB_OPTIONS)

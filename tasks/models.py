@@ -302,7 +302,7 @@ class TaskHistory(models.Model):
 
 
 # --- Archive ------------------------------------------------------------------------------------------------
-# tasks/archive.py moves terminal tasks and their history into monthly partitions (migration 0006 owns the
+# tasks/sla/archive.py moves terminal tasks and their history into monthly partitions (migration 0006 owns the
 # tables). These unmanaged models read them, so an archived task stays readable through the API.
 
 
@@ -375,8 +375,8 @@ class ArchivedTaskHistory(models.Model):
 
 
 # --- Alerts ---------------------------------------------------------------------------------------------------
-# SLA breaches and queues near capacity raise alerts (tasks/alerts.py); Celery delivers each to the channels
-# that take its kind (tasks/alerts.py: deliver_alert), keeping a record per alert and channel.
+# SLA breaches and queues near capacity raise alerts (tasks/sla/alerts.py); Celery delivers each to the channels
+# that take its kind (tasks/sla/alerts.py: deliver_alert), keeping a record per alert and channel.
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 

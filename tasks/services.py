@@ -24,7 +24,7 @@ from queues.selectors import business_calendar_for
 from workflow_project.db import prepared_fetch_one, row_reader
 
 from . import hooks
-from .forms import validate_task_variables
+from .bpmn.forms import validate_task_variables
 from .models import MAX_PRIORITY, MIN_PRIORITY, ProcessInstance, TaskEventType, TaskHistory, TaskStatus, WorkflowTask
 from .selectors import task_for_user
 

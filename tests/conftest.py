@@ -117,7 +117,7 @@ def archived_task(caseworker_alice, make_task):
 
     from django.utils import timezone
 
-    from tasks.archive import completed_tasks_archive
+    from tasks.sla.archive import completed_tasks_archive
     from tasks.models import ArchivedTask, WorkflowTask
     from tasks.services import task_claim, task_complete
 

@@ -312,7 +312,7 @@ if CELERY_BROKER_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 else:
     CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = embedded.filesystem_broker(BASE_DIR)
-CELERY_TASK_IGNORE_RESULT = True  # jobs that leave a record say ignore_result=False (tasks/jobs.py, tasks/alerts.py)
+CELERY_TASK_IGNORE_RESULT = True  # jobs that leave a record say ignore_result=False (tasks/jobs.py, tasks/sla/alerts.py)
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_TRACK_STARTED = True
@@ -324,7 +324,7 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-# --- Workflow model scripts (tasks/script_sandbox.py) ---------------------------------
+# --- Workflow model scripts (tasks/bpmn/script_sandbox.py) ----------------------------
 # Every condition, timer expression and script runs in a child process, stopped after this much CPU time and
 # memory; each web or worker process keeps at most WORKFLOW_SCRIPT_POOL_SIZE such children.
 WORKFLOW_SCRIPT_CPU_SECONDS = float(os.environ.get("WORKFLOW_SCRIPT_CPU_SECONDS", "1"))

@@ -2,8 +2,8 @@
 from django import template
 from django.template.loader import render_to_string
 
-from tasks import charts
-from tasks.dashboard import supervisor_dashboard
+from tasks.console import charts
+from tasks.console.dashboard import supervisor_dashboard
 
 register = template.Library()
 

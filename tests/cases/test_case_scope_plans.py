@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from cases import selectors
 from cases.selectors import cases_supervised_by, cases_visible_to
-from tasks.admin_console import COUNT_CAP
+from tasks.console.admin_console import COUNT_CAP
 from tests.console.helpers import legal_supervisor
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]

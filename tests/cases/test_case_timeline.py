@@ -14,7 +14,7 @@ from core.errors import InvalidInput, NotFound
 from entitlements.models import SecurityEvent, User
 from tasks.models import WorkflowTask
 from tasks.services import task_change_priority, task_claim, task_comment_add, task_complete
-from tasks.workflows import definition_deploy
+from tasks.bpmn.workflows import definition_deploy
 from tests.console.helpers import legal_supervisor
 
 pytestmark = pytest.mark.django_db

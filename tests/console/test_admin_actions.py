@@ -125,7 +125,7 @@ def test_the_services_refuse_the_action_even_on_rows_the_changelist_would_hide(r
     from django.contrib import admin
     from django.contrib.messages.storage.fallback import FallbackStorage
 
-    from tasks import admin_console
+    from tasks.console import admin_console
 
     lena = legal_supervisor()
     tasks = [make_task("intake", "One", priority=40), make_task("intake", "Two", priority=40)]

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from entitlements.models import User
 from queues.models import WorkflowQueue
-from tasks.maintenance import refresh_dashboards
+from tasks.sla.maintenance import refresh_dashboards
 from tasks.models import TaskEventType, TaskHistory, WorkflowTask
 from tests.conftest import DEMO_PASSWORD
 from tests.pages.conftest import screenshot

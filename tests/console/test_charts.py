@@ -1,7 +1,7 @@
 """The dashboard's server-side SVG charts."""
 from datetime import datetime, timedelta, timezone
 
-from tasks.charts import FULL_COLOUR, OK_COLOUR, sla_trend_chart, throughput_chart, utilisation_bars
+from tasks.console.charts import FULL_COLOUR, OK_COLOUR, sla_trend_chart, throughput_chart, utilisation_bars
 
 
 def test_utilisation_bars_escape_queue_labels():

@@ -5,8 +5,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tasks.dashboard import supervisor_dashboard, weighted_median
-from tasks.maintenance import refresh_dashboards
+from tasks.console.dashboard import supervisor_dashboard, weighted_median
+from tasks.sla.maintenance import refresh_dashboards
 from tasks.services import task_claim, task_complete
 
 from .helpers import legal_supervisor

@@ -1,4 +1,4 @@
-"""The process diagram of the supervisor console: tasks.diagram's SVG, engine.element_states and the admin page."""
+"""The process diagram of the supervisor console: tasks.bpmn.diagram's SVG, engine.element_states and the admin page."""
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -9,8 +9,8 @@ from django.utils import timezone
 from lxml import etree
 
 from entitlements.models import SecurityEvent, User
-from tasks import engine
-from tasks.diagram import (
+from tasks.bpmn import engine
+from tasks.bpmn.diagram import (
     ACTIVE,
     BPMN_NS,
     BPMNDI_NS,
@@ -23,7 +23,7 @@ from tasks.diagram import (
 )
 from tasks.models import ProcessInstance, WorkflowTask
 from tasks.services import task_claim, task_complete
-from tasks.workflows import definition_deploy, process_fire_due_timers, process_start
+from tasks.bpmn.workflows import definition_deploy, process_fire_due_timers, process_start
 
 from .helpers import PROCESSES_URL, legal_supervisor
 

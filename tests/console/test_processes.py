@@ -1,10 +1,10 @@
-"""Process instance actions of the console: suspend, resume, cancel through tasks.workflows."""
+"""Process instance actions of the console: suspend, resume, cancel through tasks.bpmn.workflows."""
 from pathlib import Path
 
 import pytest
 
 from tasks.models import ProcessStatus, TaskStatus
-from tasks.workflows import definition_deploy, process_start
+from tasks.bpmn.workflows import definition_deploy, process_start
 
 from .helpers import PROCESSES_URL, legal_supervisor, post_action
 
@@ -51,7 +51,7 @@ def instance_with_incident(supervisor_sam):
 
     from django.utils import timezone
 
-    from tasks.workflows import process_fire_due_timers
+    from tasks.bpmn.workflows import process_fire_due_timers
     from tests.tasks.test_process_incidents import HEAVY_SIZE, start_timer_model, timer_model
 
     definition_deploy(user=supervisor_sam, bpmn_xml=timer_model())

@@ -7,9 +7,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tasks.dashboard import supervisor_dashboard
+from tasks.console.dashboard import supervisor_dashboard
 from tasks.models import WorkflowTask
-from tasks.maintenance import refresh_dashboards
+from tasks.sla.maintenance import refresh_dashboards
 
 from .helpers import TASKS_URL, generate_tasks
 
@@ -79,7 +79,7 @@ def test_task_changelist_never_scans_workflow_tasks(many_tasks, client, supervis
 def test_completed_today_per_caseworker_reads_only_completions_after_the_hourly_view(many_tasks, supervisor_sam):
     from django.utils import timezone
 
-    from tasks.dashboard import CASEWORKERS_SQL, VIEW_HOURS_END_SQL
+    from tasks.console.dashboard import CASEWORKERS_SQL, VIEW_HOURS_END_SQL
 
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     params = {"queues": ["intake", "triage", "fraud-investigation", "legal-review", "escalations"], "today": today}

@@ -34,7 +34,7 @@ def page_as():
 
 @pytest.fixture
 def deployed_demo_workflow(supervisor_sam):
-    from tasks.workflows import definition_deploy
+    from tasks.bpmn.workflows import definition_deploy
 
     return definition_deploy(user=supervisor_sam, bpmn_xml=DEMO_BPMN.read_text())
 

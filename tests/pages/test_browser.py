@@ -24,7 +24,7 @@ def people():
 
 
 def deploy_demo_workflow(supervisor):
-    from tasks.workflows import definition_deploy
+    from tasks.bpmn.workflows import definition_deploy
 
     definition_deploy(user=supervisor, bpmn_xml=DEMO_BPMN.read_text())
 

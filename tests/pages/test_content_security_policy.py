@@ -3,7 +3,7 @@ import pytest
 
 from cases.models import CaseWorkflowMapping
 from entitlements.models import User
-from tasks.maintenance import refresh_dashboards
+from tasks.sla.maintenance import refresh_dashboards
 from tasks.models import WorkflowTask
 
 from .conftest import DEMO_PASSWORD, open_fraud_case

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from entitlements.models import User
-from tasks.workflows import definition_deploy
+from tasks.bpmn.workflows import definition_deploy
 from tests.project.test_gunicorn_config import PROJECT, free_port
 from tests.tasks.engine.documents import bpmn_document, linear_process, script_task, user_task
 

@@ -14,10 +14,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from queues.models import WorkflowQueue
-from tasks.alerts import alert_channel_test, capacity_alerts_raise, sla_breach_alerts_raise
+from tasks.sla.alerts import alert_channel_test, capacity_alerts_raise, sla_breach_alerts_raise
 from tasks.models import Alert, AlertChannel, AlertDelivery, AlertRule, WorkflowTask
-from tasks.sla import EscalationOutcome, escalate_overdue_tasks
-from tasks.alerts import deliver_alert
+from tasks.sla.escalation import EscalationOutcome, escalate_overdue_tasks
+from tasks.sla.alerts import deliver_alert
 
 NOTIFY_RULES = [
     {"level": 1, "trigger": {"type": "overdue"}, "actions": {"raise_priority": 20, "notify": True}},

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from queues.models import WorkflowQueue
-from tasks.archive import DEFAULT_BATCH_SIZE
+from tasks.sla.archive import DEFAULT_BATCH_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD_TASKS = 200_000

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from core.errors import PermissionDenied
 from entitlements.models import SecurityEvent, User
 from entitlements.services import role_assignment_grant, role_save
-from tasks import workflows
+from tasks.bpmn import workflows
 from tasks.models import ProcessInstance, WorkflowDefinition, WorkflowTask
 from tests.tasks.engine.documents import DEMO_FILE, bpmn_document, linear_process, script_task, user_task
 

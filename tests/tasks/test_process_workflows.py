@@ -7,7 +7,8 @@ from django.db import connections, transaction
 from cases.services import case_open
 from core.errors import Conflict
 from entitlements.models import User
-from tasks import services, workflows
+from tasks import services
+from tasks.bpmn import workflows
 from tasks.models import ProcessInstance, WorkflowTask
 from tests.tasks.engine.documents import DEMO_FILE, PARALLEL_FILE, bpmn_document, linear_process
 

@@ -2,7 +2,7 @@
 import pytest
 
 from cases.services import case_open
-from tasks import workflows
+from tasks.bpmn import workflows
 from tasks.models import WorkflowDefinition, WorkflowTask
 from tests.tasks.engine.documents import DEMO_FILE
 

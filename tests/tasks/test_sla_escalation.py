@@ -10,7 +10,7 @@ from django.utils import timezone
 from queues.models import WorkflowQueue
 from tasks.models import TaskHistory, WorkflowTask
 from tasks.services import task_claim
-from tasks.sla import escalate_overdue_tasks
+from tasks.sla.escalation import escalate_overdue_tasks
 
 RULES = [
     {"level": 1, "trigger": {"type": "overdue"}, "actions": {"raise_priority": 20, "move_to_queue": "escalations", "notify": True}},

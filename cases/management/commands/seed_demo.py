@@ -18,8 +18,8 @@ from cases.models import Case
 from cases.services import case_open
 from tasks.models import WorkflowDefinition, WorkflowTask
 from tasks.services import task_claim, task_complete
-from tasks.maintenance import refresh_dashboards
-from tasks.workflows import definition_deploy
+from tasks.sla.maintenance import refresh_dashboards
+from tasks.bpmn.workflows import definition_deploy
 
 PASSWORD_BYTES = 12
 

@@ -6,7 +6,7 @@ from django.db import DatabaseError
 from tqdm import tqdm
 
 from core.errors import InvalidInput, WorkflowError
-from tasks.archive import DEFAULT_BATCH_SIZE, completed_tasks_archive, completed_tasks_archive_plan
+from tasks.sla.archive import DEFAULT_BATCH_SIZE, completed_tasks_archive, completed_tasks_archive_plan
 
 INTERRUPTED_EXIT_CODE = 130  # the shell's code for a run stopped by Ctrl-C
 

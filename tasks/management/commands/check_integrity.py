@@ -1,7 +1,7 @@
 """Verify the invariants of queues, tasks and history; exit non-zero listing each violation."""
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks.maintenance import check_integrity
+from tasks.sla.maintenance import check_integrity
 
 
 class Command(BaseCommand):

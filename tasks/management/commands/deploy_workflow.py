@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import WorkflowError
 from entitlements.models import User
-from tasks.workflows import definition_deploy
+from tasks.bpmn.workflows import definition_deploy
 
 
 class Command(BaseCommand):

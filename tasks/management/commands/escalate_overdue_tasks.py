@@ -2,7 +2,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import WorkflowError
-from tasks.sla import escalate_overdue_tasks
+from tasks.sla.escalation import escalate_overdue_tasks
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from tasks.maintenance import refresh_dashboards
+from tasks.sla.maintenance import refresh_dashboards
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 """Snapshot every queue's figures into queue_statistics."""
 from django.core.management.base import BaseCommand
 
-from tasks.maintenance import update_queue_statistics
+from tasks.sla.maintenance import update_queue_statistics
 
 
 class Command(BaseCommand):

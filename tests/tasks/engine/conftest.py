@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tasks import engine
+from tasks.bpmn import engine
 
 from .documents import DEMO_FILE, PARALLEL_FILE
 

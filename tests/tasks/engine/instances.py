@@ -2,7 +2,7 @@
 import json
 from datetime import datetime
 
-from tasks import engine
+from tasks.bpmn import engine
 
 
 def stored(run: engine.EngineRun) -> dict:

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from tasks import engine
+from tasks.bpmn import engine
 
 from .instances import complete, ready_task, start, stored
 

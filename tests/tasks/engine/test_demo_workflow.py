@@ -1,7 +1,7 @@
 """The demo OneCMS workflow walked end to end, with the state stored as JSON between every step."""
 from datetime import timedelta
 
-from tasks import engine
+from tasks.bpmn import engine
 
 from .instances import complete, ready_names, ready_task, start
 

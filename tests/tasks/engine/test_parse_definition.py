@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tasks import engine
+from tasks.bpmn import engine
 
 from .documents import bpmn_document, linear_process, user_task
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import engine
+from tasks.bpmn import engine
 
 from .documents import bpmn_document, linear_process, script_task, user_task
 

@@ -1,5 +1,5 @@
 """An embedded subprocess runs its user tasks in the subprocess's lane and then carries on."""
-from tasks import engine
+from tasks.bpmn import engine
 
 from .documents import bpmn_document, linear_process, user_task
 from .instances import complete, ready_names, ready_task, start

@@ -1,7 +1,7 @@
 """Timers fire by moving the `now` each call is given, never by sleeping."""
 from datetime import timedelta
 
-from tasks import engine
+from tasks.bpmn import engine
 
 from .documents import bpmn_document, user_task
 from .instances import complete, fire_timers, ready_names, ready_task, start, stored

@@ -32,8 +32,9 @@ from entitlements.services import security_event_record
 from queues.models import WorkflowQueue
 from queues.services import queue_intake_set
 
-from . import services, workflows
-from .models import MAX_PRIORITY, MIN_PRIORITY, ProcessIncident, TaskStatus, WorkflowTask
+from tasks import services
+from tasks.bpmn import workflows
+from tasks.models import MAX_PRIORITY, MIN_PRIORITY, ProcessIncident, TaskStatus, WorkflowTask
 
 ACTION_FORM_TEMPLATE = "admin/console/action_form.html"
 # A capped count stops here; the changelist then offers this many rows' pages and filters narrow the rest.

@@ -12,7 +12,7 @@ from lxml import etree
 from core.errors import NotFound
 
 from . import engine
-from .models import ACTIVE_TASK_STATUSES, ProcessInstance, TaskStatus, WorkflowTask
+from tasks.models import ACTIVE_TASK_STATUSES, ProcessInstance, TaskStatus, WorkflowTask
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 BPMNDI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from core.jobs import JOB_OPTIONS, TRANSIENT
 
-from .models import (
+from tasks.models import (
     Alert,
     AlertChannel,
     AlertChannelKind,

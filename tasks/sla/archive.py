@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput
 
-from .models import TaskStatus
+from tasks.models import TaskStatus
 
 TERMINAL_STATUSES = [TaskStatus.COMPLETED.value, TaskStatus.CANCELLED.value, TaskStatus.ESCALATED.value]
 DEFAULT_BATCH_SIZE = 5000

@@ -10,7 +10,7 @@ Interface (all functions keyword-only)::
     complete_task(*, spec: dict, state: dict, engine_task_id: str, variables: dict, now: datetime) -> EngineRun
     fire_due_timers(*, spec: dict, state: dict, now: datetime) -> EngineRun
     cancel(*, spec: dict, state: dict) -> EngineRun
-    read_bpmn_document(*, bpmn_xml: str) -> lxml Element   the XML, parsed safely (for tasks/diagram.py)
+    read_bpmn_document(*, bpmn_xml: str) -> lxml Element   the XML, parsed safely (for tasks/bpmn/diagram.py)
     element_states(*, spec: dict, state: dict) -> dict[str, str]   BPMN element id -> ELEMENT_ACTIVE | ELEMENT_COMPLETED
     validate_form_variables(*, form_fields: list[FormField], variables: dict) -> dict[str, str]
 
@@ -63,7 +63,7 @@ are Python over the process variables, run in a sandbox: no imports, no names or
 attribute access only to the public methods of JSON value types (str, int, float, bool, list, dict) minus
 `format`/`format_map`, and builtins limited to SAFE_BUILTINS. Sources are checked when a definition is parsed
 and again before every run; scripts may leave only JSON values in the process variables. Each evaluation runs
-in a child process of tasks/script_sandbox.py, bounded in CPU time and memory (settings
+in a child process of tasks/bpmn/script_sandbox.py, bounded in CPU time and memory (settings
 WORKFLOW_SCRIPT_CPU_SECONDS, WORKFLOW_SCRIPT_MEMORY_MB); one that overruns raises ScriptLimitExceeded naming
 the element, and the web or worker thread that asked is free again.
 
@@ -711,7 +711,7 @@ def _element_by_id(root: etree._Element, element_id: str) -> etree._Element | No
 # --- the expression sandbox ---------------------------------------------------------------------------------
 
 class _BoundedEnvironment(BasePythonScriptEngineEnvironment):
-    """SpiffWorkflow's script environment, evaluating in the bounded child processes of tasks/script_sandbox.py.
+    """SpiffWorkflow's script environment, evaluating in the bounded child processes of tasks/bpmn/script_sandbox.py.
 
     Behaves as SpiffWorkflow's TaskDataEnvironment (a script's globals are the task data; it leaves no
     callables behind), for every caller: SpiffWorkflow also calls the environment directly, past the engine.

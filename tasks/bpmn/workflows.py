@@ -1,6 +1,6 @@
 """Writes of workflow definitions and process instances: deploy, start, advance on completion, timers, suspend.
 
-The engine (tasks/engine.py) computes; these services lock rows, store its state and turn its ready userTasks
+The engine (tasks/bpmn/engine.py) computes; these services lock rows, store its state and turn its ready userTasks
 into queue tasks, in one transaction each. Lock order: process instance, then tasks, then queues.
 """
 from __future__ import annotations
@@ -20,8 +20,10 @@ from entitlements.models import Capability, Right, SecurityEvent
 from entitlements.services import security_event_record
 from queues.models import WorkflowQueue
 
-from . import engine, hooks
-from .models import (
+from tasks import hooks
+
+from . import engine
+from tasks.models import (
     IncidentKind,
     IncidentStep,
     ProcessIncident,
@@ -31,7 +33,7 @@ from .models import (
     WorkflowDefinition,
     WorkflowTask,
 )
-from .services import task_close, task_insert
+from tasks.services import task_close, task_insert
 
 MAX_BPMN_BYTES = 2_000_000
 logger = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from entitlements.models import Capability
 from queues.escalation import EscalationLevel, parse_rules
 from queues.models import WorkflowQueue
 
-from . import hooks
+from tasks import hooks
 
 TRIGGER_SQL = {
     "overdue": "t.due_date < %(now)s",

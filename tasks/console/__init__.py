@@ -1,0 +1,1 @@
+"""The supervisor console: admin actions and lists, dashboards, charts and the /metrics figures."""
