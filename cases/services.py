@@ -8,7 +8,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import InvalidInput
-from tasks import hooks as task_hooks
 from tasks.bpmn.workflows import process_start
 
 from .models import AllegationType, Case, CaseEvent, CaseStatus, CaseWorkflowMapping
@@ -108,13 +107,14 @@ def _append_hop(process_instance_id: int, *, from_queue, to_queue, user, reason:
         Case.objects.filter(pk=mapping.case_id).update(status=CaseStatus.IN_PROGRESS)
 
 
-def record_task_moved(*, task, from_queue, to_queue, user, reason="") -> None:
+def record_task_moved(*, task, from_queue, to_queue, user, reason="", **signal) -> None:
+    """Receives tasks.signals.task_moved: a hop in the routing history of the task's case."""
     if task.process_instance_id:
         _append_hop(task.process_instance_id, from_queue=from_queue, to_queue=to_queue, user=user, reason=reason or "moved")
 
 
-def record_task_opened(*, instance, task, user) -> None:
-    """A new task of the case's workflow: a hop from the queue where its work last was."""
+def record_task_opened(*, instance, task, user, **signal) -> None:
+    """Receives tasks.signals.process_task_opened: a hop from the queue where the case's work last was."""
     mapping = CaseWorkflowMapping.objects.filter(process_instance=instance).first()
     if mapping is None:
         return
@@ -122,15 +122,16 @@ def record_task_opened(*, instance, task, user) -> None:
     _append_hop(instance.pk, from_queue=last, to_queue=task.queue_id, user=user, reason=f"next step: {task.name}")
 
 
-def record_process_completed(*, instance) -> None:
+def record_process_completed(*, instance, **signal) -> None:
+    """Receives tasks.signals.process_completed: the case of a finished workflow is closed."""
     mapping = CaseWorkflowMapping.objects.filter(process_instance=instance).select_related("case").first()
     if mapping and mapping.case.status != CaseStatus.CLOSED:
         Case.objects.filter(pk=mapping.case_id).update(status=CaseStatus.CLOSED, closed_at=timezone.now())
         CaseEvent.objects.create(case=mapping.case, event_type="CLOSED", new_values={"status": "CLOSED"})
 
 
-def record_tasks_moved_in_bulk(*, moves: list[dict], reason: str, at) -> None:
-    """Append one hop per moved task to its case's routing history, in one statement."""
+def record_tasks_moved_in_bulk(*, moves: list[dict], reason: str, at, **signal) -> None:
+    """Receives tasks.signals.tasks_moved_in_bulk: append one hop per moved task to its case's routing history, in one statement."""
     rows = [m for m in moves if m.get("process_instance_id")]
     if not rows:
         return
@@ -150,9 +151,3 @@ def record_tasks_moved_in_bulk(*, moves: list[dict], reason: str, at) -> None:
             """,
             [at.isoformat(), reason, json.dumps(rows)],
         )
-
-
-task_hooks.on_task_moved(record_task_moved)
-task_hooks.on_tasks_moved_in_bulk(record_tasks_moved_in_bulk)
-task_hooks.on_process_task_opened(record_task_opened)
-task_hooks.on_process_completed(record_process_completed)

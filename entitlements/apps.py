@@ -6,4 +6,4 @@ class EntitlementsConfig(AppConfig):
     verbose_name = "Entitlements"
 
     def ready(self):
-        from . import openapi, privileges, signals  # noqa: F401  (schema extensions; privilege and login audit receivers)
+        from . import openapi, privileges, receivers  # noqa: F401  (schema extensions; privilege and login audit receivers)

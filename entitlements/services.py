@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import hooks
+from . import signals
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from .models import ApiToken, Capability, Right, SecurityEvent, User, UserRoleAssignment, WorkflowRole
 
@@ -64,7 +64,7 @@ def role_save(
     description: str = "",
     changed_by: User | None = None,
 ) -> WorkflowRole:
-    """Create or update a role and its backing group; registered hooks then grant the group its queue permissions.
+    """Create or update a role and its backing group; receivers of role_changed then grant the group its queue permissions.
 
     Rights (deploy_workflows, start_processes) on a role are privileges: only a superuser (or the system, with
     no `changed_by`) may change them, and each change is audited.
@@ -92,7 +92,7 @@ def role_save(
     if role.group_id is None:
         role.group, _ = Group.objects.get_or_create(name=f"role:{role_code}")
     role.save()
-    hooks.role_changed(role=role)
+    signals.role_changed.send(sender=WorkflowRole, role=role)
     return role
 
 

@@ -6,8 +6,11 @@ class QueuesConfig(AppConfig):
     verbose_name = "Queues"
 
     def ready(self):
-        from entitlements import hooks
+        from entitlements import signals as entitlement_signals
+        from entitlements.models import WorkflowRole
 
         from . import services
 
-        hooks.on_role_changed(services.role_queue_permissions_sync)
+        entitlement_signals.role_changed.connect(
+            services.role_queue_permissions_sync, sender=WorkflowRole, dispatch_uid="queues.role_queue_permissions_sync"
+        )

@@ -20,8 +20,9 @@ def _queue_permissions(capabilities: list[str]) -> dict[str, Permission]:
 
 
 @transaction.atomic
-def role_queue_permissions_sync(*, role: WorkflowRole) -> None:
-    """Make the role's group hold exactly the role's capabilities on the role's named queues."""
+def role_queue_permissions_sync(*, role: WorkflowRole, **signal) -> None:
+    """Make the role's group hold exactly the role's capabilities on the role's named queues (receives
+    entitlements.signals.role_changed)."""
     if role.group_id is None:
         return
     wanted_permissions = _queue_permissions(role.permissions)

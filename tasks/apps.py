@@ -6,8 +6,10 @@ class TasksConfig(AppConfig):
     verbose_name = "Workflow engine and tasks"
 
     def ready(self):
-        from .bpmn import workflows  # noqa: F401  (registers the engine's task-completed hook)
-        from . import hooks
-        from .sla import alerts
+        from . import signals
+        from .bpmn import workflows
+        from .models import WorkflowTask
 
-        hooks.on_tasks_escalated(alerts.sla_breach_alerts_raise)
+        signals.task_completed.connect(
+            workflows.advance_on_task_completed, sender=WorkflowTask, dispatch_uid="tasks.bpmn.advance_on_task_completed"
+        )

@@ -23,7 +23,7 @@ from queues.models import AssignmentMode, WorkflowQueue
 from queues.selectors import business_calendar_for
 from workflow_project.db import prepared_fetch_one, row_reader
 
-from . import hooks
+from . import signals
 from .bpmn.forms import validate_task_variables
 from .models import MAX_PRIORITY, MIN_PRIORITY, ProcessInstance, TaskEventType, TaskHistory, TaskStatus, WorkflowTask
 from .selectors import task_for_user
@@ -212,7 +212,10 @@ def task_insert(
     comment = f"overflowed from {queue.queue_name}" if target.pk != queue.pk else ""
     _history(task, TaskEventType.CREATED, user=user, via_account=via_account, new=new, comment=comment)
     if target.pk != queue.pk:
-        hooks.task_moved(task=task, from_queue=queue.queue_name, to_queue=target.queue_name, user=user, reason=comment)
+        signals.task_moved.send(
+            sender=WorkflowTask, task=task, from_queue=queue.queue_name, to_queue=target.queue_name, user=user,
+            reason=comment,
+        )
     if target.assignment_mode == AssignmentMode.PUSH:
         _push(task, target, user=user, via_account=via_account)
     return task
@@ -372,7 +375,9 @@ def task_complete(*, user, task_id: int, variables: dict | None = None, comment:
         old={"status": TaskStatus.CLAIMED}, new={"status": TaskStatus.COMPLETED, "variables": cleaned},
     )
     if task.process_instance_id:
-        hooks.task_completed(task=task, variables=cleaned, user=user, via_account=via_account)
+        signals.task_completed.send(
+            sender=WorkflowTask, task=task, variables=cleaned, user=user, via_account=via_account
+        )
     return task
 
 
@@ -487,7 +492,9 @@ def _move(task: WorkflowTask, target: WorkflowQueue, *, user, via_account, reaso
     task.claimed_at = None
     task.delegation_state = ""
     task.candidate_groups = [target.queue_name]
-    hooks.task_moved(task=task, from_queue=source, to_queue=target.queue_name, user=user, reason=reason)
+    signals.task_moved.send(
+        sender=WorkflowTask, task=task, from_queue=source, to_queue=target.queue_name, user=user, reason=reason
+    )
     return old
 
 

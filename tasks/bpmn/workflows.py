@@ -20,7 +20,7 @@ from entitlements.models import Capability, Right, SecurityEvent
 from entitlements.services import security_event_record
 from queues.models import WorkflowQueue
 
-from tasks import hooks
+from tasks import signals
 
 from . import engine
 from tasks.models import (
@@ -233,7 +233,7 @@ def _open_tasks(instance: ProcessInstance, run: engine.EngineRun, *, user, via_a
             task_close(task, status=TaskStatus.ESCALATED if created else TaskStatus.CANCELLED, user=user,
                        reason="closed by the workflow")
     for task in created:
-        hooks.process_task_opened(instance=instance, task=task, user=user)
+        signals.process_task_opened.send(sender=ProcessInstance, instance=instance, task=task, user=user)
     return created
 
 
@@ -247,7 +247,7 @@ def _store(instance: ProcessInstance, run: engine.EngineRun) -> None:
         instance.next_timer_due_at = None
     instance.save()
     if run.completed:
-        hooks.process_completed(instance=instance)
+        signals.process_completed.send(sender=ProcessInstance, instance=instance)
 
 
 def _start_queue_names(definition: WorkflowDefinition) -> list[str]:
@@ -308,8 +308,8 @@ def process_start(
     return instance
 
 
-def advance_on_task_completed(*, task: WorkflowTask, variables: dict, user, via_account=None) -> None:
-    """The hook task_complete calls: feed the task's variables to the engine and create what comes next.
+def advance_on_task_completed(*, task: WorkflowTask, variables: dict, user, via_account=None, **signal) -> None:
+    """Receives tasks.signals.task_completed, which task_complete sends: feed the task's variables to the engine and create what comes next.
 
     task_complete has already locked the instance row, so parallel branches completing at once serialise here
     and the join fires once.
@@ -327,8 +327,6 @@ def advance_on_task_completed(*, task: WorkflowTask, variables: dict, user, via_
     _store(instance, run)
     _open_tasks(instance, run, user=user, via_account=via_account)
 
-
-hooks.on_task_completed(advance_on_task_completed)
 
 
 @transaction.atomic

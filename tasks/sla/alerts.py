@@ -148,7 +148,7 @@ def capacity_alerts_raise(*, now: datetime | None = None) -> int:
 
 
 def sla_breach_alerts_raise(*, outcomes, now: datetime | None = None) -> int:
-    """Alert once per task and level for escalations whose level says notify (tasks.hooks.on_tasks_escalated).
+    """Alert once per task and level for escalations whose level says notify (the SLA sweep calls it).
 
     Runs inside the escalation's transaction, so alerts exist exactly when the escalation does.
     """

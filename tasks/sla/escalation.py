@@ -29,7 +29,9 @@ from entitlements.models import Capability
 from queues.escalation import EscalationLevel, parse_rules
 from queues.models import WorkflowQueue
 
-from tasks import hooks
+from tasks import signals
+from tasks.models import WorkflowTask
+from tasks.sla.alerts import sla_breach_alerts_raise
 
 TRIGGER_SQL = {
     "overdue": "t.due_date < %(now)s",
@@ -155,10 +157,12 @@ def escalate_overdue_tasks(*, now: datetime | None = None, dry_run: bool = False
                 for task_id, instance_id, old, new in rows if old != new
             ]
             if moved:
-                hooks.tasks_moved_in_bulk(moves=moved, reason=f"SLA escalation level {level.level}", at=now)
+                signals.tasks_moved_in_bulk.send(
+                    sender=WorkflowTask, moves=moved, reason=f"SLA escalation level {level.level}", at=now
+                )
             outcomes.append(EscalationOutcome(queue.queue_name, level.level, len(rows), level.notify, [r[0] for r in rows]))
     if not dry_run:
         notices = [o for o in outcomes if o.notify]
         if notices:
-            hooks.tasks_escalated(outcomes=notices)
+            sla_breach_alerts_raise(outcomes=notices)
     return outcomes
