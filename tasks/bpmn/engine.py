@@ -1,6 +1,8 @@
 """The BPMN engine: parses workflow definitions and runs process instances on SpiffWorkflow, with no database.
 
-This is the only module that imports SpiffWorkflow. Services load rows, call one function here, and store
+Only tasks/bpmn/ imports SpiffWorkflow: this module runs instances and is the engine's interface (it re-exports
+parse_definition and read_bpmn_document from parsing.py, the errors from errors.py); spiff.py configures
+SpiffWorkflow's script engine, timers and serializer. Services load rows, call one function here, and store
 what it returns; every value in and out is plain, JSON-serialisable data.
 
 Interface (all functions keyword-only)::
@@ -73,46 +75,47 @@ call is given, never the wall clock, so tests move time instead of sleeping.
 """
 from __future__ import annotations
 
-import builtins
-import dataclasses
-import keyword
-import math
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 from uuid import UUID
 
-from lxml import etree
 from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
-from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
-from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
-    DurationTimerEventDefinition,
-    TimeDateEventDefinition,
-    TimerEventDefinition,
-)
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
-from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
 
-from . import script_sandbox
+from .errors import BpmnError, EngineError, ScriptError, ScriptLimitExceeded, TaskDataError, TaskNotReady
+from .parsing import (
+    BPMN_NS,
+    BPMNDI_NS,
+    FORM_FIELD_TYPES,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    EnumValue,
+    FormField,
+    ParsedDefinition,
+    UserTaskInfo,
+    parse_definition,
+    read_bpmn_document,
+)
 from .script_sandbox import SAFE_BUILTINS
 from .script_sandbox import non_json_value as _non_json_value
-from .script_sandbox import unsafe_source as _unsafe_source
+from .spiff import SERIALIZER, SandboxedScriptEngine, as_utc, bpmn_id
 
 __all__ = [
+    "BPMNDI_NS",
+    "BPMN_NS",
     "BpmnError",
     "ELEMENT_ACTIVE",
     "ELEMENT_COMPLETED",
     "EngineError",
     "EngineRun",
     "EnumValue",
+    "FORM_FIELD_TYPES",
     "FormField",
+    "MAX_PRIORITY",
+    "MIN_PRIORITY",
     "ParsedDefinition",
     "ReadyUserTask",
     "SAFE_BUILTINS",
@@ -131,117 +134,11 @@ __all__ = [
     "validate_form_variables",
 ]
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-BPMNDI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"
-SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-FLOWABLE_NS = "http://flowable.org/bpmn"
-
-MIN_PRIORITY = 0
-MAX_PRIORITY = 100
-FORM_FIELD_TYPES = ("string", "text", "boolean", "enum", "date", "long")
-
 # A model stuck in a loop of automatic steps (scripts, gateways) must fail, not hang a web worker.
 MAX_AUTOMATIC_STEPS = 10_000
-_SLUG = re.compile(r"[-a-zA-Z0-9_]+")
-_MAX_QUEUE_NAME_LENGTH = 100  # queues.WorkflowQueue.queue_name
-_MAX_SKILL_LENGTH = 50  # entitlements skill codes
-_ISO_LITERAL_SHAPE = re.compile(r"P[0-9A-Z.,]+|\d{4}-\d\d-\d\d([T ][0-9:.]+)?(Z|[+-][0-9:]+)?")
-_PYTHON_SCRIPT_FORMATS = {None, "", "python", "text/x-python", "text/python"}
 
 
-# --- errors -------------------------------------------------------------------------------------------------
-
-
-class EngineError(Exception):
-    """The engine could not do what was asked; `detail` says why for a human, `element_id` names the BPMN element."""
-
-    def __init__(self, detail: str, *, element_id: str | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.element_id = element_id
-
-    def __str__(self) -> str:
-        return f"{self.element_id}: {self.detail}" if self.element_id else self.detail
-
-
-class BpmnError(EngineError):
-    """A definition is refused: not XML, not BPMN 2.0, or uses something this engine does not run."""
-
-    def __init__(self, detail: str, *, element_id: str | None = None, line: int | None = None) -> None:
-        super().__init__(detail, element_id=element_id)
-        self.line = line
-
-    def __str__(self) -> str:
-        where = f" (line {self.line})" if self.line else ""
-        return super().__str__() + where
-
-
-class ScriptError(EngineError):
-    """A condition, timer expression or script was refused by the sandbox or raised while running."""
-
-
-class ScriptLimitExceeded(ScriptError):
-    """A condition, timer expression or script was stopped at its CPU-time or memory bound; `kind` says which."""
-
-    def __init__(self, detail: str, *, element_id: str | None = None, kind: str) -> None:
-        super().__init__(detail, element_id=element_id)
-        self.kind = kind
-
-
-class TaskNotReady(EngineError):
-    """The task to complete is not an open user task of this process instance."""
-
-
-class TaskDataError(EngineError):
-    """The variables given to complete a task do not fit its form; `field_errors` maps field id to message."""
-
-    def __init__(self, detail: str, *, element_id: str | None = None, field_errors: dict[str, str]) -> None:
-        super().__init__(detail, element_id=element_id)
-        self.field_errors = field_errors
-
-
-# --- data in and out ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EnumValue:
-    id: str
-    name: str
-
-
-@dataclass(frozen=True)
-class FormField:
-    id: str
-    label: str
-    type: str  # one of FORM_FIELD_TYPES
-    required: bool = False
-    enum_values: list[EnumValue] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class UserTaskInfo:
-    """A userTask of a definition, as services need it to make a workflow task."""
-
-    id: str
-    name: str
-    queue_name: str
-    candidate_groups: list[str]
-    priority: int | None  # None: the model leaves it to the queue's default
-    required_skills: list[str]
-    form_fields: list[FormField]
-    sla_hours: float | None  # None: the model leaves it to the definition's sla_config
-    documentation: str = ""
-
-
-@dataclass(frozen=True)
-class ParsedDefinition:
-    process_key: str
-    name: str
-    spec: dict  # stored once per definition version; handed back to every run function
-    user_tasks: list[UserTaskInfo]
-    queue_names: list[str]  # every queue the model routes to, in model order
-    start_queue_names: list[str] = dataclasses.field(default_factory=list)  # queues of the first user tasks
+# --- what a run gives back ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -271,611 +168,16 @@ class EngineRun:
     next_timer_due_at: datetime | None = None  # earliest pending timer, for the timer sweep
 
 
-# --- parsing ------------------------------------------------------------------------------------------------
-
-
-def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
-    """Parse and validate a BPMN 2.0 document; raise BpmnError naming the first thing this engine cannot run."""
-    root = read_bpmn_document(bpmn_xml=bpmn_xml)
-    _check_schema(root)
-    process = _executable_process(root)
-    _check_supported_elements(root, process)
-    _check_sequence_flows(process)
-    _check_expressions(process)
-    user_tasks = _read_user_tasks(process)
-    spec, subprocess_specs = _spiff_specs(root, process)
-
-    queue_names: list[str] = []
-    for task in user_tasks:
-        if task.queue_name not in queue_names:
-            queue_names.append(task.queue_name)
-    first = set(_first_user_task_ids(process))
-    start_queue_names: list[str] = []
-    for task in user_tasks:
-        if task.id in first and task.queue_name not in start_queue_names:
-            start_queue_names.append(task.queue_name)
-    return ParsedDefinition(
-        process_key=process.get("id"),
-        name=_process_name(root, process),
-        spec={
-            _SERIALIZER.VERSION_KEY: _SERIALIZER.VERSION,
-            "spec": _SERIALIZER.to_dict(spec),
-            "subprocess_specs": {name: _SERIALIZER.to_dict(sub) for name, sub in subprocess_specs.items()},
-            "user_tasks": {task.id: dataclasses.asdict(task) for task in user_tasks},
-            "start_queue_names": start_queue_names,
-        },
-        user_tasks=user_tasks,
-        queue_names=queue_names,
-        start_queue_names=start_queue_names,
-    )
-
-
-def _first_user_task_ids(container: etree._Element) -> list[str]:
-    """The userTasks a new instance can wait in first: reached from the start events without passing another
-    userTask. An embedded subprocess counts by its own first userTasks; one with none is passed through."""
-    nodes = {child.get("id"): child for child in _elements(container) if child.get("id")}
-    outgoing: dict[str, list[str]] = {}
-    for flow in container.iterchildren(_bpmn("sequenceFlow")):
-        outgoing.setdefault(flow.get("sourceRef"), []).append(flow.get("targetRef"))
-    pending = [child.get("id") for child in container.iterchildren(_bpmn("startEvent"))]
-    seen: set[str] = set()
-    found: list[str] = []
-    while pending:
-        node_id = pending.pop(0)
-        if node_id in seen or node_id not in nodes:
-            continue
-        seen.add(node_id)
-        node = nodes[node_id]
-        name = _local(node)
-        if name == "userTask":
-            found.append(node_id)
-            continue
-        if name == "subProcess":
-            inner = _first_user_task_ids(node)
-            if inner:
-                found.extend(inner)
-                continue
-        pending.extend(outgoing.get(node_id, []))
-    return found
-
-
-def _bpmn(tag: str) -> str:
-    return f"{{{BPMN_NS}}}{tag}"
-
-
-def _local(element: etree._Element) -> str:
-    return etree.QName(element).localname
-
-
-def _refuse(detail: str, element: etree._Element) -> BpmnError:
-    """A BpmnError pointing at `element`'s line and id."""
-    return BpmnError(detail, element_id=_nearest_id(element), line=element.sourceline)
-
-
-def _nearest_id(element: etree._Element) -> str | None:
-    """The element's id, or its nearest ancestor's: event definitions and expressions often have none."""
-    node = element
-    while node is not None:
-        if node.get("id"):
-            return node.get("id")
-        node = node.getparent()
-    return None
-
-
-def read_bpmn_document(*, bpmn_xml: str) -> etree._Element:
-    """Parse stored or uploaded BPMN XML safely: no network, no entities, no DTD. BpmnError when refused."""
-    if not isinstance(bpmn_xml, str) or not bpmn_xml.strip():
-        raise BpmnError("the definition is empty, not an XML document")
-    # The text is already decoded, so the parser must ignore any encoding the XML declaration claims.
-    # Entities and DTDs stay unresolved: a deployed file must not read local files or expand entity bombs.
-    parser = etree.XMLParser(
-        encoding="utf-8", resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-    )
-    try:
-        root = etree.fromstring(bpmn_xml.encode("utf-8"), parser)
-    except etree.XMLSyntaxError as exc:
-        raise BpmnError(f"not well-formed XML: {exc.msg}", line=exc.lineno) from exc
-    if root.getroottree().docinfo.doctype:
-        raise BpmnError("a DOCTYPE is not allowed in a BPMN definition", line=1)
-    if root.tag != _bpmn("definitions"):
-        raise BpmnError(
-            f"not a BPMN 2.0 document: the root element is <{_local(root)}> in namespace "
-            f"'{etree.QName(root).namespace or ''}', expected <definitions> in '{BPMN_NS}'",
-            line=root.sourceline,
-        )
-    return root
-
-
-def _check_schema(root: etree._Element) -> None:
-    # SpiffWorkflow's validator checks against the BPMN 2.0 XSD (plus its own extension schema).
-    try:
-        VALIDATOR.validate(root)
-    except ValidationException as exc:
-        raise BpmnError(f"not valid BPMN 2.0: {exc}", line=exc.line_number or None) from exc
-
-
-def _executable_process(root: etree._Element) -> etree._Element:
-    executable = [p for p in root.iterchildren(_bpmn("process")) if p.get("isExecutable") == "true"]
-    if not executable:
-        raise BpmnError('no executable process: mark the process isExecutable="true"', line=root.sourceline)
-    if len(executable) > 1:
-        raise _refuse(
-            f"{len(executable)} executable processes; a definition must have exactly one", executable[1]
-        )
-    return executable[0]
-
-
-def _process_name(root: etree._Element, process: etree._Element) -> str:
-    if process.get("name"):
-        return process.get("name")
-    for participant in root.iter(_bpmn("participant")):
-        if participant.get("processRef") == process.get("id") and participant.get("name"):
-            return participant.get("name")
-    return process.get("id")
-
-
-# What each supported element may contain. The allow-list is explicit so that a model using anything else
-# (message events, service tasks, loops, data associations...) is refused at deploy time instead of stalling.
-_DECORATIONS = {"documentation", "extensionElements"}
-_ARTIFACTS = _DECORATIONS | {"textAnnotation", "association", "group"}
-_NODE_CHILDREN = _DECORATIONS | {"incoming", "outgoing"}
-_FLOW_ELEMENTS: dict[str, set[str]] = {
-    "startEvent": _NODE_CHILDREN,
-    "endEvent": _NODE_CHILDREN,
-    "userTask": _NODE_CHILDREN,
-    "scriptTask": _NODE_CHILDREN | {"script"},
-    "exclusiveGateway": _NODE_CHILDREN,
-    "inclusiveGateway": _NODE_CHILDREN,
-    "parallelGateway": _NODE_CHILDREN,
-    "boundaryEvent": _NODE_CHILDREN | {"timerEventDefinition"},
-    "intermediateCatchEvent": _NODE_CHILDREN | {"timerEventDefinition"},
-    "sequenceFlow": _DECORATIONS | {"conditionExpression"},
-}
-_TIMER_CHILDREN = _DECORATIONS | {"timeDuration", "timeDate"}
-_DEFINITIONS_CHILDREN = _DECORATIONS | {"process", "collaboration", "category"}
-_COLLABORATION_CHILDREN = _ARTIFACTS | {"participant"}
-_LANE_CHILDREN = _DECORATIONS | {"flowNodeRef", "childLaneSet"}
-
-
-def _elements(parent: etree._Element):
-    """Child elements, skipping comments and processing instructions."""
-    return (child for child in parent if isinstance(child.tag, str))
-
-
-def _check_supported_elements(root: etree._Element, process: etree._Element) -> None:
-    for child in _elements(root):
-        if etree.QName(child).namespace == BPMNDI_NS:
-            continue
-        _require_bpmn_child(child, _DEFINITIONS_CHILDREN)
-        if _local(child) == "collaboration":
-            for part in _elements(child):
-                _require_bpmn_child(part, _COLLABORATION_CHILDREN)
-    _check_container(process)
-
-
-def _require_bpmn_child(child: etree._Element, allowed) -> None:
-    if etree.QName(child).namespace != BPMN_NS or _local(child) not in allowed:
-        raise _refuse(f"<{_local(child)}> is not supported by this engine", child)
-
-
-def _check_container(container: etree._Element) -> None:
-    """Check a process or embedded subprocess: every child must be on the allow-list, recursively."""
-    for child in _elements(container):
-        name = _local(child) if etree.QName(child).namespace == BPMN_NS else None
-        if name == "subProcess":
-            if child.get("triggeredByEvent") == "true":
-                raise _refuse("event subprocesses are not supported by this engine", child)
-            _check_container(child)
-        elif name == "laneSet":
-            _check_lane_set(child)
-        elif name in _ARTIFACTS:
-            continue
-        else:
-            _require_bpmn_child(child, _FLOW_ELEMENTS.keys())
-            for part in _elements(child):
-                _require_bpmn_child(part, _FLOW_ELEMENTS[name])
-            _check_flow_element(child)
-
-
-def _check_lane_set(lane_set: etree._Element) -> None:
-    for lane in _elements(lane_set):
-        _require_bpmn_child(lane, _DECORATIONS | {"lane"})
-        for part in _elements(lane):
-            _require_bpmn_child(part, _LANE_CHILDREN)
-            if _local(part) == "childLaneSet":
-                _check_lane_set(part)
-
-
-def _check_flow_element(element: etree._Element) -> None:
-    name = _local(element)
-    timers = list(element.iterchildren(_bpmn("timerEventDefinition")))
-    if name in ("boundaryEvent", "intermediateCatchEvent") and len(timers) != 1:
-        raise _refuse(f"a {name} must have exactly one timer definition; no other events are supported", element)
-    for timer in timers:
-        for part in _elements(timer):
-            _require_bpmn_child(part, _TIMER_CHILDREN)
-        if len(list(timer.iterchildren(_bpmn("timeDuration"), _bpmn("timeDate")))) != 1:
-            raise _refuse("a timer needs exactly one timeDuration or timeDate", timer)
-    if name == "scriptTask" and element.get("scriptFormat", "").lower() not in _PYTHON_SCRIPT_FORMATS:
-        raise _refuse(f"script format '{element.get('scriptFormat')}' is not supported; scripts are Python", element)
-
-
-def _check_sequence_flows(process: etree._Element) -> None:
-    ids = {element.get("id"): element for element in process.iter() if element.get("id")}
-    outgoing: dict[str, list[etree._Element]] = {}
-    for flow in process.iter(_bpmn("sequenceFlow")):
-        for end in ("sourceRef", "targetRef"):
-            if flow.get(end) not in ids:
-                raise _refuse(f"sequence flow {end} '{flow.get(end)}' is not an element of this process", flow)
-        outgoing.setdefault(flow.get("sourceRef"), []).append(flow)
-
-    for kind in ("exclusiveGateway", "inclusiveGateway", "parallelGateway"):
-        for gateway in process.iter(_bpmn(kind)):
-            flows = outgoing.get(gateway.get("id"), [])
-            if not flows:
-                raise _refuse(f"{kind} has no outgoing sequence flow", gateway)
-            if kind == "parallelGateway" or len(flows) == 1:
-                continue
-            for flow in flows:
-                has_condition = flow.find(_bpmn("conditionExpression")) is not None
-                if not has_condition and flow.get("id") != gateway.get("default"):
-                    raise _refuse(
-                        f"sequence flow leaving {kind} '{gateway.get('id')}' has no condition and is not "
-                        "the gateway's default flow",
-                        flow,
-                    )
-
-
-def _check_expressions(process: etree._Element) -> None:
-    """Refuse unsafe or malformed Python anywhere SpiffWorkflow will evaluate it."""
-    for condition in process.iter(_bpmn("conditionExpression")):
-        _check_model_source(condition.text or "", "eval", condition)
-    for script in process.iter(_bpmn("script")):
-        _check_model_source(script.text or "", "exec", script)
-    for tag in ("preScript", "postScript"):
-        for script in process.iter(f"{{{SPIFF_NS}}}{tag}"):
-            _check_model_source(script.text or "", "exec", script)
-    for tag in ("timeDuration", "timeDate"):
-        for timer in process.iter(_bpmn(tag)):
-            text = (timer.text or "").strip()
-            if not _looks_like_timer_literal(text):
-                _check_model_source(text, "eval", timer)
-            elif problem := _timer_literal_error(text, duration=tag == "timeDuration"):
-                raise _refuse(problem, timer)
-
-
-def _check_model_source(source: str, mode: str, element: etree._Element) -> None:
-    problem = _unsafe_source(source, mode)
-    if problem is not None:
-        reason, offset = problem
-        line = element.sourceline + offset - 1 if element.sourceline and offset else element.sourceline
-        raise BpmnError(reason, element_id=_nearest_id(element), line=line)
-
-
-def _read_user_tasks(process: etree._Element) -> list[UserTaskInfo]:
-    lane_of: dict[str, str] = {}
-    # Document order visits a lane before its child lanes, so the innermost lane wins.
-    for lane in process.iter(_bpmn("lane")):
-        queue = (lane.get("name") or lane.get("id") or "").strip()
-        for ref in lane.iterchildren(_bpmn("flowNodeRef")):
-            lane_of[(ref.text or "").strip()] = queue
-    return [_read_user_task(task, lane_of) for task in process.iter(_bpmn("userTask"))]
-
-
-def _read_user_task(task: etree._Element, lane_of: dict[str, str]) -> UserTaskInfo:
-    task_id = task.get("id")
-    properties = {**_properties(task, CAMUNDA_NS), **_properties(task, SPIFF_NS)}
-
-    groups_text = (
-        properties.get("candidateGroup")
-        or task.get(f"{{{CAMUNDA_NS}}}candidateGroups")
-        or task.get(f"{{{FLOWABLE_NS}}}candidateGroups")
-    )
-    if groups_text:
-        candidate_groups = _comma_list(groups_text)
-    else:
-        candidate_groups = [queue] if (queue := _lane_queue(task, lane_of)) else []
-    if not candidate_groups:
-        raise _refuse(
-            "user task has no queue: put it in a lane or give it a candidateGroup property", task
-        )
-    for group in candidate_groups:
-        if not _SLUG.fullmatch(group) or len(group) > _MAX_QUEUE_NAME_LENGTH:
-            raise _refuse(f"'{group}' is not a valid queue name (letters, digits, '-' and '_')", task)
-
-    priority = None
-    if "priority" in properties:
-        text = properties["priority"]
-        if not (text.isascii() and text.isdigit() and MIN_PRIORITY <= int(text) <= MAX_PRIORITY):
-            raise _refuse(f"priority '{text}' must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}", task)
-        priority = int(text)
-
-    skills = _comma_list(properties.get("requiredSkills", ""))
-    for skill in skills:
-        if not _SLUG.fullmatch(skill) or len(skill) > _MAX_SKILL_LENGTH:
-            raise _refuse(f"'{skill}' is not a valid skill code (letters, digits, '-' and '_')", task)
-
-    sla_hours = None
-    if "slaHours" in properties:
-        try:
-            sla_hours = float(properties["slaHours"])
-        except ValueError:
-            sla_hours = math.nan
-        if not 0 < sla_hours < math.inf:  # also false for nan
-            raise _refuse(f"slaHours '{properties['slaHours']}' must be a positive number", task)
-
-    documentation = task.find(_bpmn("documentation"))
-    return UserTaskInfo(
-        id=task_id,
-        name=task.get("name") or task_id,
-        queue_name=candidate_groups[0],
-        candidate_groups=candidate_groups,
-        priority=priority,
-        required_skills=skills,
-        form_fields=_read_form_fields(task),
-        sla_hours=sla_hours,
-        documentation=(documentation.text or "").strip() if documentation is not None else "",
-    )
-
-
-def _lane_queue(task: etree._Element, lane_of: dict[str, str]) -> str | None:
-    # A task inside an embedded subprocess is usually in no lane itself: it works in its subprocess's lane.
-    node = task
-    while node is not None and node.tag != _bpmn("process"):
-        if node.get("id") in lane_of:
-            return lane_of[node.get("id")] or None
-        node = node.getparent()
-    return None
-
-
-def _properties(task: etree._Element, namespace: str) -> dict[str, str]:
-    found = {}
-    extensions = task.find(_bpmn("extensionElements"))
-    if extensions is None:
-        return found
-    for group in extensions.iterchildren(f"{{{namespace}}}properties"):
-        for prop in group.iterchildren(f"{{{namespace}}}property"):
-            if prop.get("name"):
-                found[prop.get("name")] = (prop.get("value") or "").strip()
-    return found
-
-
-def _comma_list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def _read_form_fields(task: etree._Element) -> list[FormField]:
-    fields: list[FormField] = []
-    extensions = task.find(_bpmn("extensionElements"))
-    if extensions is None:
-        return fields
-    camunda = f"{{{CAMUNDA_NS}}}"
-    for form in extensions.iterchildren(f"{camunda}formData"):
-        for element in form.iterchildren(f"{camunda}formField"):
-            field_id = (element.get("id") or "").strip()
-            # Conditions refer to fields as Python names, so ids must be usable as names.
-            if not field_id.isidentifier() or keyword.iskeyword(field_id) or field_id.startswith("_"):
-                raise _refuse(f"form field id '{field_id}' must be a Python identifier not starting with '_'", element)
-            if any(f.id == field_id for f in fields):
-                raise _refuse(f"form field '{field_id}' is declared twice", element)
-            field_type = element.get("type") or "string"
-            if field_type not in FORM_FIELD_TYPES:
-                raise _refuse(
-                    f"form field '{field_id}' has type '{field_type}'; supported: {', '.join(FORM_FIELD_TYPES)}",
-                    element,
-                )
-            required = any(
-                constraint.get("name") == "required" and constraint.get("config", "true") != "false"
-                for constraint in element.iter(f"{camunda}constraint")
-            )
-            enum_values = [
-                EnumValue(id=value.get("id"), name=value.get("name") or value.get("id"))
-                for value in element.iterchildren(f"{camunda}value")
-                if value.get("id")
-            ]
-            if field_type == "enum" and not enum_values:
-                raise _refuse(f"enum form field '{field_id}' has no values", element)
-            fields.append(
-                FormField(
-                    id=field_id,
-                    label=element.get("label") or field_id,
-                    type=field_type,
-                    required=required,
-                    enum_values=enum_values if field_type == "enum" else [],
-                )
-            )
-    return fields
-
-
-def _spiff_specs(root: etree._Element, process: etree._Element) -> tuple[Any, dict]:
-    parser = SpiffBpmnParser()
-    try:
-        parser.add_bpmn_xml(root)
-        process_id = process.get("id")
-        return parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
-    except ValidationException as exc:
-        element = _element_by_id(root, exc.id) if getattr(exc, "id", None) else None
-        line = element.sourceline if element is not None else (exc.line_number or None)
-        raise BpmnError(str(exc), element_id=exc.id or None, line=line) from exc
-    except Exception as exc:  # SpiffWorkflow's parser is not hardened against every malformed model
-        raise BpmnError(f"the model could not be parsed: {exc}") from exc
-
-
-def _element_by_id(root: etree._Element, element_id: str) -> etree._Element | None:
-    for element in root.iter():
-        if isinstance(element.tag, str) and element.get("id") == element_id:
-            return element
-    return None
-
-
-# --- the expression sandbox ---------------------------------------------------------------------------------
-
-class _BoundedEnvironment(BasePythonScriptEngineEnvironment):
-    """SpiffWorkflow's script environment, evaluating in the bounded child processes of tasks/bpmn/script_sandbox.py.
-
-    Behaves as SpiffWorkflow's TaskDataEnvironment (a script's globals are the task data; it leaves no
-    callables behind), for every caller: SpiffWorkflow also calls the environment directly, past the engine.
-    """
-
-    def evaluate(self, expression, context, external_context=None):
-        return script_sandbox.default_pool().evaluate(expression, context, external_context or {})
-
-    def execute(self, script, context, external_context=None):
-        left = script_sandbox.default_pool().execute(script, context, external_context or {})
-        context.clear()
-        context.update(left)
-        return True
-
-    def call_service(self, context, **kwargs):
-        raise script_sandbox.ScriptRefused("service tasks are not supported")
-
-
-class _SandboxedScriptEngine(PythonScriptEngine):
-    """Runs conditions, timer expressions and scripts with SAFE_BUILTINS only, bounded in CPU time and memory,
-    and carries the caller's clock."""
-
-    def __init__(self, *, now: datetime) -> None:
-        super().__init__(environment=_BoundedEnvironment())
-        self.now = now
-
-    def evaluate(self, task, expression, external_context=None):
-        self._check(task, expression, "eval")
-        try:
-            return self.environment.evaluate(expression, task.data, external_context)
-        except script_sandbox.LimitExceeded as exc:
-            raise self._limit_error(task, f"expression {expression.strip()!r}", exc) from None
-        except script_sandbox.ScriptRaised as exc:
-            raise ScriptError(
-                f"expression {expression.strip()!r} failed: {exc.type_name}: {exc.message}", element_id=_bpmn_id(task)
-            ) from None
-        except script_sandbox.ScriptRefused as exc:
-            raise ScriptError(f"refused: {exc}", element_id=_bpmn_id(task)) from None
-
-    def execute(self, task, script, external_context=None):
-        self._check(task, script, "exec")
-        try:
-            self.environment.execute(script, task.data, external_context or {})
-        except script_sandbox.LimitExceeded as exc:
-            raise self._limit_error(task, "script", exc) from None
-        except script_sandbox.ScriptRaised as exc:
-            raise ScriptError(f"script failed: {exc.type_name}: {exc.message}", element_id=_bpmn_id(task)) from None
-        except script_sandbox.ScriptRefused as exc:
-            raise ScriptError(str(exc), element_id=_bpmn_id(task)) from None
-        return True
-
-    def call_service(self, task, **kwargs):
-        raise ScriptError("service tasks are not supported", element_id=_bpmn_id(task))
-
-    @staticmethod
-    def _check(task, source: str, mode: str) -> None:
-        problem = _unsafe_source(source, mode)
-        if problem is not None:
-            raise ScriptError(f"refused: {problem[0]}", element_id=_bpmn_id(task))
-
-    @staticmethod
-    def _limit_error(task, what: str, exc: script_sandbox.LimitExceeded) -> ScriptLimitExceeded:
-        return ScriptLimitExceeded(f"{what} {exc.detail}", element_id=_bpmn_id(task), kind=exc.kind)
-
-
-def _bpmn_id(task) -> str | None:
-    return getattr(task.task_spec, "bpmn_id", None) or task.task_spec.name
-
-
-# --- timers on an injected clock ----------------------------------------------------------------------------
-
-
-def _looks_like_timer_literal(text: str) -> bool:
-    """Whether `text` is meant as an ISO 8601 literal, as BPMN editors write them (PT48H), not an expression.
-
-    Text shaped like a literal counts as one even if malformed, so that a typo such as PT48X is refused at
-    deploy time instead of being read as a variable name.
-    """
-    return _ISO_LITERAL_SHAPE.fullmatch(text) is not None
-
-
-def _timer_literal_error(text: str, *, duration: bool) -> str | None:
-    """Why `text` is not a valid ISO 8601 duration (or date-time), or None when it is."""
-    try:
-        if duration:
-            TimerEventDefinition.parse_iso_duration(text)
-        else:
-            _as_utc(text)
-    except Exception:  # SpiffWorkflow's duration parser raises a bare Exception
-        return f"'{text}' is not a valid ISO 8601 {'duration, e.g. PT48H' if duration else 'date-time'}"
-    return None
-
-
-def _as_utc(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    # SpiffWorkflow reads naive times in the server's zone; a model must not mean different things per server.
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def _clock(task) -> datetime:
-    return task.workflow.script_engine.now
-
-
-def _timer_text(task, expression: str, *, duration: bool) -> str:
-    """The ISO 8601 text a timer means: its literal, or what its expression gives; checked either way."""
-    text = expression.strip()
-    if not _looks_like_timer_literal(text):
-        text = task.workflow.script_engine.evaluate(task, expression)
-        text = text.strip() if isinstance(text, str) else repr(text)
-    if problem := _timer_literal_error(text, duration=duration):
-        raise ScriptError(f"timer {expression.strip()!r}: {problem}", element_id=_bpmn_id(task))
-    return text
-
-
-class _ClockedDurationTimer(DurationTimerEventDefinition):
-    """SpiffWorkflow's duration timer, reading time from the script engine's `now` instead of the wall clock."""
-
-    def has_fired(self, my_task):
-        now = _clock(my_task)
-        due = my_task._get_internal_data("event_value")
-        if due is None:
-            duration = TimerEventDefinition.parse_iso_duration(_timer_text(my_task, self.expression, duration=True))
-            due = (now + TimerEventDefinition.get_timedelta_from_start(duration, now)).isoformat()
-            my_task._set_internal_data(event_value=due)
-        if _as_utc(due) <= now:
-            my_task._set_internal_data(event_fired=True)
-        return my_task._get_internal_data("event_fired", False)
-
-
-class _ClockedTimeDateTimer(TimeDateEventDefinition):
-    """SpiffWorkflow's date-time timer, reading time from the script engine's `now` instead of the wall clock."""
-
-    def has_fired(self, my_task):
-        due = my_task._get_internal_data("event_value")
-        if due is None:
-            due = _as_utc(_timer_text(my_task, self.expression, duration=False)).isoformat()
-            my_task._set_internal_data(event_value=due)
-        if _as_utc(due) <= _clock(my_task):
-            my_task._set_internal_data(event_fired=True)
-        return my_task._get_internal_data("event_fired", False)
-
-
-def _serializer() -> BpmnWorkflowSerializer:
-    registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
-    # Registered under SpiffWorkflow's own type names, so stored specs stay in its standard format and the
-    # parser's stock timers are simply restored as their clocked subclasses.
-    TimerConditionalEventDefinitionConverter(_ClockedDurationTimer, registry, "DurationTimerEventDefinition")
-    TimerConditionalEventDefinitionConverter(_ClockedTimeDateTimer, registry, "TimeDateEventDefinition")
-    return BpmnWorkflowSerializer(registry)
-
-
-_SERIALIZER = _serializer()
-
-
 # --- running ------------------------------------------------------------------------------------------------
 
 
 def start(*, spec: dict, variables: dict, now: datetime) -> EngineRun:
     """Start an instance of the definition with `variables` and run it to its first wait state."""
     _check_variables(variables)
-    engine = _SandboxedScriptEngine(now=_aware(now))
+    engine = SandboxedScriptEngine(now=_aware(now))
     # SpiffWorkflow writes into the dicts it restores specs from; it gets copies, never the stored spec.
-    process_spec = _SERIALIZER.from_dict(_copy_json(spec["spec"]))
-    subprocess_specs = {name: _SERIALIZER.from_dict(_copy_json(sub)) for name, sub in spec["subprocess_specs"].items()}
+    process_spec = SERIALIZER.from_dict(_copy_json(spec["spec"]))
+    subprocess_specs = {name: SERIALIZER.from_dict(_copy_json(sub)) for name, sub in spec["subprocess_specs"].items()}
     workflow = BpmnWorkflow(process_spec, subprocess_specs, script_engine=engine)
     # The root task's data is what every first task inherits.
     workflow.task_tree.data.update(_copy_json(variables))
@@ -1014,7 +316,7 @@ def _copy_json(value: Any) -> Any:
 
 
 def _restore(spec: dict, state: dict, *, now: datetime) -> BpmnWorkflow:
-    if not isinstance(state, dict) or "tasks" not in state or _SERIALIZER.VERSION_KEY not in state:
+    if not isinstance(state, dict) or "tasks" not in state or SERIALIZER.VERSION_KEY not in state:
         raise EngineError("the engine state is missing or not from this engine")
     serialised = {
         **state,
@@ -1024,11 +326,11 @@ def _restore(spec: dict, state: dict, *, now: datetime) -> BpmnWorkflow:
         "subprocess_specs": _copy_json(spec["subprocess_specs"]),
         "subprocesses": dict(state.get("subprocesses", {})),
     }
-    if state[_SERIALIZER.VERSION_KEY] != _SERIALIZER.VERSION:
+    if state[SERIALIZER.VERSION_KEY] != SERIALIZER.VERSION:
         serialised = _copy_json(serialised)  # SpiffWorkflow's migrations rewrite nested dicts in place
-    _SERIALIZER.migrate(serialised)  # also drops the version key
-    workflow = _SERIALIZER.from_dict(serialised)
-    workflow.script_engine = _SandboxedScriptEngine(now=_aware(now))
+    SERIALIZER.migrate(serialised)  # also drops the version key
+    workflow = SERIALIZER.from_dict(serialised)
+    workflow.script_engine = SandboxedScriptEngine(now=_aware(now))
     return workflow
 
 
@@ -1042,7 +344,7 @@ def _run_until_waiting(workflow: BpmnWorkflow) -> None:
             raise EngineError(
                 f"more than {MAX_AUTOMATIC_STEPS} automatic steps without reaching a wait state; "
                 "the model probably loops",
-                element_id=_bpmn_id(task),
+                element_id=bpmn_id(task),
             )
 
     try:
@@ -1123,9 +425,9 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
     else:
         variables = workflow.last_task.data if workflow.last_task is not None else workflow.task_tree.data
 
-    state = _SERIALIZER.to_dict(workflow)
+    state = SERIALIZER.to_dict(workflow)
     del state["spec"], state["subprocess_specs"]
-    state[_SERIALIZER.VERSION_KEY] = _SERIALIZER.VERSION
+    state[SERIALIZER.VERSION_KEY] = SERIALIZER.VERSION
     return EngineRun(
         state=state,
         ready_user_tasks=ready,
@@ -1139,7 +441,7 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
 
 def _next_timer_due_at(workflow: BpmnWorkflow) -> datetime | None:
     due = [
-        _as_utc(task.internal_data["event_value"])
+        as_utc(task.internal_data["event_value"])
         for task in workflow.get_tasks(state=TaskState.WAITING)
         if isinstance(getattr(task.task_spec, "event_definition", None), TimerEventDefinition)
         and isinstance(task.internal_data.get("event_value"), str)

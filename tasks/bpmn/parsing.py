@@ -1,0 +1,513 @@
+"""Reading a BPMN definition: parsed safely, checked against what this engine runs, its userTasks and forms read,
+and its SpiffWorkflow spec made (tasks/bpmn/engine.py: what a model may contain and the userTask conventions)."""
+from __future__ import annotations
+
+import dataclasses
+import keyword
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+
+from .errors import BpmnError
+from .script_sandbox import unsafe_source
+from .spiff import SERIALIZER, looks_like_timer_literal, timer_literal_error
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+BPMNDI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+FLOWABLE_NS = "http://flowable.org/bpmn"
+
+MIN_PRIORITY = 0
+MAX_PRIORITY = 100
+FORM_FIELD_TYPES = ("string", "text", "boolean", "enum", "date", "long")
+
+_SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+_MAX_QUEUE_NAME_LENGTH = 100  # queues.WorkflowQueue.queue_name
+_MAX_SKILL_LENGTH = 50  # entitlements skill codes
+_PYTHON_SCRIPT_FORMATS = {None, "", "python", "text/x-python", "text/python"}
+
+
+# --- a definition, as services need it ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnumValue:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class FormField:
+    id: str
+    label: str
+    type: str  # one of FORM_FIELD_TYPES
+    required: bool = False
+    enum_values: list[EnumValue] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UserTaskInfo:
+    """A userTask of a definition, as services need it to make a workflow task."""
+
+    id: str
+    name: str
+    queue_name: str
+    candidate_groups: list[str]
+    priority: int | None  # None: the model leaves it to the queue's default
+    required_skills: list[str]
+    form_fields: list[FormField]
+    sla_hours: float | None  # None: the model leaves it to the definition's sla_config
+    documentation: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedDefinition:
+    process_key: str
+    name: str
+    spec: dict  # stored once per definition version; handed back to every run function
+    user_tasks: list[UserTaskInfo]
+    queue_names: list[str]  # every queue the model routes to, in model order
+    start_queue_names: list[str] = dataclasses.field(default_factory=list)  # queues of the first user tasks
+
+
+# --- parsing ------------------------------------------------------------------------------------------------
+
+
+def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
+    """Parse and validate a BPMN 2.0 document; raise BpmnError naming the first thing this engine cannot run."""
+    root = read_bpmn_document(bpmn_xml=bpmn_xml)
+    _check_schema(root)
+    process = _executable_process(root)
+    _check_supported_elements(root, process)
+    _check_sequence_flows(process)
+    _check_expressions(process)
+    user_tasks = _read_user_tasks(process)
+    spec, subprocess_specs = _spiff_specs(root, process)
+
+    queue_names: list[str] = []
+    for task in user_tasks:
+        if task.queue_name not in queue_names:
+            queue_names.append(task.queue_name)
+    first = set(_first_user_task_ids(process))
+    start_queue_names: list[str] = []
+    for task in user_tasks:
+        if task.id in first and task.queue_name not in start_queue_names:
+            start_queue_names.append(task.queue_name)
+    return ParsedDefinition(
+        process_key=process.get("id"),
+        name=_process_name(root, process),
+        spec={
+            SERIALIZER.VERSION_KEY: SERIALIZER.VERSION,
+            "spec": SERIALIZER.to_dict(spec),
+            "subprocess_specs": {name: SERIALIZER.to_dict(sub) for name, sub in subprocess_specs.items()},
+            "user_tasks": {task.id: dataclasses.asdict(task) for task in user_tasks},
+            "start_queue_names": start_queue_names,
+        },
+        user_tasks=user_tasks,
+        queue_names=queue_names,
+        start_queue_names=start_queue_names,
+    )
+
+
+def _first_user_task_ids(container: etree._Element) -> list[str]:
+    """The userTasks a new instance can wait in first: reached from the start events without passing another
+    userTask. An embedded subprocess counts by its own first userTasks; one with none is passed through."""
+    nodes = {child.get("id"): child for child in _elements(container) if child.get("id")}
+    outgoing: dict[str, list[str]] = {}
+    for flow in container.iterchildren(_bpmn("sequenceFlow")):
+        outgoing.setdefault(flow.get("sourceRef"), []).append(flow.get("targetRef"))
+    pending = [child.get("id") for child in container.iterchildren(_bpmn("startEvent"))]
+    seen: set[str] = set()
+    found: list[str] = []
+    while pending:
+        node_id = pending.pop(0)
+        if node_id in seen or node_id not in nodes:
+            continue
+        seen.add(node_id)
+        node = nodes[node_id]
+        name = _local(node)
+        if name == "userTask":
+            found.append(node_id)
+            continue
+        if name == "subProcess":
+            inner = _first_user_task_ids(node)
+            if inner:
+                found.extend(inner)
+                continue
+        pending.extend(outgoing.get(node_id, []))
+    return found
+
+
+def _bpmn(tag: str) -> str:
+    return f"{{{BPMN_NS}}}{tag}"
+
+
+def _local(element: etree._Element) -> str:
+    return etree.QName(element).localname
+
+
+def _refuse(detail: str, element: etree._Element) -> BpmnError:
+    """A BpmnError pointing at `element`'s line and id."""
+    return BpmnError(detail, element_id=_nearest_id(element), line=element.sourceline)
+
+
+def _nearest_id(element: etree._Element) -> str | None:
+    """The element's id, or its nearest ancestor's: event definitions and expressions often have none."""
+    node = element
+    while node is not None:
+        if node.get("id"):
+            return node.get("id")
+        node = node.getparent()
+    return None
+
+
+def read_bpmn_document(*, bpmn_xml: str) -> etree._Element:
+    """Parse stored or uploaded BPMN XML safely: no network, no entities, no DTD. BpmnError when refused."""
+    if not isinstance(bpmn_xml, str) or not bpmn_xml.strip():
+        raise BpmnError("the definition is empty, not an XML document")
+    # The text is already decoded, so the parser must ignore any encoding the XML declaration claims.
+    # Entities and DTDs stay unresolved: a deployed file must not read local files or expand entity bombs.
+    parser = etree.XMLParser(
+        encoding="utf-8", resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+    )
+    try:
+        root = etree.fromstring(bpmn_xml.encode("utf-8"), parser)
+    except etree.XMLSyntaxError as exc:
+        raise BpmnError(f"not well-formed XML: {exc.msg}", line=exc.lineno) from exc
+    if root.getroottree().docinfo.doctype:
+        raise BpmnError("a DOCTYPE is not allowed in a BPMN definition", line=1)
+    if root.tag != _bpmn("definitions"):
+        raise BpmnError(
+            f"not a BPMN 2.0 document: the root element is <{_local(root)}> in namespace "
+            f"'{etree.QName(root).namespace or ''}', expected <definitions> in '{BPMN_NS}'",
+            line=root.sourceline,
+        )
+    return root
+
+
+def _check_schema(root: etree._Element) -> None:
+    # SpiffWorkflow's validator checks against the BPMN 2.0 XSD (plus its own extension schema).
+    try:
+        VALIDATOR.validate(root)
+    except ValidationException as exc:
+        raise BpmnError(f"not valid BPMN 2.0: {exc}", line=exc.line_number or None) from exc
+
+
+def _executable_process(root: etree._Element) -> etree._Element:
+    executable = [p for p in root.iterchildren(_bpmn("process")) if p.get("isExecutable") == "true"]
+    if not executable:
+        raise BpmnError('no executable process: mark the process isExecutable="true"', line=root.sourceline)
+    if len(executable) > 1:
+        raise _refuse(
+            f"{len(executable)} executable processes; a definition must have exactly one", executable[1]
+        )
+    return executable[0]
+
+
+def _process_name(root: etree._Element, process: etree._Element) -> str:
+    if process.get("name"):
+        return process.get("name")
+    for participant in root.iter(_bpmn("participant")):
+        if participant.get("processRef") == process.get("id") and participant.get("name"):
+            return participant.get("name")
+    return process.get("id")
+
+
+# What each supported element may contain. The allow-list is explicit so that a model using anything else
+# (message events, service tasks, loops, data associations...) is refused at deploy time instead of stalling.
+_DECORATIONS = {"documentation", "extensionElements"}
+_ARTIFACTS = _DECORATIONS | {"textAnnotation", "association", "group"}
+_NODE_CHILDREN = _DECORATIONS | {"incoming", "outgoing"}
+_FLOW_ELEMENTS: dict[str, set[str]] = {
+    "startEvent": _NODE_CHILDREN,
+    "endEvent": _NODE_CHILDREN,
+    "userTask": _NODE_CHILDREN,
+    "scriptTask": _NODE_CHILDREN | {"script"},
+    "exclusiveGateway": _NODE_CHILDREN,
+    "inclusiveGateway": _NODE_CHILDREN,
+    "parallelGateway": _NODE_CHILDREN,
+    "boundaryEvent": _NODE_CHILDREN | {"timerEventDefinition"},
+    "intermediateCatchEvent": _NODE_CHILDREN | {"timerEventDefinition"},
+    "sequenceFlow": _DECORATIONS | {"conditionExpression"},
+}
+_TIMER_CHILDREN = _DECORATIONS | {"timeDuration", "timeDate"}
+_DEFINITIONS_CHILDREN = _DECORATIONS | {"process", "collaboration", "category"}
+_COLLABORATION_CHILDREN = _ARTIFACTS | {"participant"}
+_LANE_CHILDREN = _DECORATIONS | {"flowNodeRef", "childLaneSet"}
+
+
+def _elements(parent: etree._Element):
+    """Child elements, skipping comments and processing instructions."""
+    return (child for child in parent if isinstance(child.tag, str))
+
+
+def _check_supported_elements(root: etree._Element, process: etree._Element) -> None:
+    for child in _elements(root):
+        if etree.QName(child).namespace == BPMNDI_NS:
+            continue
+        _require_bpmn_child(child, _DEFINITIONS_CHILDREN)
+        if _local(child) == "collaboration":
+            for part in _elements(child):
+                _require_bpmn_child(part, _COLLABORATION_CHILDREN)
+    _check_container(process)
+
+
+def _require_bpmn_child(child: etree._Element, allowed) -> None:
+    if etree.QName(child).namespace != BPMN_NS or _local(child) not in allowed:
+        raise _refuse(f"<{_local(child)}> is not supported by this engine", child)
+
+
+def _check_container(container: etree._Element) -> None:
+    """Check a process or embedded subprocess: every child must be on the allow-list, recursively."""
+    for child in _elements(container):
+        name = _local(child) if etree.QName(child).namespace == BPMN_NS else None
+        if name == "subProcess":
+            if child.get("triggeredByEvent") == "true":
+                raise _refuse("event subprocesses are not supported by this engine", child)
+            _check_container(child)
+        elif name == "laneSet":
+            _check_lane_set(child)
+        elif name in _ARTIFACTS:
+            continue
+        else:
+            _require_bpmn_child(child, _FLOW_ELEMENTS.keys())
+            for part in _elements(child):
+                _require_bpmn_child(part, _FLOW_ELEMENTS[name])
+            _check_flow_element(child)
+
+
+def _check_lane_set(lane_set: etree._Element) -> None:
+    for lane in _elements(lane_set):
+        _require_bpmn_child(lane, _DECORATIONS | {"lane"})
+        for part in _elements(lane):
+            _require_bpmn_child(part, _LANE_CHILDREN)
+            if _local(part) == "childLaneSet":
+                _check_lane_set(part)
+
+
+def _check_flow_element(element: etree._Element) -> None:
+    name = _local(element)
+    timers = list(element.iterchildren(_bpmn("timerEventDefinition")))
+    if name in ("boundaryEvent", "intermediateCatchEvent") and len(timers) != 1:
+        raise _refuse(f"a {name} must have exactly one timer definition; no other events are supported", element)
+    for timer in timers:
+        for part in _elements(timer):
+            _require_bpmn_child(part, _TIMER_CHILDREN)
+        if len(list(timer.iterchildren(_bpmn("timeDuration"), _bpmn("timeDate")))) != 1:
+            raise _refuse("a timer needs exactly one timeDuration or timeDate", timer)
+    if name == "scriptTask" and element.get("scriptFormat", "").lower() not in _PYTHON_SCRIPT_FORMATS:
+        raise _refuse(f"script format '{element.get('scriptFormat')}' is not supported; scripts are Python", element)
+
+
+def _check_sequence_flows(process: etree._Element) -> None:
+    ids = {element.get("id"): element for element in process.iter() if element.get("id")}
+    outgoing: dict[str, list[etree._Element]] = {}
+    for flow in process.iter(_bpmn("sequenceFlow")):
+        for end in ("sourceRef", "targetRef"):
+            if flow.get(end) not in ids:
+                raise _refuse(f"sequence flow {end} '{flow.get(end)}' is not an element of this process", flow)
+        outgoing.setdefault(flow.get("sourceRef"), []).append(flow)
+
+    for kind in ("exclusiveGateway", "inclusiveGateway", "parallelGateway"):
+        for gateway in process.iter(_bpmn(kind)):
+            flows = outgoing.get(gateway.get("id"), [])
+            if not flows:
+                raise _refuse(f"{kind} has no outgoing sequence flow", gateway)
+            if kind == "parallelGateway" or len(flows) == 1:
+                continue
+            for flow in flows:
+                has_condition = flow.find(_bpmn("conditionExpression")) is not None
+                if not has_condition and flow.get("id") != gateway.get("default"):
+                    raise _refuse(
+                        f"sequence flow leaving {kind} '{gateway.get('id')}' has no condition and is not "
+                        "the gateway's default flow",
+                        flow,
+                    )
+
+
+def _check_expressions(process: etree._Element) -> None:
+    """Refuse unsafe or malformed Python anywhere SpiffWorkflow will evaluate it."""
+    for condition in process.iter(_bpmn("conditionExpression")):
+        _check_model_source(condition.text or "", "eval", condition)
+    for script in process.iter(_bpmn("script")):
+        _check_model_source(script.text or "", "exec", script)
+    for tag in ("preScript", "postScript"):
+        for script in process.iter(f"{{{SPIFF_NS}}}{tag}"):
+            _check_model_source(script.text or "", "exec", script)
+    for tag in ("timeDuration", "timeDate"):
+        for timer in process.iter(_bpmn(tag)):
+            text = (timer.text or "").strip()
+            if not looks_like_timer_literal(text):
+                _check_model_source(text, "eval", timer)
+            elif problem := timer_literal_error(text, duration=tag == "timeDuration"):
+                raise _refuse(problem, timer)
+
+
+def _check_model_source(source: str, mode: str, element: etree._Element) -> None:
+    problem = unsafe_source(source, mode)
+    if problem is not None:
+        reason, offset = problem
+        line = element.sourceline + offset - 1 if element.sourceline and offset else element.sourceline
+        raise BpmnError(reason, element_id=_nearest_id(element), line=line)
+
+
+def _read_user_tasks(process: etree._Element) -> list[UserTaskInfo]:
+    lane_of: dict[str, str] = {}
+    # Document order visits a lane before its child lanes, so the innermost lane wins.
+    for lane in process.iter(_bpmn("lane")):
+        queue = (lane.get("name") or lane.get("id") or "").strip()
+        for ref in lane.iterchildren(_bpmn("flowNodeRef")):
+            lane_of[(ref.text or "").strip()] = queue
+    return [_read_user_task(task, lane_of) for task in process.iter(_bpmn("userTask"))]
+
+
+def _read_user_task(task: etree._Element, lane_of: dict[str, str]) -> UserTaskInfo:
+    task_id = task.get("id")
+    properties = {**_properties(task, CAMUNDA_NS), **_properties(task, SPIFF_NS)}
+
+    groups_text = (
+        properties.get("candidateGroup")
+        or task.get(f"{{{CAMUNDA_NS}}}candidateGroups")
+        or task.get(f"{{{FLOWABLE_NS}}}candidateGroups")
+    )
+    if groups_text:
+        candidate_groups = _comma_list(groups_text)
+    else:
+        candidate_groups = [queue] if (queue := _lane_queue(task, lane_of)) else []
+    if not candidate_groups:
+        raise _refuse(
+            "user task has no queue: put it in a lane or give it a candidateGroup property", task
+        )
+    for group in candidate_groups:
+        if not _SLUG.fullmatch(group) or len(group) > _MAX_QUEUE_NAME_LENGTH:
+            raise _refuse(f"'{group}' is not a valid queue name (letters, digits, '-' and '_')", task)
+
+    priority = None
+    if "priority" in properties:
+        text = properties["priority"]
+        if not (text.isascii() and text.isdigit() and MIN_PRIORITY <= int(text) <= MAX_PRIORITY):
+            raise _refuse(f"priority '{text}' must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}", task)
+        priority = int(text)
+
+    skills = _comma_list(properties.get("requiredSkills", ""))
+    for skill in skills:
+        if not _SLUG.fullmatch(skill) or len(skill) > _MAX_SKILL_LENGTH:
+            raise _refuse(f"'{skill}' is not a valid skill code (letters, digits, '-' and '_')", task)
+
+    sla_hours = None
+    if "slaHours" in properties:
+        try:
+            sla_hours = float(properties["slaHours"])
+        except ValueError:
+            sla_hours = math.nan
+        if not 0 < sla_hours < math.inf:  # also false for nan
+            raise _refuse(f"slaHours '{properties['slaHours']}' must be a positive number", task)
+
+    documentation = task.find(_bpmn("documentation"))
+    return UserTaskInfo(
+        id=task_id,
+        name=task.get("name") or task_id,
+        queue_name=candidate_groups[0],
+        candidate_groups=candidate_groups,
+        priority=priority,
+        required_skills=skills,
+        form_fields=_read_form_fields(task),
+        sla_hours=sla_hours,
+        documentation=(documentation.text or "").strip() if documentation is not None else "",
+    )
+
+
+def _lane_queue(task: etree._Element, lane_of: dict[str, str]) -> str | None:
+    # A task inside an embedded subprocess is usually in no lane itself: it works in its subprocess's lane.
+    node = task
+    while node is not None and node.tag != _bpmn("process"):
+        if node.get("id") in lane_of:
+            return lane_of[node.get("id")] or None
+        node = node.getparent()
+    return None
+
+
+def _properties(task: etree._Element, namespace: str) -> dict[str, str]:
+    found = {}
+    extensions = task.find(_bpmn("extensionElements"))
+    if extensions is None:
+        return found
+    for group in extensions.iterchildren(f"{{{namespace}}}properties"):
+        for prop in group.iterchildren(f"{{{namespace}}}property"):
+            if prop.get("name"):
+                found[prop.get("name")] = (prop.get("value") or "").strip()
+    return found
+
+
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _read_form_fields(task: etree._Element) -> list[FormField]:
+    fields: list[FormField] = []
+    extensions = task.find(_bpmn("extensionElements"))
+    if extensions is None:
+        return fields
+    camunda = f"{{{CAMUNDA_NS}}}"
+    for form in extensions.iterchildren(f"{camunda}formData"):
+        for element in form.iterchildren(f"{camunda}formField"):
+            field_id = (element.get("id") or "").strip()
+            # Conditions refer to fields as Python names, so ids must be usable as names.
+            if not field_id.isidentifier() or keyword.iskeyword(field_id) or field_id.startswith("_"):
+                raise _refuse(f"form field id '{field_id}' must be a Python identifier not starting with '_'", element)
+            if any(f.id == field_id for f in fields):
+                raise _refuse(f"form field '{field_id}' is declared twice", element)
+            field_type = element.get("type") or "string"
+            if field_type not in FORM_FIELD_TYPES:
+                raise _refuse(
+                    f"form field '{field_id}' has type '{field_type}'; supported: {', '.join(FORM_FIELD_TYPES)}",
+                    element,
+                )
+            required = any(
+                constraint.get("name") == "required" and constraint.get("config", "true") != "false"
+                for constraint in element.iter(f"{camunda}constraint")
+            )
+            enum_values = [
+                EnumValue(id=value.get("id"), name=value.get("name") or value.get("id"))
+                for value in element.iterchildren(f"{camunda}value")
+                if value.get("id")
+            ]
+            if field_type == "enum" and not enum_values:
+                raise _refuse(f"enum form field '{field_id}' has no values", element)
+            fields.append(
+                FormField(
+                    id=field_id,
+                    label=element.get("label") or field_id,
+                    type=field_type,
+                    required=required,
+                    enum_values=enum_values if field_type == "enum" else [],
+                )
+            )
+    return fields
+
+
+def _spiff_specs(root: etree._Element, process: etree._Element) -> tuple[Any, dict]:
+    parser = SpiffBpmnParser()
+    try:
+        parser.add_bpmn_xml(root)
+        process_id = process.get("id")
+        return parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
+    except ValidationException as exc:
+        element = _element_by_id(root, exc.id) if getattr(exc, "id", None) else None
+        line = element.sourceline if element is not None else (exc.line_number or None)
+        raise BpmnError(str(exc), element_id=exc.id or None, line=line) from exc
+    except Exception as exc:  # SpiffWorkflow's parser is not hardened against every malformed model
+        raise BpmnError(f"the model could not be parsed: {exc}") from exc
+
+
+def _element_by_id(root: etree._Element, element_id: str) -> etree._Element | None:
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.get("id") == element_id:
+            return element
+    return None
