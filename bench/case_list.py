@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import psycopg
-
 from common import django_setup, ensure_database, timed_ms, wsgi_get  # noqa: E402  (bench/ is on sys.path when run)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

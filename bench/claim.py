@@ -65,9 +65,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from psycopg import conninfo, sql
-
 from common import django_setup, ensure_database  # noqa: E402  (bench/ is on sys.path when run)
+from psycopg import conninfo, sql
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/workflow_bench"

@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from common import django_setup, ensure_database  # noqa: E402  (bench/ is on sys.path when run)
@@ -37,7 +37,7 @@ def run_engine_alone(instances: int) -> tuple[float, float]:
     from tasks.bpmn import engine
 
     spec = engine.parse_definition(bpmn_xml=MODEL.read_text()).spec
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     started = time.perf_counter()
     runs = []
     for n in range(instances):
@@ -56,9 +56,9 @@ def run_engine_alone(instances: int) -> tuple[float, float]:
 
 def run_services(instances: int) -> tuple[float, float]:
     from entitlements.models import User
+    from tasks.bpmn.workflows import definition_deploy, process_start
     from tasks.models import WorkflowDefinition, WorkflowTask
     from tasks.services import task_claim, task_complete
-    from tasks.bpmn.workflows import definition_deploy, process_start
 
     supervisor, alice = User.objects.get(username="supervisor"), User.objects.get(username="alice")
     if not WorkflowDefinition.objects.filter(process_key="onecms_case_handling").exists():

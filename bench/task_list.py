@@ -26,11 +26,10 @@ import secrets
 import statistics
 import sys
 
-import psycopg
-from psycopg import sql
-
 import claim  # noqa: E402  (bench/ is on sys.path when run)
+import psycopg
 from common import django_setup, ensure_database, timed_ms, wsgi_get  # noqa: E402
+from psycopg import sql
 
 PAGE_SIZE = 50
 

@@ -21,8 +21,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from entitlements.authentication import denial_record
 from core.errors import NotFound
+from entitlements.authentication import denial_record
 from tasks.admin import ReadOnlyAdmin
 from tasks.console.admin_console import FastChangelistMixin
 

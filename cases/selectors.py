@@ -9,8 +9,8 @@ from datetime import datetime
 from django.db.models import Exists, F, Func, JSONField, OuterRef, Q, QuerySet, TextChoices, Value
 from django.utils.dateparse import parse_datetime
 
-from entitlements.access import queue_names_for
 from core.errors import InvalidInput, NotFound
+from entitlements.access import queue_names_for
 from entitlements.models import Capability
 from tasks.console.admin_console import COUNT_CAP
 from tasks.models import TaskEventType, TaskHistory, WorkflowTask

@@ -16,7 +16,6 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from .errors import WorkflowError
 from .signals import api_exception_raised
 
-
 # PostgreSQL gave up on the statement because of other transactions, not because of anything in the request:
 # serialization_failure, deadlock_detected, lock_not_available (lock_timeout). It rolled the transaction back.
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})

@@ -1,13 +1,12 @@
 """Liveness and readiness probes for load balancers and orchestrators."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connections
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-
-from django.conf import settings
 from kombu import Connection
 
 BROKER_TIMEOUT_SECONDS = 2

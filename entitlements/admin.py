@@ -5,16 +5,27 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.utils import timezone
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from django.utils.html import format_html_join
 from knox.models import AuthToken as KnoxAuthToken
 from rest_framework.authtoken.models import TokenProxy
 
+from core.errors import WorkflowError
+
 from .access import capabilities_by_queue
 from .authentication import client_address
-from core.errors import WorkflowError
-from .models import ApiToken, AuthFailureTally, Department, Right, SecurityEvent, Skill, User, UserRoleAssignment, WorkflowRole
+from .models import (
+    ApiToken,
+    AuthFailureTally,
+    Department,
+    Right,
+    SecurityEvent,
+    Skill,
+    User,
+    UserRoleAssignment,
+    WorkflowRole,
+)
 from .services import api_token_revoke, role_assignment_grant, role_assignment_revoke, role_save
 
 # DRF's plaintext tokens are gone (migration 0008), and knox's own model is swapped for ApiToken: neither page

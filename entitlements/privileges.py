@@ -15,6 +15,7 @@ from django.db.models.signals import m2m_changed, post_save, pre_save
 from django.dispatch import receiver
 
 from core.errors import PermissionDenied
+
 from .models import SecurityEvent, User
 
 _serving: ContextVar = ContextVar("entitlements_serving_request", default=None)

@@ -3,16 +3,16 @@ of failed authentications)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import signals
 from core.errors import InvalidInput, NotFound, PermissionDenied
+
+from . import signals
 from .models import ApiToken, Capability, Right, SecurityEvent, User, UserRoleAssignment, WorkflowRole
 
 
@@ -281,7 +281,7 @@ def auth_failure_record(
     """
     now = timezone.now()
     window = settings.AUTH_FAILURE_AUDIT_WINDOW_SECONDS
-    window_start = datetime.fromtimestamp(now.timestamp() // window * window, tz=dt_timezone.utc)
+    window_start = datetime.fromtimestamp(now.timestamp() // window * window, tz=UTC)
     username, path = username[:150], path[:500]
     with connection.cursor() as cursor:
         cursor.execute(

@@ -3,8 +3,8 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html_join
 
-from entitlements.access import users_with
 from core.errors import WorkflowError
+from entitlements.access import users_with
 from entitlements.models import Capability
 
 from .calendar import iana_time_zones
@@ -16,7 +16,7 @@ from .selectors import queue_business_calendar
 class WorkflowQueueForm(forms.ModelForm):
     class Meta:
         model = WorkflowQueue
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 - an admin form: the queue admin edits every field
 
     def clean_escalation_rules(self):
         rules = self.cleaned_data.get("escalation_rules")

@@ -7,8 +7,8 @@ from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from entitlements.access import may, permission_codename
 from core.errors import InvalidInput, NotFound
+from entitlements.access import may, permission_codename
 from entitlements.models import Capability, Department, WorkflowRole
 
 from .models import BusinessCalendar, BusinessHoliday, DepartmentCalendar, QueueGroupObjectPermission, WorkflowQueue

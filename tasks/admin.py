@@ -14,16 +14,17 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from entitlements.authentication import client_address, denial_record
 from core.errors import NotFound, WorkflowError
 from core.errors import PermissionDenied as DomainPermissionDenied
+from entitlements.authentication import client_address, denial_record
 from entitlements.models import SecurityEvent
 from entitlements.services import security_event_record
 from queues.admin import WorkflowQueueAdmin
 from queues.models import WorkflowQueue
 
-from .console.admin_console import HistoryConsoleMixin, ProcessConsoleMixin, QueueConsoleMixin, TaskConsoleMixin
 from .bpmn.diagram import ACTIVE, COMPLETED, NEUTRAL, STATE_LABELS, STATE_PALETTES, process_diagram_for
+from .bpmn.workflows import definition_deploy
+from .console.admin_console import HistoryConsoleMixin, ProcessConsoleMixin, QueueConsoleMixin, TaskConsoleMixin
 from .models import (
     Alert,
     AlertChannel,
@@ -37,7 +38,6 @@ from .models import (
     WorkflowDefinition,
     WorkflowTask,
 )
-from .bpmn.workflows import definition_deploy
 
 
 class DefinitionUploadForm(forms.Form):

@@ -1,7 +1,7 @@
 """REST API for tasks: list, read, create, claim, release, complete, reassign, delegate, escalate, history."""
 from __future__ import annotations
 
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 import django_filters
 from django.db.models import Q
@@ -14,13 +14,20 @@ from rest_framework.response import Response
 
 from core.errors import NotFound
 from core.serializers import JSONObjectField, JSONObjectListField
+from queues.models import WorkflowQueue
 from workflow_project.serializers import OutputSerializer
 
 from . import selectors, services
 from .bpmn import workflows
-from queues.models import WorkflowQueue
-
-from .models import MAX_PRIORITY, MIN_PRIORITY, ProcessInstance, TaskHistory, TaskStatus, WorkflowDefinition, WorkflowTask
+from .models import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    ProcessInstance,
+    TaskHistory,
+    TaskStatus,
+    WorkflowDefinition,
+    WorkflowTask,
+)
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -165,7 +172,7 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     def filter(self, queryset, value):
         if value is not None:
             try:
-                value = value.astimezone(dt_timezone.utc)
+                value = value.astimezone(UTC)
             except OverflowError:
                 raise serializers.ValidationError({self.field_name: ["Date out of range."]}) from None
         return super().filter(queryset, value)

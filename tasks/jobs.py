@@ -10,13 +10,13 @@ from celery import shared_task
 
 from core.jobs import JOB_OPTIONS
 
+from .bpmn.workflows import process_fire_due_timers
+from .services import rebalance_queue_loads
 from .sla.alerts import capacity_alerts_raise
 from .sla.archive import completed_tasks_archive
+from .sla.escalation import escalate_overdue_tasks
 from .sla.maintenance import refresh_dashboards as dashboards_refresh
 from .sla.maintenance import update_queue_statistics
-from .services import rebalance_queue_loads
-from .sla.escalation import escalate_overdue_tasks
-from .bpmn.workflows import process_fire_due_timers
 
 
 @shared_task(name="workflow.sla_check", **JOB_OPTIONS)

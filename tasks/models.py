@@ -11,6 +11,7 @@ from psycopg.types.json import Json
 
 from queues.models import WorkflowQueue
 
+
 class EngineStateField(models.JSONField):
     """JSON stored as PostgreSQL `json`, not `jsonb`: the engine's serialised state relies on key order, which
     jsonb does not keep (it sorts keys). Never queried into, only stored and loaded whole."""

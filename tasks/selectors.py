@@ -6,8 +6,8 @@ from datetime import timedelta
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
-from entitlements.access import capabilities_by_queue, queue_names_for, queues_for
 from core.errors import NotFound
+from entitlements.access import capabilities_by_queue, queue_names_for, queues_for
 from entitlements.models import Capability
 
 from .models import ArchivedTask, ArchivedTaskHistory, TaskHistory, WorkflowTask

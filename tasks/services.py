@@ -14,8 +14,8 @@ from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from entitlements.access import may, queues_for, users_with
 from core.errors import Conflict, InvalidInput, PermissionDenied
+from entitlements.access import may, queues_for, users_with
 from entitlements.models import Capability, User
 from queues import routing
 from queues.calendar import add_business_hours

@@ -21,9 +21,9 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.errors import Conflict, InvalidInput, NotFound, WorkflowError
 from entitlements.access import queue_names_for
 from entitlements.authentication import denial_record
-from core.errors import Conflict, InvalidInput, NotFound, WorkflowError
 from entitlements.models import Capability
 
 from . import selectors, services

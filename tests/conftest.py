@@ -5,7 +5,6 @@ from rest_framework.test import APIClient
 
 from entitlements.models import User
 
-
 DEMO_PASSWORD = "demo-pass-123"
 
 
@@ -117,9 +116,9 @@ def archived_task(caseworker_alice, make_task):
 
     from django.utils import timezone
 
-    from tasks.sla.archive import completed_tasks_archive
     from tasks.models import ArchivedTask, WorkflowTask
     from tasks.services import task_claim, task_complete
+    from tasks.sla.archive import completed_tasks_archive
 
     archive_after_days = 30
     task = make_task("intake", name="Old intake review", priority=70)

@@ -9,9 +9,9 @@ from rest_framework.routers import SimpleRouter
 from cases import views as case_pages
 from cases.api import CaseViewSet
 from core import health
-from tasks.console import metrics
 from tasks import views as task_pages
 from tasks.api import DefinitionViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
+from tasks.console import metrics
 
 
 class Router(SimpleRouter):

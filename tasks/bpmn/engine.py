@@ -76,7 +76,7 @@ call is given, never the wall clock, so tests move time instead of sleeping.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -219,7 +219,7 @@ def fire_due_timers(*, spec: dict, state: dict, now: datetime) -> EngineRun:
 def cancel(*, spec: dict, state: dict) -> EngineRun:
     """Cancel the instance; closed_task_ids are the user tasks that were open."""
     # Cancelling reads no timers, so the clock is irrelevant; any aware time will do.
-    workflow = _restore(spec, state, now=datetime.now(timezone.utc))
+    workflow = _restore(spec, state, now=datetime.now(UTC))
     open_before = _open_task_ids(workflow, spec)
     workflow.cancel()
     return _outcome(workflow, spec, open_before=open_before)
@@ -234,7 +234,7 @@ def element_states(*, spec: dict, state: dict) -> dict[str, str]:
     or a waiting timer, ELEMENT_COMPLETED for an element the instance has passed. Elements not reached, skipped
     or cancelled are left out. An element visited again (a loop) is active if any visit is."""
     # Reading states fires no timer, so the clock is irrelevant; any aware time will do.
-    workflow = _restore(spec, state, now=datetime.now(timezone.utc))
+    workflow = _restore(spec, state, now=datetime.now(UTC))
     states: dict[str, str] = {}
     for task in workflow.get_tasks():
         bpmn_id = getattr(task.task_spec, "bpmn_id", None)
@@ -289,7 +289,7 @@ def _is_iso_date(value: Any) -> bool:
 def _aware(now: datetime) -> datetime:
     if not isinstance(now, datetime) or now.tzinfo is None:
         raise ValueError("now must be a timezone-aware datetime")
-    return now.astimezone(timezone.utc)
+    return now.astimezone(UTC)
 
 
 def _check_variables(variables: dict) -> None:

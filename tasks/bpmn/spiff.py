@@ -4,7 +4,7 @@ and instance states in SpiffWorkflow's own format."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
@@ -123,7 +123,7 @@ def timer_literal_error(text: str, *, duration: bool) -> str | None:
 def as_utc(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     # SpiffWorkflow reads naive times in the server's zone; a model must not mean different things per server.
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _clock(task) -> datetime:

@@ -14,15 +14,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
-from entitlements.access import holds_right, queues_for
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowError
+from entitlements.access import holds_right, queues_for
 from entitlements.models import Capability, Right, SecurityEvent
 from entitlements.services import security_event_record
 from queues.models import WorkflowQueue
-
 from tasks import signals
-
-from . import engine
 from tasks.models import (
     IncidentKind,
     IncidentStep,
@@ -34,6 +31,8 @@ from tasks.models import (
     WorkflowTask,
 )
 from tasks.services import task_close, task_insert
+
+from . import engine
 
 MAX_BPMN_BYTES = 2_000_000
 logger = logging.getLogger(__name__)

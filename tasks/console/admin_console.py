@@ -24,14 +24,13 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from core.errors import Conflict, NotFound, PermissionDenied, WorkflowError
 from entitlements.access import queues_for
 from entitlements.authentication import client_address
-from core.errors import Conflict, NotFound, PermissionDenied, WorkflowError
 from entitlements.models import Capability, Department, SecurityEvent, User
 from entitlements.services import security_event_record
 from queues.models import WorkflowQueue
 from queues.services import queue_intake_set
-
 from tasks import services
 from tasks.bpmn import workflows
 from tasks.models import MAX_PRIORITY, MIN_PRIORITY, ProcessIncident, TaskStatus, WorkflowTask

@@ -89,7 +89,7 @@ def _frame(max_value: float, unit: str) -> list[str]:
 def _x_labels(labels: list[str], xs: list[float], every: int) -> list[str]:
     return [
         f'<text x="{_n(x)}" y="{CHART_HEIGHT - 8}" {FONT} fill="{TEXT_COLOUR}" text-anchor="middle">{escape(label)}</text>'
-        for i, (label, x) in enumerate(zip(labels, xs)) if i % every == 0
+        for i, (label, x) in enumerate(zip(labels, xs, strict=True)) if i % every == 0
     ]
 
 

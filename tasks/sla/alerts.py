@@ -24,7 +24,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.jobs import JOB_OPTIONS, TRANSIENT
-
 from tasks.models import (
     Alert,
     AlertChannel,

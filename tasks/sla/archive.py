@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput
-
 from tasks.models import TaskStatus
 
 TERMINAL_STATUSES = [TaskStatus.COMPLETED.value, TaskStatus.CANCELLED.value, TaskStatus.ESCALATED.value]
@@ -229,7 +228,7 @@ def _partitions_ensure(cursor, needed: list[tuple[ArchivedTable, datetime]]) -> 
 
 
 def _partition_create(cursor, table: ArchivedTable, name: str, month: datetime) -> None:
-    start = month.astimezone(dt_timezone.utc)
+    start = month.astimezone(UTC)
     end = (start + timedelta(days=32)).replace(day=1)
     bounds = {"start": start, "end": end}
     key = table.partition_key

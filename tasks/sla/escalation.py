@@ -23,12 +23,11 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from entitlements.access import users_with
 from core.errors import InvalidInput
+from entitlements.access import users_with
 from entitlements.models import Capability
 from queues.escalation import EscalationLevel, parse_rules
 from queues.models import WorkflowQueue
-
 from tasks import signals
 from tasks.models import WorkflowTask
 from tasks.sla.alerts import sla_breach_alerts_raise

@@ -93,7 +93,7 @@ def generate_cases(count: int, *, assignee, creator) -> None:
     """
     with connection.cursor() as cursor:
         cursor.execute(GENERATE_CASES_SQL, {"count": count, "assignee": assignee.pk, "creator": creator.pk})
-        cursor.execute("SET default_statistics_target = %s" % WHOLE_TABLE_STATISTICS_TARGET)
+        cursor.execute(f"SET default_statistics_target = {WHOLE_TABLE_STATISTICS_TARGET}")
         for table in ("onecms.cases", "onecms.case_workflow_mapping", "flowable.process_instances",
                       "flowable.workflow_tasks"):
             cursor.execute(f"ANALYZE {table}")

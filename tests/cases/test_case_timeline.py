@@ -6,15 +6,15 @@ from django.contrib import admin
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from cases.models import Case, CaseEvent, CaseWorkflowMapping
 from cases import selectors
+from cases.models import Case, CaseEvent, CaseWorkflowMapping
 from cases.selectors import TimelineKind, case_timeline, cases_supervised_by
 from cases.services import case_open
 from core.errors import InvalidInput, NotFound
 from entitlements.models import SecurityEvent, User
+from tasks.bpmn.workflows import definition_deploy
 from tasks.models import WorkflowTask
 from tasks.services import task_change_priority, task_claim, task_comment_add, task_complete
-from tasks.bpmn.workflows import definition_deploy
 from tests.console.helpers import legal_supervisor
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from cases.models import Case
-from tasks.models import ProcessInstance, WorkflowTask
 from tasks.bpmn.workflows import definition_deploy, process_fire_due_timers
+from tasks.models import ProcessInstance, WorkflowTask
 
 pytestmark = pytest.mark.django_db
 DEMO_BPMN = Path(__file__).resolve().parents[2] / "tasks" / "bpmn" / "onecms_case_handling.bpmn"

@@ -1,8 +1,8 @@
 """Shared helpers of the console tests: users, data and the admin action posts."""
 from datetime import timedelta
 
-from django.contrib.auth.models import Group
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils import timezone
 

@@ -9,8 +9,8 @@ from playwright.sync_api import expect
 
 from entitlements.models import User
 from queues.models import WorkflowQueue
-from tasks.sla.maintenance import refresh_dashboards
 from tasks.models import TaskEventType, TaskHistory, WorkflowTask
+from tasks.sla.maintenance import refresh_dashboards
 from tests.conftest import DEMO_PASSWORD
 from tests.pages.conftest import screenshot
 

@@ -1,5 +1,5 @@
 """The dashboard's server-side SVG charts."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tasks.console.charts import FULL_COLOUR, OK_COLOUR, sla_trend_chart, throughput_chart, utilisation_bars
 
@@ -19,7 +19,7 @@ def test_utilisation_bars_turn_red_over_ninety_percent():
 
 
 def test_throughput_chart_draws_a_bar_per_hour():
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     svg = throughput_chart([(start + timedelta(hours=i), i) for i in range(24)])
 
     assert svg.count("<rect") == 24
@@ -27,7 +27,7 @@ def test_throughput_chart_draws_a_bar_per_hour():
 
 
 def test_sla_trend_leaves_gaps_for_days_without_completions():
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     svg = sla_trend_chart([(start, 90.0), (start + timedelta(days=1), 95.0), (start + timedelta(days=2), None),
                            (start + timedelta(days=3), 80.0)])
 

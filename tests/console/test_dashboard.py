@@ -6,8 +6,8 @@ from django.db import connection
 from django.utils import timezone
 
 from tasks.console.dashboard import supervisor_dashboard, weighted_median
-from tasks.sla.maintenance import refresh_dashboards
 from tasks.services import task_claim, task_complete
+from tasks.sla.maintenance import refresh_dashboards
 
 from .helpers import legal_supervisor
 

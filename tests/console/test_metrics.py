@@ -3,8 +3,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tasks.console import metrics as figures
-from tasks.sla.maintenance import refresh_dashboards
 from tasks.services import task_claim
+from tasks.sla.maintenance import refresh_dashboards
 
 pytestmark = pytest.mark.django_db
 

@@ -12,9 +12,9 @@ from entitlements.models import SecurityEvent, User
 from tasks.bpmn import engine
 from tasks.bpmn.diagram import ACTIVE, COMPLETED, NEUTRAL, process_diagram_for, process_diagram_svg
 from tasks.bpmn.diagram_layout import BPMN_NS, BPMNDI_NS, FLOW_NODE_KINDS, DiagramError
+from tasks.bpmn.workflows import definition_deploy, process_fire_due_timers, process_start
 from tasks.models import ProcessInstance, WorkflowTask
 from tasks.services import task_claim, task_complete
-from tasks.bpmn.workflows import definition_deploy, process_fire_due_timers, process_start
 
 from .helpers import PROCESSES_URL, legal_supervisor
 

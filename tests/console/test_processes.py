@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.models import ProcessStatus, TaskStatus
 from tasks.bpmn.workflows import definition_deploy, process_start
+from tasks.models import ProcessStatus, TaskStatus
 
 from .helpers import PROCESSES_URL, legal_supervisor, post_action
 

@@ -3,8 +3,8 @@ import pytest
 
 from cases.models import CaseWorkflowMapping
 from entitlements.models import User
-from tasks.sla.maintenance import refresh_dashboards
 from tasks.models import WorkflowTask
+from tasks.sla.maintenance import refresh_dashboards
 
 from .conftest import DEMO_PASSWORD, open_fraud_case
 from .test_browser import deploy_demo_workflow

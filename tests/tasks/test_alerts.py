@@ -14,10 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from queues.models import WorkflowQueue
-from tasks.sla.alerts import alert_channel_test, capacity_alerts_raise, sla_breach_alerts_raise
 from tasks.models import Alert, AlertChannel, AlertDelivery, AlertRule, WorkflowTask
+from tasks.sla.alerts import alert_channel_test, capacity_alerts_raise, deliver_alert, sla_breach_alerts_raise
 from tasks.sla.escalation import EscalationOutcome, escalate_overdue_tasks
-from tasks.sla.alerts import deliver_alert
 
 NOTIFY_RULES = [
     {"level": 1, "trigger": {"type": "overdue"}, "actions": {"raise_priority": 20, "notify": True}},

@@ -6,8 +6,7 @@ from django.utils import timezone
 
 from core.errors import Conflict, NotFound
 from tasks import services
-from tasks.bpmn import engine
-from tasks.bpmn import workflows
+from tasks.bpmn import engine, workflows
 from tasks.models import IncidentKind, ProcessIncident, ProcessInstance, TaskStatus, WorkflowTask
 from tests.tasks.engine.documents import bpmn_document, linear_process, script_task, user_task
 

@@ -107,8 +107,8 @@ def test_supervisor_reassigns_to_someone_who_can_work_the_queue(api_as, supervis
 
 
 def test_skill_based_queue_gives_tasks_only_to_users_with_the_skills(api_as, supervisor_sam, caseworker_alice, make_task):
-    from entitlements.services import role_assignment_grant
     from entitlements.models import WorkflowRole
+    from entitlements.services import role_assignment_grant
 
     role_assignment_grant(user=caseworker_alice, role=WorkflowRole.objects.get(role_code="fraud-investigator"))
     task = make_task("fraud-investigation", required_skills=["fraud"])

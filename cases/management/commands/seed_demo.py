@@ -9,17 +9,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from cases import demo
+from cases.models import Case
+from cases.services import case_open
 from core.errors import WorkflowError
 from entitlements.models import Department, Skill, User, UserRoleAssignment, WorkflowRole
 from entitlements.services import role_assignment_grant, role_save
 from queues.models import WorkflowQueue
 from queues.services import business_calendar_save, queue_save
-from cases.models import Case
-from cases.services import case_open
+from tasks.bpmn.workflows import definition_deploy
 from tasks.models import WorkflowDefinition, WorkflowTask
 from tasks.services import task_claim, task_complete
 from tasks.sla.maintenance import refresh_dashboards
-from tasks.bpmn.workflows import definition_deploy
 
 PASSWORD_BYTES = 12
 

@@ -1,5 +1,5 @@
 """Engine fixtures: the demo definition parsed once, and a fixed clock."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -7,7 +7,7 @@ from tasks.bpmn import engine
 
 from .documents import DEMO_FILE, PARALLEL_FILE
 
-CASE_OPENED_AT = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+CASE_OPENED_AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")

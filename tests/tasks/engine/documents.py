@@ -1,4 +1,5 @@
 """Small BPMN documents for engine tests, built around a process body."""
+from itertools import pairwise
 from pathlib import Path
 
 DEMO_FILE = Path(__file__).resolve().parents[3] / "tasks" / "bpmn" / "onecms_case_handling.bpmn"
@@ -31,7 +32,7 @@ def linear_process(*nodes: str, node_ids: list[str]) -> str:
     chain = ["start", *node_ids, "end"]
     flows = "\n".join(
         f'    <bpmn:sequenceFlow id="flow_{i}" sourceRef="{source}" targetRef="{target}"/>'
-        for i, (source, target) in enumerate(zip(chain, chain[1:]))
+        for i, (source, target) in enumerate(pairwise(chain))
     )
     return (
         '    <bpmn:startEvent id="start"/>\n'

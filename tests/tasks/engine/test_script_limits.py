@@ -5,8 +5,7 @@ import threading
 
 import pytest
 
-from tasks.bpmn import engine
-from tasks.bpmn import script_sandbox
+from tasks.bpmn import engine, script_sandbox
 
 from .documents import bpmn_document, linear_process, script_task, user_task
 
