@@ -12,6 +12,8 @@ entitlements.work_access_for, entitlements/sql/work_access_for.sql), which remem
 entitlement row changes (triggers move entitlements.access_epoch) or one of the user's assignment windows opens or
 closes. Which capability a question needs is decided here (GRANTING_CAPABILITIES).
 
+Superusers: see console_shows_every_row, the one place the superuser flag bears on queue access.
+
 This module names the queue model by its label, so entitlements imports no other app.
 """
 from __future__ import annotations
@@ -113,6 +115,18 @@ def users_with(*, capability: str, queue, at: datetime | None = None) -> QuerySe
         raise ValueError(f"unknown capability {capability!r}")
     granting = list(GRANTING_CAPABILITIES[capability])
     return user_model.objects.filter(pk__in=RawSQL(USER_IDS_SQL, (queue.pk, granting, at or timezone.now())))
+
+
+def console_shows_every_row(*, user) -> bool:
+    """Whether the supervisor console lists every row for `user` instead of the rows of queues they supervise.
+
+    The one superuser policy: an active superuser reads every row of the console's listings and detail pages
+    (tasks, queues, process instances, cases and their events), because admin is where they inspect and repair.
+    Reading is all the flag gives. queues_for, may, users_with and holds_right answer for a superuser from their
+    roles like for anyone, so claiming, completing, reassigning, escalating, suspending, cancelling or retrying a
+    process's failed step needs a role; granting oneself one is an audited privilege change.
+    """
+    return user is not None and user.is_authenticated and user.is_active and user.is_superuser
 
 
 def holds_right(*, user, right: str, at: datetime | None = None) -> bool:
