@@ -1,5 +1,8 @@
 """Every function, view, materialized view and trigger in the database is what its `<app>/sql/<name>.sql` says."""
+import re
+
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from tests.project.sql_sources import DRIFT, NO_FILE, NO_OBJECT, Problem, check, sql_files
@@ -98,3 +101,14 @@ def test_a_file_that_makes_a_new_overload_instead_of_replacing_its_function_is_r
     problems = check({**sql_files(), "entitlements.queue_ids_for": changed})
 
     assert [(p.name, p.problem) for p in problems] == [("entitlements.queue_ids_for", DRIFT)]
+
+
+def test_no_migration_imports_another_or_derives_sql_from_another():
+    """Each migration holds the full text of what it runs: none imports another migration to reuse or edit its SQL."""
+    another_migration = re.compile(r"import_module\(|\b(from|import)\s+(cases|entitlements|queues|tasks)\.migrations")
+    offending = [
+        str(path.relative_to(settings.BASE_DIR))
+        for path in sorted(settings.BASE_DIR.glob("*/migrations/0*.py"))
+        if another_migration.search(path.read_text()) or ".replace(" in path.read_text()
+    ]
+    assert offending == []
