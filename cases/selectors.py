@@ -10,7 +10,7 @@ from django.db.models import Exists, F, Func, JSONField, OuterRef, Q, QuerySet, 
 from django.utils.dateparse import parse_datetime
 
 from core.errors import InvalidInput, NotFound
-from entitlements.access import queue_names_for
+from entitlements.access import console_shows_every_row, queue_names_for
 from entitlements.models import Capability
 from tasks.console.admin_console import COUNT_CAP
 from tasks.models import TaskEventType, TaskHistory, WorkflowTask
@@ -73,8 +73,9 @@ def _visible_case_ids(*, user) -> QuerySet:
 
 
 def supervised_case_filter(*, user, case_ref: str = "pk") -> Q:
-    """The supervisor console's rule, for rows whose `case_ref` field holds a case id: every case for a superuser;
-    otherwise a case one of whose tasks is, or was, in a queue the user supervises now.
+    """The supervisor console's rule, for rows whose `case_ref` field holds a case id: every case when
+    entitlements.access.console_shows_every_row; otherwise a case one of whose tasks is, or was, in a queue the
+    user supervises now.
 
     "Was" is the routing history: cases/services.py appends a hop for every queue the case's work reaches (opened,
     next step, moved, escalated, overflowed, rebalanced), so its to_queue values name every queue a task of the case
@@ -96,11 +97,12 @@ def cases_supervised_by(*, user) -> QuerySet:
 
 
 def _supervised_queues(user) -> list[str] | None:
-    """The queue names the user supervises now (one small query); None for a superuser, who sees every case."""
+    """The queue names the user supervises now (one small query); None when the console shows them every case
+    (a superuser, see entitlements.access.console_shows_every_row)."""
+    if console_shows_every_row(user=user):
+        return None
     if user is None or not user.is_active:
         return []
-    if user.is_superuser:
-        return None
     # As literals the planner knows how selective the queues are, and the jsonb ?| operator needs an array.
     return queue_names_for(user=user, capability=Capability.SUPERVISE)
 

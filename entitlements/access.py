@@ -5,9 +5,14 @@ group behind a workflow role. A role counts only while one of the user's assignm
 nothing needs to sweep expired assignments for them to stop granting. A role scoped to a department also
 covers every queue of that department's subtree. Task and case visibility are subqueries over these queues.
 
-Claim-next asks the same rule inside the database (flowable.claim_next_for_user → entitlements.work_access_for,
-migration 0005), which remembers each user's answer until an entitlement row changes (triggers move
-entitlements.access_epoch) or one of the user's assignment windows opens or closes.
+The rule is written once, in SQL: entitlements/sql/queue_grants.sql. Both directions ask it, "which queues may
+this user ... now" (queues_for, through entitlements.queue_ids_for) and "who may ... this queue now" (users_with,
+through entitlements.user_ids_with); claim-next asks it inside the database (flowable.claim_next_for_user →
+entitlements.work_access_for, entitlements/sql/work_access_for.sql), which remembers each user's answer until an
+entitlement row changes (triggers move entitlements.access_epoch) or one of the user's assignment windows opens or
+closes. Which capability a question needs is decided here (GRANTING_CAPABILITIES).
+
+Superusers: see console_shows_every_row, the one place the superuser flag bears on queue access.
 
 This module names the queue model by its label, so entitlements imports no other app.
 """
@@ -16,15 +21,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.apps import apps
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from .models import Capability, Right, UserRoleAssignment
 
 QUEUE_MODEL = "queues.WorkflowQueue"
-QUEUE_USER_PERMISSION_MODEL = "queues.QueueUserObjectPermission"
-QUEUE_GROUP_PERMISSION_MODEL = "queues.QueueGroupObjectPermission"
 
 # A capability is granted by its own permission or by a stronger one.
 GRANTING_CAPABILITIES: dict[str, tuple[str, ...]] = {
@@ -50,6 +53,7 @@ def valid_assignments(*, user, at: datetime) -> QuerySet:
 
 
 QUEUE_IDS_SQL = "SELECT entitlements.queue_ids_for(%s, %s::text[], %s)"
+USER_IDS_SQL = "SELECT entitlements.user_ids_with(%s, %s::text[], %s)"
 
 
 def queue_ids_subquery(*, user_id: int, capability: str, at: datetime) -> RawSQL:
@@ -60,10 +64,10 @@ def queue_ids_subquery(*, user_id: int, capability: str, at: datetime) -> RawSQL
 def queues_for(*, user, capability: str, at: datetime | None = None) -> QuerySet:
     """Queues on which `user` holds `capability` at `at` (default: now). A lazy queryset, usable as a subquery.
 
-    One query whatever the number of queues, roles or assignments. The rule itself is the SQL function
-    entitlements.queue_ids_for (migration 0003), so the API, pages, admin and the claim function all agree,
-    and building the query costs next to nothing in Python. Superusers get no shortcut: queue access comes
-    from roles alone.
+    One query whatever the number of queues, roles or assignments. The rule itself is SQL
+    (entitlements/sql/queue_grants.sql), so the API, pages, admin and the claim function all agree, and
+    building the query costs next to nothing in Python. Superusers get no shortcut: queue access comes from
+    roles alone.
     """
     queue_model = apps.get_model(QUEUE_MODEL)
     if capability not in GRANTING_CAPABILITIES:
@@ -104,35 +108,25 @@ SELECT department_id FROM ancestors
 
 
 def users_with(*, capability: str, queue, at: datetime | None = None) -> QuerySet:
-    """Active users holding `capability` on `queue` at `at`, as one lazy query (routing, 'who can work this now')."""
+    """Active users holding `capability` on `queue` at `at` (default: now), as one lazy query (routing, 'who can
+    work this now'). The inverse of queues_for, by the same rule (entitlements.user_ids_with)."""
     user_model = apps.get_model("entitlements", "User")
-    at = at or timezone.now()
+    if capability not in GRANTING_CAPABILITIES:
+        raise ValueError(f"unknown capability {capability!r}")
     granting = list(GRANTING_CAPABILITIES[capability])
-    codenames = [permission_codename(c) for c in granting]
-    direct = apps.get_model(QUEUE_USER_PERMISSION_MODEL).objects.filter(
-        user=OuterRef("pk"), permission__codename__in=codenames, content_object=queue
-    )
-    assignment_model = UserRoleAssignment
-    via_role = assignment_model.objects.filter(
-        Q(valid_until__isnull=True) | Q(valid_until__gt=at),
-        user=OuterRef("pk"),
-        revoked_at__isnull=True,
-        valid_from__lte=at,
-        role__group__queuegroupobjectpermission__content_object=queue,
-        role__group__queuegroupobjectpermission__permission__codename__in=codenames,
-    )
-    condition = Exists(direct) | Exists(via_role)
-    if queue.department_id is not None:
-        via_department = assignment_model.objects.filter(
-            Q(valid_until__isnull=True) | Q(valid_until__gt=at),
-            user=OuterRef("pk"),
-            revoked_at__isnull=True,
-            valid_from__lte=at,
-            role__department_id__in=RawSQL(DEPARTMENT_ANCESTORS_SQL, (queue.department_id,)),
-            role__permissions__has_any_keys=granting,
-        )
-        condition |= Exists(via_department)
-    return user_model.objects.filter(condition, is_active=True)
+    return user_model.objects.filter(pk__in=RawSQL(USER_IDS_SQL, (queue.pk, granting, at or timezone.now())))
+
+
+def console_shows_every_row(*, user) -> bool:
+    """Whether the supervisor console lists every row for `user` instead of the rows of queues they supervise.
+
+    The one superuser policy: an active superuser reads every row of the console's listings and detail pages
+    (tasks, queues, process instances, cases and their events), because admin is where they inspect and repair.
+    Reading is all the flag gives. queues_for, may, users_with and holds_right answer for a superuser from their
+    roles like for anyone, so claiming, completing, reassigning, escalating, suspending, cancelling or retrying a
+    process's failed step needs a role; granting oneself one is an audited privilege change.
+    """
+    return user is not None and user.is_authenticated and user.is_active and user.is_superuser
 
 
 def holds_right(*, user, right: str, at: datetime | None = None) -> bool:

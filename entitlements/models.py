@@ -9,6 +9,8 @@ from django.db.models import Q
 from django.utils import timezone
 from knox.models import AbstractAuthToken
 
+from .triggers import append_only
+
 
 class Capability(models.TextChoices):
     """What a role lets its holders do on a queue."""
@@ -178,7 +180,7 @@ class SecurityEventType(models.TextChoices):
 
 
 class SecurityEvent(models.Model):
-    """Append-only security audit. A database trigger refuses UPDATE and DELETE on these rows."""
+    """Append-only security audit: database triggers refuse UPDATE, DELETE and TRUNCATE (entitlements/triggers.py)."""
 
     Type = SecurityEventType
 
@@ -199,6 +201,7 @@ class SecurityEvent(models.Model):
         db_table = 'entitlements"."security_events'
         ordering = ["-created_at"]
         constraints = [models.CheckConstraint(condition=Q(event_type__in=SecurityEventType.values), name="security_event_type_valid")]
+        triggers = append_only()
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event_type} {self.actor_username}"

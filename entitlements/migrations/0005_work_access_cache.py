@@ -90,35 +90,42 @@ $$;
 """
 
 # Row triggers, so a statement that changes nothing bumps nothing; TRUNCATE has only statement triggers.
-TABLES = [
-    "user_role_assignments",
-    "workflow_roles",
-    "departments",
-    "skills",
-    "user_skills",
-]
-
-
-def row_triggers(table: str) -> tuple[str, str]:
-    """CREATE and DROP for the two triggers that make any row change of `table` (schema-qualified) bump the epoch.
-
-    The queues app's migration uses it for its permission tables.
-    """
-    name = table.split(".")[-1]
-    create = f"""
-CREATE TRIGGER {name}_bump_access_epoch
-    AFTER INSERT OR UPDATE OR DELETE ON {table}
+TRIGGERS = """
+CREATE TRIGGER user_role_assignments_bump_access_epoch
+    AFTER INSERT OR UPDATE OR DELETE ON entitlements.user_role_assignments
     FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
-CREATE TRIGGER {name}_truncate_bumps_access_epoch
-    AFTER TRUNCATE ON {table}
+CREATE TRIGGER user_role_assignments_truncate_bumps_access_epoch
+    AFTER TRUNCATE ON entitlements.user_role_assignments
     FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
-"""
-    drop = (f"DROP TRIGGER IF EXISTS {name}_bump_access_epoch ON {table};\n"
-            f"DROP TRIGGER IF EXISTS {name}_truncate_bumps_access_epoch ON {table};\n")
-    return create, drop
 
+CREATE TRIGGER workflow_roles_bump_access_epoch
+    AFTER INSERT OR UPDATE OR DELETE ON entitlements.workflow_roles
+    FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
+CREATE TRIGGER workflow_roles_truncate_bumps_access_epoch
+    AFTER TRUNCATE ON entitlements.workflow_roles
+    FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
 
-TRIGGERS = "".join(row_triggers(f"entitlements.{table}")[0] for table in TABLES) + """
+CREATE TRIGGER departments_bump_access_epoch
+    AFTER INSERT OR UPDATE OR DELETE ON entitlements.departments
+    FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
+CREATE TRIGGER departments_truncate_bumps_access_epoch
+    AFTER TRUNCATE ON entitlements.departments
+    FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
+
+CREATE TRIGGER skills_bump_access_epoch
+    AFTER INSERT OR UPDATE OR DELETE ON entitlements.skills
+    FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
+CREATE TRIGGER skills_truncate_bumps_access_epoch
+    AFTER TRUNCATE ON entitlements.skills
+    FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
+
+CREATE TRIGGER user_skills_bump_access_epoch
+    AFTER INSERT OR UPDATE OR DELETE ON entitlements.user_skills
+    FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
+CREATE TRIGGER user_skills_truncate_bumps_access_epoch
+    AFTER TRUNCATE ON entitlements.user_skills
+    FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
+
 CREATE TRIGGER users_bump_access_epoch
     AFTER INSERT OR DELETE ON entitlements.users
     FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
@@ -131,7 +138,17 @@ CREATE TRIGGER users_truncate_bumps_access_epoch
     FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
 """
 
-DROP = "".join(row_triggers(f"entitlements.{table}")[1] for table in TABLES) + """
+DROP = """DROP TRIGGER IF EXISTS user_role_assignments_bump_access_epoch ON entitlements.user_role_assignments;
+DROP TRIGGER IF EXISTS user_role_assignments_truncate_bumps_access_epoch ON entitlements.user_role_assignments;
+DROP TRIGGER IF EXISTS workflow_roles_bump_access_epoch ON entitlements.workflow_roles;
+DROP TRIGGER IF EXISTS workflow_roles_truncate_bumps_access_epoch ON entitlements.workflow_roles;
+DROP TRIGGER IF EXISTS departments_bump_access_epoch ON entitlements.departments;
+DROP TRIGGER IF EXISTS departments_truncate_bumps_access_epoch ON entitlements.departments;
+DROP TRIGGER IF EXISTS skills_bump_access_epoch ON entitlements.skills;
+DROP TRIGGER IF EXISTS skills_truncate_bumps_access_epoch ON entitlements.skills;
+DROP TRIGGER IF EXISTS user_skills_bump_access_epoch ON entitlements.user_skills;
+DROP TRIGGER IF EXISTS user_skills_truncate_bumps_access_epoch ON entitlements.user_skills;
+
 DROP TRIGGER IF EXISTS users_bump_access_epoch ON entitlements.users;
 DROP TRIGGER IF EXISTS users_active_bumps_access_epoch ON entitlements.users;
 DROP TRIGGER IF EXISTS users_truncate_bumps_access_epoch ON entitlements.users;

@@ -3,14 +3,23 @@
 The claim path remembers each user's workable queues until the access epoch moves (entitlements migration 0005);
 these are the queues app's tables the access rule reads. A queue's load, cursor and settings do not move it.
 """
-import importlib
-
 from django.db import migrations
 
-ACCESS_CACHE = importlib.import_module("entitlements.migrations.0005_work_access_cache")
-PERMISSION_TABLES = ["queues.queue_user_permissions", "queues.queue_group_permissions"]
+CREATE = """
+CREATE TRIGGER queue_user_permissions_bump_access_epoch
+    AFTER INSERT OR UPDATE OR DELETE ON queues.queue_user_permissions
+    FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
+CREATE TRIGGER queue_user_permissions_truncate_bumps_access_epoch
+    AFTER TRUNCATE ON queues.queue_user_permissions
+    FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
 
-CREATE = "".join(ACCESS_CACHE.row_triggers(table)[0] for table in PERMISSION_TABLES) + """
+CREATE TRIGGER queue_group_permissions_bump_access_epoch
+    AFTER INSERT OR UPDATE OR DELETE ON queues.queue_group_permissions
+    FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
+CREATE TRIGGER queue_group_permissions_truncate_bumps_access_epoch
+    AFTER TRUNCATE ON queues.queue_group_permissions
+    FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
+
 CREATE TRIGGER workflow_queues_bump_access_epoch
     AFTER INSERT OR DELETE ON queues.workflow_queues
     FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();
@@ -23,7 +32,11 @@ CREATE TRIGGER workflow_queues_truncate_bumps_access_epoch
     FOR EACH STATEMENT EXECUTE FUNCTION entitlements.bump_access_epoch();
 """
 
-DROP = "".join(ACCESS_CACHE.row_triggers(table)[1] for table in PERMISSION_TABLES) + """
+DROP = """DROP TRIGGER IF EXISTS queue_user_permissions_bump_access_epoch ON queues.queue_user_permissions;
+DROP TRIGGER IF EXISTS queue_user_permissions_truncate_bumps_access_epoch ON queues.queue_user_permissions;
+DROP TRIGGER IF EXISTS queue_group_permissions_bump_access_epoch ON queues.queue_group_permissions;
+DROP TRIGGER IF EXISTS queue_group_permissions_truncate_bumps_access_epoch ON queues.queue_group_permissions;
+
 DROP TRIGGER IF EXISTS workflow_queues_bump_access_epoch ON queues.workflow_queues;
 DROP TRIGGER IF EXISTS workflow_queues_scope_bumps_access_epoch ON queues.workflow_queues;
 DROP TRIGGER IF EXISTS workflow_queues_truncate_bumps_access_epoch ON queues.workflow_queues;

@@ -381,19 +381,17 @@ def _incident_record(instance: ProcessInstance, *, step: str, error: engine.Engi
 def process_incident_retry(*, user, incident_id: int, now: datetime | None = None) -> ProcessIncident:
     """Run an incident's failed step again: resolve the incident when it succeeds, or record the new error.
 
-    For superusers and supervisors of a queue the instance has tasks in. Returns the incident: resolved, or
-    still open with the new error.
+    For supervisors of a queue the instance has tasks in; a superuser too needs that role (no superuser shortcut,
+    see entitlements.access.console_shows_every_row). Returns the incident: resolved, or still open with the new
+    error.
     """
     incident = ProcessIncident.objects.filter(pk=incident_id).only("process_instance_id").first()
     if incident is None:
         raise NotFound(f"incident {incident_id} not found", code="incident_not_found")
-    if user is not None and user.is_active and user.is_superuser:
-        instance = ProcessInstance.objects.select_for_update().get(pk=incident.process_instance_id)
-    else:
-        try:
-            instance = _instance_for_supervisor(user=user, process_instance_id=incident.process_instance_id)
-        except NotFound:
-            raise NotFound(f"incident {incident_id} not found", code="incident_not_found") from None
+    try:
+        instance = _instance_for_supervisor(user=user, process_instance_id=incident.process_instance_id)
+    except NotFound:
+        raise NotFound(f"incident {incident_id} not found", code="incident_not_found") from None
     incident = ProcessIncident.objects.select_for_update().get(pk=incident_id)
     if incident.resolved_at is not None:
         raise Conflict(f"incident {incident_id} is already resolved", code="incident_resolved")

@@ -2,9 +2,10 @@
 
 Decisions:
 - Rows: a supervisor's changelists show only the queues they supervise now (entitlements.access.queues_for with
-  "supervise"). Superusers see every row: admin is their tool for repairs. Acting is another matter: every
-  action calls the domain service per object, and the services check "supervise" themselves, so a superuser
-  without a supervising role, or anyone posting ids of rows they cannot see, gets a per-row refusal.
+  "supervise"). Superusers see every row (entitlements.access.console_shows_every_row says why). Acting is
+  another matter: every action calls the domain service per object, and the services check "supervise"
+  themselves, so a superuser without a supervising role, or anyone posting ids of rows they cannot see, gets a
+  per-row refusal.
 - Actions are thin: parse a small form, call one service per selected row, turn each WorkflowError into an
   admin message. Nothing here writes a task, queue or process directly.
 - Big tables: no COUNT(*) over everything (EstimatedCountPaginator), no full-result count, no filter whose
@@ -25,7 +26,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from core.errors import Conflict, NotFound, PermissionDenied, WorkflowError
-from entitlements.access import queues_for
+from entitlements.access import console_shows_every_row, queues_for
 from entitlements.authentication import client_address
 from entitlements.models import Capability, Department, SecurityEvent, User
 from entitlements.services import security_event_record
@@ -69,7 +70,7 @@ class SupervisedQueuesMixin:
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        if request.user.is_superuser:
+        if console_shows_every_row(user=request.user):
             return queryset
         return self.limit_to_supervised(request, queryset)
 

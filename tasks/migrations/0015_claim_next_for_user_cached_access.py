@@ -3,11 +3,7 @@
 Same rule and same answer as before (entitlements.queue_ids_for with 'work', now), remembered between claims
 until an entitlement changes or one of the user's assignments starts or ends (entitlements migration 0005).
 """
-import importlib
-
 from django.db import migrations
-
-PREVIOUS = importlib.import_module("tasks.migrations.0007_claim_for_user_function")
 
 CREATE = """
 CREATE OR REPLACE FUNCTION flowable.claim_next_for_user(
@@ -30,8 +26,37 @@ END
 $$;
 """
 
+# The version this migration replaces (migration 0007), frozen here: reversing restores it.
+PREVIOUS = """
+CREATE OR REPLACE FUNCTION flowable.claim_next_for_user(
+    p_user_id bigint, p_requested_queues text[] DEFAULT NULL, p_via_account_id bigint DEFAULT NULL
+) RETURNS SETOF flowable.workflow_tasks
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_queues text[];
+    v_skills text[];
+BEGIN
+    v_queues := ARRAY(
+        SELECT q.queue_name::text
+          FROM queues.workflow_queues q
+         WHERE q.queue_id IN (SELECT entitlements.queue_ids_for(p_user_id, ARRAY['work'], now()))
+           AND (p_requested_queues IS NULL OR q.queue_name = ANY (p_requested_queues))
+    );
+    IF cardinality(v_queues) = 0 THEN
+        RETURN;
+    END IF;
+    v_skills := ARRAY(
+        SELECT s.skill_code::text
+          FROM entitlements.user_skills us JOIN entitlements.skills s ON s.skill_id = us.skill_id
+         WHERE us.user_id = p_user_id
+    );
+    RETURN QUERY SELECT * FROM flowable.claim_next_task(p_user_id, v_queues, v_skills, p_via_account_id);
+END
+$$;
+"""
+
 
 class Migration(migrations.Migration):
     dependencies = [("tasks", "0014_archived_task_models"), ("entitlements", "0005_work_access_cache"),
                     ("queues", "0003_access_epoch_triggers")]
-    operations = [migrations.RunSQL(CREATE, reverse_sql=PREVIOUS.CREATE)]
+    operations = [migrations.RunSQL(CREATE, reverse_sql=PREVIOUS)]

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from entitlements.models import User
 from tasks.bpmn.workflows import definition_deploy, process_start
 from tasks.models import ProcessStatus, TaskStatus
 
@@ -97,4 +98,16 @@ def test_department_supervisor_cannot_retry_an_incident_of_another_department(cl
 
     post_action(client, PROCESSES_URL, "retry_incidents", [instance_with_incident.pk])
 
+    assert instance_with_incident.incidents.get().resolved_at is None
+
+
+def test_a_superuser_without_a_supervising_role_cannot_retry_an_incident(client, instance_with_incident, settings):
+    root = User.objects.create_superuser("root", "root@example.org", "pw-for-tests-1")
+    client.force_login(root)
+    settings.WORKFLOW_SCRIPT_MEMORY_MB = 256  # the step would now succeed: only the refusal leaves it open
+
+    listed = {row.pk for row in client.get(PROCESSES_URL).context["cl"].result_list}
+    post_action(client, PROCESSES_URL, "retry_incidents", [instance_with_incident.pk])
+
+    assert instance_with_incident.pk in listed
     assert instance_with_incident.incidents.get().resolved_at is None

@@ -114,3 +114,65 @@ def test_users_with_lists_who_can_work_a_queue_now(demo_org):
     assert sorted(u.username for u in users_with(capability="work", queue=triage)) == ["alice", "carol"]
     later = timezone.now() + timedelta(days=3)
     assert [u.username for u in users_with(capability="work", queue=triage, at=later)] == ["alice"]
+
+
+# --- one rule, asked both ways ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def varied_grants(demo_org):
+    """Grants of every kind: a role through its group, a department-scoped role reaching a child department, a
+    direct queue permission, an expired and a future assignment, and an inactive user holding a role."""
+    from guardian.shortcuts import assign_perm
+
+    from entitlements.models import User
+
+    investigations = Department.objects.get(dept_code="investigations")
+    head = UserFactory(username="head")
+    role_assignment_grant(user=head, role=role_save(role_code="head-of-investigations", name="h", queue_names=[],
+                                                    permissions=["supervise"], department=investigations))
+    direct = UserFactory(username="direct")
+    assign_perm("queues.work_workflowqueue", direct, WorkflowQueue.objects.get(queue_name="legal-review"))
+    temp = role_save(role_code="legal-temp", name="t", queue_names=["legal-review"], permissions=["view", "work"])
+    now = timezone.now()
+    role_assignment_grant(user=UserFactory(username="expired"), role=temp, valid_from=now - timedelta(days=2),
+                          valid_until=now - timedelta(days=1))
+    role_assignment_grant(user=UserFactory(username="later"), role=temp, valid_from=now + timedelta(days=1))
+    gone = UserFactory(username="gone")
+    role_assignment_grant(user=gone, role=temp)
+    User.objects.filter(pk=gone.pk).update(is_active=False)
+
+
+@pytest.mark.parametrize("capability", ["view", "work", "supervise", "deploy"])
+def test_users_with_and_queues_for_agree_on_every_user_and_queue(varied_grants, capability):
+    from entitlements.models import User
+
+    users, queues = list(User.objects.all()), list(WorkflowQueue.objects.all())
+    forward = {(u.pk, q.pk) for u in users for q in queues_for(user=u, capability=capability)}
+    inverse = {(u.pk, q.pk) for q in queues for u in users_with(capability=capability, queue=q)}
+    assert forward == inverse and forward
+
+
+def test_users_with_finds_a_department_supervisor_of_a_child_departments_queue(varied_grants):
+    fraud = WorkflowQueue.objects.get(queue_name="fraud-investigation")  # Fraud is a child of Investigations
+    assert "head" in {u.username for u in users_with(capability="supervise", queue=fraud)}
+    legal = WorkflowQueue.objects.get(queue_name="legal-review")
+    assert "head" not in {u.username for u in users_with(capability="supervise", queue=legal)}
+
+
+def test_users_with_finds_a_user_with_a_direct_queue_permission(varied_grants):
+    legal = WorkflowQueue.objects.get(queue_name="legal-review")
+    assert "direct" in {u.username for u in users_with(capability="work", queue=legal)}
+    assert "direct" not in {u.username for u in users_with(capability="supervise", queue=legal)}
+
+
+def test_users_with_leaves_out_inactive_users_and_assignments_not_in_force(varied_grants):
+    legal = WorkflowQueue.objects.get(queue_name="legal-review")
+    workers = {u.username for u in users_with(capability="work", queue=legal)}
+    assert not {"expired", "later", "gone"} & workers
+
+
+def test_users_with_is_one_query(django_assert_num_queries, varied_grants):
+    legal = WorkflowQueue.objects.get(queue_name="legal-review")
+    with django_assert_num_queries(1):
+        list(users_with(capability="work", queue=legal))

@@ -1,0 +1,5 @@
+-- queue_group_permissions_bump_access_epoch: every row change of queues.queue_group_permissions moves the access
+-- epoch.
+CREATE OR REPLACE TRIGGER queue_group_permissions_bump_access_epoch
+    AFTER INSERT OR UPDATE OR DELETE ON queues.queue_group_permissions
+    FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch();

@@ -1,0 +1,126 @@
+"""The drift check: every function, view, materialized view and trigger in our schemas against `<app>/sql/<name>.sql`.
+
+A file is compared by running it: inside a savepoint the database's definitions are read, the file is executed,
+they are read again and the savepoint is rolled back. Whatever PostgreSQL normalises (whitespace of a view, the
+form of a trigger's WHEN) is normalised on both sides, so a file matches exactly when running it changes nothing.
+A materialized view has no CREATE OR REPLACE: it is dropped inside the savepoint before its file runs.
+
+Objects django-pgtrigger makes (its trigger functions and triggers are named pgtrigger_*, its helper
+_pgtrigger_should_ignore) are declared on the models and have no file.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+
+# Each app's objects live in its schema; a file's name is its object's name.
+APP_SCHEMAS = {"tasks": "flowable", "entitlements": "entitlements", "queues": "queues", "cases": "onecms"}
+SCHEMAS = [*APP_SCHEMAS.values(), "public"]
+
+DRIFT = "differs from its file"
+NO_FILE = "has no file"
+NO_OBJECT = "has no object in the database"
+
+DEFINITIONS_SQL = """
+SELECT n.nspname || '.' || p.proname, 'function', p.oid::regprocedure::text || E'\\n' || pg_get_functiondef(p.oid)
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = ANY (%(schemas)s) AND p.prokind IN ('f', 'p', 'w')
+   AND p.proname NOT LIKE 'pgtrigger\\_%%' AND p.proname <> '_pgtrigger_should_ignore'
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+UNION ALL
+SELECT n.nspname || '.' || c.relname,
+       CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END,
+       pg_get_viewdef(c.oid)
+       || coalesce(E'\\n' || (SELECT string_agg(pg_get_indexdef(i.indexrelid), E'\\n' ORDER BY 1)
+                                FROM pg_index i WHERE i.indrelid = c.oid), '')
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = ANY (%(schemas)s) AND c.relkind IN ('v', 'm')
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+UNION ALL
+SELECT n.nspname || '.' || t.tgname, 'trigger', pg_get_triggerdef(t.oid) || E'\\nenabled: ' || t.tgenabled::text
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = ANY (%(schemas)s) AND NOT t.tgisinternal AND t.tgname NOT LIKE 'pgtrigger\\_%%'
+"""
+
+
+@dataclass(frozen=True)
+class Problem:
+    name: str
+    problem: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.problem}" + (f"\n{self.detail}" if self.detail else "")
+
+
+@dataclass(frozen=True)
+class Definition:
+    kind: str
+    text: str
+
+
+def sql_files(base_dir: Path | None = None) -> dict[str, Path]:
+    """schema.name → the file holding that object's current definition."""
+    base_dir = base_dir or Path(settings.BASE_DIR)
+    return {
+        f"{schema}.{path.stem}": path
+        for app, schema in APP_SCHEMAS.items()
+        for path in sorted((base_dir / app / "sql").glob("*.sql"))
+    }
+
+
+def database_definitions() -> dict[str, Definition]:
+    """schema.name → what the database holds under that name (all overloads of a function together)."""
+    with connection.cursor() as cursor:
+        cursor.execute(DEFINITIONS_SQL, {"schemas": SCHEMAS})
+        rows = sorted(cursor.fetchall())
+    definitions: dict[str, Definition] = {}
+    for name, kind, text in rows:
+        if name in definitions:
+            previous = definitions[name]
+            definitions[name] = Definition(f"{previous.kind}, {kind}", f"{previous.text}\n{text}")
+        else:
+            definitions[name] = Definition(kind, text)
+    return definitions
+
+
+def check(files: dict[str, Path] | None = None) -> list[Problem]:
+    """Every difference between the database and the files: objects without a file, files without an object, and
+    files whose definition differs from the database's. Needs a transaction (it runs the files in savepoints)."""
+    files = sql_files() if files is None else files
+    current = database_definitions()
+    problems = [Problem(name, NO_FILE) for name in sorted(current.keys() - files.keys())]
+    problems += [Problem(name, NO_OBJECT, str(files[name])) for name in sorted(files.keys() - current.keys())]
+    for name in sorted(files.keys() & current.keys()):
+        problems += _drift(name, files[name], current)
+    return problems
+
+
+def _drift(name: str, path: Path, current: dict[str, Definition]) -> list[Problem]:
+    savepoint = transaction.savepoint()
+    try:
+        with connection.cursor() as cursor:
+            if current[name].kind == "materialized view":
+                cursor.execute(f"DROP MATERIALIZED VIEW {name}")
+            cursor.execute(path.read_text())
+        after = database_definitions()
+    except Exception as error:  # the file does not even run against this database
+        return [Problem(name, DRIFT, f"{path} fails: {error}")]
+    finally:
+        transaction.savepoint_rollback(savepoint)
+    changed = sorted(key for key in current.keys() | after.keys() if current.get(key) != after.get(key))
+    return [Problem(key, DRIFT, _diff(key, current.get(key), after.get(key), path)) for key in changed]
+
+
+def _diff(name: str, database: Definition | None, file: Definition | None, path: Path) -> str:
+    lines = difflib.unified_diff(
+        database.text.splitlines() if database else [], file.text.splitlines() if file else [],
+        fromfile=f"{name} in the database", tofile=f"{name} after running {path}", lineterm="",
+    )
+    return "\n".join(lines)
