@@ -11,6 +11,7 @@ from entitlements.errors import InvalidInput
 from tasks import hooks as task_hooks
 from tasks.workflows import process_start
 
+from .locks import case_mappings_for_update
 from .models import AllegationType, Case, CaseEvent, CaseStatus, CaseWorkflowMapping
 
 CASE_NUMBER_FORMAT = "CASE-{year}-{number:06d}"
@@ -96,7 +97,7 @@ def case_open(
 
 
 def _append_hop(process_instance_id: int, *, from_queue, to_queue, user, reason: str) -> None:
-    mapping = CaseWorkflowMapping.objects.select_for_update().filter(process_instance_id=process_instance_id).first()
+    mapping = case_mappings_for_update().filter(process_instance_id=process_instance_id).first()
     if mapping is None:
         return
     mapping.routing_history = [*mapping.routing_history, {
