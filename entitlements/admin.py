@@ -11,10 +11,10 @@ from django.utils.html import format_html_join
 from knox.models import AuthToken as KnoxAuthToken
 from rest_framework.authtoken.models import TokenProxy
 
-from .access import capabilities_by_queue
 from .authentication import client_address
 from .errors import WorkflowError
 from .models import ApiToken, AuthFailureTally, Department, Right, SecurityEvent, Skill, User, UserRoleAssignment, WorkflowRole
+from .selectors import queue_capabilities_for_user
 from .services import api_token_revoke, role_assignment_grant, role_assignment_revoke, role_save
 
 # DRF's plaintext tokens are gone (migration 0008), and knox's own model is swapped for ApiToken: neither page
@@ -68,7 +68,7 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.display(description="queues and capabilities now")
     def effective_queues(self, user):
-        rows = capabilities_by_queue(user=user)
+        rows = queue_capabilities_for_user(user=user)
         if not rows:
             return "No queues: the user holds no role in force."
         return format_html_join(

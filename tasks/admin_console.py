@@ -24,12 +24,12 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from entitlements.access import queues_for
 from entitlements.authentication import client_address
 from entitlements.errors import Conflict, NotFound, PermissionDenied, WorkflowError
 from entitlements.models import Capability, Department, SecurityEvent, User
 from entitlements.services import security_event_record
 from queues.models import WorkflowQueue
+from queues.selectors import queues_for_user
 from queues.services import queue_intake_set
 
 from . import services, workflows
@@ -51,7 +51,7 @@ LOW_PRIORITY = 25
 
 
 def supervised_queues(user):
-    return queues_for(user=user, capability=Capability.SUPERVISE)
+    return queues_for_user(user=user, capability=Capability.SUPERVISE)
 
 
 class SupervisedQueuesMixin:
