@@ -9,8 +9,9 @@
 A transaction that has waited for a lock further down this list never waits for one further up, so two
 transactions can wait for each other only in one direction: no deadlock. Locks taken with SKIP LOCKED never wait
 and may come at any point (the SLA sweep and rebalancing lock their queues first and then pass over busy tasks;
-claim-next, in flowable.claim_next_task, does the same in SQL). Locks on entitlements' rows are taken only by
-entitlement services, which hold no other (entitlements/locks.py).
+claim-next, in flowable.claim_next_task, and archival's batches do the same in SQL, the statements that cannot be
+querysets). Locks on entitlements' rows are taken only by entitlement services, which hold no other
+(entitlements/locks.py).
 
 Implicit row locks count too: an UPDATE of a queue's current_load locks that queue row, so a service locks its
 tasks before it changes a queue's load.
