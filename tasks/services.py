@@ -1,7 +1,8 @@
 """Writes of the task lifecycle: create, claim, release, complete, reassign, delegate, escalate, move.
 
 Each service is one transaction that locks rows in one order (process instance, then task, then queue: the
-functions of tasks/locks.py), appends a history event with actor, old and new values, and keeps each queue's current_load equal to its CLAIMED tasks.
+functions of tasks/locks.py), appends a history event with actor, old and new values, and keeps each queue's
+current_load equal to its CLAIMED tasks.
 """
 from __future__ import annotations
 
