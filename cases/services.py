@@ -10,6 +10,7 @@ from django.utils import timezone
 from core.errors import InvalidInput
 from tasks.bpmn.workflows import process_start
 
+from .locks import case_mappings_for_update
 from .models import AllegationType, Case, CaseEvent, CaseStatus, CaseWorkflowMapping
 
 CASE_NUMBER_FORMAT = "CASE-{year}-{number:06d}"
@@ -95,7 +96,7 @@ def case_open(
 
 
 def _append_hop(process_instance_id: int, *, from_queue, to_queue, user, reason: str) -> None:
-    mapping = CaseWorkflowMapping.objects.select_for_update().filter(process_instance_id=process_instance_id).first()
+    mapping = case_mappings_for_update().filter(process_instance_id=process_instance_id).first()
     if mapping is None:
         return
     mapping.routing_history = [*mapping.routing_history, {

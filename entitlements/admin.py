@@ -13,7 +13,6 @@ from rest_framework.authtoken.models import TokenProxy
 
 from core.errors import WorkflowError
 
-from .access import capabilities_by_queue
 from .authentication import client_address
 from .models import (
     ApiToken,
@@ -26,6 +25,7 @@ from .models import (
     UserRoleAssignment,
     WorkflowRole,
 )
+from .selectors import queue_capabilities_for_user
 from .services import api_token_revoke, role_assignment_grant, role_assignment_revoke, role_save
 
 # DRF's plaintext tokens are gone (migration 0008), and knox's own model is swapped for ApiToken: neither page
@@ -79,7 +79,7 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.display(description="queues and capabilities now")
     def effective_queues(self, user):
-        rows = capabilities_by_queue(user=user)
+        rows = queue_capabilities_for_user(user=user)
         if not rows:
             return "No queues: the user holds no role in force."
         return format_html_join(

@@ -13,6 +13,7 @@ from django.utils import timezone
 from core.errors import InvalidInput, NotFound, PermissionDenied
 
 from . import signals
+from .locks import api_tokens_for_update, role_assignments_for_update, roles_for_update
 from .models import ApiToken, Capability, Right, SecurityEvent, User, UserRoleAssignment, WorkflowRole
 
 
@@ -70,7 +71,7 @@ def role_save(
     no `changed_by`) may change them, and each change is audited.
     """
     permissions = validate_capabilities(permissions)
-    role, _ = WorkflowRole.objects.select_for_update().get_or_create(
+    role, _ = roles_for_update().get_or_create(
         role_code=role_code, defaults={"name": name}
     )
     old_rights = sorted(set(role.permissions or []) & set(Right.values))
@@ -161,7 +162,7 @@ def role_assignment_revoke(
 ) -> UserRoleAssignment:
     """End an assignment now. Revoking twice is harmless and audited once."""
     try:
-        assignment = UserRoleAssignment.objects.select_for_update().select_related("user", "role").get(pk=assignment_id)
+        assignment = role_assignments_for_update().get(pk=assignment_id)
     except UserRoleAssignment.DoesNotExist:
         raise NotFound(f"role assignment {assignment_id} does not exist") from None
     if assignment.revoked_at is not None:
@@ -234,7 +235,7 @@ def api_token_revoke(
         tokens = tokens.filter(name=name)
     if digests is not None:
         tokens = tokens.filter(digest__in=digests)
-    revoked = list(tokens.select_for_update().values_list("name", "created"))
+    revoked = list(api_tokens_for_update(tokens).values_list("name", "created"))
     if not revoked:
         return 0
     tokens.delete()

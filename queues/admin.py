@@ -4,13 +4,12 @@ from django.contrib import admin
 from django.utils.html import format_html_join
 
 from core.errors import WorkflowError
-from entitlements.access import users_with
 from entitlements.models import Capability
 
 from .calendar import iana_time_zones
 from .escalation import parse_rules
 from .models import BusinessCalendar, BusinessHoliday, DepartmentCalendar, QueueStatistics, WorkflowQueue
-from .selectors import queue_business_calendar
+from .selectors import queue_business_calendar, queue_people
 
 
 class WorkflowQueueForm(forms.ModelForm):
@@ -45,7 +44,7 @@ class WorkflowQueueAdmin(admin.ModelAdmin):
     def _people(self, queue, capability):
         if queue is None or queue.pk is None:
             return "—"
-        people = users_with(capability=capability, queue=queue).order_by("username")
+        people = queue_people(queue=queue, capability=capability)
         return format_html_join(", ", "{}", ((u.get_username(),) for u in people)) or "nobody"
 
     @admin.display(description="who can work it now")

@@ -1,6 +1,10 @@
-"""Reads of queues that services, views and admin share."""
+"""Reads of queues that services, views and admin share; views and admin learn a user's queues here, not from
+entitlements.access directly."""
 from __future__ import annotations
 
+from django.db.models import QuerySet
+
+from entitlements.access import queue_names_for, queues_for, users_with
 from entitlements.models import Department
 
 from .calendar import WorkCalendar
@@ -23,6 +27,21 @@ def _department_calendar_id(department_id: int | None) -> int | None:
         if calendar_id is not None:
             return calendar_id
     return None
+
+
+def queues_for_user(*, user, capability: str) -> QuerySet:
+    """The queues where `user` holds `capability` now (entitlements.access decides)."""
+    return queues_for(user=user, capability=capability)
+
+
+def queue_names_for_user(*, user, capability: str) -> list[str]:
+    """The names of queues_for_user, read once."""
+    return queue_names_for(user=user, capability=capability)
+
+
+def queue_people(*, queue: WorkflowQueue, capability: str) -> QuerySet:
+    """The users who hold `capability` on `queue` now, by username."""
+    return users_with(capability=capability, queue=queue).order_by("username")
 
 
 def queue_business_calendar(*, queue: WorkflowQueue) -> BusinessCalendar | None:

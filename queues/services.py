@@ -11,6 +11,7 @@ from core.errors import InvalidInput, NotFound
 from entitlements.access import may, permission_codename
 from entitlements.models import Capability, Department, WorkflowRole
 
+from .locks import queues_for_update
 from .models import BusinessCalendar, BusinessHoliday, DepartmentCalendar, QueueGroupObjectPermission, WorkflowQueue
 
 
@@ -102,7 +103,7 @@ def queue_intake_set(*, user, queue_name: str, paused: bool) -> WorkflowQueue:
     """Pause or resume a queue's intake (new tasks refused while paused), for a supervisor of that queue."""
     if not may(user=user, capability=Capability.SUPERVISE, queue_name=queue_name):
         raise NotFound(f"queue {queue_name} not found", code="queue_not_found")
-    queue = WorkflowQueue.objects.select_for_update().get(queue_name=queue_name)
+    queue = queues_for_update().get(queue_name=queue_name)
     queue.intake_paused = paused
     queue.save(update_fields=["intake_paused", "updated_at"])
     return queue

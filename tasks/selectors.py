@@ -10,6 +10,7 @@ from core.errors import NotFound
 from entitlements.access import capabilities_by_queue, queue_names_for, queues_for
 from entitlements.models import Capability
 
+from .locks import tasks_for_update
 from .models import ArchivedTask, ArchivedTaskHistory, TaskHistory, WorkflowTask
 
 
@@ -32,8 +33,8 @@ def tasks_listed_for(*, user) -> QuerySet:
 def task_for_user(*, user, task_id: int, capability: str = Capability.VIEW, for_update: bool = False) -> WorkflowTask:
     """Fetch a task and check the user may reach it, in one call. Outside their queues it does not exist (NotFound)."""
     queryset = tasks_visible_to(user=user, capability=capability)
-    # FOR UPDATE OF cannot name a schema-qualified table, so a locking read joins nothing it would also lock.
-    queryset = queryset.select_for_update() if for_update else queryset.select_related("queue", "assignee", "owner")
+    # A locking read joins nothing it would also lock (tasks/locks.py).
+    queryset = tasks_for_update(queryset) if for_update else queryset.select_related("queue", "assignee", "owner")
     task = queryset.filter(pk=task_id).first()
     if task is None:
         error = NotFound(f"task {task_id} not found", code="task_not_found")

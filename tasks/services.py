@@ -1,8 +1,8 @@
 """Writes of the task lifecycle, one module past 600 lines: every write shares the lock, history and load rules.
 
 Create, claim, release, complete, reassign, delegate, escalate, move. Each service is one transaction that locks
-rows in one order (process instance, then task, then queue), appends a history event with actor, old and new
-values, and keeps each queue's current_load equal to its CLAIMED tasks.
+rows in one order (process instance, then task, then queue: the functions of tasks/locks.py), appends a history
+event with actor, old and new values, and keeps each queue's current_load equal to its CLAIMED tasks.
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from workflow_project.db import prepared_fetch_one, row_reader
 
 from . import signals
 from .bpmn.forms import validate_task_variables
-from .models import MAX_PRIORITY, MIN_PRIORITY, ProcessInstance, TaskEventType, TaskHistory, TaskStatus, WorkflowTask
+from .locks import process_instances_for_update, queues_for_update, queues_lock, tasks_for_update
+from .models import MAX_PRIORITY, MIN_PRIORITY, TaskEventType, TaskHistory, TaskStatus, WorkflowTask
 from .selectors import task_for_user
 
 MAX_NAME_LENGTH = 300
@@ -187,12 +188,16 @@ def task_insert(
 ) -> WorkflowTask:
     """Put a task into a queue (or its overflow) and push it if the queue routes. No access check: callers check.
 
-    Must run inside the caller's transaction.
+    Must run inside the caller's transaction. A queue that pushes is locked (with its overflow target, in one
+    statement) since the insert changes its load; a queue that waits for claims is only read.
     """
-    queue = WorkflowQueue.objects.select_for_update().get(pk=queue.pk)
-    target = routing.overflow_target(queue) if queue.assignment_mode == AssignmentMode.PUSH else queue
-    if target.pk != queue.pk:
-        target = WorkflowQueue.objects.select_for_update().get(pk=target.pk)
+    target = queue
+    if queue.assignment_mode == AssignmentMode.PUSH:
+        planned = routing.overflow_target(queue)
+        locked = queues_lock(queue_ids=[queue.pk, planned.pk])
+        queue = locked[queue.pk]
+        target = routing.overflow_target(queue)  # again, on the locked row
+        target = locked.get(target.pk) or queues_for_update().get(pk=target.pk)  # the chain changed in between
     now = timezone.now()
     task = WorkflowTask.objects.create(
         queue=target,
@@ -306,7 +311,7 @@ def task_claim(*, user, task_id: int, via_account=None) -> WorkflowTask:
         raise Conflict(f"task {task_id} is claimed by someone else", code="task_claimed")
     _require_state(task, TaskStatus.OPEN, action="claim")
     _require_skills(task, user)
-    queue = WorkflowQueue.objects.select_for_update().get(pk=task.queue.pk)
+    queue = task.queue = queues_for_update().get(queue_name=task.queue_id)
     if queue.current_load >= queue.max_capacity:
         raise Conflict(f"queue {queue.queue_name} is at capacity", code="queue_at_capacity")
     task.status = TaskStatus.CLAIMED
@@ -355,7 +360,7 @@ def task_complete(*, user, task_id: int, variables: dict | None = None, comment:
     # Lock order: the process instance first, then the task (so a parallel join cannot interleave).
     task = task_for_user(user=user, task_id=task_id, capability=Capability.WORK)
     if task.process_instance_id:
-        ProcessInstance.objects.select_for_update().filter(pk=task.process_instance_id).values_list("pk").first()
+        process_instances_for_update().filter(pk=task.process_instance_id).values_list("pk").first()
     task = task_for_user(user=user, task_id=task_id, capability=Capability.WORK, for_update=True)
     if task.status == TaskStatus.OPEN:
         raise Conflict(f"claim task {task_id} before completing it", code="task_not_claimed")
@@ -365,6 +370,12 @@ def task_complete(*, user, task_id: int, variables: dict | None = None, comment:
     if task.delegation_state == "PENDING":
         raise Conflict(f"task {task_id} is delegated: resolve it instead", code="task_delegated")
     cleaned = validate_task_variables(task.form_fields, variables)
+    if task.process_instance_id:
+        # The engine may close the instance's other tasks (a boundary event, a joined branch): lock them now, before
+        # this task's queue load changes, not after.
+        list(tasks_for_update(WorkflowTask.objects.filter(
+            process_instance_id=task.process_instance_id, status__in=[TaskStatus.OPEN, TaskStatus.CLAIMED],
+        ).exclude(pk=task.pk)).values_list("pk", flat=True))
     now = timezone.now()
     task.status = TaskStatus.COMPLETED
     task.completed_at = now
@@ -595,7 +606,8 @@ def task_comment_add(*, user, task_id: int, comment: str, via_account=None) -> T
 
 
 def task_close(task: WorkflowTask, *, status: str, user=None, reason: str = "") -> None:
-    """Close an active task without completing it (process cancelled, boundary timer). Caller holds the locks."""
+    """Close an active task without completing it (process cancelled, boundary timer). The caller holds the locks:
+    the task's, and its queue's (task_queues_lock), since a claimed task's queue load changes."""
     if task.status not in (TaskStatus.OPEN, TaskStatus.CLAIMED):
         return
     old = {"status": task.status, "assignee": _username(task.assignee)}
@@ -620,28 +632,32 @@ def rebalance_queue_loads(
     Highest priority and oldest first. `queue_names` limits the queues emptied; with `user` (a supervisor acting
     from admin) only queues whose source and overflow they both supervise are touched. Returns one line per move
     (queue from, queue to, count).
+
+    The full queues and their overflow queues are locked together, in one statement, before any task: the moves
+    then pass over tasks another transaction holds (SKIP LOCKED) rather than wait for them while holding queues.
     """
     moves = []
-    full = (
-        WorkflowQueue.objects.select_for_update()
-        .filter(overflow_queue__isnull=False, current_load__gte=F("max_capacity"))
-        .order_by("queue_id")
-    )
+    full = WorkflowQueue.objects.filter(overflow_queue__isnull=False, current_load__gte=F("max_capacity"))
     if queue_names is not None:
         full = full.filter(queue_name__in=list(queue_names))
     if user is not None:
         supervised = queues_for(user=user, capability=Capability.SUPERVISE)
         full = full.filter(pk__in=supervised.values("pk"), overflow_queue__in=supervised.values("pk"))
-    for queue in full:
-        target = WorkflowQueue.objects.select_for_update().get(pk=queue.overflow_queue_id)
+    pairs = sorted(full.values_list("pk", "overflow_queue_id"))
+    locked = queues_lock(queue_ids=[queue_id for pair in pairs for queue_id in pair])
+    for source_id, overflow_id in pairs:
+        queue = locked[source_id]
+        if queue.current_load < queue.max_capacity or queue.overflow_queue_id != overflow_id:
+            continue  # changed while we waited for the lock: the next run sees it as it is now
+        target = locked[overflow_id]
         room = target.max_capacity - target.current_load
         if room <= 0 or target.intake_paused:
             continue
         ids = list(
-            WorkflowTask.objects.filter(queue=queue, status=TaskStatus.OPEN)
-            .order_by("-priority", "created_at", "task_id")
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[:room]
+            tasks_for_update(
+                WorkflowTask.objects.filter(queue=queue, status=TaskStatus.OPEN).order_by("-priority", "created_at", "task_id"),
+                skip_locked=True,
+            ).values_list("pk", flat=True)[:room]
         )
         if not ids:
             continue

@@ -22,9 +22,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.errors import Conflict, InvalidInput, NotFound, WorkflowError
-from entitlements.access import queue_names_for
 from entitlements.authentication import denial_record
 from entitlements.models import Capability
+from queues.selectors import queue_names_for_user
 
 from . import selectors, services
 from .models import MAX_PRIORITY, MIN_PRIORITY, ArchivedTask, TaskStatus
@@ -100,14 +100,14 @@ def inbox(request):
     page.object_list = annotate_due(page.object_list, now)
     return render(request, "inbox/inbox.html", {
         "page": page,
-        "workable_queues": queue_names_for(user=request.user, capability=Capability.WORK),
+        "workable_queues": queue_names_for_user(user=request.user, capability=Capability.WORK),
         "selected_queue": request.GET.get("queue", ""),
     })
 
 
 def claim_next(request):
     queue = request.POST.get("queue", "").strip()
-    if queue and queue not in queue_names_for(user=request.user, capability=Capability.WORK):
+    if queue and queue not in queue_names_for_user(user=request.user, capability=Capability.WORK):
         messages.error(request, "Pick one of the queues you work to claim from.")
         return HttpResponseRedirect(reverse("inbox"))
     task = services.task_claim_next(user=request.user, queue_names=[queue] if queue else None)
@@ -158,8 +158,8 @@ def queue_tasks(request):
     Pages by LIMIT/OFFSET and one extra row instead of a COUNT, which would visit every open task of the queues.
     """
     now = timezone.now()
-    viewable = queue_names_for(user=request.user, capability=Capability.VIEW)
-    workable = set(queue_names_for(user=request.user, capability=Capability.WORK))
+    viewable = queue_names_for_user(user=request.user, capability=Capability.VIEW)
+    workable = set(queue_names_for_user(user=request.user, capability=Capability.WORK))
     filters = parse_queue_filters(request.GET, viewable)
     tasks = selectors.tasks_visible_to(user=request.user).filter(status=TaskStatus.OPEN)
     if filters.queue:
@@ -263,7 +263,7 @@ def render_task_page(
     archived = isinstance(task, ArchivedTask)  # read-only: no claim, completion or comment
     now = timezone.now()
     task.due = due_state(task.due_date, now)
-    workable = not archived and task.queue_id in queue_names_for(user=request.user, capability=Capability.WORK)
+    workable = not archived and task.queue_id in queue_names_for_user(user=request.user, capability=Capability.WORK)
     mine = task.status == TaskStatus.CLAIMED and task.assignee_id == request.user.pk
     non_field_errors = [m for key, msgs in (field_errors or {}).items()
                         if key not in {str(f["id"]) for f in task.form_fields or []} for m in msgs]

@@ -20,6 +20,13 @@ from entitlements.models import Capability, Right, SecurityEvent
 from entitlements.services import security_event_record
 from queues.models import WorkflowQueue
 from tasks import signals
+from tasks.locks import (
+    definitions_for_update,
+    incidents_for_update,
+    process_instances_for_update,
+    task_queues_lock,
+    tasks_for_update,
+)
 from tasks.models import (
     IncidentKind,
     IncidentStep,
@@ -99,7 +106,7 @@ def definition_deploy(*, user, bpmn_xml: str, sla_config: dict | None = None) ->
     if refused:
         raise PermissionDenied(f"you may not deploy workflows that route to: {', '.join(refused)}", code="deploy_refused")
     # Serialise concurrent deploys of one process key; the unique constraint is the last word.
-    WorkflowDefinition.objects.select_for_update().filter(process_key=parsed.process_key).order_by().values("pk").first()
+    definitions_for_update().filter(process_key=parsed.process_key).values("pk").first()
     latest = WorkflowDefinition.objects.filter(process_key=parsed.process_key).aggregate(v=Max("version"))["v"] or 0
     try:
         with transaction.atomic():
@@ -201,8 +208,17 @@ def _sla_hours(definition: WorkflowDefinition, ready: engine.ReadyUserTask, prio
 
 
 def _open_tasks(instance: ProcessInstance, run: engine.EngineRun, *, user, via_account) -> list[WorkflowTask]:
-    """Create queue tasks for the userTasks the engine opened, and close the ones it closed."""
+    """Create queue tasks for the userTasks the engine opened, and close the ones it closed.
+
+    The tasks to close, and then their queues, are locked before any new task locks a queue (tasks/locks.py).
+    """
     definition = instance.definition
+    closing = []
+    if run.closed_task_ids:
+        closing = list(tasks_for_update(WorkflowTask.objects.filter(
+            process_instance=instance, engine_task_id__in=run.closed_task_ids, status__in=["OPEN", "CLAIMED"]
+        )))
+        task_queues_lock(closing)
     created = []
     opened = set(run.opened_task_ids)
     for ready in run.ready_user_tasks:
@@ -225,12 +241,9 @@ def _open_tasks(instance: ProcessInstance, run: engine.EngineRun, *, user, via_a
             engine_task_id=ready.engine_task_id,
             task_definition_key=ready.task_definition_key,
         ))
-    if run.closed_task_ids:
-        for task in WorkflowTask.objects.select_for_update().filter(
-            process_instance=instance, engine_task_id__in=run.closed_task_ids, status__in=["OPEN", "CLAIMED"]
-        ):
-            task_close(task, status=TaskStatus.ESCALATED if created else TaskStatus.CANCELLED, user=user,
-                       reason="closed by the workflow")
+    for task in closing:
+        task_close(task, status=TaskStatus.ESCALATED if created else TaskStatus.CANCELLED, user=user,
+                   reason="closed by the workflow")
     for task in created:
         signals.process_task_opened.send(sender=ProcessInstance, instance=instance, task=task, user=user)
     return created
@@ -339,12 +352,12 @@ def process_fire_due_timers(*, now: datetime | None = None, limit: int = 500) ->
     now = now or timezone.now()
     moved = 0
     open_incident = ProcessIncident.objects.filter(process_instance=OuterRef("pk"), resolved_at__isnull=True)
-    due = (
-        ProcessInstance.objects.select_for_update(skip_locked=True)
-        .filter(status=ProcessStatus.RUNNING, next_timer_due_at__lte=now)
+    due = process_instances_for_update(
+        ProcessInstance.objects.filter(status=ProcessStatus.RUNNING, next_timer_due_at__lte=now)
         .filter(~Exists(open_incident))
-        .order_by("next_timer_due_at")[:limit]
-    )
+        .order_by("next_timer_due_at"),
+        skip_locked=True,
+    )[:limit]
     for instance in due:
         try:
             with transaction.atomic():
@@ -392,7 +405,7 @@ def process_incident_retry(*, user, incident_id: int, now: datetime | None = Non
         instance = _instance_for_supervisor(user=user, process_instance_id=incident.process_instance_id)
     except NotFound:
         raise NotFound(f"incident {incident_id} not found", code="incident_not_found") from None
-    incident = ProcessIncident.objects.select_for_update().get(pk=incident_id)
+    incident = incidents_for_update().get(pk=incident_id)
     if incident.resolved_at is not None:
         raise Conflict(f"incident {incident_id} is already resolved", code="incident_resolved")
     if instance.status != ProcessStatus.RUNNING:
@@ -411,7 +424,7 @@ def process_incident_retry(*, user, incident_id: int, now: datetime | None = Non
 
 
 def _instance_for_supervisor(*, user, process_instance_id: int) -> ProcessInstance:
-    instance = ProcessInstance.objects.select_for_update().filter(pk=process_instance_id).first()
+    instance = process_instances_for_update().filter(pk=process_instance_id).first()
     if instance is None:
         raise NotFound(f"process {process_instance_id} not found", code="process_not_found")
     queues = WorkflowTask.objects.filter(process_instance=instance).values_list("queue_id", flat=True).distinct()
@@ -449,7 +462,9 @@ def process_cancel(*, user, process_instance_id: int, reason: str = "") -> Proce
         raise Conflict(f"process {instance.pk} has ended", code="process_ended")
     definition = WorkflowDefinition.objects.get(pk=instance.definition_id)
     run = engine.cancel(spec=definition.engine_spec, state=instance.engine_state)
-    for task in WorkflowTask.objects.select_for_update().filter(process_instance=instance, status__in=["OPEN", "CLAIMED"]):
+    tasks = list(tasks_for_update(WorkflowTask.objects.filter(process_instance=instance, status__in=["OPEN", "CLAIMED"])))
+    task_queues_lock(tasks)
+    for task in tasks:
         task_close(task, status=TaskStatus.CANCELLED, user=user, reason=reason or "process cancelled")
     instance.engine_state = run.state
     instance.status = ProcessStatus.CANCELLED

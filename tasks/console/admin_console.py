@@ -26,11 +26,12 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from core.errors import Conflict, NotFound, PermissionDenied, WorkflowError
-from entitlements.access import console_shows_every_row, queues_for
+from entitlements.access import console_shows_every_row
 from entitlements.authentication import client_address
 from entitlements.models import Capability, Department, SecurityEvent, User
 from entitlements.services import security_event_record
 from queues.models import WorkflowQueue
+from queues.selectors import queues_for_user
 from queues.services import queue_intake_set
 from tasks import services
 from tasks.bpmn import workflows
@@ -52,7 +53,7 @@ LOW_PRIORITY = 25
 
 
 def supervised_queues(user):
-    return queues_for(user=user, capability=Capability.SUPERVISE)
+    return queues_for_user(user=user, capability=Capability.SUPERVISE)
 
 
 class SupervisedQueuesMixin:

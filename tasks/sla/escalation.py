@@ -27,6 +27,7 @@ from core.errors import InvalidInput
 from entitlements.access import users_with
 from entitlements.models import Capability
 from queues.escalation import EscalationLevel, parse_rules
+from queues.locks import queues_lock
 from queues.models import WorkflowQueue
 from tasks import signals
 from tasks.models import WorkflowTask
@@ -127,8 +128,15 @@ def escalate_overdue_tasks(*, now: datetime | None = None, dry_run: bool = False
     """Apply the next escalation level to every task that meets it; one statement per queue and level."""
     now = now or timezone.now()
     outcomes = []
-    for queue in WorkflowQueue.objects.exclude(escalation_rules=[]).order_by("queue_name"):
-        for level in parse_rules(queue.escalation_rules):
+    queues = [(queue, parse_rules(queue.escalation_rules))
+              for queue in WorkflowQueue.objects.exclude(escalation_rules=[]).order_by("queue_name")]
+    if not dry_run:
+        # One transaction changes the loads of these queues and of those their rules move work to: lock them all
+        # now, in one statement, and then pass over busy tasks (SKIP LOCKED) rather than wait for them (tasks/locks.py).
+        queues_lock(queue_names=[name for queue, levels in queues
+                                 for name in (queue.queue_name, *(level.move_to_queue for level in levels))])
+    for queue, levels in queues:
+        for level in levels:
             if dry_run:
                 count = _count_due(queue, level, now)
                 if count:

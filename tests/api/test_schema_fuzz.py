@@ -12,10 +12,14 @@ default 25) examples per operation in the fuzzing phase, besides the schema's ex
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import subprocess
+import sys
 import zlib
 from collections import Counter, defaultdict
 from json import dumps as json_dumps
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -94,9 +98,13 @@ schema = schemathesis.openapi.from_dict(served_schema_dict(), config=CONFIG)
 schema.app = WSGI_APP
 
 # (username, operation label) -> Counter of status codes of the operation's own method (the coverage phase also
-# sends other methods, e.g. OPTIONS), and the items that failed; for the reach check at the end of the module.
+# sends other methods, e.g. OPTIONS), the items that failed, and the items that ran in this session; for the reach
+# check (test_every_operation_was_exercised), which fuzzes in a run of its own what did not run here.
 OBSERVED: dict[tuple[str, str], Counter] = defaultdict(Counter)
 FAILED: set[tuple[str, str]] = set()
+RAN: set[tuple[str, str]] = set()
+# Set by the reach check for the run it starts: where that run writes what its test_api items observed.
+REACH_FILE = os.environ.get("FUZZ_REACH_FILE")
 
 # Known API bugs the fuzzer finds, while they are being fixed: (username, operation label) -> bug keys, with the
 # reasons in BUGS. The xfails are strict, so a fixed operation fails until its entry goes. Empty: none known.
@@ -210,6 +218,7 @@ def test_api(case, fuzz_user):
     completions) is part of what it explores; the test's transaction rolls it all back at the end."""
     steer(case, fuzz_user)
     key = (fuzz_user["username"], case.operation.label)
+    RAN.add(key)
     response = case.call(headers=fuzz_user["headers"])
     if case.method.upper() == case.operation.method.upper():
         OBSERVED[key][response.status_code] += 1
@@ -247,22 +256,65 @@ def test_served_schema_is_the_fuzzed_schema(in_process_requests, demo_org, api_a
     assert loaded.raw_schema == schema.raw_schema
 
 
-def test_every_operation_was_exercised():
-    """Runs after test_api (file order): every operation was called as both users, and every task and queue
-    operation got past validation and access checks to a 2xx at least once (for one of the users), unless its
-    fuzz item stopped early on a failure. (Case, definition and process operations need BPMN and running processes,
-    which this module does not set up: they are only required to be called.)"""
-    if not OBSERVED:
-        pytest.skip("test_api did not run (deselected)")
+@pytest.fixture(scope="module", autouse=True)
+def reach_written_out():
+    """In the run the reach check starts (FUZZ_REACH_FILE set), write out what test_api observed, at the end."""
+    yield
+    if REACH_FILE:
+        Path(REACH_FILE).write_text(json.dumps({
+            "observed": [[user, label, {str(code): n for code, n in codes.items()}]
+                         for (user, label), codes in OBSERVED.items()],
+            "failed": sorted(FAILED),
+        }))
+
+
+def separate_database_url() -> str:
+    """A DATABASE_URL on this test database's server naming a database of its own (pytest creates test_<name>)."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    name = f"{s['NAME'].removeprefix('test_')}_fuzz_reach"
+    host = s["HOST"] or "127.0.0.1"
+    if host.startswith("/"):
+        return f"postgresql://{s['USER']}@/{name}?host={host}"
+    return f"postgresql://{s['USER']}:{s.get('PASSWORD') or ''}@{host}:{s['PORT'] or 5432}/{name}"
+
+
+def fuzz_reach(tmp_path) -> tuple[dict[tuple[str, str], Counter], set[tuple[str, str]]]:
+    """What test_api observed for every user and operation: from this session when all its items ran here, else
+    from a run of all of them of its own (another process and database, as they run in a full session), so the
+    check does not depend on which tests were selected or in what order they ran."""
+    every_item = {(user, label) for user in USERS for label in CONTRACT_OPERATIONS}
+    if every_item <= RAN:
+        return OBSERVED, FAILED
+    out = tmp_path / "reach.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", f"{__file__}::test_api", "-q", "-p", "no:cacheprovider"],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=1800,
+        env={**os.environ, "DATABASE_URL": separate_database_url(), "FUZZ_REACH_FILE": str(out)},
+    )
+    assert out.exists(), run.stdout[-3000:] + run.stderr[-3000:]
+    reach = json.loads(out.read_text())
+    observed = {(user, label): Counter({int(code): n for code, n in codes.items()})
+                for user, label, codes in reach["observed"]}
+    return observed, {tuple(key) for key in reach["failed"]}
+
+
+def test_every_operation_was_exercised(tmp_path):
+    """Every operation was called as both users, and every task and queue operation got past validation and access
+    checks to a 2xx at least once (for one of the users), unless its fuzz item stopped early on a failure. (Case,
+    definition and process operations need BPMN and running processes, which this module does not set up: they are
+    only required to be called.)"""
+    observed, failed = fuzz_reach(tmp_path)
     table = "\n".join(
-        f"{user:10} {label:42} {dict(sorted(codes.items()))}{'  (failed)' if (user, label) in FAILED else ''}"
-        for (user, label), codes in sorted(OBSERVED.items())
+        f"{user:10} {label:42} {dict(sorted(codes.items()))}{'  (failed)' if (user, label) in failed else ''}"
+        for (user, label), codes in sorted(observed.items())
     )
     print("\nstatus codes seen per user and operation:\n" + table)
-    missing = {(user, label) for user in USERS for label in CONTRACT_OPERATIONS} - set(OBSERVED)
+    missing = {(user, label) for user in USERS for label in CONTRACT_OPERATIONS} - set(observed)
     assert not missing, f"never called: {sorted(missing)}\n{table}"
-    succeeded = {label for (_, label), codes in OBSERVED.items() if any(200 <= code < 300 for code in codes)}
-    stopped_early = {label for (_, label) in FAILED}
+    succeeded = {label for (_, label), codes in observed.items() if any(200 <= code < 300 for code in codes)}
+    stopped_early = {label for (_, label) in failed}
     never = TASK_OPERATIONS - succeeded - stopped_early
     assert not never, f"no 2xx response for: {sorted(never)}\n{table}"
 

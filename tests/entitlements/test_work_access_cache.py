@@ -1,11 +1,11 @@
 """Claim-next remembers a user's workable queues and skills (entitlements.work_access_for) and never acts on a
 stale answer: every entitlement change takes effect on the next claim, and so does the start or end of a role
 assignment's window, with nothing written in between."""
-import time
+import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from guardian.shortcuts import remove_perm
 
@@ -174,33 +174,72 @@ class TestCaching:
         assert cached_row(caseworker_alice) == (current + 5, [], [])
 
 
+def transaction_start():
+    """PostgreSQL's now() in this connection's transaction: the instant the transaction began."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        return cursor.fetchone()[0]
+
+
+def committed_elsewhere(action):
+    """Run `action` on another connection (another thread's) and let it commit; this connection's transaction
+    stays open meanwhile."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = action()
+        except BaseException as exc:  # re-raised below
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=60)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 @pytest.mark.usefixtures("committed_db")
 class TestAssignmentWindows:
-    """Separate transactions, so PostgreSQL's now() moves between claims as it does in production."""
+    """A window's edge falls between two claims, with nothing written in between, and no waiting for a clock.
 
-    WINDOW = timedelta(seconds=1.5)
+    Time is moved by transactions: PostgreSQL's now() is the start of the transaction. The first claim runs in a
+    transaction that began before the edge (the edge is set just after its start, by a grant committed from
+    another connection meanwhile); the second claim is a transaction of its own, begun after the edge."""
+
+    EDGE_AFTER_START = timedelta(microseconds=1)
 
     def test_an_assignment_stops_granting_when_its_window_ends(self):
         worker = User.objects.create_user(username="cache-window-end")
         role = WorkflowRole.objects.get(role_code="legal-reviewer")
-        ends = timezone.now() + self.WINDOW
-        role_assignment_grant(user=worker, role=role, valid_until=ends, temporary_escalation=True, reason="test")
         insert_task("legal-review", "first")
         insert_task("legal-review", "second")
-        assert claimed_name(worker) == "first"
+        with transaction.atomic():
+            ends = transaction_start() + self.EDGE_AFTER_START
+            committed_elsewhere(lambda: role_assignment_grant(
+                user=worker, role=role, valid_from=ends - timedelta(minutes=1), valid_until=ends,
+                temporary_escalation=True, reason="test",
+            ))
+            assert claimed_name(worker) == "first"  # the grant is committed, and now() is before its end
         written = epoch()
-        time.sleep(max(0.0, (ends - timezone.now()).total_seconds()) + 0.2)
+        assert transaction_start() > ends  # each statement outside a transaction is one that began after the edge
         assert epoch() == written  # nothing was written: the window alone ends the grant
         assert claimed_name(worker) is None
 
     def test_an_assignment_starts_granting_when_its_window_opens(self):
         worker = User.objects.create_user(username="cache-window-start")
         role = WorkflowRole.objects.get(role_code="legal-reviewer")
-        starts = timezone.now() + self.WINDOW
-        role_assignment_grant(user=worker, role=role, valid_from=starts)
         insert_task("legal-review", "first")
-        assert claimed_name(worker) is None
-        time.sleep(max(0.0, (starts - timezone.now()).total_seconds()) + 0.2)
+        with transaction.atomic():
+            starts = transaction_start() + self.EDGE_AFTER_START
+            committed_elsewhere(lambda: role_assignment_grant(user=worker, role=role, valid_from=starts))
+            assert claimed_name(worker) is None  # granted, but not yet: now() is before the window opens
+        written = epoch()
+        assert transaction_start() > starts
+        assert epoch() == written
         assert claimed_name(worker) == "first"
 
 

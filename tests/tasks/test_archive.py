@@ -258,23 +258,42 @@ def test_two_runs_at_once_move_each_task_exactly_once(database_url):
     assert fingerprint("workflow_tasks", "workflow_tasks_archive", "task_id") == tasks_before
 
 
-def test_archive_interrupted_by_ctrl_c_says_so_in_one_line_and_keeps_every_row(database_url):
-    insert_finished_tasks(20_000, completed_days_ago=ARCHIVE_AFTER_DAYS + 1)
-    before = counts()
-    run = run_archive_command(database_url, "--days", str(ARCHIVE_AFTER_DAYS), "--batch-size", "200")
+def wait_until_blocked_by(observer, holder_pid: int, run) -> int:
+    """Poll until some backend waits for a lock `holder_pid` holds (the run has reached it); that backend's pid."""
     deadline = time.monotonic() + 60
-    while scalar("SELECT count(*) FROM flowable.workflow_tasks_archive") == 0:
+    while True:
+        row = observer.execute(
+            "SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [holder_pid]
+        ).fetchone()
+        if row:
+            return row[0]
         assert run.poll() is None and time.monotonic() < deadline, run.communicate()
         time.sleep(0.01)
-    run.send_signal(signal.SIGINT)
-    stdout, stderr = run.communicate(timeout=60)
+
+
+def test_archive_interrupted_by_ctrl_c_says_so_in_one_line_and_keeps_every_row(database_url):
+    """Ctrl-C arrives while the run is certainly mid-way: another transaction holds the history of the second
+    batch's first task, so the run commits the first batch and then waits there; only then is SIGINT sent."""
+    import psycopg
+
+    batch = 200
+    insert_finished_tasks(20_000, completed_days_ago=ARCHIVE_AFTER_DAYS + 1)
+    before = counts()
+    second_batch_starts_at = scalar(f"SELECT task_id FROM flowable.workflow_tasks ORDER BY task_id OFFSET {batch} LIMIT 1")
+    with psycopg.connect(database_url) as holder, psycopg.connect(database_url, autocommit=True) as observer:
+        holder.execute("SELECT 1 FROM flowable.task_history WHERE task_id = %s FOR UPDATE", [second_batch_starts_at])
+        run = run_archive_command(database_url, "--days", str(ARCHIVE_AFTER_DAYS), "--batch-size", str(batch))
+        wait_until_blocked_by(observer, holder.info.backend_pid, run)
+        run.send_signal(signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=60)
+        holder.rollback()
 
     assert run.returncode == 130, (stdout, stderr)
     assert len(stderr.strip().splitlines()) == 1
-    assert "interrupted after archiving" in stderr and "run again to continue" in stderr
+    assert f"interrupted after archiving {batch} task(s)" in stderr and "run again to continue" in stderr
     wait_for_other_sessions_to_end()
     after = counts()
-    assert 0 < after["workflow_tasks_archive"] < 20_000
+    assert after["workflow_tasks_archive"] == batch  # the first batch; the second rolled back whole
     assert before["workflow_tasks"] == after["workflow_tasks"] + after["workflow_tasks_archive"]
     assert before["task_history"] == after["task_history"] + after["task_history_archive"]
 

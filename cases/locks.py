@@ -1,0 +1,13 @@
+"""Locks on the cases schema's rows: a case's routing history comes last in the lock order (tasks/locks.py)."""
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from entitlements.locks import rows_for_update
+
+from .models import CaseWorkflowMapping
+
+
+def case_mappings_for_update() -> QuerySet:
+    """Case ↔ process instance mappings, locked when read: after the task whose move they record."""
+    return rows_for_update(CaseWorkflowMapping.objects.all())
