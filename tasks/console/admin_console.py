@@ -26,9 +26,9 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from core.errors import Conflict, NotFound, PermissionDenied, WorkflowError
-from entitlements.access import console_shows_every_row
 from entitlements.authentication import client_address
 from entitlements.models import Capability, Department, SecurityEvent, User
+from entitlements.selectors import console_rows_unfiltered
 from entitlements.services import security_event_record
 from queues.models import WorkflowQueue
 from queues.selectors import queues_for_user
@@ -71,7 +71,7 @@ class SupervisedQueuesMixin:
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        if console_shows_every_row(user=request.user):
+        if console_rows_unfiltered(user=request.user):
             return queryset
         return self.limit_to_supervised(request, queryset)
 
