@@ -94,11 +94,9 @@ TARGET_HTTP_RATIO = 0.25
 TARGET_HTTP_P99_MS = 50.0
 TARGET_HTTP_P99_CLIENTS = 16
 BACKLOG_TOLERANCE = 0.20
-WORKER_CLASSES = {
-    "exclusive": "workflow_project.gunicorn_worker.ExclusiveAcceptWorker",
-    "sync": "sync",
-    "gthread": "gthread",
-}
+# gunicorn's own worker classes: sync (one request at a time per process, the connection closed after each
+# response) or gthread (threads per process, keep-alive).
+WORKER_CLASSES = ("sync", "gthread")
 
 # The baseline: the plain claim statement. FOR UPDATE SKIP LOCKED inside each per-queue probe, so concurrent
 # claimers pass over each other's rows; the outer UPDATE flips the chosen one.
@@ -558,7 +556,7 @@ def start_gunicorn(args, bench: Bench) -> subprocess.Popen:
         str(Path(sys.executable).with_name("gunicorn")), "workflow_project.wsgi",
         "--config", "python:workflow_project.gunicorn_config",
         "--bind", f"{HTTP_HOST}:{bench.port}",
-        "--workers", str(args.http_workers), "--threads", str(args.http_threads), "--worker-class", WORKER_CLASSES[args.http_worker_class],
+        "--workers", str(args.http_workers), "--threads", str(args.http_threads), "--worker-class", args.http_worker_class,
         "--keep-alive", "60", "--log-level", "warning",
     ]
     server = subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True)
@@ -788,11 +786,10 @@ def parse_args(argv=None):
     parser.add_argument("--port", type=int, default=8765, help="port for the gunicorn the script starts (default 8765)")
     parser.add_argument("--http-workers", type=int, default=4, help="gunicorn worker processes (default 4: 2 per core)")
     parser.add_argument("--http-threads", type=int, default=1, help="gunicorn threads per worker, gthread only (default 1)")
-    parser.add_argument("--http-worker-class", default="exclusive", choices=sorted(WORKER_CLASSES),
-                        help="gunicorn worker class (default exclusive: gunicorn's sync worker, one request at a time "
-                             "per process, the connection closed after each response, woken alone for a new "
-                             "connection (workflow_project/gunicorn_worker.py); sync: gunicorn's own, which wakes "
-                             "every idle worker; gthread keeps connections open)")
+    parser.add_argument("--http-worker-class", default="sync", choices=WORKER_CLASSES,
+                        help="gunicorn worker class (default sync: one request at a time per process, the connection "
+                             "closed after each response; gthread: --http-threads threads per process, connections "
+                             "kept open)")
     parser.add_argument("--pool", action=argparse.BooleanOptionalAction, default=False,
                         help="DATABASE_POOL for gunicorn: Django's psycopg pool, a checkout per request (default off, "
                              "as in the settings: one persistent connection per worker, CONN_HEALTH_CHECKS on)")
