@@ -152,11 +152,6 @@ if DATABASE_REPLICA_URL:
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
     DATABASE_ROUTERS = ["workflow_project.routers.ReportingReplicaRouter"]
 
-# Django's PostgreSQL backend with psycopg's C timestamptz loader (workflow_project/postgresql/base.py).
-for _database in DATABASES.values():
-    if _database["ENGINE"] == "django.db.backends.postgresql":
-        _database["ENGINE"] = "workflow_project.postgresql"
-
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------------------
