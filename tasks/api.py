@@ -15,7 +15,6 @@ from rest_framework.response import Response
 from core.errors import NotFound
 from core.serializers import JSONObjectField, JSONObjectListField
 from queues.models import WorkflowQueue
-from workflow_project.serializers import OutputSerializer
 
 from . import selectors, services
 from .bpmn import workflows
@@ -49,7 +48,9 @@ def errors(*codes):
     return {code: ERRORS[code] for code in codes}
 
 
-class TaskSerializer(OutputSerializer):
+class TaskSerializer(serializers.ModelSerializer):
+    """A task in a queue: its state, who holds it, its priority, due date and SLA escalation, and its form."""
+
     id = serializers.IntegerField(source="task_id", read_only=True)
     queue = serializers.CharField(source="queue_id", read_only=True)
     assignee = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
@@ -74,7 +75,9 @@ class TaskSerializer(OutputSerializer):
         return bool(task.due_date and task.status in ("OPEN", "CLAIMED") and task.due_date < timezone.now())
 
 
-class TaskHistorySerializer(OutputSerializer):
+class TaskHistorySerializer(serializers.ModelSerializer):
+    """One event in a task's history: what happened, who did it (and through which account), old and new values."""
+
     id = serializers.IntegerField(source="event_id", read_only=True)
     actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     via_account = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)

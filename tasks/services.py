@@ -22,7 +22,6 @@ from queues.calendar import add_business_hours
 from queues.escalation import parse_rules as parse_escalation_rules
 from queues.models import AssignmentMode, WorkflowQueue
 from queues.selectors import business_calendar_for
-from workflow_project.db import prepared_fetch_one, row_reader
 
 from . import signals
 from .bpmn.forms import validate_task_variables
@@ -287,16 +286,13 @@ def task_claim_next(*, user, queue_names: list[str] | None = None, via_account=N
     if user is None or not user.is_active:
         return None
     requested = list(queue_names) if queue_names else None
-    reader = row_reader(WorkflowTask)
-    row = prepared_fetch_one(
-        f"SELECT {reader.columns} FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
-        (user.pk, requested, via_account.pk if via_account else None),
-    )
-    if row is None:
+    claimed = list(WorkflowTask.objects.raw(
+        "SELECT * FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
+        [user.pk, requested, via_account.pk if via_account else None],
+    ))
+    if not claimed:
         return None
-    # A prepared statement on a kept cursor and a RowReader rather than Model.objects.raw(): the raw queryset's
-    # per-call setup and the statement's parsing and planning cost about as much as the claim itself.
-    task = reader.instance(row)
+    task = claimed[0]
     task.assignee = user  # spare the serializer a query for the user it already has
     return task
 

@@ -1,19 +1,15 @@
 """Gunicorn settings shared by bin/run and bench/claim.py (`-c python:workflow_project.gunicorn_config`)."""
 import gc
 
-from workflow_project import gunicorn_response
-
 
 def post_worker_init(worker):
     """Load the URLconf and everything it imports, then hide those long-lived objects from the cyclic collector.
 
     Otherwise every full collection in a busy worker walks Django's, DRF's and the app's module graph again,
-    which showed as a latency tail under load (Instagram's gc.freeze() technique). Then responses are sent
-    head and body in one write (workflow_project/gunicorn_response.py).
+    which shows as a latency tail under load (Instagram's gc.freeze() technique).
     """
     from django.urls import get_resolver
 
     get_resolver().url_patterns  # noqa: B018 - imports every view module
     gc.collect()
     gc.freeze()
-    gunicorn_response.install()

@@ -99,7 +99,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "entitlements.privileges.ActingRequestMiddleware",
     "core.middleware.PageLoginRequiredMiddleware",
-    "workflow_project.middleware.LazyMessageMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
@@ -141,22 +141,16 @@ if DATABASE_POOL:
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "60"))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# The few statements run through workflow_project.db.prepared_cursor (claim-next) are prepared
-# once per connection; Django's own cursors never prepare. Turn off behind a pooler that cannot keep prepared
-# statements (PgBouncer in transaction mode before 1.21).
-DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
-DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5 if DATABASE_PREPARED_STATEMENTS else None
+# Parameters are bound on the client and nothing is prepared, as Django does by default; that also works behind
+# PgBouncer in transaction mode. The supported way to prepare is OPTIONS server_side_binding with psycopg's
+# prepare_threshold: it binds every ORM query on the server, and prepared statements need PgBouncer 1.21+ with
+# max_prepared_statements. bench/binding.py measures it; bench/RESULTS.md has what it gained and why it is off.
 
 DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
 if DATABASE_REPLICA_URL:
     DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL)
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
     DATABASE_ROUTERS = ["core.routers.ReportingReplicaRouter"]
-
-# Django's PostgreSQL backend with psycopg's C timestamptz loader (workflow_project/postgresql/base.py).
-for _database in DATABASES.values():
-    if _database["ENGINE"] == "django.db.backends.postgresql":
-        _database["ENGINE"] = "workflow_project.postgresql"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

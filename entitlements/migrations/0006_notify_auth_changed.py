@@ -5,6 +5,8 @@ them all when this notification reaches the connection. It is delivered when the
 (PostgreSQL folds repeats within a transaction). Inserting a token needs none: only lookups that found a token
 are remembered. A user row is remembered whole, so any change to it notifies, except one that only sets
 last_login (a login).
+
+The token memory is gone: entitlements migration 0008 drops these triggers and the function.
 """
 from django.db import migrations
 

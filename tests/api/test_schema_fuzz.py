@@ -153,7 +153,9 @@ def fuzz_world(in_process_requests, demo_org, make_task):
     ids.append(make_task("fraud-investigation", name="Not alice's", required_skills=["fraud"]).task_id)
     services.task_claim(user=bob, task_id=ids[-1])
     ids.append(make_task("legal-review", name="Legal").task_id)
-    return {"task_ids": ids, "queues": demo.ALL_QUEUES}
+    # alice holds these triage tasks, undelegated, and carol covers triage: a supervisor may delegate them to her.
+    delegations = [(task_id, "carol") for task_id in (ids[1], ids[7], ids[9])]
+    return {"task_ids": ids, "queues": demo.ALL_QUEUES, "delegations": delegations}
 
 
 @pytest.fixture(params=USERS)
@@ -204,6 +206,11 @@ def steer(case, world) -> None:
         for name in ("assignee", "delegate", "expected_assignee"):
             if isinstance(body.get(name), str):
                 body[name] = pick(body[name], USERNAMES, tick)
+        # A delegation needs a claimed task and a delegate who may work it: few random pairs are one.
+        if isinstance(body.get("delegate"), str) and "id" in path:
+            delegation = pick(None, world["delegations"], tick)
+            if delegation is not None:
+                path["id"], body["delegate"] = str(delegation[0]), delegation[1]
         # A new task needs a due date in the future and skills that exist; random ones are all 400s.
         if isinstance(body.get("due_date"), str):
             body["due_date"] = pick(body["due_date"], ["2099-01-01T00:00:00Z"], tick)

@@ -45,3 +45,20 @@ def test_the_benchmark_server_runs_without_the_per_account_rate_limit(claim_benc
     with pytest.raises(ServerStarted):
         claim_bench.start_gunicorn(args, bench)
     assert seen["API_THROTTLE_USER_RATE"] == "off"
+
+
+def test_the_benchmark_server_runs_a_worker_class_of_gunicorn_itself_by_default(claim_bench, monkeypatch):
+    from gunicorn.workers import SUPPORTED_WORKERS
+
+    seen = []
+
+    def popen(command, **kwargs):
+        seen.extend(command)
+        raise ServerStarted
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    args = claim_bench.parse_args([])
+    bench = claim_bench.Bench(database_url="postgresql://x/y", queues=[], user_id=1, token="t", port=1)
+    with pytest.raises(ServerStarted):
+        claim_bench.start_gunicorn(args, bench)
+    assert seen[seen.index("--worker-class") + 1] in SUPPORTED_WORKERS

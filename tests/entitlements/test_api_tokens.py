@@ -55,6 +55,17 @@ def test_a_key_moved_from_the_plaintext_table_by_the_migration_keeps_working(cas
     assert client_with(old_key).get("/api/queues/").status_code == 200
 
 
+
+def test_no_token_memory_is_left_in_the_database():
+    """Token lookups are not remembered between requests: migration 0008 dropped the NOTIFY triggers and function
+    that the token memory listened to."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tgname FROM pg_trigger WHERE tgname LIKE '%%notify_auth_changed%%'")
+        triggers = cursor.fetchall()
+        cursor.execute("SELECT proname FROM pg_proc WHERE proname = 'notify_auth_changed'")
+        functions = cursor.fetchall()
+    assert triggers == [] and functions == []
+
 # --- expiry ----------------------------------------------------------------------------------------------------
 
 

@@ -112,21 +112,6 @@ def test_the_service_hands_callers_a_task_whose_json_fields_are_decoded(casework
     assert task.variables["amount"] == 5
 
 
-def test_the_service_claims_on_the_cursor_its_connection_keeps(caseworker_alice, make_task):
-    """task_claim_next runs on workflow_project.db.prepared_fetch_one's kept cursor: no cursor per claim."""
-    from django.db import connection
-
-    from tasks.services import task_claim_next
-
-    make_task("intake", name="first")
-    make_task("intake", name="second")
-    assert task_claim_next(user=caseworker_alice).name == "first"
-    kept = getattr(connection.connection, "_workflow_prepared_cursor", None)
-    assert kept is not None
-    assert task_claim_next(user=caseworker_alice).name == "second"
-    assert getattr(connection.connection, "_workflow_prepared_cursor") is kept
-
-
 def test_claim_next_task_reads_the_queue_row_through_its_index_not_by_scanning_the_queue_table(
         caseworker_alice, make_task):
     """Every claim writes a new version of a queue row; a scan of the queue table reads all of them, dead or alive."""
