@@ -4,8 +4,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Which Python 3.11+ makes the venv: $PYTHON if set; otherwise the first candidate whose interpreter does not load
 # libpython as a shared library, else the first one found. A shared libpython (pyenv's default build, also built
-# without profile-guided optimisation) costs every Python function call an indirection: a claim-next request took
-# 2.42M instructions there against 2.10M in Debian's python3.11 (PGO, LTO, static; callgrind, README's performance section).
+# without profile-guided optimisation) costs every Python function call an indirection, which a request's many small
+# calls add up (Debian's python3.11 is built with PGO and LTO and links libpython statically; bench/RESULTS.md).
 PYTHON_CANDIDATES=(python3.11 /usr/bin/python3.11 /usr/local/bin/python3.11 python3.12 /usr/bin/python3.12
     python3.13 /usr/bin/python3.13 python3)
 

@@ -37,8 +37,8 @@ HOP_QUEUES_PATH = "$[*].to_queue"
 # the planner how many matches to expect and picks.
 
 # Reading a row of the matches (random reads of mapping and task rows, hashed, then the case by key) costs about as
-# much as testing this many cases in a walk, whose reads follow the keys: 1M cases, 8.5 µs against 1.9 µs. The
-# matches hold about two rows per case (its hops and its task), which evens out a list reading them twice (its
+# much as testing this many cases in a walk, whose reads follow the keys (measured on 1M cases: bench/RESULTS.md).
+# The matches hold about two rows per case (its hops and its task), which evens out a list reading them twice (its
 # capped count and its page).
 MATCH_READ_COST = 5
 

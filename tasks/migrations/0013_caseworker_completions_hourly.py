@@ -1,8 +1,8 @@
 """flowable.mv_caseworker_completions_hourly: completions per caseworker, queue and hour over the last two days.
 
 The dashboard's "completed today" per caseworker counted today's completions from the task table on every page
-load: an index-only scan, but of every completion since midnight (about 690,000 entries, 120 ms, on the 10M-task
-bench). It now sums the whole hours this view holds and counts only the completions after them live. Two days
+load: an index-only scan, but of every completion since midnight, so it grew with the day's work. It now sums
+the whole hours this view holds and counts only the completions after them live. Two days
 cover "today" in any time zone. Refreshed CONCURRENTLY with the other dashboard views (unique index below).
 """
 from django.db import migrations

@@ -2,16 +2,16 @@
 
 Every claim adds one to its queue's current_load, so it holds that queue's row locked until it commits, and a
 commit waits for the WAL flush. The previous version chose the best task across the queues and then waited for
-that queue's row: with 16 concurrent claimers over 20 queues a quarter of the backends were waiting on a queue
-row at any moment (pg_stat_activity: Lock/transactionid and Lock/tuple), and claims ran at about 0.5 of the plain
-statement's rate. Now the best OPEN task of each queue is found as before (one ordered index probe per queue, SKIP
+that queue's row: with many concurrent claimers over a few queues, backends were seen waiting on a queue
+row (pg_stat_activity: Lock/transactionid and Lock/tuple) instead of claiming another queue's task.
+Now the best OPEN task of each queue is found as before (one ordered index probe per queue, SKIP
 LOCKED), then the candidates are tried best first, each by locking its queue's row with SKIP LOCKED: a queue
 another claim is writing is passed over for the next best queue instead of waited for. Only when every
 candidate's queue is busy does a claim wait, best candidate first, so it never reports "nothing to claim" while
 a task is there. The capacity check is made on the locked row, so concurrent claims never push a queue past its
 max_capacity (the previous version read the load without a lock), and the candidate query no longer reads the
-queue table at all (on a busy system its few pages fill with row versions of the load counter: 0.17 ms of CPU per
-claim at 1M tasks).
+queue table at all (on a busy system its few pages fill with row versions of the load counter, which every
+scan of the table reads).
 
 Claims made one after another still come in priority-then-age order; between claims running at the same moment
 the order was already loose (SKIP LOCKED passes over a task another claim holds), and is now loose across queues

@@ -4,8 +4,8 @@ Before, a claim locked the chosen queue's row (PERFORM ... FOR NO KEY UPDATE SKI
 (a CTE beside the task update) added one to its current_load: two statements, two index lookups of the queue row,
 the row lock's own WAL record and page change before the update's. Now one UPDATE does both, its row locked by a
 SKIP LOCKED subquery in the first pass (a busy queue is still passed over for the next best, as in 0016) and waited
-for in the second. Same answers, same order, same capacity rule. Measured with bench/claim.py's function method at
-16 clients, alternating the two versions over six rounds: +4 to +6 % claims/s (median of per-round ratios).
+for in the second. Same answers, same order, same capacity rule, one statement's work less per claim
+(bench/RESULTS.md has the measurement).
 
 The subquery returns the queue_id, not the row's ctid: the UPDATE then finds the row through the primary key
 and, if another claim committed a newer version after this statement's snapshot, follows it to the version just

@@ -4,8 +4,8 @@ The per-queue probe filtered on `required_skills::text[] <@ p_skills`. When no t
 (the common case), ANALYZE keeps no element statistics for required_skills and the planner takes 0.5 % for that
 condition: a queue of 250 OPEN tasks was expected to hold 2 that match. Expecting to read the whole queue to find
 one, the planner read every OPEN task of the queue (bitmap scan) and sorted them instead of taking the first entry
-of the queue's index range: on 20 queues of 250 tasks, 4.9 ms a claim against 0.37 ms, and at 4 concurrent
-claimers 450-660 claims/s against 2,400-3,100. Large queues (50,000 tasks) were expected to hold 250 matching
+of the queue's index range, so a claim read its whole queue (bench/RESULTS.md has the measurement).
+Large queues (50,000 tasks) were expected to hold 250 matching
 tasks and kept the index probe, so only queues of up to a few thousand tasks, the usual size, were hit.
 
 The filter now reads `required_skills = '{}' OR required_skills <@ p_skills`: the same rows (an empty array is

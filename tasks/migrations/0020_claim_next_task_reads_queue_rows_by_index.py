@@ -6,9 +6,7 @@ last VACUUM left (45 queues, 4 pages: a sequential scan looks cheaper than an in
 twice a claim, once to lock the row and once to update it, reading every live and dead version of every queue.
 The function now runs with enable_seqscan off, so the row is locked and updated through workflow_queues'
 queue_name and primary-key indexes; every other statement in it already probes an index. With a few hundred
-queues the planner takes the indexes by itself and nothing changes. Measured with bench/claim.py's function
-method at 16 clients on 45 queues, alternating the two versions over eight rounds: +7 % claims/s (median of the
-rounds' ratios, 0.96 to 1.16).
+queues the planner takes the indexes by itself and nothing changes (bench/RESULTS.md has the measurement).
 
 Later versions of the function must keep the SET clause: CREATE OR REPLACE drops settings it does not name.
 """

@@ -88,7 +88,7 @@ def generate_cases(count: int, *, assignee, creator) -> None:
 
     At the default target ANALYZE samples 30,000 rows, and the estimates then vary from run to run: about one run
     in thirty estimated 790 legal-review tasks for 660, and with this table size that tips the planner to
-    hash-joining the whole mapping table (60,600 rows read, 11 ms) rather than probing its index. Exact statistics
+    hash-joining the whole mapping table (reading every row of it) rather than probing its index. Exact statistics
     make the plan under test the same on every run.
     """
     with connection.cursor() as cursor:
