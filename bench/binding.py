@@ -21,6 +21,7 @@ Uses claim.py's backlog and claimer (loaded if the bench database holds another 
     .venv/bin/python bench/binding.py
     .venv/bin/python bench/binding.py --rounds 5 --claims 100      # smoke
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,11 +58,25 @@ def use_configuration(name: str) -> None:
 
 def wsgi_claim_next(application, token: str) -> int:
     environ = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": claim.CLAIM_NEXT_PATH, "QUERY_STRING": "", "SCRIPT_NAME": "",
-        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1", "HTTP_AUTHORIZATION": f"Token {token}", "HTTP_ACCEPT": "application/json",
-        "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False, "wsgi.version": (1, 0),
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": claim.CLAIM_NEXT_PATH,
+        "QUERY_STRING": "",
+        "SCRIPT_NAME": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_AUTHORIZATION": f"Token {token}",
+        "HTTP_ACCEPT": "application/json",
+        "CONTENT_LENGTH": "0",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
     }
     statuses = []
     b"".join(application(environ, lambda status, headers, exc_info=None: statuses.append(status)))
@@ -73,9 +88,13 @@ def wsgi_claim_next(application, token: str) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=1_000_000, help="OPEN tasks in the claimer's queues (default 1,000,000)")
+    parser.add_argument(
+        "--tasks", type=int, default=1_000_000, help="OPEN tasks in the claimer's queues (default 1,000,000)"
+    )
     parser.add_argument("--queues", type=int, default=20, help="bench queues (default 20)")
-    parser.add_argument("--rounds", type=int, default=15, help="rounds, each measuring every configuration (default 15)")
+    parser.add_argument(
+        "--rounds", type=int, default=15, help="rounds, each measuring every configuration (default 15)"
+    )
     parser.add_argument("--claims", type=int, default=300, help="claims per configuration and round (default 300)")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", claim.DEFAULT_DATABASE_URL))
     args = parser.parse_args(argv)
@@ -87,8 +106,9 @@ def main(argv=None) -> int:
     django_setup(args.database_url)
     claim.ensure_schema_and_demo(demo_password=secrets.token_urlsafe(12))
     queues, user_id, token = claim.ensure_bench_queues_and_user(queue_count=args.queues, capacity=args.tasks)
-    bench = claim.Bench(database_url=args.database_url, queues=queues, user_id=user_id, token=token, port=0,
-                        tasks=args.tasks)
+    bench = claim.Bench(
+        database_url=args.database_url, queues=queues, user_id=user_id, token=token, port=0, tasks=args.tasks
+    )
     claim.ensure_loaded(argparse.Namespace(reload=False), bench)
     needed = len(CONFIGURATIONS) * 2 * args.rounds * (args.claims + WARM_UP_CLAIMS)
     if needed > args.tasks:
@@ -109,7 +129,9 @@ def main(argv=None) -> int:
     per_claim_ms: dict[tuple[str, str], list[float]] = {}
     ratios: dict[tuple[str, str], list[float]] = {}
     claim.reset_backlog(bench)
-    print(f"{args.rounds} rounds of {args.claims} claims per configuration and path; {claim.python_build()}", flush=True)
+    print(
+        f"{args.rounds} rounds of {args.claims} claims per configuration and path; {claim.python_build()}", flush=True
+    )
     try:
         for round_ in range(args.rounds):
             shift = round_ % len(names)
@@ -126,8 +148,11 @@ def main(argv=None) -> int:
                     per_claim_ms.setdefault((path, name), []).append(timings[name])
                 for name in names:
                     ratios.setdefault((path, name), []).append(timings[name] / timings["client"])
-            print(f"  round {round_ + 1}: " + ", ".join(
-                f"{path} {name} {per_claim_ms[(path, name)][-1]:.3f}" for path in paths for name in names), flush=True)
+            print(
+                f"  round {round_ + 1}: "
+                + ", ".join(f"{path} {name} {per_claim_ms[(path, name)][-1]:.3f}" for path in paths for name in names),
+                flush=True,
+            )
     finally:
         claim.reset_backlog(bench)
 
@@ -135,8 +160,10 @@ def main(argv=None) -> int:
     for path in paths:
         for name in names:
             values = ratios[(path, name)]
-            print(f"{path:<8}{name:<10}{statistics.median(per_claim_ms[(path, name)]):>10.3f}"
-                  f"{statistics.median(values):>10.3f}{f'({min(values):.2f}–{max(values):.2f})':>14}")
+            print(
+                f"{path:<8}{name:<10}{statistics.median(per_claim_ms[(path, name)]):>10.3f}"
+                f"{statistics.median(values):>10.3f}{f'({min(values):.2f}–{max(values):.2f})':>14}"
+            )
     return 0
 
 

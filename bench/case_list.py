@@ -13,6 +13,7 @@ It prints p50 in milliseconds for the API, for the count and for the page.
     .venv/bin/python bench/case_list.py                       # generates 1M cases once (about 3 minutes)
     .venv/bin/python bench/case_list.py --cases 100000 --repeat 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,7 +62,9 @@ def ensure_cases(count: int) -> None:
             print(f"reusing the {count:,} generated cases")
             return
         if have:
-            raise SystemExit(f"the bench database holds {have:,} generated cases, not {count:,}: drop it or use --database-url")
+            raise SystemExit(
+                f"the bench database holds {have:,} generated cases, not {count:,}: drop it or use --database-url"
+            )
         started = time.monotonic()
         bob = User.objects.get(username="bob").pk
         cursor.execute(GENERATE_CASES_SQL, {"count": count, "assignee": bob, "creator": bob})
@@ -76,7 +79,9 @@ def main(argv=None) -> int:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
     args = parser.parse_args(argv)
     if args.cases < PAGE_SIZE * 50 * 5 or args.repeat < 1:
-        parser.error(f"--cases must be at least {PAGE_SIZE * 50 * 5:,} (bob's page 50 must exist) and --repeat at least 1")
+        parser.error(
+            f"--cases must be at least {PAGE_SIZE * 50 * 5:,} (bob's page 50 must exist) and --repeat at least 1"
+        )
 
     ensure_database(args.database_url)
     os.environ.setdefault("DEBUG", "false")
@@ -112,11 +117,19 @@ def main(argv=None) -> int:
                 return 1
             in_scope = json.loads(body)["count"]
             api = p50_ms(lambda: wsgi_get(application, token, "/api/cases/", query), args.repeat)
-            count = p50_ms(lambda: raw.execute(SCOPE_SQL.format(columns="count(*)", tail=""), params).fetchone(),
-                           args.repeat)
-            rows = p50_ms(lambda: raw.execute(SCOPE_SQL.format(
-                columns="c.*", tail=f"ORDER BY c.created_at DESC LIMIT {PAGE_SIZE} OFFSET {(page - 1) * PAGE_SIZE}"),
-                params).fetchall(), args.repeat)
+            count = p50_ms(
+                lambda: raw.execute(SCOPE_SQL.format(columns="count(*)", tail=""), params).fetchone(), args.repeat
+            )
+            rows = p50_ms(
+                lambda: raw.execute(
+                    SCOPE_SQL.format(
+                        columns="c.*",
+                        tail=f"ORDER BY c.created_at DESC LIMIT {PAGE_SIZE} OFFSET {(page - 1) * PAGE_SIZE}",
+                    ),
+                    params,
+                ).fetchall(),
+                args.repeat,
+            )
             print(f"{username:<8}{page:>5}{in_scope:>16,}{api:>9.0f}{count:>11.0f}{rows:>10.0f}")
     return 0
 

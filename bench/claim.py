@@ -42,6 +42,7 @@ Run (from the project root, PostgreSQL reachable; the database is created, migra
 
 Each measurement stops by itself after --seconds (or when the backlog is drained).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -210,8 +211,11 @@ def set_synchronous_commit(database_url: str, on: bool) -> None:
     """Off takes the WAL flush (the disk) out of each claim's commit, so the figures show the claim path's CPU cost."""
     name = conninfo.conninfo_to_dict(database_url)["dbname"]
     with psycopg.connect(conninfo.make_conninfo(database_url, dbname="postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("ALTER DATABASE {} SET synchronous_commit = {}").format(
-            sql.Identifier(name), sql.SQL("on" if on else "off")))
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET synchronous_commit = {}").format(
+                sql.Identifier(name), sql.SQL("on" if on else "off")
+            )
+        )
 
 
 def ensure_schema_and_demo(demo_password: str) -> None:
@@ -222,7 +226,11 @@ def ensure_schema_and_demo(demo_password: str) -> None:
 
 
 def ensure_bench_queues_and_user(
-    *, queue_count: int, capacity: int, prefix: str = QUEUE_PREFIX, username: str = BENCH_USER,
+    *,
+    queue_count: int,
+    capacity: int,
+    prefix: str = QUEUE_PREFIX,
+    username: str = BENCH_USER,
     role_code: str = BENCH_ROLE,
 ) -> tuple[list[str], int, str]:
     """Bench queues, a role that may work them, a claimer holding only that role, and its API token."""
@@ -233,7 +241,9 @@ def ensure_bench_queues_and_user(
     names = [f"{prefix}{i:02d}" for i in range(queue_count)]
     for name in names:
         queue_save(queue_name=name, display_name=f"Benchmark {name}", max_capacity=capacity, current_load=0)
-    role = role_save(role_code=role_code, name=f"Benchmark claimer ({prefix}*)", queue_names=names, permissions=["work"])
+    role = role_save(
+        role_code=role_code, name=f"Benchmark claimer ({prefix}*)", queue_names=names, permissions=["work"]
+    )
     user, _ = User.objects.get_or_create(username=username, defaults={"email": f"{username}@example.org"})
     user.set_unusable_password()
     user.save(update_fields=["password"])
@@ -254,10 +264,17 @@ def load_backlog(bench: Bench, tasks: int) -> float:
                 [bench.queues],
             )
             conn.execute("DELETE FROM flowable.workflow_tasks WHERE queue_name = ANY(%s)", [bench.queues])
-            conn.execute("UPDATE queues.workflow_queues SET current_load = 0 WHERE queue_name = ANY(%s)", [bench.queues])
+            conn.execute(
+                "UPDATE queues.workflow_queues SET current_load = 0 WHERE queue_name = ANY(%s)", [bench.queues]
+            )
             conn.execute(
                 LOAD_SQL,
-                {"tasks": tasks, "queues": bench.queues, "queue_count": len(bench.queues), "spread": CREATED_AT_SPREAD_SECONDS},
+                {
+                    "tasks": tasks,
+                    "queues": bench.queues,
+                    "queue_count": len(bench.queues),
+                    "spread": CREATED_AT_SPREAD_SECONDS,
+                },
             )
         vacuum(conn)
     return time.monotonic() - started
@@ -286,7 +303,9 @@ def reset_backlog(bench: Bench) -> None:
                 [bench.queues],
             )
             conn.execute("DELETE FROM flowable.task_history WHERE actor_id = %s", [bench.user_id])
-            conn.execute("UPDATE queues.workflow_queues SET current_load = 0 WHERE queue_name = ANY(%s)", [bench.queues])
+            conn.execute(
+                "UPDATE queues.workflow_queues SET current_load = 0 WHERE queue_name = ANY(%s)", [bench.queues]
+            )
         vacuum(conn)
 
 
@@ -371,7 +390,7 @@ class HttpClient:
             self.sock.sendall(self.request)
             while (end := self.buffer.find(b"\r\n\r\n")) < 0:
                 self._read_more()
-        head, self.buffer = self.buffer[:end].decode("latin-1"), self.buffer[end + 4:]
+        head, self.buffer = self.buffer[:end].decode("latin-1"), self.buffer[end + 4 :]
         lines = head.split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
         headers = {}
@@ -551,11 +570,22 @@ def start_gunicorn(args, bench: Bench) -> subprocess.Popen:
         "API_THROTTLE_USER_RATE": "off",
     }
     command = [
-        str(Path(sys.executable).with_name("gunicorn")), "workflow_project.wsgi",
-        "--config", "python:workflow_project.gunicorn_config",
-        "--bind", f"{HTTP_HOST}:{bench.port}",
-        "--workers", str(args.http_workers), "--threads", str(args.http_threads), "--worker-class", args.http_worker_class,
-        "--keep-alive", "60", "--log-level", "warning",
+        str(Path(sys.executable).with_name("gunicorn")),
+        "workflow_project.wsgi",
+        "--config",
+        "python:workflow_project.gunicorn_config",
+        "--bind",
+        f"{HTTP_HOST}:{bench.port}",
+        "--workers",
+        str(args.http_workers),
+        "--threads",
+        str(args.http_threads),
+        "--worker-class",
+        args.http_worker_class,
+        "--keep-alive",
+        "60",
+        "--log-level",
+        "warning",
     ]
     server = subprocess.Popen(command, cwd=PROJECT_DIR, env=env, start_new_session=True)
     deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
@@ -679,8 +709,11 @@ def run_methods(args, benches: list[Bench]) -> Results:
                         m = measure(method, bench, clients, args.seconds, round_)
                         status = "ok" if not m.problems else "FAILED: " + "; ".join(m.problems)
                         backlog = f" {bench.tasks:>9,} tasks" if len(benches) > 1 else ""
-                        print(f"  round {round_}  {method:<8} {clients:>3} clients{backlog}: {m.per_second:8.0f} "
-                              f"claims/s  ({m.claims} claims, {status})", flush=True)
+                        print(
+                            f"  round {round_}  {method:<8} {clients:>3} clients{backlog}: {m.per_second:8.0f} "
+                            f"claims/s  ({m.claims} claims, {status})",
+                            flush=True,
+                        )
                         rounds.setdefault((bench.tasks, method, clients), []).append(m)
                         measured[bench.tasks].append((method, m.per_second))
                 if len(sizes) == 2:
@@ -696,8 +729,12 @@ def run_methods(args, benches: list[Bench]) -> Results:
         reset_backlog(bench)
     cells = {
         bench.tasks: [
-            Cell(method=method, clients=clients, rounds=rounds[(bench.tasks, method, clients)],
-                 ratios=ratios.get((bench.tasks, method, clients), []))
+            Cell(
+                method=method,
+                clients=clients,
+                rounds=rounds[(bench.tasks, method, clients)],
+                ratios=ratios.get((bench.tasks, method, clients), []),
+            )
             for method in args.methods
             for clients in args.clients
         ]
@@ -708,8 +745,10 @@ def run_methods(args, benches: list[Bench]) -> Results:
 
 def print_table(cells: list[Cell], title: str) -> None:
     print(f"\n{title}")
-    print(f"{'method':<9}{'clients':>8}{'claims/s':>10}{'(min–max)':>14}{'p50 ms':>9}{'p99 ms':>9}{'÷ sql':>7}"
-          f"{'(min–max)':>13}  checks")
+    print(
+        f"{'method':<9}{'clients':>8}{'claims/s':>10}{'(min–max)':>14}{'p50 ms':>9}{'p99 ms':>9}{'÷ sql':>7}"
+        f"{'(min–max)':>13}  checks"
+    )
     for cell in cells:
         rates = [m.per_second for m in cell.rounds]
         latencies = cell.latencies_ms
@@ -717,9 +756,11 @@ def print_table(cells: list[Cell], title: str) -> None:
         checks = "ok" if not cell.problems else "FAILED"
         if cell.drained:
             checks += " (backlog drained)"
-        print(f"{cell.method:<9}{cell.clients:>8}{cell.per_second:>10.0f}{f'({min(rates):.0f}–{max(rates):.0f})':>14}"
-              f"{percentile(latencies, 0.50):>9.2f}{percentile(latencies, 0.99):>9.2f}{cell.ratio:>7.2f}{spread:>13}"
-              f"  {checks}")
+        print(
+            f"{cell.method:<9}{cell.clients:>8}{cell.per_second:>10.0f}{f'({min(rates):.0f}–{max(rates):.0f})':>14}"
+            f"{percentile(latencies, 0.50):>9.2f}{percentile(latencies, 0.99):>9.2f}{cell.ratio:>7.2f}{spread:>13}"
+            f"  {checks}"
+        )
 
 
 def print_targets(cells: list[Cell]) -> None:
@@ -728,18 +769,24 @@ def print_targets(cells: list[Cell]) -> None:
         if not cell.ratios:
             continue
         if cell.method == "service" and cell.clients == TARGET_SERVICE_CLIENTS:
-            print(f"  service/sql at {cell.clients:>2} clients = {cell.ratio:.2f}  (target ≥ {TARGET_SERVICE_RATIO}: "
-                  f"{'met' if cell.ratio >= TARGET_SERVICE_RATIO else 'MISSED'})")
+            print(
+                f"  service/sql at {cell.clients:>2} clients = {cell.ratio:.2f}  (target ≥ {TARGET_SERVICE_RATIO}: "
+                f"{'met' if cell.ratio >= TARGET_SERVICE_RATIO else 'MISSED'})"
+            )
         elif cell.method == "http":
-            print(f"  http/sql    at {cell.clients:>2} clients = {cell.ratio:.2f}  (target ≥ {TARGET_HTTP_RATIO}: "
-                  f"{'met' if cell.ratio >= TARGET_HTTP_RATIO else 'MISSED'})")
+            print(
+                f"  http/sql    at {cell.clients:>2} clients = {cell.ratio:.2f}  (target ≥ {TARGET_HTTP_RATIO}: "
+                f"{'met' if cell.ratio >= TARGET_HTTP_RATIO else 'MISSED'})"
+            )
 
 
 def print_backlog_comparison(results: Results, small_n: int, large_n: int) -> bool:
     """Per method and client count: the median over the rounds of the rate at `large_n` over the rate at
     `small_n` measured right before or after it. True if every one is within BACKLOG_TOLERANCE."""
-    print(f"\nBacklog {small_n:,} vs {large_n:,} (median claims/s of each; change = median of the rounds' "
-          f"large/small ratios, the two measured back to back; target: within {BACKLOG_TOLERANCE:.0%})")
+    print(
+        f"\nBacklog {small_n:,} vs {large_n:,} (median claims/s of each; change = median of the rounds' "
+        f"large/small ratios, the two measured back to back; target: within {BACKLOG_TOLERANCE:.0%})"
+    )
     small_cells = {(c.method, c.clients): c for c in results.cells[small_n]}
     all_within = True
     for cell in results.cells[large_n]:
@@ -749,48 +796,81 @@ def print_backlog_comparison(results: Results, small_n: int, large_n: int) -> bo
         change = statistics.median(pairs) - 1
         within = abs(change) <= BACKLOG_TOLERANCE
         all_within &= within
-        print(f"  {cell.method:<8} {cell.clients:>3} clients: {small_cells[(cell.method, cell.clients)].per_second:8.0f}"
-              f" → {cell.per_second:8.0f}  ({change:+.0%}, rounds {min(pairs) - 1:+.0%} to {max(pairs) - 1:+.0%}, "
-              f"{'within' if within else 'OUTSIDE'})")
+        print(
+            f"  {cell.method:<8} {cell.clients:>3} clients: {small_cells[(cell.method, cell.clients)].per_second:8.0f}"
+            f" → {cell.per_second:8.0f}  ({change:+.0%}, rounds {min(pairs) - 1:+.0%} to {max(pairs) - 1:+.0%}, "
+            f"{'within' if within else 'OUTSIDE'})"
+        )
     return all_within
 
 
 def ensure_loaded(args, bench: Bench) -> None:
     if args.reload or bench_task_count(bench) != bench.tasks:
         seconds = load_backlog(bench, bench.tasks)
-        print(f"loaded {bench.tasks:,} OPEN tasks into {len(bench.queues)} queues ({bench.queues[0]}…) in "
-              f"{seconds:.1f} s (incl. VACUUM ANALYZE)")
+        print(
+            f"loaded {bench.tasks:,} OPEN tasks into {len(bench.queues)} queues ({bench.queues[0]}…) in "
+            f"{seconds:.1f} s (incl. VACUUM ANALYZE)"
+        )
     else:
         print(f"reusing the {bench.tasks:,} bench tasks already loaded in {bench.queues[0]}…")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tasks", type=int, default=1_000_000, help="OPEN tasks in the backlog (default 1,000,000)")
     parser.add_argument("--queues", type=int, default=20, help="bench queues the tasks are spread over (default 20)")
-    parser.add_argument("--clients", default="1,4,16", help="comma-separated concurrent claimer counts (default 1,4,16)")
+    parser.add_argument(
+        "--clients", default="1,4,16", help="comma-separated concurrent claimer counts (default 1,4,16)"
+    )
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each measurement (default 4)")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="times every cell is measured, each method between two sql measurements (default 5; "
-                             "the table shows medians)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="times every cell is measured, each method between two sql measurements (default 5; "
+        "the table shows medians)",
+    )
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
-                        help=f"the benchmark's own database (default {DEFAULT_DATABASE_URL}; BENCH_DATABASE_URL)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
+        help=f"the benchmark's own database (default {DEFAULT_DATABASE_URL}; BENCH_DATABASE_URL)",
+    )
     parser.add_argument("--port", type=int, default=8765, help="port for the gunicorn the script starts (default 8765)")
     parser.add_argument("--http-workers", type=int, default=4, help="gunicorn worker processes (default 4: 2 per core)")
-    parser.add_argument("--http-threads", type=int, default=1, help="gunicorn threads per worker, gthread only (default 1)")
-    parser.add_argument("--http-worker-class", default="sync", choices=WORKER_CLASSES,
-                        help="gunicorn worker class (default sync: one request at a time per process, the connection "
-                             "closed after each response; gthread: --http-threads threads per process, connections "
-                             "kept open)")
-    parser.add_argument("--pool", action=argparse.BooleanOptionalAction, default=False,
-                        help="DATABASE_POOL for gunicorn: Django's psycopg pool, a checkout per request (default off, "
-                             "as in the settings: one persistent connection per worker, CONN_HEALTH_CHECKS on)")
-    parser.add_argument("--synchronous-commit", action=argparse.BooleanOptionalAction, default=True,
-                        help="synchronous_commit of the bench database (default on; off: no disk flush per claim)")
-    parser.add_argument("--compare-backlog", type=int, metavar="N",
-                        help="also measure a backlog of N tasks (e.g. 100000) in its own queues, every measurement "
-                             "taken on both backlogs one right after the other, and compare them")
+    parser.add_argument(
+        "--http-threads", type=int, default=1, help="gunicorn threads per worker, gthread only (default 1)"
+    )
+    parser.add_argument(
+        "--http-worker-class",
+        default="sync",
+        choices=WORKER_CLASSES,
+        help="gunicorn worker class (default sync: one request at a time per process, the connection "
+        "closed after each response; gthread: --http-threads threads per process, connections "
+        "kept open)",
+    )
+    parser.add_argument(
+        "--pool",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="DATABASE_POOL for gunicorn: Django's psycopg pool, a checkout per request (default off, "
+        "as in the settings: one persistent connection per worker, CONN_HEALTH_CHECKS on)",
+    )
+    parser.add_argument(
+        "--synchronous-commit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="synchronous_commit of the bench database (default on; off: no disk flush per claim)",
+    )
+    parser.add_argument(
+        "--compare-backlog",
+        type=int,
+        metavar="N",
+        help="also measure a backlog of N tasks (e.g. 100000) in its own queues, every measurement "
+        "taken on both backlogs one right after the other, and compare them",
+    )
     parser.add_argument("--reload", action="store_true", help="reload the backlog even if it has the right size")
     args = parser.parse_args(argv)
     args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
@@ -822,29 +902,49 @@ def main(argv=None) -> int:
     django_setup(args.database_url)
     ensure_schema_and_demo(demo_password=secrets.token_urlsafe(12))
     queues, user_id, token = ensure_bench_queues_and_user(queue_count=args.queues, capacity=args.tasks)
-    bench = Bench(database_url=args.database_url, queues=queues, user_id=user_id, token=token, port=args.port,
-                  tasks=args.tasks)
+    bench = Bench(
+        database_url=args.database_url, queues=queues, user_id=user_id, token=token, port=args.port, tasks=args.tasks
+    )
     benches = [bench]
     if args.compare_backlog:
         queues, user_id, token = ensure_bench_queues_and_user(
-            queue_count=args.queues, capacity=args.compare_backlog, prefix=SMALL_QUEUE_PREFIX,
-            username=SMALL_BENCH_USER, role_code=SMALL_BENCH_ROLE)
-        benches.insert(0, Bench(database_url=args.database_url, queues=queues, user_id=user_id, token=token,
-                                port=args.port, tasks=args.compare_backlog))
-    print(f"database {conninfo.conninfo_to_dict(args.database_url)['dbname']}, claimer {BENCH_USER}, "
-          f"{os.cpu_count()} CPUs; every claimer is a process; gunicorn {args.http_workers}×{args.http_threads} "
-          f"{args.http_worker_class}, DATABASE_POOL={'on' if args.pool else 'off'}, "
-          f"synchronous_commit={'on' if args.synchronous_commit else 'off'}; {python_build()}")
+            queue_count=args.queues,
+            capacity=args.compare_backlog,
+            prefix=SMALL_QUEUE_PREFIX,
+            username=SMALL_BENCH_USER,
+            role_code=SMALL_BENCH_ROLE,
+        )
+        benches.insert(
+            0,
+            Bench(
+                database_url=args.database_url,
+                queues=queues,
+                user_id=user_id,
+                token=token,
+                port=args.port,
+                tasks=args.compare_backlog,
+            ),
+        )
+    print(
+        f"database {conninfo.conninfo_to_dict(args.database_url)['dbname']}, claimer {BENCH_USER}, "
+        f"{os.cpu_count()} CPUs; every claimer is a process; gunicorn {args.http_workers}×{args.http_threads} "
+        f"{args.http_worker_class}, DATABASE_POOL={'on' if args.pool else 'off'}, "
+        f"synchronous_commit={'on' if args.synchronous_commit else 'off'}; {python_build()}"
+    )
 
     for each in benches:
         ensure_loaded(args, each)
-    print(f"measuring {', '.join(args.methods)} at {args.clients} clients, {args.rounds} rounds of {args.seconds:g} s"
-          + (f", each on {args.compare_backlog:,} and {args.tasks:,} tasks in turn" if args.compare_backlog else ""),
-          flush=True)
+    print(
+        f"measuring {', '.join(args.methods)} at {args.clients} clients, {args.rounds} rounds of {args.seconds:g} s"
+        + (f", each on {args.compare_backlog:,} and {args.tasks:,} tasks in turn" if args.compare_backlog else ""),
+        flush=True,
+    )
     results = run_methods(args, benches)
     for each in benches:
-        print_table(results.cells[each.tasks], f"{each.tasks:,} OPEN tasks in {len(each.queues)} queues, "
-                                               f"{args.rounds} rounds of {args.seconds:g} s")
+        print_table(
+            results.cells[each.tasks],
+            f"{each.tasks:,} OPEN tasks in {len(each.queues)} queues, {args.rounds} rounds of {args.seconds:g} s",
+        )
     print_targets(results.cells[args.tasks])
     if args.compare_backlog:
         print_backlog_comparison(results, args.compare_backlog, args.tasks)

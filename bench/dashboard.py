@@ -17,6 +17,7 @@ Each is run --repeat times after two warm-ups; it prints p50, p95 and max in mil
     .venv/bin/python bench/dashboard.py --tasks 1000000
     .venv/bin/python bench/dashboard.py --tasks 10000000     # tops the same database up: about 10-15 minutes
 """
+
 from __future__ import annotations
 
 import argparse
@@ -102,8 +103,10 @@ def measure(label: str, call, repeat: int) -> None:
             timings.append((time.perf_counter() - started) * 1000)
     timings.sort()
     p95 = timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))]
-    print(f"{label:<13} p50 {statistics.median(timings):8.1f} ms   p95 {p95:8.1f} ms   max {timings[-1]:8.1f} ms"
-          f"   {len(queries.captured_queries):3d} queries")
+    print(
+        f"{label:<13} p50 {statistics.median(timings):8.1f} ms   p95 {p95:8.1f} ms   max {timings[-1]:8.1f} ms"
+        f"   {len(queries.captured_queries):3d} queries"
+    )
 
 
 def main() -> int:
@@ -131,6 +134,7 @@ def main() -> int:
         def call():
             response = client.get(url)
             assert response.status_code == 200, (url, response.status_code)
+
         return call
 
     scrape = RequestFactory().get("/metrics", REMOTE_ADDR="127.0.0.1")
@@ -138,8 +142,11 @@ def main() -> int:
     measure("selector", lambda: supervisor_dashboard(user=supervisor), args.repeat)
     measure("admin index", get("/admin/"), args.repeat)
     measure("changelist", get("/admin/tasks/workflowtask/"), args.repeat)
-    measure("filtered", get("/admin/tasks/workflowtask/?queue__queue_name__exact=legal-review&status__exact=OPEN"
-                            "&overdue=yes"), args.repeat)
+    measure(
+        "filtered",
+        get("/admin/tasks/workflowtask/?queue__queue_name__exact=legal-review&status__exact=OPEN&overdue=yes"),
+        args.repeat,
+    )
     measure("metrics", lambda: metrics(scrape), args.repeat)
     return 0
 

@@ -12,6 +12,7 @@ It prints starts/s and completions/s for both and the ratios service/engine.
     .venv/bin/python bench/engine.py                     # 200 instances
     .venv/bin/python bench/engine.py --instances 1000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,15 +66,21 @@ def run_services(instances: int) -> tuple[float, float]:
         definition_deploy(user=supervisor, bpmn_xml=MODEL.read_text())
     started = time.perf_counter()
     ids = [
-        process_start(user=alice, process_key="onecms_case_handling", business_key=f"BENCH-{n}",
-                      variables={"case_number": f"BENCH-{n}"}).pk
+        process_start(
+            user=alice,
+            process_key="onecms_case_handling",
+            business_key=f"BENCH-{n}",
+            variables={"case_number": f"BENCH-{n}"},
+        ).pk
         for n in range(instances)
     ]
     start_seconds = time.perf_counter() - started
     started = time.perf_counter()
     for instance_id in ids:
         for variables in (INTAKE, TRIAGE):
-            task = WorkflowTask.objects.filter(process_instance_id=instance_id, status="OPEN").order_by("task_id").first()
+            task = (
+                WorkflowTask.objects.filter(process_instance_id=instance_id, status="OPEN").order_by("task_id").first()
+            )
             task_claim(user=alice, task_id=task.pk)
             task_complete(user=alice, task_id=task.pk, variables=variables)
     return start_seconds, time.perf_counter() - started
@@ -90,11 +97,16 @@ def cleanup(prefix: str = "BENCH-") -> None:
             " SELECT 1",
             [prefix + "%"],
         )
-        cursor.execute("DELETE FROM flowable.workflow_tasks WHERE process_instance_id IN (SELECT process_instance_id"
-                       " FROM flowable.process_instances WHERE business_key LIKE %s)", [prefix + "%"])
+        cursor.execute(
+            "DELETE FROM flowable.workflow_tasks WHERE process_instance_id IN (SELECT process_instance_id"
+            " FROM flowable.process_instances WHERE business_key LIKE %s)",
+            [prefix + "%"],
+        )
         cursor.execute("DELETE FROM flowable.process_instances WHERE business_key LIKE %s", [prefix + "%"])
-        cursor.execute("UPDATE queues.workflow_queues q SET current_load = (SELECT count(*) FROM flowable.workflow_tasks t"
-                       " WHERE t.queue_name = q.queue_name AND t.status = 'CLAIMED')")
+        cursor.execute(
+            "UPDATE queues.workflow_queues q SET current_load = (SELECT count(*) FROM flowable.workflow_tasks t"
+            " WHERE t.queue_name = q.queue_name AND t.status = 'CLAIMED')"
+        )
 
 
 def main() -> int:

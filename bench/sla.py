@@ -14,6 +14,7 @@ once and no other task was touched; it exits 1 otherwise.
     .venv/bin/python bench/sla.py                        # 1M tasks, 100k overdue
     .venv/bin/python bench/sla.py --tasks 200000 --overdue 20000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,13 +68,18 @@ def prepare(queue_count: int, tasks: int, overdue: int) -> list[str]:
     for name in names:
         queue_save(queue_name=name, display_name=name, max_capacity=tasks, escalation_rules=RULES)
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM flowable.task_history WHERE task_id IN "
-                       "(SELECT task_id FROM flowable.workflow_tasks WHERE queue_name = ANY(%s))", [names])
+        cursor.execute(
+            "DELETE FROM flowable.task_history WHERE task_id IN "
+            "(SELECT task_id FROM flowable.workflow_tasks WHERE queue_name = ANY(%s))",
+            [names],
+        )
         cursor.execute("DELETE FROM flowable.workflow_tasks WHERE queue_name = ANY(%s)", [names])
         started = time.perf_counter()
         cursor.execute(LOAD_SQL, {"queues": names, "queue_count": queue_count, "overdue": overdue, "tasks": tasks})
-        print(f"loaded {tasks:,} tasks ({overdue:,} overdue) in {queue_count} queues "
-              f"in {time.perf_counter() - started:.1f} s")
+        print(
+            f"loaded {tasks:,} tasks ({overdue:,} overdue) in {queue_count} queues "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
     return names
 
 
@@ -81,10 +87,16 @@ def reset(names: list[str]) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM flowable.task_history WHERE event_type = 'ESCALATED' AND task_id IN "
-                       "(SELECT task_id FROM flowable.workflow_tasks WHERE queue_name = ANY(%s))", [names])
-        cursor.execute("UPDATE flowable.workflow_tasks SET escalation_level = 0, priority = GREATEST(0, priority - 10) "
-                       "WHERE queue_name = ANY(%s) AND escalation_level = 1", [names])
+        cursor.execute(
+            "DELETE FROM flowable.task_history WHERE event_type = 'ESCALATED' AND task_id IN "
+            "(SELECT task_id FROM flowable.workflow_tasks WHERE queue_name = ANY(%s))",
+            [names],
+        )
+        cursor.execute(
+            "UPDATE flowable.workflow_tasks SET escalation_level = 0, priority = GREATEST(0, priority - 10) "
+            "WHERE queue_name = ANY(%s) AND escalation_level = 1",
+            [names],
+        )
         cursor.execute("VACUUM ANALYZE flowable.workflow_tasks")
         cursor.execute("VACUUM ANALYZE flowable.task_history")
 
@@ -94,12 +106,18 @@ def check(names: list[str], overdue: int) -> list[str]:
 
     problems = []
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FILTER (WHERE escalation_level = 1), count(*) FILTER (WHERE escalation_level > 1),"
-                       " count(*) FILTER (WHERE escalation_level = 1 AND due_date >= now())"
-                       " FROM flowable.workflow_tasks WHERE queue_name = ANY(%s)", [names])
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE escalation_level = 1), count(*) FILTER (WHERE escalation_level > 1),"
+            " count(*) FILTER (WHERE escalation_level = 1 AND due_date >= now())"
+            " FROM flowable.workflow_tasks WHERE queue_name = ANY(%s)",
+            [names],
+        )
         escalated, twice, wrong = cursor.fetchone()
-        cursor.execute("SELECT count(*), count(DISTINCT task_id) FROM flowable.task_history WHERE event_type = 'ESCALATED'"
-                       " AND task_id IN (SELECT task_id FROM flowable.workflow_tasks WHERE queue_name = ANY(%s))", [names])
+        cursor.execute(
+            "SELECT count(*), count(DISTINCT task_id) FROM flowable.task_history WHERE event_type = 'ESCALATED'"
+            " AND task_id IN (SELECT task_id FROM flowable.workflow_tasks WHERE queue_name = ANY(%s))",
+            [names],
+        )
         events, distinct = cursor.fetchone()
     if escalated != overdue:
         problems.append(f"{escalated} tasks escalated, expected {overdue}")

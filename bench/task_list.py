@@ -17,6 +17,7 @@ OFFSET ...`). It prints p50/p95 in milliseconds, the ratio of the API's p50 to t
     .venv/bin/python bench/task_list.py
     .venv/bin/python bench/task_list.py --tasks 100000 --repeat 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,9 @@ def p(samples: list[float], fraction: float) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=1_000_000, help="OPEN tasks in the claimer's queues (default 1,000,000)")
+    parser.add_argument(
+        "--tasks", type=int, default=1_000_000, help="OPEN tasks in the claimer's queues (default 1,000,000)"
+    )
     parser.add_argument("--queues", type=int, default=20, help="bench queues (default 20)")
     parser.add_argument("--repeat", type=int, default=10, help="timed runs per case (default 10)")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", claim.DEFAULT_DATABASE_URL))
@@ -86,16 +89,22 @@ def main(argv=None) -> int:
         api = timed_ms(lambda: wsgi_get(application, token, "/api/workflow/tasks/", query), args.repeat)
 
         in_scope = sql.SQL("queue_name IN ({}) {}").format(
-            sql.SQL(", ").join(sql.Literal(name) for name in names), sql.SQL(condition))
+            sql.SQL(", ").join(sql.Literal(name) for name in names), sql.SQL(condition)
+        )
 
         def baseline():
             raw.execute(sql.SQL("SELECT count(*) FROM flowable.workflow_tasks WHERE {}").format(in_scope)).fetchone()
-            raw.execute(sql.SQL("SELECT * FROM flowable.workflow_tasks WHERE {} {} LIMIT {} OFFSET {}").format(
-                in_scope, sql.SQL(order), PAGE_SIZE, offset)).fetchall()
+            raw.execute(
+                sql.SQL("SELECT * FROM flowable.workflow_tasks WHERE {} {} LIMIT {} OFFSET {}").format(
+                    in_scope, sql.SQL(order), PAGE_SIZE, offset
+                )
+            ).fetchall()
 
         plain = timed_ms(baseline, args.repeat)
-        print(f"{label:<11}{p(api, .5):>9.0f}{p(api, .95):>8.0f}{len(statements):>9}"
-              f"{p(plain, .5):>9.0f}{p(plain, .95):>8.0f}{statistics.median(api) / statistics.median(plain):>11.2f}")
+        print(
+            f"{label:<11}{p(api, 0.5):>9.0f}{p(api, 0.95):>8.0f}{len(statements):>9}"
+            f"{p(plain, 0.5):>9.0f}{p(plain, 0.95):>8.0f}{statistics.median(api) / statistics.median(plain):>11.2f}"
+        )
     return 0
 
 

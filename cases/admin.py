@@ -10,6 +10,7 @@ Decisions:
 - Big tables: ordered by primary key (an index serves it), counts capped, no date hierarchy (its min/max and
   DISTINCT over every visible case would be a full pass per page load).
 """
+
 from __future__ import annotations
 
 import json
@@ -92,8 +93,17 @@ class CaseAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
     list_select_related = ("assigned_to",)
     ordering = ("-case_id",)  # the primary key serves it; the model's -created_at would sort every visible case
     fields = (
-        "case_number", "title", "status", "priority", "assigned_to", "created_by", "description", "allegations",
-        "created_at", "updated_at", "closed_at",
+        "case_number",
+        "title",
+        "status",
+        "priority",
+        "assigned_to",
+        "created_by",
+        "description",
+        "allegations",
+        "created_at",
+        "updated_at",
+        "closed_at",
     )
     inlines = [CaseWorkflowMappingInline, CaseEventInline]
 

@@ -1,4 +1,5 @@
 """REST API for cases: open one (which starts its workflow), list and read them with routing history."""
+
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
@@ -25,8 +26,19 @@ class CaseSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Case
-        fields = ["id", "case_number", "title", "description", "allegations", "status", "priority", "assigned_to",
-                  "created_at", "updated_at", "closed_at"]
+        fields = [
+            "id",
+            "case_number",
+            "title",
+            "description",
+            "allegations",
+            "status",
+            "priority",
+            "assigned_to",
+            "created_at",
+            "updated_at",
+            "closed_at",
+        ]
         read_only_fields = fields
 
 
@@ -40,16 +52,31 @@ class CaseDetailSerializer(CaseSerializer):
 
     def get_workflows(self, case) -> list[dict]:
         return [
-            {"process_instance": m.process_instance_id, "workflow_type": m.workflow_type, "routing_history": m.routing_history}
+            {
+                "process_instance": m.process_instance_id,
+                "workflow_type": m.workflow_type,
+                "routing_history": m.routing_history,
+            }
             for m in case.workflow_mappings.order_by("mapping_id")
         ]
 
     def get_current_tasks(self, case) -> list[dict]:
-        rows = WorkflowTask.objects.filter(
-            process_instance__case_mapping__case=case, status__in=["OPEN", "CLAIMED"]
-        ).order_by("task_id").values("task_id", "name", "queue_id", "status", "assignee__username", "due_date")
-        return [{"id": r["task_id"], "name": r["name"], "queue": r["queue_id"], "status": r["status"],
-                 "assignee": r["assignee__username"], "due_date": r["due_date"]} for r in rows]
+        rows = (
+            WorkflowTask.objects.filter(process_instance__case_mapping__case=case, status__in=["OPEN", "CLAIMED"])
+            .order_by("task_id")
+            .values("task_id", "name", "queue_id", "status", "assignee__username", "due_date")
+        )
+        return [
+            {
+                "id": r["task_id"],
+                "name": r["name"],
+                "queue": r["queue_id"],
+                "status": r["status"],
+                "assignee": r["assignee__username"],
+                "due_date": r["due_date"],
+            }
+            for r in rows
+        ]
 
 
 class CaseOpenSerializer(serializers.Serializer):
@@ -79,8 +106,13 @@ class CaseViewSet(viewsets.GenericViewSet):
     def create(self, request):
         data = TaskViewSet.validated(CaseOpenSerializer, request)
         case = services.case_open(
-            user=request.user, title=data["title"], description=data["description"], allegations=data["allegations"],
-            workflow_type=data["workflow_type"], priority=data["priority"], via_account=via(request),
+            user=request.user,
+            title=data["title"],
+            description=data["description"],
+            allegations=data["allegations"],
+            workflow_type=data["workflow_type"],
+            priority=data["priority"],
+            via_account=via(request),
         )
         return Response(CaseDetailSerializer(case).data, status=status.HTTP_201_CREATED)
 

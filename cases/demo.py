@@ -1,4 +1,5 @@
 """The demo organisation: departments, skills, queues, roles and users. Applied by `manage.py seed_demo`."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,17 +17,54 @@ DEPARTMENTS = [
 SKILLS = [("fraud", "Fraud investigation"), ("legal", "Legal review")]
 
 QUEUES = [
-    dict(queue_name="intake", display_name="Intake", queue_type="STANDARD", department="investigations",
-         sla_default_hours=24, max_capacity=200, routing_strategy="ROUND_ROBIN", overflow="triage"),
-    dict(queue_name="triage", display_name="Triage", queue_type="STANDARD", department="investigations",
-         sla_default_hours=48, max_capacity=200, routing_strategy="LEAST_LOADED"),
-    dict(queue_name="fraud-investigation", display_name="Fraud investigation", queue_type="SPECIALIZED",
-         department="fraud", sla_default_hours=240, max_capacity=100, routing_strategy="SKILL_BASED",
-         required_skills=["fraud"]),
-    dict(queue_name="legal-review", display_name="Legal review", queue_type="SPECIALIZED", department="legal",
-         sla_default_hours=120, max_capacity=50, routing_strategy="LEAST_LOADED"),
-    dict(queue_name="escalations", display_name="Escalations", queue_type="PRIORITY", department="investigations",
-         sla_default_hours=8, max_capacity=50, routing_strategy="PRIORITY_WEIGHTED", priority_weight=3),
+    dict(
+        queue_name="intake",
+        display_name="Intake",
+        queue_type="STANDARD",
+        department="investigations",
+        sla_default_hours=24,
+        max_capacity=200,
+        routing_strategy="ROUND_ROBIN",
+        overflow="triage",
+    ),
+    dict(
+        queue_name="triage",
+        display_name="Triage",
+        queue_type="STANDARD",
+        department="investigations",
+        sla_default_hours=48,
+        max_capacity=200,
+        routing_strategy="LEAST_LOADED",
+    ),
+    dict(
+        queue_name="fraud-investigation",
+        display_name="Fraud investigation",
+        queue_type="SPECIALIZED",
+        department="fraud",
+        sla_default_hours=240,
+        max_capacity=100,
+        routing_strategy="SKILL_BASED",
+        required_skills=["fraud"],
+    ),
+    dict(
+        queue_name="legal-review",
+        display_name="Legal review",
+        queue_type="SPECIALIZED",
+        department="legal",
+        sla_default_hours=120,
+        max_capacity=50,
+        routing_strategy="LEAST_LOADED",
+    ),
+    dict(
+        queue_name="escalations",
+        display_name="Escalations",
+        queue_type="PRIORITY",
+        department="investigations",
+        sla_default_hours=8,
+        max_capacity=50,
+        routing_strategy="PRIORITY_WEIGHTED",
+        priority_weight=3,
+    ),
 ]
 
 ALL_QUEUES = [q["queue_name"] for q in QUEUES]
@@ -69,13 +107,22 @@ class DemoUser:
 
 
 USERS = [
-    DemoUser("supervisor", "Sam", "Supervisor", "investigations", ["floor-supervisor", "workflow-deployer"],
-             is_staff=True),
+    DemoUser(
+        "supervisor", "Sam", "Supervisor", "investigations", ["floor-supervisor", "workflow-deployer"], is_staff=True
+    ),
     DemoUser("alice", "Alice", "Adams", "investigations", ["intake-caseworker", "triage-caseworker"]),
     DemoUser("bob", "Bob", "Brown", "fraud", ["fraud-investigator"], skills=["fraud"]),
     DemoUser("carol", "Carol", "Clark", "legal", ["legal-reviewer"], skills=["legal"]),
-    DemoUser("integration", "Integration", "Client", None, ["integration-client"], is_service_account=True,
-             can_act_on_behalf=True, act_as_departments=["investigations", "legal"]),  # the caseworkers, not staff
+    DemoUser(
+        "integration",
+        "Integration",
+        "Client",
+        None,
+        ["integration-client"],
+        is_service_account=True,
+        can_act_on_behalf=True,
+        act_as_departments=["investigations", "legal"],
+    ),  # the caseworkers, not staff
 ]
 
 # carol covers triage for two days: a temporary escalation that expires by itself.
@@ -100,7 +147,11 @@ DEMO_ALLEGATION_TEXT = {
     "CONFLICT_OF_INTEREST": "A buyer awarded contracts to a relative's firm.",
 }
 DEMO_WORKER_BY_QUEUE = {
-    "intake": "alice", "triage": "alice", "fraud-investigation": "bob", "legal-review": "carol", "escalations": "alice",
+    "intake": "alice",
+    "triage": "alice",
+    "fraud-investigation": "bob",
+    "legal-review": "carol",
+    "escalations": "alice",
 }
 
 
@@ -119,6 +170,14 @@ def _variables(allegation: str, task_key: str) -> dict:
 # How far each demo case gets: (allegation type, steps completed). Steps beyond a case's path are skipped.
 DEMO_STEPS = [_variables] * 5
 DEMO_CASE_PLAN = [
-    ("FRAUD", 0), ("MISCONDUCT", 0), ("FRAUD", 1), ("CONFLICT_OF_INTEREST", 1), ("FRAUD", 2),
-    ("MISCONDUCT", 2), ("FRAUD", 3), ("MISCONDUCT", 3), ("CONFLICT_OF_INTEREST", 5), ("FRAUD", 5),
+    ("FRAUD", 0),
+    ("MISCONDUCT", 0),
+    ("FRAUD", 1),
+    ("CONFLICT_OF_INTEREST", 1),
+    ("FRAUD", 2),
+    ("MISCONDUCT", 2),
+    ("FRAUD", 3),
+    ("MISCONDUCT", 3),
+    ("CONFLICT_OF_INTEREST", 5),
+    ("FRAUD", 5),
 ]

@@ -1,4 +1,5 @@
 """Locks on the cases schema's rows: a case's routing history comes last in the lock order (tasks/locks.py)."""
+
 from __future__ import annotations
 
 from django.db.models import QuerySet

@@ -1,4 +1,5 @@
 """Cases (OneCMS): the business record an investigation is about, linked to the workflow that moves it."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -36,7 +37,9 @@ class Case(models.Model):
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="assigned_cases"
     )
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -46,7 +49,9 @@ class Case(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=CaseStatus.values), name="case_status_valid"),
-            models.CheckConstraint(condition=~Q(status="CLOSED") | Q(closed_at__isnull=False), name="case_closed_has_time"),
+            models.CheckConstraint(
+                condition=~Q(status="CLOSED") | Q(closed_at__isnull=False), name="case_closed_has_time"
+            ),
             models.CheckConstraint(condition=Q(priority__gte=0, priority__lte=100), name="case_priority_in_range"),
         ]
         indexes = [models.Index(fields=["assigned_to", "status"], name="idx_cases_assignee_status")]
@@ -62,7 +67,9 @@ class CaseWorkflowMapping(models.Model):
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="workflow_mappings")
     process_instance = models.OneToOneField(ProcessInstance, on_delete=models.PROTECT, related_name="case_mapping")
     workflow_type = models.CharField(max_length=200)
-    routing_history = models.JSONField(default=list, blank=True, help_text="List of {from_queue, to_queue, at, by, reason}.")
+    routing_history = models.JSONField(
+        default=list, blank=True, help_text="List of {from_queue, to_queue, at, by, reason}."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -72,7 +79,12 @@ class CaseWorkflowMapping(models.Model):
             # The queues the hops reached, for "cases whose work reached a queue I supervise" (migration 0003 writes
             # it with its schema; the expression is the one cases/selectors.py filters on).
             GinIndex(
-                Func(F("routing_history"), Value("$[*].to_queue"), function="jsonb_path_query_array", output_field=models.JSONField()),
+                Func(
+                    F("routing_history"),
+                    Value("$[*].to_queue"),
+                    function="jsonb_path_query_array",
+                    output_field=models.JSONField(),
+                ),
                 name="idx_case_mapping_hop_queues",
             ),
         ]
@@ -87,7 +99,9 @@ class CaseEvent(models.Model):
     event_id = models.BigAutoField(primary_key=True)
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events")
     event_type = models.CharField(max_length=40)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     old_values = models.JSONField(default=dict, blank=True)
     new_values = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

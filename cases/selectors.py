@@ -1,4 +1,5 @@
 """Reads of cases: which cases a user may see (pages and API, supervisor console) and a case's audit timeline."""
+
 from __future__ import annotations
 
 import json
@@ -109,7 +110,9 @@ def _supervised_queues(user) -> list[str] | None:
 
 def _queues_reached() -> Func:
     """The queues a mapping's hops reached, the expression idx_case_mapping_hop_queues indexes (migration 0003)."""
-    return Func(F("routing_history"), Value(HOP_QUEUES_PATH), function="jsonb_path_query_array", output_field=JSONField())
+    return Func(
+        F("routing_history"), Value(HOP_QUEUES_PATH), function="jsonb_path_query_array", output_field=JSONField()
+    )
 
 
 def _mappings_with_task_in(queue_names: list[str]) -> QuerySet:
@@ -222,7 +225,8 @@ def case_timeline(*, user, case_id: int, kinds: Collection[str] | None = None) -
     unknown = wanted - set(TimelineKind.values)
     if unknown:
         raise InvalidInput(
-            f"unknown timeline kind {sorted(unknown)[0]!r}", fields={"kind": [f"One of: {', '.join(TimelineKind.values)}."]}
+            f"unknown timeline kind {sorted(unknown)[0]!r}",
+            fields={"kind": [f"One of: {', '.join(TimelineKind.values)}."]},
         )
     readers = {
         TimelineKind.CASE_EVENT: _case_event_source,
@@ -249,22 +253,30 @@ def _merge(sources: list[_Source]) -> list[TimelineEntry]:
 
 def _newest(rows: list) -> _Source:
     """Rows read newest first with one extra row: oldest first, and whether there was more."""
-    return _Source(entries=list(reversed(rows[:TIMELINE_LIMIT_PER_KIND])), truncated=len(rows) > TIMELINE_LIMIT_PER_KIND)
+    return _Source(
+        entries=list(reversed(rows[:TIMELINE_LIMIT_PER_KIND])), truncated=len(rows) > TIMELINE_LIMIT_PER_KIND
+    )
 
 
 def _case_event_source(case: Case) -> _Source:
     rows = (
         CaseEvent.objects.filter(case_id=case.pk)
         .order_by("-created_at", "-event_id")
-        .values("event_type", "created_at", "actor__username", "old_values", "new_values")[: TIMELINE_LIMIT_PER_KIND + 1]
+        .values("event_type", "created_at", "actor__username", "old_values", "new_values")[
+            : TIMELINE_LIMIT_PER_KIND + 1
+        ]
     )
     source = _newest(list(rows))
     source.entries = [
         TimelineEntry(
-            at=row["created_at"], kind=TimelineKind.CASE_EVENT, actor=row["actor__username"] or SYSTEM_ACTOR,
+            at=row["created_at"],
+            kind=TimelineKind.CASE_EVENT,
+            actor=row["actor__username"] or SYSTEM_ACTOR,
             summary=_case_event_summary(row["event_type"], row["old_values"] or {}, row["new_values"] or {}),
-            subject=case.case_number, event_type=row["event_type"],
-            old_values=row["old_values"] or {}, new_values=row["new_values"] or {},
+            subject=case.case_number,
+            event_type=row["event_type"],
+            old_values=row["old_values"] or {},
+            new_values=row["new_values"] or {},
         )
         for row in source.entries
     ]
@@ -282,8 +294,10 @@ def _case_event_summary(event_type: str, old: dict, new: dict) -> str:
 
 
 def _routing_source(case: Case) -> _Source:
-    mappings = CaseWorkflowMapping.objects.filter(case_id=case.pk).order_by("mapping_id").values(
-        "workflow_type", "routing_history", "created_at"
+    mappings = (
+        CaseWorkflowMapping.objects.filter(case_id=case.pk)
+        .order_by("mapping_id")
+        .values("workflow_type", "routing_history", "created_at")
     )
     hops = []
     for mapping in mappings:
@@ -302,9 +316,14 @@ def _routing_entry(hop: dict, *, workflow_type: str, fallback_at: datetime) -> T
     else:
         summary = f"moved from {from_queue} to {to_queue}"
     return TimelineEntry(
-        at=_parsed_time(hop.get("at")) or fallback_at, kind=TimelineKind.ROUTING, actor=hop.get("by") or SYSTEM_ACTOR,
-        summary=summary, subject=workflow_type, comment=hop.get("reason") or "",
-        old_values={"queue": from_queue}, new_values={"queue": to_queue},
+        at=_parsed_time(hop.get("at")) or fallback_at,
+        kind=TimelineKind.ROUTING,
+        actor=hop.get("by") or SYSTEM_ACTOR,
+        summary=summary,
+        subject=workflow_type,
+        comment=hop.get("reason") or "",
+        old_values={"queue": from_queue},
+        new_values={"queue": to_queue},
     )
 
 
@@ -320,18 +339,34 @@ def _task_source(case: Case) -> _Source:
         TaskHistory.objects.filter(task__process_instance__case_mapping__case_id=case.pk)
         .order_by("-created_at", "-event_id")
         .values(
-            "event_type", "created_at", "actor__username", "via_account__username", "old_values", "new_values",
-            "comment", "task_id", "task__name",
+            "event_type",
+            "created_at",
+            "actor__username",
+            "via_account__username",
+            "old_values",
+            "new_values",
+            "comment",
+            "task_id",
+            "task__name",
         )[: TIMELINE_LIMIT_PER_KIND + 1]
     )
     source = _newest(list(rows))
     source.entries = [
         TimelineEntry(
-            at=row["created_at"], kind=TimelineKind.TASK, actor=row["actor__username"] or SYSTEM_ACTOR,
-            summary=_task_summary(row["event_type"], row["old_values"] or {}, row["new_values"] or {},
-                                  actor=row["actor__username"] or SYSTEM_ACTOR),
-            subject=f"{row['task__name']} (#{row['task_id']})", event_type=row["event_type"], comment=row["comment"],
-            via_account=row["via_account__username"] or "", old_values=row["old_values"] or {},
+            at=row["created_at"],
+            kind=TimelineKind.TASK,
+            actor=row["actor__username"] or SYSTEM_ACTOR,
+            summary=_task_summary(
+                row["event_type"],
+                row["old_values"] or {},
+                row["new_values"] or {},
+                actor=row["actor__username"] or SYSTEM_ACTOR,
+            ),
+            subject=f"{row['task__name']} (#{row['task_id']})",
+            event_type=row["event_type"],
+            comment=row["comment"],
+            via_account=row["via_account__username"] or "",
+            old_values=row["old_values"] or {},
             new_values=row["new_values"] or {},
         )
         for row in source.entries

@@ -1,4 +1,5 @@
 """Writes of cases: open a case (and its workflow), and keep its routing history as its work moves."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,7 +22,9 @@ MAX_TITLE = 300
 def validate_allegations(allegations) -> list[dict]:
     """A list of {type, description, date}; type from AllegationType, date ISO (not in the future)."""
     if not isinstance(allegations, list) or not allegations:
-        raise InvalidInput("at least one allegation is required", fields={"allegations": ["Give at least one allegation."]})
+        raise InvalidInput(
+            "at least one allegation is required", fields={"allegations": ["Give at least one allegation."]}
+        )
     if len(allegations) > MAX_ALLEGATIONS:
         raise InvalidInput("too many allegations", fields={"allegations": [f"At most {MAX_ALLEGATIONS}."]})
     cleaned, errors = [], {}
@@ -45,8 +48,9 @@ def validate_allegations(allegations) -> list[dict]:
                     errors[f"{key}.date"] = ["Must not be in the future."]
             except ValueError:
                 errors[f"{key}.date"] = ["Must be a date (YYYY-MM-DD)."]
-        cleaned.append({"type": kind, "description": (description or "").strip(),
-                        "date": parsed.isoformat() if parsed else None})
+        cleaned.append(
+            {"type": kind, "description": (description or "").strip(), "date": parsed.isoformat() if parsed else None}
+        )
     if errors:
         first = next(iter(errors))
         raise InvalidInput(f"{first}: {errors[first][0]}", fields=errors)
@@ -62,8 +66,14 @@ def next_case_number() -> str:
 
 @transaction.atomic
 def case_open(
-    *, user, title: str, allegations, workflow_type: str = "onecms_case_handling", description: str = "",
-    priority: int = 50, via_account=None,
+    *,
+    user,
+    title: str,
+    allegations,
+    workflow_type: str = "onecms_case_handling",
+    description: str = "",
+    priority: int = 50,
+    via_account=None,
 ) -> Case:
     """Open a case and start its workflow with the case's data as variables; record the mapping."""
     if not isinstance(title, str) or not title.strip():
@@ -74,10 +84,17 @@ def case_open(
         raise InvalidInput("priority must be 0-100", fields={"priority": ["Must be a whole number from 0 to 100."]})
     cleaned = validate_allegations(allegations)
     case = Case.objects.create(
-        case_number=next_case_number(), title=title.strip(), description=description, allegations=cleaned,
-        priority=priority, created_by=user, status=CaseStatus.OPEN,
+        case_number=next_case_number(),
+        title=title.strip(),
+        description=description,
+        allegations=cleaned,
+        priority=priority,
+        created_by=user,
+        status=CaseStatus.OPEN,
     )
-    CaseEvent.objects.create(case=case, event_type="OPENED", actor=user, new_values={"title": case.title, "allegations": cleaned})
+    CaseEvent.objects.create(
+        case=case, event_type="OPENED", actor=user, new_values={"title": case.title, "allegations": cleaned}
+    )
     variables = {
         "case_number": case.case_number,
         "title": case.title,
@@ -86,7 +103,11 @@ def case_open(
         "priority": priority,
     }
     instance = process_start(
-        user=user, process_key=workflow_type, business_key=case.case_number, variables=variables, via_account=via_account,
+        user=user,
+        process_key=workflow_type,
+        business_key=case.case_number,
+        variables=variables,
+        via_account=via_account,
     )
     CaseWorkflowMapping.objects.create(case=case, process_instance=instance, workflow_type=workflow_type)
     # The first tasks were created before the mapping existed: record their arrival now.
@@ -99,10 +120,16 @@ def _append_hop(process_instance_id: int, *, from_queue, to_queue, user, reason:
     mapping = case_mappings_for_update().filter(process_instance_id=process_instance_id).first()
     if mapping is None:
         return
-    mapping.routing_history = [*mapping.routing_history, {
-        "from_queue": from_queue, "to_queue": to_queue, "at": timezone.now().isoformat(),
-        "by": user.get_username() if user is not None else "system", "reason": reason,
-    }]
+    mapping.routing_history = [
+        *mapping.routing_history,
+        {
+            "from_queue": from_queue,
+            "to_queue": to_queue,
+            "at": timezone.now().isoformat(),
+            "by": user.get_username() if user is not None else "system",
+            "reason": reason,
+        },
+    ]
     mapping.save(update_fields=["routing_history"])
     if mapping.case.status == CaseStatus.OPEN and from_queue is not None:
         Case.objects.filter(pk=mapping.case_id).update(status=CaseStatus.IN_PROGRESS)
@@ -111,7 +138,9 @@ def _append_hop(process_instance_id: int, *, from_queue, to_queue, user, reason:
 def record_task_moved(*, task, from_queue, to_queue, user, reason="", **signal) -> None:
     """Receives tasks.signals.task_moved: a hop in the routing history of the task's case."""
     if task.process_instance_id:
-        _append_hop(task.process_instance_id, from_queue=from_queue, to_queue=to_queue, user=user, reason=reason or "moved")
+        _append_hop(
+            task.process_instance_id, from_queue=from_queue, to_queue=to_queue, user=user, reason=reason or "moved"
+        )
 
 
 def record_task_opened(*, instance, task, user, **signal) -> None:

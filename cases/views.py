@@ -1,4 +1,5 @@
 """The case page: the case, its allegations, its current tasks and where its work has been (a timeline)."""
+
 from __future__ import annotations
 
 from django.shortcuts import render
@@ -19,8 +20,13 @@ def routing_timeline(mappings) -> list[dict]:
     hops = []
     for mapping in mappings:
         for hop in mapping.routing_history or []:
-            hops.append({**hop, "at": parse_datetime(hop.get("at") or "") if hop.get("at") else None,
-                         "workflow_type": mapping.workflow_type})
+            hops.append(
+                {
+                    **hop,
+                    "at": parse_datetime(hop.get("at") or "") if hop.get("at") else None,
+                    "workflow_type": mapping.workflow_type,
+                }
+            )
     return sorted(hops, key=lambda h: (h["at"] is None, h["at"] or timezone.now()))
 
 
@@ -34,15 +40,23 @@ def case_page(request, case_id: int):
     current = annotate_due(
         WorkflowTask.objects.filter(
             process_instance_id__in=[m.process_instance_id for m in mappings], status__in=ACTIVE_TASK_STATUSES
-        ).select_related("assignee").order_by("task_id"),
+        )
+        .select_related("assignee")
+        .order_by("task_id"),
         timezone.now(),
     )
     # Link only the tasks the user may open: the others would be 404.
-    openable = set(tasks_visible_to(user=request.user).filter(pk__in=[t.pk for t in current]).values_list("pk", flat=True))
+    openable = set(
+        tasks_visible_to(user=request.user).filter(pk__in=[t.pk for t in current]).values_list("pk", flat=True)
+    )
     for task in current:
         task.openable = task.pk in openable
-    return render(request, "cases/case.html", {
-        "case": case,
-        "current_tasks": current,
-        "timeline": routing_timeline(mappings),
-    })
+    return render(
+        request,
+        "cases/case.html",
+        {
+            "case": case,
+            "current_tasks": current,
+            "timeline": routing_timeline(mappings),
+        },
+    )

@@ -1,4 +1,5 @@
 """The API's error shape, mapped once: {"code", "detail", "fields"} with the HTTP status of the error."""
+
 from __future__ import annotations
 
 import sys
@@ -54,11 +55,14 @@ def document_database_conflict(result, generator, request, public):
     for path_item in result.get("paths", {}).values():
         for method, operation in path_item.items():
             if method in ("post", "put", "patch", "delete"):
-                operation.setdefault("responses", {}).setdefault("503", {
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    "description": "A concurrent change held what the request needed (lock timeout, deadlock); "
-                                   "nothing was changed. Retry after `Retry-After` seconds.",
-                })
+                operation.setdefault("responses", {}).setdefault(
+                    "503",
+                    {
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                        "description": "A concurrent change held what the request needed (lock timeout, deadlock); "
+                        "nothing was changed. Retry after `Retry-After` seconds.",
+                    },
+                )
     return result
 
 
@@ -94,8 +98,13 @@ def document_blank_strings(result, generator, request, public):
         for spec in result.get("components", {}).get("schemas", {}).get(name, {}).get("properties", {}).values():
             strings = [spec, spec.get("items", {})] if spec.get("type") == "array" else [spec]
             for string in strings:
-                if string.get("type") == "string" and string.get("minLength", 0) >= 1 and "pattern" not in string \
-                        and "enum" not in string and "format" not in string:
+                if (
+                    string.get("type") == "string"
+                    and string.get("minLength", 0) >= 1
+                    and "pattern" not in string
+                    and "enum" not in string
+                    and "format" not in string
+                ):
                     string["pattern"] = NON_BLANK_PATTERN
     return result
 
@@ -125,7 +134,8 @@ def exception_handler(exc, context):
     if database_unavailable(exc):
         # Checked first: the receivers (auditing a denial) would need the database too.
         return error_response(
-            code="database_unavailable", detail=UNAVAILABLE_DETAIL,
+            code="database_unavailable",
+            detail=UNAVAILABLE_DETAIL,
             http_status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
         )
@@ -134,7 +144,9 @@ def exception_handler(exc, context):
         return error_response(code=exc.code, detail=exc.detail, http_status=exc.http_status, fields=exc.fields)
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        return error_response(code="invalid", detail="Invalid input.", http_status=status.HTTP_400_BAD_REQUEST, fields=fields)
+        return error_response(
+            code="invalid", detail="Invalid input.", http_status=status.HTTP_400_BAD_REQUEST, fields=fields
+        )
     if transient_database_conflict(exc):
         # Each service call is one transaction, so nothing of the request was applied.
         return error_response(
@@ -146,8 +158,12 @@ def exception_handler(exc, context):
     if isinstance(exc, DataError):
         # Input that passed validation but not PostgreSQL (a value out of a column's range, say): the
         # transaction was rolled back, so it is the client's to correct, not a server fault.
-        primary = getattr(getattr(exc.__cause__, "diag", None), "message_primary", None) or "a value could not be stored"
-        return error_response(code="invalid", detail=f"Invalid input: {primary}.", http_status=status.HTTP_400_BAD_REQUEST)
+        primary = (
+            getattr(getattr(exc.__cause__, "diag", None), "message_primary", None) or "a value could not be stored"
+        )
+        return error_response(
+            code="invalid", detail=f"Invalid input: {primary}.", http_status=status.HTTP_400_BAD_REQUEST
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)
@@ -161,7 +177,9 @@ def exception_handler(exc, context):
     detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
     code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
     if isinstance(detail, (dict, list)):
-        return error_response(code="invalid", detail="Invalid input.", http_status=response.status_code, fields=_fields(detail))
+        return error_response(
+            code="invalid", detail="Invalid input.", http_status=response.status_code, fields=_fields(detail)
+        )
     return error_response(
         code=code if isinstance(code, str) else "error",
         detail=str(detail),

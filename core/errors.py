@@ -1,4 +1,5 @@
 """The domain's exception hierarchy, shared by every app; mapped once to HTTP codes and form messages."""
+
 from __future__ import annotations
 
 

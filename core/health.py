@@ -1,4 +1,5 @@
 """Liveness and readiness probes for load balancers and orchestrators."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -50,7 +51,10 @@ def readyz(request):
     """200 only when the database and the broker answer; 503 naming what is down."""
     checks = {"database": database_problem(), "broker": broker_problem()}
     down = {name: problem for name, problem in checks.items() if problem}
-    body = {"status": "ok" if not down else "unavailable", "checks": {name: (problem or "ok") for name, problem in checks.items()}}
+    body = {
+        "status": "ok" if not down else "unavailable",
+        "checks": {name: (problem or "ok") for name, problem in checks.items()},
+    }
     if down:
         body["down"] = sorted(down)
     return JsonResponse(body, status=503 if down else 200)

@@ -1,4 +1,5 @@
 """How Celery jobs retry: on transient database errors, with exponential backoff, keeping their result."""
+
 from __future__ import annotations
 
 from django.db import InterfaceError, OperationalError

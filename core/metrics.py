@@ -10,6 +10,7 @@ Request latency is a prometheus_client histogram in each process; with several w
 PROMETHEUS_MULTIPROC_DIR (an empty directory, cleared at deploy) and the scrape aggregates every worker's
 histogram; without it a scrape sees the answering worker's only.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -44,7 +45,7 @@ def _allowed_networks():
 def scrape_allowed(request) -> bool:
     token = getattr(settings, "METRICS_TOKEN", "")
     header = request.headers.get("Authorization", "")
-    if token and header.startswith("Bearer ") and hmac.compare_digest(header[len("Bearer "):].strip(), token):
+    if token and header.startswith("Bearer ") and hmac.compare_digest(header[len("Bearer ") :].strip(), token):
         return True
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))

@@ -1,4 +1,5 @@
 """Request middleware the project installs (settings.MIDDLEWARE)."""
+
 from django.contrib.auth.middleware import LoginRequiredMiddleware
 
 

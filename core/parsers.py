@@ -5,6 +5,7 @@ encode a surrogate), and a body nested thousands deep exhausts Python's recursio
 code that walks it later. Each is refused here with a 400 that names the field, so no view, serializer or
 service has to remember it.
 """
+
 from __future__ import annotations
 
 import codecs

@@ -1,4 +1,5 @@
 """Serializer fields the apps share: JSON values declared with their real shape in the OpenAPI schema."""
+
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema_field

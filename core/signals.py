@@ -1,4 +1,5 @@
 """Signals core sends, so that apps above it can follow without core importing them."""
+
 from django.dispatch import Signal
 
 # Sent by the API's exception handler for every exception a DRF view raised, once the database is known to be

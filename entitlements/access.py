@@ -16,6 +16,7 @@ Superusers: see console_shows_every_row, the one place the superuser flag bears 
 
 This module names the queue model by its label, so entitlements imports no other app.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -80,7 +81,9 @@ def queues_for(*, user, capability: str, at: datetime | None = None) -> QuerySet
 
 def queue_names_for(*, user, capability: str, at: datetime | None = None) -> list[str]:
     """The names of `queues_for(...)`, evaluated now (one query)."""
-    return list(queues_for(user=user, capability=capability, at=at).order_by("queue_name").values_list("queue_name", flat=True))
+    return list(
+        queues_for(user=user, capability=capability, at=at).order_by("queue_name").values_list("queue_name", flat=True)
+    )
 
 
 def may(*, user, capability: str, queue_name: str, at: datetime | None = None) -> bool:
@@ -151,12 +154,17 @@ def act_as_refusal(*, account, target, at: datetime | None = None) -> str | None
         return None
     if (target.is_staff or target.is_superuser) and not account.act_as_staff:
         return "this account may not act for staff or superusers"
-    if target.department_id is not None and account.act_as_departments.filter(
-        department_id__in=RawSQL(DEPARTMENT_ANCESTORS_SQL, (target.department_id,))
-    ).exists():
+    if (
+        target.department_id is not None
+        and account.act_as_departments.filter(
+            department_id__in=RawSQL(DEPARTMENT_ANCESTORS_SQL, (target.department_id,))
+        ).exists()
+    ):
         return None
-    if valid_assignments(user=target, at=at or timezone.now()).filter(
-        role__in=account.act_as_roles.values("pk")
-    ).exists():
+    if (
+        valid_assignments(user=target, at=at or timezone.now())
+        .filter(role__in=account.act_as_roles.values("pk"))
+        .exists()
+    ):
         return None
     return "that user is outside the scope this account may act for"

@@ -1,4 +1,5 @@
 """Admin for departments, users, skills, roles, role assignments, API tokens and the security audit."""
+
 from itertools import groupby
 
 from django import forms
@@ -51,19 +52,38 @@ class SkillAdmin(admin.ModelAdmin):
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    list_display = ("username", "email", "first_name", "last_name", "department", "is_staff", "is_service_account", "is_active")
+    list_display = (
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "department",
+        "is_staff",
+        "is_service_account",
+        "is_active",
+    )
     list_filter = ("department", "is_staff", "is_superuser", "is_service_account", "is_active", "skills")
     list_select_related = ("department",)
     fieldsets = DjangoUserAdmin.fieldsets + (
         ("Work", {"fields": ("department", "skills", "max_concurrent_tasks", "is_service_account")}),
-        ("Act-as scope (with the act-on-behalf permission)", {"fields": ("act_as_departments", "act_as_roles", "act_as_staff")}),
+        (
+            "Act-as scope (with the act-on-behalf permission)",
+            {"fields": ("act_as_departments", "act_as_roles", "act_as_staff")},
+        ),
     )
     filter_horizontal = ("groups", "user_permissions", "skills", "act_as_departments", "act_as_roles")
     readonly_fields = ("effective_queues",)
     search_fields = ("username", "first_name", "last_name", "email")
     # Only superusers change these; for anyone else they show read-only (entitlements/privileges.py enforces it).
-    privilege_fields = ("is_superuser", "is_staff", "groups", "user_permissions", "act_as_departments", "act_as_roles",
-                        "act_as_staff")
+    privilege_fields = (
+        "is_superuser",
+        "is_staff",
+        "groups",
+        "user_permissions",
+        "act_as_departments",
+        "act_as_roles",
+        "act_as_staff",
+    )
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
@@ -103,8 +123,13 @@ class WorkflowRoleAdmin(admin.ModelAdmin):
         # Through the service, so the role's group gets exactly its queue permissions.
         try:
             saved = role_save(
-                role_code=obj.role_code, name=obj.name, queue_names=obj.queue_names, permissions=obj.permissions,
-                department=obj.department, description=obj.description, changed_by=request.user,
+                role_code=obj.role_code,
+                name=obj.name,
+                queue_names=obj.queue_names,
+                permissions=obj.permissions,
+                department=obj.department,
+                description=obj.description,
+                changed_by=request.user,
             )
         except WorkflowError as exc:
             messages.error(request, exc.detail)
@@ -135,7 +160,16 @@ class RoleGrantForm(forms.ModelForm):
 
 @admin.register(UserRoleAssignment)
 class UserRoleAssignmentAdmin(admin.ModelAdmin):
-    list_display = ("user", "role", "valid_from", "valid_until", "is_temporary_escalation", "in_force", "granted_by", "revoked_at")
+    list_display = (
+        "user",
+        "role",
+        "valid_from",
+        "valid_until",
+        "is_temporary_escalation",
+        "in_force",
+        "granted_by",
+        "revoked_at",
+    )
     list_filter = ("role", "is_temporary_escalation", "valid_until")
     search_fields = ("user__username", "role__role_code", "reason")
     list_select_related = ("user", "role", "granted_by")
@@ -159,16 +193,31 @@ class UserRoleAssignmentAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Grants are history: to change one, revoke it and grant anew.
         if obj is not None:
-            return ("user", "role", "valid_from", "valid_until", "is_temporary_escalation", "reason", "granted_by",
-                    "revoked_at", "revoked_by", "created_at")
+            return (
+                "user",
+                "role",
+                "valid_from",
+                "valid_until",
+                "is_temporary_escalation",
+                "reason",
+                "granted_by",
+                "revoked_at",
+                "revoked_by",
+                "created_at",
+            )
         return ()
 
     def save_model(self, request, obj, form, change):
         if change:
             return
         saved = role_assignment_grant(
-            user=obj.user, role=obj.role, granted_by=request.user, valid_from=obj.valid_from,
-            valid_until=obj.valid_until, temporary_escalation=obj.is_temporary_escalation, reason=obj.reason,
+            user=obj.user,
+            role=obj.role,
+            granted_by=request.user,
+            valid_from=obj.valid_from,
+            valid_until=obj.valid_until,
+            temporary_escalation=obj.is_temporary_escalation,
+            reason=obj.reason,
             remote_addr=client_address(request),
         )
         obj.pk = saved.pk
@@ -179,7 +228,9 @@ class UserRoleAssignmentAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke the selected assignments now")
     def revoke_now(self, request, queryset):
         for assignment in queryset:
-            role_assignment_revoke(assignment_id=assignment.pk, revoked_by=request.user, remote_addr=client_address(request))
+            role_assignment_revoke(
+                assignment_id=assignment.pk, revoked_by=request.user, remote_addr=client_address(request)
+            )
         self.message_user(request, f"Revoked {queryset.count()} assignment(s).")
 
 

@@ -5,6 +5,7 @@ Identity comes only from the credentials. `X-User-Id` and similar headers are ig
 with `entitlements.act_on_behalf` may send `X-On-Behalf-Of: <username>`; the request then runs as that user
 (their queues, their checks) while `request.via_account` keeps the integration, and each use is audited.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -57,6 +58,7 @@ def act_as(request, authenticated: tuple | None) -> tuple | None:
     The account needs `entitlements.act_on_behalf` and the user inside the scope configured on the account.
     """
     from . import access
+
     if authenticated is None:
         return None
     account, auth = authenticated

@@ -5,6 +5,7 @@ Entitlement services lock only their own rows (roles, role assignments, API toke
 take no part in that order. Like Saleor's checkout/lock_objects.py, every select_for_update of the application
 lives in a module named locks.py; tests/project/test_lock_helpers.py fails on one anywhere else.
 """
+
 from __future__ import annotations
 
 from django.db.models import QuerySet

@@ -1,4 +1,5 @@
 """Who works where: departments, users, skills, workflow roles, time-bound role assignments, security audit."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -38,7 +39,9 @@ class Department(models.Model):
     class Meta:
         db_table = 'entitlements"."departments'
         ordering = ["dept_name"]
-        constraints = [models.CheckConstraint(condition=~Q(parent=models.F("department_id")), name="department_not_own_parent")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(parent=models.F("department_id")), name="department_not_own_parent")
+        ]
 
     def __str__(self) -> str:
         return self.dept_name
@@ -65,14 +68,22 @@ class User(AbstractUser):
     max_concurrent_tasks = models.PositiveIntegerField(
         default=10, help_text="Routing pushes no more CLAIMED tasks than this to the user."
     )
-    is_service_account = models.BooleanField(default=False, help_text="An integration that calls the API, not a person.")
+    is_service_account = models.BooleanField(
+        default=False, help_text="An integration that calls the API, not a person."
+    )
     # Act-as scope: with entitlements.act_on_behalf, whom this account may name in X-On-Behalf-Of.
     act_as_departments = models.ManyToManyField(
-        Department, blank=True, related_name="+", db_table='entitlements"."user_act_as_departments',
+        Department,
+        blank=True,
+        related_name="+",
+        db_table='entitlements"."user_act_as_departments',
         help_text="Acts for users of these departments and of their child departments.",
     )
     act_as_roles = models.ManyToManyField(
-        "WorkflowRole", blank=True, related_name="+", db_table='entitlements"."user_act_as_roles',
+        "WorkflowRole",
+        blank=True,
+        related_name="+",
+        db_table='entitlements"."user_act_as_roles',
         help_text="Acts for users holding one of these roles now.",
     )
     act_as_staff = models.BooleanField(
@@ -83,7 +94,9 @@ class User(AbstractUser):
         db_table = 'entitlements"."users'
         swappable = "AUTH_USER_MODEL"
         permissions = [("act_on_behalf", "Can act on behalf of other users (X-On-Behalf-Of)")]
-        constraints = [models.CheckConstraint(condition=Q(max_concurrent_tasks__gte=0), name="user_capacity_non_negative")]
+        constraints = [
+            models.CheckConstraint(condition=Q(max_concurrent_tasks__gte=0), name="user_capacity_non_negative")
+        ]
 
 
 class WorkflowRole(models.Model):
@@ -105,7 +118,8 @@ class WorkflowRole(models.Model):
         help_text="If set, the role also applies to every queue of this department and of its child departments.",
     )
     permissions = models.JSONField(
-        default=list, blank=True,
+        default=list,
+        blank=True,
         help_text='Capabilities granted on those queues, e.g. ["view", "work"], and rights such as "deploy_workflows".',
     )
     group = models.OneToOneField(Group, null=True, blank=True, on_delete=models.PROTECT, related_name="workflow_role")
@@ -188,7 +202,12 @@ class SecurityEvent(models.Model):
     event_type = models.CharField(max_length=40, choices=Type.choices)
     # No foreign-key constraint: audit rows outlive users and must never be updated by ON DELETE SET NULL.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     actor_username = models.CharField(max_length=150, blank=True)
     on_behalf_of_username = models.CharField(max_length=150, blank=True)
@@ -200,7 +219,11 @@ class SecurityEvent(models.Model):
     class Meta:
         db_table = 'entitlements"."security_events'
         ordering = ["-created_at"]
-        constraints = [models.CheckConstraint(condition=Q(event_type__in=SecurityEventType.values), name="security_event_type_valid")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(event_type__in=SecurityEventType.values), name="security_event_type_valid"
+            )
+        ]
         triggers = append_only()
 
     def __str__(self) -> str:
@@ -249,7 +272,8 @@ class AuthFailureTally(models.Model):
         ordering = ["-window_start"]
         constraints = [
             models.UniqueConstraint(
-                fields=["remote_addr", "window_start"], name="auth_failure_tally_per_address_window",
+                fields=["remote_addr", "window_start"],
+                name="auth_failure_tally_per_address_window",
                 nulls_distinct=False,
             )
         ]

@@ -1,4 +1,5 @@
 """OpenAPI descriptions of our authentication classes (drf-spectacular registers them on import)."""
+
 from drf_spectacular.authentication import SessionScheme, TokenScheme
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 

@@ -5,6 +5,7 @@ comes from the request being served (ActingRequestMiddleware keeps it in a Conte
 authenticated user on the same request later, so it is read when the change happens); without a request
 (shell, management commands, Celery) the change is the system's, allowed and recorded as "system".
 """
+
 from __future__ import annotations
 
 from contextvars import ContextVar
@@ -119,16 +120,36 @@ def _permission_labels(queryset) -> list[str]:
 # through model -> (subject model, field on the subject, how the subject is named, labels of the subject's values)
 def _relations() -> dict:
     return {
-        User.groups.through: (User, "groups", lambda u: f"user:{u.get_username()}",
-                              lambda u: sorted(u.groups.values_list("name", flat=True))),
-        User.user_permissions.through: (User, "user_permissions", lambda u: f"user:{u.get_username()}",
-                                        lambda u: _permission_labels(u.user_permissions.all())),
-        Group.permissions.through: (Group, "permissions", lambda g: f"group:{g.name}",
-                                    lambda g: _permission_labels(g.permissions.all())),
-        User.act_as_departments.through: (User, "act_as_departments", lambda u: f"user:{u.get_username()}",
-                                          lambda u: sorted(u.act_as_departments.values_list("dept_code", flat=True))),
-        User.act_as_roles.through: (User, "act_as_roles", lambda u: f"user:{u.get_username()}",
-                                    lambda u: sorted(u.act_as_roles.values_list("role_code", flat=True))),
+        User.groups.through: (
+            User,
+            "groups",
+            lambda u: f"user:{u.get_username()}",
+            lambda u: sorted(u.groups.values_list("name", flat=True)),
+        ),
+        User.user_permissions.through: (
+            User,
+            "user_permissions",
+            lambda u: f"user:{u.get_username()}",
+            lambda u: _permission_labels(u.user_permissions.all()),
+        ),
+        Group.permissions.through: (
+            Group,
+            "permissions",
+            lambda g: f"group:{g.name}",
+            lambda g: _permission_labels(g.permissions.all()),
+        ),
+        User.act_as_departments.through: (
+            User,
+            "act_as_departments",
+            lambda u: f"user:{u.get_username()}",
+            lambda u: sorted(u.act_as_departments.values_list("dept_code", flat=True)),
+        ),
+        User.act_as_roles.through: (
+            User,
+            "act_as_roles",
+            lambda u: f"user:{u.get_username()}",
+            lambda u: sorted(u.act_as_roles.values_list("role_code", flat=True)),
+        ),
     }
 
 

@@ -1,4 +1,5 @@
 """Django's login signals, django-axes' lockouts and the API's refusals, recorded in the security audit."""
+
 from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
@@ -52,7 +53,9 @@ def record_lockout(sender, request, username, ip_address, **kwargs):
     since = timezone.now() - settings.AXES_COOLOFF_TIME
     username = str(username or "")[:150]
     if SecurityEvent.objects.filter(
-        event_type=SecurityEvent.Type.LOGIN_LOCKED_OUT, actor_username=username, remote_addr=ip_address,
+        event_type=SecurityEvent.Type.LOGIN_LOCKED_OUT,
+        actor_username=username,
+        remote_addr=ip_address,
         created_at__gte=since,
     ).exists():
         return
@@ -79,7 +82,8 @@ def record_api_denial(sender, exc, context, **kwargs):
     if isinstance(exc, exceptions.AuthenticationFailed):
         # Counted per address and window; only the window's first failure becomes an audit row.
         auth_failure_record(
-            remote_addr=client_address(request), path=request.path,
+            remote_addr=client_address(request),
+            path=request.path,
             details={"method": request.method, "reason": str(exc.detail)},
         )
         return
@@ -98,5 +102,9 @@ def record_api_denial(sender, exc, context, **kwargs):
         on_behalf_of_username=user.get_username() if via and authenticated else "",
         remote_addr=client_address(request),
         path=request.path,
-        details={"method": request.method, "reason": str(getattr(exc, "detail", exc)), **(getattr(exc, "denial", None) or {})},
+        details={
+            "method": request.method,
+            "reason": str(getattr(exc, "detail", exc)),
+            **(getattr(exc, "denial", None) or {}),
+        },
     )

@@ -1,4 +1,5 @@
 """Reads of entitlements that views and admin share, so that they never call entitlements.access themselves."""
+
 from __future__ import annotations
 
 from .access import capabilities_by_queue, console_shows_every_row

@@ -1,5 +1,6 @@
 """Writes of entitlements: roles, time-bound role assignments, API tokens and the security audit (with its tally
 of failed authentications)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,7 +45,9 @@ def security_event_record(
 def validate_capabilities(permissions) -> list[str]:
     valid = set(Capability.values) | set(Right.values)
     if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
-        raise InvalidInput("permissions must be a list of capability names", fields={"permissions": ["Must be a list."]})
+        raise InvalidInput(
+            "permissions must be a list of capability names", fields={"permissions": ["Must be a list."]}
+        )
     unknown = sorted(set(permissions) - valid)
     if unknown:
         raise InvalidInput(
@@ -71,14 +74,14 @@ def role_save(
     no `changed_by`) may change them, and each change is audited.
     """
     permissions = validate_capabilities(permissions)
-    role, _ = roles_for_update().get_or_create(
-        role_code=role_code, defaults={"name": name}
-    )
+    role, _ = roles_for_update().get_or_create(role_code=role_code, defaults={"name": name})
     old_rights = sorted(set(role.permissions or []) & set(Right.values))
     new_rights = sorted(set(permissions) & set(Right.values))
     if old_rights != new_rights:
         if changed_by is not None and not changed_by.is_superuser:
-            raise PermissionDenied(f"only superusers may change the rights of role {role_code}", code="privilege_change_refused")
+            raise PermissionDenied(
+                f"only superusers may change the rights of role {role_code}", code="privilege_change_refused"
+            )
         security_event_record(
             event_type=SecurityEvent.Type.PRIVILEGE_CHANGED,
             actor=changed_by,
@@ -121,7 +124,9 @@ def role_assignment_grant(
         )
     valid_from = valid_from or timezone.now()
     if valid_until is not None and valid_until <= valid_from:
-        raise InvalidInput("valid_until must be after valid_from", fields={"valid_until": ["Must be after valid from."]})
+        raise InvalidInput(
+            "valid_until must be after valid_from", fields={"valid_until": ["Must be after valid from."]}
+        )
     if temporary_escalation and (valid_until is None or not reason.strip()):
         fields = {}
         if valid_until is None:
@@ -175,7 +180,11 @@ def role_assignment_revoke(
         actor=revoked_by,
         actor_username=revoked_by.get_username() if revoked_by else "system",
         remote_addr=remote_addr,
-        details={"assignment_id": assignment.pk, "user": assignment.user.get_username(), "role": assignment.role.role_code},
+        details={
+            "assignment_id": assignment.pk,
+            "user": assignment.user.get_username(),
+            "role": assignment.role.role_code,
+        },
     )
     return assignment
 
@@ -218,8 +227,11 @@ def api_token_create(
         actor=created_by,
         actor_username=created_by.get_username() if created_by else "system",
         details={
-            "user": user.get_username(), "name": name, "read_only": read_only,
-            "expires_at": token.expiry.isoformat(), "replaced": replaced,
+            "user": user.get_username(),
+            "name": name,
+            "read_only": read_only,
+            "expires_at": token.expiry.isoformat(),
+            "replaced": replaced,
         },
     )
     return IssuedToken(token=token, key=key, replaced=replaced, held=ApiToken.objects.filter(user=user).count())
@@ -244,7 +256,8 @@ def api_token_revoke(
         actor=revoked_by,
         actor_username=revoked_by.get_username() if revoked_by else "system",
         details={
-            "user": user.get_username(), "count": len(revoked),
+            "user": user.get_username(),
+            "count": len(revoked),
             "tokens": [{"name": n, "created": c.isoformat()} for n, c in revoked],
         },
     )

@@ -8,6 +8,7 @@ a rate of None turns that limit off.
 FailedTokenLimit is written by hand: DRF's throttles run after authentication and count every request they see,
 and django-axes guards Django's login (`authenticate()`), which DRF's token check never calls.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,7 @@ PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_rate(rate: str | None) -> tuple[int | None, int | None]:
-    """"20/minute" -> (20, 60); None -> (None, None), as DRF reads its rates."""
+    """ "20/minute" -> (20, 60); None -> (None, None), as DRF reads its rates."""
     if rate is None:
         return None, None
     count, _, period = rate.partition("/")

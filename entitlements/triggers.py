@@ -10,6 +10,7 @@ tests/entitlements/test_append_only_triggers.py pin each point):
 pgtrigger.ignore() itself does nothing on our tables: it sends the schema-qualified db_table inside an array
 literal whose quotes make it malformed, and the trigger's ignore check swallows the error.
 """
+
 from __future__ import annotations
 
 import pgtrigger
@@ -39,7 +40,10 @@ def append_only(*, name: str = "append_only") -> list[pgtrigger.Trigger]:
     return [
         AppendOnly(name=name),
         pgtrigger.Trigger(
-            name=f"{name}_truncate", level=pgtrigger.Statement, when=pgtrigger.Before,
-            operation=pgtrigger.Truncate, func=REFUSAL,
+            name=f"{name}_truncate",
+            level=pgtrigger.Statement,
+            when=pgtrigger.Before,
+            operation=pgtrigger.Truncate,
+            func=REFUSAL,
         ),
     ]

@@ -1,4 +1,5 @@
 """Admin for queues, their business calendars and their statistics."""
+
 from django import forms
 from django.contrib import admin
 from django.utils.html import format_html_join
@@ -30,14 +31,28 @@ class WorkflowQueueForm(forms.ModelForm):
 class WorkflowQueueAdmin(admin.ModelAdmin):
     form = WorkflowQueueForm
     list_display = (
-        "queue_name", "display_name", "queue_type", "department", "current_load", "max_capacity",
-        "routing_strategy", "assignment_mode", "sla_default_hours", "business_calendar", "intake_paused",
+        "queue_name",
+        "display_name",
+        "queue_type",
+        "department",
+        "current_load",
+        "max_capacity",
+        "routing_strategy",
+        "assignment_mode",
+        "sla_default_hours",
+        "business_calendar",
+        "intake_paused",
     )
     list_filter = ("queue_type", "routing_strategy", "assignment_mode", "department", "intake_paused")
     search_fields = ("queue_name", "display_name", "description")
     list_select_related = ("department", "business_calendar")
     readonly_fields = (
-        "current_load", "round_robin_cursor", "created_at", "updated_at", "workers_now", "supervisors_now",
+        "current_load",
+        "round_robin_cursor",
+        "created_at",
+        "updated_at",
+        "workers_now",
+        "supervisors_now",
         "sla_hours_count_in",
     )
 
@@ -125,7 +140,15 @@ class BusinessCalendarAdmin(admin.ModelAdmin):
 
 @admin.register(QueueStatistics)
 class QueueStatisticsAdmin(admin.ModelAdmin):
-    list_display = ("queue", "computed_at", "open_count", "claimed_count", "escalated_count", "overdue_count", "completed_last_24h")
+    list_display = (
+        "queue",
+        "computed_at",
+        "open_count",
+        "claimed_count",
+        "escalated_count",
+        "overdue_count",
+        "completed_last_24h",
+    )
     list_filter = ("queue",)
     list_select_related = ("queue",)
     date_hierarchy = "computed_at"

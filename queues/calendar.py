@@ -6,6 +6,7 @@ sides of a DST change. Business time is the real time elapsed inside those windo
 on the DST-change day too, and only a window that spans the change itself (a night shift, a 24x7 calendar) is an
 hour shorter or longer that day: the hour that never happens cannot be worked, the repeated one can.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -71,12 +72,12 @@ def parse_working_hours(config: Mapping) -> tuple[tuple[Window, ...], ...]:
     time at all is refused: no due date could ever be reached.
     """
     if not isinstance(config, Mapping):
-        raise CalendarError('working hours must be an object such as {"mon": [["09:00", "17:00"]]}', field="working_hours")
+        raise CalendarError(
+            'working hours must be an object such as {"mon": [["09:00", "17:00"]]}', field="working_hours"
+        )
     unknown = sorted(str(key) for key in config if key not in WEEKDAYS)
     if unknown:
-        raise CalendarError(
-            f"unknown day {', '.join(unknown)}: use {', '.join(WEEKDAYS)}", field="working_hours"
-        )
+        raise CalendarError(f"unknown day {', '.join(unknown)}: use {', '.join(WEEKDAYS)}", field="working_hours")
     week = []
     for day in WEEKDAYS:
         windows = config.get(day) or []
@@ -106,7 +107,11 @@ def parse_working_hours(config: Mapping) -> tuple[tuple[Window, ...], ...]:
 
 
 def _clock(minutes: int) -> str:
-    return END_OF_DAY if minutes == MINUTES_PER_DAY else f"{minutes // MINUTES_PER_HOUR:02d}:{minutes % MINUTES_PER_HOUR:02d}"
+    return (
+        END_OF_DAY
+        if minutes == MINUTES_PER_DAY
+        else f"{minutes // MINUTES_PER_HOUR:02d}:{minutes % MINUTES_PER_HOUR:02d}"
+    )
 
 
 def describe_working_hours(config: Mapping) -> str:
@@ -157,7 +162,9 @@ class WorkCalendar:
     @classmethod
     def build(cls, *, time_zone: str, working_hours: Mapping, holidays: Iterable[date] = ()) -> WorkCalendar:
         """Validate and build from the stored form (IANA zone name, {"mon": [["09:00", "17:00"]], ...})."""
-        return cls(time_zone=parse_time_zone(time_zone), week=parse_working_hours(working_hours), holidays=tuple(holidays))
+        return cls(
+            time_zone=parse_time_zone(time_zone), week=parse_working_hours(working_hours), holidays=tuple(holidays)
+        )
 
     # --- instants of one local date ----------------------------------------------------------------------------
 
@@ -169,7 +176,9 @@ class WorkCalendar:
         """
         if minutes == MINUTES_PER_DAY:
             day, minutes = day + timedelta(days=1), 0
-        local = datetime.combine(day, time(minutes // MINUTES_PER_HOUR, minutes % MINUTES_PER_HOUR), tzinfo=self.time_zone)
+        local = datetime.combine(
+            day, time(minutes // MINUTES_PER_HOUR, minutes % MINUTES_PER_HOUR), tzinfo=self.time_zone
+        )
         return local.astimezone(UTC)
 
     def _windows(self, day: date) -> Iterable[tuple[datetime, datetime]]:

@@ -1,4 +1,5 @@
 """A queue's escalation rules: ordered levels, each a trigger and actions (see tasks/sla/escalation.py for how they run)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,12 +24,16 @@ class EscalationLevel:
 def parse_rules(rules) -> list[EscalationLevel]:
     """Validate a queue's escalation rules; raise InvalidInput naming the bad part."""
     if not isinstance(rules, list):
-        raise InvalidInput("escalation rules must be a list", fields={"escalation_rules": ["Must be a list of levels."]})
+        raise InvalidInput(
+            "escalation rules must be a list", fields={"escalation_rules": ["Must be a list of levels."]}
+        )
     levels = []
     for index, rule in enumerate(rules):
         where = f"level {index + 1}"
         if not isinstance(rule, dict):
-            raise InvalidInput(f"{where} must be an object", fields={"escalation_rules": [f"{where}: must be an object."]})
+            raise InvalidInput(
+                f"{where} must be an object", fields={"escalation_rules": [f"{where}: must be an object."]}
+            )
         trigger = rule.get("trigger") or {}
         actions = rule.get("actions") or {}
         kind = trigger.get("type")
@@ -49,10 +54,18 @@ def parse_rules(rules) -> list[EscalationLevel]:
         if not isinstance(raise_by, int) or isinstance(raise_by, bool) or not 0 <= raise_by <= 100:
             problems.append("raise_priority must be a whole number from 0 to 100")
         if problems:
-            raise InvalidInput(f"{where}: {problems[0]}", fields={"escalation_rules": [f"{where}: {p}." for p in problems]})
-        levels.append(EscalationLevel(
-            level=index + 1, trigger=kind, hours=float(hours or 0), raise_priority=raise_by,
-            move_to_queue=actions.get("move_to_queue") or None,
-            reassign_to_supervisor=bool(actions.get("reassign_to_supervisor")), notify=bool(actions.get("notify")),
-        ))
+            raise InvalidInput(
+                f"{where}: {problems[0]}", fields={"escalation_rules": [f"{where}: {p}." for p in problems]}
+            )
+        levels.append(
+            EscalationLevel(
+                level=index + 1,
+                trigger=kind,
+                hours=float(hours or 0),
+                raise_priority=raise_by,
+                move_to_queue=actions.get("move_to_queue") or None,
+                reassign_to_supervisor=bool(actions.get("reassign_to_supervisor")),
+                notify=bool(actions.get("notify")),
+            )
+        )
     return levels

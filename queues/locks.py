@@ -3,6 +3,7 @@
 A service that changes several queues (loads, an overflow target) locks them all in one read, in primary-key
 order, before it changes any, so two such services queue behind each other instead of deadlocking.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -1,4 +1,5 @@
 """Queues: where tasks wait, with capacity, routing strategy, SLA defaults and escalation rules."""
+
 from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
@@ -128,8 +129,12 @@ class WorkflowQueue(models.Model):
     queue_type = models.CharField(max_length=20, choices=QueueType.choices, default=QueueType.STANDARD)
     department = models.ForeignKey(Department, null=True, blank=True, on_delete=models.PROTECT, related_name="queues")
     max_capacity = models.IntegerField(default=1000, help_text="Most CLAIMED tasks the queue carries at once.")
-    current_load = models.IntegerField(default=0, help_text="CLAIMED tasks now; kept in the same transaction as each claim.")
-    routing_strategy = models.CharField(max_length=20, choices=RoutingStrategy.choices, default=RoutingStrategy.ROUND_ROBIN)
+    current_load = models.IntegerField(
+        default=0, help_text="CLAIMED tasks now; kept in the same transaction as each claim."
+    )
+    routing_strategy = models.CharField(
+        max_length=20, choices=RoutingStrategy.choices, default=RoutingStrategy.ROUND_ROBIN
+    )
     assignment_mode = models.CharField(max_length=10, choices=AssignmentMode.choices, default=AssignmentMode.PULL)
     required_skills = ArrayField(models.SlugField(max_length=50), default=list, blank=True)
     overflow_queue = models.ForeignKey(
@@ -148,7 +153,9 @@ class WorkflowQueue(models.Model):
         related_name="queues",
         help_text="SLA hours count in this calendar. Empty: the department's calendar, else round the clock.",
     )
-    priority_weight = models.PositiveIntegerField(default=1, help_text="Weight of this queue under priority-weighted routing.")
+    priority_weight = models.PositiveIntegerField(
+        default=1, help_text="Weight of this queue under priority-weighted routing."
+    )
     intake_paused = models.BooleanField(default=False)
     round_robin_cursor = models.BigIntegerField(default=0, help_text="Id of the user last given a task by round-robin.")
     created_at = models.DateTimeField(default=timezone.now)
@@ -166,8 +173,12 @@ class WorkflowQueue(models.Model):
             models.CheckConstraint(condition=Q(max_capacity__gte=0), name="queue_capacity_non_negative"),
             models.CheckConstraint(condition=Q(current_load__gte=0), name="queue_load_non_negative"),
             models.CheckConstraint(condition=Q(queue_type__in=QueueType.values), name="queue_type_valid"),
-            models.CheckConstraint(condition=Q(routing_strategy__in=RoutingStrategy.values), name="queue_routing_strategy_valid"),
-            models.CheckConstraint(condition=Q(assignment_mode__in=AssignmentMode.values), name="queue_assignment_mode_valid"),
+            models.CheckConstraint(
+                condition=Q(routing_strategy__in=RoutingStrategy.values), name="queue_routing_strategy_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(assignment_mode__in=AssignmentMode.values), name="queue_assignment_mode_valid"
+            ),
             models.CheckConstraint(condition=~Q(overflow_queue=models.F("queue_id")), name="queue_not_own_overflow"),
         ]
 

@@ -3,6 +3,7 @@
 Pure decisions over data the caller passes in (eligible users with their skills, capacity and current load),
 so the tasks app can use them without this app knowing about tasks.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -74,7 +75,11 @@ def overflow_target(queue: WorkflowQueue) -> WorkflowQueue:
     """Where a task bound for `queue` lands: the queue itself while it has room, else along its overflow chain."""
     seen = {queue.pk}
     current = queue
-    while current.max_capacity <= current.current_load and current.overflow_queue_id and current.overflow_queue_id not in seen:
+    while (
+        current.max_capacity <= current.current_load
+        and current.overflow_queue_id
+        and current.overflow_queue_id not in seen
+    ):
         seen.add(current.overflow_queue_id)
         current = current.overflow_queue
     return current

@@ -1,5 +1,6 @@
 """Reads of queues that services, views and admin share; views and admin learn a user's queues here, not from
 entitlements.access directly."""
+
 from __future__ import annotations
 
 from django.db.models import QuerySet

@@ -1,4 +1,5 @@
 """Writes of queues: creating them, granting roles their queue permissions, and business calendars."""
+
 from __future__ import annotations
 
 from datetime import date

@@ -1,4 +1,5 @@
 """Admin for workflow definitions, process instances, tasks and task history, and alerts."""
+
 from urllib.parse import urlsplit
 
 from django import forms
@@ -61,7 +62,16 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
     list_filter = ("process_key", "is_active")
     search_fields = ("process_key", "name")
     list_select_related = ("deployed_by",)
-    readonly_fields = ("process_key", "version", "name", "bpmn_xml", "sla_config", "engine_spec", "deployed_by", "deployed_at")
+    readonly_fields = (
+        "process_key",
+        "version",
+        "name",
+        "bpmn_xml",
+        "sla_config",
+        "engine_spec",
+        "deployed_by",
+        "deployed_at",
+    )
     fields = ("process_key", "version", "name", "is_active", "sla_config", "deployed_by", "deployed_at", "bpmn_xml")
     upload_fields = ("bpmn_file", "sla_config")
 
@@ -73,14 +83,17 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 definition = definition_deploy(
-                    user=request.user, bpmn_xml=form.cleaned_data["bpmn_file"],
+                    user=request.user,
+                    bpmn_xml=form.cleaned_data["bpmn_file"],
                     sla_config=form.cleaned_data.get("sla_config") or None,
                 )
             except WorkflowError as exc:
                 if isinstance(exc, DomainPermissionDenied):
                     security_event_record(
-                        event_type=SecurityEvent.Type.PERMISSION_DENIED, actor=request.user,
-                        remote_addr=client_address(request), path=request.path,
+                        event_type=SecurityEvent.Type.PERMISSION_DENIED,
+                        actor=request.user,
+                        remote_addr=client_address(request),
+                        path=request.path,
                         details={"method": request.method, "reason": exc.detail, "admin": True},
                     )
                 form.add_error("bpmn_file", exc.detail)
@@ -142,7 +155,13 @@ class ProcessIncidentInline(admin.TabularInline):
 @admin.register(ProcessInstance)
 class ProcessInstanceAdmin(ProcessConsoleMixin, admin.ModelAdmin):
     list_display = (
-        "process_instance_id", "business_key", "definition", "status", "sla_due_date", "started_at", "ended_at",
+        "process_instance_id",
+        "business_key",
+        "definition",
+        "status",
+        "sla_due_date",
+        "started_at",
+        "ended_at",
         "diagram_link",
     )
     list_filter = ("status", "definition__process_key")
@@ -154,7 +173,8 @@ class ProcessInstanceAdmin(ProcessConsoleMixin, admin.ModelAdmin):
 
     def get_urls(self):
         diagram = path(
-            "<int:object_id>/diagram/", self.admin_site.admin_view(self.diagram_view),
+            "<int:object_id>/diagram/",
+            self.admin_site.admin_view(self.diagram_view),
             name=f"{self.opts.app_label}_{self.opts.model_name}_diagram",
         )
         # Before the defaults: their "<path:object_id>/" would swallow ".../diagram/".
@@ -225,7 +245,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 # priority): the bulk actions run the services. The model form would write a row without any of that.
 @admin.register(WorkflowTask)
 class WorkflowTaskAdmin(TaskConsoleMixin, ReadOnlyAdmin):
-    list_display = ("task_id", "name", "queue", "status", "priority", "assignee", "due_date", "escalation_level", "created_at")
+    list_display = (
+        "task_id",
+        "name",
+        "queue",
+        "status",
+        "priority",
+        "assignee",
+        "due_date",
+        "escalation_level",
+        "created_at",
+    )
     search_fields = ("=process_instance__business_key", "name")
     list_select_related = ("queue", "assignee")
     inlines = [TaskHistoryInline]
@@ -250,6 +280,7 @@ class TaskHistoryAdmin(HistoryConsoleMixin, admin.ModelAdmin):
 
 
 # --- Alerts -----------------------------------------------------------------------------------------------------
+
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
@@ -297,7 +328,9 @@ class AlertChannelAdmin(admin.ModelAdmin):
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "alert_kinds":  # checkboxes, not a comma-separated text box
             return forms.TypedMultipleChoiceField(
-                choices=AlertKind.choices, widget=forms.CheckboxSelectMultiple, required=False,
+                choices=AlertKind.choices,
+                widget=forms.CheckboxSelectMultiple,
+                required=False,
                 help_text=db_field.help_text,
             )
         return super().formfield_for_dbfield(db_field, request, **kwargs)
@@ -347,7 +380,16 @@ class AlertAdmin(ReadOnlyAdmin):
 
 @admin.register(AlertDelivery)
 class AlertDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("delivery_id", "alert", "channel", "status", "attempts", "last_error", "last_attempt_at", "delivered_at")
+    list_display = (
+        "delivery_id",
+        "alert",
+        "channel",
+        "status",
+        "attempts",
+        "last_error",
+        "last_attempt_at",
+        "delivered_at",
+    )
     list_filter = ("status", "channel", "alert__kind")
     search_fields = ("alert__dedupe_key", "last_error")
     list_select_related = ("alert", "channel")

@@ -1,4 +1,5 @@
 """REST API for tasks: list, read, create, claim, release, complete, reassign, delegate, escalate, history."""
+
 from __future__ import annotations
 
 from datetime import UTC
@@ -64,10 +65,29 @@ class TaskSerializer(serializers.ModelSerializer):
     class Meta:
         model = WorkflowTask
         fields = [
-            "id", "name", "description", "queue", "status", "priority", "assignee", "owner", "delegation_state",
-            "due_date", "overdue", "escalation_level", "required_skills", "candidate_groups", "variables",
-            "form_fields", "process_instance", "engine_task_id", "task_definition_key", "created_at", "claimed_at",
-            "completed_at", "updated_at",
+            "id",
+            "name",
+            "description",
+            "queue",
+            "status",
+            "priority",
+            "assignee",
+            "owner",
+            "delegation_state",
+            "due_date",
+            "overdue",
+            "escalation_level",
+            "required_skills",
+            "candidate_groups",
+            "variables",
+            "form_fields",
+            "process_instance",
+            "engine_task_id",
+            "task_definition_key",
+            "created_at",
+            "claimed_at",
+            "completed_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
@@ -134,7 +154,11 @@ class ReleaseSerializer(serializers.Serializer):
 class ReassignSerializer(serializers.Serializer):
     assignee = serializers.CharField(max_length=150)
     expected_assignee = serializers.CharField(
-        max_length=150, required=False, allow_blank=True, allow_null=True, default=None,
+        max_length=150,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        default=None,
         help_text="Reassign only if the task is still held by this user ('' = unassigned); else 409.",
     )
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
@@ -146,7 +170,9 @@ class DelegateSerializer(serializers.Serializer):
 
 
 class EscalateSerializer(serializers.Serializer):
-    priority = serializers.IntegerField(min_value=MIN_PRIORITY, max_value=MAX_PRIORITY, required=False, allow_null=True, default=None)
+    priority = serializers.IntegerField(
+        min_value=MIN_PRIORITY, max_value=MAX_PRIORITY, required=False, allow_null=True, default=None
+    )
     queue = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
 
@@ -241,9 +267,15 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def create(self, request):
         data = self.validated(TaskCreateSerializer, request)
         task = services.task_create(
-            user=request.user, via_account=via(request), queue_name=data["queue"], name=data["name"],
-            description=data["description"], priority=data["priority"], due_date=data["due_date"],
-            variables=data["variables"], required_skills=data["required_skills"],
+            user=request.user,
+            via_account=via(request),
+            queue_name=data["queue"],
+            name=data["name"],
+            description=data["description"],
+            priority=data["priority"],
+            due_date=data["due_date"],
+            variables=data["variables"],
+            required_skills=data["required_skills"],
         )
         return task_response(task, http_status=status.HTTP_201_CREATED)
 
@@ -255,7 +287,9 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         request=ClaimNextSerializer,
-        parameters=[OpenApiParameter("queueNames", OpenApiTypes.STR, description="Queue names, repeated or comma-separated.")],
+        parameters=[
+            OpenApiParameter("queueNames", OpenApiTypes.STR, description="Queue names, repeated or comma-separated.")
+        ],
         responses={200: TaskSerializer, 204: OpenApiResponse(description="Nothing to claim."), **errors(400, 401)},
     )
     @action(detail=False, methods=["post"], url_path="claim/next")
@@ -292,7 +326,11 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def complete(self, request, pk=None):
         data = self.validated(CompleteSerializer, request)
         task = services.task_complete(
-            user=request.user, task_id=int(pk), variables=data["variables"], comment=data["comment"], via_account=via(request)
+            user=request.user,
+            task_id=int(pk),
+            variables=data["variables"],
+            comment=data["comment"],
+            via_account=via(request),
         )
         return task_response(task)
 
@@ -301,8 +339,12 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def reassign(self, request, pk=None):
         data = self.validated(ReassignSerializer, request)
         task = services.task_reassign(
-            user=request.user, task_id=int(pk), assignee=data["assignee"], expected_assignee=data["expected_assignee"],
-            comment=data["comment"], via_account=via(request),
+            user=request.user,
+            task_id=int(pk),
+            assignee=data["assignee"],
+            expected_assignee=data["expected_assignee"],
+            comment=data["comment"],
+            via_account=via(request),
         )
         return task_response(task)
 
@@ -311,7 +353,11 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def delegate(self, request, pk=None):
         data = self.validated(DelegateSerializer, request)
         task = services.task_delegate(
-            user=request.user, task_id=int(pk), delegate=data["delegate"], comment=data["comment"], via_account=via(request)
+            user=request.user,
+            task_id=int(pk),
+            delegate=data["delegate"],
+            comment=data["comment"],
+            via_account=via(request),
         )
         return task_response(task)
 
@@ -320,7 +366,11 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def resolve(self, request, pk=None):
         data = self.validated(CompleteSerializer, request)
         task = services.task_resolve(
-            user=request.user, task_id=int(pk), variables=data["variables"], comment=data["comment"], via_account=via(request)
+            user=request.user,
+            task_id=int(pk),
+            variables=data["variables"],
+            comment=data["comment"],
+            via_account=via(request),
         )
         return task_response(task)
 
@@ -329,8 +379,12 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def escalate(self, request, pk=None):
         data = self.validated(EscalateSerializer, request)
         task = services.task_escalate(
-            user=request.user, task_id=int(pk), priority=data["priority"], queue_name=data["queue"] or None,
-            reason=data["reason"], via_account=via(request),
+            user=request.user,
+            task_id=int(pk),
+            priority=data["priority"],
+            queue_name=data["queue"] or None,
+            reason=data["reason"],
+            via_account=via(request),
         )
         return task_response(task)
 
@@ -342,7 +396,6 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         serializer = serializer_class(data=data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
-
 
 
 class QueueSerializer(serializers.ModelSerializer):
@@ -360,9 +413,25 @@ class QueueSerializer(serializers.ModelSerializer):
     class Meta:
         model = WorkflowQueue
         fields = [
-            "id", "queue_name", "display_name", "queue_type", "department", "routing_strategy", "assignment_mode",
-            "max_capacity", "current_load", "utilisation", "intake_paused", "sla_default_hours", "open", "claimed",
-            "escalated", "overdue", "due_within_24h", "oldest_open_age_seconds", "capabilities",
+            "id",
+            "queue_name",
+            "display_name",
+            "queue_type",
+            "department",
+            "routing_strategy",
+            "assignment_mode",
+            "max_capacity",
+            "current_load",
+            "utilisation",
+            "intake_paused",
+            "sla_default_hours",
+            "open",
+            "claimed",
+            "escalated",
+            "overdue",
+            "due_within_24h",
+            "oldest_open_age_seconds",
+            "capabilities",
         ]
         read_only_fields = fields
 
@@ -390,7 +459,17 @@ class DefinitionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WorkflowDefinition
-        fields = ["id", "process_key", "version", "name", "sla_config", "is_active", "deployed_by", "deployed_at", "queues"]
+        fields = [
+            "id",
+            "process_key",
+            "version",
+            "name",
+            "sla_config",
+            "is_active",
+            "deployed_by",
+            "deployed_at",
+            "queues",
+        ]
         read_only_fields = fields
 
     def get_queues(self, definition) -> list[str]:
@@ -402,17 +481,19 @@ class DefinitionSerializer(serializers.ModelSerializer):
 _HOURS = {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": workflows.MAX_SLA_HOURS}
 
 
-@extend_schema_field({
-    "type": "object",
-    "description": "Business hours to complete tasks: per userTask id (`tasks`), or by priority threshold "
-                   "(`priority_hours`, keys 0-100; the highest threshold at or below a task's priority wins and "
-                   "comes before `tasks`).",
-    "properties": {
-        "tasks": {"type": "object", "additionalProperties": _HOURS},
-        "priority_hours": {"type": "object", "additionalProperties": _HOURS},
-    },
-    "additionalProperties": False,
-})
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": "Business hours to complete tasks: per userTask id (`tasks`), or by priority threshold "
+        "(`priority_hours`, keys 0-100; the highest threshold at or below a task's priority wins and "
+        "comes before `tasks`).",
+        "properties": {
+            "tasks": {"type": "object", "additionalProperties": _HOURS},
+            "priority_hours": {"type": "object", "additionalProperties": _HOURS},
+        },
+        "additionalProperties": False,
+    }
+)
 class SlaConfigField(VariablesField):
     """A definition's SLA settings; the service validates them (tasks.bpmn.workflows.sla_config_validate)."""
 
@@ -431,8 +512,18 @@ class ProcessSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ProcessInstance
-        fields = ["id", "process_key", "version", "business_key", "variables", "status", "sla_due_date",
-                  "started_at", "ended_at", "tasks"]
+        fields = [
+            "id",
+            "process_key",
+            "version",
+            "business_key",
+            "variables",
+            "status",
+            "sla_due_date",
+            "started_at",
+            "ended_at",
+            "tasks",
+        ]
         read_only_fields = fields
 
     def get_tasks(self, instance) -> list[dict]:
@@ -463,7 +554,9 @@ class DefinitionViewSet(viewsets.GenericViewSet):
     @extend_schema(request=DeploySerializer, responses={201: DefinitionSerializer, **errors(400, 401, 403, 409)})
     def create(self, request):
         data = TaskViewSet.validated(DeploySerializer, request)
-        definition = workflows.definition_deploy(user=request.user, bpmn_xml=data["bpmn_xml"], sla_config=data["sla_config"])
+        definition = workflows.definition_deploy(
+            user=request.user, bpmn_xml=data["bpmn_xml"], sla_config=data["sla_config"]
+        )
         return Response(DefinitionSerializer(definition).data, status=status.HTTP_201_CREATED)
 
 
@@ -482,8 +575,11 @@ class ProcessViewSet(viewsets.GenericViewSet):
     def create(self, request):
         data = TaskViewSet.validated(ProcessStartSerializer, request)
         instance = workflows.process_start(
-            user=request.user, process_key=data["process_key"], business_key=data["business_key"],
-            variables=data["variables"], via_account=via(request),
+            user=request.user,
+            process_key=data["process_key"],
+            business_key=data["business_key"],
+            variables=data["variables"],
+            via_account=via(request),
         )
         return Response(ProcessSerializer(instance).data, status=status.HTTP_201_CREATED)
 

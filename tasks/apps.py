@@ -11,5 +11,7 @@ class TasksConfig(AppConfig):
         from .models import WorkflowTask
 
         signals.task_completed.connect(
-            workflows.advance_on_task_completed, sender=WorkflowTask, dispatch_uid="tasks.bpmn.advance_on_task_completed"
+            workflows.advance_on_task_completed,
+            sender=WorkflowTask,
+            dispatch_uid="tasks.bpmn.advance_on_task_completed",
         )

@@ -4,6 +4,7 @@ Each job returns a small dict (what it touched); with django-celery-results it i
 end and any error, and shown in admin (Celery Results → Task results). Alert delivery, which the alerts it
 raises enqueue, is tasks/sla/alerts.py: deliver_alert.
 """
+
 from __future__ import annotations
 
 from celery import shared_task
@@ -49,7 +50,12 @@ def rebalance_queues() -> dict:
 @shared_task(name="workflow.archive_completed_tasks", **JOB_OPTIONS)
 def archive_completed_tasks(days: int = 90) -> dict:
     result = completed_tasks_archive(older_than_days=days)
-    return {"tasks": result.tasks, "history": result.history, "batches": result.batches, "left_locked": result.left_locked}
+    return {
+        "tasks": result.tasks,
+        "history": result.history,
+        "batches": result.batches,
+        "left_locked": result.left_locked,
+    }
 
 
 @shared_task(name="workflow.capacity_monitor", **JOB_OPTIONS)

@@ -16,6 +16,7 @@ querysets). Locks on entitlements' rows are taken only by entitlement services, 
 Implicit row locks count too: an UPDATE of a queue's current_load locks that queue row, so a service locks its
 tasks before it changes a queue's load.
 """
+
 from __future__ import annotations
 
 from django.db.models import QuerySet

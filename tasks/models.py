@@ -1,4 +1,5 @@
 """The workflow engine's data: definitions, process instances, tasks and their history (schema flowable)."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -45,9 +46,13 @@ class WorkflowDefinition(models.Model):
     name = models.CharField(max_length=300, blank=True)
     bpmn_xml = models.TextField()
     sla_config = models.JSONField(default=dict, blank=True)
-    engine_spec = EngineStateField(null=True, blank=True, help_text="The parsed process spec, serialised once per version.")
+    engine_spec = EngineStateField(
+        null=True, blank=True, help_text="The parsed process spec, serialised once per version."
+    )
     is_active = models.BooleanField(default=True)
-    deployed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    deployed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     deployed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -79,7 +84,9 @@ class ProcessInstance(models.Model):
     status = models.CharField(max_length=20, choices=ProcessStatus.choices, default=ProcessStatus.RUNNING)
     sla_due_date = models.DateTimeField(null=True, blank=True)
     next_timer_due_at = models.DateTimeField(null=True, blank=True, help_text="When the engine's next timer falls due.")
-    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     started_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -166,10 +173,16 @@ class WorkflowTask(models.Model):
 
     task_id = models.BigAutoField(primary_key=True)
     process_instance = models.ForeignKey(
-        ProcessInstance, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks",
+        ProcessInstance,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tasks",
         db_index=False,  # idx_workflow_tasks_instance leads with process_instance_id
     )
-    engine_task_id = models.UUIDField(null=True, blank=True, help_text="The engine's id of the userTask this row stands for.")
+    engine_task_id = models.UUIDField(
+        null=True, blank=True, help_text="The engine's id of the userTask this row stands for."
+    )
     task_definition_key = models.CharField(max_length=200, blank=True)
     name = models.CharField(max_length=300)
     description = models.TextField(blank=True)
@@ -213,7 +226,9 @@ class WorkflowTask(models.Model):
         ordering = ["-priority", "created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=TaskStatus.values), name="task_status_valid"),
-            models.CheckConstraint(condition=~Q(status="CLAIMED") | Q(assignee__isnull=False), name="task_claimed_has_assignee"),
+            models.CheckConstraint(
+                condition=~Q(status="CLAIMED") | Q(assignee__isnull=False), name="task_claimed_has_assignee"
+            ),
             models.CheckConstraint(
                 condition=~Q(status="COMPLETED") | Q(completed_at__isnull=False), name="task_completed_has_time"
             ),
@@ -224,29 +239,46 @@ class WorkflowTask(models.Model):
         ]
         indexes = [
             # The seed's primary index: queue listings in priority-then-age order.
-            models.Index(F("queue"), F("status"), F("priority").desc(), F("created_at"), name="idx_workflow_tasks_queue_status_priority"),
+            models.Index(
+                F("queue"),
+                F("status"),
+                F("priority").desc(),
+                F("created_at"),
+                name="idx_workflow_tasks_queue_status_priority",
+            ),
             # Claim path: one ordered probe per queue over OPEN tasks only.
             models.Index(
-                F("queue"), F("priority").desc(), F("created_at"), F("task_id"),
+                F("queue"),
+                F("priority").desc(),
+                F("created_at"),
+                F("task_id"),
                 name="idx_workflow_tasks_claim_open",
                 condition=Q(status="OPEN"),
             ),
             GinIndex(fields=["candidate_groups"], name="idx_workflow_tasks_candidate_groups"),
             # SLA scans: the seed's (due_date < CURRENT_TIMESTAMP) index cannot exist (not immutable); this is its equivalent.
-            models.Index(fields=["due_date"], name="idx_workflow_tasks_overdue", condition=Q(status__in=["OPEN", "CLAIMED"])),
             models.Index(
-                fields=["assignee", "due_date"], name="idx_workflow_tasks_assignee_active", condition=Q(status="CLAIMED")
+                fields=["due_date"], name="idx_workflow_tasks_overdue", condition=Q(status__in=["OPEN", "CLAIMED"])
+            ),
+            models.Index(
+                fields=["assignee", "due_date"],
+                name="idx_workflow_tasks_assignee_active",
+                condition=Q(status="CLAIMED"),
             ),
             models.Index(fields=["process_instance", "status"], name="idx_workflow_tasks_instance"),
             # The console's task list filtered by queue, newest first: a backward walk of one queue's active tasks
             # instead of sorting them. Partial, so it stays the size of the backlog.
             models.Index(
-                F("queue"), F("task_id").desc(), name="idx_workflow_tasks_queue_active",
+                F("queue"),
+                F("task_id").desc(),
+                name="idx_workflow_tasks_queue_active",
                 condition=Q(status__in=["OPEN", "CLAIMED"]),
             ),
             # Covering, so "completed today per caseworker / per queue" reads the index alone (dashboard at 10M rows).
             models.Index(
-                fields=["completed_at"], include=["queue", "assignee"], name="idx_workflow_tasks_completed",
+                fields=["completed_at"],
+                include=["queue", "assignee"],
+                name="idx_workflow_tasks_completed",
                 condition=Q(status="COMPLETED"),
             ),
         ]
@@ -276,9 +308,16 @@ class TaskHistory(models.Model):
     event_id = models.BigAutoField(primary_key=True)
     task = models.ForeignKey(WorkflowTask, on_delete=models.PROTECT, related_name="history", db_index=False)
     event_type = models.CharField(max_length=30, choices=TaskEventType.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     via_account = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
         help_text="The integration account that acted on the actor's behalf (X-On-Behalf-Of), if any.",
     )
     old_values = models.JSONField(default=dict, blank=True)
@@ -294,9 +333,13 @@ class TaskHistory(models.Model):
             models.Index(fields=["task", "created_at"], name="idx_task_history_task"),
             # Most events are a person's own, with no integration account: those rows stay out of this index, so
             # appending them (every claim) costs one index insert fewer; `via_account_id = X` still uses it.
-            models.Index(fields=["via_account"], condition=Q(via_account__isnull=False), name="task_history_via_account"),
+            models.Index(
+                fields=["via_account"], condition=Q(via_account__isnull=False), name="task_history_via_account"
+            ),
         ]
-        constraints = [models.CheckConstraint(condition=Q(event_type__in=TaskEventType.values), name="task_event_type_valid")]
+        constraints = [
+            models.CheckConstraint(condition=Q(event_type__in=TaskEventType.values), name="task_event_type_valid")
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} #{self.task_id}"
@@ -324,8 +367,12 @@ class ArchivedTask(models.Model):
     name = models.CharField(max_length=300)
     description = models.TextField()
     queue = models.ForeignKey(
-        WorkflowQueue, to_field="queue_name", db_column="queue_name", on_delete=models.DO_NOTHING,
-        db_constraint=False, related_name="+",
+        WorkflowQueue,
+        to_field="queue_name",
+        db_column="queue_name",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     candidate_groups = ArrayField(models.CharField(max_length=100))
     assignee = archived_user_reference()
@@ -438,7 +485,9 @@ class AlertChannel(models.Model):
     kind = models.CharField(max_length=20, choices=AlertChannelKind.choices)
     enabled = models.BooleanField(default=True)
     alert_kinds = ArrayField(
-        models.CharField(max_length=20, choices=AlertKind.choices), default=all_alert_kinds, blank=True,
+        models.CharField(max_length=20, choices=AlertKind.choices),
+        default=all_alert_kinds,
+        blank=True,
         help_text="The kinds of alert this channel receives.",
     )
     webhook_url = models.URLField(max_length=500, blank=True, help_text="Slack or Teams: the incoming webhook's URL.")
@@ -446,7 +495,9 @@ class AlertChannel(models.Model):
         models.EmailField(), default=list, blank=True, help_text="Email: addresses, comma-separated."
     )
     routing_key = models.CharField(max_length=100, blank=True, help_text="PagerDuty: the integration's routing key.")
-    events_url = models.URLField(max_length=500, default=PAGERDUTY_EVENTS_URL, help_text="PagerDuty: the Events API v2 URL.")
+    events_url = models.URLField(
+        max_length=500, default=PAGERDUTY_EVENTS_URL, help_text="PagerDuty: the Events API v2 URL."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -527,7 +578,9 @@ class AlertDelivery(models.Model):
         verbose_name_plural = "alert deliveries"
         constraints = [
             models.UniqueConstraint(fields=["alert", "channel"], name="alert_delivery_once_per_channel"),
-            models.CheckConstraint(condition=Q(status__in=AlertDeliveryStatus.values), name="alert_delivery_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=AlertDeliveryStatus.values), name="alert_delivery_status_valid"
+            ),
             models.CheckConstraint(
                 condition=~Q(status="DELIVERED") | Q(delivered_at__isnull=False), name="alert_delivered_has_time"
             ),

@@ -1,4 +1,5 @@
 """Reads of tasks that views, the API and admin share. Every one checks access first."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -89,9 +90,7 @@ DUE_SOON = timedelta(hours=24)
 def queue_dashboard(*, user) -> list:
     """Queues the user may view with their task counts and SLA figures (two queries whatever the number of queues)."""
     now = timezone.now()
-    queues = list(
-        queues_for(user=user, capability=Capability.VIEW).select_related("department").order_by("queue_name")
-    )
+    queues = list(queues_for(user=user, capability=Capability.VIEW).select_related("department").order_by("queue_name"))
     active = Q(status__in=["OPEN", "CLAIMED"])
     figures = {
         row["queue_id"]: row

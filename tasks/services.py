@@ -4,6 +4,7 @@ Create, claim, release, complete, reassign, delegate, escalate, move. Each servi
 rows in one order (process instance, then task, then queue: the functions of tasks/locks.py), appends a history
 event with actor, old and new values, and keeps each queue's current_load equal to its CLAIMED tasks.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -35,7 +36,9 @@ MAX_NAME_LENGTH = 300
 # --- helpers shared by the services ------------------------------------------------------------------------------
 
 
-def _history(task: WorkflowTask, event_type: str, *, user, via_account=None, old=None, new=None, comment="") -> TaskHistory:
+def _history(
+    task: WorkflowTask, event_type: str, *, user, via_account=None, old=None, new=None, comment=""
+) -> TaskHistory:
     return TaskHistory.objects.create(
         task=task,
         event_type=event_type,
@@ -218,7 +221,11 @@ def task_insert(
     _history(task, TaskEventType.CREATED, user=user, via_account=via_account, new=new, comment=comment)
     if target.pk != queue.pk:
         signals.task_moved.send(
-            sender=WorkflowTask, task=task, from_queue=queue.queue_name, to_queue=target.queue_name, user=user,
+            sender=WorkflowTask,
+            task=task,
+            from_queue=queue.queue_name,
+            to_queue=target.queue_name,
+            user=user,
             reason=comment,
         )
     if target.assignment_mode == AssignmentMode.PUSH:
@@ -286,10 +293,12 @@ def task_claim_next(*, user, queue_names: list[str] | None = None, via_account=N
     if user is None or not user.is_active:
         return None
     requested = list(queue_names) if queue_names else None
-    claimed = list(WorkflowTask.objects.raw(
-        "SELECT * FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
-        [user.pk, requested, via_account.pk if via_account else None],
-    ))
+    claimed = list(
+        WorkflowTask.objects.raw(
+            "SELECT * FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
+            [user.pk, requested, via_account.pk if via_account else None],
+        )
+    )
     if not claimed:
         return None
     task = claimed[0]
@@ -316,7 +325,10 @@ def task_claim(*, user, task_id: int, via_account=None) -> WorkflowTask:
     task.save(update_fields=["status", "assignee", "claimed_at", "updated_at"])
     _adjust_load(task.queue_id, +1)
     _history(
-        task, TaskEventType.CLAIMED, user=user, via_account=via_account,
+        task,
+        TaskEventType.CLAIMED,
+        user=user,
+        via_account=via_account,
         old={"status": TaskStatus.OPEN, "assignee": None},
         new={"status": TaskStatus.CLAIMED, "assignee": user.get_username()},
     )
@@ -343,7 +355,11 @@ def task_release(*, user, task_id: int, via_account=None, comment: str = "") -> 
     task.save(update_fields=["status", "assignee", "claimed_at", "owner", "delegation_state", "updated_at"])
     _adjust_load(task.queue_id, -1)
     _history(
-        task, TaskEventType.RELEASED, user=user, via_account=via_account, comment=comment,
+        task,
+        TaskEventType.RELEASED,
+        user=user,
+        via_account=via_account,
+        comment=comment,
         old={"status": TaskStatus.CLAIMED, "assignee": previous},
         new={"status": TaskStatus.OPEN, "assignee": None},
     )
@@ -351,7 +367,9 @@ def task_release(*, user, task_id: int, via_account=None, comment: str = "") -> 
 
 
 @transaction.atomic
-def task_complete(*, user, task_id: int, variables: dict | None = None, comment: str = "", via_account=None) -> WorkflowTask:
+def task_complete(
+    *, user, task_id: int, variables: dict | None = None, comment: str = "", via_account=None
+) -> WorkflowTask:
     """Finish a task the user holds, with its form variables; the process it belongs to moves on in the same transaction."""
     # Lock order: the process instance first, then the task (so a parallel join cannot interleave).
     task = task_for_user(user=user, task_id=task_id, capability=Capability.WORK)
@@ -369,9 +387,14 @@ def task_complete(*, user, task_id: int, variables: dict | None = None, comment:
     if task.process_instance_id:
         # The engine may close the instance's other tasks (a boundary event, a joined branch): lock them now, before
         # this task's queue load changes, not after.
-        list(tasks_for_update(WorkflowTask.objects.filter(
-            process_instance_id=task.process_instance_id, status__in=[TaskStatus.OPEN, TaskStatus.CLAIMED],
-        ).exclude(pk=task.pk)).values_list("pk", flat=True))
+        list(
+            tasks_for_update(
+                WorkflowTask.objects.filter(
+                    process_instance_id=task.process_instance_id,
+                    status__in=[TaskStatus.OPEN, TaskStatus.CLAIMED],
+                ).exclude(pk=task.pk)
+            ).values_list("pk", flat=True)
+        )
     now = timezone.now()
     task.status = TaskStatus.COMPLETED
     task.completed_at = now
@@ -379,8 +402,13 @@ def task_complete(*, user, task_id: int, variables: dict | None = None, comment:
     task.save(update_fields=["status", "completed_at", "variables", "updated_at"])
     _adjust_load(task.queue_id, -1)
     _history(
-        task, TaskEventType.COMPLETED, user=user, via_account=via_account, comment=comment,
-        old={"status": TaskStatus.CLAIMED}, new={"status": TaskStatus.COMPLETED, "variables": cleaned},
+        task,
+        TaskEventType.COMPLETED,
+        user=user,
+        via_account=via_account,
+        comment=comment,
+        old={"status": TaskStatus.CLAIMED},
+        new={"status": TaskStatus.COMPLETED, "variables": cleaned},
     )
     if task.process_instance_id:
         signals.task_completed.send(
@@ -435,8 +463,13 @@ def task_reassign(
     task.delegation_state = ""
     task.save(update_fields=["status", "assignee", "claimed_at", "owner", "delegation_state", "updated_at"])
     _history(
-        task, TaskEventType.REASSIGNED, user=user, via_account=via_account, comment=comment,
-        old=old, new={"status": TaskStatus.CLAIMED, "assignee": target.get_username()},
+        task,
+        TaskEventType.REASSIGNED,
+        user=user,
+        via_account=via_account,
+        comment=comment,
+        old=old,
+        new={"status": TaskStatus.CLAIMED, "assignee": target.get_username()},
     )
     return task
 
@@ -458,7 +491,11 @@ def task_delegate(*, user, task_id: int, delegate, via_account=None, comment: st
     task.delegation_state = "PENDING"
     task.save(update_fields=["owner", "assignee", "delegation_state", "updated_at"])
     _history(
-        task, TaskEventType.DELEGATED, user=user, via_account=via_account, comment=comment,
+        task,
+        TaskEventType.DELEGATED,
+        user=user,
+        via_account=via_account,
+        comment=comment,
         old={"assignee": owner.get_username()},
         new={"assignee": target.get_username(), "owner": owner.get_username(), "delegation_state": "PENDING"},
     )
@@ -466,7 +503,9 @@ def task_delegate(*, user, task_id: int, delegate, via_account=None, comment: st
 
 
 @transaction.atomic
-def task_resolve(*, user, task_id: int, variables: dict | None = None, via_account=None, comment: str = "") -> WorkflowTask:
+def task_resolve(
+    *, user, task_id: int, variables: dict | None = None, via_account=None, comment: str = ""
+) -> WorkflowTask:
     """The delegate finishes their part; the task goes back to its owner with the delegate's variables."""
     task = task_for_user(user=user, task_id=task_id, capability=Capability.WORK, for_update=True)
     if task.delegation_state != "PENDING" or task.assignee_id != user.pk:
@@ -480,7 +519,11 @@ def task_resolve(*, user, task_id: int, variables: dict | None = None, via_accou
     task.variables = {**task.variables, **(variables or {})}
     task.save(update_fields=["assignee", "owner", "delegation_state", "variables", "updated_at"])
     _history(
-        task, TaskEventType.RESOLVED, user=user, via_account=via_account, comment=comment,
+        task,
+        TaskEventType.RESOLVED,
+        user=user,
+        via_account=via_account,
+        comment=comment,
         old={"assignee": user.get_username(), "delegation_state": "PENDING"},
         new={"assignee": owner.get_username(), "delegation_state": "RESOLVED"},
     )
@@ -523,31 +566,44 @@ def _target_queue(queue_name: str, *, user, source: WorkflowQueue) -> WorkflowQu
     queue = WorkflowQueue.objects.filter(queue_name=queue_name).first()
     if queue is None:
         raise InvalidInput(f"no queue {queue_name!r}", fields={"queue": ["No queue by that name."]})
-    if queue.pk != source.pk and not _configured_target(source, queue) and not may(
-        user=user, capability=Capability.SUPERVISE, queue_name=queue_name
+    if (
+        queue.pk != source.pk
+        and not _configured_target(source, queue)
+        and not may(user=user, capability=Capability.SUPERVISE, queue_name=queue_name)
     ):
         raise PermissionDenied(
             f"you may not move work into queue {queue_name}: you do not supervise it and it is not an escalation or "
             f"overflow target of {source.queue_name}",
-            code="queue_not_supervised", fields={"queue": [f"You do not supervise {queue_name}."]},
+            code="queue_not_supervised",
+            fields={"queue": [f"You do not supervise {queue_name}."]},
         )
     return queue
 
 
 @transaction.atomic
 def task_escalate(
-    *, user, task_id: int, priority: int | None = None, queue_name: str | None = None, reason: str = "", via_account=None
+    *,
+    user,
+    task_id: int,
+    priority: int | None = None,
+    queue_name: str | None = None,
+    reason: str = "",
+    via_account=None,
 ) -> WorkflowTask:
     """A supervisor escalates: raise the priority and/or move the task to another queue; escalation_level + 1."""
     if priority is None and not queue_name:
-        raise InvalidInput("give a new priority, a queue, or both", fields={"priority": ["Give a priority or a queue."]})
+        raise InvalidInput(
+            "give a new priority, a queue, or both", fields={"priority": ["Give a priority or a queue."]}
+        )
     task = _supervised_task(user=user, task_id=task_id)
     _require_state(task, TaskStatus.OPEN, TaskStatus.CLAIMED, action="escalate")
     old = {"priority": task.priority, "escalation_level": task.escalation_level}
     if priority is not None:
         priority = _validate_priority(priority)
         if priority < task.priority:
-            raise InvalidInput("escalation cannot lower the priority", fields={"priority": ["Must not be lower than now."]})
+            raise InvalidInput(
+                "escalation cannot lower the priority", fields={"priority": ["Must not be lower than now."]}
+            )
         task.priority = priority
     if queue_name and queue_name != task.queue_id:
         target = _target_queue(queue_name, user=user, source=task.queue)
@@ -555,9 +611,18 @@ def task_escalate(
     task.escalation_level += 1
     task.save()
     _history(
-        task, TaskEventType.ESCALATED, user=user, via_account=via_account, comment=reason,
+        task,
+        TaskEventType.ESCALATED,
+        user=user,
+        via_account=via_account,
+        comment=reason,
         old=old,
-        new={"priority": task.priority, "escalation_level": task.escalation_level, "queue": task.queue_id, "status": task.status},
+        new={
+            "priority": task.priority,
+            "escalation_level": task.escalation_level,
+            "queue": task.queue_id,
+            "status": task.status,
+        },
     )
     return task
 
@@ -573,7 +638,12 @@ def task_move(*, user, task_id: int, queue_name: str, reason: str = "", via_acco
     old = _move(task, target, user=user, via_account=via_account, reason=reason or "moved")
     task.save()
     _history(
-        task, TaskEventType.MOVED, user=user, via_account=via_account, comment=reason, old=old,
+        task,
+        TaskEventType.MOVED,
+        user=user,
+        via_account=via_account,
+        comment=reason,
+        old=old,
         new={"queue": target.queue_name, "status": TaskStatus.OPEN, "assignee": None},
     )
     return task
@@ -587,7 +657,15 @@ def task_change_priority(*, user, task_id: int, priority: int, reason: str = "",
     old = {"priority": task.priority}
     task.priority = priority
     task.save(update_fields=["priority", "updated_at"])
-    _history(task, TaskEventType.PRIORITY_CHANGED, user=user, via_account=via_account, comment=reason, old=old, new={"priority": priority})
+    _history(
+        task,
+        TaskEventType.PRIORITY_CHANGED,
+        user=user,
+        via_account=via_account,
+        comment=reason,
+        old=old,
+        new={"priority": priority},
+    )
     return task
 
 
@@ -620,9 +698,7 @@ def task_close(task: WorkflowTask, *, status: str, user=None, reason: str = "") 
 
 
 @transaction.atomic
-def rebalance_queue_loads(
-    *, dry_run: bool = False, queue_names: list[str] | None = None, user=None
-) -> list[dict]:
+def rebalance_queue_loads(*, dry_run: bool = False, queue_names: list[str] | None = None, user=None) -> list[dict]:
     """Move OPEN tasks out of queues at capacity into their overflow queue, as far as the overflow has room.
 
     Highest priority and oldest first. `queue_names` limits the queues emptied; with `user` (a supervisor acting
@@ -651,7 +727,9 @@ def rebalance_queue_loads(
             continue
         ids = list(
             tasks_for_update(
-                WorkflowTask.objects.filter(queue=queue, status=TaskStatus.OPEN).order_by("-priority", "created_at", "task_id"),
+                WorkflowTask.objects.filter(queue=queue, status=TaskStatus.OPEN).order_by(
+                    "-priority", "created_at", "task_id"
+                ),
                 skip_locked=True,
             ).values_list("pk", flat=True)[:room]
         )
@@ -663,6 +741,12 @@ def rebalance_queue_loads(
         for task in WorkflowTask.objects.filter(pk__in=ids).select_related("queue"):
             old = _move(task, target, user=None, via_account=None, reason="rebalanced: queue at capacity")
             task.save()
-            _history(task, TaskEventType.MOVED, user=None, comment="rebalanced: queue at capacity", old=old,
-                     new={"queue": target.queue_name, "status": TaskStatus.OPEN})
+            _history(
+                task,
+                TaskEventType.MOVED,
+                user=None,
+                comment="rebalanced: queue at capacity",
+                old=old,
+                new={"queue": target.queue_name, "status": TaskStatus.OPEN},
+            )
     return moves

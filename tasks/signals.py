@@ -3,6 +3,7 @@
 Each is sent inside the transaction that made the change: receivers write in that transaction, and an exception
 a receiver raises rolls the change back. Receivers take the keyword arguments named here (plus `sender`).
 """
+
 from django.dispatch import Signal
 
 # sender WorkflowTask; task, from_queue, to_queue, user, reason: one task changed queue (overflow, move, escalation).

@@ -5,6 +5,7 @@ page and action works without JavaScript. Views are thin: each action is one ser
 becomes a message beside the form or at the top of the page, never an error page. Tasks outside the user's
 queues are 404, and the denial is written to the security audit as the API does.
 """
+
 from __future__ import annotations
 
 import re
@@ -55,7 +56,9 @@ def not_found_page(request, error: NotFound):
 def safe_next(request, default: str) -> str:
     """The `next` form field if it points back into this site, else `default` (no open redirects)."""
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return default
 
@@ -98,11 +101,15 @@ def inbox(request):
     paginator = Paginator(selectors.tasks_for_inbox(user=request.user), INBOX_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     page.object_list = annotate_due(page.object_list, now)
-    return render(request, "inbox/inbox.html", {
-        "page": page,
-        "workable_queues": queue_names_for_user(user=request.user, capability=Capability.WORK),
-        "selected_queue": request.GET.get("queue", ""),
-    })
+    return render(
+        request,
+        "inbox/inbox.html",
+        {
+            "page": page,
+            "workable_queues": queue_names_for_user(user=request.user, capability=Capability.WORK),
+            "selected_queue": request.GET.get("queue", ""),
+        },
+    )
 
 
 def claim_next(request):
@@ -171,7 +178,9 @@ def queue_tasks(request):
     number = page_number(request.GET.get("page"))
     offset = (number - 1) * QUEUE_PAGE_SIZE
     rows = list(
-        tasks.select_related("process_instance").order_by("-priority", "created_at", "task_id")[offset:offset + QUEUE_PAGE_SIZE + 1]
+        tasks.select_related("process_instance").order_by("-priority", "created_at", "task_id")[
+            offset : offset + QUEUE_PAGE_SIZE + 1
+        ]
     )
     has_next = len(rows) > QUEUE_PAGE_SIZE and number < MAX_QUEUE_PAGE
     rows = annotate_due(rows[:QUEUE_PAGE_SIZE], now)
@@ -189,7 +198,9 @@ def queue_tasks(request):
         "query": query.urlencode(),
         "here": request.get_full_path(),
     }
-    template = "inbox/_queue_results.html" if request.htmx and request.htmx.target == "queue-results" else "inbox/queues.html"
+    template = (
+        "inbox/_queue_results.html" if request.htmx and request.htmx.target == "queue-results" else "inbox/queues.html"
+    )
     return render(request, template, context)
 
 
@@ -223,19 +234,23 @@ def form_rows(task, submitted=None, errors=None) -> list[dict]:
         if kind == "boolean":
             value = value is True or str(value).lower() in {"true", "on", "yes"}
         choices = [
-            {"id": str(v["id"]), "name": v.get("name") or str(v["id"])} if isinstance(v, dict) else {"id": str(v), "name": str(v)}
+            {"id": str(v["id"]), "name": v.get("name") or str(v["id"])}
+            if isinstance(v, dict)
+            else {"id": str(v), "name": str(v)}
             for v in spec.get("values", [])
         ]
-        rows.append({
-            "name": FIELD_PREFIX + name,
-            "html_id": f"field-{name}",
-            "label": spec.get("label") or name,
-            "type": kind,
-            "required": bool(spec.get("required")),
-            "value": "" if value is None else value,
-            "choices": choices,
-            "errors": errors.get(name, []),
-        })
+        rows.append(
+            {
+                "name": FIELD_PREFIX + name,
+                "html_id": f"field-{name}",
+                "label": spec.get("label") or name,
+                "type": kind,
+                "required": bool(spec.get("required")),
+                "value": "" if value is None else value,
+                "choices": choices,
+                "errors": errors.get(name, []),
+            }
+        )
     return rows
 
 
@@ -252,7 +267,14 @@ def submitted_variables(task, post) -> dict:
 
 
 def render_task_page(
-    request, task_id: int, *, submitted=None, field_errors=None, completion_comment="", comment="", comment_errors=(),
+    request,
+    task_id: int,
+    *,
+    submitted=None,
+    field_errors=None,
+    completion_comment="",
+    comment="",
+    comment_errors=(),
     status=200,
 ):
     try:
@@ -265,24 +287,33 @@ def render_task_page(
     task.due = due_state(task.due_date, now)
     workable = not archived and task.queue_id in queue_names_for_user(user=request.user, capability=Capability.WORK)
     mine = task.status == TaskStatus.CLAIMED and task.assignee_id == request.user.pk
-    non_field_errors = [m for key, msgs in (field_errors or {}).items()
-                        if key not in {str(f["id"]) for f in task.form_fields or []} for m in msgs]
-    return render(request, "tasks/task.html", {
-        "task": task,
-        "case": case_summary_for(task),
-        "history": history,
-        "fields": form_rows(task, submitted, field_errors),
-        "non_field_errors": non_field_errors,
-        "completion_comment": completion_comment,
-        "comment": comment,
-        "comment_errors": list(comment_errors),
-        "can_claim": workable and task.status == TaskStatus.OPEN,
-        "can_complete": workable and mine and task.delegation_state != "PENDING",
-        "can_release": mine and not archived,
-        "can_comment": not archived,
-        "archived": archived,
-        "is_mine": mine,
-    }, status=status)
+    non_field_errors = [
+        m
+        for key, msgs in (field_errors or {}).items()
+        if key not in {str(f["id"]) for f in task.form_fields or []}
+        for m in msgs
+    ]
+    return render(
+        request,
+        "tasks/task.html",
+        {
+            "task": task,
+            "case": case_summary_for(task),
+            "history": history,
+            "fields": form_rows(task, submitted, field_errors),
+            "non_field_errors": non_field_errors,
+            "completion_comment": completion_comment,
+            "comment": comment,
+            "comment_errors": list(comment_errors),
+            "can_claim": workable and task.status == TaskStatus.OPEN,
+            "can_complete": workable and mine and task.delegation_state != "PENDING",
+            "can_release": mine and not archived,
+            "can_comment": not archived,
+            "archived": archived,
+            "is_mine": mine,
+        },
+        status=status,
+    )
 
 
 @require_GET
@@ -343,8 +374,12 @@ def task_complete(request, task_id: int):
     except InvalidInput as error:
         messages.error(request, "Some fields need attention: the task was not completed.")
         return render_task_page(
-            request, task_id, submitted=variables, field_errors=error.fields or {"__all__": [error.detail]},
-            completion_comment=comment, status=422,
+            request,
+            task_id,
+            submitted=variables,
+            field_errors=error.fields or {"__all__": [error.detail]},
+            completion_comment=comment,
+            status=422,
         )
     except Conflict as error:
         messages.error(request, f"Could not complete task #{task_id}: {error.detail}.")
@@ -364,7 +399,8 @@ def task_comment(request, task_id: int):
         return not_found_page(request, error)
     except InvalidInput as error:
         messages.error(request, "The comment was not added.")
-        return render_task_page(request, task_id, comment=comment, comment_errors=error.fields.get("comment", [error.detail]),
-                                status=422)
+        return render_task_page(
+            request, task_id, comment=comment, comment_errors=error.fields.get("comment", [error.detail]), status=422
+        )
     messages.success(request, "Comment added.")
     return HttpResponseRedirect(reverse("task-page", args=[task_id]) + "#history")

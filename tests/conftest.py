@@ -1,4 +1,5 @@
 """Shared fixtures: the demo organisation's people, API clients, and helpers."""
+
 import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
@@ -14,8 +15,14 @@ def seed_demo_org() -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_createdb,
-                    django_db_modify_db_settings):
+def django_db_setup(
+    request,
+    django_test_environment,
+    django_db_blocker,
+    django_db_keepdb,
+    django_db_createdb,
+    django_db_modify_db_settings,
+):
     """Create the test database (always: committed_db tests need it too) and seed the demo organisation once.
 
     Each test's transaction rolls its own changes back.

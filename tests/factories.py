@@ -1,4 +1,5 @@
 """Factories for test data."""
+
 import factory
 from django.utils import timezone
 

@@ -1,4 +1,5 @@
 """Embedded defaults: a PostgreSQL from the pgserver package and a serverless Celery broker, under ./var/."""
+
 from __future__ import annotations
 
 import os

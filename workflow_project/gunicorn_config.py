@@ -1,4 +1,5 @@
 """Gunicorn settings shared by bin/run and bench/claim.py (`-c python:workflow_project.gunicorn_config`)."""
+
 import gc
 
 

@@ -1,4 +1,5 @@
 """Draws a process definition's BPMN diagram as SVG, server-side, with where an instance stands highlighted."""
+
 from __future__ import annotations
 
 import math
@@ -137,17 +138,20 @@ def _state_of(element: ModelElement, element_states: dict[str, str]) -> str:
 def _render(layout: Layout, element_states: dict[str, str]) -> str:
     x0, y0, x1, y1 = _extent(layout)
     width, height = x1 - x0 + 2 * VIEW_PADDING, y1 - y0 + 2 * VIEW_PADDING
-    svg = ElementTree.Element("svg", {
-        "xmlns": SVG_NS,
-        "viewBox": " ".join(_fmt(v) for v in (x0 - VIEW_PADDING, y0 - VIEW_PADDING, width, height)),
-        "width": _fmt(width),
-        "height": _fmt(height),
-        "class": "bpmn-diagram",
-        "role": "img",
-        "font-family": FONT_FAMILY,
-        "font-size": _fmt(FONT_SIZE),
-        "fill": TEXT_COLOUR,
-    })
+    svg = ElementTree.Element(
+        "svg",
+        {
+            "xmlns": SVG_NS,
+            "viewBox": " ".join(_fmt(v) for v in (x0 - VIEW_PADDING, y0 - VIEW_PADDING, width, height)),
+            "width": _fmt(width),
+            "height": _fmt(height),
+            "class": "bpmn-diagram",
+            "role": "img",
+            "font-family": FONT_FAMILY,
+            "font-size": _fmt(FONT_SIZE),
+            "fill": TEXT_COLOUR,
+        },
+    )
     _sub(svg, "title").text = "BPMN diagram"
     _arrow_marker(svg)
 
@@ -194,8 +198,15 @@ def _extent(layout: Layout) -> tuple[float, float, float, float]:
 def _arrow_marker(svg: ElementTree.Element) -> None:
     defs = _sub(svg, "defs")
     marker = _sub(
-        defs, "marker", id="bpmn-arrow", viewBox=f"0 0 {ARROW_SIZE} {ARROW_SIZE}", refX=ARROW_SIZE,
-        refY=ARROW_SIZE / 2, markerWidth=ARROW_SIZE, markerHeight=ARROW_SIZE, markerUnits="userSpaceOnUse",
+        defs,
+        "marker",
+        id="bpmn-arrow",
+        viewBox=f"0 0 {ARROW_SIZE} {ARROW_SIZE}",
+        refX=ARROW_SIZE,
+        refY=ARROW_SIZE / 2,
+        markerWidth=ARROW_SIZE,
+        markerHeight=ARROW_SIZE,
+        markerUnits="userSpaceOnUse",
         orient="auto",
     )
     _sub(marker, "path", d=f"M0,0 L{ARROW_SIZE},{ARROW_SIZE / 2} L0,{ARROW_SIZE} z", fill=LINE_COLOUR)
@@ -212,12 +223,29 @@ def _draw_pool_or_lane(svg: ElementTree.Element, shape: Shape) -> None:
     b = shape.bounds
     group = _group(svg, shape, f"bpmn-{'pool' if shape.element.kind == 'participant' else 'lane'}")
     is_pool = shape.element.kind == "participant"
-    _sub(group, "rect", x=b.x, y=b.y, width=b.width, height=b.height, fill=POOL_FILL if is_pool else "none",
-         stroke=LINE_COLOUR if is_pool else LANE_STROKE, stroke_width=LINE_STROKE if is_pool else THIN_STROKE)
+    _sub(
+        group,
+        "rect",
+        x=b.x,
+        y=b.y,
+        width=b.width,
+        height=b.height,
+        fill=POOL_FILL if is_pool else "none",
+        stroke=LINE_COLOUR if is_pool else LANE_STROKE,
+        stroke_width=LINE_STROKE if is_pool else THIN_STROKE,
+    )
     if shape.horizontal:
         if is_pool:
-            _sub(group, "line", x1=b.x + LANE_LABEL_BAND, y1=b.y, x2=b.x + LANE_LABEL_BAND, y2=b.bottom,
-                 stroke=LINE_COLOUR, stroke_width=THIN_STROKE)
+            _sub(
+                group,
+                "line",
+                x1=b.x + LANE_LABEL_BAND,
+                y1=b.y,
+                x2=b.x + LANE_LABEL_BAND,
+                y2=b.bottom,
+                stroke=LINE_COLOUR,
+                stroke_width=THIN_STROKE,
+            )
         centre_x, centre_y = b.x + LANE_LABEL_BAND / 2, b.y + b.height / 2
         lines = _wrap(shape.element.name, width=b.height - 2 * TASK_TEXT_PADDING, font_size=FONT_SIZE, max_lines=1)
         _text(group, lines, centre_x, centre_y, transform=f"rotate(-90 {_fmt(centre_x)} {_fmt(centre_y)})")
@@ -230,15 +258,35 @@ def _draw_artifact(svg: ElementTree.Element, shape: Shape) -> None:
     b = shape.bounds
     group = _group(svg, shape, f"bpmn-artifact bpmn-{shape.element.kind}")
     if shape.element.kind == "textAnnotation":
-        _sub(group, "path", d=f"M{_fmt(b.x + ANNOTATION_BRACKET)},{_fmt(b.y)} H{_fmt(b.x)} V{_fmt(b.bottom)} "
-                              f"H{_fmt(b.x + ANNOTATION_BRACKET)}", fill="none", stroke=LINE_COLOUR)
-        lines = _wrap(shape.element.name, width=b.width - TASK_TEXT_PADDING, font_size=SMALL_FONT_SIZE,
-                      max_lines=max(1, int(b.height // LINE_HEIGHT)))
+        _sub(
+            group,
+            "path",
+            d=f"M{_fmt(b.x + ANNOTATION_BRACKET)},{_fmt(b.y)} H{_fmt(b.x)} V{_fmt(b.bottom)} "
+            f"H{_fmt(b.x + ANNOTATION_BRACKET)}",
+            fill="none",
+            stroke=LINE_COLOUR,
+        )
+        lines = _wrap(
+            shape.element.name,
+            width=b.width - TASK_TEXT_PADDING,
+            font_size=SMALL_FONT_SIZE,
+            max_lines=max(1, int(b.height // LINE_HEIGHT)),
+        )
         _text(group, lines, b.x + TASK_TEXT_PADDING / 2, b.centre[1], anchor="start", font_size=SMALL_FONT_SIZE)
         return
     # Groups and anything this drawing does not know: a dashed outline with the name, so nothing vanishes.
-    _sub(group, "rect", x=b.x, y=b.y, width=b.width, height=b.height, rx=TASK_CORNER_RADIUS, fill="none",
-         stroke=LANE_STROKE, stroke_dasharray="8 4")
+    _sub(
+        group,
+        "rect",
+        x=b.x,
+        y=b.y,
+        width=b.width,
+        height=b.height,
+        rx=TASK_CORNER_RADIUS,
+        fill="none",
+        stroke=LANE_STROKE,
+        stroke_dasharray="8 4",
+    )
     if shape.element.name:
         _text(group, [shape.element.name], b.centre[0], b.y + LINE_HEIGHT, font_size=SMALL_FONT_SIZE)
 
@@ -267,13 +315,29 @@ def _draw_event(group: ElementTree.Element, shape: Shape, palette: Palette) -> N
     width = max(END_EVENT_STROKE_WIDTH, palette.stroke_width) if element.kind == "endEvent" else None
     _sub(group, "circle", cx=cx, cy=cy, r=radius, stroke_dasharray=dash, **_paint(palette, stroke_width=width))
     if element.kind in ("intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent"):
-        _sub(group, "circle", cx=cx, cy=cy, r=radius - BOUNDARY_RING_GAP, fill="none", stroke=palette.stroke,
-             stroke_width=LINE_STROKE, stroke_dasharray=dash)
+        _sub(
+            group,
+            "circle",
+            cx=cx,
+            cy=cy,
+            r=radius - BOUNDARY_RING_GAP,
+            fill="none",
+            stroke=palette.stroke,
+            stroke_width=LINE_STROKE,
+            stroke_dasharray=dash,
+        )
     if element.event_definition == "timerEventDefinition":
         dial = radius * EVENT_ICON_RATIO
         _sub(group, "circle", cx=cx, cy=cy, r=dial, fill="#ffffff", stroke=LINE_COLOUR, stroke_width=LINE_STROKE)
-        _sub(group, "path", d=TIMER_HANDS_PATH, transform=f"translate({_fmt(cx)} {_fmt(cy)}) scale({_fmt(dial)})",
-             fill="none", stroke=LINE_COLOUR, stroke_width=LINE_STROKE / dial)
+        _sub(
+            group,
+            "path",
+            d=TIMER_HANDS_PATH,
+            transform=f"translate({_fmt(cx)} {_fmt(cy)}) scale({_fmt(dial)})",
+            fill="none",
+            stroke=LINE_COLOUR,
+            stroke_width=LINE_STROKE / dial,
+        )
     _external_label(group, shape)
 
 
@@ -292,8 +356,16 @@ def _draw_gateway(group: ElementTree.Element, shape: Shape, palette: Palette) ->
         _sub(group, "line", x1=cx, y1=cy - arm, x2=cx, y2=cy + arm, **marker)
         _sub(group, "line", x1=cx - arm, y1=cy, x2=cx + arm, y2=cy, **marker)
     elif shape.element.kind == "inclusiveGateway":
-        _sub(group, "circle", cx=cx, cy=cy, r=b.width * INCLUSIVE_MARKER_RATIO, fill="none", stroke=LINE_COLOUR,
-             stroke_width=INCLUSIVE_MARKER_STROKE)
+        _sub(
+            group,
+            "circle",
+            cx=cx,
+            cy=cy,
+            r=b.width * INCLUSIVE_MARKER_RATIO,
+            fill="none",
+            stroke=LINE_COLOUR,
+            stroke_width=INCLUSIVE_MARKER_STROKE,
+        )
     _external_label(group, shape)
 
 
@@ -301,9 +373,17 @@ def _draw_activity(group: ElementTree.Element, shape: Shape, palette: Palette) -
     element, b = shape.element, shape.bounds
     _sub(group, "rect", x=b.x, y=b.y, width=b.width, height=b.height, rx=TASK_CORNER_RADIUS, **_paint(palette))
     if element.kind == "callActivity":
-        _sub(group, "rect", x=b.x + BOUNDARY_RING_GAP, y=b.y + BOUNDARY_RING_GAP,
-             width=b.width - 2 * BOUNDARY_RING_GAP, height=b.height - 2 * BOUNDARY_RING_GAP,
-             rx=TASK_CORNER_RADIUS - BOUNDARY_RING_GAP, fill="none", stroke=palette.stroke)
+        _sub(
+            group,
+            "rect",
+            x=b.x + BOUNDARY_RING_GAP,
+            y=b.y + BOUNDARY_RING_GAP,
+            width=b.width - 2 * BOUNDARY_RING_GAP,
+            height=b.height - 2 * BOUNDARY_RING_GAP,
+            rx=TASK_CORNER_RADIUS - BOUNDARY_RING_GAP,
+            fill="none",
+            stroke=palette.stroke,
+        )
     if element.kind in CONTAINER_KINDS and shape.expanded:
         lines = _wrap(element.name, width=b.width - 2 * TASK_TEXT_PADDING, font_size=FONT_SIZE, max_lines=1)
         _text(group, lines, b.x + TASK_TEXT_PADDING, b.y + TASK_TEXT_PADDING + LINE_HEIGHT / 2, anchor="start")
@@ -315,9 +395,13 @@ def _draw_activity(group: ElementTree.Element, shape: Shape, palette: Palette) -
         mx, my = b.centre[0] - size / 2, b.bottom - size - BOUNDARY_RING_GAP
         _sub(group, "rect", x=mx, y=my, width=size, height=size, fill="none", stroke=LINE_COLOUR)
         inset = COLLAPSED_MARKER_INSET
-        _sub(group, "path", d=f"M{_fmt(mx + size / 2)},{_fmt(my + inset)} V{_fmt(my + size - inset)} "
-                              f"M{_fmt(mx + inset)},{_fmt(my + size / 2)} H{_fmt(mx + size - inset)}",
-             stroke=LINE_COLOUR)
+        _sub(
+            group,
+            "path",
+            d=f"M{_fmt(mx + size / 2)},{_fmt(my + inset)} V{_fmt(my + size - inset)} "
+            f"M{_fmt(mx + inset)},{_fmt(my + size / 2)} H{_fmt(mx + size - inset)}",
+            stroke=LINE_COLOUR,
+        )
     text_width = b.width - 2 * TASK_TEXT_PADDING
     max_lines = max(1, int((b.height - 2 * TASK_TEXT_PADDING) // LINE_HEIGHT))
     lines = _wrap(element.name or element.id, width=text_width, font_size=FONT_SIZE, max_lines=max_lines)
@@ -325,8 +409,15 @@ def _draw_activity(group: ElementTree.Element, shape: Shape, palette: Palette) -
 
 
 def _icon(group: ElementTree.Element, path: str, x: float, y: float) -> None:
-    _sub(group, "path", d=path, transform=f"translate({_fmt(x)} {_fmt(y)})", fill="none", stroke=LINE_COLOUR,
-         stroke_width=THIN_STROKE)
+    _sub(
+        group,
+        "path",
+        d=path,
+        transform=f"translate({_fmt(x)} {_fmt(y)})",
+        fill="none",
+        stroke=LINE_COLOUR,
+        stroke_width=THIN_STROKE,
+    )
 
 
 def _external_label(group: ElementTree.Element, shape: Shape) -> None:
@@ -362,8 +453,9 @@ def _draw_edge(svg: ElementTree.Element, edge: Edge) -> None:
             middle = len(edge.points) // 2
             (ax, ay), (bx, by) = edge.points[middle - 1], edge.points[middle]
             x, y = (ax + bx) / 2, (ay + by) / 2 - LINE_HEIGHT / 2
-        lines = _wrap(edge.element.name, width=EXTERNAL_LABEL_WIDTH, font_size=SMALL_FONT_SIZE,
-                      max_lines=EXTERNAL_LABEL_MAX_LINES)
+        lines = _wrap(
+            edge.element.name, width=EXTERNAL_LABEL_WIDTH, font_size=SMALL_FONT_SIZE, max_lines=EXTERNAL_LABEL_MAX_LINES
+        )
         _text(group, lines, x, y, font_size=SMALL_FONT_SIZE)
 
 
@@ -401,8 +493,16 @@ def _wrap(text: str, *, width: float, font_size: float, max_lines: int) -> list[
     return lines
 
 
-def _text(group: ElementTree.Element, lines: list[str], x: float, centre_y: float, *, anchor: str = "middle",
-          font_size: float = FONT_SIZE, transform: str | None = None) -> None:
+def _text(
+    group: ElementTree.Element,
+    lines: list[str],
+    x: float,
+    centre_y: float,
+    *,
+    anchor: str = "middle",
+    font_size: float = FONT_SIZE,
+    transform: str | None = None,
+) -> None:
     if not lines:
         return
     text = _sub(group, "text", x=x, text_anchor=anchor, font_size=font_size, transform=transform)
@@ -464,6 +564,9 @@ def process_diagram_for(*, instances: QuerySet, process_instance_id: int) -> Pro
     except DiagramError as exc:
         svg, problem = "", exc.detail
     return ProcessDiagram(
-        instance=instance, svg=svg, problem=problem, element_states=states,
+        instance=instance,
+        svg=svg,
+        problem=problem,
+        element_states=states,
         current_tasks=[task for task in tasks if task.status in ACTIVE_TASK_STATUSES],
     )

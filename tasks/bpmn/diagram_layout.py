@@ -1,5 +1,6 @@
 """Where each shape and flow of a BPMN diagram goes: the model's own diagram (BPMN DI) when it places every node of
 the process, else an automatic layout left to right. tasks/bpmn/diagram.py draws the result."""
+
 from __future__ import annotations
 
 import math
@@ -16,13 +17,31 @@ DC_NS = "http://www.omg.org/spec/DD/20100524/DC"
 DI_NS = "http://www.omg.org/spec/DD/20100524/DI"
 
 EVENT_KINDS = frozenset({"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent"})
-GATEWAY_KINDS = frozenset({
-    "exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway",
-})
-ACTIVITY_KINDS = frozenset({
-    "task", "userTask", "scriptTask", "serviceTask", "manualTask", "sendTask", "receiveTask", "businessRuleTask",
-    "callActivity", "subProcess", "transaction", "adHocSubProcess",
-})
+GATEWAY_KINDS = frozenset(
+    {
+        "exclusiveGateway",
+        "inclusiveGateway",
+        "parallelGateway",
+        "eventBasedGateway",
+        "complexGateway",
+    }
+)
+ACTIVITY_KINDS = frozenset(
+    {
+        "task",
+        "userTask",
+        "scriptTask",
+        "serviceTask",
+        "manualTask",
+        "sendTask",
+        "receiveTask",
+        "businessRuleTask",
+        "callActivity",
+        "subProcess",
+        "transaction",
+        "adHocSubProcess",
+    }
+)
 FLOW_NODE_KINDS = EVENT_KINDS | GATEWAY_KINDS | ACTIVITY_KINDS
 CONTAINER_KINDS = frozenset({"subProcess", "transaction", "adHocSubProcess"})
 
@@ -211,10 +230,15 @@ def _di_layout(root: etree._Element, elements: dict[str, ModelElement]) -> Layou
         bounds = _bounds(shape)
         if element is None or bounds is None:
             continue
-        layout.shapes.append(Shape(
-            element=element, bounds=bounds, label=_label_bounds(shape),
-            expanded=shape.get("isExpanded") == "true", horizontal=shape.get("isHorizontal") != "false",
-        ))
+        layout.shapes.append(
+            Shape(
+                element=element,
+                bounds=bounds,
+                label=_label_bounds(shape),
+                expanded=shape.get("isExpanded") == "true",
+                horizontal=shape.get("isHorizontal") != "false",
+            )
+        )
     for edge in plane.iterchildren(f"{{{BPMNDI_NS}}}BPMNEdge"):
         element = elements.get(edge.get("bpmnElement") or "")
         points = [(_number(p, "x"), _number(p, "y")) for p in edge.iterchildren(f"{{{DI_NS}}}waypoint")]
@@ -279,9 +303,15 @@ def _auto_layout(root: etree._Element, elements: dict[str, ModelElement]) -> Lay
         index = boundary_count.get(host_id, 0)
         boundary_count[host_id] = index + 1
         centre_x = host.right - AUTO_BOUNDARY_INSET - AUTO_EVENT_SIZE / 2 - index * AUTO_BOUNDARY_SPACING
-        shapes[event_id] = Shape(elements[event_id], Bounds(
-            centre_x - AUTO_EVENT_SIZE / 2, host.bottom - AUTO_EVENT_SIZE / 2, AUTO_EVENT_SIZE, AUTO_EVENT_SIZE,
-        ))
+        shapes[event_id] = Shape(
+            elements[event_id],
+            Bounds(
+                centre_x - AUTO_EVENT_SIZE / 2,
+                host.bottom - AUTO_EVENT_SIZE / 2,
+                AUTO_EVENT_SIZE,
+                AUTO_EVENT_SIZE,
+            ),
+        )
 
     layout = Layout(shapes=[shapes[node.id] for node in nodes if node.id in shapes])
     for flow in flows:
@@ -422,12 +452,18 @@ def _auto_route(source: Shape, target: Shape, *, grid: _Grid, backwards: bool) -
         return [(scx, s.bottom), (scx, gap_y), (gap_x, gap_y), (gap_x, tcy), (t.x, tcy)]
     if s_row == t_row:
         return [(s.right, scy), (t.x, tcy)]
-    if source.element.kind in GATEWAY_KINDS and grid.clear_column(s_col, s_row, t_row + 1) \
-            and grid.clear_row(t_row, s_col, t_col):
+    if (
+        source.element.kind in GATEWAY_KINDS
+        and grid.clear_column(s_col, s_row, t_row + 1)
+        and grid.clear_row(t_row, s_col, t_col)
+    ):
         # A split leaves from the diamond's top or bottom corner.
         return [(scx, s.bottom if tcy > scy else s.y), (scx, tcy), (t.x, tcy)]
-    if target.element.kind in GATEWAY_KINDS and grid.clear_row(s_row, s_col, t_col + 1) \
-            and grid.clear_column(t_col, s_row, t_row):
+    if (
+        target.element.kind in GATEWAY_KINDS
+        and grid.clear_row(s_row, s_col, t_col + 1)
+        and grid.clear_column(t_col, s_row, t_row)
+    ):
         # A join is entered at its top or bottom corner.
         return [(s.right, scy), (tcx, scy), (tcx, t.y if tcy > scy else t.bottom)]
     # Change rows in the gap after the source, or, if nodes stand in the target's row, in the gap before the target.

@@ -73,6 +73,7 @@ Timer expressions may be a literal ISO 8601 duration (`PT48H`) or date-time (`20
 means UTC), as BPMN editors write them, or an expression giving one. Timers compare against the `now` each
 call is given, never the wall clock, so tests move time instead of sleeping.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -362,9 +363,7 @@ def _run_until_waiting(workflow: BpmnWorkflow) -> None:
 def _open_user_tasks(workflow: BpmnWorkflow, spec: dict):
     user_tasks = spec["user_tasks"]
     return [
-        task
-        for task in workflow.get_tasks(state=TaskState.READY, manual=True)
-        if task.task_spec.bpmn_id in user_tasks
+        task for task in workflow.get_tasks(state=TaskState.READY, manual=True) if task.task_spec.bpmn_id in user_tasks
     ]
 
 

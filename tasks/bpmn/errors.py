@@ -1,4 +1,5 @@
 """The engine's errors: what stops it, each naming the BPMN element at fault (tasks/bpmn/engine.py lists them)."""
+
 from __future__ import annotations
 
 

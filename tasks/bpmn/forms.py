@@ -3,6 +3,7 @@
 A form field is a dict: {"id", "label", "type", "required", "values"}; type is one of string, text, long,
 boolean, enum, date. The same rules serve the API and the inbox pages, so both refuse the same input.
 """
+
 from __future__ import annotations
 
 import datetime as dt

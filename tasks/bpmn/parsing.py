@@ -1,5 +1,6 @@
 """Reading a BPMN definition: parsed safely, checked against what this engine runs, its userTasks and forms read,
 and its SpiffWorkflow spec made (tasks/bpmn/engine.py: what a model may contain and the userTask conventions)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -173,9 +174,7 @@ def read_bpmn_document(*, bpmn_xml: str) -> etree._Element:
         raise BpmnError("the definition is empty, not an XML document")
     # The text is already decoded, so the parser must ignore any encoding the XML declaration claims.
     # Entities and DTDs stay unresolved: a deployed file must not read local files or expand entity bombs.
-    parser = etree.XMLParser(
-        encoding="utf-8", resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-    )
+    parser = etree.XMLParser(encoding="utf-8", resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
     try:
         root = etree.fromstring(bpmn_xml.encode("utf-8"), parser)
     except etree.XMLSyntaxError as exc:
@@ -204,9 +203,7 @@ def _executable_process(root: etree._Element) -> etree._Element:
     if not executable:
         raise BpmnError('no executable process: mark the process isExecutable="true"', line=root.sourceline)
     if len(executable) > 1:
-        raise _refuse(
-            f"{len(executable)} executable processes; a definition must have exactly one", executable[1]
-        )
+        raise _refuse(f"{len(executable)} executable processes; a definition must have exactly one", executable[1])
     return executable[0]
 
 
@@ -381,9 +378,7 @@ def _read_user_task(task: etree._Element, lane_of: dict[str, str]) -> UserTaskIn
     else:
         candidate_groups = [queue] if (queue := _lane_queue(task, lane_of)) else []
     if not candidate_groups:
-        raise _refuse(
-            "user task has no queue: put it in a lane or give it a candidateGroup property", task
-        )
+        raise _refuse("user task has no queue: put it in a lane or give it a candidateGroup property", task)
     for group in candidate_groups:
         if not _SLUG.fullmatch(group) or len(group) > _MAX_QUEUE_NAME_LENGTH:
             raise _refuse(f"'{group}' is not a valid queue name (letters, digits, '-' and '_')", task)

@@ -29,6 +29,7 @@ Reply (one line):    {"value": ...}  (eval; or {"opaque": {"truthy": bool, "repr
                      {"refused": str}  unsafe source, or a script left a non-JSON value
                      {"limit": "memory"}
 """
+
 from __future__ import annotations
 
 import ast
@@ -46,11 +47,32 @@ import time
 from typing import Any
 
 SAFE_BUILTIN_NAMES = (
-    "len", "min", "max", "sum", "abs", "round", "int", "float", "str", "bool", "list", "dict", "set",
-    "tuple", "sorted", "any", "all", "range", "enumerate", "zip", "isinstance",
+    "len",
+    "min",
+    "max",
+    "sum",
+    "abs",
+    "round",
+    "int",
+    "float",
+    "str",
+    "bool",
+    "list",
+    "dict",
+    "set",
+    "tuple",
+    "sorted",
+    "any",
+    "all",
+    "range",
+    "enumerate",
+    "zip",
+    "isinstance",
 )
 SAFE_BUILTINS: dict[str, Any] = {name: getattr(builtins, name) for name in SAFE_BUILTIN_NAMES} | {
-    "True": True, "False": False, "None": None,
+    "True": True,
+    "False": False,
+    "None": None,
 }
 
 # Wall-clock time the parent allows beyond the CPU limit before it kills a child: the child's start, the
@@ -166,7 +188,10 @@ class _Child:
     def __init__(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-S", os.path.abspath(__file__)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, bufsize=0,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+            bufsize=0,
         )
         self.buffer = b""
 
@@ -241,10 +266,19 @@ class ScriptPool:
             child.kill()
 
     def _run(self, mode: str, source: str, context: dict, external: dict | None) -> dict:
-        request = json.dumps({
-            "mode": mode, "source": source, "context": context, "external": external or {},
-            "cpu_seconds": self.cpu_seconds, "memory_bytes": self.memory_bytes,
-        }).encode() + b"\n"
+        request = (
+            json.dumps(
+                {
+                    "mode": mode,
+                    "source": source,
+                    "context": context,
+                    "external": external or {},
+                    "cpu_seconds": self.cpu_seconds,
+                    "memory_bytes": self.memory_bytes,
+                }
+            ).encode()
+            + b"\n"
+        )
         with self._slots:
             child = self._take()
             line = child.exchange(request, deadline_seconds=self.cpu_seconds + DEADLINE_GRACE_SECONDS)
@@ -350,7 +384,8 @@ def _answer(request: dict) -> dict:
     scope = {**context, **external, "__builtins__": SAFE_BUILTINS}
     exec(code, scope)  # noqa: S102  (checked source, safe builtins, bounded process)
     left = {
-        key: value for key, value in scope.items()
+        key: value
+        for key, value in scope.items()
         if key != "__builtins__" and key not in external and not callable(value)
     }
     if problem := non_json_value(left):

@@ -1,6 +1,7 @@
 """SpiffWorkflow as this engine runs it: scripts and expressions evaluated in the sandbox's bounded child
 processes, timers that read the caller's clock instead of the wall clock, and the serializer that stores specs
 and instance states in SpiffWorkflow's own format."""
+
 from __future__ import annotations
 
 import re
@@ -25,6 +26,7 @@ _ISO_LITERAL_SHAPE = re.compile(r"P[0-9A-Z.,]+|\d{4}-\d\d-\d\d([T ][0-9:.]+)?(Z|
 
 
 # --- the expression sandbox ---------------------------------------------------------------------------------
+
 
 class _BoundedEnvironment(BasePythonScriptEngineEnvironment):
     """SpiffWorkflow's script environment, evaluating in the bounded child processes of tasks/bpmn/script_sandbox.py.
@@ -98,6 +100,7 @@ def bpmn_id(task) -> str | None:
 
 
 # --- timers on an injected clock ----------------------------------------------------------------------------
+
 
 def looks_like_timer_literal(text: str) -> bool:
     """Whether `text` is meant as an ISO 8601 literal, as BPMN editors write them (PT48H), not an expression.

@@ -3,6 +3,7 @@
 The engine (tasks/bpmn/engine.py) computes; these services lock rows, store its state and turn its ready userTasks
 into queue tasks, in one transaction each. Lock order: process instance, then tasks, then queues.
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,7 +66,10 @@ def _engine_error(exc: engine.EngineError) -> WorkflowError:
 def _form_fields(fields) -> list[dict]:
     return [
         {
-            "id": f.id, "label": f.label, "type": f.type, "required": f.required,
+            "id": f.id,
+            "label": f.label,
+            "type": f.type,
+            "required": f.required,
             "values": [{"id": v.id, "name": v.name} for v in f.enum_values],
         }
         for f in fields
@@ -80,8 +84,9 @@ def definition_deploy(*, user, bpmn_xml: str, sla_config: dict | None = None) ->
     model routes to; the queues must exist. Each deploy is a security event naming the version it replaced.
     """
     if not holds_right(user=user, right=Right.DEPLOY_WORKFLOWS):
-        raise PermissionDenied("you may not deploy workflow definitions: no role of yours grants deploy_workflows",
-                               code="deploy_refused")
+        raise PermissionDenied(
+            "you may not deploy workflow definitions: no role of yours grants deploy_workflows", code="deploy_refused"
+        )
     if not isinstance(bpmn_xml, str) or not bpmn_xml.strip():
         raise InvalidInput("bpmn_xml is required", fields={"bpmn_xml": ["This field is required."]})
     if len(bpmn_xml.encode()) > MAX_BPMN_BYTES:
@@ -96,15 +101,19 @@ def definition_deploy(*, user, bpmn_xml: str, sla_config: dict | None = None) ->
     if missing:
         raise InvalidInput(
             f"the model routes to queues that do not exist: {', '.join(missing)}",
-            code="unknown_queue", fields={"bpmn_xml": [f"Unknown queues: {', '.join(missing)}."]},
+            code="unknown_queue",
+            fields={"bpmn_xml": [f"Unknown queues: {', '.join(missing)}."]},
         )
     deployable = set(
         queues_for(user=user, capability=Capability.DEPLOY)
-        .filter(queue_name__in=parsed.queue_names).values_list("queue_name", flat=True)
+        .filter(queue_name__in=parsed.queue_names)
+        .values_list("queue_name", flat=True)
     )
     refused = sorted(set(parsed.queue_names) - deployable)
     if refused:
-        raise PermissionDenied(f"you may not deploy workflows that route to: {', '.join(refused)}", code="deploy_refused")
+        raise PermissionDenied(
+            f"you may not deploy workflows that route to: {', '.join(refused)}", code="deploy_refused"
+        )
     # Serialise concurrent deploys of one process key; the unique constraint is the last word.
     definitions_for_update().filter(process_key=parsed.process_key).values("pk").first()
     latest = WorkflowDefinition.objects.filter(process_key=parsed.process_key).aggregate(v=Max("version"))["v"] or 0
@@ -125,8 +134,12 @@ def definition_deploy(*, user, bpmn_xml: str, sla_config: dict | None = None) ->
         event_type=SecurityEvent.Type.WORKFLOW_DEPLOYED,
         actor=user,
         details={
-            "process_key": definition.process_key, "version": definition.version, "replaced_version": latest or None,
-            "deployer": user.get_username(), "definition_id": definition.pk, "queues": parsed.queue_names,
+            "process_key": definition.process_key,
+            "version": definition.version,
+            "replaced_version": latest or None,
+            "deployer": user.get_username(),
+            "definition_id": definition.pk,
+            "queues": parsed.queue_names,
         },
     )
     return definition
@@ -155,7 +168,11 @@ def sla_config_problems(config) -> list[str]:
     """Every way `config` differs from the sla_config shape, as 'path: message' lines (empty when valid)."""
     if not isinstance(config, dict):
         return ["must be an object with the keys tasks and/or priority_hours"]
-    problems = [f"{key}: unknown key (allowed: {', '.join(SLA_CONFIG_SECTIONS)})" for key in config if key not in SLA_CONFIG_SECTIONS]
+    problems = [
+        f"{key}: unknown key (allowed: {', '.join(SLA_CONFIG_SECTIONS)})"
+        for key in config
+        if key not in SLA_CONFIG_SECTIONS
+    ]
     for section in SLA_CONFIG_SECTIONS:
         entries = config.get(section)
         if entries is None:
@@ -190,12 +207,19 @@ def _sla_hours(definition: WorkflowDefinition, ready: engine.ReadyUserTask, prio
     logged) so that intake keeps working rather than failing every new case."""
     config = definition.sla_config if isinstance(definition.sla_config, dict) else {}
     if problems := sla_config_problems(config):
-        logger.warning("definition %s v%s has an invalid sla_config, bad entries ignored: %s",
-                       definition.process_key, definition.version, "; ".join(problems))
+        logger.warning(
+            "definition %s v%s has an invalid sla_config, bad entries ignored: %s",
+            definition.process_key,
+            definition.version,
+            "; ".join(problems),
+        )
     thresholds = config.get("priority_hours") if isinstance(config.get("priority_hours"), dict) else {}
     by_priority = sorted(
-        ((int(k), float(v)) for k, v in thresholds.items()
-         if _priority_threshold_problem(k) is None and _sla_hours_problem(v) is None),
+        (
+            (int(k), float(v))
+            for k, v in thresholds.items()
+            if _priority_threshold_problem(k) is None and _sla_hours_problem(v) is None
+        ),
         reverse=True,
     )
     for threshold, hours in by_priority:
@@ -215,9 +239,13 @@ def _open_tasks(instance: ProcessInstance, run: engine.EngineRun, *, user, via_a
     definition = instance.definition
     closing = []
     if run.closed_task_ids:
-        closing = list(tasks_for_update(WorkflowTask.objects.filter(
-            process_instance=instance, engine_task_id__in=run.closed_task_ids, status__in=["OPEN", "CLAIMED"]
-        )))
+        closing = list(
+            tasks_for_update(
+                WorkflowTask.objects.filter(
+                    process_instance=instance, engine_task_id__in=run.closed_task_ids, status__in=["OPEN", "CLAIMED"]
+                )
+            )
+        )
         task_queues_lock(closing)
     created = []
     opened = set(run.opened_task_ids)
@@ -226,24 +254,30 @@ def _open_tasks(instance: ProcessInstance, run: engine.EngineRun, *, user, via_a
             continue
         priority = ready.priority if ready.priority is not None else 50
         queue = WorkflowQueue.objects.get(queue_name=ready.queue_name)
-        created.append(task_insert(
-            queue=queue,
-            name=ready.name,
-            user=user,
-            via_account=via_account,
-            description=ready.documentation,
-            priority=priority,
-            sla_hours=_sla_hours(definition, ready, priority),
-            required_skills=ready.required_skills,
-            candidate_groups=ready.candidate_groups,
-            form_fields=_form_fields(ready.form_fields),
-            process_instance=instance,
-            engine_task_id=ready.engine_task_id,
-            task_definition_key=ready.task_definition_key,
-        ))
+        created.append(
+            task_insert(
+                queue=queue,
+                name=ready.name,
+                user=user,
+                via_account=via_account,
+                description=ready.documentation,
+                priority=priority,
+                sla_hours=_sla_hours(definition, ready, priority),
+                required_skills=ready.required_skills,
+                candidate_groups=ready.candidate_groups,
+                form_fields=_form_fields(ready.form_fields),
+                process_instance=instance,
+                engine_task_id=ready.engine_task_id,
+                task_definition_key=ready.task_definition_key,
+            )
+        )
     for task in closing:
-        task_close(task, status=TaskStatus.ESCALATED if created else TaskStatus.CANCELLED, user=user,
-                   reason="closed by the workflow")
+        task_close(
+            task,
+            status=TaskStatus.ESCALATED if created else TaskStatus.CANCELLED,
+            user=user,
+            reason="closed by the workflow",
+        )
     for task in created:
         signals.process_task_opened.send(sender=ProcessInstance, instance=instance, task=task, user=user)
     return created
@@ -272,11 +306,14 @@ def _start_queue_names(definition: WorkflowDefinition) -> list[str]:
 def _check_may_start(*, user, definition: WorkflowDefinition) -> None:
     first_queues = _start_queue_names(definition)
     if first_queues:
-        allowed = queues_for(user=user, capability=Capability.WORK) | queues_for(user=user, capability=Capability.SUPERVISE)
+        allowed = queues_for(user=user, capability=Capability.WORK) | queues_for(
+            user=user, capability=Capability.SUPERVISE
+        )
         if not allowed.filter(queue_name__in=first_queues).exists():
             raise PermissionDenied(
                 f"you may not start {definition.process_key}: you neither work nor supervise its first queue "
-                f"({', '.join(first_queues)})", code="start_refused",
+                f"({', '.join(first_queues)})",
+                code="start_refused",
             )
     elif not holds_right(user=user, right=Right.START_PROCESSES):
         raise PermissionDenied(
@@ -287,7 +324,12 @@ def _check_may_start(*, user, definition: WorkflowDefinition) -> None:
 
 @transaction.atomic
 def process_start(
-    *, user, process_key: str, business_key: str, variables: dict | None = None, via_account=None,
+    *,
+    user,
+    process_key: str,
+    business_key: str,
+    variables: dict | None = None,
+    via_account=None,
     now: datetime | None = None,
 ) -> ProcessInstance:
     """Start the latest active version of a process and create its first tasks.
@@ -299,9 +341,7 @@ def process_start(
         raise InvalidInput("business_key is required", fields={"business_key": ["This field is required."]})
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("variables must be an object", fields={"variables": ["Must be an object."]})
-    definition = (
-        WorkflowDefinition.objects.filter(process_key=process_key, is_active=True).order_by("-version").first()
-    )
+    definition = WorkflowDefinition.objects.filter(process_key=process_key, is_active=True).order_by("-version").first()
     if definition is None:
         raise InvalidInput(f"no deployed process {process_key!r}", fields={"process_key": ["No such process."]})
     _check_may_start(user=user, definition=definition)
@@ -311,8 +351,12 @@ def process_start(
     except engine.EngineError as exc:
         raise _engine_error(exc) from exc
     instance = ProcessInstance.objects.create(
-        definition=definition, business_key=business_key.strip(), variables=run.variables, engine_state=run.state,
-        started_by=user, next_timer_due_at=run.next_timer_due_at,
+        definition=definition,
+        business_key=business_key.strip(),
+        variables=run.variables,
+        engine_state=run.state,
+        started_by=user,
+        next_timer_due_at=run.next_timer_due_at,
     )
     _open_tasks(instance, run, user=user, via_account=via_account)
     if run.completed:
@@ -331,14 +375,16 @@ def advance_on_task_completed(*, task: WorkflowTask, variables: dict, user, via_
         raise Conflict(f"process {instance.pk} is {instance.status.lower()}", code=f"process_{instance.status.lower()}")
     try:
         run = engine.complete_task(
-            spec=instance.definition.engine_spec, state=instance.engine_state, engine_task_id=str(task.engine_task_id),
-            variables=variables, now=timezone.now(),
+            spec=instance.definition.engine_spec,
+            state=instance.engine_state,
+            engine_task_id=str(task.engine_task_id),
+            variables=variables,
+            now=timezone.now(),
         )
     except engine.EngineError as exc:
         raise _engine_error(exc) from exc
     _store(instance, run)
     _open_tasks(instance, run, user=user, via_account=via_account)
-
 
 
 @transaction.atomic
@@ -386,7 +432,11 @@ def _incident_fields(error: engine.EngineError) -> tuple[str, str, str]:
 def _incident_record(instance: ProcessInstance, *, step: str, error: engine.EngineError) -> ProcessIncident:
     kind, element_id, message = _incident_fields(error)
     return ProcessIncident.objects.create(
-        process_instance=instance, step=step, kind=kind, element_id=element_id, message=message,
+        process_instance=instance,
+        step=step,
+        kind=kind,
+        element_id=element_id,
+        message=message,
     )
 
 
@@ -462,7 +512,9 @@ def process_cancel(*, user, process_instance_id: int, reason: str = "") -> Proce
         raise Conflict(f"process {instance.pk} has ended", code="process_ended")
     definition = WorkflowDefinition.objects.get(pk=instance.definition_id)
     run = engine.cancel(spec=definition.engine_spec, state=instance.engine_state)
-    tasks = list(tasks_for_update(WorkflowTask.objects.filter(process_instance=instance, status__in=["OPEN", "CLAIMED"])))
+    tasks = list(
+        tasks_for_update(WorkflowTask.objects.filter(process_instance=instance, status__in=["OPEN", "CLAIMED"]))
+    )
     task_queues_lock(tasks)
     for task in tasks:
         task_close(task, status=TaskStatus.CANCELLED, user=user, reason=reason or "process cancelled")

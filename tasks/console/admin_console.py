@@ -11,6 +11,7 @@ Decisions:
 - Big tables: no COUNT(*) over everything (EstimatedCountPaginator), no full-result count, no filter whose
   choices need a DISTINCT over the tasks table, and a default order an index can serve (newest task first).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ class EstimatedCountPaginator(Paginator):
             estimate = table_row_estimate(queryset.model._meta.db_table)
             if estimate > COUNT_CAP:
                 return estimate
-        return queryset.order_by()[: COUNT_CAP].count()
+        return queryset.order_by()[:COUNT_CAP].count()
 
 
 def table_row_estimate(db_table: str) -> int:
@@ -238,8 +239,10 @@ def run_per_row(ids, call, *, request=None) -> BulkOutcome:
         except WorkflowError as exc:
             if request is not None and isinstance(exc, PermissionDenied):
                 security_event_record(
-                    event_type=SecurityEvent.Type.PERMISSION_DENIED, actor=request.user,
-                    remote_addr=client_address(request), path=request.path,
+                    event_type=SecurityEvent.Type.PERMISSION_DENIED,
+                    actor=request.user,
+                    remote_addr=client_address(request),
+                    path=request.path,
                     details={"method": request.method, "reason": exc.detail, "admin": True, "task_id": pk},
                 )
             outcome.refused.append(f"#{pk}: {exc.detail}")
@@ -297,10 +300,18 @@ class ReassignForm(forms.Form):
 
 
 class EscalateForm(forms.Form):
-    priority = forms.IntegerField(min_value=MIN_PRIORITY, max_value=MAX_PRIORITY, required=False,
-                                  help_text="New priority (not lower than now). Leave empty to keep it.")
-    queue = forms.ModelChoiceField(queryset=WorkflowQueue.objects.order_by("queue_name"), required=False,
-                                   to_field_name="queue_name", help_text="Move to this queue. Leave empty to stay.")
+    priority = forms.IntegerField(
+        min_value=MIN_PRIORITY,
+        max_value=MAX_PRIORITY,
+        required=False,
+        help_text="New priority (not lower than now). Leave empty to keep it.",
+    )
+    queue = forms.ModelChoiceField(
+        queryset=WorkflowQueue.objects.order_by("queue_name"),
+        required=False,
+        to_field_name="queue_name",
+        help_text="Move to this queue. Leave empty to stay.",
+    )
     reason = forms.CharField(max_length=1000)
 
     def clean(self):
@@ -331,11 +342,14 @@ class CancelForm(forms.Form):
 def reassign_tasks(modeladmin, request, queryset):
     form = _bound(ReassignForm, request)
     if not form.is_bound or not form.is_valid():
-        return action_form_page(modeladmin, request, queryset, form=form, title="Reassign tasks",
-                                action="reassign_tasks", submit="Reassign")
+        return action_form_page(
+            modeladmin, request, queryset, form=form, title="Reassign tasks", action="reassign_tasks", submit="Reassign"
+        )
     assignee, comment = form.cleaned_data["assignee"], form.cleaned_data["comment"]
-    outcome = run_per_row(selected_ids(queryset), lambda pk: services.task_reassign(
-        user=request.user, task_id=pk, assignee=assignee, comment=comment))
+    outcome = run_per_row(
+        selected_ids(queryset),
+        lambda pk: services.task_reassign(user=request.user, task_id=pk, assignee=assignee, comment=comment),
+    )
     report(modeladmin, request, outcome, verb="Reassigned")
     return None
 
@@ -344,13 +358,18 @@ def reassign_tasks(modeladmin, request, queryset):
 def escalate_tasks(modeladmin, request, queryset):
     form = _bound(EscalateForm, request)
     if not form.is_bound or not form.is_valid():
-        return action_form_page(modeladmin, request, queryset, form=form, title="Escalate tasks",
-                                action="escalate_tasks", submit="Escalate")
+        return action_form_page(
+            modeladmin, request, queryset, form=form, title="Escalate tasks", action="escalate_tasks", submit="Escalate"
+        )
     data = form.cleaned_data
     queue_name = data["queue"].queue_name if data.get("queue") else None
-    outcome = run_per_row(selected_ids(queryset), lambda pk: services.task_escalate(
-        user=request.user, task_id=pk, priority=data.get("priority"), queue_name=queue_name, reason=data["reason"]),
-        request=request)
+    outcome = run_per_row(
+        selected_ids(queryset),
+        lambda pk: services.task_escalate(
+            user=request.user, task_id=pk, priority=data.get("priority"), queue_name=queue_name, reason=data["reason"]
+        ),
+        request=request,
+    )
     report(modeladmin, request, outcome, verb="Escalated")
     return None
 
@@ -359,20 +378,27 @@ def escalate_tasks(modeladmin, request, queryset):
 def move_tasks(modeladmin, request, queryset):
     form = _bound(MoveForm, request)
     if not form.is_bound or not form.is_valid():
-        return action_form_page(modeladmin, request, queryset, form=form, title="Move tasks to a queue",
-                                action="move_tasks", submit="Move")
+        return action_form_page(
+            modeladmin, request, queryset, form=form, title="Move tasks to a queue", action="move_tasks", submit="Move"
+        )
     data = form.cleaned_data
-    outcome = run_per_row(selected_ids(queryset), lambda pk: services.task_move(
-        user=request.user, task_id=pk, queue_name=data["queue"].queue_name, reason=data["reason"]),
-        request=request)
+    outcome = run_per_row(
+        selected_ids(queryset),
+        lambda pk: services.task_move(
+            user=request.user, task_id=pk, queue_name=data["queue"].queue_name, reason=data["reason"]
+        ),
+        request=request,
+    )
     report(modeladmin, request, outcome, verb="Moved")
     return None
 
 
 @admin.action(description="Release selected tasks to their queues")
 def release_tasks(modeladmin, request, queryset):
-    outcome = run_per_row(selected_ids(queryset), lambda pk: services.task_release(
-        user=request.user, task_id=pk, comment="released by a supervisor"))
+    outcome = run_per_row(
+        selected_ids(queryset),
+        lambda pk: services.task_release(user=request.user, task_id=pk, comment="released by a supervisor"),
+    )
     report(modeladmin, request, outcome, verb="Released")
 
 
@@ -380,11 +406,22 @@ def release_tasks(modeladmin, request, queryset):
 def change_task_priority(modeladmin, request, queryset):
     form = _bound(PriorityForm, request)
     if not form.is_bound or not form.is_valid():
-        return action_form_page(modeladmin, request, queryset, form=form, title="Change priority",
-                                action="change_task_priority", submit="Change priority")
+        return action_form_page(
+            modeladmin,
+            request,
+            queryset,
+            form=form,
+            title="Change priority",
+            action="change_task_priority",
+            submit="Change priority",
+        )
     data = form.cleaned_data
-    outcome = run_per_row(selected_ids(queryset), lambda pk: services.task_change_priority(
-        user=request.user, task_id=pk, priority=data["priority"], reason=data["reason"]))
+    outcome = run_per_row(
+        selected_ids(queryset),
+        lambda pk: services.task_change_priority(
+            user=request.user, task_id=pk, priority=data["priority"], reason=data["reason"]
+        ),
+    )
     report(modeladmin, request, outcome, verb="Changed the priority of")
     return None
 
@@ -416,7 +453,8 @@ def rebalance_now(modeladmin, request, queryset):
     moves = services.rebalance_queue_loads(queue_names=names, user=request.user)
     if not moves:
         modeladmin.message_user(
-            request, "Nothing to rebalance among the selected queues you supervise (full, with an overflow that has room).",
+            request,
+            "Nothing to rebalance among the selected queues you supervise (full, with an overflow that has room).",
             messages.INFO,
         )
     for move in moves:
@@ -433,15 +471,17 @@ QUEUE_ACTIONS = [rebalance_now, pause_intake, resume_intake]
 
 @admin.action(description="Suspend selected process instances")
 def suspend_processes(modeladmin, request, queryset):
-    outcome = run_per_row(selected_ids(queryset), lambda pk: workflows.process_suspend(
-        user=request.user, process_instance_id=pk))
+    outcome = run_per_row(
+        selected_ids(queryset), lambda pk: workflows.process_suspend(user=request.user, process_instance_id=pk)
+    )
     report(modeladmin, request, outcome, verb="Suspended", noun="process instance")
 
 
 @admin.action(description="Resume selected process instances")
 def resume_processes(modeladmin, request, queryset):
-    outcome = run_per_row(selected_ids(queryset), lambda pk: workflows.process_resume(
-        user=request.user, process_instance_id=pk))
+    outcome = run_per_row(
+        selected_ids(queryset), lambda pk: workflows.process_resume(user=request.user, process_instance_id=pk)
+    )
     report(modeladmin, request, outcome, verb="Resumed", noun="process instance")
 
 
@@ -449,11 +489,20 @@ def resume_processes(modeladmin, request, queryset):
 def cancel_processes(modeladmin, request, queryset):
     form = _bound(CancelForm, request)
     if not form.is_bound or not form.is_valid():
-        return action_form_page(modeladmin, request, queryset, form=form, title="Cancel process instances",
-                                action="cancel_processes", submit="Cancel the processes")
+        return action_form_page(
+            modeladmin,
+            request,
+            queryset,
+            form=form,
+            title="Cancel process instances",
+            action="cancel_processes",
+            submit="Cancel the processes",
+        )
     reason = form.cleaned_data["reason"]
-    outcome = run_per_row(selected_ids(queryset), lambda pk: workflows.process_cancel(
-        user=request.user, process_instance_id=pk, reason=reason))
+    outcome = run_per_row(
+        selected_ids(queryset),
+        lambda pk: workflows.process_cancel(user=request.user, process_instance_id=pk, reason=reason),
+    )
     report(modeladmin, request, outcome, verb="Cancelled", noun="process instance")
     return None
 
@@ -463,7 +512,8 @@ def retry_incidents(modeladmin, request, queryset):
     """Re-run the step each selected instance's open incident records; the service checks who may."""
     open_incidents = dict(
         ProcessIncident.objects.filter(process_instance__in=selected_ids(queryset), resolved_at__isnull=True)
-        .order_by("process_instance_id").values_list("process_instance_id", "pk")
+        .order_by("process_instance_id")
+        .values_list("process_instance_id", "pk")
     )
 
     def retry(pk):
@@ -512,4 +562,3 @@ class HistoryConsoleMixin(FastChangelistMixin, SupervisedQueuesMixin):
 
     supervised_queue_lookup = "task__queue_id"
     ordering = ("-event_id",)
-

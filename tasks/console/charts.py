@@ -3,6 +3,7 @@
 Every label is escaped before it enters the markup and every number is formatted as a number, so data can never
 inject markup; the result is marked safe only once it is whole. Colours and sizes are named below.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -89,11 +90,14 @@ def _frame(max_value: float, unit: str) -> list[str]:
 def _x_labels(labels: list[str], xs: list[float], every: int) -> list[str]:
     return [
         f'<text x="{_n(x)}" y="{CHART_HEIGHT - 8}" {FONT} fill="{TEXT_COLOUR}" text-anchor="middle">{escape(label)}</text>'
-        for i, (label, x) in enumerate(zip(labels, xs, strict=True)) if i % every == 0
+        for i, (label, x) in enumerate(zip(labels, xs, strict=True))
+        if i % every == 0
     ]
 
 
-def throughput_chart(points: list[tuple[datetime, int]], *, title: str = "Completed per hour (last 24 h)") -> SafeString:
+def throughput_chart(
+    points: list[tuple[datetime, int]], *, title: str = "Completed per hour (last 24 h)"
+) -> SafeString:
     """Vertical bars of completions per hour."""
     top = max([count for _, count in points] + [1])
     left = AXIS_MARGIN + 16
@@ -113,7 +117,9 @@ def throughput_chart(points: list[tuple[datetime, int]], *, title: str = "Comple
     return _svg(CHART_HEIGHT, body, title=title)
 
 
-def sla_trend_chart(points: list[tuple[datetime, float | None]], *, title: str = "SLA compliance per day") -> SafeString:
+def sla_trend_chart(
+    points: list[tuple[datetime, float | None]], *, title: str = "SLA compliance per day"
+) -> SafeString:
     """A line of compliance % per day; days without completions leave a gap."""
     left = AXIS_MARGIN + 16
     step = (WIDTH - left - 10) / max(len(points) - 1, 1)
@@ -131,7 +137,7 @@ def sla_trend_chart(points: list[tuple[datetime, float | None]], *, title: str =
         segments[-1].append(f"{_n(x)},{_n(y)}")
         body.append(
             f'<circle cx="{_n(x)}" cy="{_n(y)}" r="3" fill="{LINE_COLOUR}">'
-            f'<title>{escape(day.strftime("%d %b"))}: {float(pct):.1f}%</title></circle>'
+            f"<title>{escape(day.strftime('%d %b'))}: {float(pct):.1f}%</title></circle>"
         )
     for segment in segments:
         if len(segment) > 1:

@@ -14,6 +14,7 @@ Where each figure comes from, so that no page load scans flowable.workflow_tasks
 The median over a window is the completion-weighted median of the hourly medians: exact per hour, an
 approximation across hours that needs no pass over raw tasks.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -169,16 +170,17 @@ def supervisor_dashboard(*, user, now: datetime | None = None) -> Dashboard:
     """Figures for the queues `user` supervises now (none: an empty dashboard). Eight small queries in all."""
     now = now or timezone.now()
     queues = list(
-        queues_for(user=user, capability=Capability.SUPERVISE)
-        .select_related("department")
-        .order_by("queue_name")
+        queues_for(user=user, capability=Capability.SUPERVISE).select_related("department").order_by("queue_name")
     )
     names = [q.queue_name for q in queues]
     figures = {
         q.queue_name: QueueFigures(
-            queue_name=q.queue_name, display_name=q.display_name,
+            queue_name=q.queue_name,
+            display_name=q.display_name,
             department=q.department.dept_name if q.department else "",
-            current_load=q.current_load, max_capacity=q.max_capacity, intake_paused=q.intake_paused,
+            current_load=q.current_load,
+            max_capacity=q.max_capacity,
+            intake_paused=q.intake_paused,
         )
         for q in queues
     }
@@ -200,9 +202,15 @@ def supervisor_dashboard(*, user, now: datetime | None = None) -> Dashboard:
                 row.avg_open_age_seconds = float(avg_age) if avg_age is not None else None
 
             windows = {label: now - span for label, span in SLA_WINDOWS}
-            cursor.execute(WINDOW_SQL, {
-                "queues": names, "since_24h": windows["24h"], "since_7d": windows["7d"], "since_30d": windows["30d"],
-            })
+            cursor.execute(
+                WINDOW_SQL,
+                {
+                    "queues": names,
+                    "since_24h": windows["24h"],
+                    "since_7d": windows["7d"],
+                    "since_30d": windows["30d"],
+                },
+            )
             for name, c24, w24, c7, w7, c30, w30 in cursor.fetchall():
                 row = figures[name]
                 row.throughput_per_hour = round(float(c24 or 0) / 24, 2)

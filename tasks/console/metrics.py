@@ -10,6 +10,7 @@ Computed from the database, not counted in process memory, so every gunicorn wor
   count over the whole history. The first scrape of a process counts the settled history once.
   Archiving history (archive_completed_tasks) lowers the totals; Prometheus treats that as a counter reset.
 """
+
 from __future__ import annotations
 
 import threading
@@ -115,11 +116,23 @@ class WorkflowCollector:
 
     def collect(self):
         gauges = {
-            "open": GaugeMetricFamily("workflow_queue_open_tasks", "OPEN tasks per queue (as of the dashboard refresh).", labels=["queue"]),
-            "claimed": GaugeMetricFamily("workflow_queue_claimed_tasks", "CLAIMED tasks per queue (live).", labels=["queue"]),
-            "overdue": GaugeMetricFamily("workflow_queue_overdue_tasks", "Active tasks past due (as of the dashboard refresh).", labels=["queue"]),
-            "escalated": GaugeMetricFamily("workflow_queue_escalated_tasks", "Active escalated tasks (as of the dashboard refresh).", labels=["queue"]),
-            "load": GaugeMetricFamily("workflow_queue_load_ratio", "current_load / max_capacity per queue (live).", labels=["queue"]),
+            "open": GaugeMetricFamily(
+                "workflow_queue_open_tasks", "OPEN tasks per queue (as of the dashboard refresh).", labels=["queue"]
+            ),
+            "claimed": GaugeMetricFamily(
+                "workflow_queue_claimed_tasks", "CLAIMED tasks per queue (live).", labels=["queue"]
+            ),
+            "overdue": GaugeMetricFamily(
+                "workflow_queue_overdue_tasks", "Active tasks past due (as of the dashboard refresh).", labels=["queue"]
+            ),
+            "escalated": GaugeMetricFamily(
+                "workflow_queue_escalated_tasks",
+                "Active escalated tasks (as of the dashboard refresh).",
+                labels=["queue"],
+            ),
+            "load": GaugeMetricFamily(
+                "workflow_queue_load_ratio", "current_load / max_capacity per queue (live).", labels=["queue"]
+            ),
             "capacity": GaugeMetricFamily("workflow_queue_capacity", "max_capacity per queue.", labels=["queue"]),
         }
         for q in queue_gauges():
@@ -141,7 +154,8 @@ class WorkflowCollector:
 
         refreshed = dashboard_refreshed_at()
         yield GaugeMetricFamily(
-            "workflow_dashboard_refreshed_timestamp_seconds", "When the dashboard materialized views were last refreshed.",
+            "workflow_dashboard_refreshed_timestamp_seconds",
+            "When the dashboard materialized views were last refreshed.",
             value=refreshed.timestamp() if refreshed else 0,
         )
 

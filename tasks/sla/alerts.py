@@ -6,6 +6,7 @@ inserts only the new ones. The same statement gives each new alert one PENDING d
 takes its kind; the Celery job `workflow.deliver_alert` sends each after commit, retrying with backoff, and
 `alert_deliver` records every attempt. No network call happens inside a transaction.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -78,7 +79,8 @@ DELIVERIES_SQL = """
 SELECT (SELECT count(*) FROM raised), ARRAY(SELECT delivery_id FROM deliveries ORDER BY delivery_id)
 """
 
-CAPACITY_SQL = """
+CAPACITY_SQL = (
+    """
 WITH raised AS (
     INSERT INTO flowable.alerts (kind, dedupe_key, queue_name, task_id, level, severity, summary, details, created_at)
     SELECT 'CAPACITY', 'capacity:' || q.queue_name || ':' || %(hour)s, q.queue_name, NULL, NULL, %(severity)s,
@@ -94,9 +96,12 @@ WITH raised AS (
      ORDER BY q.queue_name
         ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING alert_id, kind
-""" + DELIVERIES_SQL
+"""
+    + DELIVERIES_SQL
+)
 
-SLA_BREACH_SQL = """
+SLA_BREACH_SQL = (
+    """
 WITH raised AS (
     INSERT INTO flowable.alerts (kind, dedupe_key, queue_name, task_id, level, severity, summary, details, created_at)
     SELECT 'SLA_BREACH', 'sla:' || t.task_id || ':' || o.level, o.queue, t.task_id, o.level, %(severity)s,
@@ -114,7 +119,9 @@ WITH raised AS (
      ORDER BY t.task_id, o.level
         ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING alert_id, kind
-""" + DELIVERIES_SQL
+"""
+    + DELIVERIES_SQL
+)
 
 
 def _rule(kind: AlertKind) -> AlertRule:
@@ -140,10 +147,15 @@ def capacity_alerts_raise(*, now: datetime | None = None) -> int:
     rule = _rule(AlertKind.CAPACITY)
     if not rule.enabled or rule.threshold_percent is None:
         return 0
-    return _raise(CAPACITY_SQL, {
-        "now": now, "hour": now.astimezone(UTC).strftime("%Y-%m-%dT%H"),
-        "severity": rule.severity, "threshold": rule.threshold_percent,
-    })
+    return _raise(
+        CAPACITY_SQL,
+        {
+            "now": now,
+            "hour": now.astimezone(UTC).strftime("%Y-%m-%dT%H"),
+            "severity": rule.severity,
+            "threshold": rule.threshold_percent,
+        },
+    )
 
 
 def sla_breach_alerts_raise(*, outcomes, now: datetime | None = None) -> int:
@@ -164,20 +176,29 @@ def sla_breach_alerts_raise(*, outcomes, now: datetime | None = None) -> int:
         rule = _rule(AlertKind.SLA_BREACH)
         if not rule.enabled:
             return 0
-        return _raise(SLA_BREACH_SQL, {
-            "now": now or timezone.now(), "severity": rule.severity,
-            "task_ids": task_ids, "levels": levels, "queues": queues,
-        })
+        return _raise(
+            SLA_BREACH_SQL,
+            {
+                "now": now or timezone.now(),
+                "severity": rule.severity,
+                "task_ids": task_ids,
+                "levels": levels,
+                "queues": queues,
+            },
+        )
 
 
 # --- Delivery ---------------------------------------------------------------------------------------------------
+
 
 def _post_json(url: str, payload: dict) -> None:
     """POST JSON; anything but a 2xx answer raises (an HTTPError, hence retried)."""
     if urllib.parse.urlsplit(url).scheme not in WEBHOOK_SCHEMES:
         raise ValueError(f"not an http(s) URL: {url!r}")
     request = urllib.request.Request(
-        url, data=json.dumps(payload, cls=DjangoJSONEncoder).encode(), method="POST",
+        url,
+        data=json.dumps(payload, cls=DjangoJSONEncoder).encode(),
+        method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "workflow-alerts"},
     )
     with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
@@ -191,25 +212,31 @@ def _send(channel: AlertChannel, alert: Alert) -> None:
         # Teams' incoming webhooks take the same minimal {"text": ...} message as Slack's.
         _post_json(channel.webhook_url, {"text": alert.summary})
     elif channel.kind == AlertChannelKind.PAGERDUTY:
-        _post_json(channel.events_url, {
-            "routing_key": channel.routing_key,
-            "event_action": "trigger",
-            "dedup_key": alert.dedupe_key,
-            "payload": {
-                "summary": alert.summary[:PAGERDUTY_SUMMARY_CHARS],
-                "source": "workflow",
-                "severity": alert.severity,
-                "component": alert.queue_name,
-                "group": alert.kind,
-                "timestamp": alert.created_at.isoformat(),
-                "custom_details": alert.details,
+        _post_json(
+            channel.events_url,
+            {
+                "routing_key": channel.routing_key,
+                "event_action": "trigger",
+                "dedup_key": alert.dedupe_key,
+                "payload": {
+                    "summary": alert.summary[:PAGERDUTY_SUMMARY_CHARS],
+                    "source": "workflow",
+                    "severity": alert.severity,
+                    "component": alert.queue_name,
+                    "group": alert.kind,
+                    "timestamp": alert.created_at.isoformat(),
+                    "custom_details": alert.details,
+                },
             },
-        })
+        )
     elif channel.kind == AlertChannelKind.EMAIL:
         body = alert.summary + "\n\n" + json.dumps(alert.details, indent=2, sort_keys=True, cls=DjangoJSONEncoder)
         send_mail(
             subject=f"[{alert.severity}] {alert.summary}"[:EMAIL_SUBJECT_CHARS],
-            message=body, from_email=None, recipient_list=list(channel.email_recipients), fail_silently=False,
+            message=body,
+            from_email=None,
+            recipient_list=list(channel.email_recipients),
+            fail_silently=False,
         )
     else:
         raise ValueError(f"unknown channel kind {channel.kind!r}")
@@ -228,7 +255,10 @@ def _describe(error: BaseException) -> str:
 def _record(delivery_id: int, *, status: str, error: str = "", delivered: bool = False) -> None:
     now = timezone.now()
     AlertDelivery.objects.filter(pk=delivery_id).update(
-        status=status, attempts=F("attempts") + 1, last_error=error, last_attempt_at=now,
+        status=status,
+        attempts=F("attempts") + 1,
+        last_error=error,
+        last_attempt_at=now,
         delivered_at=now if delivered else None,
     )
 
@@ -269,9 +299,13 @@ def deliver_alert(self, delivery_id: int) -> dict:
 def alert_channel_test(*, channel: AlertChannel) -> str:
     """Send a test message to a channel now (admin's "test channel"); returns "" or what went wrong."""
     probe = Alert(
-        kind=AlertKind.CAPACITY, dedupe_key=f"test:{channel.pk}:{timezone.now():%Y%m%dT%H%M%S}",
-        queue_name="-", severity=AlertSeverity.INFO, created_at=timezone.now(),
-        summary=f"Test alert from the workflow system to channel {channel.name}", details={"test": True},
+        kind=AlertKind.CAPACITY,
+        dedupe_key=f"test:{channel.pk}:{timezone.now():%Y%m%dT%H%M%S}",
+        queue_name="-",
+        severity=AlertSeverity.INFO,
+        created_at=timezone.now(),
+        summary=f"Test alert from the workflow system to channel {channel.name}",
+        details={"test": True},
     )
     try:
         _send(channel, probe)

@@ -11,6 +11,7 @@ however many tasks there are.
 The run as a whole is deliberately not one transaction: committed batches must survive an interruption, and row
 locks must stay short. Queue loads do not change: only terminal tasks move, and loads count CLAIMED ones.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -42,8 +43,12 @@ class ArchivedTable:
         return f"{self.archive}_p{month:%Y_%m}"
 
 
-TASKS = ArchivedTable(live="flowable.workflow_tasks", archive="flowable.workflow_tasks_archive", partition_key="completed_at")
-HISTORY = ArchivedTable(live="flowable.task_history", archive="flowable.task_history_archive", partition_key="created_at")
+TASKS = ArchivedTable(
+    live="flowable.workflow_tasks", archive="flowable.workflow_tasks_archive", partition_key="completed_at"
+)
+HISTORY = ArchivedTable(
+    live="flowable.task_history", archive="flowable.task_history_archive", partition_key="created_at"
+)
 
 ELIGIBLE = "status = ANY(%(statuses)s) AND completed_at < %(cutoff)s"
 
@@ -185,7 +190,8 @@ def completed_tasks_archive(
             cursor.execute(HISTORY_MONTHS_SQL, {"ids": ids})
             history_months = [month for (month,) in cursor.fetchall()]
             result.partitions_created += _partitions_ensure(
-                cursor, [(HISTORY, month) for month in history_months] + [(TASKS, month) for month in sorted(task_months)]
+                cursor,
+                [(HISTORY, month) for month in history_months] + [(TASKS, month) for month in sorted(task_months)],
             )
             cursor.execute(move_sql, {"ids": ids, "archived_at": timezone.now()})
             tasks_moved, history_moved = cursor.fetchone()
@@ -201,8 +207,10 @@ def completed_tasks_archive(
         if on_batch is not None:
             on_batch(tasks_moved, history_moved)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM flowable.workflow_tasks WHERE {ELIGIBLE}",
-                       {"statuses": TERMINAL_STATUSES, "cutoff": cutoff})
+        cursor.execute(
+            f"SELECT count(*) FROM flowable.workflow_tasks WHERE {ELIGIBLE}",
+            {"statuses": TERMINAL_STATUSES, "cutoff": cutoff},
+        )
         (result.left_locked,) = cursor.fetchone()
     return result
 
@@ -215,9 +223,7 @@ def _partitions_ensure(cursor, needed: list[tuple[ArchivedTable, datetime]]) -> 
     # Creating a partition locks its parent ACCESS EXCLUSIVE anyway; taking both parents up front, in the order the
     # move statement locks them (history, then tasks), makes concurrent creators queue instead of deadlocking, and
     # the lock makes this session see partitions another run committed while we waited.
-    cursor.execute(
-        f"LOCK TABLE ONLY {HISTORY.archive}, {TASKS.archive} IN ACCESS EXCLUSIVE MODE"
-    )
+    cursor.execute(f"LOCK TABLE ONLY {HISTORY.archive}, {TASKS.archive} IN ACCESS EXCLUSIVE MODE")
     created = []
     for table, month in missing:
         name = table.partition_name(month)
@@ -247,9 +253,7 @@ def _partition_create(cursor, table: ArchivedTable, name: str, month: datetime) 
                 SELECT * FROM lifted""",
             bounds,
         )
-    cursor.execute(
-        f"CREATE TABLE {name} PARTITION OF {table.archive} FOR VALUES FROM (%(start)s) TO (%(end)s)", bounds
-    )
+    cursor.execute(f"CREATE TABLE {name} PARTITION OF {table.archive} FOR VALUES FROM (%(start)s) TO (%(end)s)", bounds)
     if strays:
         cursor.execute(f"INSERT INTO {table.archive} SELECT * FROM archive_strays")
         cursor.execute("DROP TABLE archive_strays")

@@ -15,6 +15,7 @@ Level L applies only to tasks at escalation_level L-1, in one UPDATE per queue a
 and its `escalation_level = L-1` condition make a second run, or a second worker at the same moment, skip what
 is already escalated. History rows and queue loads change in the same statement.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -107,7 +108,9 @@ class EscalationOutcome:
 
 
 def _supervisor_of(queue: WorkflowQueue) -> int | None:
-    supervisor = users_with(capability=Capability.SUPERVISE, queue=queue).order_by("pk").values_list("pk", flat=True).first()
+    supervisor = (
+        users_with(capability=Capability.SUPERVISE, queue=queue).order_by("pk").values_list("pk", flat=True).first()
+    )
     return supervisor
 
 
@@ -118,8 +121,10 @@ def _count_due(queue: WorkflowQueue, level: EscalationLevel, now: datetime) -> i
         + TRIGGER_SQL[level.trigger]
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"queue": queue.queue_name, "previous_level": level.level - 1, "now": now,
-                             "seconds": level.hours * 3600})
+        cursor.execute(
+            sql,
+            {"queue": queue.queue_name, "previous_level": level.level - 1, "now": now, "seconds": level.hours * 3600},
+        )
         return cursor.fetchone()[0]
 
 
@@ -128,13 +133,20 @@ def escalate_overdue_tasks(*, now: datetime | None = None, dry_run: bool = False
     """Apply the next escalation level to every task that meets it; one statement per queue and level."""
     now = now or timezone.now()
     outcomes = []
-    queues = [(queue, parse_rules(queue.escalation_rules))
-              for queue in WorkflowQueue.objects.exclude(escalation_rules=[]).order_by("queue_name")]
+    queues = [
+        (queue, parse_rules(queue.escalation_rules))
+        for queue in WorkflowQueue.objects.exclude(escalation_rules=[]).order_by("queue_name")
+    ]
     if not dry_run:
         # One transaction changes the loads of these queues and of those their rules move work to: lock them all
         # now, in one statement, and then pass over busy tasks (SKIP LOCKED) rather than wait for them (tasks/locks.py).
-        queues_lock(queue_names=[name for queue, levels in queues
-                                 for name in (queue.queue_name, *(level.move_to_queue for level in levels))])
+        queues_lock(
+            queue_names=[
+                name
+                for queue, levels in queues
+                for name in (queue.queue_name, *(level.move_to_queue for level in levels))
+            ]
+        )
     for queue, levels in queues:
         for level in levels:
             if dry_run:
@@ -144,15 +156,23 @@ def escalate_overdue_tasks(*, now: datetime | None = None, dry_run: bool = False
                 continue
             target = level.move_to_queue if level.move_to_queue and level.move_to_queue != queue.queue_name else None
             if target and not WorkflowQueue.objects.filter(queue_name=target).exists():
-                raise InvalidInput(f"queue {queue.queue_name} escalates to unknown queue {target}",
-                                   fields={"escalation_rules": [f"Unknown queue {target}."]})
+                raise InvalidInput(
+                    f"queue {queue.queue_name} escalates to unknown queue {target}",
+                    fields={"escalation_rules": [f"Unknown queue {target}."]},
+                )
             supervisor_id = None
             if level.reassign_to_supervisor:
                 supervisor_id = _supervisor_of(WorkflowQueue.objects.get(queue_name=target) if target else queue)
             params = {
-                "queue": queue.queue_name, "previous_level": level.level - 1, "level": level.level, "now": now,
-                "seconds": level.hours * 3600, "raise_by": level.raise_priority, "target_queue": target,
-                "supervisor_id": supervisor_id, "comment": f"SLA escalation level {level.level} ({level.trigger})",
+                "queue": queue.queue_name,
+                "previous_level": level.level - 1,
+                "level": level.level,
+                "now": now,
+                "seconds": level.hours * 3600,
+                "raise_by": level.raise_priority,
+                "target_queue": target,
+                "supervisor_id": supervisor_id,
+                "comment": f"SLA escalation level {level.level} ({level.trigger})",
             }
             with connection.cursor() as cursor:
                 cursor.execute(ESCALATE_SQL.format(trigger=TRIGGER_SQL[level.trigger]), params)
@@ -161,13 +181,16 @@ def escalate_overdue_tasks(*, now: datetime | None = None, dry_run: bool = False
                 continue
             moved = [
                 {"task_id": task_id, "process_instance_id": instance_id, "from_queue": old, "to_queue": new}
-                for task_id, instance_id, old, new in rows if old != new
+                for task_id, instance_id, old, new in rows
+                if old != new
             ]
             if moved:
                 signals.tasks_moved_in_bulk.send(
                     sender=WorkflowTask, moves=moved, reason=f"SLA escalation level {level.level}", at=now
                 )
-            outcomes.append(EscalationOutcome(queue.queue_name, level.level, len(rows), level.notify, [r[0] for r in rows]))
+            outcomes.append(
+                EscalationOutcome(queue.queue_name, level.level, len(rows), level.notify, [r[0] for r in rows])
+            )
     if not dry_run:
         notices = [o for o in outcomes if o.notify]
         if notices:

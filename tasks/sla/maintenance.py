@@ -2,6 +2,7 @@
 
 Each function is a service that a management command and a Celery beat job both call.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -55,13 +56,20 @@ def update_queue_statistics(*, dry_run: bool = False) -> list[QueueStatistics]:
     for queue in WorkflowQueue.objects.order_by("queue_name"):
         open_count, claimed, escalated, overdue, avg_age, oldest = live.get(queue.pk, (0, 0, 0, 0, None, None))
         done, within = completed.get(queue.queue_name, (0, 0))
-        snapshots.append(QueueStatistics(
-            queue=queue, computed_at=now, open_count=open_count, claimed_count=claimed, escalated_count=escalated,
-            overdue_count=overdue, completed_last_24h=done,
-            avg_open_age_seconds=float(avg_age) if avg_age is not None else None,
-            oldest_open_age_seconds=float(oldest) if oldest is not None else None,
-            sla_compliance_pct=(100.0 * within / done) if done else None,
-        ))
+        snapshots.append(
+            QueueStatistics(
+                queue=queue,
+                computed_at=now,
+                open_count=open_count,
+                claimed_count=claimed,
+                escalated_count=escalated,
+                overdue_count=overdue,
+                completed_last_24h=done,
+                avg_open_age_seconds=float(avg_age) if avg_age is not None else None,
+                oldest_open_age_seconds=float(oldest) if oldest is not None else None,
+                sla_compliance_pct=(100.0 * within / done) if done else None,
+            )
+        )
     if not dry_run:
         QueueStatistics.objects.bulk_create(snapshots)
     return snapshots
@@ -74,9 +82,7 @@ def refresh_dashboards() -> list[str]:
         for view in DASHBOARD_VIEWS:
             cursor.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
             refreshed.append(view)
-        cursor.execute(
-            "INSERT INTO flowable.dashboard_refreshes (refreshed_at) VALUES (%s)", [timezone.now()]
-        )
+        cursor.execute("INSERT INTO flowable.dashboard_refreshes (refreshed_at) VALUES (%s)", [timezone.now()])
     return refreshed
 
 

@@ -1,4 +1,5 @@
 """Template tags of the supervisor console: the dashboard at the top of the admin index."""
+
 from django import template
 from django.template.loader import render_to_string
 
@@ -37,11 +38,15 @@ def supervisor_dashboard_panel(context):
     if request is None or not request.user.is_authenticated:
         return ""
     dashboard = supervisor_dashboard(user=request.user)
-    return render_to_string("admin/dashboard.html", {
-        "dashboard": dashboard,
-        "utilisation_svg": charts.utilisation_bars(
-            [(q.display_name or q.queue_name, q.current_load, q.max_capacity) for q in dashboard.queues]
-        ),
-        "throughput_svg": charts.throughput_chart(dashboard.throughput_hourly),
-        "sla_trend_svg": charts.sla_trend_chart(dashboard.sla_trend_daily),
-    }, request=request)
+    return render_to_string(
+        "admin/dashboard.html",
+        {
+            "dashboard": dashboard,
+            "utilisation_svg": charts.utilisation_bars(
+                [(q.display_name or q.queue_name, q.current_load, q.max_capacity) for q in dashboard.queues]
+            ),
+            "throughput_svg": charts.throughput_chart(dashboard.throughput_hourly),
+            "sla_trend_svg": charts.sla_trend_chart(dashboard.sla_trend_daily),
+        },
+        request=request,
+    )

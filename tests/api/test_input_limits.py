@@ -1,4 +1,5 @@
 """Malformed JSON bodies and unstorable text are refused with a 400 naming the field, never a 500."""
+
 import json
 
 import pytest
@@ -89,8 +90,9 @@ def test_a_lone_surrogate_in_task_variables_is_a_400(api_as, supervisor_sam):
 def test_a_nul_in_a_key_is_refused_too(api_as, supervisor_sam):
     client = api_as(supervisor_sam)
 
-    response = client.post("/api/workflow/tasks/", {"queue": "intake", "name": "Review", "variables": {"a\x00": 1}},
-                           format="json")
+    response = client.post(
+        "/api/workflow/tasks/", {"queue": "intake", "name": "Review", "variables": {"a\x00": 1}}, format="json"
+    )
 
     assert response.status_code == 400
     assert list(response.json()["fields"]) == ["variables.<key>"]

@@ -9,6 +9,7 @@ headers and body valid).
 Bounded for CI: a fixed seed, derandomized Hypothesis, no example database, and ``FUZZ_MAX_EXAMPLES`` (env,
 default 25) examples per operation in the fuzzing phase, besides the schema's examples and the coverage phase.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -202,7 +203,9 @@ def steer(case, world) -> None:
         if isinstance(body.get("queue"), str):
             body["queue"] = pick(body["queue"], world["queues"], tick)
         if isinstance(body.get("queueNames"), list):
-            body["queueNames"] = [pick(q, world["queues"], tick) if isinstance(q, str) else q for q in body["queueNames"]]
+            body["queueNames"] = [
+                pick(q, world["queues"], tick) if isinstance(q, str) else q for q in body["queueNames"]
+            ]
         for name in ("assignee", "delegate", "expected_assignee"):
             if isinstance(body.get(name), str):
                 body[name] = pick(body[name], USERNAMES, tick)
@@ -268,11 +271,17 @@ def reach_written_out():
     """In the run the reach check starts (FUZZ_REACH_FILE set), write out what test_api observed, at the end."""
     yield
     if REACH_FILE:
-        Path(REACH_FILE).write_text(json.dumps({
-            "observed": [[user, label, {str(code): n for code, n in codes.items()}]
-                         for (user, label), codes in OBSERVED.items()],
-            "failed": sorted(FAILED),
-        }))
+        Path(REACH_FILE).write_text(
+            json.dumps(
+                {
+                    "observed": [
+                        [user, label, {str(code): n for code, n in codes.items()}]
+                        for (user, label), codes in OBSERVED.items()
+                    ],
+                    "failed": sorted(FAILED),
+                }
+            )
+        )
 
 
 def separate_database_url() -> str:
@@ -297,13 +306,17 @@ def fuzz_reach(tmp_path) -> tuple[dict[tuple[str, str], Counter], set[tuple[str,
     out = tmp_path / "reach.json"
     run = subprocess.run(
         [sys.executable, "-m", "pytest", f"{__file__}::test_api", "-q", "-p", "no:cacheprovider"],
-        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=1800,
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=1800,
         env={**os.environ, "DATABASE_URL": separate_database_url(), "FUZZ_REACH_FILE": str(out)},
     )
     assert out.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     reach = json.loads(out.read_text())
-    observed = {(user, label): Counter({int(code): n for code, n in codes.items()})
-                for user, label, codes in reach["observed"]}
+    observed = {
+        (user, label): Counter({int(code): n for code, n in codes.items()}) for user, label, codes in reach["observed"]
+    }
     return observed, {tuple(key) for key in reach["failed"]}
 
 
@@ -337,7 +350,9 @@ HOSTILE_INPUTS = [
     pytest.param("GET", "/api/workflow/tasks/?due_before=0001-01-01T00:00:00%2B01:00", None),
     pytest.param("GET", "/api/workflow/tasks/?assignee=al%00ice", None),
     pytest.param("GET", "/api/workflow/tasks/?ordering=%00", None),
-    pytest.param("POST", "/api/workflow/tasks/", {"queue": "intake", "name": "x", "due_date": "0001-01-01T00:00:00+01:00"}),
+    pytest.param(
+        "POST", "/api/workflow/tasks/", {"queue": "intake", "name": "x", "due_date": "0001-01-01T00:00:00+01:00"}
+    ),
     pytest.param("POST", "/api/workflow/tasks/", {"queue": "intake\x00", "name": "x\x00"}),
     pytest.param("POST", "/api/workflow/tasks/{claimed}/release", {"comment": "\x00"}),
     pytest.param("GET", "/api/workflow/tasks/%C2%84/", None),
@@ -352,7 +367,9 @@ def test_hostile_input_is_never_a_500(method, path, body, api_as, caseworker_ali
     task = make_task("intake", name="Hostile")
     client.post(f"/api/workflow/tasks/{task.task_id}/claim")
     path = path.replace("{claimed}", str(task.task_id))
-    response = client.generic(method, path, **({"data": json_dumps(body), "content_type": "application/json"} if body else {}))
+    response = client.generic(
+        method, path, **({"data": json_dumps(body), "content_type": "application/json"} if body else {})
+    )
     assert response.status_code < 500, (response.status_code, response.content[:300])
     assert response["Content-Type"].startswith("application/json")
     if response.status_code >= 400:

@@ -1,5 +1,6 @@
 """bench/claim.py's schedule: every method measured between two measurements of the plain statement, its ratio
 taken against both, so a machine whose speed drifts during a round does not move the ratio."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -52,7 +53,7 @@ def test_a_machine_speeding_up_during_the_round_does_not_move_the_ratio(claim_be
     # The code's true ratios are 0.75, 0.6 and 0.3; the machine gets 10 % faster with every measurement.
     true_ratio = {"sql": 1.0, "function": 0.75, "service": 0.6, "http": 0.3}
     sequence = claim_bench.round_sequence(METHODS, 0)
-    measured = [(method, 3000 * true_ratio[method] * 1.1 ** i) for i, method in enumerate(sequence)]
+    measured = [(method, 3000 * true_ratio[method] * 1.1**i) for i, method in enumerate(sequence)]
 
     ratios = claim_bench.bracketed_ratios(measured)
 

@@ -1,5 +1,6 @@
 """bench/claim.py starts gunicorn with the API's per-account rate limit off: its claimers are one account calling
 as fast as they can, and a 429 would measure the limit instead of the claim."""
+
 from __future__ import annotations
 
 import importlib.util

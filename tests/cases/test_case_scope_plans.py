@@ -1,6 +1,7 @@
 """Case scopes on generated data (60k cases): a list of a small scope reads about the cases in it, a list of a big
 one stops at its page or capped count; neither reads the whole table (cases/selectors.py: cases_supervised_by,
 cases_visible_to)."""
+
 import json
 
 import pytest
@@ -94,8 +95,12 @@ def generate_cases(count: int, *, assignee, creator) -> None:
     with connection.cursor() as cursor:
         cursor.execute(GENERATE_CASES_SQL, {"count": count, "assignee": assignee.pk, "creator": creator.pk})
         cursor.execute(f"SET default_statistics_target = {WHOLE_TABLE_STATISTICS_TARGET}")
-        for table in ("onecms.cases", "onecms.case_workflow_mapping", "flowable.process_instances",
-                      "flowable.workflow_tasks"):
+        for table in (
+            "onecms.cases",
+            "onecms.case_workflow_mapping",
+            "flowable.process_instances",
+            "flowable.workflow_tasks",
+        ):
             cursor.execute(f"ANALYZE {table}")
         cursor.execute("RESET default_statistics_target")
 
@@ -130,7 +135,11 @@ def rows_read(sql: str) -> dict[str, int]:
         node = nodes.pop()
         nodes.extend(node.get("Plans", []))
         if "Relation Name" in node:
-            rows = node["Actual Rows"] + node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Index Recheck", 0)
+            rows = (
+                node["Actual Rows"]
+                + node.get("Rows Removed by Filter", 0)
+                + node.get("Rows Removed by Index Recheck", 0)
+            )
             read[node["Relation Name"]] = read.get(node["Relation Name"], 0) + rows * node["Actual Loops"]
     return read
 
@@ -149,7 +158,9 @@ def test_capped_count_of_a_department_supervisor_reads_the_cases_in_scope_not_th
 
 
 def test_first_page_of_a_department_supervisor_reads_a_small_share_of_the_table(many_cases, lena):
-    page, sql = captured_sql(lambda: list(cases_supervised_by(user=lena).select_related("assigned_to").order_by("-case_id")[:50]))
+    page, sql = captured_sql(
+        lambda: list(cases_supervised_by(user=lena).select_related("assigned_to").order_by("-case_id")[:50])
+    )
 
     assert len(page) == 50
     assert_reads_at_most(sql, int(PAGE_WALK_SHARE * GENERATED_CASES))

@@ -1,4 +1,5 @@
 """The case timeline (cases/selectors.py: case_timeline) and the scoped, read-only case admin that shows it."""
+
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,8 @@ def deployed(supervisor_sam):
 def open_case(deployed, caseworker_alice):
     def make(allegation_type="FRAUD", title="Forged invoices") -> Case:
         return case_open(
-            user=caseworker_alice, title=title,
+            user=caseworker_alice,
+            title=title,
             allegations=[{"type": allegation_type, "description": "reported by a colleague", "date": "2026-01-05"}],
         )
 
@@ -71,8 +73,11 @@ def fraud_case_at_investigation(open_case, caseworker_alice, fraud_investigator_
 def fraud_case_back_from_legal(fraud_case_at_investigation, fraud_investigator_bob, legal_reviewer_carol) -> Case:
     """Through fraud-investigation (bob) and legal-review (carol), now back in triage for closure."""
     case = fraud_case_at_investigation
-    task_complete(user=fraud_investigator_bob, task_id=current_task(case).pk,
-                  variables={"recommend_action": True, "findings": "invoices forged"})
+    task_complete(
+        user=fraud_investigator_bob,
+        task_id=current_task(case).pk,
+        variables={"recommend_action": True, "findings": "invoices forged"},
+    )
     work(legal_reviewer_carol, case, {"legal_opinion": "refer"})
     return case
 
@@ -91,7 +96,8 @@ def kinds_of(response) -> set[str]:
 
 
 def test_timeline_holds_the_opening_each_routing_hop_and_each_task_event_in_order_with_actors(
-    fraud_case_at_investigation, supervisor_sam,
+    fraud_case_at_investigation,
+    supervisor_sam,
 ):
     case = fraud_case_at_investigation
 
@@ -121,7 +127,8 @@ def test_timeline_is_newest_first_and_keeps_the_raw_values(fraud_case_at_investi
     claim = entries[0]
     assert claim.subject.startswith("Fraud investigation (#")
     assert (claim.old_values, claim.new_values) == (
-        {"status": "OPEN", "assignee": None}, {"status": "CLAIMED", "assignee": "bob"},
+        {"status": "OPEN", "assignee": None},
+        {"status": "CLAIMED", "assignee": "bob"},
     )
 
 
@@ -131,25 +138,35 @@ def test_system_actions_are_attributed_to_system(fraud_case_back_from_legal, sup
 
     entries = case_timeline(user=supervisor_sam, case_id=case.pk, kinds=[TimelineKind.CASE_EVENT])
 
-    assert [(e.summary, e.actor) for e in entries] == [("case closed", "system"), ("case opened: Forged invoices", "alice")]
+    assert [(e.summary, e.actor) for e in entries] == [
+        ("case closed", "system"),
+        ("case opened: Forged invoices", "alice"),
+    ]
 
 
 def test_timeline_reads_only_the_kinds_asked_for(fraud_case_at_investigation, supervisor_sam):
     entries = case_timeline(user=supervisor_sam, case_id=fraud_case_at_investigation.pk, kinds=[TimelineKind.ROUTING])
 
     assert [e.summary for e in reversed(entries)] == [
-        "opened in intake", "moved from intake to triage", "moved from triage to fraud-investigation",
+        "opened in intake",
+        "moved from intake to triage",
+        "moved from triage to fraud-investigation",
     ]
 
 
-def test_a_long_timeline_keeps_only_the_span_every_kind_covers(fraud_case_at_investigation, supervisor_sam, monkeypatch):
+def test_a_long_timeline_keeps_only_the_span_every_kind_covers(
+    fraud_case_at_investigation, supervisor_sam, monkeypatch
+):
     """Task events are cut at the limit; older routing hops would then sit in a gap, so they are left out too."""
     monkeypatch.setattr(selectors, "TIMELINE_LIMIT_PER_KIND", 3)
 
     entries = case_timeline(user=supervisor_sam, case_id=fraud_case_at_investigation.pk)
 
     assert [e.summary for e in reversed(entries)] == [
-        "completed by alice", "created in fraud-investigation", "moved from triage to fraud-investigation", "claimed by bob",
+        "completed by alice",
+        "created in fraud-investigation",
+        "moved from triage to fraud-investigation",
+        "claimed by bob",
     ]
 
 
@@ -167,7 +184,9 @@ def test_timeline_is_denied_to_a_supervisor_of_other_queues(fraud_case_at_invest
     assert denied.value.denial == {"case_id": fraud_case_at_investigation.pk, "capability": "supervise"}
 
 
-def test_timeline_follows_the_console_rule_so_the_creating_caseworker_is_denied(fraud_case_at_investigation, caseworker_alice):
+def test_timeline_follows_the_console_rule_so_the_creating_caseworker_is_denied(
+    fraud_case_at_investigation, caseworker_alice
+):
     with pytest.raises(NotFound):
         case_timeline(user=caseworker_alice, case_id=fraud_case_at_investigation.pk)
 
@@ -192,19 +211,28 @@ def test_a_supervisor_still_sees_a_case_whose_work_has_left_their_queues(fraud_c
 # --- the admin page ---------------------------------------------------------------------------------------------
 
 
-def test_timeline_page_shows_the_entries_newest_first_for_the_supervisor(supervisor_client, fraud_case_at_investigation):
+def test_timeline_page_shows_the_entries_newest_first_for_the_supervisor(
+    supervisor_client, fraud_case_at_investigation
+):
     response = supervisor_client.get(timeline_url(fraud_case_at_investigation))
 
     assert response.status_code == 200
     body = response.content.decode()
     assert "Newest first" in body
-    assert body.index("claimed by bob") < body.index("moved from triage to fraud-investigation") < body.index("case opened")
+    assert (
+        body.index("claimed by bob")
+        < body.index("moved from triage to fraud-investigation")
+        < body.index("case opened")
+    )
     assert f'href="{CASES_URL}{fraud_case_at_investigation.pk}/change/"' in body  # breadcrumbs back to the case
     assert "<details>" in body
 
 
 def test_timeline_page_queries_stay_bounded_as_events_grow(
-    supervisor_client, supervisor_sam, caseworker_alice, fraud_case_at_investigation,
+    supervisor_client,
+    supervisor_sam,
+    caseworker_alice,
+    fraud_case_at_investigation,
 ):
     case = fraud_case_at_investigation
     with CaptureQueriesContext(connection) as before:
@@ -221,7 +249,9 @@ def test_timeline_page_queries_stay_bounded_as_events_grow(
     assert len(response.context["rows"]) >= 2 * EXTRA_TASK_EVENTS
 
 
-def test_timeline_page_is_within_its_query_budget(supervisor_client, fraud_case_back_from_legal, django_assert_max_num_queries):
+def test_timeline_page_is_within_its_query_budget(
+    supervisor_client, fraud_case_back_from_legal, django_assert_max_num_queries
+):
     with django_assert_max_num_queries(TIMELINE_QUERY_BUDGET):
         response = supervisor_client.get(timeline_url(fraud_case_back_from_legal))
 
@@ -233,7 +263,10 @@ def test_timeline_page_filters_by_kind_from_the_query_string(supervisor_client, 
     response = supervisor_client.get(timeline_url(fraud_case_at_investigation), {"kind": kind})
 
     assert kinds_of(response) == {kind}
-    assert f'href="{timeline_url(fraud_case_at_investigation)}?kind={kind}" aria-current="page"' in response.content.decode()
+    assert (
+        f'href="{timeline_url(fraud_case_at_investigation)}?kind={kind}" aria-current="page"'
+        in response.content.decode()
+    )
 
 
 def test_timeline_page_ignores_an_unknown_kind(supervisor_client, fraud_case_at_investigation):
@@ -244,7 +277,8 @@ def test_timeline_page_ignores_an_unknown_kind(supervisor_client, fraud_case_at_
 
 
 def test_timeline_page_is_404_outside_a_department_supervisors_queues_and_the_denial_is_audited(
-    client, fraud_case_at_investigation,
+    client,
+    fraud_case_at_investigation,
 ):
     lena = legal_supervisor()
     client.force_login(lena)
@@ -292,7 +326,9 @@ def test_changelist_links_each_case_to_its_timeline(supervisor_client, fraud_cas
     assert f'<a href="{timeline_url(fraud_case_at_investigation)}">Timeline</a>' in response.content.decode()
 
 
-def test_changelist_of_a_department_supervisor_hides_other_departments_cases(client, open_case, fraud_case_back_from_legal):
+def test_changelist_of_a_department_supervisor_hides_other_departments_cases(
+    client, open_case, fraud_case_back_from_legal
+):
     intake_only = open_case("MISCONDUCT", title="Rude manager")
     lena = legal_supervisor()
     client.force_login(lena)
@@ -336,8 +372,13 @@ def test_case_events_cannot_be_added_changed_or_deleted(supervisor_client, fraud
     event.refresh_from_db()
     assert event.event_type == "OPENED"
     request = change.wsgi_request
-    assert not any((model_admin.has_add_permission(request), model_admin.has_change_permission(request, event),
-                    model_admin.has_delete_permission(request, event)))
+    assert not any(
+        (
+            model_admin.has_add_permission(request),
+            model_admin.has_change_permission(request, event),
+            model_admin.has_delete_permission(request, event),
+        )
+    )
 
 
 def test_workflow_mappings_cannot_be_changed_or_deleted(supervisor_client, fraud_case_at_investigation):
@@ -347,4 +388,3 @@ def test_workflow_mappings_cannot_be_changed_or_deleted(supervisor_client, fraud
     assert supervisor_client.post(f"{url}change/", {"workflow_type": "other"}).status_code == 403
     assert supervisor_client.post(f"{url}delete/", {"post": "yes"}).status_code == 403
     assert CaseWorkflowMapping.objects.get(pk=mapping.pk).workflow_type == "onecms_case_handling"
-

@@ -1,4 +1,5 @@
 """Cases walk their BPMN workflow end to end through the API; every hop lands in the routing history."""
+
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,15 +21,23 @@ def deployed(supervisor_sam):
 
 @pytest.fixture
 def clients(api_as, caseworker_alice, fraud_investigator_bob, legal_reviewer_carol, supervisor_sam):
-    return {"alice": api_as(caseworker_alice), "bob": api_as(fraud_investigator_bob),
-            "carol": api_as(legal_reviewer_carol), "supervisor": api_as(supervisor_sam)}
+    return {
+        "alice": api_as(caseworker_alice),
+        "bob": api_as(fraud_investigator_bob),
+        "carol": api_as(legal_reviewer_carol),
+        "supervisor": api_as(supervisor_sam),
+    }
 
 
 def open_case(client, allegation_type):
-    response = client.post("/api/cases/", {
-        "title": f"{allegation_type} report",
-        "allegations": [{"type": allegation_type, "description": "reported by a colleague", "date": "2026-11-01"}],
-    }, format="json")
+    response = client.post(
+        "/api/cases/",
+        {
+            "title": f"{allegation_type} report",
+            "allegations": [{"type": allegation_type, "description": "reported by a colleague", "date": "2026-11-01"}],
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.content
     return response.json()
 
@@ -64,8 +73,11 @@ def test_fraud_case_walks_through_investigation_and_legal_review(deployed, clien
     assert Case.objects.get(pk=case["id"]).status == "CLOSED"
     assert ProcessInstance.objects.get(case_mapping__case_id=case["id"]).status == "COMPLETED"
     assert hops(clients["alice"], case["id"]) == [
-        (None, "intake"), ("intake", "triage"), ("triage", "fraud-investigation"),
-        ("fraud-investigation", "legal-review"), ("legal-review", "triage"),
+        (None, "intake"),
+        ("intake", "triage"),
+        ("triage", "fraud-investigation"),
+        ("fraud-investigation", "legal-review"),
+        ("legal-review", "triage"),
     ]
 
 
@@ -76,7 +88,12 @@ def test_misconduct_case_without_action_skips_legal_review(deployed, clients):
     work(clients["alice"], case["id"], "triage", {"recommend_action": False})
     work(clients["alice"], case["id"], "triage", {"closure_reason": "NO_CASE_TO_ANSWER"})
     assert Case.objects.get(pk=case["id"]).status == "CLOSED"
-    assert hops(clients["alice"], case["id"]) == [(None, "intake"), ("intake", "triage"), ("triage", "triage"), ("triage", "triage")]
+    assert hops(clients["alice"], case["id"]) == [
+        (None, "intake"),
+        ("intake", "triage"),
+        ("triage", "triage"),
+        ("triage", "triage"),
+    ]
 
 
 def test_triage_form_refuses_an_unknown_allegation_type(deployed, clients):
@@ -84,7 +101,9 @@ def test_triage_form_refuses_an_unknown_allegation_type(deployed, clients):
     work(clients["alice"], case["id"], "intake", INTAKE)
     task = current_task(case["id"])
     clients["alice"].post(f"/api/workflow/tasks/{task.pk}/claim")
-    response = clients["alice"].post(f"/api/workflow/tasks/{task.pk}/complete", {"variables": {"allegation_type": "THEFT"}}, format="json")
+    response = clients["alice"].post(
+        f"/api/workflow/tasks/{task.pk}/complete", {"variables": {"allegation_type": "THEFT"}}, format="json"
+    )
     assert response.status_code == 400 and "allegation_type" in response.json()["fields"]
     assert current_task(case["id"]).pk == task.pk
 
@@ -107,12 +126,15 @@ def test_case_outside_my_queues_is_404(deployed, clients):
     assert clients["alice"].get(f"/api/cases/{case['id']}").status_code == 200
 
 
-@pytest.mark.parametrize("allegations,field", [
-    ([], "allegations"),
-    ([{"type": "THEFT", "description": "x"}], "allegations[0].type"),
-    ([{"type": "FRAUD", "description": ""}], "allegations[0].description"),
-    ([{"type": "FRAUD", "description": "x", "date": "2999-01-01"}], "allegations[0].date"),
-])
+@pytest.mark.parametrize(
+    "allegations,field",
+    [
+        ([], "allegations"),
+        ([{"type": "THEFT", "description": "x"}], "allegations[0].type"),
+        ([{"type": "FRAUD", "description": ""}], "allegations[0].description"),
+        ([{"type": "FRAUD", "description": "x", "date": "2999-01-01"}], "allegations[0].date"),
+    ],
+)
 def test_bad_allegations_are_400_naming_the_field(deployed, clients, allegations, field):
     response = clients["alice"].post("/api/cases/", {"title": "t", "allegations": allegations}, format="json")
     assert response.status_code == 400
@@ -130,10 +152,13 @@ def test_redeploy_gives_version_2_and_running_instances_finish_on_version_1(depl
     assert ProcessInstance.objects.get(case_mapping__case_id=newer["id"]).definition_id == v2.pk
 
 
-@pytest.mark.parametrize("xml,expected", [
-    ("not xml at all", "XML"),
-    ("<root/>", "BPMN"),
-])
+@pytest.mark.parametrize(
+    "xml,expected",
+    [
+        ("not xml at all", "XML"),
+        ("<root/>", "BPMN"),
+    ],
+)
 def test_bad_bpmn_is_400_naming_what_is_wrong(clients, xml, expected):
     response = clients["supervisor"].post("/api/workflow/definitions/", {"bpmn_xml": xml}, format="json")
     assert response.status_code == 400

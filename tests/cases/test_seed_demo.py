@@ -1,4 +1,5 @@
 """seed_demo builds the demo organisation and is idempotent."""
+
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -13,7 +14,10 @@ SNAPSHOT_TABLES = [
     ("entitlements.users", "username, email, department_id, is_staff, is_service_account, password"),
     ("entitlements.workflow_roles", "role_code, queue_names, permissions, group_id"),
     ("entitlements.user_role_assignments", "user_id, role_id, is_temporary_escalation, valid_from, valid_until"),
-    ("queues.workflow_queues", "queue_name, queue_type, department_id, max_capacity, routing_strategy, overflow_queue_id"),
+    (
+        "queues.workflow_queues",
+        "queue_name, queue_type, department_id, max_capacity, routing_strategy, overflow_queue_id",
+    ),
     ("queues.queue_group_permissions", "group_id, permission_id, content_object_id"),
     ("entitlements.user_skills", "user_id, skill_id"),
     ("flowable.workflow_definitions", "process_key, version"),
@@ -47,9 +51,7 @@ def test_seed_demo_deploys_the_workflow_and_opens_cases_at_different_stages():
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM onecms.cases WHERE title LIKE 'Demo case%%'")
         assert cursor.fetchone()[0] == 10
-        cursor.execute(
-            "SELECT DISTINCT queue_name FROM flowable.workflow_tasks WHERE status = 'OPEN' ORDER BY 1"
-        )
+        cursor.execute("SELECT DISTINCT queue_name FROM flowable.workflow_tasks WHERE status = 'OPEN' ORDER BY 1")
         waiting_in = [row[0] for row in cursor.fetchall()]
         cursor.execute("SELECT count(*) FROM onecms.cases WHERE status = 'CLOSED'")
         closed = cursor.fetchone()[0]
@@ -59,7 +61,13 @@ def test_seed_demo_deploys_the_workflow_and_opens_cases_at_different_stages():
 
 def test_seed_demo_creates_the_organisation():
     run_seed("--password", "demo-pass-123")
-    assert set(User.objects.values_list("username", flat=True)) >= {"supervisor", "alice", "bob", "carol", "integration"}
+    assert set(User.objects.values_list("username", flat=True)) >= {
+        "supervisor",
+        "alice",
+        "bob",
+        "carol",
+        "integration",
+    }
     with connection.cursor() as cursor:
         cursor.execute("SELECT queue_name, queue_type FROM queues.workflow_queues ORDER BY queue_name")
         assert cursor.fetchall() == [

@@ -1,4 +1,5 @@
 """Fixtures of the supervisor console tests: the browser fixtures of the caseworker pages are reused."""
+
 # The browser fixtures of the caseworker pages: a live server over committed data and Debian's chromium.
 from tests.pages.conftest import browser_page, chromium, live_server_url  # noqa: E402,F401
 

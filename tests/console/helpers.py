@@ -1,4 +1,5 @@
 """Shared helpers of the console tests: users, data and the admin action posts."""
+
 from datetime import timedelta
 
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -18,7 +19,10 @@ PROCESSES_URL = "/admin/tasks/processinstance/"
 def legal_supervisor() -> User:
     """A staff user who supervises the Legal department's queues only (a department-scoped role)."""
     role = role_save(
-        role_code="legal-supervisor", name="Legal supervisor", queue_names=[], permissions=["view", "supervise"],
+        role_code="legal-supervisor",
+        name="Legal supervisor",
+        queue_names=[],
+        permissions=["view", "supervise"],
         department=Department.objects.get(dept_name="Legal"),
     )
     user = User.objects.create_user(username="lena", password="pw-for-tests-1", is_staff=True)

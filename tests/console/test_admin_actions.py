@@ -1,4 +1,5 @@
 """Bulk admin actions of the supervisor console: through the services, with history, within supervised queues."""
+
 import pytest
 from django.contrib.messages import get_messages
 
@@ -37,11 +38,14 @@ def test_bulk_reassign_asks_for_the_assignee_first(supervisor_client, make_task)
     assert not events(task, TaskEventType.REASSIGNED).exists()
 
 
-def test_bulk_reassign_gives_each_task_to_the_assignee_and_records_history(supervisor_client, supervisor_sam, make_task):
+def test_bulk_reassign_gives_each_task_to_the_assignee_and_records_history(
+    supervisor_client, supervisor_sam, make_task
+):
     first, second = make_task("intake", "One"), make_task("intake", "Two")
 
-    response = post_action(supervisor_client, TASKS_URL, "reassign_tasks", [first.pk, second.pk],
-                           assignee="alice", comment="cover")
+    response = post_action(
+        supervisor_client, TASKS_URL, "reassign_tasks", [first.pk, second.pk], assignee="alice", comment="cover"
+    )
 
     assert "Reassigned 2 tasks." in texts(response)
     for task in (first, second):
@@ -64,8 +68,15 @@ def test_bulk_reassign_reports_tasks_the_service_refuses(supervisor_client, make
 def test_bulk_escalate_raises_priority_and_records_history(supervisor_client, make_task):
     task = make_task("intake", "Urgent", priority=40)
 
-    response = post_action(supervisor_client, TASKS_URL, "escalate_tasks", [task.pk],
-                           priority="90", queue="escalations", reason="press enquiry")
+    response = post_action(
+        supervisor_client,
+        TASKS_URL,
+        "escalate_tasks",
+        [task.pk],
+        priority="90",
+        queue="escalations",
+        reason="press enquiry",
+    )
 
     assert "Escalated 1 task." in texts(response)
     task.refresh_from_db()

@@ -1,4 +1,5 @@
 """The supervisor console in a real browser (Debian's chromium through Playwright) against a live server."""
+
 import re
 from datetime import timedelta
 
@@ -46,8 +47,11 @@ def run_action(page, base_url, task_ids, action_label):
 
 def test_supervisor_reassigns_two_tasks_and_escalates_one_from_the_console(live_server_url, browser_page):
     page = browser_page
-    first, second, urgent = (intake_task("Check the ledger"), intake_task("Call the witness"),
-                             intake_task("Press enquiry", priority=40))
+    first, second, urgent = (
+        intake_task("Check the ledger"),
+        intake_task("Call the witness"),
+        intake_task("Press enquiry", priority=40),
+    )
     backlog_done_by_alice(3)
     intake_task("Overdue statement", due_date=timezone.now() - timedelta(hours=2))
     refresh_dashboards()
@@ -83,7 +87,11 @@ def test_supervisor_reassigns_two_tasks_and_escalates_one_from_the_console(live_
     expect(page.locator(".inline-group")).to_contain_text("ESCALATED")
     expect(page.locator(".inline-group")).to_contain_text("Journalist asking")
 
-    assert set(WorkflowTask.objects.filter(pk__in=[first.pk, second.pk]).values_list("assignee__username", flat=True)) == {"alice"}
-    assert TaskHistory.objects.filter(task=urgent, event_type=TaskEventType.ESCALATED, actor__username="supervisor").exists()
+    assert set(
+        WorkflowTask.objects.filter(pk__in=[first.pk, second.pk]).values_list("assignee__username", flat=True)
+    ) == {"alice"}
+    assert TaskHistory.objects.filter(
+        task=urgent, event_type=TaskEventType.ESCALATED, actor__username="supervisor"
+    ).exists()
     assert page.dialogs == []
     assert not re.search(r"Server Error", page.content())

@@ -1,4 +1,5 @@
 """The dashboard's server-side SVG charts."""
+
 from datetime import UTC, datetime, timedelta
 
 from tasks.console.charts import FULL_COLOUR, OK_COLOUR, sla_trend_chart, throughput_chart, utilisation_bars
@@ -28,8 +29,14 @@ def test_throughput_chart_draws_a_bar_per_hour():
 
 def test_sla_trend_leaves_gaps_for_days_without_completions():
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    svg = sla_trend_chart([(start, 90.0), (start + timedelta(days=1), 95.0), (start + timedelta(days=2), None),
-                           (start + timedelta(days=3), 80.0)])
+    svg = sla_trend_chart(
+        [
+            (start, 90.0),
+            (start + timedelta(days=1), 95.0),
+            (start + timedelta(days=2), None),
+            (start + timedelta(days=3), 80.0),
+        ]
+    )
 
     assert svg.count("<circle") == 3
     assert svg.count("<polyline") == 1

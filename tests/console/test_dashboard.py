@@ -1,4 +1,5 @@
 """The supervisor dashboard at the admin index: its figures, its query budget and who can reach it."""
+
 from datetime import timedelta
 
 import pytest

@@ -1,4 +1,5 @@
 """/metrics: Prometheus text format, figures from the database, and who may scrape it."""
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 

@@ -1,4 +1,5 @@
 """The process diagram of the supervisor console: tasks.bpmn.diagram's SVG, engine.element_states and the admin page."""
+
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -90,8 +91,11 @@ def flow_node_ids(bpmn_xml: str, *, with_shapes: bool) -> list[str]:
     """The model's flow nodes: all of them, or those its diagram (BPMN DI) has a shape for."""
     root = etree.fromstring(bpmn_xml.encode())
     nodes = [
-        e.get("id") for e in root.iter() if isinstance(e.tag, str)
-        and etree.QName(e).namespace == BPMN_NS and etree.QName(e).localname in FLOW_NODE_KINDS
+        e.get("id")
+        for e in root.iter()
+        if isinstance(e.tag, str)
+        and etree.QName(e).namespace == BPMN_NS
+        and etree.QName(e).localname in FLOW_NODE_KINDS
     ]
     if not with_shapes:
         return nodes
@@ -164,7 +168,7 @@ def test_diagram_draws_lanes_flows_and_gateway_markers_from_the_model_diagram():
 
 
 def test_diagram_escapes_markup_in_element_names():
-    hostile = '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(1)&gt;'
+    hostile = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(1)&gt;"
 
     svg = process_diagram_svg(bpmn_xml=TINY_PROCESS.format(name=hostile), element_states={"check": ACTIVE})
 
@@ -198,7 +202,7 @@ def test_automatic_layout_places_nodes_left_to_right_by_longest_path():
 
 @pytest.mark.parametrize(
     "bpmn_xml",
-    [EXTERNAL_ENTITY, BILLION_LAUGHS, ENTITY_IN_TEXT, BILLION_LAUGHS.replace('name="&lol9;"/>', '/>')],
+    [EXTERNAL_ENTITY, BILLION_LAUGHS, ENTITY_IN_TEXT, BILLION_LAUGHS.replace('name="&lol9;"/>', "/>")],
     ids=["external-entity", "billion-laughs", "entity-in-text", "unused-entities"],
 )
 def test_a_document_with_a_doctype_or_entities_is_refused_without_expanding_them(bpmn_xml):
@@ -373,7 +377,8 @@ def test_supervisor_opens_the_diagram_of_a_running_case_in_a_browser(live_server
     expect(page.get_by_role("heading", name=re.compile("Diagram of"))).to_be_visible()
     expect(page.locator('#process-diagram g.bpmn-node[data-state="active"]')).to_have_count(1)
     expect(page.locator('#process-diagram g[data-element-id="fraud_investigation"]')).to_have_attribute(
-        "data-state", "active")
+        "data-state", "active"
+    )
     expect(page.locator("#current-tasks tbody tr")).to_have_count(1)
     expect(page.locator("#current-tasks")).to_contain_text("bob")
     box = page.locator("#process-diagram svg").bounding_box()

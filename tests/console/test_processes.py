@@ -1,4 +1,5 @@
 """Process instance actions of the console: suspend, resume, cancel through tasks.bpmn.workflows."""
+
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,9 @@ def test_the_instance_page_shows_its_incidents(client, supervisor_sam, instance_
     assert b"heavy" in response.content and b"script stopped at its CPU or memory limit" in response.content
 
 
-def test_retry_action_resolves_the_incident_once_the_cause_is_fixed(client, supervisor_sam, instance_with_incident, settings):
+def test_retry_action_resolves_the_incident_once_the_cause_is_fixed(
+    client, supervisor_sam, instance_with_incident, settings
+):
     client.force_login(supervisor_sam)
     settings.WORKFLOW_SCRIPT_MEMORY_MB = 256
 

@@ -1,4 +1,5 @@
 """The dashboard and the task changelist on generated data (≥100k tasks): no sequential scan of workflow_tasks."""
+
 import json
 import re
 from datetime import timedelta
@@ -89,7 +90,8 @@ def test_completed_today_per_caseworker_reads_only_completions_after_the_hourly_
             "       count(*) FILTER (WHERE status = 'COMPLETED' AND assignee_id IS NOT NULL"
             "                          AND queue_name = ANY(%(queues)s) AND completed_at >= greatest(%(today)s,"
             "           (SELECT max(hour) + interval '1 hour' FROM flowable.mv_caseworker_completions_hourly)))"
-            "  FROM flowable.workflow_tasks", params,
+            "  FROM flowable.workflow_tasks",
+            params,
         )
         claimed, live = cursor.fetchone()
         cursor.execute(VIEW_HOURS_END_SQL)

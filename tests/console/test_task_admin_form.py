@@ -1,4 +1,5 @@
 """The admin's task page shows a task; it cannot change, add or delete one outside the workflow services."""
+
 import pytest
 
 from tasks.models import TaskHistory, TaskStatus, WorkflowTask
@@ -26,9 +27,16 @@ def test_completing_a_task_through_the_admin_form_is_refused(request, who, make_
     client = request.getfixturevalue(who)
     task = make_task("intake", "Review")
 
-    response = client.post(f"{TASKS_URL}{task.pk}/change/", {
-        "name": "Review", "queue": "intake", "status": TaskStatus.COMPLETED, "priority": 50, "escalation_level": 0,
-    })
+    response = client.post(
+        f"{TASKS_URL}{task.pk}/change/",
+        {
+            "name": "Review",
+            "queue": "intake",
+            "status": TaskStatus.COMPLETED,
+            "priority": 50,
+            "escalation_level": 0,
+        },
+    )
 
     assert response.status_code == 403
     task.refresh_from_db()

@@ -1,4 +1,5 @@
 """entitlements.access decides at request time which queues a user may view, work, supervise or deploy to."""
+
 from datetime import timedelta
 
 import pytest
@@ -32,7 +33,9 @@ def test_assignment_that_expired_a_second_ago_grants_nothing(demo_org):
     user = UserFactory()
     role = role_save(role_code="legal-temp", name="t", queue_names=["legal-review"], permissions=["view", "work"])
     now = timezone.now()
-    role_assignment_grant(user=user, role=role, valid_from=now - timedelta(days=1), valid_until=now - timedelta(seconds=1))
+    role_assignment_grant(
+        user=user, role=role, valid_from=now - timedelta(days=1), valid_until=now - timedelta(seconds=1)
+    )
     assert queue_names_for(user=user, capability="view") == []
 
 
@@ -40,7 +43,9 @@ def test_assignment_is_valid_until_its_end(demo_org):
     user = UserFactory()
     role = role_save(role_code="legal-temp", name="t", queue_names=["legal-review"], permissions=["view", "work"])
     now = timezone.now()
-    role_assignment_grant(user=user, role=role, valid_from=now - timedelta(days=1), valid_until=now + timedelta(hours=1))
+    role_assignment_grant(
+        user=user, role=role, valid_from=now - timedelta(days=1), valid_until=now + timedelta(hours=1)
+    )
     assert queue_names_for(user=user, capability="work") == ["legal-review"]
     assert queue_names_for(user=user, capability="work", at=now + timedelta(hours=1)) == []
 
@@ -71,8 +76,13 @@ def test_temporary_escalation_covers_then_expires(legal_reviewer_carol):
 def test_department_supervisor_supervises_child_department_queues(demo_org):
     investigations = Department.objects.get(dept_code="investigations")
     head = UserFactory()
-    role = role_save(role_code="head-of-investigations", name="h", queue_names=[], permissions=["supervise"],
-                     department=investigations)
+    role = role_save(
+        role_code="head-of-investigations",
+        name="h",
+        queue_names=[],
+        permissions=["supervise"],
+        department=investigations,
+    )
     role_assignment_grant(user=head, role=role)
     supervised = queue_names_for(user=head, capability="supervise")
     assert "fraud-investigation" in supervised  # child department Fraud
@@ -86,14 +96,21 @@ def test_inactive_user_has_no_queues(caseworker_alice):
 
 
 def test_role_change_regrants_queue_permissions(caseworker_alice):
-    role_save(role_code="intake-caseworker", name="Intake", queue_names=["intake", "escalations"], permissions=["view", "work"])
+    role_save(
+        role_code="intake-caseworker",
+        name="Intake",
+        queue_names=["intake", "escalations"],
+        permissions=["view", "work"],
+    )
     assert "escalations" in queue_names_for(user=caseworker_alice, capability="work")
     role_save(role_code="intake-caseworker", name="Intake", queue_names=["intake"], permissions=["view"])
     assert queue_names_for(user=caseworker_alice, capability="work") == ["triage"]
 
 
 def test_queue_created_later_is_granted_to_roles_naming_it(caseworker_alice):
-    role_save(role_code="intake-caseworker", name="Intake", queue_names=["intake", "intake-2"], permissions=["view", "work"])
+    role_save(
+        role_code="intake-caseworker", name="Intake", queue_names=["intake", "intake-2"], permissions=["view", "work"]
+    )
     queue_save(queue_name="intake-2", display_name="Intake 2")
     assert "intake-2" in queue_names_for(user=caseworker_alice, capability="work")
 
@@ -102,7 +119,9 @@ def test_resolving_queues_is_one_query_whatever_the_number_of_roles_and_queues(d
     user = UserFactory()
     for n in range(30):
         queue_save(queue_name=f"bulk-{n}", display_name=f"Bulk {n}")
-        role = role_save(role_code=f"bulk-role-{n}", name="b", queue_names=[f"bulk-{n}", "intake"], permissions=["view", "work"])
+        role = role_save(
+            role_code=f"bulk-role-{n}", name="b", queue_names=[f"bulk-{n}", "intake"], permissions=["view", "work"]
+        )
         role_assignment_grant(user=user, role=role)
     with django_assert_num_queries(1):
         names = list(queues_for(user=user, capability="work").values_list("queue_name", flat=True))
@@ -129,14 +148,26 @@ def varied_grants(demo_org):
 
     investigations = Department.objects.get(dept_code="investigations")
     head = UserFactory(username="head")
-    role_assignment_grant(user=head, role=role_save(role_code="head-of-investigations", name="h", queue_names=[],
-                                                    permissions=["supervise"], department=investigations))
+    role_assignment_grant(
+        user=head,
+        role=role_save(
+            role_code="head-of-investigations",
+            name="h",
+            queue_names=[],
+            permissions=["supervise"],
+            department=investigations,
+        ),
+    )
     direct = UserFactory(username="direct")
     assign_perm("queues.work_workflowqueue", direct, WorkflowQueue.objects.get(queue_name="legal-review"))
     temp = role_save(role_code="legal-temp", name="t", queue_names=["legal-review"], permissions=["view", "work"])
     now = timezone.now()
-    role_assignment_grant(user=UserFactory(username="expired"), role=temp, valid_from=now - timedelta(days=2),
-                          valid_until=now - timedelta(days=1))
+    role_assignment_grant(
+        user=UserFactory(username="expired"),
+        role=temp,
+        valid_from=now - timedelta(days=2),
+        valid_until=now - timedelta(days=1),
+    )
     role_assignment_grant(user=UserFactory(username="later"), role=temp, valid_from=now + timedelta(days=1))
     gone = UserFactory(username="gone")
     role_assignment_grant(user=gone, role=temp)

@@ -1,4 +1,5 @@
 """X-On-Behalf-Of only for users inside the scope configured on the acting account; supervisors hold no act-as."""
+
 import pytest
 from django.contrib.auth.models import Permission
 
@@ -13,7 +14,9 @@ def intake_task(make_task):
 
 def test_integration_may_not_act_as_a_supervisor(api_as, integration_account, intake_task):
     response = api_as(integration_account).post(
-        f"/api/workflow/tasks/{intake_task.pk}/escalate", {"priority": 90}, format="json",
+        f"/api/workflow/tasks/{intake_task.pk}/escalate",
+        {"priority": 90},
+        format="json",
         HTTP_X_ON_BEHALF_OF="supervisor",
     )
     assert response.status_code == 403
@@ -25,10 +28,13 @@ def test_integration_may_not_act_as_a_supervisor(api_as, integration_account, in
 
 
 def test_integration_acts_for_a_caseworker_in_its_scope(api_as, integration_account, intake_task):
-    response = api_as(integration_account).post(f"/api/workflow/tasks/{intake_task.pk}/claim", HTTP_X_ON_BEHALF_OF="alice")
+    response = api_as(integration_account).post(
+        f"/api/workflow/tasks/{intake_task.pk}/claim", HTTP_X_ON_BEHALF_OF="alice"
+    )
     assert response.status_code == 200, response.content
-    assert SecurityEvent.objects.filter(event_type="ACT_AS", actor=integration_account,
-                                        on_behalf_of_username="alice").exists()
+    assert SecurityEvent.objects.filter(
+        event_type="ACT_AS", actor=integration_account, on_behalf_of_username="alice"
+    ).exists()
 
 
 def test_scope_covers_child_departments(integration_account, fraud_investigator_bob):
@@ -78,4 +84,6 @@ def test_seed_demo_takes_act_as_back_from_an_older_supervisor_console_group(demo
     seed_demo_org()
     assert not group.permissions.filter(codename="act_on_behalf").exists()
     assert set(User.objects.get(username="integration").act_as_departments.values_list("dept_code", flat=True)) == {
-        "investigations", "legal"}
+        "investigations",
+        "legal",
+    }

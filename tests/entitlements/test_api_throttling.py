@@ -1,6 +1,7 @@
 """API rate limits: per account and per anonymous address (429 with Retry-After, in the API's error shape), failed
 tokens per address before any lookup, failed-token floods counted rather than audited row by row, and a cache
 outage that lets requests through instead of failing them."""
+
 import pytest
 from rest_framework.test import APIClient, APIRequestFactory
 
@@ -49,8 +50,9 @@ def test_the_per_account_rate_counts_each_account_apart(api_as, caseworker_alice
     assert alice.get("/api/queues/").status_code == 429
 
 
-def test_an_integration_acting_for_users_is_counted_as_itself(api_as, integration_account, fraud_investigator_bob,
-                                                              rates):
+def test_an_integration_acting_for_users_is_counted_as_itself(
+    api_as, integration_account, fraud_investigator_bob, rates
+):
     rates(account="1/minute")
     client = api_as(integration_account)
     assert client.get("/api/queues/", HTTP_X_ON_BEHALF_OF="bob").status_code == 200

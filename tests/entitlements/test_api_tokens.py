@@ -1,5 +1,6 @@
 """API tokens: stored as digests, expiring, optionally read-only, last use recorded at most once a minute,
 listed and revoked in admin without their key, issued and revoked by create_api_token."""
+
 from datetime import timedelta
 
 import pytest
@@ -45,15 +46,16 @@ def test_a_key_moved_from_the_plaintext_table_by_the_migration_keeps_working(cas
     migration = import_module("entitlements.migrations.0008_hashed_api_tokens_and_login_throttling")
     old_key = "0123456789abcdef0123456789abcdef01234567"  # a DRF key: 40 hex characters
     with connection.cursor() as cursor:
-        cursor.execute("INSERT INTO public.authtoken_token (key, created, user_id) VALUES (%s, now(), %s)",
-                       [old_key, caseworker_alice.pk])
+        cursor.execute(
+            "INSERT INTO public.authtoken_token (key, created, user_id) VALUES (%s, now(), %s)",
+            [old_key, caseworker_alice.pk],
+        )
         cursor.execute(migration.MOVE_DRF_TOKENS)
         cursor.execute("SELECT count(*) FROM public.authtoken_token")
         assert cursor.fetchone() == (0,)
     moved = ApiToken.objects.get(user=caseworker_alice)
     assert timedelta(days=89) < moved.expiry - timezone.now() <= timedelta(days=90)
     assert client_with(old_key).get("/api/queues/").status_code == 200
-
 
 
 def test_no_token_memory_is_left_in_the_database():
@@ -65,6 +67,7 @@ def test_no_token_memory_is_left_in_the_database():
         cursor.execute("SELECT proname FROM pg_proc WHERE proname = 'notify_auth_changed'")
         functions = cursor.fetchall()
     assert triggers == [] and functions == []
+
 
 # --- expiry ----------------------------------------------------------------------------------------------------
 
@@ -86,8 +89,9 @@ def test_a_token_expired_yesterday_is_401_with_a_clear_detail(api_as, caseworker
 
 def test_a_token_that_never_expired_ten_years_on_is_refused(api_as, caseworker_alice):
     client = api_as(caseworker_alice)
-    ApiToken.objects.filter(user=caseworker_alice).update(created=timezone.now() - timedelta(days=3650),
-                                                          expiry=timezone.now() - timedelta(days=3560))
+    ApiToken.objects.filter(user=caseworker_alice).update(
+        created=timezone.now() - timedelta(days=3650), expiry=timezone.now() - timedelta(days=3560)
+    )
     assert client.get("/api/queues/").status_code == 401
 
 
@@ -228,7 +232,11 @@ def test_create_api_token_options_set_expiry_scope_and_name(capsys, caseworker_a
     assert timedelta(days=6, hours=23) < token.expiry - timezone.now() <= timedelta(days=7)
     assert "Read-only token, expires" in out
     created = SecurityEvent.objects.filter(event_type="TOKEN_CREATED").latest("event_id")
-    assert (created.details["user"], created.details["read_only"], created.details["name"]) == ("alice", True, "reports")
+    assert (created.details["user"], created.details["read_only"], created.details["name"]) == (
+        "alice",
+        True,
+        "reports",
+    )
 
 
 def test_create_api_token_revoke_with_a_name_revokes_only_that_token(capsys, caseworker_alice):

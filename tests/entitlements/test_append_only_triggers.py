@@ -1,5 +1,6 @@
 """django-pgtrigger's append-only triggers on our schema-qualified tables, and the two ways past them that
 entitlements/triggers.py states (issue 22 closes both with grants: these tests pin what is true until then)."""
+
 import pgtrigger
 import pytest
 from django.db import DatabaseError, connection, transaction
@@ -28,14 +29,19 @@ def test_pgtrigger_installs_its_triggers_on_the_table_in_our_schema():
 
 
 def test_pgtrigger_reports_the_triggers_of_the_schema_qualified_table_installed_and_enabled():
-    statuses = {trigger.name: trigger.get_installation_status(SecurityEvent) for trigger in SecurityEvent._meta.triggers}
+    statuses = {
+        trigger.name: trigger.get_installation_status(SecurityEvent) for trigger in SecurityEvent._meta.triggers
+    }
     assert statuses == {"append_only": ("INSTALLED", True), "append_only_truncate": ("INSTALLED", True)}
 
 
 def test_the_refusal_names_the_schema_the_table_and_the_operation():
     event = audit_row()
-    with pytest.raises(DatabaseError, match=r"rows of entitlements\.security_events are append-only: DELETE refused"), \
-            transaction.atomic(), connection.cursor() as cursor:
+    with (
+        pytest.raises(DatabaseError, match=r"rows of entitlements\.security_events are append-only: DELETE refused"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute("DELETE FROM entitlements.security_events WHERE event_id = %s", [event.pk])
 
 
@@ -61,6 +67,8 @@ def test_a_session_that_names_a_trigger_in_the_pgtrigger_ignore_setting_is_not_s
     event = audit_row()
     (append_only, _) = SecurityEvent._meta.triggers
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('pgtrigger.ignore', %s, true)", ["{" + append_only.get_pgid(SecurityEvent) + "}"])
+        cursor.execute(
+            "SELECT set_config('pgtrigger.ignore', %s, true)", ["{" + append_only.get_pgid(SecurityEvent) + "}"]
+        )
         cursor.execute(UPDATE, [event.pk])
     assert SecurityEvent.objects.get(pk=event.pk).actor_username == "forged"

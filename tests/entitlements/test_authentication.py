@@ -1,4 +1,5 @@
 """Identity comes from credentials only; act-as needs the act-as permission and is audited."""
+
 import os
 import subprocess
 import sys
@@ -103,7 +104,10 @@ def test_create_api_token_prints_a_working_token(capsys, caseworker_alice):
 def test_create_api_token_for_unknown_user_fails_with_one_line(test_database_url):
     result = subprocess.run(
         [sys.executable, "manage.py", "create_api_token", "no-such-user"],
-        cwd=PROJECT, capture_output=True, text=True, env={**os.environ, "DATABASE_URL": test_database_url},
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": test_database_url},
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == "CommandError: no user named 'no-such-user'"
@@ -118,8 +122,9 @@ def test_token_of_an_inactive_user_is_401(api_as, caseworker_alice):
     assert response.json()["code"] == "authentication_failed"
 
 
-def test_token_authenticates_its_own_user_in_one_query(api_as, caseworker_alice, fraud_investigator_bob,
-                                                       django_assert_num_queries):
+def test_token_authenticates_its_own_user_in_one_query(
+    api_as, caseworker_alice, fraud_investigator_bob, django_assert_num_queries
+):
     from entitlements.authentication import TokenAuthentication
 
     api_as(fraud_investigator_bob)
@@ -127,7 +132,12 @@ def test_token_authenticates_its_own_user_in_one_query(api_as, caseworker_alice,
     TokenAuthentication().authenticate_credentials(key.encode())  # the first use writes last_used_at
     with django_assert_num_queries(1):
         user, token = TokenAuthentication().authenticate_credentials(key.encode())
-    assert (user.pk, user.username, user.is_active, token.user_id) == (caseworker_alice.pk, "alice", True, caseworker_alice.pk)
+    assert (user.pk, user.username, user.is_active, token.user_id) == (
+        caseworker_alice.pk,
+        "alice",
+        True,
+        caseworker_alice.pk,
+    )
 
 
 def test_token_with_a_nul_byte_is_401_not_a_server_error(api_client):

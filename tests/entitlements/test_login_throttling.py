@@ -1,5 +1,6 @@
 """Login lockouts (django-axes) on the login page and the admin login: per username and address, audited,
 unlocked by a superuser; and failed logins counted, not written one audit row each."""
+
 import pytest
 from django.test import Client
 

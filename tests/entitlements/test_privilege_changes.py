@@ -1,4 +1,5 @@
 """Superuser, staff, groups, permissions and act-as scope change only by superusers, each change audited."""
+
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
@@ -36,9 +37,14 @@ def superuser(demo_org):
 
 def user_change_form(user: User, **overrides) -> dict:
     data = {
-        "username": user.username, "first_name": user.first_name, "last_name": user.last_name, "email": user.email,
-        "is_active": "on", "max_concurrent_tasks": user.max_concurrent_tasks,
-        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"), "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        "username": user.username,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "is_active": "on",
+        "max_concurrent_tasks": user.max_concurrent_tasks,
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
     }
     if user.department_id:
         data["department"] = user.department_id
@@ -72,14 +78,19 @@ def test_a_non_superuser_in_a_request_is_refused_and_nothing_is_saved(supervisor
     assert not User.objects.get(pk=caseworker_alice.pk).is_superuser
 
 
-@pytest.mark.parametrize("change", [
-    lambda user: user.groups.add(Group.objects.get(name="supervisor-console")),
-    lambda user: user.user_permissions.add(Permission.objects.get(codename="act_on_behalf")),
-    lambda user: user.act_as_departments.add(Department.objects.get(dept_code="legal")),
-    lambda user: Group.objects.get(name="supervisor-console").permissions.add(
-        Permission.objects.get(codename="act_on_behalf")),
-    lambda user: Group.objects.get(name="supervisor-console").user_set.add(user),
-], ids=["groups", "user_permissions", "act_as_scope", "group_permissions", "groups_from_the_group_side"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda user: user.groups.add(Group.objects.get(name="supervisor-console")),
+        lambda user: user.user_permissions.add(Permission.objects.get(codename="act_on_behalf")),
+        lambda user: user.act_as_departments.add(Department.objects.get(dept_code="legal")),
+        lambda user: Group.objects.get(name="supervisor-console").permissions.add(
+            Permission.objects.get(codename="act_on_behalf")
+        ),
+        lambda user: Group.objects.get(name="supervisor-console").user_set.add(user),
+    ],
+    ids=["groups", "user_permissions", "act_as_scope", "group_permissions", "groups_from_the_group_side"],
+)
 def test_a_non_superuser_may_not_change_many_to_many_privileges(supervisor_sam, caseworker_alice, change):
     before = set(caseworker_alice.groups.all()), set(caseworker_alice.user_permissions.all())
     with pytest.raises(PermissionDenied):
@@ -89,8 +100,9 @@ def test_a_non_superuser_may_not_change_many_to_many_privileges(supervisor_sam, 
     assert not Group.objects.get(name="supervisor-console").permissions.filter(codename="act_on_behalf").exists()
 
 
-def test_superuser_grants_superuser_in_admin_and_the_change_is_audited_with_old_and_new(client, superuser,
-                                                                                       caseworker_alice):
+def test_superuser_grants_superuser_in_admin_and_the_change_is_audited_with_old_and_new(
+    client, superuser, caseworker_alice
+):
     client.force_login(superuser)
     act_as = Permission.objects.get(codename="act_on_behalf")
     response = client.post(
@@ -133,8 +145,12 @@ def test_group_permission_change_is_audited_with_old_and_new(demo_org):
     group = Group.objects.create(name="auditors")
     group.permissions.add(Permission.objects.get(codename="act_on_behalf"))
     event = privilege_events("group:auditors", "permissions").get()
-    assert event.details == {"subject": "group:auditors", "field": "permissions", "old": [],
-                             "new": ["entitlements.act_on_behalf"]}
+    assert event.details == {
+        "subject": "group:auditors",
+        "field": "permissions",
+        "old": [],
+        "new": ["entitlements.act_on_behalf"],
+    }
 
 
 def test_non_superusers_see_privilege_fields_read_only_in_admin(client, supervisor_sam, caseworker_alice):
@@ -160,9 +176,19 @@ def test_only_superusers_grant_a_role_that_holds_a_right(supervisor_sam, casewor
 
 def test_only_superusers_change_a_roles_rights_and_the_change_is_audited(supervisor_sam, superuser):
     with pytest.raises(PermissionDenied):
-        role_save(role_code="floor-supervisor", name="Floor supervisor", queue_names=["intake"],
-                  permissions=["supervise", "deploy_workflows"], changed_by=supervisor_sam)
-    role_save(role_code="floor-supervisor", name="Floor supervisor", queue_names=["intake"],
-              permissions=["supervise", "deploy_workflows"], changed_by=superuser)
+        role_save(
+            role_code="floor-supervisor",
+            name="Floor supervisor",
+            queue_names=["intake"],
+            permissions=["supervise", "deploy_workflows"],
+            changed_by=supervisor_sam,
+        )
+    role_save(
+        role_code="floor-supervisor",
+        name="Floor supervisor",
+        queue_names=["intake"],
+        permissions=["supervise", "deploy_workflows"],
+        changed_by=superuser,
+    )
     event = privilege_events("role:floor-supervisor", "rights").get()
     assert (event.details["old"], event.details["new"]) == ([], ["deploy_workflows"])

@@ -1,4 +1,5 @@
 """The security audit is append-only in the database itself."""
+
 import os
 import subprocess
 
@@ -9,10 +10,13 @@ from entitlements.models import SecurityEvent
 from entitlements.services import security_event_record
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE entitlements.security_events SET actor_username = 'forged' WHERE event_id = %s",
-    "DELETE FROM entitlements.security_events WHERE event_id = %s",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE entitlements.security_events SET actor_username = 'forged' WHERE event_id = %s",
+        "DELETE FROM entitlements.security_events WHERE event_id = %s",
+    ],
+)
 @pytest.mark.django_db
 def test_update_or_delete_of_an_audit_row_fails(statement):
     event = security_event_record(event_type=SecurityEvent.Type.LOGIN_SUCCESS, actor_username="alice")
@@ -31,10 +35,24 @@ def test_update_from_psql_fails(committed_db):
     settings = connection.settings_dict
     env = {**os.environ, "PGPASSWORD": settings.get("PASSWORD") or ""}
     result = subprocess.run(
-        ["psql", "-v", "ON_ERROR_STOP=1", "-h", settings["HOST"] or "127.0.0.1", "-p", str(settings["PORT"] or 5432),
-         "-U", settings["USER"], "-d", settings["NAME"],
-         "-c", f"UPDATE entitlements.security_events SET actor_username = 'x' WHERE event_id = {event.pk}"],
-        capture_output=True, text=True, env=env,
+        [
+            "psql",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            settings["HOST"] or "127.0.0.1",
+            "-p",
+            str(settings["PORT"] or 5432),
+            "-U",
+            settings["USER"],
+            "-d",
+            settings["NAME"],
+            "-c",
+            f"UPDATE entitlements.security_events SET actor_username = 'x' WHERE event_id = {event.pk}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert result.returncode != 0
     assert "append-only" in result.stderr

@@ -1,5 +1,6 @@
 """The superuser flag lets a user read every row of the supervisor console, and nothing else about queues:
 working, supervising and repairing need a role (entitlements.access.console_shows_every_row)."""
+
 import pytest
 
 from entitlements.access import console_shows_every_row, queue_names_for, users_with

@@ -1,6 +1,7 @@
 """Claim-next remembers a user's workable queues and skills (entitlements.work_access_for) and never acts on a
 stale answer: every entitlement change takes effect on the next claim, and so does the start or end of a role
 assignment's window, with nothing written in between."""
+
 import threading
 from datetime import timedelta
 
@@ -99,7 +100,9 @@ class TestInvalidation:
         elsewhere = Department.objects.create(dept_code="cache-away", dept_name="Cache away")
         queue = WorkflowQueue.objects.get(queue_name="escalations")
         original_department = queue.department_id
-        role = role_save(role_code="cache-dept", name="Dept worker", queue_names=[], permissions=["work"], department=home)
+        role = role_save(
+            role_code="cache-dept", name="Dept worker", queue_names=[], permissions=["work"], department=home
+        )
         worker = User.objects.create_user(username="cache-dept-worker")
         role_assignment_grant(user=worker, role=role, **in_force_now())
         make_task("escalations", name="first")
@@ -118,7 +121,9 @@ class TestInvalidation:
 
     def test_a_renamed_queue_is_claimed_under_its_new_name(self, demo_org, make_task):
         worker = User.objects.create_user(username="cache-rename-worker")
-        role_assignment_grant(user=worker, role=WorkflowRole.objects.get(role_code="escalations-caseworker"), **in_force_now())
+        role_assignment_grant(
+            user=worker, role=WorkflowRole.objects.get(role_code="escalations-caseworker"), **in_force_now()
+        )
         assert claimed_name(worker) is None  # the queue is empty; its name is now remembered
         WorkflowQueue.objects.filter(queue_name="escalations").update(queue_name="escalations-renamed")
         make_task("escalations-renamed", name="renamed")
@@ -219,10 +224,16 @@ class TestAssignmentWindows:
         insert_task("legal-review", "second")
         with transaction.atomic():
             ends = transaction_start() + self.EDGE_AFTER_START
-            committed_elsewhere(lambda: role_assignment_grant(
-                user=worker, role=role, valid_from=ends - timedelta(minutes=1), valid_until=ends,
-                temporary_escalation=True, reason="test",
-            ))
+            committed_elsewhere(
+                lambda: role_assignment_grant(
+                    user=worker,
+                    role=role,
+                    valid_from=ends - timedelta(minutes=1),
+                    valid_until=ends,
+                    temporary_escalation=True,
+                    reason="test",
+                )
+            )
             assert claimed_name(worker) == "first"  # the grant is committed, and now() is before its end
         written = epoch()
         assert transaction_start() > ends  # each statement outside a transaction is one that began after the edge

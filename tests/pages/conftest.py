@@ -1,4 +1,5 @@
 """Fixtures for the caseworker pages: logged-in clients, a real server over committed data, and a browser."""
+
 import os
 import tempfile
 from pathlib import Path
@@ -13,7 +14,13 @@ DEMO_BPMN = Path(__file__).resolve().parents[2] / "tasks" / "bpmn" / "onecms_cas
 # on purpose with SCREENSHOTS_DIR=docs/screenshots bash bin/test -m browser.
 SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "workflow-screenshots")
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def pytest_configure(config):
@@ -42,9 +49,14 @@ def deployed_demo_workflow(supervisor_sam):
 def open_fraud_case(user, title="Invoices forged at the north depot"):
     from cases.services import case_open
 
-    return case_open(user=user, title=title, description="Reported by the depot manager.", allegations=[
-        {"type": "FRAUD", "description": "Supplier invoices were altered before payment.", "date": "2026-01-15"},
-    ])
+    return case_open(
+        user=user,
+        title=title,
+        description="Reported by the depot manager.",
+        allegations=[
+            {"type": "FRAUD", "description": "Supplier invoices were altered before payment.", "date": "2026-01-15"},
+        ],
+    )
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 Data is committed (committed_db) because the server answers from its own threads and connections.
 """
+
 import re
 from datetime import timedelta
 
@@ -129,9 +130,13 @@ def test_alice_completes_intake_and_triage_and_bob_finds_the_investigation_in_hi
 
 def test_the_pages_work_without_javascript(live_server_url, chromium):
     users = people()
-    standalone_task("intake", "Intake without scripts", form_fields=[
-        {"id": "received_on", "label": "Complaint received on", "type": "date", "required": True},
-    ])
+    standalone_task(
+        "intake",
+        "Intake without scripts",
+        form_fields=[
+            {"id": "received_on", "label": "Complaint received on", "type": "date", "required": True},
+        ],
+    )
     context = chromium.new_context(java_script_enabled=False)
     page = context.new_page()
     try:

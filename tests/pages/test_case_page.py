@@ -1,4 +1,5 @@
 """The case page: the case, its current tasks and its routing history; 404 outside my queues; text is escaped."""
+
 import pytest
 
 from entitlements.models import SecurityEvent
@@ -9,7 +10,9 @@ from .conftest import open_fraud_case
 pytestmark = pytest.mark.django_db
 
 
-def test_case_page_shows_allegations_current_task_and_routing_timeline(page_as, caseworker_alice, deployed_demo_workflow):
+def test_case_page_shows_allegations_current_task_and_routing_timeline(
+    page_as, caseworker_alice, deployed_demo_workflow
+):
     case = open_fraud_case(caseworker_alice)
     task = WorkflowTask.objects.get(process_instance__case_mapping__case=case)
     body = page_as(caseworker_alice).get(f"/cases/{case.pk}/").content.decode()
@@ -32,11 +35,17 @@ def test_a_title_with_markup_is_shown_as_text(page_as, caseworker_alice, deploye
     assert "<script>alert(1)</script>" not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
 
 
-def test_a_case_outside_my_queues_is_404_and_audited(page_as, caseworker_alice, fraud_investigator_bob, deployed_demo_workflow):
+def test_a_case_outside_my_queues_is_404_and_audited(
+    page_as, caseworker_alice, fraud_investigator_bob, deployed_demo_workflow
+):
     case = open_fraud_case(caseworker_alice)
     response = page_as(fraud_investigator_bob).get(f"/cases/{case.pk}/")
     assert response.status_code == 404 and case.case_number not in response.content.decode()
-    event = SecurityEvent.objects.filter(event_type="PERMISSION_DENIED", actor=fraud_investigator_bob).order_by("-event_id").first()
+    event = (
+        SecurityEvent.objects.filter(event_type="PERMISSION_DENIED", actor=fraud_investigator_bob)
+        .order_by("-event_id")
+        .first()
+    )
     assert event.details["case_id"] == case.pk and event.path == f"/cases/{case.pk}/"
 
 

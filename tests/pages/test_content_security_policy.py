@@ -1,4 +1,5 @@
 """Every page, the admin and the API docs work under the Content-Security-Policy: no violation in a real browser."""
+
 import pytest
 
 from cases.models import CaseWorkflowMapping
@@ -49,10 +50,17 @@ def test_pages_admin_and_api_docs_raise_no_policy_violation(live_server_url, bro
 
     visited = {}
     for path in [
-        "/inbox/", "/inbox/queues/", f"/tasks/{task.pk}/", f"/cases/{case.pk}/",
-        "/admin/", "/admin/tasks/workflowtask/", f"/admin/tasks/workflowtask/{task.pk}/change/",
-        f"/admin/cases/case/{case.pk}/timeline/", f"/admin/tasks/processinstance/{instance_id}/diagram/",
-        "/admin/entitlements/user/", "/api/docs/",
+        "/inbox/",
+        "/inbox/queues/",
+        f"/tasks/{task.pk}/",
+        f"/cases/{case.pk}/",
+        "/admin/",
+        "/admin/tasks/workflowtask/",
+        f"/admin/tasks/workflowtask/{task.pk}/change/",
+        f"/admin/cases/case/{case.pk}/timeline/",
+        f"/admin/tasks/processinstance/{instance_id}/diagram/",
+        "/admin/entitlements/user/",
+        "/api/docs/",
     ]:
         response = page.goto(f"{live_server_url}{path}")
         if path == "/api/docs/":

@@ -1,4 +1,5 @@
 """The inbox: my claimed tasks, overdue first, and claiming the next task in one POST."""
+
 from datetime import timedelta
 
 import pytest
@@ -111,7 +112,9 @@ def ten_thousand_open_tasks(caseworker_alice, make_task):
     insert_open_tasks(10_000, ["intake", "triage"])
     insert_open_tasks(10_000, ["fraud-investigation", "legal-review", "escalations"])
     ids = list(WorkflowTask.objects.filter(queue_id="intake").values_list("pk", flat=True)[:30])
-    WorkflowTask.objects.filter(pk__in=ids).update(status="CLAIMED", assignee=caseworker_alice, claimed_at=timezone.now())
+    WorkflowTask.objects.filter(pk__in=ids).update(
+        status="CLAIMED", assignee=caseworker_alice, claimed_at=timezone.now()
+    )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE flowable.workflow_tasks")
 
@@ -166,7 +169,9 @@ def backlog_beyond_my_queues(ten_thousand_open_tasks):
 def test_inbox_and_queue_listings_use_the_task_indexes(caseworker_alice, backlog_beyond_my_queues):
     from tasks.selectors import tasks_for_inbox, tasks_visible_to
 
-    open_tasks = tasks_visible_to(user=caseworker_alice).filter(status="OPEN").order_by("-priority", "created_at", "task_id")
+    open_tasks = (
+        tasks_visible_to(user=caseworker_alice).filter(status="OPEN").order_by("-priority", "created_at", "task_id")
+    )
     listings = [
         tasks_for_inbox(user=caseworker_alice)[:25],
         open_tasks[:51],

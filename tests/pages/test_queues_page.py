@@ -1,4 +1,5 @@
 """The queues page: open tasks of my queues only, filters, count-free pagination, claim buttons where I may work."""
+
 from datetime import timedelta
 
 import pytest
@@ -37,8 +38,12 @@ def test_a_queue_filter_outside_my_queues_shows_nothing_of_it(page_as, caseworke
 
 def test_bad_priority_filter_is_a_message_not_an_error(page_as, caseworker_alice):
     client = page_as(caseworker_alice)
-    for query in ("min_priority=lots&page=-4", "min_priority=%C2%B2&page=%C2%B2", "page=" + "9" * 5000,
-                  "queue=intake%00&min_priority=%00"):
+    for query in (
+        "min_priority=lots&page=-4",
+        "min_priority=%C2%B2&page=%C2%B2",
+        "page=" + "9" * 5000,
+        "queue=intake%00&min_priority=%00",
+    ):
         response = client.get(f"/inbox/queues/?{query}")
         assert response.status_code == 200, query
     assert "A whole number from 0 to 100." in response.content.decode()

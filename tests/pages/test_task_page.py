@@ -1,4 +1,5 @@
 """The task page: a form generated from the task's declared fields, claim, release, complete, comment; 404 outside my queues."""
+
 import pytest
 from django.utils import timezone
 
@@ -9,8 +10,13 @@ pytestmark = pytest.mark.django_db
 
 FORM = [
     {"id": "received_on", "label": "Complaint received on", "type": "date", "required": True},
-    {"id": "received_via", "label": "Received via", "type": "enum", "required": True,
-     "values": [{"id": "EMAIL", "name": "Email"}, {"id": "PHONE", "name": "Phone"}]},
+    {
+        "id": "received_via",
+        "label": "Received via",
+        "type": "enum",
+        "required": True,
+        "values": [{"id": "EMAIL", "name": "Email"}, {"id": "PHONE", "name": "Phone"}],
+    },
     {"id": "witnesses", "label": "Number of witnesses", "type": "long", "required": False},
     {"id": "anonymous", "label": "Anonymous complainant", "type": "boolean", "required": False},
     {"id": "notes", "label": "Intake notes", "type": "text", "required": False},
@@ -42,10 +48,17 @@ def test_form_has_a_labelled_input_of_the_declared_type_for_each_field(page_as, 
 def test_completing_with_bad_input_keeps_what_was_typed_and_says_what_is_wrong_beside_each_field(
     page_as, caseworker_alice, claimed_task
 ):
-    response = page_as(caseworker_alice).post(f"/tasks/{claimed_task.pk}/complete/", {
-        "var_received_on": "", "var_received_via": "PHONE", "var_witnesses": "three", "var_notes": "typed notes",
-        "var_anonymous": "true", "completion_comment": "my note",
-    })
+    response = page_as(caseworker_alice).post(
+        f"/tasks/{claimed_task.pk}/complete/",
+        {
+            "var_received_on": "",
+            "var_received_via": "PHONE",
+            "var_witnesses": "three",
+            "var_notes": "typed notes",
+            "var_anonymous": "true",
+            "completion_comment": "my note",
+        },
+    )
     assert response.status_code == 422
     body = response.content.decode()
     assert '<span class="field-error" id="field-received_on-error">This field is required.</span>' in body
@@ -60,13 +73,23 @@ def test_completing_with_bad_input_keeps_what_was_typed_and_says_what_is_wrong_b
 
 def test_completing_with_good_input_leads_to_the_inbox_with_claim_next(page_as, caseworker_alice, claimed_task):
     client = page_as(caseworker_alice)
-    response = client.post(f"/tasks/{claimed_task.pk}/complete/", {
-        "var_received_on": "2026-01-02", "var_received_via": "EMAIL", "var_witnesses": "3",
-    })
+    response = client.post(
+        f"/tasks/{claimed_task.pk}/complete/",
+        {
+            "var_received_on": "2026-01-02",
+            "var_received_via": "EMAIL",
+            "var_witnesses": "3",
+        },
+    )
     assert response.status_code == 302 and response["Location"].startswith("/inbox/")
     claimed_task.refresh_from_db()
     assert claimed_task.status == "COMPLETED"
-    assert claimed_task.variables == {"received_on": "2026-01-02", "received_via": "EMAIL", "witnesses": 3, "anonymous": False}
+    assert claimed_task.variables == {
+        "received_on": "2026-01-02",
+        "received_via": "EMAIL",
+        "witnesses": 3,
+        "anonymous": False,
+    }
     body = client.get(response["Location"]).content.decode()
     assert "Intake review” is complete" in body and "Claim next task</button>" in body
 
@@ -75,7 +98,9 @@ def test_claiming_a_task_someone_else_just_took_shows_a_message_not_an_error(
     page_as, caseworker_alice, legal_reviewer_carol, make_task
 ):
     task = make_task("triage", name="Contested")
-    WorkflowTask.objects.filter(pk=task.pk).update(status="CLAIMED", assignee=legal_reviewer_carol, claimed_at=timezone.now())
+    WorkflowTask.objects.filter(pk=task.pk).update(
+        status="CLAIMED", assignee=legal_reviewer_carol, claimed_at=timezone.now()
+    )
     response = page_as(caseworker_alice).post(f"/tasks/{task.pk}/claim/", {"next": "/inbox/queues/"}, follow=True)
     assert response.status_code == 200
     assert response.redirect_chain[-1][0] == "/inbox/queues/"
@@ -84,7 +109,9 @@ def test_claiming_a_task_someone_else_just_took_shows_a_message_not_an_error(
 
 def test_claim_ignores_a_next_url_off_this_site(page_as, caseworker_alice, legal_reviewer_carol, make_task):
     task = make_task("triage")
-    WorkflowTask.objects.filter(pk=task.pk).update(status="CLAIMED", assignee=legal_reviewer_carol, claimed_at=timezone.now())
+    WorkflowTask.objects.filter(pk=task.pk).update(
+        status="CLAIMED", assignee=legal_reviewer_carol, claimed_at=timezone.now()
+    )
     response = page_as(caseworker_alice).post(f"/tasks/{task.pk}/claim/", {"next": "https://evil.example/"})
     assert response["Location"] == f"/tasks/{task.pk}/"
 
@@ -143,7 +170,11 @@ def test_a_task_of_another_queue_is_404_and_the_denial_is_audited(page_as, casew
     response = page_as(caseworker_alice).get(f"/tasks/{fraud_task.pk}/")
     assert response.status_code == 404
     assert "Fraud work" not in response.content.decode()
-    event = SecurityEvent.objects.filter(event_type="PERMISSION_DENIED", actor=caseworker_alice).order_by("-event_id").first()
+    event = (
+        SecurityEvent.objects.filter(event_type="PERMISSION_DENIED", actor=caseworker_alice)
+        .order_by("-event_id")
+        .first()
+    )
     assert SecurityEvent.objects.filter(event_type="PERMISSION_DENIED", actor=caseworker_alice).count() == before + 1
     assert event.path == f"/tasks/{fraud_task.pk}/" and event.details["task_id"] == fraud_task.pk
 
@@ -157,9 +188,14 @@ def test_a_task_that_does_not_exist_is_404_without_an_audit_row(page_as, casewor
 
 @pytest.mark.parametrize("action", ["claim", "release", "complete", "comment"])
 def test_actions_on_a_task_of_another_queue_are_404_and_change_nothing(page_as, caseworker_alice, fraud_task, action):
-    response = page_as(caseworker_alice).post(f"/tasks/{fraud_task.pk}/{action}/", {
-        "comment": "x", "var_received_on": "2026-01-02", "var_received_via": "EMAIL",
-    })
+    response = page_as(caseworker_alice).post(
+        f"/tasks/{fraud_task.pk}/{action}/",
+        {
+            "comment": "x",
+            "var_received_on": "2026-01-02",
+            "var_received_via": "EMAIL",
+        },
+    )
     assert response.status_code == 404
     fraud_task.refresh_from_db()
     assert (fraud_task.status, fraud_task.assignee) == ("OPEN", None)
@@ -168,7 +204,9 @@ def test_actions_on_a_task_of_another_queue_are_404_and_change_nothing(page_as, 
 
 def test_completing_a_task_someone_else_holds_is_a_message(page_as, caseworker_alice, legal_reviewer_carol, make_task):
     task = make_task("triage", name="Carol's")
-    WorkflowTask.objects.filter(pk=task.pk).update(status="CLAIMED", assignee=legal_reviewer_carol, claimed_at=timezone.now())
+    WorkflowTask.objects.filter(pk=task.pk).update(
+        status="CLAIMED", assignee=legal_reviewer_carol, claimed_at=timezone.now()
+    )
     response = page_as(caseworker_alice).post(f"/tasks/{task.pk}/complete/", follow=True)
     assert response.status_code == 200
     assert "held by someone else" in response.content.decode()
@@ -176,12 +214,18 @@ def test_completing_a_task_someone_else_holds_is_a_message(page_as, caseworker_a
 
 def test_nul_bytes_in_form_fields_and_comments_are_refused_beside_the_field(page_as, caseworker_alice, claimed_task):
     client = page_as(caseworker_alice)
-    response = client.post(f"/tasks/{claimed_task.pk}/complete/", {
-        "var_received_on": "2026-01-02", "var_received_via": "EMAIL", "var_notes": "bad\x00byte",
-    })
+    response = client.post(
+        f"/tasks/{claimed_task.pk}/complete/",
+        {
+            "var_received_on": "2026-01-02",
+            "var_received_via": "EMAIL",
+            "var_notes": "bad\x00byte",
+        },
+    )
     assert response.status_code == 422
     assert '<span class="field-error" id="field-notes-error">Contains a character that cannot be stored.</span>' in (
-        response.content.decode())
+        response.content.decode()
+    )
     response = client.post(f"/tasks/{claimed_task.pk}/comment/", {"comment": "bad\x00byte"})
     assert response.status_code == 422
     claimed_task.refresh_from_db()

@@ -8,6 +8,7 @@ A materialized view has no CREATE OR REPLACE: it is dropped inside the savepoint
 Objects django-pgtrigger makes (its trigger functions and triggers are named pgtrigger_*, its helper
 _pgtrigger_should_ignore) are declared on the models and have no file.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -120,7 +121,10 @@ def _drift(name: str, path: Path, current: dict[str, Definition]) -> list[Proble
 
 def _diff(name: str, database: Definition | None, file: Definition | None, path: Path) -> str:
     lines = difflib.unified_diff(
-        database.text.splitlines() if database else [], file.text.splitlines() if file else [],
-        fromfile=f"{name} in the database", tofile=f"{name} after running {path}", lineterm="",
+        database.text.splitlines() if database else [],
+        file.text.splitlines() if file else [],
+        fromfile=f"{name} in the database",
+        tofile=f"{name} after running {path}",
+        lineterm="",
     )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """The supervisor can browse every model of the system in admin."""
+
 import pytest
 from django.contrib import admin
 from django.urls import reverse
@@ -68,12 +69,19 @@ def test_grant_role_with_a_window_in_one_form(supervisor_client, fraud_investiga
     from entitlements.models import SecurityEvent, WorkflowRole
 
     role = WorkflowRole.objects.get(role_code="legal-reviewer")
-    response = supervisor_client.post(reverse("admin:entitlements_userroleassignment_add"), {
-        "user": fraud_investigator_bob.pk, "role": role.pk,
-        "valid_from_0": "2020-01-01", "valid_from_1": "00:00:00",
-        "valid_until_0": "2099-01-01", "valid_until_1": "00:00:00",
-        "is_temporary_escalation": "on", "reason": "Covering legal review",
-    })
+    response = supervisor_client.post(
+        reverse("admin:entitlements_userroleassignment_add"),
+        {
+            "user": fraud_investigator_bob.pk,
+            "role": role.pk,
+            "valid_from_0": "2020-01-01",
+            "valid_from_1": "00:00:00",
+            "valid_until_0": "2099-01-01",
+            "valid_until_1": "00:00:00",
+            "is_temporary_escalation": "on",
+            "reason": "Covering legal review",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert "legal-review" in queue_names_for(user=fraud_investigator_bob, capability="work")
     event = SecurityEvent.objects.filter(event_type="ROLE_GRANTED").latest("event_id")
@@ -84,10 +92,17 @@ def test_temporary_escalation_without_reason_is_refused_beside_the_field(supervi
     from entitlements.models import WorkflowRole
 
     role = WorkflowRole.objects.get(role_code="legal-reviewer")
-    response = supervisor_client.post(reverse("admin:entitlements_userroleassignment_add"), {
-        "user": fraud_investigator_bob.pk, "role": role.pk, "valid_from_0": "2020-01-01", "valid_from_1": "00:00:00",
-        "is_temporary_escalation": "on", "reason": "",
-    })
+    response = supervisor_client.post(
+        reverse("admin:entitlements_userroleassignment_add"),
+        {
+            "user": fraud_investigator_bob.pk,
+            "role": role.pk,
+            "valid_from_0": "2020-01-01",
+            "valid_from_1": "00:00:00",
+            "is_temporary_escalation": "on",
+            "reason": "",
+        },
+    )
     assert response.status_code == 200
     body = response.content.decode()
     assert "A temporary escalation must end." in body and "A temporary escalation needs a reason." in body
@@ -98,9 +113,13 @@ def test_revoke_action_ends_the_assignment(supervisor_client, caseworker_alice):
     from entitlements.models import UserRoleAssignment
 
     assignment = UserRoleAssignment.objects.get(user=caseworker_alice, role__role_code="intake-caseworker")
-    supervisor_client.post(reverse("admin:entitlements_userroleassignment_changelist"), {
-        "action": "revoke_now", "_selected_action": [assignment.pk],
-    })
+    supervisor_client.post(
+        reverse("admin:entitlements_userroleassignment_changelist"),
+        {
+            "action": "revoke_now",
+            "_selected_action": [assignment.pk],
+        },
+    )
     assert queue_names_for(user=caseworker_alice, capability="work") == ["triage"]
 
 
@@ -113,7 +132,9 @@ def test_supervisor_deploys_a_bpmn_file_from_admin(supervisor_client):
 
     model = Path(__file__).resolve().parents[2] / "tasks" / "bpmn" / "onecms_case_handling.bpmn"
     upload = SimpleUploadedFile("case.bpmn", model.read_bytes(), content_type="application/xml")
-    response = supervisor_client.post(reverse("admin:tasks_workflowdefinition_add"), {"bpmn_file": upload, "sla_config": "{}"})
+    response = supervisor_client.post(
+        reverse("admin:tasks_workflowdefinition_add"), {"bpmn_file": upload, "sla_config": "{}"}
+    )
     assert response.status_code == 302, response.content.decode()[:1500]
     assert WorkflowDefinition.objects.filter(process_key="onecms_case_handling").exists()
 
@@ -124,7 +145,9 @@ def test_bad_bpmn_upload_shows_the_error_beside_the_field(supervisor_client):
     from tasks.models import WorkflowDefinition
 
     upload = SimpleUploadedFile("bad.bpmn", b"not xml", content_type="application/xml")
-    response = supervisor_client.post(reverse("admin:tasks_workflowdefinition_add"), {"bpmn_file": upload, "sla_config": "{}"})
+    response = supervisor_client.post(
+        reverse("admin:tasks_workflowdefinition_add"), {"bpmn_file": upload, "sla_config": "{}"}
+    )
     assert response.status_code == 200
     assert "not well-formed XML" in response.content.decode()
     assert not WorkflowDefinition.objects.exists()

@@ -1,4 +1,5 @@
 """A real Celery worker with beat (database scheduler) on the configured broker runs the SLA check."""
+
 import os
 import signal
 import subprocess
@@ -60,10 +61,32 @@ class Worker:
 
     def start(self):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workflow_project", "worker", "--beat", "--loglevel", "INFO",
-             "--concurrency", "1", "--pool", "solo", "--schedule", str(self.schedule_file), "-Q", "celery",
-             "--without-gossip", "--without-mingle"],
-            cwd=PROJECT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workflow_project",
+                "worker",
+                "--beat",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "1",
+                "--pool",
+                "solo",
+                "--schedule",
+                str(self.schedule_file),
+                "-Q",
+                "celery",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=PROJECT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
     def stop(self):
@@ -84,7 +107,9 @@ def sla_every_second(committed_db):
     previously_enabled = list(PeriodicTask.objects.filter(enabled=True).values_list("pk", flat=True))
     PeriodicTask.objects.filter(pk__in=previously_enabled).update(enabled=False)
     every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
-    job = PeriodicTask.objects.create(name="test: SLA check every second", task="workflow.sla_check", interval=every_second)
+    job = PeriodicTask.objects.create(
+        name="test: SLA check every second", task="workflow.sla_check", interval=every_second
+    )
     yield job
     job.delete()
     PeriodicTask.objects.filter(pk__in=previously_enabled).update(enabled=True)
@@ -113,6 +138,8 @@ def test_worker_escalates_within_a_tick_and_catches_up_after_a_restart(sla_every
         assert wait_for(lambda: sla_checks_run() >= runs + 2), worker.stop()[-3000:]
     finally:
         worker.stop()
-    per_task = TaskHistory.objects.filter(task_id__in=first + missed, event_type="ESCALATED").values_list("task_id", flat=True)
+    per_task = TaskHistory.objects.filter(task_id__in=first + missed, event_type="ESCALATED").values_list(
+        "task_id", flat=True
+    )
     assert sorted(per_task) == sorted(first + missed)
     assert sla_checks_run() >= 3

@@ -1,4 +1,5 @@
 """The database itself rejects bad rows, whatever code wrote them."""
+
 import pytest
 from django.db import IntegrityError, connection, transaction
 
@@ -37,7 +38,7 @@ def test_negative_queue_capacity_is_rejected():
 def test_negative_queue_load_is_rejected_by_sql_update():
     queue = QueueFactory()
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute('UPDATE queues.workflow_queues SET current_load = -1 WHERE queue_id = %s', [queue.pk])
+        cursor.execute("UPDATE queues.workflow_queues SET current_load = -1 WHERE queue_id = %s", [queue.pk])
 
 
 def test_unknown_task_status_is_rejected():

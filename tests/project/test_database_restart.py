@@ -4,6 +4,7 @@ nothing they were told succeeded is lost.
 The server is a real gunicorn with bin/run's threaded workers, on a throwaway cluster (initdb on a free port
 under a temporary folder) holding a copy of the test database, so that stopping it disturbs nothing else.
 """
+
 from __future__ import annotations
 
 import glob
@@ -61,8 +62,17 @@ class ThrowawayCluster:
         subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
 
     def start(self) -> None:
-        self.run(postgres_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "server.log"), "-w",
-                 "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        self.run(
+            postgres_bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.folder / "server.log"),
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
 
     def stop(self) -> None:
         self.run(postgres_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
@@ -81,11 +91,18 @@ def cluster(committed_db, test_database_url):
     cluster = ThrowawayCluster()
     try:
         cluster.start()
-        subprocess.run([postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres",
-                        "workflow"], check=True, capture_output=True)
+        subprocess.run(
+            [postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "workflow"],
+            check=True,
+            capture_output=True,
+        )
         dump = subprocess.run([postgres_bin("pg_dump"), "-Fc", test_database_url], check=True, capture_output=True)
-        subprocess.run([postgres_bin("pg_restore"), "--no-owner", "-d", cluster.url], input=dump.stdout,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [postgres_bin("pg_restore"), "--no-owner", "-d", cluster.url],
+            input=dump.stdout,
+            check=True,
+            capture_output=True,
+        )
         yield cluster
     finally:
         cluster.remove()
@@ -96,9 +113,22 @@ def server(cluster):
     port = free_port()
     env = {**os.environ, "DATABASE_URL": cluster.url, "CONN_MAX_AGE": "60", "LOG_LEVEL": "WARNING"}
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "workflow_project.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", "4", "--graceful-timeout", "5"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "workflow_project.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--graceful-timeout",
+            "5",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 60
@@ -140,8 +170,13 @@ def test_a_database_restart_under_load_gives_503s_not_500s_and_loses_nothing(clu
     token = server_token(cluster)
     supervisor_token = server_token(cluster, "supervisor")
     for index in range(TASKS):
-        status, _, payload = request(server, "POST", "/api/workflow/tasks/", token=supervisor_token,
-                                     body={"queue": "intake", "name": f"Restart drill {index}"})
+        status, _, payload = request(
+            server,
+            "POST",
+            "/api/workflow/tasks/",
+            token=supervisor_token,
+            body={"queue": "intake", "name": f"Restart drill {index}"},
+        )
         assert status == 201, payload
 
     def record(label: str, status: int, retry_after: str | None) -> None:
@@ -210,23 +245,39 @@ def test_a_database_restart_under_load_gives_503s_not_500s_and_loses_nothing(clu
     status, _, payload = request(server, "GET", "/api/workflow/tasks/?assignee=me&status=CLAIMED", token=token)
     assert status == 200
     for task in json.loads(payload)["results"]:
-        assert request(server, "POST", f"/api/workflow/tasks/{task['id']}/complete", token=token,
-                       body={"variables": {}})[0] == 200
+        assert (
+            request(server, "POST", f"/api/workflow/tasks/{task['id']}/complete", token=token, body={"variables": {}})[
+                0
+            ]
+            == 200
+        )
         completed_ok.add(task["id"])
     facts = cluster_facts(cluster)
     assert completed_ok <= facts["completed"], "a completion the client was told of is missing"
     assert facts["completed"] == facts["drill"], "every drill task ends completed"
     assert facts["completed_events"] == len(facts["drill"]), "one COMPLETED history row per task"
-    integrity = subprocess.run([sys.executable, "manage.py", "check_integrity"], cwd=ROOT, capture_output=True,
-                               text=True, env={**os.environ, "DATABASE_URL": cluster.url}, timeout=120)
+    integrity = subprocess.run(
+        [sys.executable, "manage.py", "check_integrity"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": cluster.url},
+        timeout=120,
+    )
     assert integrity.returncode == 0, integrity.stdout + integrity.stderr
 
 
 def server_token(cluster: ThrowawayCluster, username: str = "alice") -> str:
     """A token made in the cluster's database by the documented command (its key is the last word printed)."""
-    result = subprocess.run([sys.executable, "manage.py", "create_api_token", username], cwd=ROOT,
-                            capture_output=True, text=True, env={**os.environ, "DATABASE_URL": cluster.url},
-                            timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "create_api_token", username],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": cluster.url},
+        timeout=120,
+        check=True,
+    )
     return result.stdout.split()[-1]
 
 
@@ -234,11 +285,20 @@ def cluster_facts(cluster: ThrowawayCluster) -> dict:
     import psycopg
 
     with psycopg.connect(cluster.url) as connection:
-        drill = {row[0] for row in connection.execute(
-            "SELECT task_id FROM flowable.workflow_tasks WHERE name LIKE 'Restart drill %%'")}
-        completed = {row[0] for row in connection.execute(
-            "SELECT task_id FROM flowable.workflow_tasks WHERE name LIKE 'Restart drill %%' AND status = 'COMPLETED'")}
+        drill = {
+            row[0]
+            for row in connection.execute(
+                "SELECT task_id FROM flowable.workflow_tasks WHERE name LIKE 'Restart drill %%'"
+            )
+        }
+        completed = {
+            row[0]
+            for row in connection.execute(
+                "SELECT task_id FROM flowable.workflow_tasks WHERE name LIKE 'Restart drill %%' AND status = 'COMPLETED'"
+            )
+        }
         events = connection.execute(
             "SELECT count(*) FROM flowable.task_history h JOIN flowable.workflow_tasks t USING (task_id)"
-            " WHERE t.name LIKE 'Restart drill %%' AND h.event_type = 'COMPLETED'").fetchone()[0]
+            " WHERE t.name LIKE 'Restart drill %%' AND h.event_type = 'COMPLETED'"
+        ).fetchone()[0]
     return {"drill": drill, "completed": completed, "completed_events": events}

@@ -1,4 +1,5 @@
 """A database that cannot be reached answers 503 with Retry-After (JSON for the API, a page for people), not 500."""
+
 import socket
 
 import pytest

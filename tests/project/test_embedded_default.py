@@ -1,4 +1,5 @@
 """With no DATABASE_URL and no broker configured, the system runs on its embedded defaults."""
+
 import json
 import os
 import subprocess

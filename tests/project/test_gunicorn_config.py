@@ -1,4 +1,5 @@
 """The gunicorn hook loads every view before freezing the collector's view of long-lived objects."""
+
 import gc
 import os
 import socket
@@ -34,10 +35,20 @@ def test_post_worker_init_freezes_the_loaded_application():
 def test_gunicorn_serves_with_the_shared_config(test_database_url):
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "workflow_project.wsgi",
-         "-c", "python:workflow_project.gunicorn_config", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--threads", "2"],
-        cwd=PROJECT, env={**os.environ, "DATABASE_URL": test_database_url},
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "workflow_project.wsgi",
+            "-c",
+            "python:workflow_project.gunicorn_config",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "2",
+        ],
+        cwd=PROJECT,
+        env={**os.environ, "DATABASE_URL": test_database_url},
     )
     try:
         deadline = time.monotonic() + 60

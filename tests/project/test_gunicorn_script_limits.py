@@ -1,4 +1,5 @@
 """A real gunicorn keeps answering while a request runs a model script that loops forever; that request gets 409."""
+
 import http.client
 import json
 import os
@@ -37,10 +38,23 @@ def gunicorn_port(committed_db, test_database_url):
     """gunicorn with one gthread worker of two threads, as production runs it, over the committed test data."""
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "workflow_project.wsgi",
-         "-c", "python:workflow_project.gunicorn_config", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--threads", "2", "--worker-class", "gthread"],
-        cwd=PROJECT, env={**os.environ, "DATABASE_URL": test_database_url}, start_new_session=True,
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "workflow_project.wsgi",
+            "-c",
+            "python:workflow_project.gunicorn_config",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "2",
+            "--worker-class",
+            "gthread",
+        ],
+        cwd=PROJECT,
+        env={**os.environ, "DATABASE_URL": test_database_url},
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + HANG_GUARD_SECONDS
@@ -64,15 +78,21 @@ def test_a_looping_script_is_stopped_with_409_while_the_server_answers_other_req
     from entitlements.services import api_token_create
 
     supervisor = User.objects.get(username="supervisor")
-    model = bpmn_document(linear_process(script_task("spin", "while True: pass"), user_task("review"),
-                                         node_ids=["spin", "review"]))
+    model = bpmn_document(
+        linear_process(script_task("spin", "while True: pass"), user_task("review"), node_ids=["spin", "review"])
+    )
     definition_deploy(user=supervisor, bpmn_xml=model)
     token = api_token_create(user=supervisor).key
     looping = {}
 
     def start_the_looping_process():
-        looping["answer"] = request(gunicorn_port, "POST", "/api/workflow/processes/", token=token,
-                                    body={"process_key": "fixture", "business_key": "LOOP-1"})
+        looping["answer"] = request(
+            gunicorn_port,
+            "POST",
+            "/api/workflow/processes/",
+            token=token,
+            body={"process_key": "fixture", "business_key": "LOOP-1"},
+        )
 
     thread = threading.Thread(target=start_the_looping_process, daemon=True)
     thread.start()

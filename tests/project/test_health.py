@@ -1,4 +1,5 @@
 """/healthz answers while the process runs; /readyz only when the database and the broker answer."""
+
 import pytest
 from django.test import override_settings
 

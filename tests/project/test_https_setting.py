@@ -1,4 +1,5 @@
 """HTTPS=true turns on HSTS, the redirect to HTTPS and secure cookies together; Django's deploy checks agree."""
+
 import os
 import subprocess
 import sys
@@ -13,9 +14,17 @@ HTTPS_CHECKS = ("security.W004", "security.W008", "security.W012", "security.W01
 def deploy_check(test_database_url, **env) -> str:
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "DATABASE_URL": test_database_url, "DEBUG": "false",
-             "SECRET_KEY": "a-long-random-secret-key-for-the-deploy-check-0123456789-abcdefghijkl", **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "DATABASE_URL": test_database_url,
+            "DEBUG": "false",
+            "SECRET_KEY": "a-long-random-secret-key-for-the-deploy-check-0123456789-abcdefghijkl",
+            **env,
+        },
     )
     return result.stdout + result.stderr
 

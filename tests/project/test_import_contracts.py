@@ -2,6 +2,7 @@
 
 Each probe runs lint-imports on a copy of the packages with one module added, so the real tree is never touched.
 """
+
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,11 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 def lint_imports(cwd: Path, *contracts: str) -> subprocess.CompletedProcess:
     selected = [argument for contract in contracts for argument in ("--contract", contract)]
     return subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache", *selected], cwd=cwd, capture_output=True, text=True, timeout=120,
+        [str(LINT_IMPORTS), "--no-cache", *selected],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -46,19 +51,43 @@ def test_the_copied_tree_keeps_the_contracts_before_a_probe_is_added(tree_copy):
 @pytest.mark.parametrize(
     ("probe", "source", "contract", "broken_import"),
     [
-        ("queues/upward_probe.py", "from tasks.models import WorkflowTask\n", "layers",
-         "queues.upward_probe -> tasks.models"),
+        (
+            "queues/upward_probe.py",
+            "from tasks.models import WorkflowTask\n",
+            "layers",
+            "queues.upward_probe -> tasks.models",
+        ),
         ("tasks/upward_probe.py", "from cases.models import Case\n", "layers", "tasks.upward_probe -> cases.models"),
-        ("core/upward_probe.py", "from entitlements.models import User\n", "layers",
-         "core.upward_probe -> entitlements.models"),
-        ("entitlements/upward_probe.py", "from queues.models import WorkflowQueue\n", "entitlements",
-         "entitlements.upward_probe -> queues.models"),
-        ("cases/project_probe.py", "from workflow_project import settings\n", "project",
-         "cases.project_probe -> workflow_project.settings"),
-        ("core/project_probe.py", "from workflow_project.urls import urlpatterns\n", "project",
-         "core.project_probe -> workflow_project.urls"),
-        ("tasks/spiff_probe.py", "from SpiffWorkflow.bpmn import BpmnWorkflow\n", "spiffworkflow",
-         "tasks.spiff_probe -> SpiffWorkflow"),
+        (
+            "core/upward_probe.py",
+            "from entitlements.models import User\n",
+            "layers",
+            "core.upward_probe -> entitlements.models",
+        ),
+        (
+            "entitlements/upward_probe.py",
+            "from queues.models import WorkflowQueue\n",
+            "entitlements",
+            "entitlements.upward_probe -> queues.models",
+        ),
+        (
+            "cases/project_probe.py",
+            "from workflow_project import settings\n",
+            "project",
+            "cases.project_probe -> workflow_project.settings",
+        ),
+        (
+            "core/project_probe.py",
+            "from workflow_project.urls import urlpatterns\n",
+            "project",
+            "core.project_probe -> workflow_project.urls",
+        ),
+        (
+            "tasks/spiff_probe.py",
+            "from SpiffWorkflow.bpmn import BpmnWorkflow\n",
+            "spiffworkflow",
+            "tasks.spiff_probe -> SpiffWorkflow",
+        ),
     ],
 )
 def test_a_forbidden_import_breaks_its_contract(tree_copy, probe, source, contract, broken_import):

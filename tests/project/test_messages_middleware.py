@@ -1,4 +1,5 @@
 """Flash messages: stored across a redirect and shown once."""
+
 from django.test import Client
 
 

@@ -1,4 +1,5 @@
 """Tables live in the four PostgreSQL schemas of the design, with the seed's indexes."""
+
 import pytest
 from django.db import connection
 
@@ -69,7 +70,9 @@ def test_no_task_index_is_a_prefix_of_another():
         indexes = [(name, keys.split(), partial, method) for name, keys, partial, method in cursor.fetchall()]
     full_btrees = [(name, keys) for name, keys, partial, method in indexes if not partial and method == "btree"]
     redundant = [
-        (short, long) for short, short_keys in full_btrees for long, long_keys in full_btrees
+        (short, long)
+        for short, short_keys in full_btrees
+        for long, long_keys in full_btrees
         if short != long and len(short_keys) < len(long_keys) and long_keys[: len(short_keys)] == short_keys
     ]
     assert redundant == []

@@ -1,4 +1,5 @@
 """Every function, view, materialized view and trigger in the database is what its `<app>/sql/<name>.sql` says."""
+
 import re
 
 import pytest
@@ -31,8 +32,13 @@ def test_every_file_defines_its_object_as_the_database_holds_it():
 
 def test_the_files_cover_functions_views_materialized_views_and_triggers_of_every_schema_we_write_sql_in():
     names = sql_files().keys()
-    assert {"flowable.claim_next_task", "flowable.v_queue_performance_dashboard", "flowable.mv_queue_performance",
-            "entitlements.queue_ids_for", "queues.workflow_queues_scope_bumps_access_epoch"} <= names
+    assert {
+        "flowable.claim_next_task",
+        "flowable.v_queue_performance_dashboard",
+        "flowable.mv_queue_performance",
+        "entitlements.queue_ids_for",
+        "queues.workflow_queues_scope_bumps_access_epoch",
+    } <= names
 
 
 # Each change is made inside the test's transaction and rolled back with it.
@@ -55,8 +61,7 @@ CHANGES = {
         CREATE OR REPLACE TRIGGER workflow_queues_scope_bumps_access_epoch
             AFTER UPDATE OF queue_name ON queues.workflow_queues
             FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch()""",
-    "entitlements.users_active_bumps_access_epoch":
-        "ALTER TABLE entitlements.users DISABLE TRIGGER users_active_bumps_access_epoch",
+    "entitlements.users_active_bumps_access_epoch": "ALTER TABLE entitlements.users DISABLE TRIGGER users_active_bumps_access_epoch",
 }
 
 
@@ -95,8 +100,9 @@ def test_a_file_whose_object_the_migrations_never_made_is_reported(tmp_path):
 
 def test_a_file_that_makes_a_new_overload_instead_of_replacing_its_function_is_reported(tmp_path):
     changed = tmp_path / "queue_ids_for.sql"
-    changed.write_text(sql_files()["entitlements.queue_ids_for"].read_text()
-                       .replace("p_at timestamptz)", "p_at timestamp)", 1))
+    changed.write_text(
+        sql_files()["entitlements.queue_ids_for"].read_text().replace("p_at timestamptz)", "p_at timestamp)", 1)
+    )
 
     problems = check({**sql_files(), "entitlements.queue_ids_for": changed})
 

@@ -1,4 +1,5 @@
 """Timestamps with a time zone round-trip through the ORM as the same instants, read back in UTC."""
+
 import datetime
 
 import pytest

@@ -3,6 +3,7 @@
 The service call was one transaction and PostgreSQL rolled it back, so nothing was applied; the client is told so
 in the API's error shape, with Retry-After, instead of a 500.
 """
+
 import psycopg
 import pytest
 from django.db import connection, transaction

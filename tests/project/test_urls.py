@@ -1,4 +1,5 @@
 """URL resolution order: the API, which takes most requests, is matched before the pages."""
+
 from django.urls import resolve
 from django.urls.resolvers import URLPattern
 

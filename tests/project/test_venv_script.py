@@ -1,4 +1,5 @@
 """bin/_venv.sh picks the Python that makes .venv: $PYTHON, else one without a shared libpython, else the first."""
+
 import subprocess
 from pathlib import Path
 

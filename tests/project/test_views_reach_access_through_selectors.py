@@ -1,5 +1,6 @@
 """Views, DRF viewsets, admin and pages ask which queues a user may reach through selectors, never through
 entitlements.access itself (DESIGN.md, "Code shape"): one place fetches and checks, so a check cannot be skipped."""
+
 import ast
 from pathlib import Path
 
@@ -38,8 +39,13 @@ def test_the_scan_finds_the_presentation_modules():
 
 def test_the_scan_sees_each_way_of_importing_access():
     module = ROOT / "entitlements" / "admin.py"
-    for source in ("import entitlements.access", "from entitlements.access import may",
-                   "from entitlements import access", "from .access import may", "from . import access"):
+    for source in (
+        "import entitlements.access",
+        "from entitlements.access import may",
+        "from entitlements import access",
+        "from .access import may",
+        "from . import access",
+    ):
         assert imports_access(ast.parse(source), module) == [1], source
 
 

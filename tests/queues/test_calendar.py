@@ -1,4 +1,5 @@
 """Business-time arithmetic: weekends, holidays, time zones, DST changes, odd starts, fractions and large counts."""
+
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -89,7 +90,9 @@ def test_a_start_on_a_holiday_counts_from_the_next_working_day():
 
 def test_a_start_in_a_lunch_break_counts_from_the_afternoon_window():
     split = {day: [["09:00", "12:30"], ["13:30", "17:00"]] for day in WEEKDAYS[:5]}
-    assert add_business_hours(at(LONDON, 2026, 1, 12, 12, 45), 1, calendar(hours=split)) == at(LONDON, 2026, 1, 12, 14, 30)
+    assert add_business_hours(at(LONDON, 2026, 1, 12, 12, 45), 1, calendar(hours=split)) == at(
+        LONDON, 2026, 1, 12, 14, 30
+    )
 
 
 def test_hours_spanning_a_lunch_break_skip_it():
@@ -191,7 +194,9 @@ def test_a_9_to_17_day_is_8_hours_on_the_berlin_dst_change_day(change_day):
     every_day = calendar("Europe/Berlin", EVERY_DAY_9_17)
     day_start = at(BERLIN, change_day.year, change_day.month, change_day.day)
     assert business_hours_between(day_start, day_start + timedelta(days=1), every_day) == 8
-    assert add_business_hours(day_start, 8, every_day) == at(BERLIN, change_day.year, change_day.month, change_day.day, 17)
+    assert add_business_hours(day_start, 8, every_day) == at(
+        BERLIN, change_day.year, change_day.month, change_day.day, 17
+    )
 
 
 @pytest.mark.parametrize("change_day", [date(2026, 3, 8), date(2026, 11, 1)])
@@ -354,8 +359,11 @@ def test_a_window_may_close_at_midnight_and_adjacent_windows_merge():
 
 
 def test_the_working_week_reads_as_a_sentence():
-    split = {"mon": [["09:00", "12:30"], ["13:30", "17:00"]], "tue": [["09:00", "12:30"], ["13:30", "17:00"]],
-             "sat": [["10:00", "24:00"]]}
+    split = {
+        "mon": [["09:00", "12:30"], ["13:30", "17:00"]],
+        "tue": [["09:00", "12:30"], ["13:30", "17:00"]],
+        "sat": [["10:00", "24:00"]],
+    }
     assert describe_working_hours(MON_FRI_9_17) == "Mon–Fri 09:00–17:00"
     assert describe_working_hours(split) == "Mon–Tue 09:00–12:30, 13:30–17:00; Sat 10:00–24:00"
 
@@ -374,12 +382,14 @@ def working_at(moment: datetime, zone: ZoneInfo, hours: dict, holidays: set[date
     return any(opens <= clock < closes for opens, closes in hours.get(WEEKDAYS[local.weekday()], []))
 
 
-windows = st.sampled_from([
-    [["09:00", "17:00"]],
-    [["08:30", "12:00"], ["13:00", "17:30"]],
-    [["06:00", "24:00"]],
-    [["10:00", "14:00"], ["15:00", "19:45"]],
-])
+windows = st.sampled_from(
+    [
+        [["09:00", "17:00"]],
+        [["08:30", "12:00"], ["13:00", "17:30"]],
+        [["06:00", "24:00"]],
+        [["10:00", "14:00"], ["15:00", "19:45"]],
+    ]
+)
 
 
 @settings(max_examples=60, deadline=None)

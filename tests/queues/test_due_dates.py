@@ -1,4 +1,5 @@
 """Business calendars in the database: which calendar a queue counts SLA hours in, their validation and admin."""
+
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -130,7 +131,9 @@ def test_saving_an_invalid_calendar_raises_invalid_input_naming_the_field(demo_o
 def test_saving_a_calendar_again_replaces_its_holidays_and_departments(london_office):
     business_calendar_save(name="Test London office", time_zone="Europe/London", departments=["legal"])
     business_calendar_save(
-        name="Test London office", time_zone="Europe/London", holidays={date(2026, 12, 25): "Christmas Day"},
+        name="Test London office",
+        time_zone="Europe/London",
+        holidays={date(2026, 12, 25): "Christmas Day"},
         departments=["misconduct"],
     )
     assert list(london_office.holidays.values_list("date", flat=True)) == [date(2026, 12, 25)]
@@ -183,10 +186,15 @@ def test_supervisor_adds_a_calendar_with_a_holiday_and_a_department_in_admin(sup
     legal = Department.objects.get(dept_code="legal")
     response = supervisor_client.post(
         reverse("admin:queues_businesscalendar_add"),
-        calendar_form(**{
-            "holidays-TOTAL_FORMS": "1", "holidays-0-date": "2026-07-14", "holidays-0-name": "Fête nationale",
-            "department_links-TOTAL_FORMS": "1", "department_links-0-department": str(legal.pk),
-        }),
+        calendar_form(
+            **{
+                "holidays-TOTAL_FORMS": "1",
+                "holidays-0-date": "2026-07-14",
+                "holidays-0-name": "Fête nationale",
+                "department_links-TOTAL_FORMS": "1",
+                "department_links-0-department": str(legal.pk),
+            }
+        ),
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     calendar = BusinessCalendar.objects.get(name="Paris office")
@@ -242,4 +250,3 @@ def test_a_task_in_a_queue_without_a_calendar_falls_due_its_sla_hours_later_roun
     monkeypatch.setattr("django.utils.timezone.now", lambda: FRIDAY_1600_LONDON.astimezone(UTC))
     task = make_task("intake")
     assert task.due_date == datetime(2026, 1, 10, 16, tzinfo=LONDON)
-

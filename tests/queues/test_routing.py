@@ -1,4 +1,5 @@
 """Push routing: each strategy picks an eligible caseworker with room; full queues overflow; rebalancing moves work."""
+
 import pytest
 
 from entitlements.models import Skill
@@ -16,8 +17,14 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def push_queue(demo_org):
     def make(strategy, **fields):
-        queue = queue_save(queue_name="push", display_name="Push", assignment_mode="PUSH", routing_strategy=strategy,
-                           max_capacity=fields.pop("max_capacity", 100), **fields)
+        queue = queue_save(
+            queue_name="push",
+            display_name="Push",
+            assignment_mode="PUSH",
+            routing_strategy=strategy,
+            max_capacity=fields.pop("max_capacity", 100),
+            **fields,
+        )
         role = role_save(role_code="push-worker", name="Push", queue_names=["push"], permissions=["view", "work"])
         workers = []
         for name in ("w1", "w2", "w3"):
@@ -25,6 +32,7 @@ def push_queue(demo_org):
             role_assignment_grant(user=user, role=role)
             workers.append(user)
         return queue, workers
+
     return make
 
 
@@ -99,8 +107,16 @@ def test_rebalance_for_a_supervisor_touches_only_queues_they_supervise(make_task
     make_task("intake", name="spill")
     WorkflowQueue.objects.filter(queue_name="intake").update(current_load=0, max_capacity=0)
     legal_head = UserFactory()
-    grant(user=legal_head, role=save(role_code="legal-head", name="h", queue_names=[], permissions=["supervise"],
-                                     department=Department.objects.get(dept_code="legal")))
+    grant(
+        user=legal_head,
+        role=save(
+            role_code="legal-head",
+            name="h",
+            queue_names=[],
+            permissions=["supervise"],
+            department=Department.objects.get(dept_code="legal"),
+        ),
+    )
     assert rebalance_queue_loads(user=legal_head) == []
     assert WorkflowTask.objects.filter(queue_id="intake").count() == 1
     assert rebalance_queue_loads(queue_names=["triage"]) == []

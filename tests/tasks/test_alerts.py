@@ -4,6 +4,7 @@ A real HTTP server on 127.0.0.1 stands in for Slack, Teams and PagerDuty; email 
 Delivery runs the Celery job synchronously (`.apply()`, retries included); tests/project/test_celery_beat.py
 covers a real worker.
 """
+
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -45,8 +46,9 @@ def receiver():
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.requests.append({"path": self.path, "content_type": self.headers.get("Content-Type"),
-                                      "json": json.loads(body)})
+            received.requests.append(
+                {"path": self.path, "content_type": self.headers.get("Content-Type"), "json": json.loads(body)}
+            )
             status = received.answers.pop(0) if received.answers else received.default_status
             answer = json.dumps({"status": "success" if status < 300 else "error"}).encode()
             self.send_response(status)
@@ -106,6 +108,7 @@ def deliver(delivery):
 
 # --- Raising -----------------------------------------------------------------------------------------------------
 
+
 def test_capacity_alert_fires_over_90_percent_and_not_at_90():
     load("triage", 91)
     load("intake", 90)
@@ -113,7 +116,11 @@ def test_capacity_alert_fires_over_90_percent_and_not_at_90():
     assert capacity_alerts_raise(now=now) == 1
     alert = Alert.objects.get()
     assert (alert.kind, alert.queue_name, alert.dedupe_key, alert.severity) == (
-        "CAPACITY", "triage", "capacity:triage:2026-03-04T10", "warning")
+        "CAPACITY",
+        "triage",
+        "capacity:triage:2026-03-04T10",
+        "warning",
+    )
     assert alert.summary == "Queue triage is at 91.0 % of capacity (91 of 100)"
     assert alert.details["current_load"] == 91 and alert.details["threshold_percent"] == 90
 
@@ -181,7 +188,12 @@ def test_raising_the_same_sla_level_twice_creates_one_alert_and_one_delivery(mak
     assert sla_breach_alerts_raise(outcomes=[outcome]) == 1
     assert sla_breach_alerts_raise(outcomes=[outcome]) == 0
     alert = Alert.objects.get()
-    assert (alert.dedupe_key, alert.task_id, alert.level, alert.severity) == (f"sla:{task.pk}:1", task.pk, 1, "critical")
+    assert (alert.dedupe_key, alert.task_id, alert.level, alert.severity) == (
+        f"sla:{task.pk}:1",
+        task.pk,
+        1,
+        "critical",
+    )
     assert AlertDelivery.objects.count() == 1
 
 
@@ -201,7 +213,9 @@ def test_escalation_with_a_notify_level_raises_one_alert_per_task_after_commit(
     assert keys == sorted(f"sla:{t.pk}:1" for t in tasks)
     assert sorted(enqueued) == sorted(AlertDelivery.objects.values_list("pk", flat=True)) and len(enqueued) == 2
     alert = Alert.objects.get(task=tasks[0])
-    assert alert.summary.startswith(f'SLA breach in queue triage: task #{tasks[0].pk} "Review 0" reached escalation level 1')
+    assert alert.summary.startswith(
+        f'SLA breach in queue triage: task #{tasks[0].pk} "Review 0" reached escalation level 1'
+    )
 
 
 def test_escalation_without_notify_raises_no_alert(make_task):
@@ -213,6 +227,7 @@ def test_escalation_without_notify_raises_no_alert(make_task):
 
 
 # --- Delivery ----------------------------------------------------------------------------------------------------
+
 
 def test_slack_delivery_posts_the_summary_as_text(receiver):
     channel("ops-slack", webhook_url=f"{receiver.url}/services/T0/B0/secret")
@@ -325,6 +340,7 @@ def test_email_channel_mails_its_recipients(settings, mailoutbox):
 
 # --- Admin -------------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def supervisor_client(client, supervisor_sam):
     client.force_login(supervisor_sam)
@@ -347,7 +363,10 @@ def test_admin_shows_alerts_and_deliveries_read_only(supervisor_client, receiver
     alert = Alert.objects.get()
     response = supervisor_client.get(reverse("admin:tasks_alert_change", args=[alert.pk]))
     assert response.status_code == 200 and "capacity:triage:" in response.content.decode()
-    assert supervisor_client.get(reverse("admin:tasks_alertdelivery_changelist") + "?status__exact=PENDING").status_code == 200
+    assert (
+        supervisor_client.get(reverse("admin:tasks_alertdelivery_changelist") + "?status__exact=PENDING").status_code
+        == 200
+    )
     assert supervisor_client.post(reverse("admin:tasks_alert_delete", args=[alert.pk])).status_code == 403
 
 
@@ -355,7 +374,8 @@ def test_admin_test_action_sends_to_the_channel(supervisor_client, receiver):
     slack = channel("ops-slack", webhook_url=f"{receiver.url}/hook")
     response = supervisor_client.post(
         reverse("admin:tasks_alertchannel_changelist"),
-        {"action": "send_test_alert", "index": 0, "_selected_action": [slack.pk]}, follow=True,
+        {"action": "send_test_alert", "index": 0, "_selected_action": [slack.pk]},
+        follow=True,
     )
     assert "Test alert sent to ops-slack." in response.content.decode()
     assert receiver.bodies == [{"text": "Test alert from the workflow system to channel ops-slack"}]
@@ -375,17 +395,26 @@ def test_a_slack_channel_without_webhook_is_refused():
 
 
 def test_admin_adds_a_channel_with_the_kinds_it_receives(supervisor_client):
-    response = supervisor_client.post(reverse("admin:tasks_alertchannel_add"), {
-        "name": "ops-mail", "kind": "EMAIL", "enabled": "on", "alert_kinds": ["SLA_BREACH"],
-        "webhook_url": "", "email_recipients": "ops@example.org,lead@example.org", "routing_key": "",
-        "events_url": "https://events.pagerduty.com/v2/enqueue",
-    })
+    response = supervisor_client.post(
+        reverse("admin:tasks_alertchannel_add"),
+        {
+            "name": "ops-mail",
+            "kind": "EMAIL",
+            "enabled": "on",
+            "alert_kinds": ["SLA_BREACH"],
+            "webhook_url": "",
+            "email_recipients": "ops@example.org,lead@example.org",
+            "routing_key": "",
+            "events_url": "https://events.pagerduty.com/v2/enqueue",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     created = AlertChannel.objects.get(name="ops-mail")
     assert (created.alert_kinds, created.email_recipients) == (["SLA_BREACH"], ["ops@example.org", "lead@example.org"])
 
 
 # --- Races -------------------------------------------------------------------------------------------------------
+
 
 def test_two_capacity_monitors_at_once_raise_one_alert(committed_db, enqueued):
     from django.db import connections

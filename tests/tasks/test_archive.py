@@ -1,4 +1,5 @@
 """archive_completed_tasks: every row ends up live or archived exactly once, through kills, in flat memory."""
+
 import io
 import os
 import signal
@@ -29,8 +30,14 @@ SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
 """
 
 
-def insert_finished_tasks(count, *, completed_days_ago, spread_days=0, status_cycle=("COMPLETED", "CANCELLED", "ESCALATED"),
-                          history_per_task=HISTORY_PER_TASK):
+def insert_finished_tasks(
+    count,
+    *,
+    completed_days_ago,
+    spread_days=0,
+    status_cycle=("COMPLETED", "CANCELLED", "ESCALATED"),
+    history_per_task=HISTORY_PER_TASK,
+):
     """`count` terminal tasks completed `completed_days_ago` (spread back over `spread_days`), with history."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -53,8 +60,15 @@ def insert_finished_tasks(count, *, completed_days_ago, spread_days=0, status_cy
                    'event ' || k, completed_at - make_interval(hours => %(history)s - k)
               FROM inserted, generate_series(1, %(history)s) AS k
             """,
-            {"queues": QUEUES, "statuses": list(status_cycle), "n_statuses": len(status_cycle), "count": count,
-             "days": completed_days_ago, "spread": spread_days, "history": history_per_task},
+            {
+                "queues": QUEUES,
+                "statuses": list(status_cycle),
+                "n_statuses": len(status_cycle),
+                "count": count,
+                "days": completed_days_ago,
+                "spread": spread_days,
+                "history": history_per_task,
+            },
         )
         # Fresh statistics, as autovacuum keeps them in production: without them the planner takes the freshly
         # bulk-loaded tables for tiny ones and scans them whole for every batch.
@@ -103,8 +117,12 @@ def fingerprint(live, archive, key):
 def run_archive_command(database_url, *args):
     env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "manage.py", "archive_completed_tasks", *args], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "manage.py", "archive_completed_tasks", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -207,8 +225,7 @@ def test_archive_killed_mid_run_loses_nothing_and_a_second_run_finishes(database
     assert before["task_history"] == interrupted["task_history"] + interrupted["task_history_archive"]
     assert interrupted["task_history_archive"] == interrupted["workflow_tasks_archive"] * HISTORY_PER_TASK
 
-    code, stdout, stderr, _ = wait_with_peak_rss(
-        run_archive_command(database_url, "--days", str(ARCHIVE_AFTER_DAYS)))
+    code, stdout, stderr, _ = wait_with_peak_rss(run_archive_command(database_url, "--days", str(ARCHIVE_AFTER_DAYS)))
     assert code == 0, stderr
     assert f"Archived {OLD_TASKS - interrupted['workflow_tasks_archive']} task(s)" in stdout
     after = counts()
@@ -232,7 +249,8 @@ def test_archive_runs_in_the_same_memory_for_200000_tasks_as_for_50000(database_
     for count in (50_000, 200_000):
         insert_finished_tasks(count, completed_days_ago=ARCHIVE_AFTER_DAYS + 1, spread_days=90, history_per_task=1)
         code, stdout, stderr, peaks[count] = wait_with_peak_rss(
-            run_archive_command(database_url, "--days", str(ARCHIVE_AFTER_DAYS)))
+            run_archive_command(database_url, "--days", str(ARCHIVE_AFTER_DAYS))
+        )
         assert code == 0, stderr
         assert f"Archived {count} task(s)" in stdout
     print(f"peak RSS: 50,000 tasks {peaks[50_000]:.1f} MiB, 200,000 tasks {peaks[200_000]:.1f} MiB")
@@ -245,7 +263,9 @@ def test_two_runs_at_once_move_each_task_exactly_once(database_url):
     before = counts()
     tasks_before = fingerprint("workflow_tasks", "workflow_tasks_archive", "task_id")
 
-    runs = [run_archive_command(database_url, "--days", str(ARCHIVE_AFTER_DAYS), "--batch-size", "500") for _ in range(2)]
+    runs = [
+        run_archive_command(database_url, "--days", str(ARCHIVE_AFTER_DAYS), "--batch-size", "500") for _ in range(2)
+    ]
     outcomes = [run.communicate(timeout=120) + (run.returncode,) for run in runs]
 
     assert [code for _, _, code in outcomes] == [0, 0], outcomes
@@ -279,7 +299,9 @@ def test_archive_interrupted_by_ctrl_c_says_so_in_one_line_and_keeps_every_row(d
     batch = 200
     insert_finished_tasks(20_000, completed_days_ago=ARCHIVE_AFTER_DAYS + 1)
     before = counts()
-    second_batch_starts_at = scalar(f"SELECT task_id FROM flowable.workflow_tasks ORDER BY task_id OFFSET {batch} LIMIT 1")
+    second_batch_starts_at = scalar(
+        f"SELECT task_id FROM flowable.workflow_tasks ORDER BY task_id OFFSET {batch} LIMIT 1"
+    )
     with psycopg.connect(database_url) as holder, psycopg.connect(database_url, autocommit=True) as observer:
         holder.execute("SELECT 1 FROM flowable.task_history WHERE task_id = %s FOR UPDATE", [second_batch_starts_at])
         run = run_archive_command(database_url, "--days", str(ARCHIVE_AFTER_DAYS), "--batch-size", str(batch))
@@ -344,4 +366,5 @@ def test_rows_that_reached_the_default_partition_move_into_the_new_month_partiti
     assert scalar("SELECT count(*) FROM flowable.workflow_tasks_archive_default") == 0
     assert scalar("SELECT count(*) FROM flowable.workflow_tasks_archive") == 11
     assert scalar("SELECT tableoid::regclass::text FROM flowable.workflow_tasks_archive WHERE task_id = -1").startswith(
-        "flowable.workflow_tasks_archive_p")
+        "flowable.workflow_tasks_archive_p"
+    )

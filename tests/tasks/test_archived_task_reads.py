@@ -1,4 +1,5 @@
 """An archived task stays readable through the API, with its history, under the same queue check as a live one."""
+
 import pytest
 
 from entitlements.models import SecurityEvent
@@ -12,7 +13,12 @@ def test_archived_task_reads_as_it_was(api_as, caseworker_alice, archived_task):
     assert response.status_code == 200, response.content
     body = response.json()
     assert (body["id"], body["name"], body["queue"], body["status"], body["assignee"], body["priority"]) == (
-        archived_task.pk, "Old intake review", "intake", "COMPLETED", "alice", 70,
+        archived_task.pk,
+        "Old intake review",
+        "intake",
+        "COMPLETED",
+        "alice",
+        70,
     )
 
 

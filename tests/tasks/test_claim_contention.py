@@ -1,4 +1,5 @@
 """Concurrent claims of the same queue: passed over rather than waited for, capacity never exceeded."""
+
 import threading
 import time
 
@@ -17,7 +18,9 @@ CLAIM = "SELECT task_id, queue_name FROM flowable.claim_next_for_user(%s, %s::te
 
 def add_task(queue_name, name, priority):
     with transaction.atomic():
-        return services.task_insert(queue=WorkflowQueue.objects.get(queue_name=queue_name), name=name, priority=priority)
+        return services.task_insert(
+            queue=WorkflowQueue.objects.get(queue_name=queue_name), name=name, priority=priority
+        )
 
 
 @pytest.fixture
@@ -40,7 +43,9 @@ def test_a_claim_passes_over_a_queue_another_claim_is_writing(alice, test_databa
         # intake's second task ranks above triage's, but waiting for intake would queue behind the first claim.
         assert second.execute(CLAIM, [alice.pk, ["intake", "triage"]]).fetchone() == (other.pk, "triage")
         first.commit()
-    loads = dict(WorkflowQueue.objects.filter(queue_name__in=["intake", "triage"]).values_list("queue_name", "current_load"))
+    loads = dict(
+        WorkflowQueue.objects.filter(queue_name__in=["intake", "triage"]).values_list("queue_name", "current_load")
+    )
     assert loads == {"intake": 1, "triage": 1}
 
 
@@ -63,7 +68,8 @@ def test_a_claim_waits_when_every_candidate_queue_is_busy(alice, test_database_u
         with psycopg.connect(test_database_url, autocommit=True) as observer:
             for _ in range(200):
                 waiting = observer.execute(
-                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [waiter_pid]).fetchone()[0]
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [waiter_pid]
+                ).fetchone()[0]
                 if waiting == "Lock":
                     break
                 time.sleep(0.01)
@@ -123,7 +129,8 @@ def test_claims_waiting_on_full_queues_do_not_deadlock(alice, test_database_url)
         intake_filler.commit()
         # A found intake full, kept its row and now waits for triage, behind B.
         assert wait_until_blocked(observer, a.info.backend_pid, not_by=intake_filler.info.backend_pid) == [
-            b.info.backend_pid]
+            b.info.backend_pid
+        ]
         triage_filler.commit()
         for thread in threads.values():
             thread.join(timeout=30)

@@ -1,4 +1,5 @@
 """Claim-next takes the best OPEN task across the caller's workable queues: priority, then age."""
+
 import pytest
 from django.utils import timezone
 
@@ -42,7 +43,9 @@ def test_queue_names_limit_the_claim(api_as, caseworker_alice, make_task):
 def test_queue_names_in_body_are_accepted(api_as, caseworker_alice, make_task):
     make_task("intake", name="intake-task", priority=90)
     make_task("triage", name="triage-task", priority=10)
-    response = api_as(caseworker_alice).post("/api/workflow/tasks/claim/next", {"queueNames": ["triage"]}, format="json")
+    response = api_as(caseworker_alice).post(
+        "/api/workflow/tasks/claim/next", {"queueNames": ["triage"]}, format="json"
+    )
     assert response.json()["name"] == "triage-task"
 
 
@@ -79,8 +82,9 @@ def test_a_full_queue_is_passed_over_for_the_next_best_queue(api_as, caseworker_
     assert WorkflowQueue.objects.get(queue_name="intake").current_load == 0
 
 
-def test_claim_next_over_http_is_two_queries_token_and_claim(api_as, caseworker_alice, make_task,
-                                                             django_assert_num_queries):
+def test_claim_next_over_http_is_two_queries_token_and_claim(
+    api_as, caseworker_alice, make_task, django_assert_num_queries
+):
     from django.utils import timezone
 
     task = make_task("intake", priority=90)
@@ -113,22 +117,26 @@ def test_the_service_hands_callers_a_task_whose_json_fields_are_decoded(casework
 
 
 def test_claim_next_task_reads_the_queue_row_through_its_index_not_by_scanning_the_queue_table(
-        caseworker_alice, make_task):
+    caseworker_alice, make_task
+):
     """Every claim writes a new version of a queue row; a scan of the queue table reads all of them, dead or alive."""
     from django.db import connection
 
     make_task("intake", name="first")
 
     def queue_table_scans(cursor):
-        cursor.execute("SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables "
-                       "WHERE schemaname = 'queues' AND relname = 'workflow_queues'")
+        cursor.execute(
+            "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables "
+            "WHERE schemaname = 'queues' AND relname = 'workflow_queues'"
+        )
         return cursor.fetchone()
 
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE queues.workflow_queues")  # a small table, as the planner sees it after VACUUM
         sequential_before, index_before = queue_table_scans(cursor)
-        cursor.execute("SELECT name FROM flowable.claim_next_task(%s, ARRAY['intake'], '{}'::text[])",
-                       [caseworker_alice.pk])
+        cursor.execute(
+            "SELECT name FROM flowable.claim_next_task(%s, ARRAY['intake'], '{}'::text[])", [caseworker_alice.pk]
+        )
         assert cursor.fetchone() == ("first",)
         sequential_after, index_after = queue_table_scans(cursor)
     assert sequential_after == sequential_before

@@ -1,4 +1,5 @@
 """Real threads on PostgreSQL: no task is claimed twice, and racing transitions have exactly one winner."""
+
 import threading
 from collections import Counter
 
@@ -26,6 +27,7 @@ def run_in_threads(targets):
                 errors.append(exc)
             finally:
                 connections.close_all()
+
         return run
 
     threads = [threading.Thread(target=wrap(t)) for t in targets]
@@ -73,6 +75,7 @@ def test_32_concurrent_claimers_claim_every_task_exactly_once(committed_db):
             user = claimers[index % len(claimers)]
             while (task := services.task_claim_next(user=user)) is not None:
                 claimed_by_thread[index].append(task.task_id)
+
         return run
 
     errors = run_in_threads([claimer(i) for i in range(CLAIMERS)])
@@ -110,14 +113,21 @@ def test_complete_release_and_reassign_race_has_exactly_one_winner(committed_db,
                 outcomes[name] = "won"
             except Conflict:
                 outcomes[name] = "409"
+
         return run
 
-    errors = run_in_threads([
-        attempt("complete", lambda: services.task_complete(user=alice, task_id=task.pk)),
-        attempt("release", lambda: services.task_release(user=alice, task_id=task.pk)),
-        attempt("reassign", lambda: services.task_reassign(
-            user=supervisor, task_id=task.pk, assignee="carol", expected_assignee="alice")),
-    ])
+    errors = run_in_threads(
+        [
+            attempt("complete", lambda: services.task_complete(user=alice, task_id=task.pk)),
+            attempt("release", lambda: services.task_release(user=alice, task_id=task.pk)),
+            attempt(
+                "reassign",
+                lambda: services.task_reassign(
+                    user=supervisor, task_id=task.pk, assignee="carol", expected_assignee="alice"
+                ),
+            ),
+        ]
+    )
     assert errors == []
     assert sorted(outcomes.values()) == ["409", "409", "won"], outcomes
     queue = WorkflowQueue.objects.get(queue_name="triage")

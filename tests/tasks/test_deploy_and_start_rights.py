@@ -1,4 +1,5 @@
 """Deploying needs the deploy_workflows right and deploy on the model's queues; starting needs the first queue."""
+
 import io
 
 import pytest
@@ -42,8 +43,12 @@ def test_caseworker_cannot_replace_the_live_workflow_with_a_model_that_has_no_us
 
 def test_deploy_capability_on_queues_without_the_right_is_refused(fraud_investigator_bob, supervisor_sam):
     # bob gets deploy on every demo queue, but no role with the deploy_workflows right.
-    role = role_save(role_code="queue-deployer", name="Queue deployer", queue_names=["intake", "triage",
-                     "fraud-investigation", "legal-review", "escalations"], permissions=["deploy"])
+    role = role_save(
+        role_code="queue-deployer",
+        name="Queue deployer",
+        queue_names=["intake", "triage", "fraud-investigation", "legal-review", "escalations"],
+        permissions=["deploy"],
+    )
     role_assignment_grant(user=fraud_investigator_bob, role=role)
     with pytest.raises(PermissionDenied):
         workflows.definition_deploy(user=fraud_investigator_bob, bpmn_xml=DEMO_FILE.read_text())
@@ -57,7 +62,9 @@ def test_the_right_without_deploy_on_the_models_queues_is_refused(caseworker_ali
 
 
 def test_supervisor_with_the_deploy_right_deploys_and_the_replacement_is_audited(api_as, supervisor_sam, live_workflow):
-    response = api_as(supervisor_sam).post("/api/workflow/definitions/", {"bpmn_xml": DEMO_FILE.read_text()}, format="json")
+    response = api_as(supervisor_sam).post(
+        "/api/workflow/definitions/", {"bpmn_xml": DEMO_FILE.read_text()}, format="json"
+    )
     assert response.status_code == 201, response.content
     event = SecurityEvent.objects.filter(event_type="WORKFLOW_DEPLOYED").latest("event_id")
     assert event.actor_id == supervisor_sam.pk
@@ -107,7 +114,9 @@ def test_admin_upload_refuses_a_supervisor_without_the_right_beside_the_file_and
     assert response.status_code == 200
     assert "deploy_workflows" in response.context["adminform"].form.errors["bpmn_file"][0]
     assert not WorkflowDefinition.objects.exists()
-    assert SecurityEvent.objects.filter(event_type="PERMISSION_DENIED", actor=supervisor_sam, details__admin=True).exists()
+    assert SecurityEvent.objects.filter(
+        event_type="PERMISSION_DENIED", actor=supervisor_sam, details__admin=True
+    ).exists()
 
 
 def test_admin_upload_deploys_through_the_service(client, supervisor_sam):
@@ -144,20 +153,27 @@ def test_the_start_right_lets_a_process_without_user_tasks_start(supervisor_sam,
     assert instance.status == "COMPLETED"
 
 
-def test_starting_needs_the_first_queue_not_just_any_queue_of_the_process(supervisor_sam, fraud_investigator_bob,
-                                                                         caseworker_alice):
+def test_starting_needs_the_first_queue_not_just_any_queue_of_the_process(
+    supervisor_sam, fraud_investigator_bob, caseworker_alice
+):
     # bob works fraud-investigation, a later queue of the demo process; its first task waits in intake.
     workflows.definition_deploy(user=supervisor_sam, bpmn_xml=DEMO_FILE.read_text())
     with pytest.raises(PermissionDenied, match="first queue"):
         workflows.process_start(user=fraud_investigator_bob, process_key=LIVE_KEY, business_key="C-1")
-    instance = workflows.process_start(user=caseworker_alice, process_key=LIVE_KEY, business_key="C-2",
-                                       variables={"allegation_type": "FRAUD", "priority": 50})
+    instance = workflows.process_start(
+        user=caseworker_alice,
+        process_key=LIVE_KEY,
+        business_key="C-2",
+        variables={"allegation_type": "FRAUD", "priority": 50},
+    )
     assert list(WorkflowTask.objects.filter(process_instance=instance).values_list("queue_id", flat=True)) == ["intake"]
 
 
 def test_first_queues_are_found_past_scripts_and_gateways(supervisor_sam):
     body = linear_process(
-        script_task("prepare", "x = 1"), user_task("review", "legal-review"), user_task("later", "triage"),
+        script_task("prepare", "x = 1"),
+        user_task("review", "legal-review"),
+        user_task("later", "triage"),
         node_ids=["prepare", "review", "later"],
     )
     definition = workflows.definition_deploy(user=supervisor_sam, bpmn_xml=bpmn_document(body))

@@ -2,6 +2,7 @@
 
 Real threads on PostgreSQL; the assertions are on outcomes and invariants (queue loads, history), never on time.
 """
+
 import ast
 import random
 import threading
@@ -62,6 +63,7 @@ def in_thread(name, action, results, pids):
             results[name] = repr(exc)
         finally:
             connections.close_all()
+
     thread = threading.Thread(target=run)
     thread.start()
     return thread
@@ -134,8 +136,9 @@ def test_locking_a_task_for_a_user_leaves_its_queue_unlocked(test_database_url):
 
 def parallel_instance_with_claimed_tasks(supervisor, alice, business_key, queue_order):
     """A running instance holding two extra tasks claimed by alice, created (so in task_id order) in `queue_order`."""
-    instance = workflows.process_start(user=supervisor, process_key="parallel_review", business_key=business_key,
-                                       variables={"join_count": 0})
+    instance = workflows.process_start(
+        user=supervisor, process_key="parallel_review", business_key=business_key, variables={"join_count": 0}
+    )
     for queue_name in queue_order:
         task = insert_task(queue_name, queue_name, process_instance=instance)
         services.task_claim(user=alice, task_id=task.pk)
@@ -158,18 +161,28 @@ def test_cancelling_two_instances_whose_claimed_tasks_sit_in_two_queues_in_oppos
     results, pids = {}, {}
     with psycopg.connect(test_database_url) as holder, psycopg.connect(test_database_url, autocommit=True) as observer:
         holder.execute("SELECT 1 FROM queues.workflow_queues WHERE queue_name = 'intake' FOR UPDATE")
-        threads = [in_thread("first", lambda: workflows.process_cancel(user=supervisor, process_instance_id=first.pk),
-                             results, pids)]
+        threads = [
+            in_thread(
+                "first", lambda: workflows.process_cancel(user=supervisor, process_instance_id=first.pk), results, pids
+            )
+        ]
         wait_until_blocked(observer, wait_for_pid(pids, "first"))
-        threads.append(in_thread(
-            "second", lambda: workflows.process_cancel(user=supervisor, process_instance_id=second.pk), results, pids))
+        threads.append(
+            in_thread(
+                "second",
+                lambda: workflows.process_cancel(user=supervisor, process_instance_id=second.pk),
+                results,
+                pids,
+            )
+        )
         wait_until_blocked(observer, wait_for_pid(pids, "second"))
         holder.commit()
         for thread in threads:
             thread.join(timeout=120)
     assert results == {"first": "ok", "second": "ok"}
     assert set(WorkflowTask.objects.filter(process_instance__in=[first, second]).values_list("status", flat=True)) == {
-        TaskStatus.CANCELLED}
+        TaskStatus.CANCELLED
+    }
     assert_loads_match_claimed_tasks()
 
 
@@ -189,7 +202,8 @@ def intake_escalates_to_triage(committed_db):
 
 @pytest.mark.parametrize("round_", range(ROUNDS))
 def test_complete_reassign_move_rebalance_and_the_sweep_on_the_same_tasks_never_deadlock(
-    intake_escalates_to_triage, round_,
+    intake_escalates_to_triage,
+    round_,
 ):
     """Every service that used to lock these rows in its own order runs at once on the same tasks: the only
     failures allowed are the domain's (409, 404, 400 for a task that changed under it), and afterwards each
@@ -209,13 +223,16 @@ def test_complete_reassign_move_rebalance_and_the_sweep_on_the_same_tasks_never_
                     action(task_id)
                 except (Conflict, NotFound, InvalidInput):
                     pass  # lost the race to another service: the domain's answer, not a failure
+
         return run
 
     operations = {
         "complete": each(lambda t: services.task_complete(user=alice, task_id=t), ids),
         "reassign": each(lambda t: services.task_reassign(user=supervisor, task_id=t, assignee="carol"), ids[::-1]),
-        "move": each(lambda t: services.task_move(user=supervisor, task_id=t, queue_name="triage"),
-                     shuffled.sample(ids, len(ids))),
+        "move": each(
+            lambda t: services.task_move(user=supervisor, task_id=t, queue_name="triage"),
+            shuffled.sample(ids, len(ids)),
+        ),
         "claim": each(lambda t: services.task_claim(user=carol, task_id=t), shuffled.sample(ids, len(ids))),
         "sweep": lambda: [escalate_overdue_tasks() for _ in range(3)],
         "rebalance": lambda: [services.rebalance_queue_loads() for _ in range(3)],

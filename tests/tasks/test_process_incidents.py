@@ -1,4 +1,5 @@
 """Script limits on PostgreSQL: a request answers 409 with nothing applied; the timer sweep records an incident."""
+
 from datetime import timedelta
 
 import pytest
@@ -35,13 +36,17 @@ def timer_model() -> str:
 
 
 def start_timer_model(supervisor, business_key: str, size: int, now=None) -> ProcessInstance:
-    return workflows.process_start(user=supervisor, process_key="fixture", business_key=business_key,
-                                   variables={"size": size}, now=now)
+    return workflows.process_start(
+        user=supervisor, process_key="fixture", business_key=business_key, variables={"size": size}, now=now
+    )
 
 
 def open_task_keys(instance) -> list[str]:
-    return sorted(WorkflowTask.objects.filter(process_instance=instance, status__in=[TaskStatus.OPEN, TaskStatus.CLAIMED])
-                  .values_list("task_definition_key", flat=True))
+    return sorted(
+        WorkflowTask.objects.filter(
+            process_instance=instance, status__in=[TaskStatus.OPEN, TaskStatus.CLAIMED]
+        ).values_list("task_definition_key", flat=True)
+    )
 
 
 @pytest.fixture
@@ -53,13 +58,17 @@ def timer_definition(supervisor_sam):
 
 
 @pytest.mark.django_db
-def test_starting_a_process_whose_script_loops_answers_409_naming_the_element_and_creates_nothing(api_as, supervisor_sam):
-    model = bpmn_document(linear_process(script_task("spin", "while True: pass"), user_task("review"),
-                                         node_ids=["spin", "review"]))
+def test_starting_a_process_whose_script_loops_answers_409_naming_the_element_and_creates_nothing(
+    api_as, supervisor_sam
+):
+    model = bpmn_document(
+        linear_process(script_task("spin", "while True: pass"), user_task("review"), node_ids=["spin", "review"])
+    )
     workflows.definition_deploy(user=supervisor_sam, bpmn_xml=model)
 
     response = api_as(supervisor_sam).post(
-        "/api/workflow/processes/", {"process_key": "fixture", "business_key": "LOOP-1"}, format="json")
+        "/api/workflow/processes/", {"process_key": "fixture", "business_key": "LOOP-1"}, format="json"
+    )
 
     assert response.status_code == 409, response.content
     assert response.json()["code"] == "script_limit_exceeded"
@@ -71,15 +80,23 @@ def test_starting_a_process_whose_script_loops_answers_409_naming_the_element_an
 def test_completing_a_task_whose_next_script_exhausts_memory_answers_409_and_the_task_stays_claimed(
     api_as, supervisor_sam, caseworker_alice
 ):
-    model = bpmn_document(linear_process(user_task("review"), script_task("hog", "x = [0] * 10**9"), user_task("after"),
-                                         node_ids=["review", "hog", "after"]))
+    model = bpmn_document(
+        linear_process(
+            user_task("review"),
+            script_task("hog", "x = [0] * 10**9"),
+            user_task("after"),
+            node_ids=["review", "hog", "after"],
+        )
+    )
     workflows.definition_deploy(user=supervisor_sam, bpmn_xml=model)
     instance = workflows.process_start(user=supervisor_sam, process_key="fixture", business_key="HOG-1")
     task = WorkflowTask.objects.get(process_instance=instance, task_definition_key="review")
     services.task_claim(user=caseworker_alice, task_id=task.pk)
     state_before = ProcessInstance.objects.get(pk=instance.pk).engine_state
 
-    response = api_as(caseworker_alice).post(f"/api/workflow/tasks/{task.pk}/complete", {"variables": {}}, format="json")
+    response = api_as(caseworker_alice).post(
+        f"/api/workflow/tasks/{task.pk}/complete", {"variables": {}}, format="json"
+    )
 
     assert response.status_code == 409, response.content
     assert response.json()["code"] == "script_limit_exceeded"
@@ -92,8 +109,9 @@ def test_completing_a_task_whose_next_script_exhausts_memory_answers_409_and_the
 
 @pytest.mark.django_db
 def test_a_script_error_that_is_not_a_limit_keeps_its_400(supervisor_sam):
-    model = bpmn_document(linear_process(script_task("divide", "x = 1 / 0"), user_task("review"),
-                                         node_ids=["divide", "review"]))
+    model = bpmn_document(
+        linear_process(script_task("divide", "x = 1 / 0"), user_task("review"), node_ids=["divide", "review"])
+    )
     workflows.definition_deploy(user=supervisor_sam, bpmn_xml=model)
 
     with pytest.raises(Exception) as caught:
@@ -148,8 +166,9 @@ def test_retry_after_the_cause_is_fixed_resolves_the_incident_and_moves_the_inst
     incident = ProcessIncident.objects.get(process_instance=instance)
     settings.WORKFLOW_SCRIPT_MEMORY_MB = ROOMY_MEMORY_MB  # the operator's fix
 
-    retried = workflows.process_incident_retry(user=supervisor_sam, incident_id=incident.pk,
-                                               now=timezone.now() + timedelta(hours=2))
+    retried = workflows.process_incident_retry(
+        user=supervisor_sam, incident_id=incident.pk, now=timezone.now() + timedelta(hours=2)
+    )
 
     assert retried.resolved_at is not None and retried.resolved_by == supervisor_sam
     assert open_task_keys(instance) == ["escalated"]
@@ -161,8 +180,9 @@ def test_retry_that_fails_again_keeps_the_incident_open_with_the_new_error(timer
     workflows.process_fire_due_timers(now=timezone.now() + timedelta(hours=2))
     incident = ProcessIncident.objects.get(process_instance=instance)
 
-    retried = workflows.process_incident_retry(user=supervisor_sam, incident_id=incident.pk,
-                                               now=timezone.now() + timedelta(hours=2))
+    retried = workflows.process_incident_retry(
+        user=supervisor_sam, incident_id=incident.pk, now=timezone.now() + timedelta(hours=2)
+    )
 
     assert retried.pk == incident.pk and retried.resolved_at is None
     assert ProcessIncident.objects.filter(process_instance=instance, resolved_at__isnull=True).count() == 1
@@ -187,8 +207,9 @@ def test_a_resolved_incident_cannot_be_retried_again(timer_definition, superviso
     workflows.process_fire_due_timers(now=timezone.now() + timedelta(hours=2))
     incident = ProcessIncident.objects.get(process_instance=instance)
     settings.WORKFLOW_SCRIPT_MEMORY_MB = ROOMY_MEMORY_MB
-    workflows.process_incident_retry(user=supervisor_sam, incident_id=incident.pk,
-                                     now=timezone.now() + timedelta(hours=2))
+    workflows.process_incident_retry(
+        user=supervisor_sam, incident_id=incident.pk, now=timezone.now() + timedelta(hours=2)
+    )
 
     with pytest.raises(Conflict):
         workflows.process_incident_retry(user=supervisor_sam, incident_id=incident.pk)

@@ -1,4 +1,5 @@
 """Process instances on PostgreSQL: parallel joins under real concurrency, bad models, suspend and cancel."""
+
 import threading
 
 import pytest
@@ -15,8 +16,9 @@ from tests.tasks.engine.documents import DEMO_FILE, PARALLEL_FILE, bpmn_document
 
 def start_parallel(supervisor):
     workflows.definition_deploy(user=supervisor, bpmn_xml=PARALLEL_FILE.read_text())
-    return workflows.process_start(user=supervisor, process_key="parallel_review", business_key="P-1",
-                                   variables={"join_count": 0})
+    return workflows.process_start(
+        user=supervisor, process_key="parallel_review", business_key="P-1", variables={"join_count": 0}
+    )
 
 
 def test_two_users_completing_parallel_tasks_at_once_both_succeed_and_the_join_fires_once(committed_db):
@@ -39,6 +41,7 @@ def test_two_users_completing_parallel_tasks_at_once_both_succeed_and_the_join_f
                 results[user.username] = repr(exc)
             finally:
                 connections.close_all()
+
         return run
 
     threads = [threading.Thread(target=complete(carol, legal)), threading.Thread(target=complete(bob, finance))]
@@ -61,8 +64,11 @@ def test_case_numbers_are_unique_when_cases_open_at_once(committed_db):
     def open_one():
         try:
             barrier.wait()
-            case = case_open(user=alice, title="concurrent",
-                             allegations=[{"type": "FRAUD", "description": "x", "date": "2026-01-01"}])
+            case = case_open(
+                user=alice,
+                title="concurrent",
+                allegations=[{"type": "FRAUD", "description": "x", "date": "2026-01-01"}],
+            )
             numbers.append(case.case_number)
         finally:
             connections.close_all()
@@ -76,13 +82,24 @@ def test_case_numbers_are_unique_when_cases_open_at_once(committed_db):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("body,named", [
-    (linear_process('    <bpmn:sendTask id="notify_complainant"/>', node_ids=["notify_complainant"]), "notify_complainant"),
-    ('    <bpmn:startEvent id="start"/>\n    <bpmn:exclusiveGateway id="dead_end"/>\n'
-     '    <bpmn:sequenceFlow id="f" sourceRef="start" targetRef="dead_end"/>', "dead_end"),
-])
+@pytest.mark.parametrize(
+    "body,named",
+    [
+        (
+            linear_process('    <bpmn:sendTask id="notify_complainant"/>', node_ids=["notify_complainant"]),
+            "notify_complainant",
+        ),
+        (
+            '    <bpmn:startEvent id="start"/>\n    <bpmn:exclusiveGateway id="dead_end"/>\n'
+            '    <bpmn:sequenceFlow id="f" sourceRef="start" targetRef="dead_end"/>',
+            "dead_end",
+        ),
+    ],
+)
 def test_unsupported_element_or_dead_end_gateway_is_400_naming_the_element(api_as, supervisor_sam, body, named):
-    response = api_as(supervisor_sam).post("/api/workflow/definitions/", {"bpmn_xml": bpmn_document(body)}, format="json")
+    response = api_as(supervisor_sam).post(
+        "/api/workflow/definitions/", {"bpmn_xml": bpmn_document(body)}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_bpmn"
     assert f"element {named}" in response.json()["detail"] and "line" in response.json()["detail"]
@@ -99,12 +116,18 @@ def test_model_routing_to_an_unknown_queue_is_refused(api_as, supervisor_sam):
 def test_start_and_read_a_process_through_the_api(api_as, supervisor_sam):
     workflows.definition_deploy(user=supervisor_sam, bpmn_xml=PARALLEL_FILE.read_text())
     client = api_as(supervisor_sam)
-    response = client.post("/api/workflow/processes/", {
-        "process_key": "parallel_review", "business_key": "P-9", "variables": {"join_count": 0}}, format="json")
+    response = client.post(
+        "/api/workflow/processes/",
+        {"process_key": "parallel_review", "business_key": "P-9", "variables": {"join_count": 0}},
+        format="json",
+    )
     assert response.status_code == 201, response.content
     body = client.get(f"/api/workflow/processes/{response.json()['id']}").json()
     assert sorted(t["queue"] for t in body["tasks"]) == ["fraud-investigation", "legal-review"]
-    assert client.post("/api/workflow/processes/", {"process_key": "nope", "business_key": "x"}, format="json").status_code == 400
+    assert (
+        client.post("/api/workflow/processes/", {"process_key": "nope", "business_key": "x"}, format="json").status_code
+        == 400
+    )
 
 
 @pytest.mark.django_db
@@ -128,6 +151,7 @@ def test_cancel_closes_open_tasks_and_keeps_loads_right(supervisor_sam, fraud_in
     assert ProcessInstance.objects.get(pk=instance.pk).status == "CANCELLED"
     assert set(WorkflowTask.objects.filter(process_instance=instance).values_list("status", flat=True)) == {"CANCELLED"}
     from queues.models import WorkflowQueue
+
     assert WorkflowQueue.objects.get(queue_name="fraud-investigation").current_load == 0
 
 

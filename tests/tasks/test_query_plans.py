@@ -1,4 +1,5 @@
 """The claim and visibility queries walk the task table's indexes instead of scanning or sorting the backlog."""
+
 import json
 import re
 
@@ -46,20 +47,26 @@ def claim_statement(queues="%(queues)s", skills="%(skills)s", user="%(user)s"):
         source = cursor.fetchone()[0]
     statement = re.search(r"(SELECT array_agg\(.*?\) c)\s+INTO v_task_ids", source, re.S).group(1)
     return (
-        statement.replace("p_queues", f"{queues}::text[]").replace("p_skills", f"{skills}::text[]")
-        .replace("p_user_id", f"{user}::bigint").replace("p_via_account_id", "NULL::bigint")
+        statement.replace("p_queues", f"{queues}::text[]")
+        .replace("p_skills", f"{skills}::text[]")
+        .replace("p_user_id", f"{user}::bigint")
+        .replace("p_via_account_id", "NULL::bigint")
     )
 
 
 def generic_plan_of_claim_statement(params):
     """The plan PL/pgSQL settles on after a session's first calls: one plan for any queues and skills."""
     with connection.cursor() as cursor:
-        cursor.execute("PREPARE claim_candidates(text[], text[], bigint) AS "
-                       + claim_statement(queues="$1", skills="$2", user="$3"))
+        cursor.execute(
+            "PREPARE claim_candidates(text[], text[], bigint) AS "
+            + claim_statement(queues="$1", skills="$2", user="$3")
+        )
         try:
             cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            cursor.execute("EXPLAIN (FORMAT JSON) EXECUTE claim_candidates(%s, %s, %s)",
-                           [params["queues"], params["skills"], params["user"]])
+            cursor.execute(
+                "EXPLAIN (FORMAT JSON) EXECUTE claim_candidates(%s, %s, %s)",
+                [params["queues"], params["skills"], params["user"]],
+            )
             return cursor.fetchone()[0][0]["Plan"]
         finally:
             cursor.execute("DEALLOCATE claim_candidates")
@@ -80,7 +87,8 @@ def assert_probes_each_queue_in_index_order(plan):
 def test_claim_next_uses_an_index_and_sorts_no_backlog(big_backlog):
     alice = User.objects.get(username="alice")
     assert_probes_each_queue_in_index_order(
-        plan_of(claim_statement(), {"queues": QUEUES, "skills": ["fraud"], "user": alice.pk}))
+        plan_of(claim_statement(), {"queues": QUEUES, "skills": ["fraud"], "user": alice.pk})
+    )
 
 
 @pytest.fixture
@@ -114,13 +122,19 @@ def test_history_by_integration_account_uses_the_partial_index():
     """Claims without an integration account leave the index alone; lookups by account (a user's deletion is
     refused while history names it) still use it."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'flowable' AND indexname = 'task_history_via_account'")
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'flowable' AND indexname = 'task_history_via_account'"
+        )
         (definition,) = cursor.fetchone()
         assert definition.endswith("WHERE (via_account_id IS NOT NULL)")
-        cursor.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = 'flowable' AND tablename = 'task_history' "
-                       "AND indexdef LIKE '%%(via_account_id)%%'")
+        cursor.execute(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'flowable' AND tablename = 'task_history' "
+            "AND indexdef LIKE '%%(via_account_id)%%'"
+        )
         assert cursor.fetchone() == (1,)  # the former full index is gone
-        cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'flowable.task_history_via_account'::regclass")
+        cursor.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'flowable.task_history_via_account'::regclass"
+        )
         assert cursor.fetchone() == (True,)
         cursor.execute("SET LOCAL enable_seqscan = off")
     plan = plan_of("SELECT 1 FROM flowable.task_history WHERE via_account_id = %s LIMIT 1", [1])

@@ -1,4 +1,5 @@
 """tasks.signals: sent inside the transaction that moved the work, with what moved, where and by whom."""
+
 import pytest
 
 from tasks import services, signals

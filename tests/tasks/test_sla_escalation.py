@@ -1,4 +1,5 @@
 """escalate_overdue_tasks applies each queue's next escalation level once, set-based, even on two workers at once."""
+
 import threading
 from datetime import timedelta
 
@@ -13,7 +14,11 @@ from tasks.services import task_claim
 from tasks.sla.escalation import escalate_overdue_tasks
 
 RULES = [
-    {"level": 1, "trigger": {"type": "overdue"}, "actions": {"raise_priority": 20, "move_to_queue": "escalations", "notify": True}},
+    {
+        "level": 1,
+        "trigger": {"type": "overdue"},
+        "actions": {"raise_priority": 20, "move_to_queue": "escalations", "notify": True},
+    },
     {"level": 2, "trigger": {"type": "overdue_by", "hours": 24}, "actions": {"reassign_to_supervisor": True}},
 ]
 
@@ -37,7 +42,13 @@ def test_overdue_claimed_task_moves_to_escalations_with_raised_priority(triage_r
     outcomes = escalate_overdue_tasks()
     assert [(o.queue, o.level, o.tasks) for o in outcomes] == [("triage", 1, 1)]
     task.refresh_from_db()
-    assert (task.queue_id, task.status, task.priority, task.escalation_level, task.assignee) == ("escalations", "OPEN", 70, 1, None)
+    assert (task.queue_id, task.status, task.priority, task.escalation_level, task.assignee) == (
+        "escalations",
+        "OPEN",
+        70,
+        1,
+        None,
+    )
     assert WorkflowQueue.objects.get(queue_name="triage").current_load == 0
     event = TaskHistory.objects.get(task=task, event_type="ESCALATED")
     assert event.old_values["queue"] == "triage" and event.new_values["escalation_level"] == 1
@@ -56,10 +67,12 @@ def test_running_twice_escalates_once(triage_rules, make_task):
 
 @pytest.mark.django_db
 def test_second_level_reassigns_to_the_queue_supervisor(demo_org, make_task, supervisor_sam):
-    WorkflowQueue.objects.filter(queue_name="triage").update(escalation_rules=[
-        {"level": 1, "trigger": {"type": "overdue"}, "actions": {"raise_priority": 10}},
-        RULES[1],
-    ])
+    WorkflowQueue.objects.filter(queue_name="triage").update(
+        escalation_rules=[
+            {"level": 1, "trigger": {"type": "overdue"}, "actions": {"raise_priority": 10}},
+            RULES[1],
+        ]
+    )
     task = make_task("triage")
     overdue(task, hours=30)
     escalate_overdue_tasks()
@@ -125,4 +138,6 @@ def test_two_workers_at_once_escalate_each_task_once(committed_db):
     assert errors == []
     counts = TaskHistory.objects.filter(task__in=tasks, event_type="ESCALATED").values_list("task_id", flat=True)
     assert len(counts) == 200 and len(set(counts)) == 200
-    assert set(WorkflowTask.objects.filter(pk__in=[t.pk for t in tasks]).values_list("escalation_level", flat=True)) == {1}
+    assert set(
+        WorkflowTask.objects.filter(pk__in=[t.pk for t in tasks]).values_list("escalation_level", flat=True)
+    ) == {1}

@@ -1,4 +1,5 @@
 """Supervisors move work only between queues they supervise, or where the source queue's configuration sends it."""
+
 import pytest
 from django.contrib.auth.models import Group
 
@@ -13,8 +14,12 @@ ESCALATION_RULES = [{"level": 1, "trigger": {"type": "overdue"}, "actions": {"mo
 
 @pytest.fixture
 def intake_supervisor(demo_org):
-    role = role_save(role_code="intake-supervisor", name="Intake supervisor", queue_names=["intake"],
-                     permissions=["view", "supervise"])
+    role = role_save(
+        role_code="intake-supervisor",
+        name="Intake supervisor",
+        queue_names=["intake"],
+        permissions=["view", "supervise"],
+    )
     user = User.objects.create_user("ivy", password="ivy-pass-123", is_staff=True)
     user.groups.add(Group.objects.get(name="supervisor-console"))
     role_assignment_grant(user=user, role=role)
@@ -69,11 +74,20 @@ def test_supervisor_moves_to_the_source_queues_overflow_queue(intake_supervisor,
 
 def test_console_bulk_move_refuses_an_unsupervised_queue_and_audits_it(client, intake_supervisor, intake_task):
     client.force_login(intake_supervisor)
-    response = client.post("/admin/tasks/workflowtask/", {
-        "action": "move_tasks", "_selected_action": [intake_task.pk], "queue": "legal-review", "reason": "try", "apply": "1",
-    }, follow=True)
+    response = client.post(
+        "/admin/tasks/workflowtask/",
+        {
+            "action": "move_tasks",
+            "_selected_action": [intake_task.pk],
+            "queue": "legal-review",
+            "reason": "try",
+            "apply": "1",
+        },
+        follow=True,
+    )
     assert response.status_code == 200
     assert WorkflowTask.objects.get(pk=intake_task.pk).queue_id == "intake"
     assert any("do not supervise" in str(m) for m in response.context["messages"])
-    assert SecurityEvent.objects.filter(event_type="PERMISSION_DENIED", actor=intake_supervisor,
-                                        details__task_id=intake_task.pk).exists()
+    assert SecurityEvent.objects.filter(
+        event_type="PERMISSION_DENIED", actor=intake_supervisor, details__task_id=intake_task.pk
+    ).exists()

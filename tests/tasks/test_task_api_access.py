@@ -1,4 +1,5 @@
 """A task outside the caller's queues cannot be listed, seen, claimed or completed: it is 404, and audited."""
+
 from datetime import timedelta
 
 import pytest
@@ -35,9 +36,16 @@ def test_user_with_no_queue_at_all_lists_nothing(api_as, intake_task, caseworker
     assert listed[intake_task.pk]["assignee"] == "alice"
 
 
-@pytest.mark.parametrize("method,suffix", [
-    ("get", ""), ("get", "/history"), ("post", "/claim"), ("post", "/complete"), ("post", "/release"),
-])
+@pytest.mark.parametrize(
+    "method,suffix",
+    [
+        ("get", ""),
+        ("get", "/history"),
+        ("post", "/claim"),
+        ("post", "/complete"),
+        ("post", "/release"),
+    ],
+)
 def test_user_without_role_on_queue_gets_404(api_as, fraud_investigator_bob, intake_task, method, suffix):
     client = api_as(fraud_investigator_bob)
     response = getattr(client, method)(f"/api/workflow/tasks/{intake_task.pk}{suffix}", format="json")
@@ -78,8 +86,14 @@ def test_viewer_who_cannot_work_cannot_claim(api_as, supervisor_sam, intake_task
 
 def test_caseworker_cannot_reassign_or_escalate(api_as, caseworker_alice, intake_task):
     client = api_as(caseworker_alice)
-    assert client.post(f"/api/workflow/tasks/{intake_task.pk}/reassign", {"assignee": "alice"}, format="json").status_code == 404
-    assert client.post(f"/api/workflow/tasks/{intake_task.pk}/escalate", {"priority": 90}, format="json").status_code == 404
+    assert (
+        client.post(f"/api/workflow/tasks/{intake_task.pk}/reassign", {"assignee": "alice"}, format="json").status_code
+        == 404
+    )
+    assert (
+        client.post(f"/api/workflow/tasks/{intake_task.pk}/escalate", {"priority": 90}, format="json").status_code
+        == 404
+    )
 
 
 def test_creating_a_task_in_a_queue_one_cannot_work_is_refused(api_as, fraud_investigator_bob):

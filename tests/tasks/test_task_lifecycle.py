@@ -1,4 +1,5 @@
 """The task lifecycle through the API: create, claim, release, complete, reassign, delegate, escalate, history."""
+
 import pytest
 
 from queues.models import WorkflowQueue
@@ -26,15 +27,18 @@ def test_create_returns_201_with_the_task_and_a_due_date_from_the_queue_sla(api_
     assert TaskHistory.objects.filter(task_id=body["id"], event_type="CREATED").exists()
 
 
-@pytest.mark.parametrize("payload,field", [
-    ({"name": "x"}, "queue"),
-    ({"queue": "intake"}, "name"),
-    ({"queue": "intake", "name": "x", "priority": 101}, "priority"),
-    ({"queue": "intake", "name": "x", "priority": "high"}, "priority"),
-    ({"queue": "intake", "name": "x", "due_date": "yesterday"}, "due_date"),
-    ({"queue": "intake", "name": "x", "variables": [1, 2]}, "variables"),
-    ({"queue": "no-such-queue", "name": "x"}, "queue"),
-])
+@pytest.mark.parametrize(
+    "payload,field",
+    [
+        ({"name": "x"}, "queue"),
+        ({"queue": "intake"}, "name"),
+        ({"queue": "intake", "name": "x", "priority": 101}, "priority"),
+        ({"queue": "intake", "name": "x", "priority": "high"}, "priority"),
+        ({"queue": "intake", "name": "x", "due_date": "yesterday"}, "due_date"),
+        ({"queue": "intake", "name": "x", "variables": [1, 2]}, "variables"),
+        ({"queue": "no-such-queue", "name": "x"}, "queue"),
+    ],
+)
 def test_bad_create_input_is_400_naming_the_field(api_as, caseworker_alice, payload, field):
     response = api_as(caseworker_alice).post("/api/workflow/tasks/", payload, format="json")
     assert response.status_code == 400
@@ -50,7 +54,9 @@ def test_non_object_body_is_400_not_500(api_as, caseworker_alice, make_task):
     assert response.status_code == 400
 
 
-def test_claim_is_idempotent_for_the_holder_and_409_for_others(api_as, caseworker_alice, legal_reviewer_carol, make_task):
+def test_claim_is_idempotent_for_the_holder_and_409_for_others(
+    api_as, caseworker_alice, legal_reviewer_carol, make_task
+):
     task = make_task("triage")
     alice = api_as(caseworker_alice)
     assert alice.post(f"/api/workflow/tasks/{task.pk}/claim").json()["assignee"] == "alice"
@@ -85,11 +91,15 @@ def test_complete_only_by_the_holder(api_as, caseworker_alice, legal_reviewer_ca
 
 
 def test_complete_validates_declared_form_fields(api_as, caseworker_alice, make_task):
-    fields = [{"id": "allegation_type", "label": "Type", "type": "enum", "required": True, "values": ["FRAUD", "MISCONDUCT"]}]
+    fields = [
+        {"id": "allegation_type", "label": "Type", "type": "enum", "required": True, "values": ["FRAUD", "MISCONDUCT"]}
+    ]
     task = make_task("intake", form_fields=fields)
     client = api_as(caseworker_alice)
     client.post(f"/api/workflow/tasks/{task.pk}/claim")
-    response = client.post(f"/api/workflow/tasks/{task.pk}/complete", {"variables": {"allegation_type": "THEFT"}}, format="json")
+    response = client.post(
+        f"/api/workflow/tasks/{task.pk}/complete", {"variables": {"allegation_type": "THEFT"}}, format="json"
+    )
     assert response.status_code == 400
     assert "allegation_type" in response.json()["fields"]
     task.refresh_from_db()
@@ -106,7 +116,9 @@ def test_supervisor_reassigns_to_someone_who_can_work_the_queue(api_as, supervis
     assert refused.status_code == 400 and "assignee" in refused.json()["fields"]
 
 
-def test_skill_based_queue_gives_tasks_only_to_users_with_the_skills(api_as, supervisor_sam, caseworker_alice, make_task):
+def test_skill_based_queue_gives_tasks_only_to_users_with_the_skills(
+    api_as, supervisor_sam, caseworker_alice, make_task
+):
     from entitlements.models import WorkflowRole
     from entitlements.services import role_assignment_grant
 
@@ -116,23 +128,31 @@ def test_skill_based_queue_gives_tasks_only_to_users_with_the_skills(api_as, sup
     assert response.status_code == 409 and response.json()["code"] == "missing_skills"
 
 
-def test_delegated_task_returns_to_its_owner_when_resolved(api_as, supervisor_sam, caseworker_alice, legal_reviewer_carol, make_task):
+def test_delegated_task_returns_to_its_owner_when_resolved(
+    api_as, supervisor_sam, caseworker_alice, legal_reviewer_carol, make_task
+):
     task = make_task("triage")
     api_as(caseworker_alice).post(f"/api/workflow/tasks/{task.pk}/claim")
-    delegated = api_as(supervisor_sam).post(f"/api/workflow/tasks/{task.pk}/delegate", {"delegate": "carol"}, format="json")
+    delegated = api_as(supervisor_sam).post(
+        f"/api/workflow/tasks/{task.pk}/delegate", {"delegate": "carol"}, format="json"
+    )
     assert delegated.json()["assignee"] == "carol" and delegated.json()["owner"] == "alice"
     carol = api_as(legal_reviewer_carol)
     assert carol.post(f"/api/workflow/tasks/{task.pk}/complete", {}, format="json").status_code == 409
     resolved = carol.post(f"/api/workflow/tasks/{task.pk}/resolve", {"variables": {"opinion": "fine"}}, format="json")
     assert resolved.json()["assignee"] == "alice" and resolved.json()["delegation_state"] == "RESOLVED"
-    assert api_as(caseworker_alice).post(f"/api/workflow/tasks/{task.pk}/complete", {}, format="json").status_code == 200
+    assert (
+        api_as(caseworker_alice).post(f"/api/workflow/tasks/{task.pk}/complete", {}, format="json").status_code == 200
+    )
 
 
 def test_escalate_raises_priority_moves_queue_and_counts_levels(api_as, supervisor_sam, caseworker_alice, make_task):
     task = make_task("triage", priority=40)
     api_as(caseworker_alice).post(f"/api/workflow/tasks/{task.pk}/claim")
     response = api_as(supervisor_sam).post(
-        f"/api/workflow/tasks/{task.pk}/escalate", {"priority": 90, "queue": "escalations", "reason": "stuck"}, format="json"
+        f"/api/workflow/tasks/{task.pk}/escalate",
+        {"priority": 90, "queue": "escalations", "reason": "stuck"},
+        format="json",
     )
     body = response.json()
     assert (body["priority"], body["queue"], body["status"], body["escalation_level"]) == (90, "escalations", "OPEN", 1)

@@ -1,4 +1,5 @@
 """Create or refresh the demo organisation; running it again leaves the same data."""
+
 from __future__ import annotations
 
 import secrets
@@ -28,8 +29,12 @@ class Command(BaseCommand):
     help = "Create the demo organisation (departments, queues, roles, users). Idempotent."
 
     def add_arguments(self, parser):
-        parser.add_argument("--password", help="Set every demo user's password (default: a random one for new users, printed once).")
-        parser.add_argument("--cases", type=int, default=demo.DEMO_CASES, help="Demo cases to open when there are none yet.")
+        parser.add_argument(
+            "--password", help="Set every demo user's password (default: a random one for new users, printed once)."
+        )
+        parser.add_argument(
+            "--cases", type=int, default=demo.DEMO_CASES, help="Demo cases to open when there are none yet."
+        )
         parser.add_argument("--no-workflows", action="store_true", help="Only the organisation: no workflow, no cases.")
 
     def handle(self, *args, password=None, cases=demo.DEMO_CASES, no_workflows=False, **options):
@@ -128,15 +133,19 @@ class Command(BaseCommand):
         for index in range(cases):
             allegation, stage = demo.DEMO_CASE_PLAN[index % len(demo.DEMO_CASE_PLAN)]
             case = case_open(
-                user=people["alice"], title=f"{demo.DEMO_CASE_PREFIX} {index + 1:02d}: {allegation.lower()} report",
-                allegations=[{"type": allegation, "description": demo.DEMO_ALLEGATION_TEXT[allegation],
-                              "date": "2026-10-01"}],
+                user=people["alice"],
+                title=f"{demo.DEMO_CASE_PREFIX} {index + 1:02d}: {allegation.lower()} report",
+                allegations=[
+                    {"type": allegation, "description": demo.DEMO_ALLEGATION_TEXT[allegation], "date": "2026-10-01"}
+                ],
                 priority=demo.DEMO_PRIORITIES[index % len(demo.DEMO_PRIORITIES)],
             )
             for step in demo.DEMO_STEPS[:stage]:
-                task = WorkflowTask.objects.filter(
-                    process_instance__case_mapping__case=case, status="OPEN"
-                ).order_by("task_id").first()
+                task = (
+                    WorkflowTask.objects.filter(process_instance__case_mapping__case=case, status="OPEN")
+                    .order_by("task_id")
+                    .first()
+                )
                 if task is None:
                     break
                 worker = people[demo.DEMO_WORKER_BY_QUEUE[task.queue_id]]

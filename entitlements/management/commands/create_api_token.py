@@ -1,4 +1,5 @@
 """Issue (or with --revoke, revoke) API tokens of a user. The new key is the last word of the last line."""
+
 from datetime import timedelta
 
 from django.conf import settings
@@ -25,15 +26,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("username")
-        parser.add_argument("--expires-days", type=positive_int, default=None,
-                            help=f"days until the token expires (default API_TOKEN_TTL_DAYS, {settings.API_TOKEN_TTL_DAYS})")
+        parser.add_argument(
+            "--expires-days",
+            type=positive_int,
+            default=None,
+            help=f"days until the token expires (default API_TOKEN_TTL_DAYS, {settings.API_TOKEN_TTL_DAYS})",
+        )
         parser.add_argument("--read-only", action="store_true", help="the token may only GET, HEAD and OPTIONS")
         parser.add_argument("--name", default=None, help="what the token is for (e.g. the integration's name)")
         parser.add_argument("--replace", action="store_true", help="revoke the user's other tokens")
         parser.add_argument("--revoke", action="store_true", help="revoke the user's tokens instead of issuing one")
 
-    def handle(self, *args, username, expires_days=None, read_only=False, name=None, replace=False, revoke=False,
-               **options):
+    def handle(
+        self, *args, username, expires_days=None, read_only=False, name=None, replace=False, revoke=False, **options
+    ):
         user = User.objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"no user named {username!r}")
@@ -46,7 +52,10 @@ class Command(BaseCommand):
             raise CommandError(f"user {username!r} is inactive")
         try:
             issued = api_token_create(
-                user=user, name=name or "", read_only=read_only, replace=replace,
+                user=user,
+                name=name or "",
+                read_only=read_only,
+                replace=replace,
                 expires_in=timedelta(days=expires_days) if expires_days else None,
             )
         except WorkflowError as exc:

@@ -1,4 +1,5 @@
 """Move finished tasks and their history older than N days into the month-partitioned archive tables."""
+
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
@@ -33,7 +34,11 @@ class Command(BaseCommand):
         parser.add_argument("--days", required=True, help="Archive tasks completed more than this many days ago.")
         parser.add_argument("--batch-size", default=str(DEFAULT_BATCH_SIZE), help="Tasks moved per transaction.")
         parser.add_argument("--dry-run", action="store_true", help="Report what would be archived; change nothing.")
-        parser.add_argument("--no-progress", action="store_true", help="No progress bar (it is off anyway when stderr is not a terminal).")
+        parser.add_argument(
+            "--no-progress",
+            action="store_true",
+            help="No progress bar (it is off anyway when stderr is not a terminal).",
+        )
 
     def handle(self, *args, days, batch_size, dry_run=False, no_progress=False, **options):
         days = _whole_number(str(days), "--days")
@@ -44,8 +49,10 @@ class Command(BaseCommand):
             if dry_run:
                 self._report_plan(plan, days)
                 return
-            with tqdm(total=plan.tasks, unit="task", desc="Archiving", file=sys.stderr,
-                      disable=True if no_progress else None) as bar:
+            with tqdm(
+                total=plan.tasks, unit="task", desc="Archiving", file=sys.stderr, disable=True if no_progress else None
+            ) as bar:
+
                 def on_batch(tasks, history):
                     done["tasks"] += tasks
                     done["history"] += history

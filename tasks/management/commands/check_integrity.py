@@ -1,4 +1,5 @@
 """Verify the invariants of queues, tasks and history; exit non-zero listing each violation."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from tasks.sla.maintenance import check_integrity

@@ -1,4 +1,5 @@
 """Deploy a BPMN 2.0 file as the next version of its process key."""
+
 import json
 from pathlib import Path
 
@@ -15,7 +16,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file")
         parser.add_argument(
-            "--as-user", default="supervisor",
+            "--as-user",
+            default="supervisor",
             help="Deploy as this user (needs the deploy_workflows right and deploy on the model's queues).",
         )
         parser.add_argument("--sla-config", help="JSON file with the definition's SLA configuration.")

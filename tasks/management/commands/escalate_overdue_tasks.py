@@ -1,4 +1,5 @@
 """Apply the queues' escalation rules to every task that meets them (idempotent)."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import WorkflowError

@@ -1,4 +1,5 @@
 """Move OPEN tasks out of queues at capacity into their overflow queues."""
+
 from django.core.management.base import BaseCommand
 
 from tasks.services import rebalance_queue_loads

@@ -1,4 +1,5 @@
 """Refresh the dashboard materialized views (CONCURRENTLY: readers are not blocked)."""
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 

@@ -1,4 +1,5 @@
 """Snapshot every queue's figures into queue_statistics."""
+
 from django.core.management.base import BaseCommand
 
 from tasks.sla.maintenance import update_queue_statistics

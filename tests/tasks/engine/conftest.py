@@ -1,4 +1,5 @@
 """Engine fixtures: the demo definition parsed once, and a fixed clock."""
+
 from datetime import UTC, datetime
 
 import pytest

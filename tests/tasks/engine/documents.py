@@ -1,4 +1,5 @@
 """Small BPMN documents for engine tests, built around a process body."""
+
 from itertools import pairwise
 from pathlib import Path
 
@@ -34,12 +35,7 @@ def linear_process(*nodes: str, node_ids: list[str]) -> str:
         f'    <bpmn:sequenceFlow id="flow_{i}" sourceRef="{source}" targetRef="{target}"/>'
         for i, (source, target) in enumerate(pairwise(chain))
     )
-    return (
-        '    <bpmn:startEvent id="start"/>\n'
-        + "\n".join(nodes)
-        + '\n    <bpmn:endEvent id="end"/>\n'
-        + flows
-    )
+    return '    <bpmn:startEvent id="start"/>\n' + "\n".join(nodes) + '\n    <bpmn:endEvent id="end"/>\n' + flows
 
 
 def user_task(task_id: str, queue: str = "triage", *, extensions: str = "") -> str:

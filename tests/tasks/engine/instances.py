@@ -1,4 +1,5 @@
 """Drive engine instances the way services will: state stored as JSON between every call."""
+
 import json
 from datetime import datetime
 

@@ -1,4 +1,5 @@
 """complete_task refuses what it cannot do, and never changes the caller's stored data."""
+
 import copy
 import uuid
 from datetime import timedelta
@@ -74,8 +75,11 @@ def test_engine_calls_leave_the_given_spec_and_state_unchanged(demo_definition, 
 
     engine.fire_due_timers(spec=spec, state=state, now=t0 + timedelta(hours=49))
     engine.complete_task(
-        spec=spec, state=state, engine_task_id=ready_task(run, "Triage").engine_task_id,
-        variables={"allegation_type": "FRAUD"}, now=t0,
+        spec=spec,
+        state=state,
+        engine_task_id=ready_task(run, "Triage").engine_task_id,
+        variables={"allegation_type": "FRAUD"},
+        now=t0,
     )
     engine.cancel(spec=spec, state=state)
 

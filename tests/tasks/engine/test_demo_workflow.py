@@ -1,4 +1,5 @@
 """The demo OneCMS workflow walked end to end, with the state stored as JSON between every step."""
+
 from datetime import timedelta
 
 from tasks.bpmn import engine
@@ -10,7 +11,12 @@ def test_starting_a_case_opens_intake_review_in_the_intake_queue(demo_definition
     run = start(demo_definition.spec, t0, case_number="CASE-2026-000001")
 
     task = ready_task(run, "Intake review")
-    assert (task.queue_name, task.priority, task.sla_hours, task.task_definition_key) == ("intake", 50, 24, "intake_review")
+    assert (task.queue_name, task.priority, task.sla_hours, task.task_definition_key) == (
+        "intake",
+        50,
+        24,
+        "intake_review",
+    )
     assert run.opened_task_ids == [task.engine_task_id]
     assert run.variables == {"case_number": "CASE-2026-000001"}
     assert not run.completed

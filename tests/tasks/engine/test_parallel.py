@@ -1,4 +1,5 @@
 """A parallel split opens both branches at once; the join fires once, after both are done."""
+
 from .instances import complete, ready_names, start
 
 

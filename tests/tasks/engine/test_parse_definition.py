@@ -1,4 +1,5 @@
 """parse_definition: what it reads from a model, and what it refuses."""
+
 import json
 
 import pytest
@@ -50,7 +51,11 @@ def test_demo_investigation_form_requires_a_recommendation_and_takes_findings(de
     investigation = next(task for task in demo_definition.user_tasks if task.id == "fraud_investigation")
     fields = {f.id: (f.type, f.required) for f in investigation.form_fields}
 
-    assert fields == {"recommend_action": ("boolean", True), "findings": ("text", False), "estimated_loss": ("long", False)}
+    assert fields == {
+        "recommend_action": ("boolean", True),
+        "findings": ("text", False),
+        "estimated_loss": ("long", False),
+    }
 
 
 def test_spec_survives_json_storage(demo_definition):
@@ -77,7 +82,9 @@ def test_candidate_group_property_overrides_the_lane():
 @pytest.mark.parametrize("prefix", ["camunda", "flowable"])
 def test_candidate_groups_attribute_names_queue_and_candidate_groups(prefix):
     document = bpmn_document(
-        linear_process(f'    <bpmn:userTask id="review" {prefix}:candidateGroups="triage, escalations"/>', node_ids=["review"])
+        linear_process(
+            f'    <bpmn:userTask id="review" {prefix}:candidateGroups="triage, escalations"/>', node_ids=["review"]
+        )
     )
 
     task = engine.parse_definition(bpmn_xml=document).user_tasks[0]
@@ -257,9 +264,13 @@ def test_a_lane_name_that_is_not_a_queue_name_is_refused():
     assert "not a valid queue name" in refusal(document).detail
 
 
-@pytest.mark.parametrize(("name", "value"), [("priority", "101"), ("priority", "high"), ("slaHours", "-4"), ("requiredSkills", "fraud team")])
+@pytest.mark.parametrize(
+    ("name", "value"), [("priority", "101"), ("priority", "high"), ("slaHours", "-4"), ("requiredSkills", "fraud team")]
+)
 def test_out_of_range_task_properties_are_refused(name, value):
-    properties = f'<spiffworkflow:properties><spiffworkflow:property name="{name}" value="{value}"/></spiffworkflow:properties>'
+    properties = (
+        f'<spiffworkflow:properties><spiffworkflow:property name="{name}" value="{value}"/></spiffworkflow:properties>'
+    )
     document = bpmn_document(linear_process(user_task("review", extensions=properties), node_ids=["review"]))
 
     assert refusal(document).element_id == "review"

@@ -1,4 +1,5 @@
 """Scripts and conditions are stopped at their CPU-time and memory bounds, naming the element, in a child process."""
+
 import os
 import signal
 import threading
@@ -28,7 +29,9 @@ HANG_GUARD_SECONDS = 60
 
 
 def model_with_script(script: str) -> str:
-    return bpmn_document(linear_process(script_task("run_me", script), user_task("review"), node_ids=["run_me", "review"]))
+    return bpmn_document(
+        linear_process(script_task("run_me", script), user_task("review"), node_ids=["run_me", "review"])
+    )
 
 
 def model_with_condition(condition: str) -> str:

@@ -1,4 +1,5 @@
 """Conditions and scripts are Python from whoever deploys a model: they run without imports or dunder access."""
+
 import json
 from pathlib import Path
 
@@ -19,7 +20,9 @@ def no_marker_file():
 
 
 def model_with_script(script: str) -> str:
-    return bpmn_document(linear_process(script_task("run_me", script), user_task("review"), node_ids=["run_me", "review"]))
+    return bpmn_document(
+        linear_process(script_task("run_me", script), user_task("review"), node_ids=["run_me", "review"])
+    )
 
 
 def test_a_script_importing_os_is_refused_at_deploy_and_creates_no_file():

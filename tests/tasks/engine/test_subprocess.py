@@ -1,4 +1,5 @@
 """An embedded subprocess runs its user tasks in the subprocess's lane and then carries on."""
+
 from tasks.bpmn import engine
 
 from .documents import bpmn_document, linear_process, user_task

@@ -1,4 +1,5 @@
 """Timers fire by moving the `now` each call is given, never by sleeping."""
+
 from datetime import timedelta
 
 from tasks.bpmn import engine
@@ -65,7 +66,9 @@ def test_firing_timers_twice_escalates_once(demo_definition, t0):
 
 def test_triage_done_in_time_leaves_no_timer_to_fire(demo_definition, t0):
     spec = demo_definition.spec
-    run = complete(spec, at_triage(demo_definition, t0), "Triage", t0 + timedelta(hours=47), allegation_type="MISCONDUCT")
+    run = complete(
+        spec, at_triage(demo_definition, t0), "Triage", t0 + timedelta(hours=47), allegation_type="MISCONDUCT"
+    )
 
     later = fire_timers(spec, run, t0 + timedelta(hours=100))
 
@@ -77,7 +80,7 @@ NON_INTERRUPTING = bpmn_document(
     '    <bpmn:startEvent id="start"/>\n'
     + user_task("review")
     + '\n    <bpmn:boundaryEvent id="reminder" attachedToRef="review" cancelActivity="false">'
-    '<bpmn:timerEventDefinition><bpmn:timeDuration>P1D</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>\n'
+    "<bpmn:timerEventDefinition><bpmn:timeDuration>P1D</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>\n"
     + user_task("chase", "escalations")
     + '\n    <bpmn:endEvent id="end"/><bpmn:endEvent id="chased"/>'
     '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="review"/>'
