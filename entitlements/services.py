@@ -278,6 +278,11 @@ RETURNING failures
 """
 
 
+def auth_failure_clock() -> datetime:
+    """The time that places a failed authentication in its audit window (tests pin it to stay inside one window)."""
+    return timezone.now()
+
+
 @transaction.atomic
 def auth_failure_record(
     *,
@@ -293,7 +298,7 @@ def auth_failure_record(
     The audit is append-only, so a flood of bad credentials would grow it by a row a request; the tally row
     (AuthFailureTally, one per address and window) keeps the count instead. Returns the audit row, if one was written.
     """
-    now = timezone.now()
+    now = auth_failure_clock()
     window = settings.AUTH_FAILURE_AUDIT_WINDOW_SECONDS
     window_start = datetime.fromtimestamp(now.timestamp() // window * window, tz=UTC)
     username, path = username[:150], path[:500]

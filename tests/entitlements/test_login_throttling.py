@@ -95,3 +95,13 @@ def test_failed_logins_from_one_address_write_one_audit_row_and_are_all_counted(
     assert failures.count() == 1
     tally = AuthFailureTally.objects.get(remote_addr=ATTACKER)
     assert tally.failures == 20
+
+
+def test_a_failure_in_the_next_audit_window_is_audited_again(caseworker_alice, audit_window_clock):
+    log_in(Client(), "wrong")
+    log_in(Client(), "wrong")
+    audit_window_clock.next_window()
+    log_in(Client(), "wrong")
+    failures = SecurityEvent.objects.filter(event_type="LOGIN_FAILURE", remote_addr=ATTACKER)
+    assert failures.count() == 2
+    assert sorted(t.failures for t in AuthFailureTally.objects.filter(remote_addr=ATTACKER)) == [1, 2]
