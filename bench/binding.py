@@ -25,7 +25,6 @@ Uses claim.py's backlog and claimer (loaded if the bench database holds another 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import secrets
 import statistics
@@ -33,7 +32,7 @@ import sys
 import time
 
 import claim  # noqa: E402  (bench/ is on sys.path when run)
-from common import django_setup, ensure_database  # noqa: E402
+from common import django_setup, ensure_database, wsgi_request  # noqa: E402
 
 CONFIGURATIONS = {
     "client": {},
@@ -57,30 +56,7 @@ def use_configuration(name: str) -> None:
 
 
 def wsgi_claim_next(application, token: str) -> int:
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": claim.CLAIM_NEXT_PATH,
-        "QUERY_STRING": "",
-        "SCRIPT_NAME": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1",
-        "HTTP_AUTHORIZATION": f"Token {token}",
-        "HTTP_ACCEPT": "application/json",
-        "CONTENT_LENGTH": "0",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
-    }
-    statuses = []
-    b"".join(application(environ, lambda status, headers, exc_info=None: statuses.append(status)))
-    status = int(statuses[0].split()[0])
+    status, _ = wsgi_request(application, token, claim.CLAIM_NEXT_PATH, method="POST")
     if status != 200:
         raise SystemExit(f"claim-next answered {status}: is the backlog drained?")
     return status

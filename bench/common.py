@@ -37,10 +37,11 @@ def django_setup(database_url: str) -> None:
     django.setup()
 
 
-def wsgi_get(application, token: str, path: str, query: str = "") -> tuple[int, bytes]:
-    """GET `path` through the WSGI handler in-process with an API token: the server's whole work, no network."""
+def wsgi_request(application, token: str, path: str, query: str = "", *, method: str = "GET") -> tuple[int, bytes]:
+    """Send a bodiless `method` request for `path` through the WSGI handler in-process with an API token: the
+    server's whole work, no network."""
     environ = {
-        "REQUEST_METHOD": "GET",
+        "REQUEST_METHOD": method,
         "PATH_INFO": path,
         "QUERY_STRING": query,
         "SCRIPT_NAME": "",
@@ -51,6 +52,7 @@ def wsgi_get(application, token: str, path: str, query: str = "") -> tuple[int, 
         "HTTP_HOST": "127.0.0.1",
         "HTTP_AUTHORIZATION": f"Token {token}",
         "HTTP_ACCEPT": "application/json",
+        "CONTENT_LENGTH": "0",
         "wsgi.input": io.BytesIO(b""),
         "wsgi.url_scheme": "http",
         "wsgi.errors": sys.stderr,
@@ -62,6 +64,11 @@ def wsgi_get(application, token: str, path: str, query: str = "") -> tuple[int, 
     statuses = []
     body = b"".join(application(environ, lambda status, headers, exc_info=None: statuses.append(status)))
     return int(statuses[0].split()[0]), body
+
+
+def wsgi_get(application, token: str, path: str, query: str = "") -> tuple[int, bytes]:
+    """GET `path` through the WSGI handler in-process with an API token."""
+    return wsgi_request(application, token, path, query)
 
 
 def timed_ms(function, repeat: int, warm_ups: int = 2) -> list[float]:
