@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from entitlements.locks import rows_for_update
+from core.locks import rows_for_update
 
 from .models import CaseWorkflowMapping
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from django.db.models import Q, QuerySet
 
-from entitlements.locks import rows_for_update
+from core.locks import rows_for_update
 
 from .models import WorkflowQueue
 

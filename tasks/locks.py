@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from entitlements.locks import rows_for_update
+from core.locks import rows_for_update
 from queues.locks import queues_for_update, queues_lock
 
 from .models import ProcessIncident, ProcessInstance, WorkflowDefinition, WorkflowTask

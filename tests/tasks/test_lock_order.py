@@ -16,7 +16,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput, NotFound
-from entitlements.locks import LockQueryError, rows_for_update
+from core.locks import LockQueryError, rows_for_update
 from entitlements.models import User
 from queues.models import WorkflowQueue
 from tasks import services
