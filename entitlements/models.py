@@ -10,8 +10,6 @@ from django.db.models import Q
 from django.utils import timezone
 from knox.models import AbstractAuthToken
 
-from .triggers import append_only
-
 
 class Capability(models.TextChoices):
     """What a role lets its holders do on a queue."""
@@ -194,7 +192,8 @@ class SecurityEventType(models.TextChoices):
 
 
 class SecurityEvent(models.Model):
-    """Append-only security audit: database triggers refuse UPDATE, DELETE and TRUNCATE (entitlements/triggers.py)."""
+    """Append-only security audit: its grants and triggers refuse UPDATE, DELETE and TRUNCATE
+    (entitlements/sql/security_events_append_only.sql, core/db_roles.py)."""
 
     Type = SecurityEventType
 
@@ -224,7 +223,6 @@ class SecurityEvent(models.Model):
                 condition=Q(event_type__in=SecurityEventType.values), name="security_event_type_valid"
             )
         ]
-        triggers = append_only()
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event_type} {self.actor_username}"

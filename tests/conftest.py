@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from rest_framework.test import APIClient
 
 from entitlements.models import User
@@ -12,6 +13,20 @@ DEMO_PASSWORD = "demo-pass-123"
 def seed_demo_org() -> None:
     with open("/dev/null", "w") as quiet:
         call_command("seed_demo", "--password", DEMO_PASSWORD, "--no-workflows", stdout=quiet)
+
+
+# ANALYZE needs a table's owner (PostgreSQL 15 has no MAINTAIN privilege): tests that shape the planner's statistics
+# inside their own transaction call this instead, as the application role. Test databases only.
+TEST_SUPPORT_SQL = """
+CREATE SCHEMA IF NOT EXISTS test_support;
+CREATE OR REPLACE FUNCTION test_support.analyze(target regclass DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path TO 'pg_catalog' AS $$
+BEGIN
+    IF target IS NULL THEN ANALYZE; ELSE EXECUTE format('ANALYZE %s', target); END IF;
+END $$;
+GRANT USAGE ON SCHEMA test_support TO workflow_app;
+GRANT EXECUTE ON FUNCTION test_support.analyze(regclass) TO workflow_app;
+"""
 
 
 @pytest.fixture(scope="session")
@@ -26,18 +41,24 @@ def django_db_setup(
     """Create the test database (always: committed_db tests need it too) and seed the demo organisation once.
 
     Each test's transaction rolls its own changes back.
+    The owner role creates and migrates it (as `manage.py migrate` does); the tests then run as the application role.
     """
     from django.test.utils import setup_databases, teardown_databases
 
+    from core.owner import connected_as_owner
+
     keepdb = django_db_keepdb and not django_db_createdb
     with django_db_blocker.unblock():
-        config = setup_databases(
-            verbosity=request.config.option.verbose, interactive=False, keepdb=keepdb, aliases={"default"}
-        )
+        with connected_as_owner():
+            config = setup_databases(
+                verbosity=request.config.option.verbose, interactive=False, keepdb=keepdb, aliases={"default"}
+            )
+            with connection.cursor() as cursor:
+                cursor.execute(TEST_SUPPORT_SQL)
         seed_demo_org()
     yield
     if not keepdb:
-        with django_db_blocker.unblock():
+        with django_db_blocker.unblock(), connected_as_owner():
             teardown_databases(config, verbosity=request.config.option.verbose)
 
 
@@ -150,6 +171,35 @@ def test_database_url(django_db_setup):
     return f"postgresql://{s['USER']}:{s.get('PASSWORD') or ''}@{host}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
+@pytest.fixture
+def owner_connection(django_db_setup):
+    """A psycopg connection to the test database as the owner role, for DDL the application role may not run.
+    Its transaction is rolled back at the end of the test."""
+
+    from tests.roles import owner_connect
+
+    owner = owner_connect()
+    try:
+        yield owner
+    finally:
+        owner.rollback()
+        owner.close()
+
+
+@pytest.fixture
+def admin_connection(django_db_setup):
+    """A psycopg connection to the test database as the superuser (DATABASE_ADMIN_URL); rolled back at the end."""
+
+    from tests.roles import admin_connect
+
+    admin = admin_connect()
+    try:
+        yield admin
+    finally:
+        admin.rollback()
+        admin.close()
+
+
 CLEANUP_SQL = """
 DELETE FROM onecms.case_events;
 DELETE FROM onecms.case_workflow_mapping;
@@ -183,11 +233,14 @@ def committed_db(django_db_setup, django_db_blocker):
         try:
             yield
         finally:
-            from django.db import connections
+            from django.db import connections, transaction
+
+            from core.db_roles import maintenance_role
 
             for alias in connections:
                 connections[alias].close()
-            with connection.cursor() as cursor:
+            # History is append-only for the application role: the maintenance role clears it, as retention would.
+            with transaction.atomic(), maintenance_role(), connection.cursor() as cursor:
                 cursor.execute(CLEANUP_SQL)
             User.objects.exclude(pk__in=demo_user_ids).delete()
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import fasteners
 
+EMBEDDED_DATABASE = "workflow"
+
 
 def var_dir(base_dir: Path) -> Path:
     path = Path(os.environ.get("WORKFLOW_VAR_DIR", base_dir / "var")).resolve()
@@ -15,19 +17,23 @@ def var_dir(base_dir: Path) -> Path:
 
 
 def embedded_postgres_settings(base_dir: Path) -> dict:
-    """Start (or reuse) the embedded PostgreSQL and return Django connection settings for it.
+    """Start (or reuse) the embedded PostgreSQL, make its roles and the `workflow` database, and return Django
+    connection settings for it as its superuser (settings.py swaps in the role each connection logs in as).
 
     The server is left running when this process exits (cleanup_mode=None) so that the web
     server, the Celery worker and management commands share one database.
     """
     import pgserver
 
+    from core.db_roles import roles_ensure
+
     data_dir = var_dir(base_dir) / "pgdata"
     # Several processes may start at once (web, worker, beat): one starts the server, the rest reuse it.
     with fasteners.InterProcessLock(str(var_dir(base_dir) / "pgserver.lock")):
         pgserver.get_server(data_dir, cleanup_mode=None)
+        roles_ensure(f"host={data_dir} user=postgres dbname=postgres", database=EMBEDDED_DATABASE, owner_createdb=True)
     return {
-        "NAME": "postgres",
+        "NAME": EMBEDDED_DATABASE,
         "USER": "postgres",
         "PASSWORD": "",
         "HOST": str(data_dir),

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "django_celery_results",
     "django_htmx",
     "csp",
+    "core",
     "entitlements",
     "queues",
     "tasks",
@@ -126,14 +127,29 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------
-# DATABASE_URL set: use it. Unset: an embedded PostgreSQL (pgserver) under ./var/pgdata.
+# DATABASE_URL set: use it. Unset: an embedded PostgreSQL (pgserver) under ./var/pgdata, its roles and database made
+# on first start. The roles (core/db_roles.py): DATABASE_URL logs in as workflow_app (DML only) in production;
+# DATABASE_MIGRATE_URL (default: DATABASE_URL) as workflow_owner, which `manage.py migrate` uses; DATABASE_SET_ROLE
+# makes a login that holds several roles act as one of them (the tests and the Celery worker log in as
+# workflow_maintenance and act as workflow_app, raising themselves only inside core.db_roles.maintenance_role()).
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+    MIGRATE_DATABASE = dj_database_url.parse(os.environ.get("DATABASE_MIGRATE_URL") or DATABASE_URL)
+    # The superuser connection `manage.py create_database_roles` makes the roles with.
+    ADMIN_DATABASE = dj_database_url.parse(os.environ.get("DATABASE_ADMIN_URL") or DATABASE_URL)
 else:
-    DATABASES = {
-        "default": {"ENGINE": "django.db.backends.postgresql", **embedded.embedded_postgres_settings(BASE_DIR)}
-    }
+    _embedded = embedded.embedded_postgres_settings(BASE_DIR)
+    DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", **_embedded, "USER": "workflow_app"}}
+    MIGRATE_DATABASE = {"ENGINE": "django.db.backends.postgresql", **_embedded, "USER": "workflow_owner"}
+    ADMIN_DATABASE = {"ENGINE": "django.db.backends.postgresql", **_embedded, "NAME": "postgres"}
+
+DATABASE_SET_ROLE = os.environ.get("DATABASE_SET_ROLE", "")
+if DATABASE_SET_ROLE:
+    if not DATABASE_SET_ROLE.replace("_", "").isalnum():
+        raise ImproperlyConfigured(f"DATABASE_SET_ROLE must be a role name, not {DATABASE_SET_ROLE!r}")
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = f"{_options.get('options', '')} -c role={DATABASE_SET_ROLE}".strip()
 
 DATABASE_POOL = env_bool("DATABASE_POOL", False)
 DATABASE_POOL_MAX_SIZE = int(os.environ.get("DATABASE_POOL_MAX_SIZE", "20"))

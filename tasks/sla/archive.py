@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.db_roles import maintenance_role
 from core.errors import Conflict, InvalidInput
 from tasks.models import TaskStatus
 
@@ -179,7 +180,7 @@ def completed_tasks_archive(
     )
     after = 0
     while True:
-        with transaction.atomic(durable=True), connection.cursor() as cursor:
+        with transaction.atomic(durable=True), maintenance_role(), connection.cursor() as cursor:
             cursor.execute(
                 LOCK_BATCH_SQL,
                 {"statuses": TERMINAL_STATUSES, "cutoff": cutoff, "after": after, "limit": batch_size},
@@ -253,7 +254,8 @@ def _partition_create(cursor, table: ArchivedTable, name: str, month: datetime) 
                 SELECT * FROM lifted""",
             bounds,
         )
-    cursor.execute(f"CREATE TABLE {name} PARTITION OF {table.archive} FOR VALUES FROM (%(start)s) TO (%(end)s)", bounds)
+    # Creating a partition needs the parent's owner: this function (tasks/sql/) does only that, as the owner.
+    cursor.execute("SELECT flowable.archive_partition_create(%s, %s, %s, %s)", [table.archive, name, start, end])
     if strays:
         cursor.execute(f"INSERT INTO {table.archive} SELECT * FROM archive_strays")
         cursor.execute("DROP TABLE archive_strays")

@@ -79,9 +79,9 @@ def refresh_dashboards() -> list[str]:
     """Refresh the dashboard materialized views without blocking readers (CONCURRENTLY)."""
     refreshed = []
     with connection.cursor() as cursor:
-        for view in DASHBOARD_VIEWS:
-            cursor.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
-            refreshed.append(view)
+        # REFRESH needs the views' owner; this function (tasks/sql/dashboards_refresh.sql) runs as it.
+        cursor.execute("SELECT flowable.dashboards_refresh()")
+        refreshed.extend(DASHBOARD_VIEWS)
         cursor.execute("INSERT INTO flowable.dashboard_refreshes (refreshed_at) VALUES (%s)", [timezone.now()])
     return refreshed
 

@@ -12,6 +12,7 @@ from cases import selectors
 from cases.selectors import cases_supervised_by, cases_visible_to
 from tasks.console.admin_console import COUNT_CAP
 from tests.console.helpers import legal_supervisor
+from tests.roles import analyze
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -101,7 +102,7 @@ def generate_cases(count: int, *, assignee, creator) -> None:
             "flowable.process_instances",
             "flowable.workflow_tasks",
         ):
-            cursor.execute(f"ANALYZE {table}")
+            analyze(cursor, table)
         cursor.execute("RESET default_statistics_target")
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from cases.demo import SUPERVISOR_CONSOLE_GROUP
 from entitlements.models import Department, User
 from entitlements.services import role_assignment_grant, role_save
+from tests.roles import analyze
 
 TASKS_URL = "/admin/tasks/workflowtask/"
 QUEUES_URL = "/admin/queues/workflowqueue/"
@@ -65,7 +66,7 @@ def generate_tasks(count: int, worker: User) -> None:
     """Bulk tasks straight into the table (80 % completed, 10 % open, 10 % claimed by `worker`), then ANALYZE."""
     with connection.cursor() as cursor:
         cursor.execute(GENERATE_TASKS_SQL, {"count": count, "worker": worker.pk})
-        cursor.execute("ANALYZE flowable.workflow_tasks")
+        analyze(cursor, "flowable.workflow_tasks")
 
 
 def past(hours: float):

@@ -8,6 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tasks.models import WorkflowTask
+from tests.roles import analyze
 from tests.tasks.test_concurrency import insert_open_tasks, open_tasks_in_new_queues
 
 pytestmark = pytest.mark.django_db
@@ -116,7 +117,7 @@ def ten_thousand_open_tasks(caseworker_alice, make_task):
         status="CLAIMED", assignee=caseworker_alice, claimed_at=timezone.now()
     )
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE flowable.workflow_tasks")
+        analyze(cursor, "flowable.workflow_tasks")
 
 
 # Session, user, the user's workable (or viewable) queues, the page's rows, and the paginator's count: 5 today,

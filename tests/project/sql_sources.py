@@ -1,6 +1,7 @@
 """The drift check: every function, view, materialized view and trigger in our schemas against `<app>/sql/<name>.sql`.
 
-A file is compared by running it: inside a savepoint the database's definitions are read, the file is executed,
+The check runs on a psycopg connection of the owner role (the application role may not run DDL; tests/conftest.py:
+owner_connection). A file is compared by running it: inside a savepoint the database's definitions are read, the file is executed,
 they are read again and the savepoint is rolled back. Whatever PostgreSQL normalises (whitespace of a view, the
 form of a trigger's WHEN) is normalised on both sides, so a file matches exactly when running it changes nothing.
 A materialized view has no CREATE OR REPLACE: it is dropped inside the savepoint before its file runs.
@@ -15,8 +16,8 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from django.conf import settings
-from django.db import connection, transaction
 
 # Each app's objects live in its schema; a file's name is its object's name.
 APP_SCHEMAS = {"tasks": "flowable", "entitlements": "entitlements", "queues": "queues", "cases": "onecms"}
@@ -76,7 +77,7 @@ def sql_files(base_dir: Path | None = None) -> dict[str, Path]:
     }
 
 
-def database_definitions() -> dict[str, Definition]:
+def database_definitions(connection: psycopg.Connection) -> dict[str, Definition]:
     """schema.name → what the database holds under that name (all overloads of a function together)."""
     with connection.cursor() as cursor:
         cursor.execute(DEFINITIONS_SQL, {"schemas": SCHEMAS})
@@ -91,30 +92,29 @@ def database_definitions() -> dict[str, Definition]:
     return definitions
 
 
-def check(files: dict[str, Path] | None = None) -> list[Problem]:
+def check(connection: psycopg.Connection, files: dict[str, Path] | None = None) -> list[Problem]:
     """Every difference between the database and the files: objects without a file, files without an object, and
     files whose definition differs from the database's. Needs a transaction (it runs the files in savepoints)."""
     files = sql_files() if files is None else files
-    current = database_definitions()
+    current = database_definitions(connection)
     problems = [Problem(name, NO_FILE) for name in sorted(current.keys() - files.keys())]
     problems += [Problem(name, NO_OBJECT, str(files[name])) for name in sorted(files.keys() - current.keys())]
     for name in sorted(files.keys() & current.keys()):
-        problems += _drift(name, files[name], current)
+        problems += _drift(connection, name, files[name], current)
     return problems
 
 
-def _drift(name: str, path: Path, current: dict[str, Definition]) -> list[Problem]:
-    savepoint = transaction.savepoint()
+def _drift(connection: psycopg.Connection, name: str, path: Path, current: dict[str, Definition]) -> list[Problem]:
     try:
-        with connection.cursor() as cursor:
-            if current[name].kind == "materialized view":
-                cursor.execute(f"DROP MATERIALIZED VIEW {name}")
-            cursor.execute(path.read_text())
-        after = database_definitions()
-    except Exception as error:  # the file does not even run against this database
+        with connection.transaction():  # a savepoint, rolled back
+            with connection.cursor() as cursor:
+                if current[name].kind == "materialized view":
+                    cursor.execute(f"DROP MATERIALIZED VIEW {name}")
+                cursor.execute(path.read_text())
+            after = database_definitions(connection)
+            raise psycopg.Rollback
+    except psycopg.Error as error:  # the file does not even run against this database
         return [Problem(name, DRIFT, f"{path} fails: {error}")]
-    finally:
-        transaction.savepoint_rollback(savepoint)
     changed = sorted(key for key in current.keys() | after.keys() if current.get(key) != after.get(key))
     return [Problem(key, DRIFT, _diff(key, current.get(key), after.get(key), path)) for key in changed]
 

@@ -98,7 +98,8 @@ def cluster(committed_db, test_database_url):
         )
         dump = subprocess.run([postgres_bin("pg_dump"), "-Fc", test_database_url], check=True, capture_output=True)
         subprocess.run(
-            [postgres_bin("pg_restore"), "--no-owner", "-d", cluster.url],
+            # The throwaway cluster has none of our roles: its superuser owns everything and serves the app.
+            [postgres_bin("pg_restore"), "--no-owner", "--no-privileges", "-d", cluster.url],
             input=dump.stdout,
             check=True,
             capture_output=True,
@@ -108,10 +109,18 @@ def cluster(committed_db, test_database_url):
         cluster.remove()
 
 
+def cluster_env(cluster: ThrowawayCluster) -> dict:
+    """The environment of a process that uses the throwaway cluster: its superuser, none of our roles."""
+    env = {**os.environ, "DATABASE_URL": cluster.url}
+    for name in ("DATABASE_SET_ROLE", "DATABASE_MIGRATE_URL", "DATABASE_ADMIN_URL"):
+        env.pop(name, None)
+    return env
+
+
 @pytest.fixture
 def server(cluster):
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": cluster.url, "CONN_MAX_AGE": "60", "LOG_LEVEL": "WARNING"}
+    env = {**cluster_env(cluster), "CONN_MAX_AGE": "60", "LOG_LEVEL": "WARNING"}
     process = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -261,7 +270,7 @@ def test_a_database_restart_under_load_gives_503s_not_500s_and_loses_nothing(clu
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={**os.environ, "DATABASE_URL": cluster.url},
+        env=cluster_env(cluster),
         timeout=120,
     )
     assert integrity.returncode == 0, integrity.stdout + integrity.stderr
@@ -274,7 +283,7 @@ def server_token(cluster: ThrowawayCluster, username: str = "alice") -> str:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={**os.environ, "DATABASE_URL": cluster.url},
+        env=cluster_env(cluster),
         timeout=120,
         check=True,
     )

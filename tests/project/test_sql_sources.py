@@ -4,29 +4,31 @@ import re
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from tests.project.sql_sources import DRIFT, NO_FILE, NO_OBJECT, Problem, check, sql_files
 
-pytestmark = pytest.mark.django_db
+
+@pytest.fixture
+def owner(owner_connection):
+    return owner_connection
 
 
 def report(problems: list[Problem]) -> str:
     return "\n\n".join(str(problem) for problem in problems)
 
 
-def run(sql: str) -> None:
-    with connection.cursor() as cursor:
+def run(owner, sql: str) -> None:
+    with owner.cursor() as cursor:
         cursor.execute(sql)
 
 
-def test_every_object_in_our_schemas_has_a_file_and_every_file_an_object():
-    problems = [p for p in check() if p.problem in (NO_FILE, NO_OBJECT)]
+def test_every_object_in_our_schemas_has_a_file_and_every_file_an_object(owner):
+    problems = [p for p in check(owner) if p.problem in (NO_FILE, NO_OBJECT)]
     assert not problems, report(problems)
 
 
-def test_every_file_defines_its_object_as_the_database_holds_it():
-    problems = [p for p in check() if p.problem == DRIFT]
+def test_every_file_defines_its_object_as_the_database_holds_it(owner):
+    problems = [p for p in check(owner) if p.problem == DRIFT]
     assert not problems, report(problems)
 
 
@@ -41,7 +43,7 @@ def test_the_files_cover_functions_views_materialized_views_and_triggers_of_ever
     } <= names
 
 
-# Each change is made inside the test's transaction and rolled back with it.
+# Each change is made inside the owner connection's transaction and rolled back with it.
 CHANGES = {
     "entitlements.bump_access_epoch": """
         CREATE OR REPLACE FUNCTION entitlements.bump_access_epoch() RETURNS trigger
@@ -66,45 +68,45 @@ CHANGES = {
 
 
 @pytest.mark.parametrize("name", CHANGES)
-def test_an_object_changed_in_the_database_is_reported_by_name(name):
-    run(CHANGES[name])
+def test_an_object_changed_in_the_database_is_reported_by_name(owner, name):
+    run(owner, CHANGES[name])
 
-    problems = check()
+    problems = check(owner)
 
     assert [(p.name, p.problem) for p in problems] == [(name, DRIFT)], report(problems)
 
 
-def test_the_report_shows_how_the_database_differs_from_the_file():
-    run(CHANGES["entitlements.bump_access_epoch"])
+def test_the_report_shows_how_the_database_differs_from_the_file(owner):
+    run(owner, CHANGES["entitlements.bump_access_epoch"])
 
-    (problem,) = check()
+    (problem,) = check(owner)
 
     assert "-            RETURN NULL;  -- forgets to bump" in problem.detail
     assert "+    UPDATE entitlements.access_epoch SET epoch = epoch + 1;" in problem.detail
 
 
-def test_a_function_made_without_a_file_is_reported():
-    run("CREATE FUNCTION flowable.stray() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+def test_a_function_made_without_a_file_is_reported(owner):
+    run(owner, "CREATE FUNCTION flowable.stray() RETURNS int LANGUAGE sql AS 'SELECT 1'")
 
-    assert [(p.name, p.problem) for p in check()] == [("flowable.stray", NO_FILE)]
+    assert [(p.name, p.problem) for p in check(owner)] == [("flowable.stray", NO_FILE)]
 
 
-def test_a_file_whose_object_the_migrations_never_made_is_reported(tmp_path):
+def test_a_file_whose_object_the_migrations_never_made_is_reported(owner, tmp_path):
     stray = tmp_path / "stray.sql"
     stray.write_text("CREATE OR REPLACE FUNCTION flowable.stray() RETURNS int LANGUAGE sql AS 'SELECT 1';\n")
 
-    problems = check({**sql_files(), "flowable.stray": stray})
+    problems = check(owner, {**sql_files(), "flowable.stray": stray})
 
     assert [(p.name, p.problem) for p in problems] == [("flowable.stray", NO_OBJECT)]
 
 
-def test_a_file_that_makes_a_new_overload_instead_of_replacing_its_function_is_reported(tmp_path):
+def test_a_file_that_makes_a_new_overload_instead_of_replacing_its_function_is_reported(owner, tmp_path):
     changed = tmp_path / "queue_ids_for.sql"
     changed.write_text(
         sql_files()["entitlements.queue_ids_for"].read_text().replace("p_at timestamptz)", "p_at timestamp)", 1)
     )
 
-    problems = check({**sql_files(), "entitlements.queue_ids_for": changed})
+    problems = check(owner, {**sql_files(), "entitlements.queue_ids_for": changed})
 
     assert [(p.name, p.problem) for p in problems] == [("entitlements.queue_ids_for", DRIFT)]
 

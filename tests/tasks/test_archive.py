@@ -15,6 +15,7 @@ from django.db import connection
 
 from queues.models import WorkflowQueue
 from tasks.sla.archive import DEFAULT_BATCH_SIZE
+from tests.roles import admin_connect, analyze
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD_TASKS = 200_000
@@ -72,7 +73,7 @@ def insert_finished_tasks(
         )
         # Fresh statistics, as autovacuum keeps them in production: without them the planner takes the freshly
         # bulk-loaded tables for tiny ones and scans them whole for every batch.
-        cursor.execute("ANALYZE flowable.workflow_tasks, flowable.task_history")
+        analyze(cursor, "flowable.workflow_tasks", "flowable.task_history")
 
 
 def insert_open_tasks(count):
@@ -88,7 +89,7 @@ def insert_open_tasks(count):
             """,
             [QUEUES, count],
         )
-        cursor.execute("ANALYZE flowable.workflow_tasks")
+        analyze(cursor, "flowable.workflow_tasks")
 
 
 def scalar(sql, params=None):
@@ -149,9 +150,10 @@ def wait_for_other_sessions_to_end(timeout=30):
 
 @pytest.fixture
 def archive_db(committed_db):
-    """committed_db, plus the archive tables emptied and their month partitions dropped afterwards."""
+    """committed_db, plus the archive tables emptied and their month partitions dropped afterwards (by the
+    superuser: the archive's history is append-only, and its partitions are the owner's)."""
     yield
-    with connection.cursor() as cursor:
+    with admin_connect() as admin, admin.cursor() as cursor:
         cursor.execute("DELETE FROM flowable.task_history_archive")
         cursor.execute("DELETE FROM flowable.workflow_tasks_archive")
         cursor.execute(

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from queues.models import WorkflowQueue
 from tasks.models import WorkflowTask
+from tests.roles import analyze
 
 pytestmark = pytest.mark.django_db
 
@@ -132,7 +133,7 @@ def test_claim_next_task_reads_the_queue_row_through_its_index_not_by_scanning_t
         return cursor.fetchone()
 
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE queues.workflow_queues")  # a small table, as the planner sees it after VACUUM
+        analyze(cursor, "queues.workflow_queues")  # a small table, as the planner sees it after VACUUM
         sequential_before, index_before = queue_table_scans(cursor)
         cursor.execute(
             "SELECT name FROM flowable.claim_next_task(%s, ARRAY['intake'], '{}'::text[])", [caseworker_alice.pk]

@@ -11,6 +11,7 @@ from entitlements.models import User
 from queues.models import WorkflowQueue
 from tasks import services
 from tasks.models import TaskHistory, WorkflowTask
+from tests.roles import analyze
 
 CLAIMERS = 32
 TASKS = 5000
@@ -59,7 +60,7 @@ def open_tasks_in_new_queues(count, new_queues, existing_queues=()):
     WorkflowQueue.objects.bulk_create([WorkflowQueue(queue_name=name, display_name=name) for name in new_queues])
     insert_open_tasks(count, [*existing_queues, *new_queues])
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        analyze(cursor)
 
 
 @pytest.mark.slow
