@@ -3,7 +3,8 @@ from django.db.models.signals import post_migrate, pre_migrate
 
 
 class CoreConfig(AppConfig):
-    """Shared helpers; an app so that migrate runs without the statement timeout (core.timeouts)."""
+    """Shared helpers; an app for its command (check_database) and so that migrate runs without the statement
+    timeout (core.timeouts)."""
 
     name = "core"
     verbose_name = "Core"

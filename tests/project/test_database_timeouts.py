@@ -7,7 +7,11 @@ statement that waits for a lock counts against statement_timeout as much as one 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -24,6 +28,7 @@ from core.timeouts import session_timeouts, statement_timeout_lift
 from entitlements.models import User
 from workflow_project import settings as settings_module
 
+ROOT = Path(__file__).resolve().parents[2]
 TERMINATION_DEADLINE_SECONDS = 30
 
 
@@ -77,6 +82,37 @@ def test_the_application_connection_runs_under_the_configured_timeouts():
         in_force = dict(cursor.fetchall())
 
     assert in_force == session_timeouts()
+
+
+def manage(*arguments: str, **environment: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **environment},
+        timeout=120,
+    )
+
+
+def test_timeouts_set_in_the_environment_reach_the_session(test_database_url):
+    result = manage(
+        "check_database",
+        DATABASE_URL=test_database_url,
+        DATABASE_STATEMENT_TIMEOUT="1500ms",
+        DATABASE_LOCK_TIMEOUT="2s",
+        DATABASE_IDLE_IN_TRANSACTION_TIMEOUT="5min",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "statement_timeout=1500ms, lock_timeout=2s, idle_in_transaction_session_timeout=5min" in result.stdout
+
+
+def test_a_bad_timeout_in_the_environment_stops_start_up_naming_it(test_database_url):
+    result = manage("check_database", DATABASE_URL=test_database_url, DATABASE_LOCK_TIMEOUT="10")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: DATABASE_LOCK_TIMEOUT must be a whole number with a unit" in result.stderr
 
 
 def setting_in_force(name: str) -> int:
