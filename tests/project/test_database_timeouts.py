@@ -194,21 +194,23 @@ def session_limits():
 
 
 @pytest.fixture
-def held_elsewhere(test_database_url):
-    """Another session takes a lock (SQL given) and keeps it until the test ends."""
+def tasks_locked_elsewhere(test_database_url):
+    """Another session locks the tasks table (in the given mode) until the test ends. ACCESS EXCLUSIVE stops reads
+    too; EXCLUSIVE lets reads through, so a write gets as far as its row locks and waits there, as it would behind
+    another transaction's row lock. A table lock needs no row the other session may see (row-level security)."""
     with psycopg.connect(test_database_url) as other:
 
-        def hold(sql: str, params=()) -> None:
-            other.execute(sql, params)
+        def lock(mode: str) -> None:
+            other.execute(f"LOCK TABLE flowable.workflow_tasks IN {mode} MODE")
 
-        yield hold
+        yield lock
         other.rollback()
 
 
 def test_an_api_read_cancelled_by_the_statement_timeout_is_a_503_with_retry_after(
-    alice_api, session_limits, held_elsewhere
+    alice_api, session_limits, tasks_locked_elsewhere
 ):
-    held_elsewhere("LOCK TABLE flowable.workflow_tasks IN ACCESS EXCLUSIVE MODE")
+    tasks_locked_elsewhere("ACCESS EXCLUSIVE")
     session_limits(statement_timeout="200ms", lock_timeout="0")  # waits for the lock until the statement times out
 
     response = alice_api.get("/api/workflow/tasks/")
@@ -220,9 +222,9 @@ def test_an_api_read_cancelled_by_the_statement_timeout_is_a_503_with_retry_afte
 
 
 def test_an_api_write_cancelled_by_the_statement_timeout_is_a_503_and_changes_nothing(
-    alice_api, intake_task, session_limits, held_elsewhere
+    alice_api, intake_task, session_limits, tasks_locked_elsewhere
 ):
-    held_elsewhere("SELECT 1 FROM flowable.workflow_tasks WHERE task_id = %s FOR UPDATE", [intake_task.pk])
+    tasks_locked_elsewhere("EXCLUSIVE")
     session_limits(statement_timeout="200ms", lock_timeout="0")
 
     response = alice_api.post(f"/api/workflow/tasks/{intake_task.pk}/claim")
@@ -234,8 +236,10 @@ def test_an_api_write_cancelled_by_the_statement_timeout_is_a_503_and_changes_no
     assert (intake_task.status, intake_task.assignee_id) == ("OPEN", None)
 
 
-def test_a_page_cancelled_by_the_statement_timeout_is_a_503_try_again_page(alice_pages, session_limits, held_elsewhere):
-    held_elsewhere("LOCK TABLE flowable.workflow_tasks IN ACCESS EXCLUSIVE MODE")
+def test_a_page_cancelled_by_the_statement_timeout_is_a_503_try_again_page(
+    alice_pages, session_limits, tasks_locked_elsewhere
+):
+    tasks_locked_elsewhere("ACCESS EXCLUSIVE")
     session_limits(statement_timeout="200ms", lock_timeout="0")
 
     response = alice_pages.get("/inbox/queues/")
@@ -247,9 +251,9 @@ def test_a_page_cancelled_by_the_statement_timeout_is_a_503_try_again_page(alice
 
 
 def test_a_page_claim_that_times_out_on_a_lock_is_a_503_not_a_500(
-    alice_pages, intake_task, session_limits, held_elsewhere
+    alice_pages, intake_task, session_limits, tasks_locked_elsewhere
 ):
-    held_elsewhere("SELECT 1 FROM flowable.workflow_tasks WHERE task_id = %s FOR UPDATE", [intake_task.pk])
+    tasks_locked_elsewhere("EXCLUSIVE")
     session_limits(lock_timeout="200ms")
 
     response = alice_pages.post(f"/tasks/{intake_task.pk}/claim/")
