@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError
@@ -50,6 +51,58 @@ def transient_database_conflict(exc) -> bool:
     return isinstance(exc, DatabaseError) and getattr(exc.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES
 
 
+# PostgreSQL cut the work short for taking too long (settings: DATABASE_STATEMENT_TIMEOUT and
+# DATABASE_IDLE_IN_TRANSACTION_TIMEOUT): query_canceled (statement_timeout, or an operator's pg_cancel_backend) and
+# idle_in_transaction_session_timeout, which also ends the session. Either way the transaction was rolled back.
+TIMEOUT_SQLSTATES = frozenset({"57014", "25P03"})
+TIMEOUT_RETRY_AFTER_SECONDS = 5
+
+
+def database_timeout(exc) -> bool:
+    return isinstance(exc, DatabaseError) and getattr(exc.__cause__, "sqlstate", None) in TIMEOUT_SQLSTATES
+
+
+@dataclass(frozen=True)
+class DatabaseFault:
+    """A database failure that is not the request's fault and that the client may retry: a 503 with Retry-After."""
+
+    code: str
+    detail: str
+    retry_after: int
+    page_reason: str  # the 503 page's first line, for people
+
+
+DATABASE_UNAVAILABLE = DatabaseFault(
+    code="database_unavailable",
+    detail=UNAVAILABLE_DETAIL,
+    retry_after=UNAVAILABLE_RETRY_AFTER_SECONDS,
+    page_reason="The database is restarting or cannot be reached.",
+)
+DATABASE_CONFLICT = DatabaseFault(
+    code="database_conflict",
+    detail="A concurrent change held what this request needed; nothing was changed. Try again.",
+    retry_after=RETRY_AFTER_SECONDS,
+    page_reason="Someone else was changing the same work at that moment.",
+)
+DATABASE_TIMEOUT = DatabaseFault(
+    code="database_timeout",
+    detail="The database stopped this request for taking too long; nothing was changed. Try again.",
+    retry_after=TIMEOUT_RETRY_AFTER_SECONDS,
+    page_reason="The database took too long over this request.",
+)
+
+
+def database_fault(exc) -> DatabaseFault | None:
+    """What a database error means for the client, when it is one to retry; None for anything else."""
+    if database_unavailable(exc):
+        return DATABASE_UNAVAILABLE
+    if transient_database_conflict(exc):
+        return DATABASE_CONFLICT
+    if database_timeout(exc):
+        return DATABASE_TIMEOUT
+    return None
+
+
 def document_database_conflict(result, generator, request, public):
     """drf-spectacular postprocessing hook: every operation that writes may answer 503 `database_conflict`."""
     for path_item in result.get("paths", {}).values():
@@ -59,7 +112,8 @@ def document_database_conflict(result, generator, request, public):
                     "503",
                     {
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                        "description": "A concurrent change held what the request needed (lock timeout, deadlock); "
+                        "description": "A concurrent change held what the request needed (lock timeout, deadlock: "
+                        "`database_conflict`), or the database stopped it for running too long (`database_timeout`); "
                         "nothing was changed. Retry after `Retry-After` seconds.",
                     },
                 )
@@ -131,13 +185,15 @@ def error_response(*, code: str, detail: str, http_status: int, fields: dict | N
 
 
 def exception_handler(exc, context):
-    if database_unavailable(exc):
-        # Checked first: the receivers (auditing a denial) would need the database too.
+    fault = database_fault(exc)
+    if fault:
+        # Checked first: the receivers (auditing a denial) would need the database, which may be gone. Each service
+        # call is one transaction, so nothing of the request was applied.
         return error_response(
-            code="database_unavailable",
-            detail=UNAVAILABLE_DETAIL,
+            code=fault.code,
+            detail=fault.detail,
             http_status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+            headers={"Retry-After": str(fault.retry_after)},
         )
     api_exception_raised.send(sender=type(exc), exc=exc, context=context)
     if isinstance(exc, WorkflowError):
@@ -146,14 +202,6 @@ def exception_handler(exc, context):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return error_response(
             code="invalid", detail="Invalid input.", http_status=status.HTTP_400_BAD_REQUEST, fields=fields
-        )
-    if transient_database_conflict(exc):
-        # Each service call is one transaction, so nothing of the request was applied.
-        return error_response(
-            code="database_conflict",
-            detail="A concurrent change held what this request needed; nothing was changed. Try again.",
-            http_status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     if isinstance(exc, DataError):
         # Input that passed validation but not PostgreSQL (a value out of a column's range, say): the
@@ -198,23 +246,24 @@ def not_found(request, exception=None):
     return page_not_found(request, exception)
 
 
-def database_unavailable_response(request):
+def database_fault_response(request, fault: DatabaseFault):
     """503 with Retry-After: JSON under /api/, a plain "try again" page elsewhere."""
     if request.path.startswith(API_PREFIX):
-        response = JsonResponse({"code": "database_unavailable", "detail": UNAVAILABLE_DETAIL}, status=503)
+        response = JsonResponse({"code": fault.code, "detail": fault.detail}, status=503)
     else:
         # Rendered without a request context: the context processors would need the database.
-        response = HttpResponse(loader.render_to_string("503.html"), status=503)
-    response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_SECONDS)
+        response = HttpResponse(loader.render_to_string("503.html", {"reason": fault.page_reason}), status=503)
+    response["Retry-After"] = str(fault.retry_after)
     return response
 
 
 def server_error(request):
     """handler500. Django calls it while handling the exception, so sys.exc_info() names what went wrong: a
-    database that is down or restarting is the client's to retry (503), not a fault of ours (500). This also
-    covers failures outside views (middleware, session and user loading)."""
-    if database_unavailable(sys.exc_info()[1]):
-        return database_unavailable_response(request)
+    database that is down or restarting, a lock or statement timeout, a deadlock are the client's to retry (503),
+    not a fault of ours (500). This also covers failures outside views (middleware, session and user loading)."""
+    fault = database_fault(sys.exc_info()[1])
+    if fault:
+        return database_fault_response(request, fault)
     if request.path.startswith(API_PREFIX):
         return JsonResponse({"code": "server_error", "detail": "Internal error; it has been logged."}, status=500)
     return django_server_error(request)

@@ -10,6 +10,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from kombu import Connection
 
+from .database import connection_failure_reason
+
 BROKER_TIMEOUT_SECONDS = 2
 
 
@@ -26,8 +28,8 @@ def database_problem() -> str | None:
         with connections["default"].cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-    except Exception as exc:  # any failure means not ready; the reason goes to the body
-        return f"{type(exc).__name__}: {exc}".strip()
+    except Exception as exc:  # any failure means not ready; the reason, on one line, goes to the body
+        return connection_failure_reason(exc)
     return None
 
 

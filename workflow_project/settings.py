@@ -43,6 +43,23 @@ def env_rate(name: str, default: str) -> str | None:
     return value
 
 
+DURATION_UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000}
+
+
+def env_duration_ms(name: str, default: str) -> int:
+    """A duration in PostgreSQL's spelling ("500ms", "30s", "2min", "1h") as milliseconds; "0" means none."""
+    value = os.environ.get(name, "").strip() or default
+    if value == "0":
+        return 0
+    number = value.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = value[len(number) :]
+    if not number.isdigit() or unit not in DURATION_UNITS_MS:
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number with a unit (500ms, 30s, 2min, 1h), or 0 for no limit, not {value!r}"
+        )
+    return int(number) * DURATION_UNITS_MS[unit]
+
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -132,17 +149,51 @@ TEMPLATES = [
 # DATABASE_MIGRATE_URL (default: DATABASE_URL) as workflow_owner, which `manage.py migrate` uses; DATABASE_SET_ROLE
 # makes a login that holds several roles act as one of them (the tests and the Celery worker log in as
 # workflow_maintenance and act as workflow_app, raising themselves only inside core.db_roles.maintenance_role()).
+# TLS comes with the URL, as libpq spells it: ?sslmode=verify-full&sslrootcert=/path/ca.crt (and sslcert, sslkey
+# for a client certificate); dj_database_url passes them to psycopg in OPTIONS.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+
+# Limits on every session of the application, so a stuck query or a forgotten transaction cannot hold locks for
+# long: PostgreSQL cancels a statement running past DATABASE_STATEMENT_TIMEOUT or waiting past DATABASE_LOCK_TIMEOUT
+# for a lock (the request answers 503 with Retry-After), and ends a session left idle inside a transaction past
+# DATABASE_IDLE_IN_TRANSACTION_TIMEOUT. They are sent as connection options; behind PgBouncer in transaction mode,
+# which does not pass options on, set DATABASE_TIMEOUTS_IN_OPTIONS=false: the database roles carry them instead
+# (ALTER ROLE ... SET, with the values of core.timeouts.session_timeouts()). Jobs whose statements grow with whole
+# tables lift the statement timeout for their own transaction (core.timeouts.statement_timeout_lift), and so does
+# migrate (core.apps).
+DATABASE_STATEMENT_TIMEOUT = env_duration_ms("DATABASE_STATEMENT_TIMEOUT", "30s")
+DATABASE_LOCK_TIMEOUT = env_duration_ms("DATABASE_LOCK_TIMEOUT", "10s")
+DATABASE_IDLE_IN_TRANSACTION_TIMEOUT = env_duration_ms("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", "60s")
+DATABASE_TIMEOUTS_IN_OPTIONS = env_bool("DATABASE_TIMEOUTS_IN_OPTIONS", True)
+
+
+def session_timeout_options() -> str:
+    """The timeouts as libpq startup options (milliseconds; 0 is no limit, also overriding a role's setting)."""
+    return (
+        f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT} -c lock_timeout={DATABASE_LOCK_TIMEOUT} "
+        f"-c idle_in_transaction_session_timeout={DATABASE_IDLE_IN_TRANSACTION_TIMEOUT}"
+    )
+
+
+def database_settings(url: str) -> dict:
+    """Django's settings for one database URL, with the session timeouts added to the URL's own options."""
+    database = dj_database_url.parse(url) if url else {**_embedded, "USER": "workflow_app"}
+    if DATABASE_TIMEOUTS_IN_OPTIONS:
+        options = database.setdefault("OPTIONS", {})
+        options["options"] = f"{options.get('options', '')} {session_timeout_options()}".strip()
+    return database
+
+
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
     MIGRATE_DATABASE = dj_database_url.parse(os.environ.get("DATABASE_MIGRATE_URL") or DATABASE_URL)
     # The superuser connection `manage.py create_database_roles` makes the roles with.
     ADMIN_DATABASE = dj_database_url.parse(os.environ.get("DATABASE_ADMIN_URL") or DATABASE_URL)
 else:
-    _embedded = embedded.embedded_postgres_settings(BASE_DIR)
-    DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", **_embedded, "USER": "workflow_app"}}
-    MIGRATE_DATABASE = {"ENGINE": "django.db.backends.postgresql", **_embedded, "USER": "workflow_owner"}
-    ADMIN_DATABASE = {"ENGINE": "django.db.backends.postgresql", **_embedded, "NAME": "postgres"}
+    _embedded = {"ENGINE": "django.db.backends.postgresql", **embedded.embedded_postgres_settings(BASE_DIR)}
+    MIGRATE_DATABASE = {**_embedded, "USER": "workflow_owner"}
+    ADMIN_DATABASE = {**_embedded, "NAME": "postgres"}
+
+DATABASES = {"default": database_settings(DATABASE_URL)}
 
 DATABASE_SET_ROLE = os.environ.get("DATABASE_SET_ROLE", "")
 if DATABASE_SET_ROLE:
@@ -171,7 +222,7 @@ else:
 
 DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
 if DATABASE_REPLICA_URL:
-    DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL)
+    DATABASES["replica"] = database_settings(DATABASE_REPLICA_URL)
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
     DATABASE_ROUTERS = ["core.routers.ReportingReplicaRouter"]
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from core.db_roles import maintenance_role
 from core.errors import Conflict, InvalidInput
+from core.timeouts import statement_timeout_lift
 from tasks.models import TaskStatus
 
 TERMINAL_STATUSES = [TaskStatus.COMPLETED.value, TaskStatus.CANCELLED.value, TaskStatus.ESCALATED.value]
@@ -139,7 +140,8 @@ def completed_tasks_archive_plan(*, older_than_days: int) -> ArchivePlan:
     """Count what a run would move (tasks, their history) and which partitions it would create. Changes nothing."""
     cutoff = archive_cutoff(older_than_days=older_than_days)
     params = {"statuses": TERMINAL_STATUSES, "cutoff": cutoff}
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        statement_timeout_lift(reason="the plan counts the whole archivable backlog and its history")
         _check_archive_columns(cursor)
         cursor.execute(PLAN_SQL, params)
         tasks, task_months = cursor.fetchone()
@@ -207,7 +209,8 @@ def completed_tasks_archive(
         result.batches += 1
         if on_batch is not None:
             on_batch(tasks_moved, history_moved)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        statement_timeout_lift(reason="counts what is left of the archivable backlog")
         cursor.execute(
             f"SELECT count(*) FROM flowable.workflow_tasks WHERE {ELIGIBLE}",
             {"statuses": TERMINAL_STATUSES, "cutoff": cutoff},

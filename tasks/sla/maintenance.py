@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.timeouts import statement_timeout_lift
 from queues.models import QueueStatistics, WorkflowQueue
 
 DASHBOARD_VIEWS = (
@@ -47,6 +48,7 @@ SELECT queue_name,
 def update_queue_statistics(*, dry_run: bool = False) -> list[QueueStatistics]:
     """Snapshot each queue's figures (counts, ages, 24 h completions and SLA compliance) into queue_statistics."""
     now = timezone.now()
+    statement_timeout_lift(reason="queue statistics aggregate every open and claimed task")
     with connection.cursor() as cursor:
         cursor.execute(STATISTICS_SQL, {"now": now})
         live = {row[0]: row[1:] for row in cursor.fetchall()}
@@ -78,10 +80,12 @@ def update_queue_statistics(*, dry_run: bool = False) -> list[QueueStatistics]:
 def refresh_dashboards() -> list[str]:
     """Refresh the dashboard materialized views without blocking readers (CONCURRENTLY)."""
     refreshed = []
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        statement_timeout_lift(reason="the dashboard views are recomputed from all tasks and history")
         # REFRESH needs the views' owner; this function (tasks/sql/dashboards_refresh.sql) runs as it.
         cursor.execute("SELECT flowable.dashboards_refresh()")
-        refreshed.extend(DASHBOARD_VIEWS)
+    refreshed.extend(DASHBOARD_VIEWS)
+    with connection.cursor() as cursor:
         cursor.execute("INSERT INTO flowable.dashboard_refreshes (refreshed_at) VALUES (%s)", [timezone.now()])
     return refreshed
 
@@ -146,7 +150,8 @@ MAX_REPORTED_PER_CHECK = 50
 def check_integrity() -> IntegrityReport:
     """Verify the invariants the services keep; list each violation (at most 50 per kind)."""
     report = IntegrityReport()
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        statement_timeout_lift(reason="each invariant is checked over whole tables")
         for name, sql in INTEGRITY_CHECKS:
             cursor.execute(f"SELECT * FROM ({sql}) v LIMIT {MAX_REPORTED_PER_CHECK}")
             report.violations.extend(f"{name}: {row[0]}" for row in cursor.fetchall())

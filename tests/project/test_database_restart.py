@@ -7,21 +7,19 @@ under a temporary folder) holding a copy of the test database, so that stopping 
 
 from __future__ import annotations
 
-import glob
 import http.client
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from tests.project.clusters import ThrowawayCluster, free_port, postgres_bin
 
 pytestmark = pytest.mark.slow
 
@@ -31,64 +29,10 @@ TASKS = 160
 RUN_LIMIT_SECONDS = 120
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def postgres_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if not found:
-        pytest.skip(f"PostgreSQL server binaries ({name}) are not installed")
-    return found[-1]
-
-
-class ThrowawayCluster:
-    """initdb/pg_ctl on a free port; as root, run as the postgres OS user (initdb refuses root)."""
-
-    def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="restart-drill-"))
-        self.data = self.folder / "data"
-        self.port = free_port()
-        self.as_postgres = os.geteuid() == 0
-        if self.as_postgres:
-            shutil.chown(self.folder, "postgres", "postgres")
-        self.run(postgres_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/workflow"
-
-    def run(self, *command: str) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if self.as_postgres else []
-        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        self.run(
-            postgres_bin("pg_ctl"),
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.folder / "server.log"),
-            "-w",
-            "-o",
-            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off",
-            "start",
-        )
-
-    def stop(self) -> None:
-        self.run(postgres_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def remove(self) -> None:
-        try:
-            self.stop()
-        except subprocess.CalledProcessError:
-            pass
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
 @pytest.fixture
 def cluster(committed_db, test_database_url):
     """A cluster holding a copy of the test database: the demo organisation and the tasks made before it."""
-    cluster = ThrowawayCluster()
+    cluster = ThrowawayCluster(prefix="restart-drill-")
     try:
         cluster.start()
         subprocess.run(
