@@ -173,8 +173,16 @@ def maintenance_role(*, using: str = "default") -> Iterator[None]:
             cursor.execute("SELECT set_config('role', %s, true)", [previous])
 
 
-def role_statements(cursor, *, owner_createdb: bool = False, passwords: dict[str, str] | None = None) -> list:
-    """CREATE (or ALTER, when it exists) each role to exactly its attributes; the maintenance role holds the app's."""
+def role_statements(
+    cursor,
+    *,
+    owner_createdb: bool = False,
+    passwords: dict[str, str] | None = None,
+    timeouts: dict[str, int] | None = None,
+) -> list:
+    """CREATE (or ALTER, when it exists) each role to exactly its attributes; the maintenance role holds the app's.
+    `timeouts` (setting -> milliseconds, core.timeouts.session_timeouts) become the defaults of the roles that
+    serve requests and jobs, so they hold behind PgBouncer too, where connection options do not reach."""
     from psycopg import sql
 
     passwords = passwords or {}
@@ -199,6 +207,13 @@ def role_statements(cursor, *, owner_createdb: bool = False, passwords: dict[str
             statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(passwords[role]))
         statements.append(statement)
     statements.append(sql.SQL("GRANT {} TO {}").format(sql.Identifier(APP), sql.Identifier(MAINTENANCE)))
+    for role in (APP, MAINTENANCE):
+        for name, milliseconds in (timeouts or {}).items():
+            statements.append(
+                sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                    sql.Identifier(role), sql.Identifier(name), sql.Literal(int(milliseconds))
+                )
+            )
     return statements
 
 
@@ -221,7 +236,12 @@ def database_statements(cursor, *, database: str) -> list:
 
 
 def roles_ensure(
-    conninfo: str, *, database: str | None = None, owner_createdb: bool = False, passwords: dict[str, str] | None = None
+    conninfo: str,
+    *,
+    database: str | None = None,
+    owner_createdb: bool = False,
+    passwords: dict[str, str] | None = None,
+    timeouts: dict[str, int] | None = None,
 ) -> None:
     """Make the roles (and the database, if named) through an admin connection. Idempotent; safe to run at once
     from several processes (a role another run created meanwhile is altered instead)."""
@@ -231,7 +251,9 @@ def roles_ensure(
         # Serialise concurrent runs on this cluster: CREATE ROLE has no IF NOT EXISTS.
         cursor.execute("SELECT pg_advisory_lock(hashtext('workflow create_database_roles'))")
         try:
-            for statement in role_statements(cursor, owner_createdb=owner_createdb, passwords=passwords):
+            for statement in role_statements(
+                cursor, owner_createdb=owner_createdb, passwords=passwords, timeouts=timeouts
+            ):
                 cursor.execute(statement)
             if database:
                 for statement in database_statements(cursor, database=database):

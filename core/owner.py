@@ -20,6 +20,8 @@ def connected_as_owner(alias: str = "default") -> Iterator[None]:
     if alias != "default" or all(connection.settings_dict.get(key) == owner.get(key) for key in CREDENTIALS[:-1]):
         yield
         return
+    if connection.in_atomic_block:
+        raise RuntimeError("cannot log in as the owner inside a transaction: its connection would be closed")
     saved = {key: connection.settings_dict.get(key) for key in CREDENTIALS}
     connection.close()
     # The owner's own options only (TLS and the like): not the role a shared login acts as.

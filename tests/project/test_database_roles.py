@@ -237,3 +237,11 @@ def test_a_routing_hop_cannot_be_changed_or_dropped_nor_a_mapping_deleted(case_m
 
 def test_the_routing_hops_cannot_be_truncated():
     refused("TRUNCATE onecms.case_workflow_mapping CASCADE", match="permission denied")
+
+
+def test_the_application_role_carries_the_session_time_limits_where_connection_options_do_not_reach():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolconfig FROM pg_roles WHERE rolname = %s", [APP])
+        (config,) = cursor.fetchone()
+    assert "statement_timeout=30000" in config and "lock_timeout=10000" in config
+    assert "idle_in_transaction_session_timeout=60000" in config

@@ -138,8 +138,8 @@ def test_lifting_the_statement_timeout_outside_a_transaction_is_refused(committe
     assert setting_in_force("statement_timeout") == settings.DATABASE_STATEMENT_TIMEOUT
 
 
-@pytest.mark.django_db
-def test_migrate_runs_without_a_statement_timeout_and_restores_it_afterwards():
+def test_migrate_runs_without_a_statement_timeout_and_restores_it_afterwards(committed_db):
+    # Outside the test's transaction: migrate logs in as the owner (core/owner.py), a connection of its own.
     during = []
 
     def record(sender, **kwargs):  # connected after core's receiver, so it sees what migrate runs under

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from core.db_roles import APP, MAINTENANCE, OWNER, REPORTING, ROLES, database_url, roles_ensure
+from core.timeouts import session_timeouts
 
 PASSWORD_VARIABLES = {role: f"DATABASE_{role.removeprefix('workflow_').upper()}_PASSWORD" for role in ROLES}
 URL_VARIABLES = {
@@ -48,6 +49,7 @@ class Command(BaseCommand):
                 database=options["database"],
                 owner_createdb=options["owner_createdb"],
                 passwords=passwords,
+                timeouts=session_timeouts(),
             )
         except psycopg.Error as error:
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
