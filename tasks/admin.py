@@ -31,6 +31,7 @@ from .models import (
     AlertChannel,
     AlertChannelKind,
     AlertDelivery,
+    AlertDeliveryAttempt,
     AlertKind,
     AlertRule,
     ProcessIncident,
@@ -378,8 +379,20 @@ class AlertAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
+class AlertDeliveryAttemptInline(admin.TabularInline):
+    model = AlertDeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ("attempted_at", "outcome", "error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(AlertDelivery)
 class AlertDeliveryAdmin(ReadOnlyAdmin):
+    inlines = [AlertDeliveryAttemptInline]
     list_display = (
         "delivery_id",
         "alert",

@@ -589,3 +589,33 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alert} → {self.channel.name}"
+
+
+class AlertDeliveryAttemptOutcome(models.TextChoices):
+    DELIVERED = "DELIVERED"
+    RETRYING = "RETRYING", "Failed, will retry"
+    FAILED = "FAILED"
+
+
+class AlertDeliveryAttempt(models.Model):
+    """One attempt to send a delivery, as it happened: append-only (tasks/sql/alert_delivery_attempts_*.sql). The
+    delivery's status, attempts and last error are this log's latest state."""
+
+    attempt_id = models.BigAutoField(primary_key=True)
+    delivery = models.ForeignKey(AlertDelivery, on_delete=models.PROTECT, related_name="attempt_log")
+    outcome = models.CharField(max_length=10, choices=AlertDeliveryAttemptOutcome.choices)
+    error = models.TextField(blank=True)
+    attempted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = 'flowable"."alert_delivery_attempts'
+        ordering = ["attempted_at", "attempt_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=AlertDeliveryAttemptOutcome.values), name="alert_attempt_outcome_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["delivery", "attempted_at"], name="idx_alert_attempts_delivery")]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} {self.outcome} {self.attempted_at:%Y-%m-%d %H:%M:%S}"

@@ -30,6 +30,8 @@ from tasks.models import (
     AlertChannel,
     AlertChannelKind,
     AlertDelivery,
+    AlertDeliveryAttempt,
+    AlertDeliveryAttemptOutcome,
     AlertDeliveryStatus,
     AlertKind,
     AlertRule,
@@ -252,8 +254,20 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+ATTEMPT_OUTCOMES = {
+    AlertDeliveryStatus.DELIVERED: AlertDeliveryAttemptOutcome.DELIVERED,
+    AlertDeliveryStatus.PENDING: AlertDeliveryAttemptOutcome.RETRYING,
+    AlertDeliveryStatus.FAILED: AlertDeliveryAttemptOutcome.FAILED,
+}
+
+
+@transaction.atomic
 def _record(delivery_id: int, *, status: str, error: str = "", delivered: bool = False) -> None:
+    """Append the attempt to the delivery's log and bring the delivery's state up to it, together."""
     now = timezone.now()
+    AlertDeliveryAttempt.objects.create(
+        delivery_id=delivery_id, outcome=ATTEMPT_OUTCOMES[status], error=error, attempted_at=now
+    )
     AlertDelivery.objects.filter(pk=delivery_id).update(
         status=status,
         attempts=F("attempts") + 1,

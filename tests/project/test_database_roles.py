@@ -14,6 +14,7 @@ pytestmark = pytest.mark.django_db
 
 HISTORY_TABLES = [
     "entitlements.security_events",
+    "flowable.alert_delivery_attempts",
     "flowable.task_history",
     "flowable.task_history_archive",
     "onecms.case_events",
@@ -75,14 +76,15 @@ def test_the_application_role_cannot_truncate(table):
 
 
 @pytest.mark.parametrize("table", HISTORY_TABLES)
-@pytest.mark.parametrize("statement", ["UPDATE {table} SET created_at = created_at", "DELETE FROM {table}"])
+@pytest.mark.parametrize("statement", ["UPDATE {table} SET {column} = {column}", "DELETE FROM {table}"])
 def test_the_application_role_cannot_update_or_delete_history(table, statement, caseworker_alice, make_task):
     from tasks.services import task_claim
 
     task_claim(user=caseworker_alice, task_id=make_task("intake").pk)  # a history row at least
     security_event_record(event_type=SecurityEvent.Type.LOGIN_SUCCESS, actor_username="alice")
 
-    refused(statement.format(table=table))
+    column = "attempted_at" if table == "flowable.alert_delivery_attempts" else "created_at"
+    refused(statement.format(table=table, column=column))
 
 
 def test_the_application_role_may_append_history(caseworker_alice, make_task):

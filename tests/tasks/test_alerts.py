@@ -284,6 +284,9 @@ def test_a_failed_post_is_retried_and_the_second_attempt_delivers(receiver):
     assert len(receiver.requests) == 2
     assert (delivery.status, delivery.attempts) == ("DELIVERED", 2)
     assert delivery.last_error == ""
+    log = list(delivery.attempt_log.values_list("outcome", "error"))
+    assert [outcome for outcome, _ in log] == ["RETRYING", "DELIVERED"]
+    assert log[0][1].startswith("HTTP 500"), "the failed attempt keeps its error after the retry delivered"
 
 
 def test_a_channel_that_keeps_failing_ends_failed_after_the_last_retry(receiver):
