@@ -23,7 +23,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.errors import NotFound
+from entitlements.admin import DetailReadsAdminMixin
 from entitlements.authentication import denial_record
+from entitlements.detail_reads import detail_read_refusal_record
+from entitlements.models import DetailReadChannel, DetailReadObject
 from tasks.admin import ReadOnlyAdmin
 from tasks.console.admin_console import FastChangelistMixin
 
@@ -85,8 +88,9 @@ class CaseEventInline(admin.TabularInline):
 
 
 @admin.register(Case)
-class CaseAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
+class CaseAdmin(DetailReadsAdminMixin, SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
     case_ref = "pk"
+    detail_read_object = DetailReadObject.CASE
     list_display = ("case_number", "title", "status", "priority", "assigned_to", "created_at", "timeline_link")
     list_filter = ("status",)
     search_fields = ("case_number", "title")
@@ -110,6 +114,9 @@ class CaseAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("created_by")
 
+    def detail_read_label(self, case):
+        return case.case_number
+
     @admin.display(description="timeline")
     def timeline_link(self, case):
         return format_html('<a href="{}">Timeline</a>', reverse(f"admin:{TIMELINE_URL_NAME}", args=[case.pk]))
@@ -130,7 +137,16 @@ class CaseAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
             entries = case_timeline(user=request.user, case_id=case_id, kinds=[kind] if kind else None)
         except NotFound as error:
             denial_record(request=request, error=error, surface="admin")
+            detail_read_refusal_record(
+                request=request,
+                channel=DetailReadChannel.ADMIN,
+                object_type=DetailReadObject.CASE,
+                object_id=case_id,
+                error=error,
+            )
             raise Http404(error.detail) from error
+        # The timeline shows the case's events with their values: a read of the case like its page.
+        self.detail_read_write(request, case)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Timeline of {case.case_number}",

@@ -6,6 +6,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.response import Response
 
+from core.errors import NotFound
+from entitlements.detail_reads import detail_read_record, detail_read_refusal_record
+from entitlements.models import DetailReadChannel, DetailReadObject
 from tasks.api import TaskViewSet, errors, via
 from tasks.models import WorkflowTask
 
@@ -118,4 +121,22 @@ class CaseViewSet(viewsets.GenericViewSet):
 
     @extend_schema(responses={200: CaseDetailSerializer, **errors(401, 404)})
     def retrieve(self, request, pk=None):
-        return Response(CaseDetailSerializer(selectors.case_for_user(user=request.user, case_id=int(pk))).data)
+        try:
+            case = selectors.case_for_user(user=request.user, case_id=int(pk))
+        except NotFound as error:
+            detail_read_refusal_record(
+                request=request,
+                channel=DetailReadChannel.API,
+                object_type=DetailReadObject.CASE,
+                object_id=int(pk),
+                error=error,
+            )
+            raise
+        detail_read_record(
+            request=request,
+            channel=DetailReadChannel.API,
+            object_type=DetailReadObject.CASE,
+            object_id=case.pk,
+            object_label=case.case_number,
+        )
+        return Response(CaseDetailSerializer(case).data)

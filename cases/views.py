@@ -8,6 +8,8 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
 
 from core.errors import NotFound
+from entitlements.detail_reads import detail_read_record, detail_read_refusal_record
+from entitlements.models import DetailReadChannel, DetailReadObject
 from tasks.models import ACTIVE_TASK_STATUSES, WorkflowTask
 from tasks.selectors import tasks_visible_to
 from tasks.views import annotate_due, not_found_page
@@ -35,7 +37,21 @@ def case_page(request, case_id: int):
     try:
         case = selectors.case_for_user(user=request.user, case_id=case_id)
     except NotFound as error:
+        detail_read_refusal_record(
+            request=request,
+            channel=DetailReadChannel.PAGE,
+            object_type=DetailReadObject.CASE,
+            object_id=case_id,
+            error=error,
+        )
         return not_found_page(request, error)
+    detail_read_record(
+        request=request,
+        channel=DetailReadChannel.PAGE,
+        object_type=DetailReadObject.CASE,
+        object_id=case.pk,
+        object_label=case.case_number,
+    )
     mappings = list(case.workflow_mappings.order_by("mapping_id"))
     current = annotate_due(
         WorkflowTask.objects.filter(

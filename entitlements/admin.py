@@ -1,24 +1,33 @@
-"""Admin for departments, users, skills, roles, role assignments, API tokens and the security audit."""
+"""Admin for departments, users, skills, roles, role assignments, API tokens and the security audit; and the
+access audit's part of the console's case and task pages (DetailReadsAdminMixin)."""
 
 from itertools import groupby
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from knox.models import AuthToken as KnoxAuthToken
 from rest_framework.authtoken.models import TokenProxy
 
-from core.errors import WorkflowError
+from core.errors import NotFound, WorkflowError
 
-from .authentication import client_address
+from .authentication import client_address, denial_record
+from .detail_reads import detail_read_record, detail_read_refusal_record
 from .models import (
     ApiToken,
     AuthFailureTally,
     Department,
+    DetailReadChannel,
     Right,
     SecurityEvent,
     Skill,
@@ -26,7 +35,7 @@ from .models import (
     UserRoleAssignment,
     WorkflowRole,
 )
-from .selectors import queue_capabilities_for_user
+from .selectors import detail_reads_of, queue_capabilities_for_user
 from .services import api_token_revoke, role_assignment_grant, role_assignment_revoke, role_save
 
 # DRF's plaintext tokens are gone (migration 0008), and knox's own model is swapped for ApiToken: neither page
@@ -316,3 +325,146 @@ class GroupAdmin(DjangoGroupAdmin):
     def get_readonly_fields(self, request, obj=None):
         readonly = tuple(super().get_readonly_fields(request, obj))
         return readonly if request.user.is_superuser else (*readonly, "permissions")
+
+
+# --- the access audit on the console's case and task pages ------------------------------------------------------
+
+DETAIL_READS_FIELD = "who_looked_at_this"
+# The newest reads shown on the object's own page; the rest are on its reads page.
+DETAIL_READS_SHOWN = 20
+DETAIL_READS_PAGE_SIZE = 50
+# The reads page pages through at most this many of the newest reads (and counts no further).
+DETAIL_READS_CAP = 2_000
+DETAIL_READS_TEMPLATE = "admin/detail_reads.html"
+
+
+class DetailReadsAdminMixin:
+    """The console's page of a case or task: showing it is a detail read, written to the access audit (a refused
+    one too), and it shows who looked at the object, newest first, with a page of all its reads.
+
+    Whoever may open the object's page sees its audit: the ModelAdmin's rows are the console's scope (the
+    supervisors of the object's queues; superusers). A caseworker reaches neither. The audit table has no
+    ModelAdmin of its own: Django's admin refuses a model with a composite primary key, and there would be
+    nothing to add, change or delete.
+    """
+
+    detail_read_object = ""  # a DetailReadObject value
+
+    def detail_read_label(self, obj):
+        """The case number or business key stored with the read (an expression the INSERT evaluates, or text)."""
+        return ""
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        shown = (getattr(response, "context_data", None) or {}).get("original")
+        if shown is not None:
+            self.detail_read_write(request, shown)
+        else:
+            self.detail_read_refusal_write(request, object_id)
+        return response
+
+    def detail_read_write(self, request, obj) -> None:
+        detail_read_record(
+            request=request,
+            channel=DetailReadChannel.ADMIN,
+            object_type=self.detail_read_object,
+            object_id=obj.pk,
+            object_label=self.detail_read_label(obj),
+        )
+
+    def detail_read_refusal_write(self, request, object_id) -> None:
+        """The page was refused (admin redirects): audited when the object exists outside the user's rows."""
+        try:
+            pk = self.opts.pk.to_python(unquote(object_id))
+        except ValidationError:
+            return
+        if pk is None or not self.model._default_manager.filter(pk=pk).exists():
+            return
+        error = NotFound(f"{self.detail_read_object} {pk} not found")
+        error.denial = {f"{self.detail_read_object}_id": pk}
+        denial_record(request=request, error=error, surface="admin")
+        detail_read_refusal_record(
+            request=request,
+            channel=DetailReadChannel.ADMIN,
+            object_type=self.detail_read_object,
+            object_id=pk,
+            error=error,
+        )
+
+    # -- who looked at this: a section of the page, and a page of its own --
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        return readonly if obj is None else (*readonly, DETAIL_READS_FIELD)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        fieldsets = [
+            (name, {**options, "fields": [f for f in options["fields"] if f != DETAIL_READS_FIELD]})
+            for name, options in fieldsets
+        ]
+        return [*fieldsets, ("Who looked at this", {"fields": [DETAIL_READS_FIELD]})]
+
+    @admin.display(description="Newest reads")
+    def who_looked_at_this(self, obj):
+        reads = list(detail_reads_of(object_type=self.detail_read_object, object_id=obj.pk)[: DETAIL_READS_SHOWN + 1])
+        link = format_html('<a href="{}">All reads of this {}</a>', self.detail_reads_url(obj), self.detail_read_object)
+        if not reads:
+            return format_html("Nobody yet. {}", link)
+        more = format_html(" ({} newest shown)", DETAIL_READS_SHOWN) if len(reads) > DETAIL_READS_SHOWN else ""
+        return format_html(
+            '<table class="detail-reads"><thead><tr><th>When</th><th>Who</th><th>Through</th><th>Where</th>'
+            "<th>Outcome</th><th>From</th></tr></thead><tbody>{}</tbody></table><p>{}{}</p>",
+            format_html_join("", "<tr>{}</tr>", ((detail_read_cells(entry),) for entry in reads[:DETAIL_READS_SHOWN])),
+            link,
+            more,
+        )
+
+    def detail_reads_url(self, obj) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_reads", args=[obj.pk])
+
+    def get_urls(self):
+        reads = path(
+            "<path:object_id>/reads/",
+            self.admin_site.admin_view(self.detail_reads_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_reads",
+        )
+        # Before the defaults: their "<path:object_id>/" would swallow ".../reads/".
+        return [reads, *super().get_urls()]
+
+    def detail_reads_view(self, request, object_id):
+        """Every read of the object, newest first, DETAIL_READS_PAGE_SIZE a page (the newest DETAIL_READS_CAP)."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None or not self.has_view_permission(request, obj):
+            raise Http404(f"{self.detail_read_object} {object_id} not found")
+        reads = detail_reads_of(object_type=self.detail_read_object, object_id=obj.pk)[:DETAIL_READS_CAP]
+        paginator = Paginator(reads, DETAIL_READS_PAGE_SIZE)
+        page = paginator.get_page(request.GET.get("page"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Who looked at {self.detail_read_object} {obj}",
+            "opts": self.opts,
+            "original": obj,
+            "page": page,
+            "rows": [detail_read_cells(entry) for entry in page.object_list],
+            "capped": paginator.count >= DETAIL_READS_CAP,
+            "cap": DETAIL_READS_CAP,
+        }
+        return TemplateResponse(request, DETAIL_READS_TEMPLATE, context)
+
+
+def detail_read_cells(entry) -> str:
+    """One read as table cells: when, who, through which account, where, outcome, from which address."""
+    reader = entry.reader.get_username() if entry.reader else (f"user #{entry.reader_id}" if entry.reader_id else "")
+    via = entry.via_account.get_username() if entry.via_account else ""
+    return format_html(
+        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+        f"{timezone.localtime(entry.read_at):%Y-%m-%d %H:%M:%S}",
+        reader or "—",
+        f"on behalf, via {via}" if via else "own login",
+        f"{entry.get_channel_display()} · {entry.method} {entry.path}",
+        entry.get_outcome_display(),
+        entry.remote_addr or "",
+    )

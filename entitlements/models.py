@@ -278,3 +278,97 @@ class AuthFailureTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.remote_addr or '?'} from {self.window_start:%Y-%m-%d %H:%M}: {self.failures} failed"
+
+
+class DetailReadChannel(models.TextChoices):
+    PAGE = "page", "Caseworker page"
+    API = "api", "API"
+    ADMIN = "admin", "Supervisor console"
+
+
+class DetailReadOutcome(models.TextChoices):
+    GRANTED = "granted", "Shown"
+    DENIED = "denied", "Refused (outside the reader's queues)"
+
+
+class DetailReadObject(models.TextChoices):
+    CASE = "case", "Case"
+    TASK = "task", "Task"
+
+
+# The identity column's own sequence: the database fills access_id on insert (Django sends DEFAULT and reads the
+# value back in the INSERT's RETURNING). Stated here so the model says what the database does.
+ACCESS_AUDIT_ID_DEFAULT = models.Func(
+    template="nextval('entitlements.access_audit_access_id_seq'::regclass)", output_field=models.BigIntegerField()
+)
+
+
+class AccessAuditEntry(models.Model):
+    """One read of a case or task detail (page, API, admin), or a refused attempt at one: the access audit.
+
+    Written by entitlements.detail_reads, one INSERT per read; never changed. The table is partitioned by month
+    on read_at (migration 0011, entitlements/sql/ensure_access_audit_partitions.sql), so its key must hold
+    read_at too. Readers are kept by id only (no username copies): the audit outlives the user row, and erasing a
+    person's name from the users table erases it from here as well.
+    """
+
+    Channel = DetailReadChannel
+    Outcome = DetailReadOutcome
+    Object = DetailReadObject
+
+    pk = models.CompositePrimaryKey("access_id", "read_at")
+    access_id = models.BigIntegerField(db_default=ACCESS_AUDIT_ID_DEFAULT, editable=False)
+    read_at = models.DateTimeField(default=timezone.now)
+    # The user whose access was used: the person, or the user an integration acted for (X-On-Behalf-Of).
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    # The authenticated account when it acted for `reader`; empty when the reader authenticated themselves.
+    via_account = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    object_type = models.CharField(max_length=10, choices=DetailReadObject.choices)
+    object_id = models.BigIntegerField()
+    # The case number, or the business key of a task's process instance, as it was when read.
+    object_label = models.CharField(max_length=200, blank=True, default="")
+    channel = models.CharField(max_length=10, choices=DetailReadChannel.choices)
+    outcome = models.CharField(max_length=10, choices=DetailReadOutcome.choices, default=DetailReadOutcome.GRANTED)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    remote_addr = models.GenericIPAddressField(null=True)
+
+    class Meta:
+        db_table = 'entitlements"."access_audit'
+        verbose_name = "access audit entry"
+        verbose_name_plural = "access audit"
+        ordering = ["-read_at", "-access_id"]
+        indexes = [
+            # Who looked at this case or task, newest first.
+            models.Index(fields=["object_type", "object_id", "-read_at"], name="access_audit_object"),
+            # What this person read (right of access, investigations of an account).
+            models.Index(fields=["reader", "-read_at"], name="access_audit_reader"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(object_type__in=DetailReadObject.values), name="access_audit_object_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(channel__in=DetailReadChannel.values), name="access_audit_channel_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(outcome__in=DetailReadOutcome.values), name="access_audit_outcome_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.read_at:%Y-%m-%d %H:%M:%S} {self.object_type} {self.object_id} {self.channel} {self.outcome}"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
+
 from .access import capabilities_by_queue, console_shows_every_row
+from .models import AccessAuditEntry
 
 
 def queue_capabilities_for_user(*, user) -> dict[str, list[str]]:
@@ -13,3 +16,16 @@ def queue_capabilities_for_user(*, user) -> dict[str, list[str]]:
 def console_rows_unfiltered(*, user) -> bool:
     """Whether the supervisor console shows `user` every row rather than their supervised queues' rows."""
     return console_shows_every_row(user=user)
+
+
+def detail_reads_of(*, object_type: str, object_id: int) -> QuerySet:
+    """The access audit of one case or task: who read it (and who was refused), newest first.
+
+    The audit of an object is for whoever may see the object in the supervisor console: the caller fetched the
+    object through the console's scope first (entitlements.admin.DetailReadsAdminMixin).
+    """
+    return (
+        AccessAuditEntry.objects.filter(object_type=object_type, object_id=object_id)
+        .select_related("reader", "via_account")
+        .order_by("-read_at", "-access_id")
+    )

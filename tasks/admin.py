@@ -17,8 +17,9 @@ from django.utils.safestring import mark_safe
 
 from core.errors import NotFound, WorkflowError
 from core.errors import PermissionDenied as DomainPermissionDenied
+from entitlements.admin import DetailReadsAdminMixin
 from entitlements.authentication import client_address, denial_record
-from entitlements.models import SecurityEvent
+from entitlements.models import DetailReadObject, SecurityEvent
 from entitlements.services import security_event_record
 from queues.admin import WorkflowQueueAdmin
 from queues.models import WorkflowQueue
@@ -40,6 +41,7 @@ from .models import (
     WorkflowDefinition,
     WorkflowTask,
 )
+from .selectors import task_business_key
 
 
 class DefinitionUploadForm(forms.Form):
@@ -245,7 +247,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 # Every change of a task is a workflow step with history (claim, complete, reassign, escalate, move, release,
 # priority): the bulk actions run the services. The model form would write a row without any of that.
 @admin.register(WorkflowTask)
-class WorkflowTaskAdmin(TaskConsoleMixin, ReadOnlyAdmin):
+class WorkflowTaskAdmin(DetailReadsAdminMixin, TaskConsoleMixin, ReadOnlyAdmin):
+    """Tasks of the supervised queues; a task's page is a read in the access audit and shows who looked at it."""
+
     list_display = (
         "task_id",
         "name",
@@ -260,6 +264,10 @@ class WorkflowTaskAdmin(TaskConsoleMixin, ReadOnlyAdmin):
     search_fields = ("=process_instance__business_key", "name")
     list_select_related = ("queue", "assignee")
     inlines = [TaskHistoryInline]
+    detail_read_object = DetailReadObject.TASK
+
+    def detail_read_label(self, task):
+        return task_business_key(task=task)
 
 
 @admin.register(TaskHistory)

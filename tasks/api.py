@@ -15,6 +15,8 @@ from rest_framework.response import Response
 
 from core.errors import NotFound
 from core.serializers import JSONObjectField, JSONObjectListField
+from entitlements.detail_reads import detail_read_record, detail_read_refusal_record
+from entitlements.models import DetailReadChannel, DetailReadObject
 from queues.models import WorkflowQueue
 
 from . import selectors, services
@@ -237,6 +239,29 @@ def via(request):
     return getattr(request, "via_account", None)
 
 
+def task_read(request, task_id: int):
+    """The task (live or archived) for a detail read, which goes to the access audit; a refusal does too."""
+    try:
+        task = selectors.task_or_archived_for_user(user=request.user, task_id=task_id)
+    except NotFound as error:
+        detail_read_refusal_record(
+            request=request,
+            channel=DetailReadChannel.API,
+            object_type=DetailReadObject.TASK,
+            object_id=task_id,
+            error=error,
+        )
+        raise
+    detail_read_record(
+        request=request,
+        channel=DetailReadChannel.API,
+        object_type=DetailReadObject.TASK,
+        object_id=task.pk,
+        object_label=selectors.task_business_key(task=task),
+    )
+    return task
+
+
 def task_response(task, *, http_status=status.HTTP_200_OK) -> Response:
     return Response(TaskSerializer(task).data, status=http_status)
 
@@ -261,7 +286,7 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(responses={200: TaskSerializer, **errors(401, 404)})
     def retrieve(self, request, pk=None):
-        return task_response(selectors.task_or_archived_for_user(user=request.user, task_id=int(pk)))
+        return task_response(task_read(request, int(pk)))
 
     @extend_schema(request=TaskCreateSerializer, responses={201: TaskSerializer, **errors(400, 401, 409)})
     def create(self, request):
@@ -282,7 +307,7 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(responses={200: TaskHistorySerializer(many=True), **errors(401, 404)})
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def history(self, request, pk=None):
-        events = selectors.task_history_for_user(user=request.user, task_id=int(pk))
+        events = selectors.task_history_of(task=task_read(request, int(pk)))
         return Response(TaskHistorySerializer(events, many=True).data)
 
     @extend_schema(

@@ -24,7 +24,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.errors import Conflict, InvalidInput, NotFound, WorkflowError
 from entitlements.authentication import denial_record
-from entitlements.models import Capability
+from entitlements.detail_reads import detail_read_record, detail_read_refusal_record
+from entitlements.models import Capability, DetailReadChannel, DetailReadObject
 from queues.selectors import queue_names_for_user
 
 from . import selectors, services
@@ -279,9 +280,24 @@ def render_task_page(
 ):
     try:
         task = selectors.task_or_archived_for_user(user=request.user, task_id=task_id)
-        history = list(selectors.task_history_for_user(user=request.user, task_id=task_id))
     except NotFound as error:
+        detail_read_refusal_record(
+            request=request,
+            channel=DetailReadChannel.PAGE,
+            object_type=DetailReadObject.TASK,
+            object_id=task_id,
+            error=error,
+        )
         return not_found_page(request, error)
+    # Every page showing the task is a read of it: this one and a form shown again with its errors.
+    detail_read_record(
+        request=request,
+        channel=DetailReadChannel.PAGE,
+        object_type=DetailReadObject.TASK,
+        object_id=task.pk,
+        object_label=selectors.task_business_key(task=task),
+    )
+    history = list(selectors.task_history_of(task=task))
     archived = isinstance(task, ArchivedTask)  # read-only: no claim, completion or comment
     now = timezone.now()
     task.due = due_state(task.due_date, now)

@@ -13,6 +13,7 @@ from tests.roles import admin_connect
 pytestmark = pytest.mark.django_db
 
 HISTORY_TABLES = [
+    "entitlements.access_audit",
     "entitlements.security_events",
     "flowable.alert_delivery_attempts",
     "flowable.task_history",
@@ -70,7 +71,16 @@ def test_the_application_role_cannot_run_ddl(ddl):
     refused(ddl, match="permission denied|must be owner")
 
 
-@pytest.mark.parametrize("table", ["flowable.workflow_tasks", "onecms.cases", "entitlements.users", *HISTORY_TABLES])
+@pytest.mark.parametrize(
+    "table",
+    [
+        "flowable.workflow_tasks",
+        "onecms.cases",
+        "entitlements.users",
+        "entitlements.access_audit_default",
+        *HISTORY_TABLES,
+    ],
+)
 def test_the_application_role_cannot_truncate(table):
     refused(f"TRUNCATE {table} CASCADE")
 
@@ -83,7 +93,9 @@ def test_the_application_role_cannot_update_or_delete_history(table, statement, 
     task_claim(user=caseworker_alice, task_id=make_task("intake").pk)  # a history row at least
     security_event_record(event_type=SecurityEvent.Type.LOGIN_SUCCESS, actor_username="alice")
 
-    column = "attempted_at" if table == "flowable.alert_delivery_attempts" else "created_at"
+    column = {"flowable.alert_delivery_attempts": "attempted_at", "entitlements.access_audit": "read_at"}.get(
+        table, "created_at"
+    )
     refused(statement.format(table=table, column=column))
 
 
