@@ -27,7 +27,7 @@ from entitlements.authentication import denial_record
 from tasks.admin import ReadOnlyAdmin
 from tasks.console.admin_console import FastChangelistMixin
 
-from .models import Case, CaseEvent, CaseWorkflowMapping
+from .models import Case, CaseEvent, CaseSubject, CaseWorkflowMapping
 from .selectors import (
     TIMELINE_LIMIT_PER_KIND,
     TimelineKind,
@@ -59,6 +59,23 @@ class CaseWorkflowMappingInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("process_instance__definition")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class CaseSubjectInline(admin.TabularInline):
+    """The case's people, personal fields opened for the supervisor who may see the case (read-only: they are
+    added through cases/services.py, which records the event)."""
+
+    model = CaseSubject
+    extra = 0
+    can_delete = False
+    fields = ("role", "full_name", "email", "phone", "date_of_birth", "notes", "created_at")
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -105,7 +122,7 @@ class CaseAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
         "updated_at",
         "closed_at",
     )
-    inlines = [CaseWorkflowMappingInline, CaseEventInline]
+    inlines = [CaseSubjectInline, CaseWorkflowMappingInline, CaseEventInline]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("created_by")
