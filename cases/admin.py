@@ -197,3 +197,16 @@ class CaseEventAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin
     list_select_related = ("case", "actor")
     ordering = ("-event_id",)
     fields = ("case", "event_type", "actor", "old_values", "new_values", "created_at")
+
+
+@admin.register(CaseSubject)
+class CaseSubjectAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
+    """People of the supervised cases. The personal fields are encrypted: the list searches by case number only
+    (an encrypted field cannot be searched; erase_subject and export_subject find a person by keyed hash)."""
+
+    list_display = ("subject_id", "case", "role", "full_name", "created_at")
+    list_filter = ("role",)
+    search_fields = ("=case__case_number",)
+    list_select_related = ("case",)
+    ordering = ("-subject_id",)
+    fields = ("case", "role", "full_name", "email", "phone", "date_of_birth", "notes", "created_at")

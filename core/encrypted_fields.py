@@ -41,8 +41,11 @@ class EncryptedFieldLookup(FieldError):
             if isinstance(other, KeyedHashField) and other.source == field.name
         ]
         hint = f"; exact matches go through its keyed hash column {hashes[0]}" if hashes else ""
+        allowed = (
+            "isnull, has_key and lookups through its clear keys" if isinstance(field, models.JSONField) else "isnull"
+        )
         super().__init__(
-            f"{label} is encrypted: it cannot be searched or filtered ({lookup!r}); only isnull is allowed{hint}"
+            f"{label} is encrypted: it cannot be searched or filtered ({lookup!r}); only {allowed} is allowed{hint}"
         )
 
 
@@ -189,9 +192,10 @@ class EncryptedKeysJSONField(models.JSONField):
         return name, path, args, kwargs
 
     def get_lookup(self, lookup_name):
-        if lookup_name not in JSON_ALLOWED_LOOKUPS:
+        lookup = super().get_lookup(lookup_name)
+        if lookup is not None and lookup_name not in JSON_ALLOWED_LOOKUPS:
             raise EncryptedFieldLookup(self, lookup_name)
-        return super().get_lookup(lookup_name)
+        return lookup  # None: Django tries the name as a key (get_transform)
 
     def get_transform(self, name):
         if name in self.encrypted_keys:

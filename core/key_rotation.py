@@ -21,6 +21,7 @@ from django.db.models.functions import Cast
 
 from . import encryption
 from .encrypted_fields import EncryptedField, EncryptedKeysJSONField, KeyedHashField, seal_keys
+from .locks import rows_for_update
 
 DEFAULT_BATCH_SIZE = 500
 MAX_REPORTED_UNREADABLE = 200
@@ -177,7 +178,7 @@ def _batches(table: EncryptedTable, batch_size: int) -> Iterator[list[dict]]:
 def _write(table: EncryptedTable, pks: list, report: RotationReport, *, encrypt_plaintext: bool) -> None:
     """Lock the rows, read them again and write what they still need, in one transaction."""
     with transaction.atomic():
-        locked = table.model._base_manager.filter(pk__in=pks).order_by("pk").select_for_update(of=("self",))
+        locked = rows_for_update(table.model._base_manager.filter(pk__in=pks))
         for row in _stored_rows(table, locked):
             changes = _row_changes(table, row, RotationReport(), encrypt_plaintext=encrypt_plaintext)
             if not changes:

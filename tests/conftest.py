@@ -153,6 +153,7 @@ def test_database_url(django_db_setup):
 CLEANUP_SQL = """
 DELETE FROM onecms.case_events;
 DELETE FROM onecms.case_workflow_mapping;
+DELETE FROM onecms.case_subjects;
 DELETE FROM onecms.cases;
 DELETE FROM flowable.task_history;
 DELETE FROM flowable.workflow_tasks;
