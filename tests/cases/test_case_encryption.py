@@ -295,3 +295,16 @@ def test_check_integrity_lists_the_rows_under_an_unknown_key(case_under_a_lost_k
     assert any(f"cases.CaseSubject {subject.pk} email_hash: keyed hash under key 'k-lost'" in v for v in violations)
     with pytest.raises(Exception, match="integrity violation"):
         call_command("check_integrity", stdout=open("/dev/null", "w"))
+
+
+def test_an_encrypted_field_filter_reaching_the_api_error_mapping_is_a_400_naming_the_field():
+    from core.api import exception_handler
+
+    try:
+        Case.objects.filter(description__startswith="The depot")
+    except EncryptedFieldLookup as error:
+        response = exception_handler(error, {})
+    assert response.status_code == 400
+    assert response.data["code"] == "encrypted_field_filter"
+    assert list(response.data["fields"]) == ["description"]
+    assert "cases.Case.description is encrypted" in response.data["detail"]
