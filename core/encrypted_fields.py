@@ -60,6 +60,11 @@ class Unreadable(str):
         return text
 
 
+class Sealed(str):
+    """A value sealed by this code (rotate_encryption_keys), to be stored as it is. Any other text, even text that
+    looks sealed, is sealed on save: a client cannot plant someone else's ciphertext and have it opened for them."""
+
+
 def is_unreadable(value) -> bool:
     return isinstance(value, Unreadable)
 
@@ -100,11 +105,11 @@ class EncryptedField:
     def get_prep_value(self, value):
         if isinstance(value, Unreadable):
             return value.stored
+        if isinstance(value, Sealed):
+            return str(value)
         value = super().get_prep_value(value)
         if value is None:
             return None
-        if encryption.is_sealed(value):  # rotate_encryption_keys writes values it sealed itself
-            return value
         text = self.value_to_text(value)
         return encryption.seal(text) if text else ""  # blank stays blank: nothing to hide
 
@@ -132,14 +137,14 @@ class EncryptedDateField(EncryptedField, models.DateField):
         return value.isoformat()
 
     def get_prep_value(self, value):
-        if isinstance(value, Unreadable) or encryption.is_sealed(value):
+        if isinstance(value, Unreadable | Sealed):
             return EncryptedField.get_prep_value(self, value)
         value = self.to_python(value)
         return None if value is None else encryption.seal(self.value_to_text(value))
 
 
 def seal_keys(data, keys: frozenset[str]):
-    """A copy of JSON data with the values under `keys` sealed (strings only; sealed ones kept)."""
+    """A copy of JSON data with the text under `keys` sealed (Sealed and Unreadable values kept as stored)."""
     if isinstance(data, dict):
         return {
             key: (_seal_text(item) if key in keys and isinstance(item, str) else seal_keys(item, keys))
@@ -153,9 +158,18 @@ def seal_keys(data, keys: frozenset[str]):
 def _seal_text(value: str):
     if isinstance(value, Unreadable):
         return value.stored
-    if encryption.is_sealed(value) or value == "":
-        return value
+    if isinstance(value, Sealed) or value == "":
+        return str(value)
     return encryption.seal(value)
+
+
+def as_sealed(data):
+    """A copy of JSON data with its sealed strings marked Sealed: stored as they are by the fields above."""
+    if isinstance(data, dict):
+        return {key: as_sealed(item) for key, item in data.items()}
+    if isinstance(data, list):
+        return [as_sealed(item) for item in data]
+    return Sealed(data) if encryption.is_sealed(data) else data
 
 
 def open_keys(data, keys: frozenset[str]):

@@ -20,7 +20,7 @@ from django.db import connection, models, transaction
 from django.db.models.functions import Cast
 
 from . import encryption
-from .encrypted_fields import EncryptedField, EncryptedKeysJSONField, KeyedHashField, seal_keys
+from .encrypted_fields import EncryptedField, EncryptedKeysJSONField, KeyedHashField, Sealed, as_sealed, seal_keys
 from .locks import rows_for_update
 
 DEFAULT_BATCH_SIZE = 500
@@ -114,16 +114,16 @@ def _rotated_value(f: models.Field, value, *, encrypt_plaintext: bool):
         return value
     if isinstance(f, EncryptedField):
         if encryption.is_sealed(value):
-            return encryption.reseal(value) if encryption.needs_resealing(value) else value
-        return encryption.seal(value) if encrypt_plaintext and value != "" else value
+            return Sealed(encryption.reseal(value)) if encryption.needs_resealing(value) else value
+        return Sealed(encryption.seal(value)) if encrypt_plaintext and value != "" else value
     if not any(encryption.needs_resealing(s) for s in encryption.sealed_strings(value)):
         rotated = value
     else:
-        rotated = encryption.resealed(value)
+        rotated = as_sealed(encryption.resealed(value))
     if encrypt_plaintext and isinstance(f, EncryptedKeysJSONField):
-        sealed = seal_keys(rotated, f.encrypted_keys)
+        sealed = seal_keys(as_sealed(rotated), f.encrypted_keys)
         if sealed != rotated:
-            rotated = sealed
+            rotated = as_sealed(sealed)
     return rotated
 
 
@@ -183,7 +183,7 @@ def _write(table: EncryptedTable, pks: list, report: RotationReport, *, encrypt_
             changes = _row_changes(table, row, RotationReport(), encrypt_plaintext=encrypt_plaintext)
             if not changes:
                 continue
-            # Stored values as they are: the fields pass sealed values through unchanged.
+            # Values marked Sealed are stored as they are.
             table.model._base_manager.filter(pk=row["pk"]).update(
                 **{table.model._meta.get_field(name).name: value for name, value in changes.items()}
             )

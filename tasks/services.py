@@ -25,7 +25,13 @@ from queues.models import AssignmentMode, WorkflowQueue
 from queues.selectors import business_calendar_for
 
 from . import signals
-from .bpmn.forms import redact_sensitive, seal_sensitive, sensitive_names, validate_task_variables
+from .bpmn.forms import (
+    redact_sensitive,
+    refuse_sealed_input,
+    seal_sensitive,
+    sensitive_names,
+    validate_task_variables,
+)
 from .locks import process_instances_for_update, queues_for_update, queues_lock, tasks_for_update
 from .models import MAX_PRIORITY, MIN_PRIORITY, TaskEventType, TaskHistory, TaskStatus, WorkflowTask
 from .selectors import task_for_user
@@ -265,6 +271,7 @@ def task_create(
         raise InvalidInput("due_date must be in the future", fields={"due_date": ["Must be in the future."]})
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("variables must be an object", fields={"variables": ["Must be an object."]})
+    refuse_sealed_input(variables or {})
     return task_insert(
         queue=queue,
         name=name.strip(),
@@ -514,6 +521,7 @@ def task_resolve(
         raise Conflict(f"task {task_id} is not delegated to you", code="task_not_delegated")
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("variables must be an object", fields={"variables": ["Must be an object."]})
+    refuse_sealed_input(variables or {})
     owner = task.owner
     task.assignee = owner
     task.owner = None

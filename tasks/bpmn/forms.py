@@ -68,6 +68,7 @@ def validate_task_variables(form_fields: list[dict], variables) -> dict:
         variables = {}
     if not isinstance(variables, dict):
         raise InvalidInput("variables must be a JSON object", fields={"variables": ["Must be an object."]})
+    refuse_sealed_input(variables)
     errors: dict[str, list[str]] = {}
     cleaned = dict(variables)
     for field in form_fields or []:
@@ -94,7 +95,7 @@ def sensitive_names(form_fields: list[dict]) -> set[str]:
 
 
 def seal_sensitive(names: set[str], variables: dict) -> dict:
-    """The variables with the values of `names` sealed (JSON text of the value; already sealed ones kept)."""
+    """The variables with the values of `names` sealed (a non-text value as its text)."""
     return {
         name: (_sealed(value) if name in names and value is not None else value) for name, value in variables.items()
     }
@@ -103,9 +104,29 @@ def seal_sensitive(names: set[str], variables: dict) -> dict:
 def _sealed(value):
     # Only text-valued fields (string, text, date) may be sensitive (tasks/bpmn/parsing.py); anything else sent
     # under such a name is sealed as its text.
-    if encryption.is_sealed(value):
-        return value
     return encryption.seal(value if isinstance(value, str) else str(value))
+
+
+def refuse_sealed_input(variables, *, field: str = "variables") -> None:
+    """Variables from a client may not hold text that looks sealed: pages and the API open every sealed value they
+    show, so a planted ciphertext (copied from a dump) would be decrypted for whoever planted it."""
+    for path, value in _strings(variables, field):
+        if encryption.is_sealed(value):
+            raise InvalidInput(
+                f"{path}: looks like an encrypted value, which cannot be submitted",
+                fields={path: ["Looks like an encrypted value, which cannot be submitted."]},
+            )
+
+
+def _strings(value, path):
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}" if path != "variables" else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
 
 
 def redact_sensitive(names: set[str], variables: dict) -> dict:

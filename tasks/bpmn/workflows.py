@@ -41,7 +41,7 @@ from tasks.models import (
 from tasks.services import task_close, task_insert
 
 from . import engine
-from .forms import seal_sensitive
+from .forms import refuse_sealed_input, seal_sensitive, sensitive_names
 
 MAX_BPMN_BYTES = 2_000_000
 logger = logging.getLogger(__name__)
@@ -349,6 +349,7 @@ def process_start(
         raise InvalidInput("business_key is required", fields={"business_key": ["This field is required."]})
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("variables must be an object", fields={"variables": ["Must be an object."]})
+    refuse_sealed_input(variables or {})
     definition = WorkflowDefinition.objects.filter(process_key=process_key, is_active=True).order_by("-version").first()
     if definition is None:
         raise InvalidInput(f"no deployed process {process_key!r}", fields={"process_key": ["No such process."]})
@@ -391,7 +392,9 @@ def advance_on_task_completed(*, task: WorkflowTask, variables: dict, user, via_
             state=instance.engine_state,
             engine_task_id=str(task.engine_task_id),
             # task_complete sealed what this task's form marks sensitive; this seals what other forms do.
-            variables=seal_sensitive(definition_sensitive_names(instance.definition), variables),
+            variables=seal_sensitive(
+                definition_sensitive_names(instance.definition) - sensitive_names(task.form_fields), variables
+            ),
             now=timezone.now(),
         )
     except engine.EngineError as exc:

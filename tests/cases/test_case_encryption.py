@@ -308,3 +308,16 @@ def test_an_encrypted_field_filter_reaching_the_api_error_mapping_is_a_400_namin
     assert response.data["code"] == "encrypted_field_filter"
     assert list(response.data["fields"]) == ["description"]
     assert "cases.Case.description is encrypted" in response.data["detail"]
+
+
+def test_a_planted_ciphertext_is_stored_as_text_not_opened_for_the_client(case, api_as, caseworker_alice):
+    stolen = stored("onecms.cases", "description", "case_id", case.pk)  # as read from a dump
+    response = api_as(caseworker_alice).post(
+        "/api/cases/",
+        {"title": "t", "description": stolen, "allegations": [{"type": "FRAUD", "description": stolen}]},
+        format="json",
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["description"] == stolen and body["allegations"][0]["description"] == stolen
+    assert DESCRIPTION not in response.content.decode()

@@ -182,3 +182,25 @@ def test_a_delegate_resolving_with_a_sensitive_value_stores_it_sealed(
     page = Client()
     page.force_login(caseworker_alice)
     assert NOTES in page.get(f"/tasks/{task.pk}/").content.decode()  # back with alice, in her form
+
+
+def test_a_planted_ciphertext_in_variables_is_refused_naming_the_field(
+    completed_intake, instance, api_as, caseworker_alice
+):
+    stolen = WorkflowTask.objects.get(pk=completed_intake.pk).variables["intake_notes"]  # as read from a dump
+    task = WorkflowTask.objects.get(process_instance=instance, status="OPEN")
+    client = api_as(caseworker_alice)
+    client.post(f"/api/workflow/tasks/{task.pk}/claim")
+    response = client.post(
+        f"/api/workflow/tasks/{task.pk}/complete",
+        {"variables": {"allegation_type": "FRAUD", "note": {"copied": stolen}}},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["note.copied"]
+    start = client.post(
+        "/api/workflow/processes/",
+        {"process_key": "onecms_case_handling", "business_key": "CASE-PLANT", "variables": {"title": stolen}},
+        format="json",
+    )
+    assert start.status_code == 400 and list(start.json()["fields"]) == ["title"]
