@@ -30,7 +30,7 @@ from entitlements.models import DetailReadChannel, DetailReadObject
 from tasks.admin import ReadOnlyAdmin
 from tasks.console.admin_console import FastChangelistMixin
 
-from .models import Case, CaseEvent, CaseWorkflowMapping
+from .models import Case, CaseEvent, CaseSubject, CaseWorkflowMapping
 from .selectors import (
     TIMELINE_LIMIT_PER_KIND,
     TimelineKind,
@@ -62,6 +62,23 @@ class CaseWorkflowMappingInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("process_instance__definition")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class CaseSubjectInline(admin.TabularInline):
+    """The case's people, personal fields opened for the supervisor who may see the case (read-only: they are
+    added through cases/services.py, which records the event)."""
+
+    model = CaseSubject
+    extra = 0
+    can_delete = False
+    fields = ("role", "full_name", "email", "phone", "date_of_birth", "notes", "created_at")
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -109,7 +126,7 @@ class CaseAdmin(DetailReadsAdminMixin, SupervisedCaseRowsMixin, FastChangelistMi
         "updated_at",
         "closed_at",
     )
-    inlines = [CaseWorkflowMappingInline, CaseEventInline]
+    inlines = [CaseSubjectInline, CaseWorkflowMappingInline, CaseEventInline]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("created_by")
@@ -196,3 +213,16 @@ class CaseEventAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin
     list_select_related = ("case", "actor")
     ordering = ("-event_id",)
     fields = ("case", "event_type", "actor", "old_values", "new_values", "created_at")
+
+
+@admin.register(CaseSubject)
+class CaseSubjectAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
+    """People of the supervised cases. The personal fields are encrypted: the list searches by case number only
+    (an encrypted field cannot be searched; erase_subject and export_subject find a person by keyed hash)."""
+
+    list_display = ("subject_id", "case", "role", "full_name", "created_at")
+    list_filter = ("role",)
+    search_fields = ("=case__case_number",)
+    list_select_related = ("case",)
+    ordering = ("-subject_id",)
+    fields = ("case", "role", "full_name", "email", "phone", "date_of_birth", "notes", "created_at")

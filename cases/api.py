@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.response import Response
 
@@ -13,13 +13,25 @@ from tasks.api import TaskViewSet, errors, via
 from tasks.models import WorkflowTask
 
 from . import selectors, services
-from .models import Case
+from .models import Case, CaseSubject
 
 
 class AllegationSerializer(serializers.Serializer):
     type = serializers.CharField()
     description = serializers.CharField()
     date = serializers.DateField(required=False, allow_null=True)
+
+
+class CaseSubjectSerializer(serializers.ModelSerializer):
+    """A person of the case, personal fields in plaintext (or the unreadable marker when their key is gone)."""
+
+    id = serializers.IntegerField(source="subject_id", read_only=True)
+    date_of_birth = serializers.CharField(read_only=True, allow_null=True, help_text="YYYY-MM-DD")
+
+    class Meta:
+        model = CaseSubject
+        fields = ["id", "role", "full_name", "email", "phone", "date_of_birth", "notes", "created_at"]
+        read_only_fields = fields
 
 
 class CaseSerializer(serializers.ModelSerializer):
@@ -48,10 +60,25 @@ class CaseSerializer(serializers.ModelSerializer):
 class CaseDetailSerializer(CaseSerializer):
     workflows = serializers.SerializerMethodField()
     current_tasks = serializers.SerializerMethodField()
+    subjects = serializers.SerializerMethodField()
+    unreadable_fields = serializers.SerializerMethodField(
+        help_text="Encrypted fields whose key is not configured: they show a marker instead of their value."
+    )
 
     class Meta(CaseSerializer.Meta):
-        fields = [*CaseSerializer.Meta.fields, "workflows", "current_tasks"]
+        fields = [*CaseSerializer.Meta.fields, "subjects", "workflows", "current_tasks", "unreadable_fields"]
         read_only_fields = fields
+
+    def _subjects(self, case) -> list[CaseSubject]:
+        if not hasattr(case, "_subjects_read"):
+            case._subjects_read = list(case.subjects.order_by("subject_id"))
+        return case._subjects_read
+
+    def get_subjects(self, case) -> list[dict]:
+        return CaseSubjectSerializer(self._subjects(case), many=True).data
+
+    def get_unreadable_fields(self, case) -> list[str]:
+        return selectors.case_unreadable_fields(case, self._subjects(case))
 
     def get_workflows(self, case) -> list[dict]:
         return [
@@ -88,6 +115,13 @@ class CaseOpenSerializer(serializers.Serializer):
     allegations = serializers.ListField(child=serializers.DictField(), allow_empty=False)
     workflow_type = serializers.CharField(max_length=200, required=False, default="onecms_case_handling")
     priority = serializers.IntegerField(min_value=0, max_value=100, required=False, default=50)
+    subjects = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        default=list,
+        help_text="People of the case: {role: SUBJECT|COMPLAINANT|WITNESS, full_name, email, phone, "
+        "date_of_birth, notes}; stored encrypted.",
+    )
 
 
 class CaseViewSet(viewsets.GenericViewSet):
@@ -100,9 +134,16 @@ class CaseViewSet(viewsets.GenericViewSet):
     def get_queryset(self):
         return selectors.cases_visible_to(user=self.request.user).select_related("assigned_to").order_by("-created_at")
 
-    @extend_schema(responses={200: CaseSerializer(many=True), **errors(401, 404)})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("subject_email", str, description="Cases with a person of this email (exact)."),
+            OpenApiParameter("subject_name", str, description="Cases with a person of this name (exact, normalised)."),
+        ],
+        responses={200: CaseSerializer(many=True), **errors(400, 401, 404)},
+    )
     def list(self, request):
-        page = self.paginate_queryset(self.get_queryset())
+        condition = selectors.case_list_filter(params=request.query_params)
+        page = self.paginate_queryset(self.get_queryset().filter(condition))
         return self.get_paginated_response(CaseSerializer(page, many=True).data)
 
     @extend_schema(request=CaseOpenSerializer, responses={201: CaseDetailSerializer, **errors(400, 401, 403)})
@@ -115,6 +156,7 @@ class CaseViewSet(viewsets.GenericViewSet):
             allegations=data["allegations"],
             workflow_type=data["workflow_type"],
             priority=data["priority"],
+            subjects=data["subjects"],
             via_account=via(request),
         )
         return Response(CaseDetailSerializer(case).data, status=status.HTTP_201_CREATED)

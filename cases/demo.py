@@ -146,6 +146,31 @@ DEMO_ALLEGATION_TEXT = {
     "MISCONDUCT": "A manager is reported to have bullied staff.",
     "CONFLICT_OF_INTEREST": "A buyer awarded contracts to a relative's firm.",
 }
+# The people of the demo cases (invented): case n gets the subject, complainant and witness of row n % len.
+DEMO_SUBJECTS = [
+    [
+        {
+            "role": "SUBJECT",
+            "full_name": "Morgan Hale",
+            "email": "morgan.hale@supplier.example",
+            "phone": "+44 20 7946 0101",
+        },
+        {"role": "COMPLAINANT", "full_name": "Priya Natarajan", "email": "priya.natarajan@example.org"},
+    ],
+    [
+        {
+            "role": "SUBJECT",
+            "full_name": "Dominik Wójcik",
+            "date_of_birth": "1979-04-12",
+            "notes": "Line manager, stores.",
+        },
+        {"role": "WITNESS", "full_name": "Aoife Byrne", "phone": "+353 1 555 0142"},
+    ],
+    [
+        {"role": "SUBJECT", "full_name": "Elliot Marsh", "email": "elliot.marsh@example.org"},
+        {"role": "COMPLAINANT", "full_name": "Sam Okafor", "notes": "Asked not to be contacted by phone."},
+    ],
+]
 DEMO_WORKER_BY_QUEUE = {
     "intake": "alice",
     "triage": "alice",

@@ -8,6 +8,15 @@ from django.db import models
 from django.db.models import F, Func, Q, Value
 from django.utils import timezone
 
+from core.encrypted_fields import (
+    EncryptedCharField,
+    EncryptedDateField,
+    EncryptedEmailField,
+    EncryptedKeysJSONField,
+    EncryptedTextField,
+    KeyedHashField,
+)
+from core.encryption import normalise_email, normalise_name
 from tasks.models import ProcessInstance
 
 
@@ -30,8 +39,12 @@ class Case(models.Model):
     case_id = models.BigAutoField(primary_key=True)
     case_number = models.CharField(max_length=40, unique=True)
     title = models.CharField(max_length=300)
-    description = models.TextField(blank=True)
-    allegations = models.JSONField(default=list, blank=True, help_text="List of {type, description, date}.")
+    description = EncryptedTextField(blank=True)
+    # Each allegation's description is sealed; its type and date stay clear: they route the workflow and are
+    # what reports count, and they name nobody.
+    allegations = EncryptedKeysJSONField(
+        default=list, blank=True, encrypted_keys=["description"], help_text="List of {type, description, date}."
+    )
     status = models.CharField(max_length=20, choices=CaseStatus.choices, default=CaseStatus.OPEN)
     priority = models.IntegerField(default=50)
     assigned_to = models.ForeignKey(
@@ -113,3 +126,34 @@ class CaseEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.case_id}"
+
+
+class SubjectRole(models.TextChoices):
+    SUBJECT = "SUBJECT", "Subject"
+    COMPLAINANT = "COMPLAINANT", "Complainant"
+    WITNESS = "WITNESS", "Witness"
+
+
+class CaseSubject(models.Model):
+    """A person a case is about or hears from. The personal fields are sealed; keyed hashes of the normalised
+    email and name find a person's rows by exact match (cases/selectors.py: case_subjects_matching)."""
+
+    subject_id = models.BigAutoField(primary_key=True)
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="subjects")
+    role = models.CharField(max_length=20, choices=SubjectRole.choices)
+    full_name = EncryptedCharField(max_length=300)
+    email = EncryptedEmailField(max_length=254, blank=True)
+    phone = EncryptedCharField(max_length=50, blank=True)
+    date_of_birth = EncryptedDateField(null=True, blank=True)
+    notes = EncryptedTextField(blank=True)
+    email_hash = KeyedHashField(source="email", normaliser=normalise_email, db_index=True)
+    name_hash = KeyedHashField(source="full_name", normaliser=normalise_name, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = 'onecms"."case_subjects'
+        ordering = ["case", "subject_id"]
+        constraints = [models.CheckConstraint(condition=Q(role__in=SubjectRole.values), name="case_subject_role_valid")]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} of {self.case_id}"

@@ -10,13 +10,14 @@ from datetime import datetime
 from django.db.models import Exists, F, Func, JSONField, OuterRef, Q, QuerySet, TextChoices, Value
 from django.utils.dateparse import parse_datetime
 
+from core.encrypted_fields import is_unreadable, keyed_hash_filter
 from core.errors import InvalidInput, NotFound
 from entitlements.access import console_shows_every_row, queue_names_for
 from entitlements.models import Capability
 from tasks.console.admin_console import COUNT_CAP
 from tasks.models import TaskEventType, TaskHistory, WorkflowTask
 
-from .models import Case, CaseEvent, CaseWorkflowMapping
+from .models import Case, CaseEvent, CaseSubject, CaseWorkflowMapping
 
 SYSTEM_ACTOR = "system"
 # Entries read per kind: a pathological case (a task bounced between queues thousands of times) still makes a
@@ -51,6 +52,73 @@ def cases_visible_to(*, user) -> QuerySet:
     scope however it is found; from the matches that is the cases in scope and not the whole table.
     """
     return Case.objects.filter(pk__in=_visible_case_ids(user=user))
+
+
+# --- subjects and encrypted fields -------------------------------------------------------------------------------
+
+# List filters the API serves on encrypted data: exact matches through the keyed hash columns.
+SUBJECT_FILTERS = {"subject_email": "email_hash", "subject_name": "name_hash"}
+# Query parameters that name encrypted data: refused (400) rather than ignored, so a caller does not take an
+# unfiltered list for an answer.
+ENCRYPTED_FILTER_NAMES = frozenset(
+    {"description", "allegations", "allegation_description", "full_name", "email", "phone", "notes", "date_of_birth"}
+    | {f"subject_{name}" for name in ("full_name", "phone", "notes", "date_of_birth")}
+)
+
+
+def case_list_filter(*, params) -> Q:
+    """The cases API's list filters: subject_email / subject_name (exact, normalised, through the keyed hashes).
+
+    A parameter naming an encrypted field (description, allegations, a subject's personal fields, with or without
+    a lookup suffix) is InvalidInput naming it: encrypted values cannot be searched."""
+    condition = Q()
+    for name in params:
+        base = name.split("__", 1)[0]
+        if base in ENCRYPTED_FILTER_NAMES or (base in SUBJECT_FILTERS and base != name):
+            raise InvalidInput(
+                f"{name}: {base} is encrypted and cannot be searched or filtered",
+                code="encrypted_field_filter",
+                fields={
+                    name: [
+                        f"{base} is encrypted and cannot be searched or filtered; "
+                        f"exact matches: {', '.join(sorted(SUBJECT_FILTERS))}."
+                    ]
+                },
+            )
+    for name, hash_field in SUBJECT_FILTERS.items():
+        value = params.get(name)
+        if value:
+            subjects = CaseSubject.objects.filter(keyed_hash_filter(CaseSubject, hash_field, value))
+            condition &= Q(pk__in=subjects.values("case_id"))
+    return condition
+
+
+def case_subjects_matching(*, email: str | None = None, full_name: str | None = None) -> QuerySet:
+    """Subjects whose email, or normalised name, is exactly this (any case; no access check: for operator
+    commands such as a subject's export or erasure). Served by the keyed hash columns, never by decrypting."""
+    if not email and not full_name:
+        return CaseSubject.objects.none()
+    condition = Q()
+    if email:
+        condition |= keyed_hash_filter(CaseSubject, "email_hash", email)
+    if full_name:
+        condition |= keyed_hash_filter(CaseSubject, "name_hash", full_name)
+    return CaseSubject.objects.filter(condition).select_related("case")
+
+
+def case_unreadable_fields(case: Case, subjects) -> list[str]:
+    """The encrypted fields of a case (and its subjects) that cannot be opened: their key is not configured.
+
+    Each shows encryption.UNREADABLE_MARKER; check_integrity and rotate_encryption_keys list the rows."""
+    found = ["description"] if is_unreadable(case.description) else []
+    for index, allegation in enumerate(case.allegations or []):
+        if isinstance(allegation, dict) and is_unreadable(allegation.get("description")):
+            found.append(f"allegations[{index}].description")
+    for index, subject in enumerate(subjects):
+        for name in ("full_name", "email", "phone", "date_of_birth", "notes"):
+            if is_unreadable(getattr(subject, name)):
+                found.append(f"subjects[{index}].{name}")
+    return found
 
 
 def case_for_user(*, user, case_id: int) -> Case:

@@ -12,11 +12,14 @@ from core.errors import InvalidInput
 from tasks.bpmn.workflows import process_start
 
 from .locks import case_mappings_for_update
-from .models import AllegationType, Case, CaseEvent, CaseStatus, CaseWorkflowMapping
+from .models import AllegationType, Case, CaseEvent, CaseStatus, CaseSubject, CaseWorkflowMapping, SubjectRole
+from .selectors import case_for_user
 
 CASE_NUMBER_FORMAT = "CASE-{year}-{number:06d}"
 MAX_ALLEGATIONS = 50
 MAX_TITLE = 300
+MAX_SUBJECTS = 50
+MAX_SUBJECT_TEXT = {"full_name": 300, "email": 254, "phone": 50, "notes": 20_000}
 
 
 def validate_allegations(allegations) -> list[dict]:
@@ -57,6 +60,75 @@ def validate_allegations(allegations) -> list[dict]:
     return cleaned
 
 
+def validate_subjects(subjects) -> list[dict]:
+    """A list of {role, full_name, email?, phone?, date_of_birth?, notes?}; InvalidInput naming each bad field."""
+    if not isinstance(subjects, list):
+        raise InvalidInput("subjects must be a list", fields={"subjects": ["Must be a list."]})
+    if len(subjects) > MAX_SUBJECTS:
+        raise InvalidInput("too many subjects", fields={"subjects": [f"At most {MAX_SUBJECTS}."]})
+    cleaned, errors = [], {}
+    for index, item in enumerate(subjects):
+        key = f"subjects[{index}]"
+        if not isinstance(item, dict):
+            errors[key] = ["Must be an object with role and full_name."]
+            continue
+        unknown = sorted(set(item) - {"role", *MAX_SUBJECT_TEXT, "date_of_birth"})
+        if unknown:
+            errors[f"{key}.{unknown[0]}"] = ["Unknown field."]
+        if item.get("role") not in SubjectRole.values:
+            errors[f"{key}.role"] = [f"Must be one of: {', '.join(SubjectRole.values)}."]
+        person = {"role": item.get("role")}
+        for name, limit in MAX_SUBJECT_TEXT.items():
+            value = item.get(name) or ""
+            if not isinstance(value, str) or "\x00" in value:
+                errors[f"{key}.{name}"] = ["Must be text."]
+            elif len(value.strip()) > limit:
+                errors[f"{key}.{name}"] = [f"At most {limit} characters."]
+            else:
+                person[name] = value.strip()
+        if not person.get("full_name") and f"{key}.full_name" not in errors:
+            errors[f"{key}.full_name"] = ["This field is required."]
+        if person.get("email") and "@" not in person["email"]:
+            errors[f"{key}.email"] = ["Must be an email address."]
+        person["date_of_birth"] = None
+        if item.get("date_of_birth"):
+            try:
+                person["date_of_birth"] = dt.date.fromisoformat(str(item["date_of_birth"]))
+            except ValueError:
+                errors[f"{key}.date_of_birth"] = ["Must be a date (YYYY-MM-DD)."]
+        cleaned.append(person)
+    if errors:
+        first = next(iter(errors))
+        raise InvalidInput(f"{first}: {errors[first][0]}", fields=errors)
+    return cleaned
+
+
+def _subject_create(*, case: Case, user, role, full_name, email="", phone="", date_of_birth=None, notes=""):
+    subject = CaseSubject.objects.create(
+        case=case,
+        role=role,
+        full_name=full_name,
+        email=email,
+        phone=phone,
+        date_of_birth=date_of_birth,
+        notes=notes,
+    )
+    # Which person, never what about them: the event outlives an erasure of the subject.
+    CaseEvent.objects.create(
+        case=case, event_type="SUBJECT_ADDED", actor=user, new_values={"subject_id": subject.pk, "role": role}
+    )
+    return subject
+
+
+@transaction.atomic
+def case_subject_add(*, user, case_id: int, subject: dict) -> CaseSubject:
+    """Add a person to a case the user may see (cases/selectors.py: case_for_user); the personal fields are
+    stored sealed, with keyed hashes of the email and the normalised name for exact lookups."""
+    case = case_for_user(user=user, case_id=case_id)
+    (person,) = validate_subjects([subject])
+    return _subject_create(case=case, user=user, **person)
+
+
 def next_case_number() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT nextval('onecms.case_number_seq')")
@@ -74,8 +146,12 @@ def case_open(
     description: str = "",
     priority: int = 50,
     via_account=None,
+    subjects=None,
 ) -> Case:
-    """Open a case and start its workflow with the case's data as variables; record the mapping."""
+    """Open a case and start its workflow with the case's data as variables; record the mapping.
+
+    `subjects` (optional) is a list of {role, full_name, email, phone, date_of_birth, notes}, see case_subject_add.
+    """
     if not isinstance(title, str) or not title.strip():
         raise InvalidInput("title is required", fields={"title": ["This field is required."]})
     if len(title) > MAX_TITLE:
@@ -83,6 +159,7 @@ def case_open(
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 100:
         raise InvalidInput("priority must be 0-100", fields={"priority": ["Must be a whole number from 0 to 100."]})
     cleaned = validate_allegations(allegations)
+    people = validate_subjects(subjects or [])
     case = Case.objects.create(
         case_number=next_case_number(),
         title=title.strip(),
@@ -93,8 +170,15 @@ def case_open(
         status=CaseStatus.OPEN,
     )
     CaseEvent.objects.create(
-        case=case, event_type="OPENED", actor=user, new_values={"title": case.title, "allegations": cleaned}
+        case=case,
+        event_type="OPENED",
+        actor=user,
+        # The events are append-only and kept after erasure: they name the allegations' types and dates, never
+        # their sealed descriptions.
+        new_values={"title": case.title, "allegations": [{"type": a["type"], "date": a["date"]} for a in cleaned]},
     )
+    for person in people:
+        _subject_create(case=case, user=user, **person)
     variables = {
         "case_number": case.case_number,
         "title": case.title,

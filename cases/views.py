@@ -73,6 +73,7 @@ def case_page(request, case_id: int):
         {
             "case": case,
             "current_tasks": current,
+            "subjects": case.subjects.order_by("subject_id"),
             "timeline": routing_timeline(mappings),
         },
     )

@@ -15,6 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .encrypted_fields import EncryptedFieldLookup
 from .errors import WorkflowError
 from .signals import api_exception_raised
 
@@ -198,6 +199,14 @@ def exception_handler(exc, context):
     api_exception_raised.send(sender=type(exc), exc=exc, context=context)
     if isinstance(exc, WorkflowError):
         return error_response(code=exc.code, detail=exc.detail, http_status=exc.http_status, fields=exc.fields)
+    if isinstance(exc, EncryptedFieldLookup):
+        # A filter that reached an encrypted field (cases/selectors.py refuses the known ones by name first).
+        return error_response(
+            code="encrypted_field_filter",
+            detail=str(exc),
+            http_status=status.HTTP_400_BAD_REQUEST,
+            fields={exc.field_name: [str(exc)]},
+        )
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return error_response(

@@ -1,5 +1,6 @@
 """Admin for workflow definitions, process instances, tasks and task history, and alerts."""
 
+import json
 from urllib.parse import urlsplit
 
 from django import forms
@@ -15,6 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from core import encryption
 from core.errors import NotFound, WorkflowError
 from core.errors import PermissionDenied as DomainPermissionDenied
 from entitlements.admin import DetailReadsAdminMixin
@@ -139,6 +141,21 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
 PROCESS_DIAGRAM_TEMPLATE = "admin/console/process_diagram.html"
 
 
+class OpenedVariablesMixin:
+    """Shows `variables` with sensitive form values opened (they are stored sealed), read-only: the stored JSON
+    would show ciphertext, and editing it would write workflow state past the services."""
+
+    exclude = ("variables",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "variables_opened")
+
+    @admin.display(description="variables")
+    def variables_opened(self, obj):
+        text = json.dumps(encryption.reveal(obj.variables or {}), indent=2, sort_keys=True, ensure_ascii=False)
+        return format_html("<pre>{}</pre>", text)
+
+
 class ProcessIncidentInline(admin.TabularInline):
     """Steps that failed outside a request (beat jobs); the list's "Retry" action runs an open one again."""
 
@@ -156,7 +173,7 @@ class ProcessIncidentInline(admin.TabularInline):
 
 
 @admin.register(ProcessInstance)
-class ProcessInstanceAdmin(ProcessConsoleMixin, admin.ModelAdmin):
+class ProcessInstanceAdmin(OpenedVariablesMixin, ProcessConsoleMixin, admin.ModelAdmin):
     list_display = (
         "process_instance_id",
         "business_key",
@@ -247,7 +264,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 # Every change of a task is a workflow step with history (claim, complete, reassign, escalate, move, release,
 # priority): the bulk actions run the services. The model form would write a row without any of that.
 @admin.register(WorkflowTask)
-class WorkflowTaskAdmin(DetailReadsAdminMixin, TaskConsoleMixin, ReadOnlyAdmin):
+class WorkflowTaskAdmin(DetailReadsAdminMixin, OpenedVariablesMixin, TaskConsoleMixin, ReadOnlyAdmin):
     """Tasks of the supervised queues; a task's page is a read in the access audit and shows who looked at it."""
 
     list_display = (

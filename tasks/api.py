@@ -14,7 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core.errors import NotFound
-from core.serializers import JSONObjectField, JSONObjectListField
+from core.serializers import JSONObjectField, JSONObjectListField, RevealedJSONObjectField
 from entitlements.detail_reads import detail_read_record, detail_read_refusal_record
 from entitlements.models import DetailReadChannel, DetailReadObject
 from queues.models import WorkflowQueue
@@ -61,7 +61,7 @@ class TaskSerializer(serializers.ModelSerializer):
     process_instance = serializers.IntegerField(source="process_instance_id", read_only=True, allow_null=True)
     engine_task_id = serializers.UUIDField(read_only=True, allow_null=True)
     overdue = serializers.SerializerMethodField()
-    variables = JSONObjectField(read_only=True)
+    variables = RevealedJSONObjectField(read_only=True)
     form_fields = JSONObjectListField(read_only=True, help_text="The userTask's declared form fields.")
 
     class Meta:
@@ -533,7 +533,7 @@ class ProcessSerializer(serializers.ModelSerializer):
     process_key = serializers.CharField(source="definition.process_key", read_only=True)
     version = serializers.IntegerField(source="definition.version", read_only=True)
     tasks = serializers.SerializerMethodField()
-    variables = JSONObjectField(read_only=True)
+    variables = RevealedJSONObjectField(read_only=True)
 
     class Meta:
         model = ProcessInstance

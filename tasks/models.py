@@ -10,6 +10,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from psycopg.types.json import Json
 
+from core.encrypted_fields import EncryptedTextField, SealedValuesJSONField
 from queues.models import WorkflowQueue
 
 
@@ -30,6 +31,12 @@ class EngineStateField(models.JSONField):
         if value is None or not isinstance(value, str):
             return value  # psycopg already parsed `json` (order kept)
         return super().from_db_value(value, expression, connection)
+
+
+class InstanceStateField(EngineStateField):
+    """An instance's engine state: its task data holds sensitive form values sealed, as the engine was given them."""
+
+    holds_sealed_values = True
 
 
 MIN_PRIORITY = 0
@@ -79,8 +86,8 @@ class ProcessInstance(models.Model):
     process_instance_id = models.BigAutoField(primary_key=True)
     definition = models.ForeignKey(WorkflowDefinition, on_delete=models.PROTECT, related_name="instances")
     business_key = models.CharField(max_length=200, db_index=True)
-    variables = models.JSONField(default=dict, blank=True)
-    engine_state = EngineStateField(null=True, blank=True, help_text="The engine's serialised workflow state.")
+    variables = SealedValuesJSONField(default=dict, blank=True)
+    engine_state = InstanceStateField(null=True, blank=True, help_text="The engine's serialised workflow state.")
     status = models.CharField(max_length=20, choices=ProcessStatus.choices, default=ProcessStatus.RUNNING)
     sla_due_date = models.DateTimeField(null=True, blank=True)
     next_timer_due_at = models.DateTimeField(null=True, blank=True, help_text="When the engine's next timer falls due.")
@@ -214,7 +221,7 @@ class WorkflowTask(models.Model):
     due_date = models.DateTimeField(null=True, blank=True)
     escalation_level = models.IntegerField(default=0)
     required_skills = ArrayField(models.SlugField(max_length=50), default=list, blank=True)
-    variables = models.JSONField(default=dict, blank=True)
+    variables = SealedValuesJSONField(default=dict, blank=True)
     form_fields = models.JSONField(default=list, blank=True, help_text="The userTask's declared form fields.")
     created_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
@@ -322,7 +329,7 @@ class TaskHistory(models.Model):
     )
     old_values = models.JSONField(default=dict, blank=True)
     new_values = models.JSONField(default=dict, blank=True)
-    comment = models.TextField(blank=True)
+    comment = EncryptedTextField(blank=True)  # free text about the case
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -383,7 +390,7 @@ class ArchivedTask(models.Model):
     due_date = models.DateTimeField(null=True)
     escalation_level = models.IntegerField()
     required_skills = ArrayField(models.CharField(max_length=50))
-    variables = models.JSONField()
+    variables = SealedValuesJSONField()
     form_fields = models.JSONField()
     created_at = models.DateTimeField()
     claimed_at = models.DateTimeField(null=True)
@@ -409,7 +416,7 @@ class ArchivedTaskHistory(models.Model):
     via_account = archived_user_reference()
     old_values = models.JSONField()
     new_values = models.JSONField()
-    comment = models.TextField()
+    comment = EncryptedTextField()
     created_at = models.DateTimeField()
     archived_at = models.DateTimeField()
 

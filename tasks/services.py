@@ -25,7 +25,13 @@ from queues.models import AssignmentMode, WorkflowQueue
 from queues.selectors import business_calendar_for
 
 from . import signals
-from .bpmn.forms import validate_task_variables
+from .bpmn.forms import (
+    redact_sensitive,
+    refuse_sealed_input,
+    seal_sensitive,
+    sensitive_names,
+    validate_task_variables,
+)
 from .locks import process_instances_for_update, queues_for_update, queues_lock, tasks_for_update
 from .models import MAX_PRIORITY, MIN_PRIORITY, TaskEventType, TaskHistory, TaskStatus, WorkflowTask
 from .selectors import task_for_user
@@ -265,6 +271,7 @@ def task_create(
         raise InvalidInput("due_date must be in the future", fields={"due_date": ["Must be in the future."]})
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("variables must be an object", fields={"variables": ["Must be an object."]})
+    refuse_sealed_input(variables or {})
     return task_insert(
         queue=queue,
         name=name.strip(),
@@ -395,10 +402,12 @@ def task_complete(
                 ).exclude(pk=task.pk)
             ).values_list("pk", flat=True)
         )
+    sensitive = sensitive_names(task.form_fields)
+    sealed = seal_sensitive(sensitive, cleaned)
     now = timezone.now()
     task.status = TaskStatus.COMPLETED
     task.completed_at = now
-    task.variables = {**task.variables, **cleaned}
+    task.variables = {**task.variables, **sealed}
     task.save(update_fields=["status", "completed_at", "variables", "updated_at"])
     _adjust_load(task.queue_id, -1)
     _history(
@@ -408,11 +417,11 @@ def task_complete(
         via_account=via_account,
         comment=comment,
         old={"status": TaskStatus.CLAIMED},
-        new={"status": TaskStatus.COMPLETED, "variables": cleaned},
+        new={"status": TaskStatus.COMPLETED, "variables": redact_sensitive(sensitive, cleaned)},
     )
     if task.process_instance_id:
         signals.task_completed.send(
-            sender=WorkflowTask, task=task, variables=cleaned, user=user, via_account=via_account
+            sender=WorkflowTask, task=task, variables=sealed, user=user, via_account=via_account
         )
     return task
 
@@ -512,11 +521,12 @@ def task_resolve(
         raise Conflict(f"task {task_id} is not delegated to you", code="task_not_delegated")
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("variables must be an object", fields={"variables": ["Must be an object."]})
+    refuse_sealed_input(variables or {})
     owner = task.owner
     task.assignee = owner
     task.owner = None
     task.delegation_state = "RESOLVED"
-    task.variables = {**task.variables, **(variables or {})}
+    task.variables = {**task.variables, **seal_sensitive(sensitive_names(task.form_fields), variables or {})}
     task.save(update_fields=["assignee", "owner", "delegation_state", "variables", "updated_at"])
     _history(
         task,

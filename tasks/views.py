@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core import encryption
 from core.errors import Conflict, InvalidInput, NotFound, WorkflowError
 from entitlements.authentication import denial_record
 from entitlements.detail_reads import detail_read_record, detail_read_refusal_record
@@ -231,7 +232,7 @@ def form_rows(task, submitted=None, errors=None) -> list[dict]:
         if name in submitted:
             value = submitted[name]
         else:
-            value = task.variables.get(name, "")
+            value = encryption.reveal(task.variables.get(name, ""))  # sensitive fields are stored sealed
         if kind == "boolean":
             value = value is True or str(value).lower() in {"true", "on", "yes"}
         choices = [

@@ -203,6 +203,7 @@ def admin_connection(django_db_setup):
 CLEANUP_SQL = """
 DELETE FROM onecms.case_events;
 DELETE FROM onecms.case_workflow_mapping;
+DELETE FROM onecms.case_subjects;
 DELETE FROM onecms.cases;
 DELETE FROM flowable.task_history;
 DELETE FROM flowable.workflow_tasks;

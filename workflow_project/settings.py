@@ -74,6 +74,43 @@ if not SECRET_KEY:
         key_file.chmod(0o600)
     SECRET_KEY = key_file.read_text().strip()
 
+
+def field_encryption_key_entries() -> list[str]:
+    """The field encryption key set, "<key id>:<key>" entries with the current key first (core/encryption.py).
+
+    From FIELD_ENCRYPTION_KEYS (comma-separated), or the file FIELD_ENCRYPTION_KEY_FILE names (entries separated
+    by commas or lines, `#` comments), never from the database. With neither, a key file generated once under
+    ./var/ (like SECRET_KEY), for the demo, the embedded default and tests.
+    """
+    listed = os.environ.get("FIELD_ENCRYPTION_KEYS", "").strip()
+    key_file = os.environ.get("FIELD_ENCRYPTION_KEY_FILE", "").strip()
+    if listed and key_file:
+        raise ImproperlyConfigured("set FIELD_ENCRYPTION_KEYS or FIELD_ENCRYPTION_KEY_FILE, not both")
+    if listed:
+        return [entry.strip() for entry in listed.split(",") if entry.strip()]
+    if key_file:
+        path = Path(key_file)
+        if not path.is_file():
+            raise ImproperlyConfigured(f"FIELD_ENCRYPTION_KEY_FILE {key_file} is not a readable file")
+    else:
+        if not DEBUG and env_bool("REQUIRE_SECRET_KEY", False):
+            raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS or FIELD_ENCRYPTION_KEY_FILE must be set")
+        path = embedded.var_dir(BASE_DIR) / "field_encryption_keys"
+        if not path.exists():
+            import base64
+            import secrets
+
+            key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
+            path.touch(mode=0o600)
+            path.write_text(
+                f"# field encryption keys, current first (README: Encrypted fields)\nlocal-{secrets.token_hex(3)}:{key}\n"
+            )
+    lines = [line.split("#", 1)[0] for line in path.read_text().splitlines()]
+    return [entry.strip() for line in lines for entry in line.split(",") if entry.strip()]
+
+
+FIELD_ENCRYPTION_KEYS = field_encryption_key_entries()
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 

@@ -20,7 +20,7 @@ Interface (all functions keyword-only)::
                      start_queue_names: list[str])
     UserTaskInfo(id, name, queue_name, candidate_groups, priority, required_skills, form_fields, sla_hours,
                  documentation)
-    FormField(id, label, type, required, enum_values: list[EnumValue]);  EnumValue(id, name)
+    FormField(id, label, type, required, enum_values: list[EnumValue], sensitive);  EnumValue(id, name)
     EngineRun(state, ready_user_tasks: list[ReadyUserTask], completed, variables, closed_task_ids,
               opened_task_ids, next_timer_due_at)
     ReadyUserTask(engine_task_id, task_definition_key, name, queue_name, candidate_groups, priority,
@@ -58,7 +58,10 @@ userTask conventions:
                <camunda:validation><camunda:constraint name="required"/></camunda:validation>
                <camunda:value id="FRAUD" name="Fraud"/></camunda:formField></camunda:formData>
              types: string, text, boolean, enum, date (ISO yyyy-mm-dd), long. This is what Camunda Modeler's
-             Forms panel writes (`text` is our addition: a multi-line string).
+             Forms panel writes (`text` is our addition: a multi-line string). A string, text or date field
+             with <camunda:properties><camunda:property id="sensitive" value="true"/></camunda:properties> is
+             sensitive: its value is stored encrypted and reaches the engine sealed, so no condition or script
+             may read it (refused at deploy).
 
 Expressions (gateway conditions, timer expressions) and scripts (scriptTask, spiffworkflow pre/post scripts)
 are Python over the process variables, run in a sandbox: no imports, no names or attributes starting with `__`,
@@ -263,6 +266,8 @@ def validate_form_variables(*, form_fields: list[FormField], variables: dict) ->
             if form_field.required:
                 errors[form_field.id] = "This field is required."
             continue
+        if form_field.sensitive:
+            continue  # checked in plaintext before it was sealed (tasks/bpmn/forms.py); the engine holds it sealed
         if form_field.type in ("string", "text") and not isinstance(value, str):
             errors[form_field.id] = "Must be text."
         elif form_field.type == "boolean" and not isinstance(value, bool):

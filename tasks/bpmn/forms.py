@@ -1,17 +1,25 @@
-"""Validation of the variables a caseworker submits against a userTask's declared form fields.
+"""Validation of the variables a caseworker submits against a userTask's declared form fields, and the sealing of
+the ones a field marks sensitive.
 
-A form field is a dict: {"id", "label", "type", "required", "values"}; type is one of string, text, long,
-boolean, enum, date. The same rules serve the API and the inbox pages, so both refuse the same input.
+A form field is a dict: {"id", "label", "type", "required", "values", "sensitive"}; type is one of string, text,
+long, boolean, enum, date. The same rules serve the API and the inbox pages, so both refuse the same input.
+
+A sensitive field's value is validated here in plaintext, then sealed (core/encryption.py) before it goes
+anywhere: the task's and the instance's variables and the engine's state hold it sealed, the task history holds
+SENSITIVE_HISTORY_MARKER instead (history is append-only and outlives rotation and erasure). Pages and the API
+show it opened (encryption.reveal) to whoever may see the task.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from core import encryption
 from core.errors import InvalidInput
 
 FIELD_TYPES = {"string", "text", "long", "boolean", "enum", "date"}
 MAX_TEXT_LENGTH = 20_000
+SENSITIVE_HISTORY_MARKER = "[sensitive: stored encrypted on the task]"
 
 
 def _coerce(field: dict, value):
@@ -60,6 +68,7 @@ def validate_task_variables(form_fields: list[dict], variables) -> dict:
         variables = {}
     if not isinstance(variables, dict):
         raise InvalidInput("variables must be a JSON object", fields={"variables": ["Must be an object."]})
+    refuse_sealed_input(variables)
     errors: dict[str, list[str]] = {}
     cleaned = dict(variables)
     for field in form_fields or []:
@@ -79,3 +88,47 @@ def validate_task_variables(form_fields: list[dict], variables) -> dict:
         first = next(iter(errors))
         raise InvalidInput(f"{first}: {errors[first][0]}", fields=errors)
     return cleaned
+
+
+def sensitive_names(form_fields: list[dict]) -> set[str]:
+    return {str(field["id"]) for field in form_fields or [] if field.get("sensitive")}
+
+
+def seal_sensitive(names: set[str], variables: dict) -> dict:
+    """The variables with the values of `names` sealed (a non-text value as its text)."""
+    return {
+        name: (_sealed(value) if name in names and value is not None else value) for name, value in variables.items()
+    }
+
+
+def _sealed(value):
+    # Only text-valued fields (string, text, date) may be sensitive (tasks/bpmn/parsing.py); anything else sent
+    # under such a name is sealed as its text.
+    return encryption.seal(value if isinstance(value, str) else str(value))
+
+
+def refuse_sealed_input(variables, *, field: str = "variables") -> None:
+    """Variables from a client may not hold text that looks sealed: pages and the API open every sealed value they
+    show, so a planted ciphertext (copied from a dump) would be decrypted for whoever planted it."""
+    for path, value in _strings(variables, field):
+        if encryption.is_sealed(value):
+            raise InvalidInput(
+                f"{path}: looks like an encrypted value, which cannot be submitted",
+                fields={path: ["Looks like an encrypted value, which cannot be submitted."]},
+            )
+
+
+def _strings(value, path):
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}" if path != "variables" else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
+
+
+def redact_sensitive(names: set[str], variables: dict) -> dict:
+    """The variables as task history records them: sensitive values replaced by SENSITIVE_HISTORY_MARKER."""
+    return {name: (SENSITIVE_HISTORY_MARKER if name in names else value) for name, value in variables.items()}

@@ -3,10 +3,12 @@ and its SpiffWorkflow spec made (tasks/bpmn/engine.py: what a model may contain 
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import keyword
 import math
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +29,9 @@ FLOWABLE_NS = "http://flowable.org/bpmn"
 MIN_PRIORITY = 0
 MAX_PRIORITY = 100
 FORM_FIELD_TYPES = ("string", "text", "boolean", "enum", "date", "long")
+# Types whose value is text a person writes; only these may be sensitive (stored sealed, unreadable to the model's
+# conditions and scripts). Choices, flags and numbers route the workflow.
+SENSITIVE_FIELD_TYPES = ("string", "text", "date")
 
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 _MAX_QUEUE_NAME_LENGTH = 100  # queues.WorkflowQueue.queue_name
@@ -50,6 +55,7 @@ class FormField:
     type: str  # one of FORM_FIELD_TYPES
     required: bool = False
     enum_values: list[EnumValue] = field(default_factory=list)
+    sensitive: bool = False  # stored sealed (tasks/bpmn/forms.py); conditions and scripts may not read it
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
     _check_sequence_flows(process)
     _check_expressions(process)
     user_tasks = _read_user_tasks(process)
+    _check_sensitive_fields_unread(process, user_tasks)
     spec, subprocess_specs = _spiff_specs(root, process)
 
     queue_names: list[str] = []
@@ -475,6 +482,13 @@ def _read_form_fields(task: etree._Element) -> list[FormField]:
             ]
             if field_type == "enum" and not enum_values:
                 raise _refuse(f"enum form field '{field_id}' has no values", element)
+            sensitive = _form_field_property(element, "sensitive").lower() == "true"
+            if sensitive and field_type not in SENSITIVE_FIELD_TYPES:
+                raise _refuse(
+                    f"form field '{field_id}' is marked sensitive but has type '{field_type}'; only "
+                    f"{', '.join(SENSITIVE_FIELD_TYPES)} fields may be",
+                    element,
+                )
             fields.append(
                 FormField(
                     id=field_id,
@@ -482,9 +496,45 @@ def _read_form_fields(task: etree._Element) -> list[FormField]:
                     type=field_type,
                     required=required,
                     enum_values=enum_values if field_type == "enum" else [],
+                    sensitive=sensitive,
                 )
             )
     return fields
+
+
+def _form_field_property(element: etree._Element, name: str) -> str:
+    """A formField's <camunda:properties><camunda:property id="sensitive" value="true"/> (Camunda Modeler writes
+    `id`; `name` is read too)."""
+    camunda = f"{{{CAMUNDA_NS}}}"
+    for group in element.iterchildren(f"{camunda}properties"):
+        for prop in group.iterchildren(f"{camunda}property"):
+            if (prop.get("id") or prop.get("name")) == name:
+                return (prop.get("value") or "").strip()
+    return ""
+
+
+def _check_sensitive_fields_unread(process: etree._Element, user_tasks: list[UserTaskInfo]) -> None:
+    """A sensitive field reaches the engine sealed, so a condition or script reading it would see ciphertext:
+    refuse the model instead, naming the field and where it is read."""
+    sensitive = {f.id for task in user_tasks for f in task.form_fields if f.sensitive}
+    if not sensitive:
+        return
+    sources = [*process.iter(_bpmn("conditionExpression")), *process.iter(_bpmn("script"))]
+    for tag in ("preScript", "postScript"):
+        sources += list(process.iter(f"{{{SPIFF_NS}}}{tag}"))
+    for tag in ("timeDuration", "timeDate"):
+        sources += [timer for timer in process.iter(_bpmn(tag)) if not looks_like_timer_literal(timer.text or "")]
+    for element in sources:
+        try:
+            tree = ast.parse(textwrap.dedent(element.text or "").strip())
+        except SyntaxError:
+            continue  # _check_expressions has refused it already
+        read = sorted({node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} & sensitive)
+        if read:
+            raise _refuse(
+                f"form field '{read[0]}' is sensitive (stored encrypted); conditions and scripts cannot read it",
+                element,
+            )
 
 
 def _spiff_specs(root: etree._Element, process: etree._Element) -> tuple[Any, dict]:

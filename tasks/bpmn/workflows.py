@@ -41,6 +41,7 @@ from tasks.models import (
 from tasks.services import task_close, task_insert
 
 from . import engine
+from .forms import refuse_sealed_input, seal_sensitive, sensitive_names
 
 MAX_BPMN_BYTES = 2_000_000
 logger = logging.getLogger(__name__)
@@ -63,6 +64,12 @@ def _engine_error(exc: engine.EngineError) -> WorkflowError:
     return InvalidInput(detail, code="invalid_bpmn", fields={"bpmn_xml": [detail]})
 
 
+def definition_sensitive_names(definition: WorkflowDefinition) -> set[str]:
+    """Every variable a form of the definition marks sensitive: sealed wherever it enters the engine."""
+    user_tasks = (definition.engine_spec or {}).get("user_tasks", {})
+    return {f["id"] for task in user_tasks.values() for f in task.get("form_fields", []) if f.get("sensitive")}
+
+
 def _form_fields(fields) -> list[dict]:
     return [
         {
@@ -71,6 +78,7 @@ def _form_fields(fields) -> list[dict]:
             "type": f.type,
             "required": f.required,
             "values": [{"id": v.id, "name": v.name} for v in f.enum_values],
+            "sensitive": f.sensitive,
         }
         for f in fields
     ]
@@ -341,13 +349,18 @@ def process_start(
         raise InvalidInput("business_key is required", fields={"business_key": ["This field is required."]})
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("variables must be an object", fields={"variables": ["Must be an object."]})
+    refuse_sealed_input(variables or {})
     definition = WorkflowDefinition.objects.filter(process_key=process_key, is_active=True).order_by("-version").first()
     if definition is None:
         raise InvalidInput(f"no deployed process {process_key!r}", fields={"process_key": ["No such process."]})
     _check_may_start(user=user, definition=definition)
     now = now or timezone.now()
     try:
-        run = engine.start(spec=definition.engine_spec, variables=variables or {}, now=now)
+        run = engine.start(
+            spec=definition.engine_spec,
+            variables=seal_sensitive(definition_sensitive_names(definition), variables or {}),
+            now=now,
+        )
     except engine.EngineError as exc:
         raise _engine_error(exc) from exc
     instance = ProcessInstance.objects.create(
@@ -378,7 +391,10 @@ def advance_on_task_completed(*, task: WorkflowTask, variables: dict, user, via_
             spec=instance.definition.engine_spec,
             state=instance.engine_state,
             engine_task_id=str(task.engine_task_id),
-            variables=variables,
+            # task_complete sealed what this task's form marks sensitive; this seals what other forms do.
+            variables=seal_sensitive(
+                definition_sensitive_names(instance.definition) - sensitive_names(task.form_fields), variables
+            ),
             now=timezone.now(),
         )
     except engine.EngineError as exc:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.key_rotation import unreadable_encrypted_values
 from core.timeouts import statement_timeout_lift
 from queues.models import QueueStatistics, WorkflowQueue
 
@@ -155,4 +156,8 @@ def check_integrity() -> IntegrityReport:
         for name, sql in INTEGRITY_CHECKS:
             cursor.execute(f"SELECT * FROM ({sql}) v LIMIT {MAX_REPORTED_PER_CHECK}")
             report.violations.extend(f"{name}: {row[0]}" for row in cursor.fetchall())
+    # Encryption: values (and keyed hashes) under a key id the key set no longer holds.
+    report.violations.extend(
+        f"encrypted value unreadable: {line}" for line in unreadable_encrypted_values(limit=MAX_REPORTED_PER_CHECK)
+    )
     return report

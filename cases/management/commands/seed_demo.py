@@ -139,6 +139,7 @@ class Command(BaseCommand):
                     {"type": allegation, "description": demo.DEMO_ALLEGATION_TEXT[allegation], "date": "2026-10-01"}
                 ],
                 priority=demo.DEMO_PRIORITIES[index % len(demo.DEMO_PRIORITIES)],
+                subjects=demo.DEMO_SUBJECTS[index % len(demo.DEMO_SUBJECTS)],
             )
             for step in demo.DEMO_STEPS[:stage]:
                 task = (

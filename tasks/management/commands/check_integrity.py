@@ -6,7 +6,10 @@ from tasks.sla.maintenance import check_integrity
 
 
 class Command(BaseCommand):
-    help = "Check that loads equal CLAIMED counts, CLAIMED tasks have assignees, open tasks' processes run, history has no gaps."
+    help = (
+        "Check that loads equal CLAIMED counts, CLAIMED tasks have assignees, open tasks' processes run, history has no "
+        "gaps, and every encrypted value is under a configured key."
+    )
 
     def handle(self, *args, **options):
         report = check_integrity()

@@ -74,7 +74,7 @@ DROP FUNCTION IF EXISTS onecms.refuse_routing_hop_rewrite();
 class Migration(migrations.Migration):
     dependencies = [
         ("entitlements", "0011_history_append_only_for_every_role"),
-        ("cases", "0003_mapping_hop_queues_index"),
+        ("cases", "0004_case_subjects_and_encrypted_fields"),
     ]
 
     operations = [migrations.RunSQL(CREATE, reverse_sql=DROP)]
