@@ -113,3 +113,34 @@ class CaseEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.case_id}"
+
+
+class SubjectRole(models.TextChoices):
+    SUBJECT = "SUBJECT", "Subject"
+    COMPLAINANT = "COMPLAINANT", "Complainant"
+    WITNESS = "WITNESS", "Witness"
+
+
+class CaseSubject(models.Model):
+    """A person a case is about or hears from. Personal fields: full_name, email, phone, date_of_birth, notes.
+
+    Look people up through cases/selectors.py: subjects_matching, never by filtering these fields directly.
+    """
+
+    subject_id = models.BigAutoField(primary_key=True)
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="subjects")
+    role = models.CharField(max_length=20, choices=SubjectRole.choices, default=SubjectRole.SUBJECT)
+    full_name = models.CharField(max_length=300)
+    email = models.CharField(max_length=254, blank=True)
+    phone = models.CharField(max_length=50, blank=True)
+    date_of_birth = models.DateField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = 'onecms"."case_subjects'
+        ordering = ["case_id", "subject_id"]
+        constraints = [models.CheckConstraint(condition=Q(role__in=SubjectRole.values), name="case_subject_role_valid")]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} #{self.subject_id} of {self.case_id}"

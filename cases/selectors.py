@@ -16,7 +16,7 @@ from entitlements.models import Capability
 from tasks.console.admin_console import COUNT_CAP
 from tasks.models import TaskEventType, TaskHistory, WorkflowTask
 
-from .models import Case, CaseEvent, CaseWorkflowMapping
+from .models import Case, CaseEvent, CaseSubject, CaseWorkflowMapping
 
 SYSTEM_ACTOR = "system"
 # Entries read per kind: a pathological case (a task bounced between queues thousands of times) still makes a
@@ -413,3 +413,22 @@ def _escalation_summary(old: dict, new: dict) -> str:
     if old.get("priority") is not None and old.get("priority") != new.get("priority"):
         parts.append(f"priority {old['priority']} → {new.get('priority')}")
     return ", ".join(parts)
+
+
+# --- people -------------------------------------------------------------------------------------------------------
+
+
+def subjects_matching(*, email: str | None = None, full_name: str | None = None) -> QuerySet:
+    """The case subjects with exactly this email address and/or full name (case and surrounding spaces ignored).
+
+    The one lookup of a person among case subjects (erasure, export): personal fields are not to be filtered on
+    anywhere else, so that how they are stored can change in one place.
+    """
+    if not (email or "").strip() and not (full_name or "").strip():
+        raise InvalidInput("give an email address or a full name", code="subject_lookup_empty")
+    subjects = CaseSubject.objects.all()
+    if (email or "").strip():
+        subjects = subjects.filter(email__iexact=email.strip())
+    if (full_name or "").strip():
+        subjects = subjects.filter(full_name__iexact=full_name.strip())
+    return subjects.order_by("subject_id")
