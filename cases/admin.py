@@ -9,12 +9,14 @@ Decisions:
   which an admin form would do. Delete is off too: cases, mappings and events are records (and PROTECTed).
 - Big tables: ordered by primary key (an index serves it), counts capped, no date hierarchy (its min/max and
   DISTINCT over every visible case would be a full pass per page load).
+- Retention policies are edited by superusers only (staff see them): a policy decides what is deleted.
 """
 
 from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
@@ -26,8 +28,9 @@ from core.errors import NotFound
 from entitlements.authentication import denial_record
 from tasks.admin import ReadOnlyAdmin
 from tasks.console.admin_console import FastChangelistMixin
+from tasks.models import WorkflowDefinition
 
-from .models import Case, CaseEvent, CaseWorkflowMapping
+from .models import Case, CaseEvent, CaseTombstone, CaseWorkflowMapping, RetentionPolicy
 from .selectors import (
     TIMELINE_LIMIT_PER_KIND,
     TimelineKind,
@@ -104,6 +107,8 @@ class CaseAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
         "created_at",
         "updated_at",
         "closed_at",
+        "case_type",
+        "redacted_at",
     )
     inlines = [CaseWorkflowMappingInline, CaseEventInline]
 
@@ -180,3 +185,59 @@ class CaseEventAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin
     list_select_related = ("case", "actor")
     ordering = ("-event_id",)
     fields = ("case", "event_type", "actor", "old_values", "new_values", "created_at")
+
+
+# --- retention ------------------------------------------------------------------------------------------------
+
+
+def case_type_choices() -> list[tuple[str, str]]:
+    """The process keys deployed, and any case type already in a policy: a policy names one of them."""
+    keys = set(WorkflowDefinition.objects.values_list("process_key", flat=True).distinct())
+    keys |= set(RetentionPolicy.objects.values_list("case_type", flat=True))
+    return [(key, key) for key in sorted(keys)]
+
+
+class RetentionPolicyForm(forms.ModelForm):
+    case_type = forms.ChoiceField(choices=case_type_choices, help_text="The process key cases of this type open with.")
+
+    class Meta:
+        model = RetentionPolicy
+        fields = ("case_type", "keep_years_after_closure", "action", "enabled", "description")
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    """Staff see the policies; only superusers change them (a policy decides what is deleted)."""
+
+    form = RetentionPolicyForm
+    list_display = ("case_type", "keep_years_after_closure", "action", "enabled", "updated_at")
+    list_filter = ("action", "enabled")
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+@admin.register(CaseTombstone)
+class CaseTombstoneAdmin(FastChangelistMixin, ReadOnlyAdmin):
+    list_display = ("case_number", "case_type", "closed_at", "deleted_at", "policy")
+    list_select_related = ("policy",)
+    search_fields = ("=case_number",)
+    ordering = ("-tombstone_id",)
+    fields = (
+        "case_id",
+        "case_number",
+        "case_type",
+        "status",
+        "opened_at",
+        "closed_at",
+        "deleted_at",
+        "policy",
+        "policy_terms",
+        "deleted_rows",
+    )

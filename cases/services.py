@@ -85,6 +85,7 @@ def case_open(
     cleaned = validate_allegations(allegations)
     case = Case.objects.create(
         case_number=next_case_number(),
+        case_type=workflow_type,
         title=title.strip(),
         description=description,
         allegations=cleaned,
