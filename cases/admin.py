@@ -9,7 +9,9 @@ Decisions:
   which an admin form would do. Delete is off too: cases, mappings and events are records (and PROTECTed).
 - Big tables: ordered by primary key (an index serves it), counts capped, no date hierarchy (its min/max and
   DISTINCT over every visible case would be a full pass per page load).
-- Retention policies are edited by superusers only (staff see them): a policy decides what is deleted.
+- Personal data: retention policies are edited by superusers only (staff see them); erasing a person (a user, a
+  case subject) is an action only superusers are offered, and it runs cases/privacy/erasure.py. The user admin
+  is entitlements' own, re-registered here with that action: entitlements may not import cases.
 """
 
 from __future__ import annotations
@@ -17,20 +19,23 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from core.errors import NotFound
-from entitlements.authentication import denial_record
+from core.errors import NotFound, WorkflowError
+from entitlements.admin import UserAdmin as EntitlementsUserAdmin
+from entitlements.authentication import client_address, denial_record
+from entitlements.models import User
 from tasks.admin import ReadOnlyAdmin
-from tasks.console.admin_console import FastChangelistMixin
+from tasks.console.admin_console import FastChangelistMixin, action_form_page, selected_ids
 from tasks.models import WorkflowDefinition
 
-from .models import Case, CaseEvent, CaseTombstone, CaseWorkflowMapping, RetentionPolicy
+from .models import Case, CaseEvent, CaseSubject, CaseTombstone, CaseWorkflowMapping, RetentionPolicy
+from .privacy.erasure import MAX_REASON, case_subjects_erase, user_erase
 from .selectors import (
     TIMELINE_LIMIT_PER_KIND,
     TimelineKind,
@@ -187,7 +192,98 @@ class CaseEventAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin
     fields = ("case", "event_type", "actor", "old_values", "new_values", "created_at")
 
 
-# --- retention ------------------------------------------------------------------------------------------------
+# --- personal data ------------------------------------------------------------------------------------------------
+
+
+class ErasureForm(forms.Form):
+    reason = forms.CharField(
+        max_length=MAX_REASON,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Why the data is erased (recorded in the security audit, with the person's name removed).",
+    )
+
+
+class ErasureActionMixin:
+    """Erasure is offered to superusers only; the service refuses anyone else as well."""
+
+    def has_erase_permission(self, request) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+
+def _erase_each(modeladmin, request, queryset, *, action: str, noun: str, erase) -> TemplateResponse | None:
+    form = ErasureForm(request.POST) if "apply" in request.POST else ErasureForm()
+    if not form.is_bound or not form.is_valid():
+        return action_form_page(
+            modeladmin,
+            request,
+            queryset,
+            form=form,
+            title=f"Erase the personal data of {noun}s",
+            action=action,
+            submit="Erase",
+        )
+    erased, refused = 0, []
+    for pk in selected_ids(queryset):
+        try:
+            erase(
+                pk,
+                reason=form.cleaned_data["reason"],
+                erased_by=request.user,
+                remote_addr=client_address(request),
+                path=request.path,
+            )
+        except WorkflowError as exc:
+            refused.append(f"#{pk}: {exc.detail}")
+        else:
+            erased += 1
+    if erased:
+        modeladmin.message_user(request, f"Erased the personal data of {erased} {noun}(s).", messages.SUCCESS)
+    for line in refused:
+        modeladmin.message_user(request, f"Not erased: {line}", messages.ERROR)
+    return None
+
+
+@admin.action(description="Erase personal data of selected users…", permissions=["erase"])
+def erase_users(modeladmin, request, queryset):
+    return _erase_each(
+        modeladmin,
+        request,
+        queryset,
+        action="erase_users",
+        noun="user",
+        erase=lambda pk, **kwargs: user_erase(user_id=pk, **kwargs),
+    )
+
+
+@admin.action(description="Erase personal data of selected case subjects (each one a person)…", permissions=["erase"])
+def erase_case_subjects(modeladmin, request, queryset):
+    return _erase_each(
+        modeladmin,
+        request,
+        queryset,
+        action="erase_case_subjects",
+        noun="case subject",
+        erase=lambda pk, **kwargs: case_subjects_erase(subject_ids=[pk], **kwargs),
+    )
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(ErasureActionMixin, EntitlementsUserAdmin):
+    actions = [*(EntitlementsUserAdmin.actions or ()), erase_users]
+
+
+@admin.register(CaseSubject)
+class CaseSubjectAdmin(ErasureActionMixin, SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
+    list_display = ("subject_id", "case", "role", "full_name", "created_at")
+    list_select_related = ("case",)
+    # Personal fields are not searched: subjects are looked up through cases/selectors.py: subjects_matching.
+    search_fields = ("=case__case_number",)
+    ordering = ("-subject_id",)
+    fields = ("case", "role", "full_name", "email", "phone", "date_of_birth", "notes", "created_at")
+    actions = [erase_case_subjects]
 
 
 def case_type_choices() -> list[tuple[str, str]]:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from tasks.sla.maintenance import INTEGRITY_CHECKS, IntegrityReport, check_integrity
 
+from .privacy.erasure import USER_PSEUDONYM
 from .privacy.redaction import REDACTED_TITLE
 from .privacy.retention import REDACTED_EVENT
+
+# A user erased by cases/privacy/erasure.py: named by the pseudonym built from their id.
+ERASED_USERNAME_SQL = "'" + USER_PSEUDONYM.format(id="") + "' || id"
 
 CASE_INTEGRITY_CHECKS = [
     (
@@ -42,6 +46,13 @@ CASE_INTEGRITY_CHECKS = [
         SELECT 'case ' || c.case_number FROM onecms.cases c
          WHERE c.redacted_at IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM onecms.case_events e WHERE e.case_id = c.case_id AND e.event_type = '{REDACTED_EVENT}')
+        """,
+    ),
+    (
+        "erased user can still log in",
+        f"""
+        SELECT 'user ' || id FROM entitlements.users
+         WHERE username = {ERASED_USERNAME_SQL} AND (is_active OR password NOT LIKE '!%')
         """,
     ),
 ]
