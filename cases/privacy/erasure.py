@@ -90,6 +90,9 @@ PERSONAL_TEXT = (
         (("task_args", "text"), ("task_kwargs", "text"), ("result", "text"), ("meta", "text"), ("traceback", "text")),
     ),
     TextColumns("public.django_celery_results_groupresult", "id", (("result", "text"),)),
+    TextColumns(
+        "public.django_celery_beat_periodictask", "id", (("args", "text"), ("kwargs", "text"), ("description", "text"))
+    ),
 )
 # Rows of these tables are append-only for everyone but this module (entitlements/triggers.py).
 AUDIT_TABLES = {"entitlements.security_events": SecurityEvent}

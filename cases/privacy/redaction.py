@@ -62,13 +62,14 @@ class Identity:
         return self.pattern.sub(self.pseudonym, text) if self.identifiers else text
 
     def scrub_json(self, value):
-        """Every string in the value (dictionary keys too) with the identifiers replaced."""
+        """Every string value inside the value with the identifiers replaced. Keys stay: they are the structure
+        (a person whose name is "Status" must not rename every history's status key), and nothing keys by name."""
         if isinstance(value, str):
             return self.scrub_text(value)
         if isinstance(value, list):
             return [self.scrub_json(item) for item in value]
         if isinstance(value, dict):
-            return {self.scrub_text(key): self.scrub_json(item) for key, item in value.items()}
+            return {key: self.scrub_json(item) for key, item in value.items()}
         return value
 
 
