@@ -108,16 +108,19 @@ def closed_case(demo_workflow, caseworker_alice):
     return make
 
 
-def text_columns() -> list[tuple[str, str, str]]:
-    """Every text, varchar, json, jsonb and array column of every table in our schemas and public."""
+def text_columns(*, partitions: bool = True) -> list[tuple[str, str, str]]:
+    """Every text, varchar, json, jsonb and array column of every table in our schemas and public (with the
+    archive's month partitions, or only their parents)."""
     with connection.cursor() as cursor:
         cursor.execute(
             """SELECT c.table_schema, c.table_name, c.column_name
                  FROM information_schema.columns c
                  JOIN information_schema.tables t USING (table_schema, table_name)
                 WHERE t.table_type = 'BASE TABLE' AND c.table_schema = ANY(%s) AND c.data_type = ANY(%s)
+                  AND (%s OR NOT (SELECT relispartition FROM pg_class
+                                   WHERE oid = (quote_ident(c.table_schema) || '.' || quote_ident(c.table_name))::regclass))
                 ORDER BY 1, 2, 3""",
-            [list(SCANNED_SCHEMAS), list(SCANNED_TYPES)],
+            [list(SCANNED_SCHEMAS), list(SCANNED_TYPES), partitions],
         )
         return cursor.fetchall()
 

@@ -17,7 +17,7 @@ from django.core.management.base import CommandError
 from django_celery_results.models import TaskResult
 
 from cases.models import CaseEvent, CaseSubject, CaseWorkflowMapping
-from cases.privacy.erasure import user_erase
+from cases.privacy.erasure import CODE_COLUMNS, PERSONAL_TEXT, WITHOUT_PERSONAL_TEXT, user_erase
 from core.errors import Conflict, PermissionDenied
 from entitlements.models import ApiToken, SecurityEvent, User, UserRoleAssignment, WorkflowRole
 from entitlements.services import api_token_create, role_assignment_grant
@@ -25,7 +25,7 @@ from tasks.models import ArchivedTaskHistory, TaskHistory, WorkflowTask
 from tests.conftest import DEMO_PASSWORD
 from tests.factories import UserFactory
 
-from .conftest import scalar, where_found
+from .conftest import scalar, text_columns, where_found
 
 pytestmark = pytest.mark.django_db
 
@@ -100,6 +100,37 @@ def alice_everywhere(
     ):
         assert column in before, f"the fixture should put alice into {column}"
     return caseworker_alice
+
+
+def test_every_text_column_is_either_scrubbed_or_declared_free_of_personal_data(db):
+    scrubbed = {f"{target.table}.{column}" for target in PERSONAL_TEXT for column, _ in target.columns}
+
+    undecided = [
+        f"{schema}.{table}.{column}"
+        for schema, table, column in text_columns(partitions=False)
+        if f"{schema}.{table}.{column}" not in scrubbed
+        and f"{schema}.{table}" not in WITHOUT_PERSONAL_TEXT
+        and f"{schema}.{table}.{column}" not in WITHOUT_PERSONAL_TEXT
+        and column not in CODE_COLUMNS
+    ]
+
+    assert undecided == [], "add each to PERSONAL_TEXT or WITHOUT_PERSONAL_TEXT (cases/privacy/erasure.py)"
+
+
+def test_an_alert_recipient_address_of_the_person_is_removed_from_the_channel(caseworker_alice):
+    from tasks.models import AlertChannel
+
+    channel = AlertChannel.objects.create(
+        name="alice on call", kind="EMAIL", email_recipients=["alice@example.org", "ops@example.org"]
+    )
+
+    user_erase(user_id=caseworker_alice.pk, reason=REASON)
+
+    channel.refresh_from_db()
+    assert (channel.name, channel.email_recipients) == (
+        f"erased-user-{caseworker_alice.pk} on call",
+        ["ops@example.org"],
+    )
 
 
 def history_counts() -> dict:
