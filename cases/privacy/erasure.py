@@ -51,7 +51,8 @@ class TextColumns:
     columns: tuple[tuple[str, str], ...]  # (column, "text" | "text[]" | "json" | "jsonb")
 
 
-# In the lock order of tasks/locks.py where it applies (process instances, tasks, routing history), then the rest.
+# In the lock order of tasks/locks.py where it applies (process instances, tasks, queues, routing history), then
+# the rest.
 PERSONAL_TEXT = (
     TextColumns(
         "flowable.process_instances", "process_instance_id", (("variables", "jsonb"), ("engine_state", "json"))
@@ -68,6 +69,7 @@ PERSONAL_TEXT = (
         (("old_values", "jsonb"), ("new_values", "jsonb"), ("comment", "text")),
     ),
     TextColumns("flowable.alerts", "alert_id", (("summary", "text"), ("details", "jsonb"))),
+    TextColumns("queues.workflow_queues", "queue_id", (("description", "text"),)),
     TextColumns("onecms.case_workflow_mapping", "mapping_id", (("routing_history", "jsonb"),)),
     TextColumns("onecms.cases", "case_id", (("title", "text"), ("description", "text"), ("allegations", "jsonb"))),
     TextColumns("onecms.case_events", "event_id", (("old_values", "jsonb"), ("new_values", "jsonb"))),
@@ -76,7 +78,6 @@ PERSONAL_TEXT = (
     TextColumns("flowable.alert_deliveries", "delivery_id", (("last_error", "text"),)),
     TextColumns("entitlements.user_role_assignments", "assignment_id", (("reason", "text"),)),
     TextColumns("entitlements.workflow_roles", "role_id", (("description", "text"),)),
-    TextColumns("queues.workflow_queues", "queue_id", (("description", "text"),)),
     TextColumns(
         "entitlements.security_events",
         "event_id",
