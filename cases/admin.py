@@ -9,28 +9,35 @@ Decisions:
   which an admin form would do. Delete is off too: cases, mappings and events are records (and PROTECTed).
 - Big tables: ordered by primary key (an index serves it), counts capped, no date hierarchy (its min/max and
   DISTINCT over every visible case would be a full pass per page load).
+- Personal data: retention policies are edited by superusers only (staff see them); erasing a person (a user, a
+  case subject) is an action only superusers are offered, and it runs cases/privacy/erasure.py. The user admin
+  is entitlements' own, re-registered here with that action: entitlements may not import cases.
 """
 
 from __future__ import annotations
 
 import json
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from core.errors import NotFound
+from core.errors import NotFound, WorkflowError
 from entitlements.admin import DetailReadsAdminMixin
-from entitlements.authentication import denial_record
+from entitlements.admin import UserAdmin as EntitlementsUserAdmin
+from entitlements.authentication import client_address, denial_record
 from entitlements.detail_reads import detail_read_refusal_record
-from entitlements.models import DetailReadChannel, DetailReadObject
+from entitlements.models import DetailReadChannel, DetailReadObject, User
 from tasks.admin import ReadOnlyAdmin
-from tasks.console.admin_console import FastChangelistMixin
+from tasks.console.admin_console import FastChangelistMixin, action_form_page, selected_ids
+from tasks.models import WorkflowDefinition
 
-from .models import Case, CaseEvent, CaseSubject, CaseWorkflowMapping
+from .models import Case, CaseEvent, CaseSubject, CaseTombstone, CaseWorkflowMapping, RetentionPolicy
+from .privacy.erasure import MAX_REASON, case_subjects_erase, user_erase
 from .selectors import (
     TIMELINE_LIMIT_PER_KIND,
     TimelineKind,
@@ -125,6 +132,8 @@ class CaseAdmin(DetailReadsAdminMixin, SupervisedCaseRowsMixin, FastChangelistMi
         "created_at",
         "updated_at",
         "closed_at",
+        "case_type",
+        "redacted_at",
     )
     inlines = [CaseSubjectInline, CaseWorkflowMappingInline, CaseEventInline]
 
@@ -215,14 +224,151 @@ class CaseEventAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin
     fields = ("case", "event_type", "actor", "old_values", "new_values", "created_at")
 
 
+# --- personal data ------------------------------------------------------------------------------------------------
+
+
+class ErasureForm(forms.Form):
+    reason = forms.CharField(
+        max_length=MAX_REASON,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Why the data is erased (recorded in the security audit, with the person's name removed).",
+    )
+
+
+class ErasureActionMixin:
+    """Erasure is offered to superusers only; the service refuses anyone else as well."""
+
+    def has_erase_permission(self, request) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+
+def _erase_each(modeladmin, request, queryset, *, action: str, noun: str, erase) -> TemplateResponse | None:
+    form = ErasureForm(request.POST) if "apply" in request.POST else ErasureForm()
+    if not form.is_bound or not form.is_valid():
+        return action_form_page(
+            modeladmin,
+            request,
+            queryset,
+            form=form,
+            title=f"Erase the personal data of {noun}s",
+            action=action,
+            submit="Erase",
+        )
+    erased, refused = 0, []
+    for pk in selected_ids(queryset):
+        try:
+            erase(
+                pk,
+                reason=form.cleaned_data["reason"],
+                erased_by=request.user,
+                remote_addr=client_address(request),
+                path=request.path,
+            )
+        except WorkflowError as exc:
+            refused.append(f"#{pk}: {exc.detail}")
+        else:
+            erased += 1
+    if erased:
+        modeladmin.message_user(request, f"Erased the personal data of {erased} {noun}(s).", messages.SUCCESS)
+    for line in refused:
+        modeladmin.message_user(request, f"Not erased: {line}", messages.ERROR)
+    return None
+
+
+@admin.action(description="Erase personal data of selected users…", permissions=["erase"])
+def erase_users(modeladmin, request, queryset):
+    return _erase_each(
+        modeladmin,
+        request,
+        queryset,
+        action="erase_users",
+        noun="user",
+        erase=lambda pk, **kwargs: user_erase(user_id=pk, **kwargs),
+    )
+
+
+@admin.action(description="Erase personal data of selected case subjects (each one a person)…", permissions=["erase"])
+def erase_case_subjects(modeladmin, request, queryset):
+    return _erase_each(
+        modeladmin,
+        request,
+        queryset,
+        action="erase_case_subjects",
+        noun="case subject",
+        erase=lambda pk, **kwargs: case_subjects_erase(subject_ids=[pk], **kwargs),
+    )
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(ErasureActionMixin, EntitlementsUserAdmin):
+    actions = [*(EntitlementsUserAdmin.actions or ()), erase_users]
+
+
 @admin.register(CaseSubject)
-class CaseSubjectAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
+class CaseSubjectAdmin(ErasureActionMixin, SupervisedCaseRowsMixin, FastChangelistMixin, ReadOnlyAdmin):
     """People of the supervised cases. The personal fields are encrypted: the list searches by case number only
     (an encrypted field cannot be searched; erase_subject and export_subject find a person by keyed hash)."""
 
     list_display = ("subject_id", "case", "role", "full_name", "created_at")
     list_filter = ("role",)
-    search_fields = ("=case__case_number",)
     list_select_related = ("case",)
+    search_fields = ("=case__case_number",)
     ordering = ("-subject_id",)
     fields = ("case", "role", "full_name", "email", "phone", "date_of_birth", "notes", "created_at")
+    actions = [erase_case_subjects]
+
+
+def case_type_choices() -> list[tuple[str, str]]:
+    """The process keys deployed, and any case type already in a policy: a policy names one of them."""
+    keys = set(WorkflowDefinition.objects.values_list("process_key", flat=True).distinct())
+    keys |= set(RetentionPolicy.objects.values_list("case_type", flat=True))
+    return [(key, key) for key in sorted(keys)]
+
+
+class RetentionPolicyForm(forms.ModelForm):
+    case_type = forms.ChoiceField(choices=case_type_choices, help_text="The process key cases of this type open with.")
+
+    class Meta:
+        model = RetentionPolicy
+        fields = ("case_type", "keep_years_after_closure", "action", "enabled", "description")
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    """Staff see the policies; only superusers change them (a policy decides what is deleted)."""
+
+    form = RetentionPolicyForm
+    list_display = ("case_type", "keep_years_after_closure", "action", "enabled", "updated_at")
+    list_filter = ("action", "enabled")
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+@admin.register(CaseTombstone)
+class CaseTombstoneAdmin(FastChangelistMixin, ReadOnlyAdmin):
+    list_display = ("case_number", "case_type", "closed_at", "deleted_at", "policy")
+    list_select_related = ("policy",)
+    search_fields = ("=case_number",)
+    ordering = ("-tombstone_id",)
+    fields = (
+        "case_id",
+        "case_number",
+        "case_type",
+        "status",
+        "opened_at",
+        "closed_at",
+        "deleted_at",
+        "policy",
+        "policy_terms",
+        "deleted_rows",
+    )

@@ -6,9 +6,14 @@ from django.db.models import QuerySet
 
 from core.locks import rows_for_update
 
-from .models import CaseWorkflowMapping
+from .models import CaseSubject, CaseWorkflowMapping
 
 
 def case_mappings_for_update() -> QuerySet:
     """Case ↔ process instance mappings, locked when read: after the task whose move they record."""
     return rows_for_update(CaseWorkflowMapping.objects.all())
+
+
+def case_subjects_for_update() -> QuerySet:
+    """Case subjects, locked when read (erasure): rows of their own that no workflow step locks."""
+    return rows_for_update(CaseSubject.objects.all())

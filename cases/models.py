@@ -38,6 +38,12 @@ class AllegationType(models.TextChoices):
 class Case(models.Model):
     case_id = models.BigAutoField(primary_key=True)
     case_number = models.CharField(max_length=40, unique=True)
+    case_type = models.CharField(
+        max_length=200,
+        blank=True,
+        db_default="",
+        help_text="The process key the case was opened with; retention policies apply per case type.",
+    )
     title = models.CharField(max_length=300)
     description = EncryptedTextField(blank=True)
     # Each allegation's description is sealed; its type and date stay clear: they route the workflow and are
@@ -56,6 +62,9 @@ class Case(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    redacted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a retention policy redacted the case's personal data and free text."
+    )
 
     class Meta:
         db_table = 'onecms"."cases'
@@ -67,7 +76,13 @@ class Case(models.Model):
             ),
             models.CheckConstraint(condition=Q(priority__gte=0, priority__lte=100), name="case_priority_in_range"),
         ]
-        indexes = [models.Index(fields=["assigned_to", "status"], name="idx_cases_assignee_status")]
+        indexes = [
+            models.Index(fields=["assigned_to", "status"], name="idx_cases_assignee_status"),
+            # Retention: the closed cases of a type, oldest closure first.
+            models.Index(
+                fields=["case_type", "closed_at"], condition=Q(status="CLOSED"), name="idx_cases_closed_by_type"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.case_number
@@ -156,4 +171,71 @@ class CaseSubject(models.Model):
         constraints = [models.CheckConstraint(condition=Q(role__in=SubjectRole.values), name="case_subject_role_valid")]
 
     def __str__(self) -> str:
-        return f"{self.get_role_display()} of {self.case_id}"
+        return f"{self.get_role_display()} #{self.subject_id} of {self.case_id}"
+
+
+# --- Retention ----------------------------------------------------------------------------------------------------
+# cases/privacy/retention.py applies the policies: a closed case past its type's horizon is redacted or deleted.
+
+
+class RetentionAction(models.TextChoices):
+    REDACT = "REDACT", "Redact personal data and free text, keep the skeleton"
+    DELETE = "DELETE", "Delete the case and its workflow, leave a tombstone"
+
+
+MAX_RETENTION_YEARS = 100
+
+
+class RetentionPolicy(models.Model):
+    """How long closed cases of one type are kept, and what happens to them after that. Edited in admin."""
+
+    policy_id = models.BigAutoField(primary_key=True)
+    case_type = models.CharField(max_length=200, unique=True, help_text="A process key cases are opened with.")
+    keep_years_after_closure = models.PositiveSmallIntegerField(
+        help_text=f"Whole years a closed case is kept after its closure (1 to {MAX_RETENTION_YEARS})."
+    )
+    action = models.CharField(max_length=10, choices=RetentionAction.choices, default=RetentionAction.REDACT)
+    enabled = models.BooleanField(default=True)
+    description = models.TextField(blank=True, help_text="Why this period: the rule or agreement it follows.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = 'onecms"."retention_policies'
+        ordering = ["case_type"]
+        verbose_name_plural = "retention policies"
+        constraints = [
+            models.CheckConstraint(condition=Q(action__in=RetentionAction.values), name="retention_action_valid"),
+            models.CheckConstraint(
+                condition=Q(keep_years_after_closure__gte=1, keep_years_after_closure__lte=MAX_RETENTION_YEARS),
+                name="retention_years_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case_type}: {self.get_action_display().split(' ')[0].lower()} after {self.keep_years_after_closure} years"
+
+
+class CaseTombstone(models.Model):
+    """What is left of a case a retention policy deleted: its number, type, dates and counts; no personal data."""
+
+    tombstone_id = models.BigAutoField(primary_key=True)
+    case_id = models.BigIntegerField(unique=True, help_text="The deleted case's id.")
+    case_number = models.CharField(max_length=40, unique=True)
+    case_type = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True)
+    deleted_at = models.DateTimeField(default=timezone.now)
+    policy = models.ForeignKey(RetentionPolicy, null=True, on_delete=models.SET_NULL, related_name="tombstones")
+    policy_terms = models.JSONField(
+        default=dict, help_text="The policy as applied: case_type, keep_years_after_closure, action."
+    )
+    deleted_rows = models.JSONField(default=dict, help_text="Rows deleted with the case, per table.")
+
+    class Meta:
+        db_table = 'onecms"."case_tombstones'
+        ordering = ["-deleted_at", "-tombstone_id"]
+
+    def __str__(self) -> str:
+        return f"{self.case_number} (deleted {self.deleted_at:%Y-%m-%d})"

@@ -162,6 +162,7 @@ def case_open(
     people = validate_subjects(subjects or [])
     case = Case.objects.create(
         case_number=next_case_number(),
+        case_type=workflow_type,
         title=title.strip(),
         description=description,
         allegations=cleaned,

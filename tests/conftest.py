@@ -201,6 +201,9 @@ def admin_connection(django_db_setup):
 
 
 CLEANUP_SQL = """
+DELETE FROM onecms.case_subjects;
+DELETE FROM onecms.case_tombstones;
+DELETE FROM onecms.retention_policies;
 DELETE FROM onecms.case_events;
 DELETE FROM onecms.case_workflow_mapping;
 DELETE FROM onecms.case_subjects;

@@ -19,6 +19,7 @@ HISTORY_TABLES = [
     "flowable.task_history",
     "flowable.task_history_archive",
     "onecms.case_events",
+    "onecms.case_tombstones",
 ]
 
 
@@ -93,9 +94,11 @@ def test_the_application_role_cannot_update_or_delete_history(table, statement, 
     task_claim(user=caseworker_alice, task_id=make_task("intake").pk)  # a history row at least
     security_event_record(event_type=SecurityEvent.Type.LOGIN_SUCCESS, actor_username="alice")
 
-    column = {"flowable.alert_delivery_attempts": "attempted_at", "entitlements.access_audit": "read_at"}.get(
-        table, "created_at"
-    )
+    column = {
+        "flowable.alert_delivery_attempts": "attempted_at",
+        "entitlements.access_audit": "read_at",
+        "onecms.case_tombstones": "deleted_at",
+    }.get(table, "created_at")
     refused(statement.format(table=table, column=column))
 
 

@@ -1,0 +1,22 @@
+"""Celery jobs of cases run by beat: thin wrappers over services, retried on transient database errors (core/jobs.py)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from core.jobs import JOB_OPTIONS
+
+from .models import RetentionAction
+from .privacy.retention import retention_apply
+
+
+@shared_task(name="cases.apply_retention", **JOB_OPTIONS)
+def apply_retention() -> dict:
+    """Schedule "Apply retention policies" (migration cases 0005). Counts only: the stored result names no case."""
+    result = retention_apply()
+    return {
+        "redacted": result.count(RetentionAction.REDACT),
+        "deleted": result.count(RetentionAction.DELETE),
+        "batches": result.batches,
+        "left_locked": result.left_locked,
+    }
