@@ -149,6 +149,7 @@ WITHOUT_PERSONAL_TEXT = {
 # Columns that only hold codes, states, names of things (not people), ids or request metadata.
 CODE_COLUMNS = {
     "event_type",
+    "outcome",
     "status",
     "kind",
     "severity",

@@ -11,6 +11,7 @@ from django.utils import timezone
 from cases.demo import DEMO_BPMN, DEMO_PROCESS_KEY
 from cases.models import Case, CaseSubject
 from cases.services import case_open
+from core import encryption
 from entitlements.models import User
 from tasks.bpmn.workflows import definition_deploy
 from tasks.models import WorkflowDefinition, WorkflowTask
@@ -125,16 +126,25 @@ def text_columns(*, partitions: bool = True) -> list[tuple[str, str, str]]:
         return cursor.fetchall()
 
 
+def _opened(text: str) -> str:
+    """The text with every sealed value in it (a whole column's, or strings inside JSON) replaced by its plaintext."""
+    return encryption.SEALED_PATTERN.sub(lambda match: encryption.open_sealed(match.group(0)), text)
+
+
 def where_found(*needles: str) -> dict[str, int]:
-    """Each column holding any of the strings anywhere (case-insensitively), with how many rows hold it."""
-    patterns = [f"%{needle}%" for needle in needles]
+    """Each column holding any of the strings anywhere (case-insensitively), with how many rows hold it; sealed
+    values (core/encryption.py) are opened and searched too."""
+    lowered = [needle.casefold() for needle in needles]
     found = {}
     with connection.cursor() as cursor:
         for schema, table, column in text_columns():
             cursor.execute(
-                f'SELECT count(*) FROM "{schema}"."{table}" WHERE "{column}"::text ILIKE ANY(%s)', [patterns]
+                f'SELECT "{column}"::text FROM "{schema}"."{table}" WHERE "{column}"::text ILIKE ANY(%s)',
+                [[*(f"%{needle}%" for needle in needles), "%" + encryption.PREFIX + "%"]],
             )
-            (count,) = cursor.fetchone()
+            count = sum(
+                1 for (text,) in cursor.fetchall() if any(needle in _opened(text).casefold() for needle in lowered)
+            )
             if count:
                 found[f"{schema}.{table}.{column}"] = count
     return found
