@@ -12,7 +12,7 @@ from .privacy.retention import retention_apply
 
 @shared_task(name="cases.apply_retention", **JOB_OPTIONS)
 def apply_retention() -> dict:
-    """Schedule "Apply retention policies" (migration cases 0005). Counts only: the stored result names no case."""
+    """Schedule "Apply retention policies" (migration cases 0006). Counts only: the stored result names no case."""
     result = retention_apply()
     return {
         "redacted": result.count(RetentionAction.REDACT),

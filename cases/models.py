@@ -227,7 +227,8 @@ class CaseTombstone(models.Model):
     opened_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True)
     deleted_at = models.DateTimeField(default=timezone.now)
-    policy = models.ForeignKey(RetentionPolicy, null=True, on_delete=models.SET_NULL, related_name="tombstones")
+    # PROTECT: tombstones are append-only, so deleting their policy cannot null them; disable the policy instead.
+    policy = models.ForeignKey(RetentionPolicy, null=True, on_delete=models.PROTECT, related_name="tombstones")
     policy_terms = models.JSONField(
         default=dict, help_text="The policy as applied: case_type, keep_years_after_closure, action."
     )

@@ -106,7 +106,7 @@ class Migration(migrations.Migration):
                 ('deleted_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('policy_terms', models.JSONField(default=dict, help_text='The policy as applied: case_type, keep_years_after_closure, action.')),
                 ('deleted_rows', models.JSONField(default=dict, help_text='Rows deleted with the case, per table.')),
-                ('policy', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='tombstones', to='cases.retentionpolicy')),
+                ('policy', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='tombstones', to='cases.retentionpolicy')),
             ],
             options={
                 'db_table': 'onecms"."case_tombstones',

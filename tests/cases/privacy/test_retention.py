@@ -302,3 +302,36 @@ def test_beat_runs_retention_daily():
 
 def test_case_type_is_the_process_key_the_case_was_opened_with(closed_case):
     assert closed_case("RTNTYPE", closed_years_ago=0).case_type == "onecms_case_handling"
+
+
+def test_deletion_takes_the_reads_of_the_case_and_its_tasks_and_protects_its_policy(closed_case, caseworker_alice):
+    from django.db.models import ProtectedError
+
+    from entitlements.models import AccessAuditEntry, DetailReadChannel, DetailReadObject
+    from entitlements.services import access_audit_record
+
+    deleted = closed_case("RTNDELREAD")
+    kept = closed_case("RTNKEEPREAD", closed_years_ago=1)
+    instance_ids = list(CaseWorkflowMapping.objects.filter(case=deleted).values_list("process_instance_id", flat=True))
+    task_ids = [
+        *WorkflowTask.objects.filter(process_instance_id__in=instance_ids).values_list("pk", flat=True),
+        *ArchivedTask.objects.filter(process_instance_id__in=instance_ids).values_list("pk", flat=True),
+    ]
+    assert task_ids
+    for object_type, object_id in [
+        (DetailReadObject.CASE, deleted.pk),
+        (DetailReadObject.TASK, task_ids[0]),
+        (DetailReadObject.CASE, kept.pk),
+    ]:
+        access_audit_record(
+            object_type=object_type, object_id=object_id, channel=DetailReadChannel.API, reader=caseworker_alice
+        )
+    applied = policy(years=5, action="DELETE")
+
+    retention.retention_apply()
+
+    assert not Case.objects.filter(pk=deleted.pk).exists()
+    assert list(AccessAuditEntry.objects.values_list("object_type", "object_id")) == [("case", kept.pk)]
+    assert CaseTombstone.objects.get(case_id=deleted.pk).deleted_rows["access_audit"] == 2
+    with pytest.raises(ProtectedError):
+        applied.delete()
