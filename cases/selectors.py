@@ -14,6 +14,7 @@ from core.encrypted_fields import is_unreadable, keyed_hash_filter
 from core.errors import InvalidInput, NotFound
 from entitlements.access import console_shows_every_row, queue_names_for
 from entitlements.models import Capability
+from entitlements.row_scope import exists_in_any_scope
 from tasks.console.admin_console import COUNT_CAP
 from tasks.models import TaskEventType, TaskHistory, WorkflowTask
 
@@ -126,7 +127,7 @@ def case_for_user(*, user, case_id: int) -> Case:
     case = cases_visible_to(user=user).filter(pk=case_id).first()
     if case is None:
         error = NotFound(f"case {case_id} not found", code="case_not_found")
-        if Case.objects.filter(pk=case_id).exists():
+        if exists_in_any_scope(Case.objects.filter(pk=case_id)):
             error.denial = {"case_id": case_id}
         raise error
     return case
@@ -241,7 +242,7 @@ def case_for_supervisor(*, user, case_id: int) -> Case:
     case = Case.objects.select_related("assigned_to", "created_by").filter(in_scope, pk=case_id).first()
     if case is None:
         error = NotFound(f"case {case_id} not found", code="case_not_found")
-        if Case.objects.filter(pk=case_id).exists():
+        if exists_in_any_scope(Case.objects.filter(pk=case_id)):
             error.denial = {"case_id": case_id, "capability": str(Capability.SUPERVISE)}
         raise error
     return case

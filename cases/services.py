@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import InvalidInput
+from entitlements.row_scope import acting_for_user
 from tasks.bpmn.workflows import process_start
 
 from .locks import case_mappings_for_update
@@ -137,6 +138,7 @@ def next_case_number() -> str:
 
 
 @transaction.atomic
+@acting_for_user
 def case_open(
     *,
     user,

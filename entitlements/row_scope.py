@@ -1,0 +1,231 @@
+"""The row scope: which rows of tasks, history, instances, cases, events and mappings a transaction may reach.
+
+Row-level security (docs/row-level-security.md) stands behind access.py: PostgreSQL's policies on those tables read
+transaction-local settings, which entitlements.row_scope_set writes from a user id (it looks up the queues the user
+may view and supervise by the one access rule, remembered in entitlements.work_access_cache). Which scope code runs
+in is decided here and kept in a ContextVar:
+
+- a request: one transaction (RowScopeMiddleware), in the scope of the user it authenticated (act-as included: DRF's
+  authentication calls request_row_scope_set);
+- a service that acts for a user (`@acting_for_user`): that user's;
+- beat jobs, management commands, the engine's own steps and the other places docs/row-level-security.md lists:
+  `system_scope()`, every row;
+- anything else: no row (a query that forgets its access filter finds nothing).
+
+The scope reaches PostgreSQL lazily: an execute wrapper on the default connection (installed on every new
+connection, apply_row_scope) sends `SELECT entitlements.row_scope_set(...)` before the first statement of each
+transaction and again when the scope changes inside one: one round trip a transaction. A statement outside a
+transaction has no transaction to carry settings: with a scope, it runs in a transaction of its own
+(BEGIN, the scope, the statement, COMMIT); without one, as it is.
+
+Row-level security is defence in depth against the application's own mistakes, not a boundary against code that
+runs in it: that code could call set_config itself.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from psycopg.pq import TransactionStatus
+
+from .access import console_shows_every_row
+
+
+@dataclass(frozen=True)
+class RowScope:
+    """A user (their queues' rows, or every row to read when `kind` is SUPERUSER), the system (every row), or no row."""
+
+    user_id: int | None = None
+    kind: str = ""
+
+
+SYSTEM_KIND = "system"
+SUPERUSER_KIND = "superuser"
+NO_ROWS = RowScope()
+SYSTEM = RowScope(kind=SYSTEM_KIND)
+
+ROW_SCOPE_SET_SQL = "SELECT entitlements.row_scope_set(%s, %s)"
+
+
+def user_row_scope(user) -> RowScope:
+    """The scope of an active user; an active superuser also reads every row (access.console_shows_every_row)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return NO_ROWS
+    return RowScope(user_id=user.pk, kind=SUPERUSER_KIND if console_shows_every_row(user=user) else "")
+
+
+class _Entry:
+    """One entry into a scope. Entering the scope again (a new request) is a new entry, so the settings are sent
+    again: the user's queues are read afresh."""
+
+    __slots__ = ("scope",)
+
+    def __init__(self, scope: RowScope):
+        self.scope = scope
+
+
+_entry: ContextVar[_Entry | None] = ContextVar("row_scope", default=None)
+_in_request: ContextVar[bool] = ContextVar("row_scope_in_request", default=False)
+# Where no code entered a scope. NO_ROWS in the application; the test suite makes it SYSTEM (tests/conftest.py).
+_outside = _Entry(NO_ROWS)
+
+
+def _current() -> _Entry:
+    return _entry.get() or _outside
+
+
+def current_row_scope() -> RowScope:
+    return _current().scope
+
+
+def row_scope_default_set(scope: RowScope) -> None:
+    """The scope of code that entered none, in every thread (the test suite's setup code runs as the system)."""
+    global _outside
+    _outside = _Entry(scope)
+
+
+@contextmanager
+def row_scope(scope: RowScope, *, fresh: bool = False) -> Iterator[None]:
+    """Run the block in `scope`. Entering the scope one is already in changes nothing, unless `fresh`."""
+    if not fresh and _current().scope == scope:
+        yield
+        return
+    token = _entry.set(_Entry(scope))
+    try:
+        yield
+    finally:
+        _entry.reset(token)
+
+
+def system_scope() -> AbstractContextManager[None]:
+    """Every row, to read and write: for work the system does, after the Python layer checked whoever asked for it."""
+    return row_scope(SYSTEM)
+
+
+@contextmanager
+def acting_as(user) -> Iterator[None]:
+    """Run the block in `user`'s scope; with no user (a system step), in the caller's."""
+    if user is None:
+        yield
+        return
+    with row_scope(user_row_scope(user)):
+        yield
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def acting_for_user(service: Callable[P, R]) -> Callable[P, R]:
+    """Run a service in the scope of its `user` keyword argument (the user it acts for), wherever it is called
+    from: a request (the same scope: nothing is sent again), a test, the shell."""
+
+    @functools.wraps(service)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with acting_as(kwargs.get("user")):
+            return service(*args, **kwargs)
+
+    return run
+
+
+def exists_in_any_scope(queryset) -> bool:
+    """Whether the query finds a row past the row scope. Only for telling a refused look at an existing object (to
+    audit) from a look at nothing, after the access check said no: the answer is never shown."""
+    with system_scope():
+        return queryset.exists()
+
+
+# --- requests ----------------------------------------------------------------------------------------------------
+
+
+class RowScopeMiddleware:
+    """Each request is one transaction, view and response rendering included, in the scope of its user.
+
+    Its scope starts as no row; once authentication has run, the user's (process_view for a session; DRF calls
+    request_row_scope_set after its own authentication). A response of 500 or more rolls the transaction back, as
+    Django's ATOMIC_REQUESTS would on the exception behind it. Inside a transaction already open (a test's), the
+    request joins it without a savepoint and leaves rolling back to its owner.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        outermost = not connections[DEFAULT_DB_ALIAS].in_atomic_block
+        token = _in_request.set(True)
+        try:
+            with transaction.atomic(using=DEFAULT_DB_ALIAS, savepoint=False), row_scope(NO_ROWS, fresh=True):
+                response = self.get_response(request)
+                if outermost and response.status_code >= 500:
+                    transaction.set_rollback(True, using=DEFAULT_DB_ALIAS)
+                return response
+        finally:
+            _in_request.reset(token)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        request_row_scope_set(getattr(request, "user", None))
+
+
+def request_row_scope_set(user) -> None:
+    """The request being served acts for `user` from now on (after authentication, act-as). Outside a request
+    served through RowScopeMiddleware it does nothing: a scope set here would outlive its caller."""
+    if not _in_request.get():
+        return
+    scope = user_row_scope(user)
+    if _current().scope != scope:
+        _entry.set(_Entry(scope))  # RowScopeMiddleware's row_scope() restores the scope before the request
+
+
+# --- sending the scope to PostgreSQL -----------------------------------------------------------------------------
+
+_FRESH = object()  # a transaction with nothing set yet: no row
+_UNKNOWN = object()  # after ROLLBACK TO SAVEPOINT: whatever was set before the savepoint
+_SAVEPOINT_STATEMENTS = ("SAVEPOINT ", "RELEASE SAVEPOINT ", "ROLLBACK TO SAVEPOINT ")
+
+
+def _send(connection, scope: RowScope) -> None:
+    # On a cursor of its own, past Django's: not logged or counted as one of the caller's queries, and it leaves
+    # the caller's cursor (which may be a server-side one) alone.
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        cursor.execute(ROW_SCOPE_SET_SQL, [scope.user_id, scope.kind])
+
+
+def apply_row_scope(execute, sql, params, many, context):
+    """Execute wrapper: before a statement, make the transaction's settings those of the current scope."""
+    connection = context["connection"]
+    wanted = _current()
+    if connection.get_autocommit():
+        if wanted.scope == NO_ROWS:
+            return execute(sql, params, many, context)
+        with transaction.atomic(using=connection.alias):
+            _send(connection, wanted.scope)
+            connection.row_scope_sent = wanted
+            return execute(sql, params, many, context)
+    status = connection.connection.info.transaction_status
+    if status == TransactionStatus.IDLE:
+        connection.row_scope_sent = _FRESH  # the statement begins a transaction
+    savepoint_statement = isinstance(sql, str) and sql.startswith(_SAVEPOINT_STATEMENTS)
+    if savepoint_statement or status == TransactionStatus.INERROR:
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            if savepoint_statement and sql.startswith("ROLLBACK TO SAVEPOINT "):
+                connection.row_scope_sent = _UNKNOWN  # a scope sent inside the savepoint was undone with it
+    sent = getattr(connection, "row_scope_sent", _UNKNOWN)
+    if sent is not wanted and not (sent is _FRESH and wanted.scope == NO_ROWS):
+        _send(connection, wanted.scope)
+        connection.row_scope_sent = wanted
+    return execute(sql, params, many, context)
+
+
+def install_row_scope(sender, connection, **kwargs) -> None:
+    """connection_created receiver: every statement of the default database goes through apply_row_scope. First
+    in the list, so a wrapper that a caller adds and removes around a block cannot remove it."""
+    if connection.alias == DEFAULT_DB_ALIAS and apply_row_scope not in connection.execute_wrappers:
+        connection.execute_wrappers.insert(0, apply_row_scope)
