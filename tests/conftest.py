@@ -292,6 +292,7 @@ def row_security_enforced(db):
             GRANT USAGE ON SCHEMA {PROBE_SCHEMAS} TO {role};
             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {PROBE_SCHEMAS} TO {role};
             GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {PROBE_SCHEMAS} TO {role};
+            GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {PROBE_SCHEMAS} TO {role};
             SET LOCAL ROLE {role};
             """
         )

@@ -4,5 +4,4 @@ ALTER TABLE flowable.task_history ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS task_history_appended_in_acting_queues ON flowable.task_history;
 CREATE POLICY task_history_appended_in_acting_queues ON flowable.task_history
     AS PERMISSIVE FOR INSERT TO PUBLIC
-    WITH CHECK (EXISTS (SELECT 1 FROM flowable.workflow_tasks t
-                    WHERE t.task_id = task_history.task_id AND t.queue_name = ANY ((SELECT entitlements.acting_queue_names())::text[])));
+    WITH CHECK ((SELECT entitlements.acting_user_id()) IS NOT NULL AND flowable.task_in_acting_queues(task_id));

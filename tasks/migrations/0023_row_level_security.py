@@ -1,7 +1,7 @@
 """Row-level security on tasks, process instances, task history and their archive: defence behind tasks/selectors.py.
 
 Each table gets policies TO PUBLIC (no role is named: the roles may not exist when this runs) keyed on the row
-scope entitlements 0011 sets per transaction: the system scope reaches every row, a superuser reads every row,
+scope entitlements 0012 sets per transaction: the system scope reaches every row, a superuser reads every row,
 a user reaches the tasks of the queues they may view (and reads the other tasks of those tasks' instances, and
 those tasks' history). A transaction with no scope reaches nothing. Table owners are not subject to them (no
 FORCE): migrations, and the maintenance and reporting roles (BYPASSRLS), are not filtered. The cases app adds the
@@ -26,6 +26,51 @@ SET search_path = pg_catalog, flowable AS $$
         SELECT 1 FROM flowable.workflow_tasks t
          WHERE t.process_instance_id = p_process_instance_id
            AND t.queue_name = ANY (entitlements.acting_queue_names())
+    )
+$$;
+
+-- flowable.task_reached_by_acting_queues: whether a task is in the acting user's queues, or belongs to a process
+-- instance one of whose tasks is (entitlements.acting_queue_names): the tasks' own policies, asked by the policy of
+-- their history. A function, not a subquery in the policy: PostgreSQL may turn a policy's EXISTS into a hash of
+-- every row the subquery reaches, and would then evaluate the tasks' policies over the whole table for one event.
+-- SECURITY DEFINER (owner's rights, past the tasks' policies); it answers only from the caller's settings.
+CREATE OR REPLACE FUNCTION flowable.task_reached_by_acting_queues(p_task_id bigint)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, flowable AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM flowable.workflow_tasks t
+         WHERE t.task_id = p_task_id
+           AND (t.queue_name = ANY (entitlements.acting_queue_names())
+                OR (t.process_instance_id IS NOT NULL
+                    AND flowable.process_instance_in_acting_queues(t.process_instance_id)))
+    )
+$$;
+
+-- flowable.task_in_acting_queues: whether a task is in the acting user's queues (entitlements.acting_queue_names),
+-- for the policy by which they append history to it. SECURITY DEFINER (owner's rights, past the tasks' policies),
+-- as flowable.task_reached_by_acting_queues; it answers only from the caller's settings.
+CREATE OR REPLACE FUNCTION flowable.task_in_acting_queues(p_task_id bigint)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, flowable AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM flowable.workflow_tasks t
+         WHERE t.task_id = p_task_id AND t.queue_name = ANY (entitlements.acting_queue_names())
+    )
+$$;
+
+-- flowable.archived_task_in_acting_queues: whether an archived task was in one of the acting user's queues
+-- (entitlements.acting_queue_names), for the policy of the archived history. SECURITY DEFINER (owner's rights,
+-- past the archive's policies), as flowable.task_reached_by_acting_queues; it answers only from the caller's
+-- settings.
+CREATE OR REPLACE FUNCTION flowable.archived_task_in_acting_queues(p_task_id bigint)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, flowable AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM flowable.workflow_tasks_archive t
+         WHERE t.task_id = p_task_id AND t.queue_name = ANY (entitlements.acting_queue_names())
     )
 $$;
 
@@ -97,6 +142,9 @@ BEGIN
 END
 $$;
 
+DROP FUNCTION IF EXISTS flowable.archived_task_in_acting_queues(bigint);
+DROP FUNCTION IF EXISTS flowable.task_in_acting_queues(bigint);
+DROP FUNCTION IF EXISTS flowable.task_reached_by_acting_queues(bigint);
 DROP FUNCTION IF EXISTS flowable.process_instance_in_acting_queues(bigint);
 """
 
@@ -150,8 +198,7 @@ ALTER TABLE flowable.task_history ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS task_history_appended_in_acting_queues ON flowable.task_history;
 CREATE POLICY task_history_appended_in_acting_queues ON flowable.task_history
     AS PERMISSIVE FOR INSERT TO PUBLIC
-    WITH CHECK (EXISTS (SELECT 1 FROM flowable.workflow_tasks t
-                    WHERE t.task_id = task_history.task_id AND t.queue_name = ANY ((SELECT entitlements.acting_queue_names())::text[])));
+    WITH CHECK ((SELECT entitlements.acting_user_id()) IS NOT NULL AND flowable.task_in_acting_queues(task_id));
 
 -- flowable.task_history_archive: a transaction in the system scope (beat jobs, management commands, the engine's own
 -- steps; entitlements/row_scope.py: system_scope) reads and writes every row of the archived task history.
@@ -170,20 +217,21 @@ CREATE POLICY task_history_archive_all_read_by_superuser ON flowable.task_histor
     AS PERMISSIVE FOR SELECT TO PUBLIC
     USING ((SELECT entitlements.acting_scope()) = 'superuser');
 
--- flowable.task_history_archive: an archived event is read with its archived task.
+-- flowable.task_history_archive: an archived event is read with its archived task (its queue among the acting
+-- user's: flowable.archived_task_in_acting_queues).
 ALTER TABLE flowable.task_history_archive ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS task_history_archive_of_visible_tasks ON flowable.task_history_archive;
 CREATE POLICY task_history_archive_of_visible_tasks ON flowable.task_history_archive
     AS PERMISSIVE FOR SELECT TO PUBLIC
-    USING (EXISTS (SELECT 1 FROM flowable.workflow_tasks_archive t WHERE t.task_id = task_history_archive.task_id));
+    USING ((SELECT entitlements.acting_user_id()) IS NOT NULL AND flowable.archived_task_in_acting_queues(task_id));
 
--- flowable.task_history: an event is read with its task: where the acting user may read the task (its policies
--- apply inside), they may read its history.
+-- flowable.task_history: an event is read with its task: the acting user reads the events of the tasks in their
+-- queues and of the other tasks of those tasks' instances (flowable.task_reached_by_acting_queues).
 ALTER TABLE flowable.task_history ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS task_history_of_visible_tasks ON flowable.task_history;
 CREATE POLICY task_history_of_visible_tasks ON flowable.task_history
     AS PERMISSIVE FOR SELECT TO PUBLIC
-    USING (EXISTS (SELECT 1 FROM flowable.workflow_tasks t WHERE t.task_id = task_history.task_id));
+    USING ((SELECT entitlements.acting_user_id()) IS NOT NULL AND flowable.task_reached_by_acting_queues(task_id));
 
 -- flowable.workflow_tasks: a transaction in the system scope (beat jobs, management commands, the engine's own
 -- steps; entitlements/row_scope.py: system_scope) reads and writes every row of the tasks.
@@ -275,7 +323,7 @@ ALTER TABLE flowable.task_history_archive DISABLE ROW LEVEL SECURITY;
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tasks", "0021_process_incidents"), ("entitlements", "0011_row_scope")]
+    dependencies = [("tasks", "0022_history_append_only_and_owner_functions"), ("entitlements", "0012_row_scope")]
     operations = [
         migrations.RunSQL(FUNCTIONS, reverse_sql=FUNCTIONS_REVERSE),
         migrations.RunSQL(POLICIES, reverse_sql=POLICIES_REVERSE),

@@ -6,6 +6,8 @@ may view and supervise now (by the one access rule) and whether it acts as the s
 every row. The acting_* functions read them for the policies (tasks and cases migrations). Those queues are
 remembered in entitlements.work_access_cache beside the workable ones, under the same epoch, so a transaction pays
 a cache lookup rather than the rule; the cache is emptied (always safe) since its rows lack the new columns.
+work_access_for now asks the rule at the statement's time (as access.py asks it at the call's), not the
+transaction's start.
 """
 from django.db import migrations
 
@@ -229,7 +231,7 @@ DROP FUNCTION IF EXISTS entitlements.acting_scope();
 
 
 class Migration(migrations.Migration):
-    dependencies = [("entitlements", "0010_queue_grants_one_access_rule")]
+    dependencies = [("entitlements", "0011_history_append_only_for_every_role")]
     operations = [
         migrations.RunSQL(ACTING, reverse_sql=ACTING_REVERSE),
         migrations.RunSQL(CACHE, reverse_sql=CACHE_REVERSE),
