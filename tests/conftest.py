@@ -263,7 +263,7 @@ def committed_api_as(committed_db):
     return make
 
 
-PROBE_SCHEMAS = "entitlements, queues, flowable, onecms, public"
+PROBE_SCHEMAS = "entitlements, queues, flowable, onecms, public, test_support"
 BYPASSES_ROW_SECURITY_SQL = """
 SELECT r.rolsuper OR r.rolbypassrls OR pg_has_role(current_user, c.relowner, 'USAGE')
   FROM pg_roles r, pg_class c

@@ -268,3 +268,31 @@ def test_a_row_scope_names_a_user_or_the_system_never_both():
     with pytest.raises(DatabaseError, match="not a row scope"), transaction.atomic():
         with row_scope(RowScope(user_id=1, kind="system")):
             WorkflowTask.objects.exists()
+
+
+@pytest.fixture
+def team_queues(caseworker_alice) -> list[str]:
+    """Twenty queues of 250 OPEN tasks alice may work (a role on them)."""
+    from entitlements.services import role_assignment_grant, role_save
+    from tests.tasks.test_concurrency import open_tasks_in_new_queues
+
+    names = [f"team-{n:02d}" for n in range(20)]
+    open_tasks_in_new_queues(5_000, names)
+    role = role_save(role_code="team-worker", name="Team worker", queue_names=names, permissions=["view", "work"])
+    role_assignment_grant(user=caseworker_alice, role=role)
+    return names
+
+
+def test_the_claim_statement_and_the_inbox_keep_their_indexes_under_row_level_security(team_queues, caseworker_alice):
+    """The policies' conditions are filters beside the query's own: its index conditions (leakproof operators)
+    still drive the plan."""
+    from tasks.selectors import tasks_for_inbox
+    from tests.tasks.test_query_plans import assert_probes_each_queue_in_index_order, claim_statement, nodes, plan_of
+
+    with acting_as(caseworker_alice):
+        params = {"queues": team_queues, "skills": [], "user": caseworker_alice.pk}
+        assert_probes_each_queue_in_index_order(plan_of(claim_statement(), params))
+        sql, params = tasks_for_inbox(user=caseworker_alice).query.sql_with_params()
+        inbox = list(nodes(plan_of(sql, params)))
+
+    assert any(node.get("Index Name") == "idx_workflow_tasks_assignee_active" for node in inbox), inbox
