@@ -31,7 +31,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from psycopg.pq import TransactionStatus
 
 from .access import console_shows_every_row
@@ -71,7 +71,6 @@ class _Entry:
 
 
 _entry: ContextVar[_Entry | None] = ContextVar("row_scope", default=None)
-_in_request: ContextVar[bool] = ContextVar("row_scope_in_request", default=False)
 # Where no code entered a scope. NO_ROWS in the application; the test suite makes it SYSTEM (tests/conftest.py).
 _outside = _Entry(NO_ROWS)
 
@@ -147,39 +146,74 @@ def exists_in_any_scope(queryset) -> bool:
 class RowScopeMiddleware:
     """Each request is one transaction, view and response rendering included, in the scope of its user.
 
-    Its scope starts as no row; once authentication has run, the user's (process_view for a session; DRF calls
-    request_row_scope_set after its own authentication). A response of 500 or more rolls the transaction back, as
-    Django's ATOMIC_REQUESTS would on the exception behind it. Inside a transaction already open (a test's), the
-    request joins it without a savepoint and leaves rolling back to its owner.
+    The transaction begins with the request's first statement (apply_row_scope opens it), so a request that reads
+    nothing (a health probe, a login form) neither connects nor waits for a database that is down. Its scope is no
+    row until authentication has run, then the user's (process_view for a session; DRF calls request_row_scope_set
+    after its own authentication). A response of 500 or more rolls it back, as Django's ATOMIC_REQUESTS would on
+    the exception behind it. Code that opens its own transaction first (transaction.atomic in a view) keeps it.
     """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        outermost = not connections[DEFAULT_DB_ALIAS].in_atomic_block
-        token = _in_request.set(True)
+        served = _Request()
+        tokens = (_request.set(served), _entry.set(_Entry(NO_ROWS)))
         try:
-            with transaction.atomic(using=DEFAULT_DB_ALIAS, savepoint=False), row_scope(NO_ROWS, fresh=True):
+            try:
                 response = self.get_response(request)
-                if outermost and response.status_code >= 500:
-                    transaction.set_rollback(True, using=DEFAULT_DB_ALIAS)
-                return response
+            except BaseException as error:
+                served.end(error=error)
+                raise
+            served.end(rollback=response.status_code >= 500)
+            return response
         finally:
-            _in_request.reset(token)
+            _entry.reset(tokens[1])
+            _request.reset(tokens[0])
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         request_row_scope_set(getattr(request, "user", None))
 
 
+class _Request:
+    """The transaction of the request being served, once its first statement has opened it."""
+
+    __slots__ = ("atomic", "ended")
+
+    def __init__(self):
+        self.atomic = None
+        self.ended = False
+
+    def begin_on(self, connection) -> None:
+        """Open the request's transaction if this statement is its first outside any transaction."""
+        if self.atomic is None and not self.ended and connection.get_autocommit():
+            self.atomic = transaction.atomic(using=connection.alias)
+            self.atomic.__enter__()
+
+    def end(self, *, rollback: bool = False, error: BaseException | None = None) -> None:
+        self.ended = True  # what runs after the commit (on_commit callbacks) opens no transaction of the request
+        atomic, self.atomic = self.atomic, None
+        if atomic is None:
+            return
+        if rollback:
+            transaction.set_rollback(True, using=atomic.using)
+        if error is None:
+            atomic.__exit__(None, None, None)
+        else:
+            atomic.__exit__(type(error), error, error.__traceback__)
+
+
+_request: ContextVar[_Request | None] = ContextVar("row_scope_request", default=None)
+
+
 def request_row_scope_set(user) -> None:
     """The request being served acts for `user` from now on (after authentication, act-as). Outside a request
     served through RowScopeMiddleware it does nothing: a scope set here would outlive its caller."""
-    if not _in_request.get():
+    if _request.get() is None:
         return
     scope = user_row_scope(user)
     if _current().scope != scope:
-        _entry.set(_Entry(scope))  # RowScopeMiddleware's row_scope() restores the scope before the request
+        _entry.set(_Entry(scope))  # RowScopeMiddleware restores the scope from before the request
 
 
 # --- sending the scope to PostgreSQL -----------------------------------------------------------------------------
@@ -200,6 +234,9 @@ def apply_row_scope(execute, sql, params, many, context):
     """Execute wrapper: before a statement, make the transaction's settings those of the current scope."""
     connection = context["connection"]
     wanted = _current()
+    served = _request.get()
+    if served is not None:
+        served.begin_on(connection)
     if connection.get_autocommit():
         if wanted.scope == NO_ROWS:
             return execute(sql, params, many, context)
@@ -224,8 +261,31 @@ def apply_row_scope(execute, sql, params, many, context):
     return execute(sql, params, many, context)
 
 
+_HOLDS_ROW_SCOPE_SQL = "SELECT to_regprocedure('entitlements.row_scope_set(bigint, text)') IS NOT NULL"
+_databases_with_row_scope: set[tuple] = set()
+
+
+def _holds_row_scope(connection) -> bool:
+    """Whether the connected database has the row scope (is migrated): asked once per process and database."""
+    key = tuple(connection.settings_dict.get(name) for name in ("HOST", "PORT", "NAME"))
+    if key not in _databases_with_row_scope:
+        with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+            cursor.execute(_HOLDS_ROW_SCOPE_SQL)
+            if not cursor.fetchone()[0]:
+                return False
+        _databases_with_row_scope.add(key)
+    return True
+
+
 def install_row_scope(sender, connection, **kwargs) -> None:
-    """connection_created receiver: every statement of the default database goes through apply_row_scope. First
+    """connection_created receiver: every statement of the default database goes through apply_row_scope, once the
+    database has the row scope (not before its migrations, nor on another server a connection is pointed at). First
     in the list, so a wrapper that a caller adds and removes around a block cannot remove it."""
-    if connection.alias == DEFAULT_DB_ALIAS and apply_row_scope not in connection.execute_wrappers:
-        connection.execute_wrappers.insert(0, apply_row_scope)
+    if connection.alias != DEFAULT_DB_ALIAS:
+        return
+    installed = apply_row_scope in connection.execute_wrappers
+    if _holds_row_scope(connection):
+        if not installed:
+            connection.execute_wrappers.insert(0, apply_row_scope)
+    elif installed:
+        connection.execute_wrappers.remove(apply_row_scope)

@@ -6,8 +6,6 @@ may view and supervise now (by the one access rule) and whether it acts as the s
 every row. The acting_* functions read them for the policies (tasks and cases migrations). Those queues are
 remembered in entitlements.work_access_cache beside the workable ones, under the same epoch, so a transaction pays
 a cache lookup rather than the rule; the cache is emptied (always safe) since its rows lack the new columns.
-work_access_for now asks the rule at the statement's time (as access.py asks it at the call's), not the
-transaction's start.
 """
 from django.db import migrations
 
@@ -59,20 +57,17 @@ DROP FUNCTION entitlements.work_access_for(bigint);
 -- each are entitlements/access.py's GRANTING_CAPABILITIES (a test holds them equal).
 --
 -- An entry is used only while its epoch is the current entitlements.access_epoch (every change to a row the
--- access rule reads bumps it, by trigger) and the statement's time is before valid_until, the next moment one of
--- the user's assignments starts or ends. The rule is asked at the statement's time, not the transaction's start,
--- as access.py asks it at the call's: a grant made earlier in the same transaction is in force. A miss evaluates
--- the rule, the skills, the epoch and valid_until in one statement (one snapshot) and stores them; an entry
--- computed from an older snapshot never replaces a newer one, and a claim never waits for another transaction
--- that is storing the same user's answer. The cache holds nothing that is not derived: deleting its rows is always
--- safe.
+-- access rule reads bumps it, by trigger) and now() is before valid_until, the next moment one of the user's
+-- assignments starts or ends. A miss evaluates the rule, the skills, the epoch and valid_until in one statement
+-- (one snapshot) and stores them; an entry computed from an older snapshot never replaces a newer one, and a
+-- claim never waits for another transaction that is storing the same user's answer. The cache holds nothing
+-- that is not derived: deleting its rows is always safe.
 CREATE OR REPLACE FUNCTION entitlements.work_access_for(
     p_user_id bigint, OUT queue_names text[], OUT skills text[], OUT view_queue_names text[],
     OUT supervise_queue_names text[]
 )
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_now timestamptz := statement_timestamp();
     v_epoch bigint;
     v_valid_until timestamptz;
 BEGIN
@@ -80,7 +75,7 @@ BEGIN
       INTO queue_names, skills, view_queue_names, supervise_queue_names
       FROM entitlements.work_access_cache c
      WHERE c.user_id = p_user_id
-       AND c.valid_until > v_now
+       AND c.valid_until > now()
        AND c.epoch = (SELECT e.epoch FROM entitlements.access_epoch e);
     IF FOUND THEN
         RETURN;
@@ -89,7 +84,7 @@ BEGIN
     SELECT e.epoch,
            ARRAY(SELECT q.queue_name::text
                    FROM queues.workflow_queues q
-                  WHERE q.queue_id IN (SELECT entitlements.queue_ids_for(p_user_id, ARRAY['work'], v_now))
+                  WHERE q.queue_id IN (SELECT entitlements.queue_ids_for(p_user_id, ARRAY['work'], now()))
                   ORDER BY q.queue_name),
            ARRAY(SELECT s.skill_code::text
                    FROM entitlements.user_skills us JOIN entitlements.skills s ON s.skill_id = us.skill_id
@@ -98,16 +93,16 @@ BEGIN
            ARRAY(SELECT q.queue_name::text
                    FROM queues.workflow_queues q
                   WHERE q.queue_id IN (SELECT entitlements.queue_ids_for(p_user_id,
-                                                                         ARRAY['view', 'work', 'supervise'], v_now))
+                                                                         ARRAY['view', 'work', 'supervise'], now()))
                   ORDER BY q.queue_name),
            ARRAY(SELECT q.queue_name::text
                    FROM queues.workflow_queues q
-                  WHERE q.queue_id IN (SELECT entitlements.queue_ids_for(p_user_id, ARRAY['supervise'], v_now))
+                  WHERE q.queue_id IN (SELECT entitlements.queue_ids_for(p_user_id, ARRAY['supervise'], now()))
                   ORDER BY q.queue_name),
-           COALESCE((SELECT min(CASE WHEN a.valid_from > v_now THEN a.valid_from ELSE a.valid_until END)
+           COALESCE((SELECT min(CASE WHEN a.valid_from > now() THEN a.valid_from ELSE a.valid_until END)
                        FROM entitlements.user_role_assignments a
                       WHERE a.user_id = p_user_id AND a.revoked_at IS NULL
-                        AND (a.valid_from > v_now OR a.valid_until > v_now)), 'infinity')
+                        AND (a.valid_from > now() OR a.valid_until > now())), 'infinity')
       INTO v_epoch, queue_names, skills, view_queue_names, supervise_queue_names, v_valid_until
       FROM entitlements.access_epoch e;
     -- Store it, unless another transaction is storing its own answer for this user right now: waiting for it
