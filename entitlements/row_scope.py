@@ -12,11 +12,11 @@ in is decided here and kept in a ContextVar:
   `system_scope()`, every row;
 - anything else: no row (a query that forgets its access filter finds nothing).
 
-The scope reaches PostgreSQL lazily: an execute wrapper on the default connection (installed on every new
-connection, apply_row_scope) sends `SELECT entitlements.row_scope_set(...)` before the first statement of each
-transaction and again when the scope changes inside one: one round trip a transaction. A statement outside a
-transaction has no transaction to carry settings: with a scope, it runs in a transaction of its own
-(BEGIN, the scope, the statement, COMMIT); without one, as it is.
+The scope reaches PostgreSQL lazily: an execute wrapper on the default connection (apply_row_scope, installed on
+each new connection to a migrated database) sends `SELECT entitlements.row_scope_set(...)` before the first
+statement of each transaction and again when the scope changes inside one: one round trip a transaction. A statement
+outside a transaction has no transaction to carry settings: in a request it opens the request's transaction; else,
+with a scope, it runs in a transaction of its own (BEGIN, the scope, the statement, COMMIT); with none, as it is.
 
 Row-level security is defence in depth against the application's own mistakes, not a boundary against code that
 runs in it: that code could call set_config itself.
