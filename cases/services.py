@@ -122,6 +122,7 @@ def _subject_create(*, case: Case, user, role, full_name, email="", phone="", da
 
 
 @transaction.atomic
+@acting_for_user
 def case_subject_add(*, user, case_id: int, subject: dict) -> CaseSubject:
     """Add a person to a case the user may see (cases/selectors.py: case_for_user); the personal fields are
     stored sealed, with keyed hashes of the email and the normalised name for exact lookups."""

@@ -226,7 +226,7 @@ DROP FUNCTION IF EXISTS entitlements.acting_scope();
 
 
 class Migration(migrations.Migration):
-    dependencies = [("entitlements", "0011_history_append_only_for_every_role")]
+    dependencies = [("entitlements", "0013_access_audit_append_only")]
     operations = [
         migrations.RunSQL(ACTING, reverse_sql=ACTING_REVERSE),
         migrations.RunSQL(CACHE, reverse_sql=CACHE_REVERSE),

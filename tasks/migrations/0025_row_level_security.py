@@ -1,7 +1,7 @@
 """Row-level security on tasks, process instances, task history and their archive: defence behind tasks/selectors.py.
 
 Each table gets policies TO PUBLIC (no role is named: the roles may not exist when this runs) keyed on the row
-scope entitlements 0012 sets per transaction: the system scope reaches every row, a superuser reads every row,
+scope entitlements 0014 sets per transaction: the system scope reaches every row, a superuser reads every row,
 a user reaches the tasks of the queues they may view (and reads the other tasks of those tasks' instances, and
 those tasks' history). A transaction with no scope reaches nothing. Table owners are not subject to them (no
 FORCE): migrations, and the maintenance and reporting roles (BYPASSRLS), are not filtered. The cases app adds the
@@ -323,7 +323,7 @@ ALTER TABLE flowable.task_history_archive DISABLE ROW LEVEL SECURITY;
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tasks", "0022_history_append_only_and_owner_functions"), ("entitlements", "0012_row_scope")]
+    dependencies = [("tasks", "0024_sealed_variables_and_comments"), ("entitlements", "0014_row_scope")]
     operations = [
         migrations.RunSQL(FUNCTIONS, reverse_sql=FUNCTIONS_REVERSE),
         migrations.RunSQL(POLICIES, reverse_sql=POLICIES_REVERSE),

@@ -1,9 +1,9 @@
-"""Row-level security on cases, case events and mappings, and the cases' share of tasks and process instances.
+"""Row-level security on cases, their events, mappings and subjects, and the cases' share of tasks and instances.
 
-A user reaches the cases assigned to them or opened by them, and those whose work is or was in the queues they may
-view (a task there now, or a routing hop to one); events and mappings follow their case; and the tasks and process
-instances of a case they reach are theirs to read, as the case page, the case API and the console's timeline show
-them. Policies TO PUBLIC, keyed on the row scope (entitlements 0012); see tasks 0023 and
+A user reaches the cases assigned to them or opened by them, and those whose work is in the queues they may view (a
+task there now) or passed through a queue they supervise (a routing hop to it); events, mappings and subjects
+follow their case; and the tasks, process instances and task history of a case they reach are theirs to read, as
+the case page, the case API and the console's timeline show them. Policies TO PUBLIC, keyed on the row scope (entitlements 0014); see tasks 0025 and
 docs/row-level-security.md.
 """
 from django.db import migrations
@@ -130,6 +130,32 @@ CREATE POLICY case_events_of_visible_cases ON onecms.case_events
     USING ((SELECT entitlements.acting_user_id()) IS NOT NULL AND onecms.case_visible_to_acting_user(case_id))
     WITH CHECK ((SELECT entitlements.acting_user_id()) IS NOT NULL AND onecms.case_visible_to_acting_user(case_id));
 
+-- onecms.case_subjects: a transaction in the system scope (beat jobs, management commands, the engine's own
+-- steps; entitlements/row_scope.py: system_scope) reads and writes every row of the case subjects.
+ALTER TABLE onecms.case_subjects ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS case_subjects_all_for_system ON onecms.case_subjects;
+CREATE POLICY case_subjects_all_for_system ON onecms.case_subjects
+    AS PERMISSIVE FOR ALL TO PUBLIC
+    USING ((SELECT entitlements.acting_scope()) = 'system')
+    WITH CHECK ((SELECT entitlements.acting_scope()) = 'system');
+
+-- onecms.case_subjects: an active superuser reads every row of the case subjects (entitlements.access.console_shows_every_row);
+-- writing still needs their queues, like anyone's.
+ALTER TABLE onecms.case_subjects ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS case_subjects_all_read_by_superuser ON onecms.case_subjects;
+CREATE POLICY case_subjects_all_read_by_superuser ON onecms.case_subjects
+    AS PERMISSIVE FOR SELECT TO PUBLIC
+    USING ((SELECT entitlements.acting_scope()) = 'superuser');
+
+-- onecms.case_subjects: read and written with their case: where the acting user may reach the case
+-- (onecms.case_visible_to_acting_user, the rule of the cases' policies), they may reach its subjects.
+ALTER TABLE onecms.case_subjects ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS case_subjects_of_visible_cases ON onecms.case_subjects;
+CREATE POLICY case_subjects_of_visible_cases ON onecms.case_subjects
+    AS PERMISSIVE FOR ALL TO PUBLIC
+    USING ((SELECT entitlements.acting_user_id()) IS NOT NULL AND onecms.case_visible_to_acting_user(case_id))
+    WITH CHECK ((SELECT entitlements.acting_user_id()) IS NOT NULL AND onecms.case_visible_to_acting_user(case_id));
+
 -- onecms.case_workflow_mapping: a transaction in the system scope (beat jobs, management commands, the engine's own
 -- steps; entitlements/row_scope.py: system_scope) reads and writes every row of the case workflow mappings.
 ALTER TABLE onecms.case_workflow_mapping ENABLE ROW LEVEL SECURITY;
@@ -223,6 +249,9 @@ POLICIES_REVERSE = """
 DROP POLICY IF EXISTS case_events_all_for_system ON onecms.case_events;
 DROP POLICY IF EXISTS case_events_all_read_by_superuser ON onecms.case_events;
 DROP POLICY IF EXISTS case_events_of_visible_cases ON onecms.case_events;
+DROP POLICY IF EXISTS case_subjects_all_for_system ON onecms.case_subjects;
+DROP POLICY IF EXISTS case_subjects_all_read_by_superuser ON onecms.case_subjects;
+DROP POLICY IF EXISTS case_subjects_of_visible_cases ON onecms.case_subjects;
 DROP POLICY IF EXISTS case_workflow_mapping_all_for_system ON onecms.case_workflow_mapping;
 DROP POLICY IF EXISTS case_workflow_mapping_all_read_by_superuser ON onecms.case_workflow_mapping;
 DROP POLICY IF EXISTS case_workflow_mapping_of_visible_cases ON onecms.case_workflow_mapping;
@@ -236,11 +265,12 @@ DROP POLICY IF EXISTS workflow_tasks_of_visible_cases ON flowable.workflow_tasks
 ALTER TABLE onecms.cases DISABLE ROW LEVEL SECURITY;
 ALTER TABLE onecms.case_events DISABLE ROW LEVEL SECURITY;
 ALTER TABLE onecms.case_workflow_mapping DISABLE ROW LEVEL SECURITY;
+ALTER TABLE onecms.case_subjects DISABLE ROW LEVEL SECURITY;
 """
 
 
 class Migration(migrations.Migration):
-    dependencies = [("cases", "0004_case_events_and_routing_hops_append_only"), ("tasks", "0023_row_level_security")]
+    dependencies = [("cases", "0005_case_events_and_routing_hops_append_only"), ("tasks", "0025_row_level_security")]
     operations = [
         migrations.RunSQL(FUNCTIONS, reverse_sql=FUNCTIONS_REVERSE),
         migrations.RunSQL(POLICIES, reverse_sql=POLICIES_REVERSE),
