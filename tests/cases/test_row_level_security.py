@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from cases.models import Case, CaseEvent, CaseWorkflowMapping
+from cases.models import Case, CaseEvent, CaseSubject, CaseWorkflowMapping
 from entitlements.row_scope import NO_ROWS, acting_as, row_scope
 from queues.models import WorkflowQueue
 from tasks.models import ProcessInstance, WorkflowDefinition, WorkflowTask
@@ -77,13 +77,18 @@ def test_a_supervisor_reaches_the_cases_whose_work_passed_through_a_queue_they_s
         assert WorkflowTask.objects.filter(queue_id="fraud-investigation", name__startswith="passed legal").exists()
 
 
-def test_events_mappings_instances_and_tasks_follow_their_case(open_case, caseworker_alice, legal_reviewer_carol):
+def test_events_mappings_subjects_instances_and_tasks_follow_their_case(
+    open_case, caseworker_alice, legal_reviewer_carol
+):
     mine = open_case(title="mine", task_queues=["legal-review"], created_by=caseworker_alice)
     other = open_case(title="other", task_queues=["legal-review"], created_by=legal_reviewer_carol)
+    for case in (mine, other):
+        CaseSubject.objects.create(case=case, role="SUBJECT", full_name=f"Person of {case.title}")
 
     with acting_as(caseworker_alice):
         assert set(CaseEvent.objects.values_list("case_id", flat=True)) == {mine.pk}
         assert set(CaseWorkflowMapping.objects.values_list("case_id", flat=True)) == {mine.pk}
+        assert set(CaseSubject.objects.values_list("case_id", flat=True)) == {mine.pk}
         instances = set(ProcessInstance.objects.values_list("business_key", flat=True))
         tasks = titles_of_tasks()
 
@@ -100,6 +105,7 @@ def test_no_row_scope_reaches_no_case_event_or_mapping(open_case, caseworker_ali
 
     with row_scope(NO_ROWS):
         assert (Case.objects.count(), CaseEvent.objects.count(), CaseWorkflowMapping.objects.count()) == (0, 0, 0)
+        assert CaseSubject.objects.count() == 0
 
 
 def test_the_case_list_without_its_access_filter_still_shows_only_the_users_cases(
