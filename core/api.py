@@ -121,6 +121,22 @@ def document_database_conflict(result, generator, request, public):
     return result
 
 
+def document_unsupported_media_type(result, generator, request, public):
+    """drf-spectacular postprocessing hook: an operation that takes a body answers 415 `unsupported_media_type`
+    to a body in a media type its parsers do not read (DRF raises it as soon as the view reads the body)."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                operation.setdefault("responses", {}).setdefault(
+                    "415",
+                    {
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                        "description": "The body's media type is not one the API reads (JSON, form, multipart).",
+                    },
+                )
+    return result
+
+
 NON_BLANK_PATTERN = r"\S"
 
 

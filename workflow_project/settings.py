@@ -413,6 +413,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.document_database_conflict",
+        "core.api.document_unsupported_media_type",
         "core.api.document_blank_strings",
     ],
 }
