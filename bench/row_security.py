@@ -12,8 +12,8 @@ Three paths, each in-process (no network, no gunicorn):
   claim     POST /api/workflow/tasks/claim/next through the WSGI handler with an API token
   inbox     GET /inbox/ through the WSGI handler with a session, for a user holding --inbox-tasks claimed tasks
 
-Each round runs --requests requests per configuration and path, the configurations in an order that alternates
-from round to round; it prints each path's median milliseconds per request in each configuration and the median
+Each round measures each path in both configurations, one right after the other (--requests requests after
+warming up), in an order that alternates from round to round; it prints each path's median milliseconds per request in each configuration and the median
 over the rounds of on ÷ off within the round (a shared machine's speed drifts; a ratio within a round keeps the
 cost of row-level security, not the drift). The issue's target: on within 15 % of off for claim-next and the inbox.
 
@@ -41,7 +41,7 @@ from common import django_setup, wsgi_request  # noqa: E402
 CONFIGURATIONS = ("off", "on")
 PATHS = ("service", "claim", "inbox")
 TARGET = 1.15
-WARM_UP_REQUESTS = 10
+WARM_UP_REQUESTS = 20
 ROW_SCOPE_MIDDLEWARE = "entitlements.row_scope.RowScopeMiddleware"
 RLS_TABLES = (
     "flowable.workflow_tasks",
@@ -182,10 +182,10 @@ def main(argv=None) -> int:
         for round_ in range(args.rounds):
             order = CONFIGURATIONS if round_ % 2 == 0 else tuple(reversed(CONFIGURATIONS))
             timings: dict[tuple[str, str], float] = {}
-            for configuration in order:
-                rls_set(args.owner_url, on=configuration == "on")
-                scope_wrapper_set(on=configuration == "on")
-                for path in PATHS:
+            for path in PATHS:
+                for configuration in order:
+                    rls_set(args.owner_url, on=configuration == "on")
+                    scope_wrapper_set(on=configuration == "on")
                     for _ in range(WARM_UP_REQUESTS):
                         run(path, configuration)
                     started = time.perf_counter()

@@ -62,12 +62,13 @@ def user_row_scope(user) -> RowScope:
 
 class _Entry:
     """One entry into a scope. Entering the scope again (a new request) is a new entry, so the settings are sent
-    again: the user's queues are read afresh."""
+    again: the user's queues are read afresh. A self-scoped entry is a statement that sets its own scope."""
 
-    __slots__ = ("scope",)
+    __slots__ = ("scope", "self_scoped")
 
-    def __init__(self, scope: RowScope):
+    def __init__(self, scope: RowScope, *, self_scoped: bool = False):
         self.scope = scope
+        self.self_scoped = self_scoped
 
 
 _entry: ContextVar[_Entry | None] = ContextVar("row_scope", default=None)
@@ -133,6 +134,19 @@ def acting_for_user(service: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
+@contextmanager
+def self_scoped_statement(user) -> Iterator[None]:
+    """Run a statement that scopes itself to `user` (flowable.claim_next_for_user: in a transaction acting for
+    nobody it acts for its claimant, for the call only). Nothing is sent for it, and no request transaction is
+    opened, unless the transaction already acts for someone else: then the user's scope is sent first. So
+    claim-next outside a transaction stays one statement, one round trip."""
+    token = _entry.set(_Entry(user_row_scope(user), self_scoped=True))
+    try:
+        yield
+    finally:
+        _entry.reset(token)
+
+
 def exists_in_any_scope(queryset) -> bool:
     """Whether the query finds a row past the row scope. Only for telling a refused look at an existing object (to
     audit) from a look at nothing, after the access check said no: the answer is never shown."""
@@ -146,9 +160,10 @@ def exists_in_any_scope(queryset) -> bool:
 class RowScopeMiddleware:
     """Each request is one transaction, view and response rendering included, in the scope of its user.
 
-    The transaction begins with the request's first statement (apply_row_scope opens it), so a request that reads
-    nothing (a health probe, a login form) neither connects nor waits for a database that is down. Its scope is no
-    row until authentication has run, then the user's (process_view for a session; DRF calls request_row_scope_set
+    The transaction begins with the request's first statement that needs the row scope (apply_row_scope opens it):
+    reading the session, the user or the API token runs as before, a request that reads nothing (a health probe, a
+    login form) neither connects nor waits for a database that is down, and claim-next (a statement that scopes
+    itself) stays one round trip. Its scope is no row until authentication has run, then the user's (process_view for a session; DRF calls request_row_scope_set
     after its own authentication). A response of 500 or more rolls it back, as Django's ATOMIC_REQUESTS would on
     the exception behind it. Code that opens its own transaction first (transaction.atomic in a view) keeps it.
     """
@@ -234,11 +249,12 @@ def apply_row_scope(execute, sql, params, many, context):
     """Execute wrapper: before a statement, make the transaction's settings those of the current scope."""
     connection = context["connection"]
     wanted = _current()
+    needs_scope = wanted.scope != NO_ROWS and not wanted.self_scoped
     served = _request.get()
-    if served is not None:
-        served.begin_on(connection)
+    if served is not None and needs_scope:
+        served.begin_on(connection)  # the request's first statement that needs its scope opens its transaction
     if connection.get_autocommit():
-        if wanted.scope == NO_ROWS:
+        if not needs_scope:
             return execute(sql, params, many, context)
         with transaction.atomic(using=connection.alias):
             _send(connection, wanted.scope)
@@ -255,6 +271,8 @@ def apply_row_scope(execute, sql, params, many, context):
             if savepoint_statement and sql.startswith("ROLLBACK TO SAVEPOINT "):
                 connection.row_scope_sent = _UNKNOWN  # a scope sent inside the savepoint was undone with it
     sent = getattr(connection, "row_scope_sent", _UNKNOWN)
+    if wanted.self_scoped and (sent is _FRESH or (sent is not _UNKNOWN and sent.scope in (wanted.scope, SYSTEM))):
+        return execute(sql, params, many, context)  # the statement scopes itself, or the transaction's scope fits
     if sent is not wanted and not (sent is _FRESH and wanted.scope == NO_ROWS):
         _send(connection, wanted.scope)
         connection.row_scope_sent = wanted

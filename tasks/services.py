@@ -19,7 +19,7 @@ from django.utils import timezone
 from core.errors import Conflict, InvalidInput, PermissionDenied
 from entitlements.access import may, queues_for, users_with
 from entitlements.models import Capability, User
-from entitlements.row_scope import acting_for_user, system_scope
+from entitlements.row_scope import acting_for_user, self_scoped_statement, system_scope
 from queues import routing
 from queues.calendar import add_business_hours
 from queues.escalation import parse_rules as parse_escalation_rules
@@ -343,12 +343,13 @@ def task_claim_next(*, user, queue_names: list[str] | None = None, via_account=N
     if user is None or not user.is_active:
         return None
     requested = list(queue_names) if queue_names else None
-    claimed = list(
-        WorkflowTask.objects.raw(
-            "SELECT * FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
-            [user.pk, requested, via_account.pk if via_account else None],
+    with self_scoped_statement(user):  # the function acts for the user under row-level security: no round trip more
+        claimed = list(
+            WorkflowTask.objects.raw(
+                "SELECT * FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
+                [user.pk, requested, via_account.pk if via_account else None],
+            )
         )
-    )
     if not claimed:
         return None
     task = claimed[0]

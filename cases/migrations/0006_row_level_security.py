@@ -18,9 +18,10 @@ FUNCTIONS = """
 -- and only this one question.
 CREATE OR REPLACE FUNCTION onecms.case_reached_by_acting_queues(p_case_id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, onecms AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM onecms.case_workflow_mapping m
          WHERE m.case_id = p_case_id
            AND (jsonb_path_query_array(m.routing_history, '$[*].to_queue')
@@ -28,7 +29,8 @@ SET search_path = pg_catalog, onecms AS $$
                 OR EXISTS (SELECT 1 FROM flowable.workflow_tasks t
                             WHERE t.process_instance_id = m.process_instance_id
                               AND t.queue_name = ANY (entitlements.acting_queue_names())))
-    )
+    );
+END
 $$;
 
 -- onecms.case_visible_to_acting_user: whether the acting user may reach a case: assigned to them, opened by them, or
@@ -38,14 +40,16 @@ $$;
 -- row. SECURITY DEFINER (owner's rights, past the policies); it answers only from the caller's settings.
 CREATE OR REPLACE FUNCTION onecms.case_visible_to_acting_user(p_case_id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, onecms AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM onecms.cases c
          WHERE c.case_id = p_case_id
            AND (c.assigned_to_id = entitlements.acting_user_id() OR c.created_by_id = entitlements.acting_user_id()
                 OR onecms.case_reached_by_acting_queues(c.case_id))
-    )
+    );
+END
 $$;
 
 -- onecms.process_instance_of_visible_case: whether a process instance moves a case the acting user may reach
@@ -54,12 +58,14 @@ $$;
 -- settings.
 CREATE OR REPLACE FUNCTION onecms.process_instance_of_visible_case(p_process_instance_id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, onecms AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM onecms.case_workflow_mapping m
          WHERE m.process_instance_id = p_process_instance_id AND onecms.case_visible_to_acting_user(m.case_id)
-    )
+    );
+END
 $$;
 
 -- onecms.task_of_visible_case: whether a task belongs to a case the acting user may reach
@@ -67,13 +73,15 @@ $$;
 -- tasks' history. SECURITY DEFINER (owner's rights, past the policies); it answers only from the caller's settings.
 CREATE OR REPLACE FUNCTION onecms.task_of_visible_case(p_task_id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, onecms AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM flowable.workflow_tasks t
          WHERE t.task_id = p_task_id AND t.process_instance_id IS NOT NULL
            AND onecms.process_instance_of_visible_case(t.process_instance_id)
-    )
+    );
+END
 $$;
 
 -- onecms.mapping_ids_with_hops_to: the mappings whose routing history reached one of p_queues, read through

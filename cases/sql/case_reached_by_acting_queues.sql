@@ -7,9 +7,10 @@
 -- and only this one question.
 CREATE OR REPLACE FUNCTION onecms.case_reached_by_acting_queues(p_case_id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, onecms AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM onecms.case_workflow_mapping m
          WHERE m.case_id = p_case_id
            AND (jsonb_path_query_array(m.routing_history, '$[*].to_queue')
@@ -17,5 +18,6 @@ SET search_path = pg_catalog, onecms AS $$
                 OR EXISTS (SELECT 1 FROM flowable.workflow_tasks t
                             WHERE t.process_instance_id = m.process_instance_id
                               AND t.queue_name = ANY (entitlements.acting_queue_names())))
-    )
+    );
+END
 $$;

@@ -5,12 +5,14 @@
 -- row. SECURITY DEFINER (owner's rights, past the policies); it answers only from the caller's settings.
 CREATE OR REPLACE FUNCTION onecms.case_visible_to_acting_user(p_case_id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, onecms AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM onecms.cases c
          WHERE c.case_id = p_case_id
            AND (c.assigned_to_id = entitlements.acting_user_id() OR c.created_by_id = entitlements.acting_user_id()
                 OR onecms.case_reached_by_acting_queues(c.case_id))
-    )
+    );
+END
 $$;

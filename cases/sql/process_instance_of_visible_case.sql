@@ -4,10 +4,12 @@
 -- settings.
 CREATE OR REPLACE FUNCTION onecms.process_instance_of_visible_case(p_process_instance_id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, onecms AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM onecms.case_workflow_mapping m
          WHERE m.process_instance_id = p_process_instance_id AND onecms.case_visible_to_acting_user(m.case_id)
-    )
+    );
+END
 $$;

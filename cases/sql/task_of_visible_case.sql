@@ -3,11 +3,13 @@
 -- tasks' history. SECURITY DEFINER (owner's rights, past the policies); it answers only from the caller's settings.
 CREATE OR REPLACE FUNCTION onecms.task_of_visible_case(p_task_id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, onecms AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM flowable.workflow_tasks t
          WHERE t.task_id = p_task_id AND t.process_instance_id IS NOT NULL
            AND onecms.process_instance_of_visible_case(t.process_instance_id)
-    )
+    );
+END
 $$;

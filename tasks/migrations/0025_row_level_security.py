@@ -17,16 +17,20 @@ FUNCTIONS = """
 -- (entitlements.acting_queue_names), for the row-level security policies of process instances and of the tasks
 -- that follow their instance. SECURITY DEFINER: it reads workflow_tasks as the tables' owner, past their policies,
 -- since a policy of workflow_tasks may not query workflow_tasks under its own policies (PostgreSQL refuses the
--- recursion). It answers only from the caller's settings, and only this one question.
+-- recursion). It answers only from the caller's settings, and only this one question. PL/pgSQL, as every function
+-- a policy calls per row: it keeps its plan for the session, where a SQL function would plan its query at each
+-- statement (a third more time per claim, measured).
 CREATE OR REPLACE FUNCTION flowable.process_instance_in_acting_queues(p_process_instance_id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, flowable AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM flowable.workflow_tasks t
          WHERE t.process_instance_id = p_process_instance_id
            AND t.queue_name = ANY (entitlements.acting_queue_names())
-    )
+    );
+END
 $$;
 
 -- flowable.task_reached_by_acting_queues: whether a task is in the acting user's queues, or belongs to a process
@@ -36,15 +40,17 @@ $$;
 -- SECURITY DEFINER (owner's rights, past the tasks' policies); it answers only from the caller's settings.
 CREATE OR REPLACE FUNCTION flowable.task_reached_by_acting_queues(p_task_id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, flowable AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM flowable.workflow_tasks t
          WHERE t.task_id = p_task_id
            AND (t.queue_name = ANY (entitlements.acting_queue_names())
                 OR (t.process_instance_id IS NOT NULL
                     AND flowable.process_instance_in_acting_queues(t.process_instance_id)))
-    )
+    );
+END
 $$;
 
 -- flowable.task_in_acting_queues: whether a task is in the acting user's queues (entitlements.acting_queue_names),
@@ -52,12 +58,14 @@ $$;
 -- as flowable.task_reached_by_acting_queues; it answers only from the caller's settings.
 CREATE OR REPLACE FUNCTION flowable.task_in_acting_queues(p_task_id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, flowable AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM flowable.workflow_tasks t
          WHERE t.task_id = p_task_id AND t.queue_name = ANY (entitlements.acting_queue_names())
-    )
+    );
+END
 $$;
 
 -- flowable.archived_task_in_acting_queues: whether an archived task was in one of the acting user's queues
@@ -66,12 +74,14 @@ $$;
 -- settings.
 CREATE OR REPLACE FUNCTION flowable.archived_task_in_acting_queues(p_task_id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, flowable AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM flowable.workflow_tasks_archive t
          WHERE t.task_id = p_task_id AND t.queue_name = ANY (entitlements.acting_queue_names())
-    )
+    );
+END
 $$;
 
 -- flowable.claim_next_for_user: claim-next for a user, with the user's workable queues and skills resolved in the

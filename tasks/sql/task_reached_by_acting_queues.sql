@@ -5,13 +5,15 @@
 -- SECURITY DEFINER (owner's rights, past the tasks' policies); it answers only from the caller's settings.
 CREATE OR REPLACE FUNCTION flowable.task_reached_by_acting_queues(p_task_id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, flowable AS $$
-    SELECT EXISTS (
+BEGIN
+    RETURN EXISTS (
         SELECT 1 FROM flowable.workflow_tasks t
          WHERE t.task_id = p_task_id
            AND (t.queue_name = ANY (entitlements.acting_queue_names())
                 OR (t.process_instance_id IS NOT NULL
                     AND flowable.process_instance_in_acting_queues(t.process_instance_id)))
-    )
+    );
+END
 $$;

@@ -181,3 +181,27 @@ class TestOutsideTransactions:
         with connection.cursor() as cursor:
             cursor.execute("SELECT name FROM flowable.claim_next_for_user(%s)", [caseworker_alice.pk])
             assert cursor.fetchall() == [("claim me",)]
+
+    def test_claim_next_over_the_api_sends_no_scope_and_opens_no_transaction(self, committed_api_as, sent):
+        from queues.models import WorkflowQueue
+        from tasks.services import task_insert
+
+        with row_scope(SYSTEM), transaction.atomic():
+            task_insert(queue=WorkflowQueue.objects.get(queue_name="intake"), name="claim me")
+        client = committed_api_as("alice")
+        sent.clear()
+
+        response = client.post("/api/workflow/tasks/claim/next")
+
+        assert response.status_code == 200 and response.json()["name"] == "claim me"
+        assert sent == []  # the token, then the claim statement, which scopes itself
+
+    def test_a_page_sends_its_users_scope_once(self, client, sent):
+        from entitlements.models import User
+
+        alice = User.objects.get(username="alice")
+        client.force_login(alice)
+        sent.clear()
+
+        assert client.get("/inbox/").status_code == 200
+        assert sent == [user_row_scope(alice)]
