@@ -52,6 +52,7 @@ RLS_TABLES = (
     "onecms.cases",
     "onecms.case_events",
     "onecms.case_workflow_mapping",
+    "onecms.case_subjects",
 )
 INBOX_USER = "bench-inbox"
 INBOX_ROLE = "bench-inbox-worker"
