@@ -39,9 +39,12 @@ def django_setup(database_url: str) -> None:
     django.setup()
 
 
-def wsgi_request(application, token: str, path: str, query: str = "", *, method: str = "GET") -> tuple[int, bytes]:
-    """Send a bodiless `method` request for `path` through the WSGI handler in-process with an API token: the
-    server's whole work, no network."""
+def wsgi_request(
+    application, token: str, path: str, query: str = "", *, method: str = "GET", headers: dict | None = None
+) -> tuple[int, bytes]:
+    """Send a bodiless `method` request for `path` through the WSGI handler in-process with an API token (or none,
+    when `token` is empty; `headers` adds or replaces WSGI environ entries, a session cookie say): the server's
+    whole work, no network."""
     environ = {
         "REQUEST_METHOD": method,
         "PATH_INFO": path,
@@ -62,7 +65,10 @@ def wsgi_request(application, token: str, path: str, query: str = "", *, method:
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
         "wsgi.version": (1, 0),
+        **(headers or {}),
     }
+    if not token:
+        del environ["HTTP_AUTHORIZATION"]
     statuses = []
     body = b"".join(application(environ, lambda status, headers, exc_info=None: statuses.append(status)))
     return int(statuses[0].split()[0]), body

@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import InvalidInput
+from entitlements.row_scope import acting_for_user
 from tasks.bpmn.workflows import process_start
 
 from .locks import case_mappings_for_update
@@ -121,6 +122,7 @@ def _subject_create(*, case: Case, user, role, full_name, email="", phone="", da
 
 
 @transaction.atomic
+@acting_for_user
 def case_subject_add(*, user, case_id: int, subject: dict) -> CaseSubject:
     """Add a person to a case the user may see (cases/selectors.py: case_for_user); the personal fields are
     stored sealed, with keyed hashes of the email and the normalised name for exact lookups."""
@@ -137,6 +139,7 @@ def next_case_number() -> str:
 
 
 @transaction.atomic
+@acting_for_user
 def case_open(
     *,
     user,

@@ -37,6 +37,16 @@ DEFINER_FUNCTIONS = {
     "flowable.dashboards_refresh()": (APP,),
     "entitlements.ensure_access_audit_partitions(integer)": (APP,),
     "flowable.archive_partition_create(text, text, timestamp with time zone, timestamp with time zone)": (MAINTENANCE,),
+    # Row-level security policies call these (docs/row-level-security.md); roles with BYPASSRLS never do.
+    "flowable.process_instance_in_acting_queues(bigint)": (APP,),
+    "flowable.task_reached_by_acting_queues(bigint)": (APP,),
+    "flowable.task_in_acting_queues(bigint)": (APP,),
+    "flowable.archived_task_in_acting_queues(bigint)": (APP,),
+    "onecms.case_reached_by_acting_queues(bigint)": (APP,),
+    "onecms.case_visible_to_acting_user(bigint)": (APP,),
+    "onecms.process_instance_of_visible_case(bigint)": (APP,),
+    "onecms.task_of_visible_case(bigint)": (APP,),
+    "onecms.mapping_ids_with_hops_to(text[])": (APP,),
 }
 
 APPEND_ONLY_TABLES_SQL = """

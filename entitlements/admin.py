@@ -35,6 +35,7 @@ from .models import (
     UserRoleAssignment,
     WorkflowRole,
 )
+from .row_scope import exists_in_any_scope
 from .selectors import detail_reads_of, queue_capabilities_for_user
 from .services import api_token_revoke, role_assignment_grant, role_assignment_revoke, role_save
 
@@ -378,7 +379,7 @@ class DetailReadsAdminMixin:
             pk = self.opts.pk.to_python(unquote(object_id))
         except ValidationError:
             return
-        if pk is None or not self.model._default_manager.filter(pk=pk).exists():
+        if pk is None or not exists_in_any_scope(self.model._default_manager.filter(pk=pk)):
             return
         error = NotFound(f"{self.detail_read_object} {pk} not found")
         error.denial = {f"{self.detail_read_object}_id": pk}

@@ -19,6 +19,7 @@ from knox.settings import CONSTANTS
 from rest_framework import authentication, exceptions, permissions
 
 from .models import ApiToken, SecurityEvent, User
+from .row_scope import request_row_scope_set
 from .services import auth_failure_record, security_event_record
 from .throttling import FailedTokenLimit
 
@@ -66,6 +67,7 @@ def act_as(request, authenticated: tuple | None) -> tuple | None:
     django_request = getattr(request, "_request", request)
     django_request.via_account = None
     if not target_name:
+        request_row_scope_set(account)
         return authenticated
     denial = None
     if not account.has_perm(ACT_AS_PERMISSION):
@@ -95,6 +97,7 @@ def act_as(request, authenticated: tuple | None) -> tuple | None:
         details={"method": request.method},
     )
     django_request.via_account = account
+    request_row_scope_set(target)  # the request reaches the rows of the user it acts for
     return target, auth
 
 

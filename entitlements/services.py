@@ -166,6 +166,14 @@ def role_save(
     return role
 
 
+def _transaction_now() -> datetime:
+    """PostgreSQL's now(): the start of this transaction. A grant valid from it is in force at once for both askers
+    of the access rule, access.py (at the call's time, later) and the database (row scope, claim-next: at now())."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        return cursor.fetchone()[0]
+
+
 @transaction.atomic
 def role_assignment_grant(
     *,
@@ -178,7 +186,8 @@ def role_assignment_grant(
     reason: str = "",
     remote_addr: str | None = None,
 ) -> UserRoleAssignment:
-    """Give `user` the role for a window of time. A temporary escalation needs an end and a reason.
+    """Give `user` the role for a window of time (from the transaction's start unless `valid_from` says). A temporary
+    escalation needs an end and a reason.
 
     A role holding rights (deploy_workflows, start_processes) is granted only by a superuser or the system.
     """
@@ -188,7 +197,7 @@ def role_assignment_grant(
             f"only superusers may grant role {role.role_code}: it holds {', '.join(rights)}",
             code="privilege_change_refused",
         )
-    valid_from = valid_from or timezone.now()
+    valid_from = valid_from or _transaction_now()
     if valid_until is not None and valid_until <= valid_from:
         raise InvalidInput(
             "valid_until must be after valid_from", fields={"valid_until": ["Must be after valid from."]}

@@ -1,7 +1,8 @@
 """Celery jobs run by beat: thin wrappers over services, retried on transient database errors (core/jobs.py).
 
 Each job returns a small dict (what it touched); with django-celery-results it is stored, with its start,
-end and any error, and shown in admin (Celery Results → Task results). Alert delivery, which the alerts it
+end and any error, and shown in admin (Celery Results → Task results). Each runs in the system row scope: it works
+on every queue's rows for nobody in particular (docs/row-level-security.md). Alert delivery, which the alerts it
 raises enqueue, is tasks/sla/alerts.py: deliver_alert.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from core.jobs import JOB_OPTIONS
+from entitlements.row_scope import system_scope
 
 from .bpmn.workflows import process_fire_due_timers
 from .services import rebalance_queue_loads
@@ -22,42 +24,49 @@ from .sla.maintenance import update_queue_statistics
 
 @shared_task(name="workflow.sla_check", **JOB_OPTIONS)
 def sla_check() -> dict:
-    outcomes = escalate_overdue_tasks()
-    return {"escalated": sum(o.tasks for o in outcomes), "levels": [[o.queue, o.level, o.tasks] for o in outcomes]}
+    with system_scope():
+        outcomes = escalate_overdue_tasks()
+        return {"escalated": sum(o.tasks for o in outcomes), "levels": [[o.queue, o.level, o.tasks] for o in outcomes]}
 
 
 @shared_task(name="workflow.fire_timers", **JOB_OPTIONS)
 def fire_timers() -> dict:
-    return {"instances": process_fire_due_timers()}
+    with system_scope():
+        return {"instances": process_fire_due_timers()}
 
 
 @shared_task(name="workflow.queue_statistics", **JOB_OPTIONS)
 def queue_statistics() -> dict:
-    return {"queues": len(update_queue_statistics())}
+    with system_scope():
+        return {"queues": len(update_queue_statistics())}
 
 
 @shared_task(name="workflow.refresh_dashboards", **JOB_OPTIONS)
 def refresh_dashboards() -> dict:
-    return {"views": dashboards_refresh()}
+    with system_scope():
+        return {"views": dashboards_refresh()}
 
 
 @shared_task(name="workflow.rebalance_queues", **JOB_OPTIONS)
 def rebalance_queues() -> dict:
-    moves = rebalance_queue_loads()
-    return {"moved": sum(m["tasks"] for m in moves), "moves": moves}
+    with system_scope():
+        moves = rebalance_queue_loads()
+        return {"moved": sum(m["tasks"] for m in moves), "moves": moves}
 
 
 @shared_task(name="workflow.archive_completed_tasks", **JOB_OPTIONS)
 def archive_completed_tasks(days: int = 90) -> dict:
-    result = completed_tasks_archive(older_than_days=days)
-    return {
-        "tasks": result.tasks,
-        "history": result.history,
-        "batches": result.batches,
-        "left_locked": result.left_locked,
-    }
+    with system_scope():
+        result = completed_tasks_archive(older_than_days=days)
+        return {
+            "tasks": result.tasks,
+            "history": result.history,
+            "batches": result.batches,
+            "left_locked": result.left_locked,
+        }
 
 
 @shared_task(name="workflow.capacity_monitor", **JOB_OPTIONS)
 def capacity_monitor() -> dict:
-    return {"alerts": capacity_alerts_raise()}
+    with system_scope():
+        return {"alerts": capacity_alerts_raise()}

@@ -11,6 +11,7 @@ from django.utils import timezone
 from core.errors import NotFound
 from entitlements.access import capabilities_by_queue, queue_names_for, queues_for
 from entitlements.models import Capability
+from entitlements.row_scope import exists_in_any_scope
 
 from .locks import tasks_for_update
 from .models import ArchivedTask, ArchivedTaskHistory, ProcessInstance, TaskHistory, WorkflowTask
@@ -40,7 +41,7 @@ def task_for_user(*, user, task_id: int, capability: str = Capability.VIEW, for_
     task = queryset.filter(pk=task_id).first()
     if task is None:
         error = NotFound(f"task {task_id} not found", code="task_not_found")
-        if WorkflowTask.objects.filter(pk=task_id).exists():
+        if exists_in_any_scope(WorkflowTask.objects.filter(pk=task_id)):
             # Audited by the caller's error handler, after this transaction has rolled back.
             error.denial = {"task_id": task_id, "capability": str(capability)}
         raise error
@@ -58,7 +59,7 @@ def task_or_archived_for_user(*, user, task_id: int) -> WorkflowTask | ArchivedT
         archived = visible.select_related("assignee", "owner").filter(pk=task_id).first()
         if archived is not None:
             return archived
-        if not live_error.denial and ArchivedTask.objects.filter(pk=task_id).exists():
+        if not live_error.denial and exists_in_any_scope(ArchivedTask.objects.filter(pk=task_id)):
             live_error.denial = {"task_id": task_id, "capability": str(Capability.VIEW), "archived": True}
         raise
 

@@ -7,6 +7,7 @@ event with actor, old and new values, and keeps each queue's current_load equal 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime
 
 from django.contrib.postgres.aggregates import ArrayAgg
@@ -18,6 +19,7 @@ from django.utils import timezone
 from core.errors import Conflict, InvalidInput, PermissionDenied
 from entitlements.access import may, queues_for, users_with
 from entitlements.models import Capability, User
+from entitlements.row_scope import acting_for_user, self_scoped_statement, system_scope
 from queues import routing
 from queues.calendar import add_business_hours
 from queues.escalation import parse_rules as parse_escalation_rules
@@ -197,8 +199,48 @@ def task_insert(
     """Put a task into a queue (or its overflow) and push it if the queue routes. No access check: callers check.
 
     Must run inside the caller's transaction. A queue that pushes is locked (with its overflow target, in one
-    statement) since the insert changes its load; a queue that waits for claims is only read.
+    statement) since the insert changes its load; a queue that waits for claims is only read. It runs in the system
+    row scope: the task may land in a queue the caller cannot see (an overflow, the engine's next step), and push
+    routing counts every candidate's claimed tasks.
     """
+    with system_scope():
+        return _task_insert(
+            queue=queue,
+            name=name,
+            user=user,
+            via_account=via_account,
+            description=description,
+            priority=priority,
+            due_date=due_date,
+            sla_hours=sla_hours,
+            variables=variables,
+            required_skills=required_skills,
+            candidate_groups=candidate_groups,
+            form_fields=form_fields,
+            process_instance=process_instance,
+            engine_task_id=engine_task_id,
+            task_definition_key=task_definition_key,
+        )
+
+
+def _task_insert(
+    *,
+    queue: WorkflowQueue,
+    name: str,
+    user,
+    via_account,
+    description: str,
+    priority: int,
+    due_date: datetime | None,
+    sla_hours: float | None,
+    variables: dict | None,
+    required_skills: list[str] | None,
+    candidate_groups: list[str] | None,
+    form_fields: list[dict] | None,
+    process_instance,
+    engine_task_id,
+    task_definition_key: str,
+) -> WorkflowTask:
     target = queue
     if queue.assignment_mode == AssignmentMode.PUSH:
         planned = routing.overflow_target(queue)
@@ -240,6 +282,7 @@ def task_insert(
 
 
 @transaction.atomic
+@acting_for_user
 def task_create(
     *,
     user,
@@ -300,12 +343,13 @@ def task_claim_next(*, user, queue_names: list[str] | None = None, via_account=N
     if user is None or not user.is_active:
         return None
     requested = list(queue_names) if queue_names else None
-    claimed = list(
-        WorkflowTask.objects.raw(
-            "SELECT * FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
-            [user.pk, requested, via_account.pk if via_account else None],
+    with self_scoped_statement(user):  # the function acts for the user under row-level security: no round trip more
+        claimed = list(
+            WorkflowTask.objects.raw(
+                "SELECT * FROM flowable.claim_next_for_user(%s, %s::text[], %s)",
+                [user.pk, requested, via_account.pk if via_account else None],
+            )
         )
-    )
     if not claimed:
         return None
     task = claimed[0]
@@ -314,6 +358,7 @@ def task_claim_next(*, user, queue_names: list[str] | None = None, via_account=N
 
 
 @transaction.atomic
+@acting_for_user
 def task_claim(*, user, task_id: int, via_account=None) -> WorkflowTask:
     """Claim a named task. Claiming one's own claimed task again changes nothing."""
     task = task_for_user(user=user, task_id=task_id, capability=Capability.WORK, for_update=True)
@@ -347,6 +392,7 @@ def _is_supervisor(user, task: WorkflowTask) -> bool:
 
 
 @transaction.atomic
+@acting_for_user
 def task_release(*, user, task_id: int, via_account=None, comment: str = "") -> WorkflowTask:
     """Give a claimed task back to its queue: its holder may, and so may a supervisor of the queue."""
     task = task_for_user(user=user, task_id=task_id, capability=Capability.VIEW, for_update=True)
@@ -374,6 +420,7 @@ def task_release(*, user, task_id: int, via_account=None, comment: str = "") -> 
 
 
 @transaction.atomic
+@acting_for_user
 def task_complete(
     *, user, task_id: int, variables: dict | None = None, comment: str = "", via_account=None
 ) -> WorkflowTask:
@@ -393,15 +440,16 @@ def task_complete(
     cleaned = validate_task_variables(task.form_fields, variables)
     if task.process_instance_id:
         # The engine may close the instance's other tasks (a boundary event, a joined branch): lock them now, before
-        # this task's queue load changes, not after.
-        list(
-            tasks_for_update(
-                WorkflowTask.objects.filter(
-                    process_instance_id=task.process_instance_id,
-                    status__in=[TaskStatus.OPEN, TaskStatus.CLAIMED],
-                ).exclude(pk=task.pk)
-            ).values_list("pk", flat=True)
-        )
+        # this task's queue load changes, not after. They may be in queues the user cannot see: the engine's rows.
+        with system_scope():
+            list(
+                tasks_for_update(
+                    WorkflowTask.objects.filter(
+                        process_instance_id=task.process_instance_id,
+                        status__in=[TaskStatus.OPEN, TaskStatus.CLAIMED],
+                    ).exclude(pk=task.pk)
+                ).values_list("pk", flat=True)
+            )
     sensitive = sensitive_names(task.form_fields)
     sealed = seal_sensitive(sensitive, cleaned)
     now = timezone.now()
@@ -448,6 +496,7 @@ def _check_can_work(assignee: User, task: WorkflowTask, field: str) -> None:
 
 
 @transaction.atomic
+@acting_for_user
 def task_reassign(
     *, user, task_id: int, assignee, expected_assignee: str | None = None, via_account=None, comment: str = ""
 ) -> WorkflowTask:
@@ -484,6 +533,7 @@ def task_reassign(
 
 
 @transaction.atomic
+@acting_for_user
 def task_delegate(*, user, task_id: int, delegate, via_account=None, comment: str = "") -> WorkflowTask:
     """A supervisor hands a claimed task to a delegate; when the delegate resolves it, it returns to its holder."""
     task = _supervised_task(user=user, task_id=task_id)
@@ -512,6 +562,7 @@ def task_delegate(*, user, task_id: int, delegate, via_account=None, comment: st
 
 
 @transaction.atomic
+@acting_for_user
 def task_resolve(
     *, user, task_id: int, variables: dict | None = None, via_account=None, comment: str = ""
 ) -> WorkflowTask:
@@ -591,6 +642,7 @@ def _target_queue(queue_name: str, *, user, source: WorkflowQueue) -> WorkflowQu
 
 
 @transaction.atomic
+@acting_for_user
 def task_escalate(
     *,
     user,
@@ -615,29 +667,33 @@ def task_escalate(
                 "escalation cannot lower the priority", fields={"priority": ["Must not be lower than now."]}
             )
         task.priority = priority
-    if queue_name and queue_name != task.queue_id:
+    moved = bool(queue_name and queue_name != task.queue_id)
+    if moved:
         target = _target_queue(queue_name, user=user, source=task.queue)
         old.update(_move(task, target, user=user, via_account=via_account, reason=reason or "escalated"))
     task.escalation_level += 1
-    task.save()
-    _history(
-        task,
-        TaskEventType.ESCALATED,
-        user=user,
-        via_account=via_account,
-        comment=reason,
-        old=old,
-        new={
-            "priority": task.priority,
-            "escalation_level": task.escalation_level,
-            "queue": task.queue_id,
-            "status": task.status,
-        },
-    )
+    # A move may take the task to a queue the supervisor cannot see (an escalation target): checked above.
+    with system_scope() if moved else nullcontext():
+        task.save()
+        _history(
+            task,
+            TaskEventType.ESCALATED,
+            user=user,
+            via_account=via_account,
+            comment=reason,
+            old=old,
+            new={
+                "priority": task.priority,
+                "escalation_level": task.escalation_level,
+                "queue": task.queue_id,
+                "status": task.status,
+            },
+        )
     return task
 
 
 @transaction.atomic
+@acting_for_user
 def task_move(*, user, task_id: int, queue_name: str, reason: str = "", via_account=None) -> WorkflowTask:
     """A supervisor moves an active task to another queue, where it waits OPEN."""
     task = _supervised_task(user=user, task_id=task_id)
@@ -646,20 +702,22 @@ def task_move(*, user, task_id: int, queue_name: str, reason: str = "", via_acco
     if target.pk == task.queue.pk:
         raise InvalidInput("the task is already in that queue", fields={"queue": ["Already in that queue."]})
     old = _move(task, target, user=user, via_account=via_account, reason=reason or "moved")
-    task.save()
-    _history(
-        task,
-        TaskEventType.MOVED,
-        user=user,
-        via_account=via_account,
-        comment=reason,
-        old=old,
-        new={"queue": target.queue_name, "status": TaskStatus.OPEN, "assignee": None},
-    )
+    with system_scope():  # the target may be a queue the supervisor cannot see (an overflow target): checked above
+        task.save()
+        _history(
+            task,
+            TaskEventType.MOVED,
+            user=user,
+            via_account=via_account,
+            comment=reason,
+            old=old,
+            new={"queue": target.queue_name, "status": TaskStatus.OPEN, "assignee": None},
+        )
     return task
 
 
 @transaction.atomic
+@acting_for_user
 def task_change_priority(*, user, task_id: int, priority: int, reason: str = "", via_account=None) -> WorkflowTask:
     task = _supervised_task(user=user, task_id=task_id)
     _require_state(task, TaskStatus.OPEN, TaskStatus.CLAIMED, action="change the priority of")
@@ -680,6 +738,7 @@ def task_change_priority(*, user, task_id: int, priority: int, reason: str = "",
 
 
 @transaction.atomic
+@acting_for_user
 def task_comment_add(*, user, task_id: int, comment: str, via_account=None) -> TaskHistory:
     task = task_for_user(user=user, task_id=task_id, capability=Capability.VIEW)
     if not isinstance(comment, str) or not comment.strip():
@@ -708,6 +767,7 @@ def task_close(task: WorkflowTask, *, status: str, user=None, reason: str = "") 
 
 
 @transaction.atomic
+@acting_for_user
 def rebalance_queue_loads(*, dry_run: bool = False, queue_names: list[str] | None = None, user=None) -> list[dict]:
     """Move OPEN tasks out of queues at capacity into their overflow queue, as far as the overflow has room.
 

@@ -46,6 +46,7 @@ def django_db_setup(
     from django.test.utils import setup_databases, teardown_databases
 
     from core.owner import connected_as_owner
+    from entitlements.row_scope import SYSTEM, row_scope_default_set
 
     keepdb = django_db_keepdb and not django_db_createdb
     with django_db_blocker.unblock():
@@ -55,6 +56,9 @@ def django_db_setup(
             )
             with connection.cursor() as cursor:
                 cursor.execute(TEST_SUPPORT_SQL)
+        # Setup code and assertions reach every row, as the system; services, requests and jobs enter their own
+        # row scope (entitlements/row_scope.py), so row-level security applies to them as in production.
+        row_scope_default_set(SYSTEM)
         seed_demo_org()
     yield
     if not keepdb:
@@ -260,3 +264,38 @@ def committed_api_as(committed_db):
         return client
 
     return make
+
+
+PROBE_SCHEMAS = "entitlements, queues, flowable, onecms, public, test_support"
+BYPASSES_ROW_SECURITY_SQL = """
+SELECT r.rolsuper OR r.rolbypassrls OR pg_has_role(current_user, c.relowner, 'USAGE')
+  FROM pg_roles r, pg_class c
+ WHERE r.rolname = current_user AND c.oid = 'flowable.workflow_tasks'::regclass
+"""
+
+
+@pytest.fixture
+def row_security_enforced(db):
+    """The rest of the test runs as a role that row-level security applies to.
+
+    The connection's own role when it is one (the application role). A superuser, a BYPASSRLS role or a table
+    owner is not filtered: the test then switches to a NOLOGIN role made inside its transaction, with the
+    application's grants, and everything (the role included) is rolled back with the test.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(BYPASSES_ROW_SECURITY_SQL)
+        if not cursor.fetchone()[0]:
+            return
+        role = "rls_probe_" + "".join(c if c.isalnum() else "_" for c in connection.settings_dict["NAME"])[:40]
+        cursor.execute(
+            f"""
+            CREATE ROLE {role} NOLOGIN;
+            GRANT USAGE ON SCHEMA {PROBE_SCHEMAS} TO {role};
+            GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {PROBE_SCHEMAS} TO {role};
+            GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {PROBE_SCHEMAS} TO {role};
+            GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {PROBE_SCHEMAS} TO {role};
+            SET LOCAL ROLE {role};
+            """
+        )

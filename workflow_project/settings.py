@@ -154,6 +154,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "entitlements.privileges.ActingRequestMiddleware",
+    # One transaction per request, in its user's row scope (row-level security; docs/row-level-security.md).
+    "entitlements.row_scope.RowScopeMiddleware",
     "core.middleware.PageLoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -9,6 +9,7 @@ from xml.etree import ElementTree
 from django.db.models import QuerySet
 
 from core.errors import NotFound
+from entitlements.row_scope import exists_in_any_scope
 from tasks.models import ACTIVE_TASK_STATUSES, ProcessInstance, TaskStatus, WorkflowTask
 
 from . import engine
@@ -552,7 +553,7 @@ def process_diagram_for(*, instances: QuerySet, process_instance_id: int) -> Pro
     instance = instances.select_related("definition").filter(pk=process_instance_id).first()
     if instance is None:
         error = NotFound(f"process {process_instance_id} not found", code="process_not_found")
-        if ProcessInstance.objects.filter(pk=process_instance_id).exists():
+        if exists_in_any_scope(ProcessInstance.objects.filter(pk=process_instance_id)):
             error.denial = {"process_instance_id": process_instance_id}
         raise error
     tasks = list(

@@ -18,6 +18,7 @@ from django.utils import timezone
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowError
 from entitlements.access import holds_right, queues_for
 from entitlements.models import Capability, Right, SecurityEvent
+from entitlements.row_scope import acting_for_user, system_scope
 from entitlements.services import security_event_record
 from queues.models import WorkflowQueue
 from tasks import signals
@@ -331,6 +332,7 @@ def _check_may_start(*, user, definition: WorkflowDefinition) -> None:
 
 
 @transaction.atomic
+@acting_for_user
 def process_start(
     *,
     user,
@@ -363,17 +365,19 @@ def process_start(
         )
     except engine.EngineError as exc:
         raise _engine_error(exc) from exc
-    instance = ProcessInstance.objects.create(
-        definition=definition,
-        business_key=business_key.strip(),
-        variables=run.variables,
-        engine_state=run.state,
-        started_by=user,
-        next_timer_due_at=run.next_timer_due_at,
-    )
-    _open_tasks(instance, run, user=user, via_account=via_account)
-    if run.completed:
-        _store(instance, run)
+    # The engine's own step, checked above: the instance and its first tasks, in whatever queues the model names.
+    with system_scope():
+        instance = ProcessInstance.objects.create(
+            definition=definition,
+            business_key=business_key.strip(),
+            variables=run.variables,
+            engine_state=run.state,
+            started_by=user,
+            next_timer_due_at=run.next_timer_due_at,
+        )
+        _open_tasks(instance, run, user=user, via_account=via_account)
+        if run.completed:
+            _store(instance, run)
     return instance
 
 
@@ -381,8 +385,14 @@ def advance_on_task_completed(*, task: WorkflowTask, variables: dict, user, via_
     """Receives tasks.signals.task_completed, which task_complete sends: feed the task's variables to the engine and create what comes next.
 
     task_complete has already locked the instance row, so parallel branches completing at once serialise here
-    and the join fires once.
+    and the join fires once. The engine's step runs in the system row scope: task_complete checked the user, and
+    the next tasks go to whatever queues the model names.
     """
+    with system_scope():
+        _advance(task=task, variables=variables, user=user, via_account=via_account)
+
+
+def _advance(*, task: WorkflowTask, variables: dict, user, via_account) -> None:
     instance = ProcessInstance.objects.select_related("definition").get(pk=task.process_instance_id)
     if instance.status != ProcessStatus.RUNNING:
         raise Conflict(f"process {instance.pk} is {instance.status.lower()}", code=f"process_{instance.status.lower()}")
@@ -457,6 +467,7 @@ def _incident_record(instance: ProcessInstance, *, step: str, error: engine.Engi
 
 
 @transaction.atomic
+@acting_for_user
 def process_incident_retry(*, user, incident_id: int, now: datetime | None = None) -> ProcessIncident:
     """Run an incident's failed step again: resolve the incident when it succeeds, or record the new error.
 
@@ -477,7 +488,7 @@ def process_incident_retry(*, user, incident_id: int, now: datetime | None = Non
     if instance.status != ProcessStatus.RUNNING:
         raise Conflict(f"process {instance.pk} is {instance.status.lower()}", code="process_not_running")
     try:
-        with transaction.atomic():
+        with transaction.atomic(), system_scope():  # the engine's step, checked above
             _fire_timers(instance, now=now or timezone.now())
     except engine.EngineError as exc:
         incident.kind, incident.element_id, incident.message = _incident_fields(exc)
@@ -501,6 +512,7 @@ def _instance_for_supervisor(*, user, process_instance_id: int) -> ProcessInstan
 
 
 @transaction.atomic
+@acting_for_user
 def process_suspend(*, user, process_instance_id: int) -> ProcessInstance:
     instance = _instance_for_supervisor(user=user, process_instance_id=process_instance_id)
     if instance.status != ProcessStatus.RUNNING:
@@ -511,6 +523,7 @@ def process_suspend(*, user, process_instance_id: int) -> ProcessInstance:
 
 
 @transaction.atomic
+@acting_for_user
 def process_resume(*, user, process_instance_id: int) -> ProcessInstance:
     instance = _instance_for_supervisor(user=user, process_instance_id=process_instance_id)
     if instance.status != ProcessStatus.SUSPENDED:
@@ -521,6 +534,7 @@ def process_resume(*, user, process_instance_id: int) -> ProcessInstance:
 
 
 @transaction.atomic
+@acting_for_user
 def process_cancel(*, user, process_instance_id: int, reason: str = "") -> ProcessInstance:
     """Cancel an instance and close its open tasks."""
     instance = _instance_for_supervisor(user=user, process_instance_id=process_instance_id)
@@ -528,15 +542,17 @@ def process_cancel(*, user, process_instance_id: int, reason: str = "") -> Proce
         raise Conflict(f"process {instance.pk} has ended", code="process_ended")
     definition = WorkflowDefinition.objects.get(pk=instance.definition_id)
     run = engine.cancel(spec=definition.engine_spec, state=instance.engine_state)
-    tasks = list(
-        tasks_for_update(WorkflowTask.objects.filter(process_instance=instance, status__in=["OPEN", "CLAIMED"]))
-    )
-    task_queues_lock(tasks)
-    for task in tasks:
-        task_close(task, status=TaskStatus.CANCELLED, user=user, reason=reason or "process cancelled")
-    instance.engine_state = run.state
-    instance.status = ProcessStatus.CANCELLED
-    instance.ended_at = timezone.now()
-    instance.next_timer_due_at = None
-    instance.save()
+    # The instance's open tasks, in whichever queues they are (checked above: the user supervises one of them).
+    with system_scope():
+        tasks = list(
+            tasks_for_update(WorkflowTask.objects.filter(process_instance=instance, status__in=["OPEN", "CLAIMED"]))
+        )
+        task_queues_lock(tasks)
+        for task in tasks:
+            task_close(task, status=TaskStatus.CANCELLED, user=user, reason=reason or "process cancelled")
+        instance.engine_state = run.state
+        instance.status = ProcessStatus.CANCELLED
+        instance.ended_at = timezone.now()
+        instance.next_timer_due_at = None
+        instance.save()
     return instance

@@ -1,10 +1,15 @@
-"""The drift check: every function, view, materialized view and trigger in our schemas against `<app>/sql/<name>.sql`.
+"""The drift check: every function, view, materialized view, trigger and row-level security policy in our schemas
+against `<app>/sql/<name>.sql`.
 
 The check runs on a psycopg connection of the owner role (the application role may not run DDL; tests/conftest.py:
 owner_connection). A file is compared by running it: inside a savepoint the database's definitions are read, the file is executed,
 they are read again and the savepoint is rolled back. Whatever PostgreSQL normalises (whitespace of a view, the
 form of a trigger's WHEN) is normalised on both sides, so a file matches exactly when running it changes nothing.
 A materialized view has no CREATE OR REPLACE: it is dropped inside the savepoint before its file runs.
+
+A policy is named by its table's schema and its own name, and its definition includes whether its table has row-level
+security enabled (and forced), so a table whose security was turned off drifts from every policy file on it. An app
+that adds a policy to another app's table names its file with that schema: cases/sql/flowable.<policy>.sql.
 
 Objects django-pgtrigger makes (its trigger functions and triggers are named pgtrigger_*, its helper
 _pgtrigger_should_ignore) are declared on the models and have no file.
@@ -48,6 +53,20 @@ UNION ALL
 SELECT n.nspname || '.' || t.tgname, 'trigger', pg_get_triggerdef(t.oid) || E'\\nenabled: ' || t.tgenabled::text
   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = ANY (%(schemas)s) AND NOT t.tgisinternal AND t.tgname NOT LIKE 'pgtrigger\\_%%'
+UNION ALL
+SELECT n.nspname || '.' || pol.polname, 'policy',
+       format(E'ON %%s AS %%s FOR %%s TO %%s\\nUSING (%%s)\\nWITH CHECK (%%s)\\nrow security: %%s',
+              c.oid::regclass,
+              CASE WHEN pol.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+              CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                              WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+              (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE r::regrole::text END, ', ' ORDER BY r)
+                 FROM unnest(pol.polroles) AS r),
+              pg_get_expr(pol.polqual, pol.polrelid), pg_get_expr(pol.polwithcheck, pol.polrelid),
+              CASE WHEN NOT c.relrowsecurity THEN 'disabled' WHEN c.relforcerowsecurity THEN 'forced'
+                   ELSE 'enabled' END)
+  FROM pg_policy pol JOIN pg_class c ON c.oid = pol.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = ANY (%(schemas)s)
 """
 
 
@@ -68,10 +87,11 @@ class Definition:
 
 
 def sql_files(base_dir: Path | None = None) -> dict[str, Path]:
-    """schema.name → the file holding that object's current definition."""
+    """schema.name → the file holding that object's current definition (a file named schema.name.sql names its
+    schema itself: a policy an app adds to another app's table)."""
     base_dir = base_dir or Path(settings.BASE_DIR)
     return {
-        f"{schema}.{path.stem}": path
+        path.stem if "." in path.stem else f"{schema}.{path.stem}": path
         for app, schema in APP_SCHEMAS.items()
         for path in sorted((base_dir / app / "sql").glob("*.sql"))
     }

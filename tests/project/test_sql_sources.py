@@ -40,6 +40,8 @@ def test_the_files_cover_functions_views_materialized_views_and_triggers_of_ever
         "flowable.mv_queue_performance",
         "entitlements.queue_ids_for",
         "queues.workflow_queues_scope_bumps_access_epoch",
+        "flowable.workflow_tasks_in_acting_queues",
+        "flowable.workflow_tasks_of_visible_cases",
     } <= names
 
 
@@ -64,7 +66,23 @@ CHANGES = {
             AFTER UPDATE OF queue_name ON queues.workflow_queues
             FOR EACH ROW EXECUTE FUNCTION entitlements.bump_access_epoch()""",
     "entitlements.users_active_bumps_access_epoch": "ALTER TABLE entitlements.users DISABLE TRIGGER users_active_bumps_access_epoch",
+    "flowable.workflow_tasks_in_acting_queues": """
+        ALTER POLICY workflow_tasks_in_acting_queues ON flowable.workflow_tasks USING (true)""",
+    "onecms.case_events_of_visible_cases": """
+        ALTER POLICY case_events_of_visible_cases ON onecms.case_events TO workflow_app""",
 }
+
+
+def test_a_table_whose_row_level_security_is_turned_off_drifts_from_each_of_its_policies(owner):
+    run(owner, "ALTER TABLE onecms.case_workflow_mapping DISABLE ROW LEVEL SECURITY")
+
+    problems = check(owner)
+
+    assert {(p.name, p.problem) for p in problems} == {
+        ("onecms.case_workflow_mapping_all_for_system", DRIFT),
+        ("onecms.case_workflow_mapping_all_read_by_superuser", DRIFT),
+        ("onecms.case_workflow_mapping_of_visible_cases", DRIFT),
+    }, report(problems)
 
 
 @pytest.mark.parametrize("name", CHANGES)

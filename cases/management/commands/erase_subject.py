@@ -7,6 +7,7 @@ from cases.privacy.erasure import case_subjects_erase, user_erase
 from cases.selectors import case_subjects_matching
 from core.errors import WorkflowError
 from entitlements.models import User
+from entitlements.row_scope import system_scope
 
 
 class Command(BaseCommand):
@@ -25,29 +26,30 @@ class Command(BaseCommand):
         parser.add_argument("--as-user", metavar="USERNAME", help="The superuser asking (default: the system).")
 
     def handle(self, *args, user=None, subject_email=None, subject_id=None, reason, as_user=None, **options):
-        erased_by = None
-        if as_user:
-            erased_by = User.objects.filter(username=as_user, is_active=True).first()
-            if erased_by is None:
-                raise CommandError(f"no active user {as_user!r}")
-        try:
-            if user is not None:
-                target = User.objects.filter(username=user).first()
-                if target is None:
-                    raise CommandError(f"no user {user!r}")
-                result = user_erase(user_id=target.pk, reason=reason, erased_by=erased_by)
-                who = f"user {user!r}"
-            else:
-                subject_ids = self.subject_ids(subject_email=subject_email, subject_id=subject_id)
-                result = case_subjects_erase(subject_ids=subject_ids, reason=reason, erased_by=erased_by)
-                who = f"{len(subject_ids)} case subject(s)"
-        except WorkflowError as exc:
-            raise CommandError(exc.detail) from None
-        rows = sum(result.rows.values())
-        self.stdout.write(
-            f"Erased {who}: now {result.pseudonym}; {rows} row(s) rewritten, {result.sessions_ended} session(s) "
-            f"ended, {result.tokens_revoked} token(s) revoked; recorded as security event {result.event_id}."
-        )
+        with system_scope():  # an operator's command over every case and person: RLS scope of the system
+            erased_by = None
+            if as_user:
+                erased_by = User.objects.filter(username=as_user, is_active=True).first()
+                if erased_by is None:
+                    raise CommandError(f"no active user {as_user!r}")
+            try:
+                if user is not None:
+                    target = User.objects.filter(username=user).first()
+                    if target is None:
+                        raise CommandError(f"no user {user!r}")
+                    result = user_erase(user_id=target.pk, reason=reason, erased_by=erased_by)
+                    who = f"user {user!r}"
+                else:
+                    subject_ids = self.subject_ids(subject_email=subject_email, subject_id=subject_id)
+                    result = case_subjects_erase(subject_ids=subject_ids, reason=reason, erased_by=erased_by)
+                    who = f"{len(subject_ids)} case subject(s)"
+            except WorkflowError as exc:
+                raise CommandError(exc.detail) from None
+            rows = sum(result.rows.values())
+            self.stdout.write(
+                f"Erased {who}: now {result.pseudonym}; {rows} row(s) rewritten, {result.sessions_ended} session(s) "
+                f"ended, {result.tokens_revoked} token(s) revoked; recorded as security event {result.event_id}."
+            )
 
     def subject_ids(self, *, subject_email, subject_id) -> list[int]:
         if subject_id is not None:

@@ -7,6 +7,7 @@ from tqdm import tqdm
 
 from core.encryption import key_set
 from core.key_rotation import DEFAULT_BATCH_SIZE, rotate_encryption_keys
+from entitlements.row_scope import system_scope
 
 
 class Command(BaseCommand):
@@ -40,9 +41,10 @@ class Command(BaseCommand):
             return bar.update
 
         try:
-            report = rotate_encryption_keys(
-                batch_size=batch_size, dry_run=dry_run, encrypt_plaintext=encrypt_plaintext, progress=progress
-            )
+            with system_scope():  # every case, subject and task, for nobody in particular
+                report = rotate_encryption_keys(
+                    batch_size=batch_size, dry_run=dry_run, encrypt_plaintext=encrypt_plaintext, progress=progress
+                )
         finally:
             for bar in bars:
                 bar.close()

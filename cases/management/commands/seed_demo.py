@@ -14,6 +14,7 @@ from cases.models import Case
 from cases.services import case_open
 from core.errors import WorkflowError
 from entitlements.models import Department, Skill, User, UserRoleAssignment, WorkflowRole
+from entitlements.row_scope import system_scope
 from entitlements.services import role_assignment_grant, role_save
 from queues.models import WorkflowQueue
 from queues.services import business_calendar_save, queue_save
@@ -38,19 +39,20 @@ class Command(BaseCommand):
         parser.add_argument("--no-workflows", action="store_true", help="Only the organisation: no workflow, no cases.")
 
     def handle(self, *args, password=None, cases=demo.DEMO_CASES, no_workflows=False, **options):
-        if cases < 0:
-            raise CommandError("--cases must be 0 or more")
-        try:
-            created, password_used = self.seed(password)
-            if not no_workflows:
-                self.seed_workflows(cases)
-        except WorkflowError as exc:
-            raise CommandError(exc.detail) from exc
-        if created:
-            self.stdout.write(f"Created users: {', '.join(created)}")
-        if password_used and (created or password):
-            self.stdout.write(f"Demo password: {password_used}")
-        self.stdout.write(self.style.SUCCESS("Demo organisation ready."))
+        with system_scope():  # the system's work: it seeds every queue; the services it calls act as the demo users
+            if cases < 0:
+                raise CommandError("--cases must be 0 or more")
+            try:
+                created, password_used = self.seed(password)
+                if not no_workflows:
+                    self.seed_workflows(cases)
+            except WorkflowError as exc:
+                raise CommandError(exc.detail) from exc
+            if created:
+                self.stdout.write(f"Created users: {', '.join(created)}")
+            if password_used and (created or password):
+                self.stdout.write(f"Demo password: {password_used}")
+            self.stdout.write(self.style.SUCCESS("Demo organisation ready."))
 
     @transaction.atomic
     def seed(self, password: str | None) -> tuple[list[str], str | None]:

@@ -7,6 +7,7 @@ from django.db import DatabaseError
 from tqdm import tqdm
 
 from core.errors import InvalidInput, WorkflowError
+from entitlements.row_scope import system_scope
 from tasks.sla.archive import DEFAULT_BATCH_SIZE, completed_tasks_archive, completed_tasks_archive_plan
 
 INTERRUPTED_EXIT_CODE = 130  # the shell's code for a run stopped by Ctrl-C
@@ -41,46 +42,53 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, days, batch_size, dry_run=False, no_progress=False, **options):
-        days = _whole_number(str(days), "--days")
-        batch_size = _whole_number(str(batch_size), "--batch-size")
-        done = {"tasks": 0, "history": 0}
-        try:
-            plan = completed_tasks_archive_plan(older_than_days=days)
-            if dry_run:
-                self._report_plan(plan, days)
-                return
-            with tqdm(
-                total=plan.tasks, unit="task", desc="Archiving", file=sys.stderr, disable=True if no_progress else None
-            ) as bar:
+        with system_scope():  # the system's work: it archives every queue's tasks
+            days = _whole_number(str(days), "--days")
+            batch_size = _whole_number(str(batch_size), "--batch-size")
+            done = {"tasks": 0, "history": 0}
+            try:
+                plan = completed_tasks_archive_plan(older_than_days=days)
+                if dry_run:
+                    self._report_plan(plan, days)
+                    return
+                with tqdm(
+                    total=plan.tasks,
+                    unit="task",
+                    desc="Archiving",
+                    file=sys.stderr,
+                    disable=True if no_progress else None,
+                ) as bar:
 
-                def on_batch(tasks, history):
-                    done["tasks"] += tasks
-                    done["history"] += history
-                    bar.update(tasks)
+                    def on_batch(tasks, history):
+                        done["tasks"] += tasks
+                        done["history"] += history
+                        bar.update(tasks)
 
-                result = completed_tasks_archive(older_than_days=days, batch_size=batch_size, on_batch=on_batch)
-        except KeyboardInterrupt:
-            raise CommandError(
-                f"interrupted after archiving {done['tasks']} task(s) and {done['history']} history event(s); "
-                "the batch in progress was rolled back, run again to continue",
-                returncode=INTERRUPTED_EXIT_CODE,
-            ) from None
-        except InvalidInput as exc:
-            raise CommandError(exc.detail) from None
-        except (WorkflowError, DatabaseError) as exc:
-            detail = exc.detail if isinstance(exc, WorkflowError) else _first_line(exc)
-            raise CommandError(
-                f"archival failed after {done['tasks']} task(s) and {done['history']} history event(s): {detail}"
-            ) from exc
-        partitions = f"; created partitions {', '.join(result.partitions_created)}" if result.partitions_created else ""
-        self.stdout.write(
-            f"Archived {result.tasks} task(s) and {result.history} history event(s) completed before "
-            f"{result.cutoff:%Y-%m-%d %H:%M} UTC in {result.batches} batch(es){partitions}."
-        )
-        if result.left_locked:
-            self.stdout.write(
-                f"{result.left_locked} task(s) were locked by another transaction and left live; run again to move them."
+                    result = completed_tasks_archive(older_than_days=days, batch_size=batch_size, on_batch=on_batch)
+            except KeyboardInterrupt:
+                raise CommandError(
+                    f"interrupted after archiving {done['tasks']} task(s) and {done['history']} history event(s); "
+                    "the batch in progress was rolled back, run again to continue",
+                    returncode=INTERRUPTED_EXIT_CODE,
+                ) from None
+            except InvalidInput as exc:
+                raise CommandError(exc.detail) from None
+            except (WorkflowError, DatabaseError) as exc:
+                detail = exc.detail if isinstance(exc, WorkflowError) else _first_line(exc)
+                raise CommandError(
+                    f"archival failed after {done['tasks']} task(s) and {done['history']} history event(s): {detail}"
+                ) from exc
+            partitions = (
+                f"; created partitions {', '.join(result.partitions_created)}" if result.partitions_created else ""
             )
+            self.stdout.write(
+                f"Archived {result.tasks} task(s) and {result.history} history event(s) completed before "
+                f"{result.cutoff:%Y-%m-%d %H:%M} UTC in {result.batches} batch(es){partitions}."
+            )
+            if result.left_locked:
+                self.stdout.write(
+                    f"{result.left_locked} task(s) were locked by another transaction and left live; run again to move them."
+                )
 
     def _report_plan(self, plan, days):
         partitions = (

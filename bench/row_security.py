@@ -1,0 +1,225 @@
+"""Row-level security benchmark: claim-next and the inbox page with row-level security on and off, in one run.
+
+  on    the tables' policies enabled, the application connected as workflow_app (RLS applies), every request one
+        transaction in its user's row scope (RowScopeMiddleware), the scope sent by the execute wrapper
+  off   row-level security disabled on the tables (ALTER TABLE ... DISABLE ROW LEVEL SECURITY, as the owner), the
+        execute wrapper taken off the connection, and a WSGI handler without RowScopeMiddleware: no transaction
+        around the request, no scope sent, as before row-level security
+
+Three paths, each in-process (no network, no gunicorn):
+
+  service   tasks.services.task_claim_next (one statement; flowable.claim_next_for_user scopes itself)
+  claim     POST /api/workflow/tasks/claim/next through the WSGI handler with an API token
+  inbox     GET /inbox/ through the WSGI handler with a session, for a user holding --inbox-tasks claimed tasks
+
+Each round measures each path in both configurations, one right after the other (--requests requests after
+warming up), in an order that alternates from round to round; it prints each path's median milliseconds per request in each configuration and the median
+over the rounds of on ÷ off within the round (a shared machine's speed drifts; a ratio within a round keeps the
+cost of row-level security, not the drift). The issue's target: on within 15 % of off for claim-next and the inbox.
+
+Uses claim.py's backlog and claimer in its own database, made by the roles' command:
+
+    .venv/bin/python manage.py create_database_roles --database rls_bench --print-env   # then eval its output
+    .venv/bin/python bench/row_security.py                        # DATABASE_APP_URL, DATABASE_MIGRATE_URL from it
+    .venv/bin/python bench/row_security.py --tasks 50000 --rounds 3 --requests 50   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import time
+
+import claim  # noqa: E402  (bench/ is on sys.path when run)
+import psycopg
+import psycopg.conninfo
+from common import django_setup, wsgi_request  # noqa: E402
+
+CONFIGURATIONS = ("off", "on")
+PATHS = ("service", "claim", "inbox")
+TARGET = 1.15
+WARM_UP_REQUESTS = 20
+ROW_SCOPE_MIDDLEWARE = "entitlements.row_scope.RowScopeMiddleware"
+RLS_TABLES = (
+    "flowable.workflow_tasks",
+    "flowable.task_history",
+    "flowable.process_instances",
+    "flowable.workflow_tasks_archive",
+    "flowable.task_history_archive",
+    "onecms.cases",
+    "onecms.case_events",
+    "onecms.case_workflow_mapping",
+    "onecms.case_subjects",
+)
+INBOX_USER = "bench-inbox"
+INBOX_ROLE = "bench-inbox-worker"
+INBOX_QUEUE = "rls-inbox"
+
+INBOX_LOAD_SQL = """
+INSERT INTO flowable.workflow_tasks
+       (queue_name, name, description, candidate_groups, status, priority, due_date, escalation_level,
+        required_skills, variables, form_fields, created_at, claimed_at, updated_at, assignee_id, task_definition_key,
+        delegation_state)
+SELECT %(queue)s, 'Inbox task ' || i, '', ARRAY[%(queue)s]::varchar[], 'CLAIMED', (i * 7) %% 101,
+       now() + make_interval(hours => i - 5), 0, '{}', '{}', '[]', now() - make_interval(days => i), now(), now(),
+       %(user_id)s, '', ''
+  FROM generate_series(1, %(tasks)s) AS i
+"""
+
+
+def rls_set(owner_url: str, on: bool) -> None:
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        for table in RLS_TABLES:
+            owner.execute(f"ALTER TABLE {table} {'ENABLE' if on else 'DISABLE'} ROW LEVEL SECURITY")
+
+
+def ensure_inbox(admin_url: str, tasks: int) -> tuple[int, str]:
+    """A user who works INBOX_QUEUE and holds `tasks` claimed tasks there; their session cookie."""
+    from django.test import Client
+
+    from entitlements.models import User, UserRoleAssignment
+    from entitlements.services import role_assignment_grant, role_save
+    from queues.services import queue_save
+
+    queue_save(queue_name=INBOX_QUEUE, display_name="Benchmark inbox", max_capacity=tasks + 1, current_load=tasks)
+    role = role_save(role_code=INBOX_ROLE, name="Benchmark inbox", queue_names=[INBOX_QUEUE], permissions=["work"])
+    user, _ = User.objects.get_or_create(username=INBOX_USER, defaults={"email": f"{INBOX_USER}@example.org"})
+    if not UserRoleAssignment.objects.filter(user=user, role=role, revoked_at__isnull=True).exists():
+        role_assignment_grant(user=user, role=role, reason="row-level security benchmark")
+    with psycopg.connect(admin_url) as owner:
+        owner.execute("DELETE FROM flowable.workflow_tasks WHERE queue_name = %s", [INBOX_QUEUE])
+        owner.execute(INBOX_LOAD_SQL, {"queue": INBOX_QUEUE, "user_id": user.pk, "tasks": tasks})
+    client = Client()
+    client.force_login(user)
+    return user.pk, client.cookies["sessionid"].value
+
+
+def handlers():
+    """The WSGI handler with the project's middleware, and one without RowScopeMiddleware."""
+    from django.conf import settings
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import override_settings
+
+    on = WSGIHandler()
+    with override_settings(MIDDLEWARE=[m for m in settings.MIDDLEWARE if m != ROW_SCOPE_MIDDLEWARE]):
+        off = WSGIHandler()
+    return {"on": on, "off": off}
+
+
+def scope_wrapper_set(on: bool) -> None:
+    from django.db import connection
+
+    from entitlements.row_scope import apply_row_scope
+
+    connection.ensure_connection()
+    if on and apply_row_scope not in connection.execute_wrappers:
+        connection.execute_wrappers.insert(0, apply_row_scope)
+    if not on and apply_row_scope in connection.execute_wrappers:
+        connection.execute_wrappers.remove(apply_row_scope)
+
+
+def expect(status: int, path: str) -> None:
+    if status != 200:
+        raise SystemExit(f"{path} answered {status}: is the backlog drained?")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000, help="OPEN tasks in the claimer's queues")
+    parser.add_argument("--queues", type=int, default=20, help="bench queues (default 20)")
+    parser.add_argument("--inbox-tasks", type=int, default=40, help="claimed tasks in the inbox user's inbox")
+    parser.add_argument("--rounds", type=int, default=15, help="rounds, each measuring both configurations")
+    parser.add_argument("--requests", type=int, default=200, help="requests per configuration, path and round")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_APP_URL"), help="as workflow_app")
+    parser.add_argument("--owner-url", default=os.environ.get("DATABASE_MIGRATE_URL"), help="as workflow_owner")
+    parser.add_argument(
+        "--admin-url",
+        default=os.environ.get("DATABASE_ADMIN_URL"),
+        help="a superuser, for loading and resetting the backlog (history is append-only to the others); its "
+        "database name is replaced by the benchmark's",
+    )
+    args = parser.parse_args(argv)
+    if not (args.database_url and args.owner_url and args.admin_url):
+        parser.error("give the three URLs, or eval `manage.py create_database_roles --database ... --print-env`")
+    name = psycopg.conninfo.conninfo_to_dict(args.database_url)["dbname"]
+    admin_url = psycopg.conninfo.make_conninfo(args.admin_url, dbname=name)
+    needed = len(CONFIGURATIONS) * 2 * args.rounds * (args.requests + WARM_UP_REQUESTS)
+    if needed > args.tasks:
+        parser.error(f"{needed:,} claims need a backlog at least that large")
+
+    os.environ["DEBUG"] = "false"  # no query log
+    os.environ["DATABASE_MIGRATE_URL"] = args.owner_url
+    django_setup(args.database_url)
+    claim.ensure_schema_and_demo(demo_password=secrets.token_urlsafe(12))
+    queues, user_id, token = claim.ensure_bench_queues_and_user(queue_count=args.queues, capacity=args.tasks)
+    bench = claim.Bench(database_url=admin_url, queues=queues, user_id=user_id, token=token, port=0, tasks=args.tasks)
+    claim.ensure_loaded(argparse.Namespace(reload=False), bench)
+    _, session = ensure_inbox(admin_url, args.inbox_tasks)
+
+    from entitlements.models import User
+    from tasks.services import task_claim_next
+
+    user = User.objects.get(pk=user_id)
+    application = handlers()
+    cookie = {"HTTP_COOKIE": f"sessionid={session}", "HTTP_ACCEPT": "text/html"}
+
+    def run(path: str, configuration: str) -> None:
+        if path == "service":
+            if task_claim_next(user=user) is None:
+                raise SystemExit("the backlog is drained")
+        elif path == "claim":
+            expect(wsgi_request(application[configuration], token, claim.CLAIM_NEXT_PATH, method="POST")[0], path)
+        else:
+            expect(wsgi_request(application[configuration], "", "/inbox/", headers=cookie)[0], path)
+
+    per_request_ms: dict[tuple[str, str], list[float]] = {}
+    ratios: dict[str, list[float]] = {}
+    claim.reset_backlog(bench)
+    print(f"{args.rounds} rounds of {args.requests} requests per configuration and path; {claim.python_build()}")
+    try:
+        for round_ in range(args.rounds):
+            order = CONFIGURATIONS if round_ % 2 == 0 else tuple(reversed(CONFIGURATIONS))
+            timings: dict[tuple[str, str], float] = {}
+            for path in PATHS:
+                for configuration in order:
+                    rls_set(args.owner_url, on=configuration == "on")
+                    scope_wrapper_set(on=configuration == "on")
+                    for _ in range(WARM_UP_REQUESTS):
+                        run(path, configuration)
+                    started = time.perf_counter()
+                    for _ in range(args.requests):
+                        run(path, configuration)
+                    timings[(path, configuration)] = (time.perf_counter() - started) * 1000.0 / args.requests
+                    per_request_ms.setdefault((path, configuration), []).append(timings[(path, configuration)])
+            for path in PATHS:
+                ratios.setdefault(path, []).append(timings[(path, "on")] / timings[(path, "off")])
+            print(
+                f"  round {round_ + 1}: "
+                + ", ".join(f"{path} {ratios[path][-1]:.3f}" for path in PATHS)
+                + " (on ÷ off)",
+                flush=True,
+            )
+    finally:
+        rls_set(args.owner_url, on=True)
+        scope_wrapper_set(on=True)
+        claim.reset_backlog(bench)
+
+    print(f"\n{'path':<9}{'off ms':>9}{'on ms':>9}{'on ÷ off':>10}{'(min–max)':>14}  target ≤ {TARGET:.2f}")
+    met = True
+    for path in PATHS:
+        values = ratios[path]
+        ratio = statistics.median(values)
+        met = met and ratio <= TARGET
+        print(
+            f"{path:<9}{statistics.median(per_request_ms[(path, 'off')]):>9.3f}"
+            f"{statistics.median(per_request_ms[(path, 'on')]):>9.3f}{ratio:>10.3f}"
+            f"{f'({min(values):.2f}–{max(values):.2f})':>14}  {'met' if ratio <= TARGET else 'MISSED'}"
+        )
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+-- flowable.task_history_archive: an active superuser reads every row of the archived task history (entitlements.access.console_shows_every_row);
+-- writing still needs their queues, like anyone's.
+ALTER TABLE flowable.task_history_archive ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS task_history_archive_all_read_by_superuser ON flowable.task_history_archive;
+CREATE POLICY task_history_archive_all_read_by_superuser ON flowable.task_history_archive
+    AS PERMISSIVE FOR SELECT TO PUBLIC
+    USING ((SELECT entitlements.acting_scope()) = 'superuser');
