@@ -10,7 +10,8 @@ Decisions:
 - Big tables: ordered by primary key (an index serves it), counts capped, no date hierarchy (its min/max and
   DISTINCT over every visible case would be a full pass per page load).
 - Personal data: retention policies are edited by superusers only (staff see them); erasing a person (a user, a
-  case subject) is an action only superusers are offered, and it runs cases/privacy/erasure.py. The user admin
+  case subject) is an action only superusers are offered; it checks at once and queues the erasure for the
+  maintenance worker (cases/jobs.py: the web's database login may not rewrite history). The user admin
   is entitlements' own, re-registered here with that action: entitlements may not import cases.
 """
 
@@ -25,6 +26,7 @@ from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from core.errors import NotFound, WorkflowError
 from entitlements.admin import DetailReadsAdminMixin
@@ -36,8 +38,9 @@ from tasks.admin import ReadOnlyAdmin
 from tasks.console.admin_console import FastChangelistMixin, action_form_page, selected_ids
 from tasks.models import WorkflowDefinition
 
+from .jobs import erasure_queue
 from .models import Case, CaseEvent, CaseSubject, CaseTombstone, CaseWorkflowMapping, RetentionPolicy
-from .privacy.erasure import MAX_REASON, case_subjects_erase, user_erase
+from .privacy.erasure import MAX_REASON, case_subjects_erase_check, user_erase_check
 from .selectors import (
     TIMELINE_LIMIT_PER_KIND,
     TimelineKind,
@@ -242,7 +245,9 @@ class ErasureActionMixin:
         return bool(request.user.is_active and request.user.is_superuser)
 
 
-def _erase_each(modeladmin, request, queryset, *, action: str, noun: str, erase) -> TemplateResponse | None:
+def _erase_each(modeladmin, request, queryset, *, action: str, noun: str, kind: str, check) -> TemplateResponse | None:
+    """Checks each selected person now (so a refusal shows at once) and queues the erasure of each for the
+    maintenance worker (cases/jobs.py): the web's database login may not rewrite history."""
     form = ErasureForm(request.POST) if "apply" in request.POST else ErasureForm()
     if not form.is_bound or not form.is_valid():
         return action_form_page(
@@ -254,22 +259,33 @@ def _erase_each(modeladmin, request, queryset, *, action: str, noun: str, erase)
             action=action,
             submit="Erase",
         )
-    erased, refused = 0, []
+    reason = form.cleaned_data["reason"]
+    queued, refused = 0, []
     for pk in selected_ids(queryset):
         try:
-            erase(
-                pk,
-                reason=form.cleaned_data["reason"],
+            check(pk, reason=reason, erased_by=request.user)
+            erasure_queue(
+                kind=kind,
+                target_ids=[pk],
+                reason=reason,
                 erased_by=request.user,
                 remote_addr=client_address(request),
                 path=request.path,
             )
         except WorkflowError as exc:
             refused.append(f"#{pk}: {exc.detail}")
+        except KombuOperationalError:
+            refused.append(f"#{pk}: the job broker did not answer, nothing was queued; try again")
         else:
-            erased += 1
-    if erased:
-        modeladmin.message_user(request, f"Erased the personal data of {erased} {noun}(s).", messages.SUCCESS)
+            queued += 1
+    if queued:
+        modeladmin.message_user(
+            request,
+            f"Queued the erasure of {queued} {noun}(s). Each is done by the maintenance worker in a moment and "
+            "recorded in the security audit (Personal data erased); one refused meanwhile shows in Celery's task "
+            "results (cases.erase_person).",
+            messages.SUCCESS,
+        )
     for line in refused:
         modeladmin.message_user(request, f"Not erased: {line}", messages.ERROR)
     return None
@@ -283,7 +299,8 @@ def erase_users(modeladmin, request, queryset):
         queryset,
         action="erase_users",
         noun="user",
-        erase=lambda pk, **kwargs: user_erase(user_id=pk, **kwargs),
+        kind="user",
+        check=lambda pk, **kwargs: user_erase_check(user_id=pk, **kwargs),
     )
 
 
@@ -295,7 +312,8 @@ def erase_case_subjects(modeladmin, request, queryset):
         queryset,
         action="erase_case_subjects",
         noun="case subject",
-        erase=lambda pk, **kwargs: case_subjects_erase(subject_ids=[pk], **kwargs),
+        kind="case_subjects",
+        check=lambda pk, **kwargs: case_subjects_erase_check(subject_ids=[pk], **kwargs),
     )
 
 

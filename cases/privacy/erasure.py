@@ -222,16 +222,49 @@ def user_erase(
         return _user_erase(user_id=user_id, reason=reason, erased_by=erased_by, remote_addr=remote_addr, path=path)
 
 
-def _user_erase(*, user_id: int, reason: str, erased_by, remote_addr, path) -> ErasureResult:
+def user_erase_check(*, user_id: int, reason: str, erased_by=None) -> None:
+    """What user_erase would refuse before it writes anything (a page asks this before it queues the erasure:
+    cases/jobs.py). Reads only; user_erase checks all of it again, and more, under its locks."""
     reason = _check_eraser(erased_by, reason)
+    user = _user_to_erase(user_id, erased_by)
+    holding = _tasks_held(user)
+    if holding:
+        raise Conflict(
+            f"user {user.pk} holds {holding} claimed or delegated task(s): reassign or release them first",
+            code="erasure_user_holds_tasks",
+        )
+
+
+def case_subjects_erase_check(*, subject_ids: list[int], reason: str, erased_by=None) -> None:
+    """What case_subjects_erase would refuse before it writes anything; reads only."""
+    _check_eraser(erased_by, reason)
+    found = set(CaseSubject.objects.filter(pk__in=subject_ids).values_list("pk", flat=True))
+    missing = sorted(set(subject_ids) - found)
+    if not subject_ids or missing:
+        raise NotFound(f"no case subject {missing[0] if missing else '(none given)'}", code="subject_not_found")
+
+
+def _user_to_erase(user_id: int, erased_by) -> User:
     user = User.objects.filter(pk=user_id).first()
     if user is None:
         raise NotFound(f"no user {user_id}", code="user_not_found")
-    pseudonym = USER_PSEUDONYM.format(id=user.pk)
-    if user.username == pseudonym:
+    if user.username == USER_PSEUDONYM.format(id=user.pk):
         raise Conflict(f"user {user.pk} was already erased", code="already_erased")
     if erased_by is not None and erased_by.pk == user.pk:
         raise PermissionDenied("a user cannot erase themselves", code="erasure_refused")
+    return user
+
+
+def _tasks_held(user: User) -> int:
+    return WorkflowTask.objects.filter(
+        Q(assignee=user, status=TaskStatus.CLAIMED) | Q(owner=user, delegation_state="PENDING")
+    ).count()
+
+
+def _user_erase(*, user_id: int, reason: str, erased_by, remote_addr, path) -> ErasureResult:
+    reason = _check_eraser(erased_by, reason)
+    user = _user_to_erase(user_id, erased_by)
+    pseudonym = USER_PSEUDONYM.format(id=user.pk)
     # The user row becomes the pseudonym first: that locks it (a second erasure of the same user waits here, then
     # finds the username changed) and no login or token can start for it while the rest is rewritten.
     renamed = User.objects.filter(pk=user.pk, username=user.username).update(
@@ -239,9 +272,7 @@ def _user_erase(*, user_id: int, reason: str, erased_by, remote_addr, path) -> E
     )
     if not renamed:
         raise Conflict(f"user {user.pk} changed while being erased; run again", code="erasure_conflict")
-    holding = WorkflowTask.objects.filter(
-        Q(assignee=user, status=TaskStatus.CLAIMED) | Q(owner=user, delegation_state="PENDING")
-    ).count()
+    holding = _tasks_held(user)
     if holding:
         raise Conflict(
             f"user {user.pk} holds {holding} claimed or delegated task(s): reassign or release them first",

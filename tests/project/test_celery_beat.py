@@ -52,9 +52,9 @@ def wait_for(predicate, seconds=WAIT_SECONDS):
 
 
 class Worker:
-    def __init__(self, database_url, schedule_file):
+    def __init__(self, database_url, schedule_file=None):
         # The broker comes from the same settings as this process: CELERY_BROKER_URL if set, else the filesystem
-        # broker under the same WORKFLOW_VAR_DIR.
+        # broker under the same WORKFLOW_VAR_DIR. Without a schedule file the worker runs no beat.
         self.env = {**os.environ, "DATABASE_URL": database_url}
         self.schedule_file = schedule_file
         self.process = None
@@ -68,15 +68,13 @@ class Worker:
                 "-A",
                 "workflow_project",
                 "worker",
-                "--beat",
+                *(("--beat", "--schedule", str(self.schedule_file)) if self.schedule_file else ()),
                 "--loglevel",
                 "INFO",
                 "--concurrency",
                 "1",
                 "--pool",
                 "solo",
-                "--schedule",
-                str(self.schedule_file),
                 "-Q",
                 "celery",
                 "--without-gossip",

@@ -21,7 +21,9 @@ from cases.privacy.erasure import CODE_COLUMNS, PERSONAL_TEXT, WITHOUT_PERSONAL_
 from core.errors import Conflict, PermissionDenied
 from entitlements.models import ApiToken, SecurityEvent, User, UserRoleAssignment, WorkflowRole
 from entitlements.services import api_token_create, role_assignment_grant
+from queues.models import WorkflowQueue
 from tasks.models import ArchivedTaskHistory, TaskHistory, WorkflowTask
+from tasks.services import task_insert
 from tests.conftest import DEMO_PASSWORD
 from tests.factories import UserFactory
 
@@ -272,6 +274,18 @@ def test_an_unknown_user_exits_non_zero_with_one_readable_line(test_database_url
 # --- admin ------------------------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def jobs_run_in_process():
+    """The erasure the admin queues runs in the request (Celery's eager mode), for the page's own behaviour; the
+    real worker taking it off the broker is test_erasure_job.py's."""
+    from workflow_project.celery import app
+
+    before = {"task_always_eager": app.conf.task_always_eager, "task_eager_propagates": app.conf.task_eager_propagates}
+    app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    yield
+    app.conf.update(before)
+
+
 def erase_in_admin(client, user_ids, *, reason="left the organisation"):
     return client.post(
         "/admin/entitlements/user/",
@@ -280,7 +294,7 @@ def erase_in_admin(client, user_ids, *, reason="left the organisation"):
     )
 
 
-def test_a_superuser_erases_a_user_from_the_user_list(client, superuser, fraud_investigator_bob):
+def test_a_superuser_erases_a_user_from_the_user_list(client, superuser, fraud_investigator_bob, jobs_run_in_process):
     client.force_login(superuser)
     page = client.post(
         "/admin/entitlements/user/", {"action": "erase_users", "_selected_action": [str(fraud_investigator_bob.pk)]}
@@ -289,7 +303,7 @@ def test_a_superuser_erases_a_user_from_the_user_list(client, superuser, fraud_i
 
     response = erase_in_admin(client, [fraud_investigator_bob.pk])
 
-    assert "Erased the personal data of 1 user(s)." in response.content.decode()
+    assert "Queued the erasure of 1 user(s)." in response.content.decode()
     assert User.objects.get(pk=fraud_investigator_bob.pk).username == f"erased-user-{fraud_investigator_bob.pk}"
     event = SecurityEvent.objects.filter(event_type="PERSONAL_DATA_ERASED").latest("event_id")
     assert (event.actor_id, event.path) == (superuser.pk, "/admin/entitlements/user/")
@@ -306,7 +320,22 @@ def test_a_staff_supervisor_is_not_offered_erasure_and_cannot_post_it(client, su
     assert not SecurityEvent.objects.filter(event_type="PERSONAL_DATA_ERASED").exists()
 
 
-def test_a_superuser_erases_a_case_subject_from_the_subject_list(client, superuser, closed_case):
+def test_a_refusal_shows_at_once_and_queues_nothing(client, superuser, fraud_investigator_bob, monkeypatch):
+    task = task_insert(queue=WorkflowQueue.objects.get(queue_name="triage"), name="held by bob")
+    WorkflowTask.objects.filter(pk=task.pk).update(status="CLAIMED", assignee=fraud_investigator_bob)
+    queued = []
+    monkeypatch.setattr("cases.admin.erasure_queue", lambda **kwargs: queued.append(kwargs))
+    client.force_login(superuser)
+
+    page = erase_in_admin(client, [fraud_investigator_bob.pk, superuser.pk]).content.decode()
+
+    assert f"Not erased: #{fraud_investigator_bob.pk}: user {fraud_investigator_bob.pk} holds 1 claimed" in page
+    assert f"Not erased: #{superuser.pk}: a user cannot erase themselves" in page
+    assert queued == [] and "Queued" not in page
+    assert User.objects.get(pk=fraud_investigator_bob.pk).username == "bob"
+
+
+def test_a_superuser_erases_a_case_subject_from_the_subject_list(client, superuser, closed_case, jobs_run_in_process):
     case = closed_case("ERAADMIN", subjects=(("SUBJECT", "Piet Hein", "piet@example.net"),))
     subject = CaseSubject.objects.get(case=case)
     client.force_login(superuser)
