@@ -1,10 +1,17 @@
-"""Row-level security benchmark: claim-next and the inbox page with row-level security on and off, in one run.
+"""Row-level security and encryption benchmark: claim-next and the inbox page with both on and both off, in one run.
 
   on    the tables' policies enabled, the application connected as workflow_app (RLS applies), every request one
-        transaction in its user's row scope (RowScopeMiddleware), the scope sent by the execute wrapper
+        transaction in its user's row scope (RowScopeMiddleware), the scope sent by the execute wrapper; the tasks'
+        form marks two variables sensitive and they are stored sealed (core/encryption.py), so a claim's answer
+        opens them
   off   row-level security disabled on the tables (ALTER TABLE ... DISABLE ROW LEVEL SECURITY, as the owner), the
         execute wrapper taken off the connection, and a WSGI handler without RowScopeMiddleware: no transaction
-        around the request, no scope sent, as before row-level security
+        around the request, no scope sent, as before row-level security; the same variables stored in plaintext
+        (the form marks nothing sensitive)
+
+Each configuration has its own backlog of the same size and shape (claim.py's loader, --tasks OPEN tasks in --queues
+queues), its own claimer and its own inbox user: sealed values are data, not a switch, so "on" claims from the
+sealed backlog and "off" from the plaintext one.
 
 Three paths, each in-process (no network, no gunicorn):
 
@@ -15,7 +22,8 @@ Three paths, each in-process (no network, no gunicorn):
 Each round measures each path in both configurations, one right after the other (--requests requests after
 warming up), in an order that alternates from round to round; it prints each path's median milliseconds per request in each configuration and the median
 over the rounds of on ÷ off within the round (a shared machine's speed drifts; a ratio within a round keeps the
-cost of row-level security, not the drift). The issue's target: on within 15 % of off for claim-next and the inbox.
+cost of row-level security and encryption, not the drift). The issue's target: on within 15 % of off for
+claim-next and the inbox.
 
 Uses claim.py's backlog and claimer in its own database, made by the roles' command:
 
@@ -54,9 +62,36 @@ RLS_TABLES = (
     "onecms.case_workflow_mapping",
     "onecms.case_subjects",
 )
-INBOX_USER = "bench-inbox"
-INBOX_ROLE = "bench-inbox-worker"
-INBOX_QUEUE = "rls-inbox"
+# Per configuration: (queue prefix, claimer, claimer's role, inbox user, inbox role, inbox queue, sealed).
+SETS = {
+    "off": (claim.QUEUE_PREFIX, claim.BENCH_USER, claim.BENCH_ROLE, "bench-inbox", "bench-inbox-worker", "rls-inbox"),
+    "on": (
+        "bench-sealed-",
+        "bench-claimer-sealed",
+        "bench-worker-sealed",
+        "bench-inbox-sealed",
+        "bench-inbox-worker-sealed",
+        "rls-inbox-sealed",
+    ),
+}
+# A report's form: what the reporter said and who they are are sensitive; the channel is not. VARIANTS different
+# values of each, about the size people write (statement ~450 characters).
+SENSITIVE = ("statement", "reporter")
+VARIANTS = 64
+STATEMENT = (
+    "Statement {i}: on the afternoon of the 14th the reporter saw the regional manager move stock between the two "
+    "warehouses without a transfer note, twice in the same week; the second time a driver from an outside firm "
+    "loaded it and the pallet numbers on the invoices do not match the pallets that left. The reporter raised it "
+    "with their line manager, who told them to leave it. They fear being moved to nights if their name comes out."
+)
+VARIABLES_SQL = """
+UPDATE flowable.workflow_tasks
+   SET variables = jsonb_build_object('statement', (%(statements)s::text[])[1 + task_id %% %(variants)s],
+                                      'reporter', (%(reporters)s::text[])[1 + task_id %% %(variants)s],
+                                      'channel', 'hotline'),
+       form_fields = %(form)s::jsonb
+ WHERE queue_name = ANY(%(queues)s)
+"""
 
 INBOX_LOAD_SQL = """
 INSERT INTO flowable.workflow_tasks
@@ -76,22 +111,68 @@ def rls_set(owner_url: str, on: bool) -> None:
             owner.execute(f"ALTER TABLE {table} {'ENABLE' if on else 'DISABLE'} ROW LEVEL SECURITY")
 
 
-def ensure_inbox(admin_url: str, tasks: int) -> tuple[int, str]:
-    """A user who works INBOX_QUEUE and holds `tasks` claimed tasks there; their session cookie."""
+def form_fields(sealed: bool) -> list[dict]:
+    fields = [
+        {"id": "statement", "label": "Statement", "type": "text", "required": True},
+        {"id": "reporter", "label": "Reporter", "type": "string", "required": True},
+        {"id": "channel", "label": "Channel", "type": "string", "required": False},
+    ]
+    return [{**f, "sensitive": sealed and f["id"] in SENSITIVE} for f in fields]
+
+
+def ensure_variables(admin_url: str, queues: list[str], sealed: bool) -> None:
+    """Every task of `queues` carries the report's variables, sealed or plaintext (once; claims leave them)."""
+    import json
+
+    from core import encryption
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        sample = conn.execute(
+            "SELECT variables ->> 'statement' FROM flowable.workflow_tasks WHERE queue_name = ANY(%s) "
+            "ORDER BY task_id DESC LIMIT 1",
+            [queues],
+        ).fetchone()
+        if sample and sample[0] is not None and encryption.is_sealed(sample[0]) == sealed:
+            return
+        started = time.monotonic()
+        seal = encryption.seal if sealed else (lambda text: text)
+        conn.execute(
+            VARIABLES_SQL,
+            {
+                "statements": [seal(STATEMENT.format(i=i)) for i in range(VARIANTS)],
+                "reporters": [seal(f"Reporter Person {i} (+44 7700 900{i:03d})") for i in range(VARIANTS)],
+                "variants": VARIANTS,
+                "form": json.dumps(form_fields(sealed)),
+                "queues": queues,
+            },
+        )
+        claim.vacuum(conn)
+        print(f"{'sealed' if sealed else 'plaintext'} variables on {queues[0]}… in {time.monotonic() - started:.1f} s")
+
+
+def ensure_inbox(admin_url: str, tasks: int, configuration: str) -> tuple[int, str]:
+    """A user who works the configuration's inbox queue and holds `tasks` claimed tasks there; their session
+    cookie."""
     from django.test import Client
 
     from entitlements.models import User, UserRoleAssignment
     from entitlements.services import role_assignment_grant, role_save
     from queues.services import queue_save
 
-    queue_save(queue_name=INBOX_QUEUE, display_name="Benchmark inbox", max_capacity=tasks + 1, current_load=tasks)
-    role = role_save(role_code=INBOX_ROLE, name="Benchmark inbox", queue_names=[INBOX_QUEUE], permissions=["work"])
-    user, _ = User.objects.get_or_create(username=INBOX_USER, defaults={"email": f"{INBOX_USER}@example.org"})
+    *_, username, role_code, queue = SETS[configuration]
+    queue_save(
+        queue_name=queue, display_name=f"Benchmark inbox ({configuration})", max_capacity=tasks + 1, current_load=tasks
+    )
+    role = role_save(
+        role_code=role_code, name=f"Benchmark inbox ({configuration})", queue_names=[queue], permissions=["work"]
+    )
+    user, _ = User.objects.get_or_create(username=username, defaults={"email": f"{username}@example.org"})
     if not UserRoleAssignment.objects.filter(user=user, role=role, revoked_at__isnull=True).exists():
         role_assignment_grant(user=user, role=role, reason="row-level security benchmark")
     with psycopg.connect(admin_url) as owner:
-        owner.execute("DELETE FROM flowable.workflow_tasks WHERE queue_name = %s", [INBOX_QUEUE])
-        owner.execute(INBOX_LOAD_SQL, {"queue": INBOX_QUEUE, "user_id": user.pk, "tasks": tasks})
+        owner.execute("DELETE FROM flowable.workflow_tasks WHERE queue_name = %s", [queue])
+        owner.execute(INBOX_LOAD_SQL, {"queue": queue, "user_id": user.pk, "tasks": tasks})
+    ensure_variables(admin_url, [queue], sealed=configuration == "on")
     client = Client()
     client.force_login(user)
     return user.pk, client.cookies["sessionid"].value
@@ -146,7 +227,7 @@ def main(argv=None) -> int:
         parser.error("give the three URLs, or eval `manage.py create_database_roles --database ... --print-env`")
     name = psycopg.conninfo.conninfo_to_dict(args.database_url)["dbname"]
     admin_url = psycopg.conninfo.make_conninfo(args.admin_url, dbname=name)
-    needed = len(CONFIGURATIONS) * 2 * args.rounds * (args.requests + WARM_UP_REQUESTS)
+    needed = 2 * args.rounds * (args.requests + WARM_UP_REQUESTS)  # per configuration: service and claim
     if needed > args.tasks:
         parser.error(f"{needed:,} claims need a backlog at least that large")
 
@@ -154,30 +235,43 @@ def main(argv=None) -> int:
     os.environ["DATABASE_MIGRATE_URL"] = args.owner_url
     django_setup(args.database_url)
     claim.ensure_schema_and_demo(demo_password=secrets.token_urlsafe(12))
-    queues, user_id, token = claim.ensure_bench_queues_and_user(queue_count=args.queues, capacity=args.tasks)
-    bench = claim.Bench(database_url=admin_url, queues=queues, user_id=user_id, token=token, port=0, tasks=args.tasks)
-    claim.ensure_loaded(argparse.Namespace(reload=False), bench)
-    _, session = ensure_inbox(admin_url, args.inbox_tasks)
-
     from entitlements.models import User
     from tasks.services import task_claim_next
 
-    user = User.objects.get(pk=user_id)
+    benches, users, cookies = {}, {}, {}
+    for configuration in CONFIGURATIONS:
+        prefix, username, role_code, *_ = SETS[configuration]
+        queues, user_id, token = claim.ensure_bench_queues_and_user(
+            queue_count=args.queues, capacity=args.tasks, prefix=prefix, username=username, role_code=role_code
+        )
+        benches[configuration] = claim.Bench(
+            database_url=admin_url, queues=queues, user_id=user_id, token=token, port=0, tasks=args.tasks
+        )
+        claim.ensure_loaded(argparse.Namespace(reload=False), benches[configuration])
+        ensure_variables(admin_url, queues, sealed=configuration == "on")
+        users[configuration] = User.objects.get(pk=user_id)
+        _, session = ensure_inbox(admin_url, args.inbox_tasks, configuration)
+        cookies[configuration] = {"HTTP_COOKIE": f"sessionid={session}", "HTTP_ACCEPT": "text/html"}
     application = handlers()
-    cookie = {"HTTP_COOKIE": f"sessionid={session}", "HTTP_ACCEPT": "text/html"}
 
     def run(path: str, configuration: str) -> None:
         if path == "service":
-            if task_claim_next(user=user) is None:
+            if task_claim_next(user=users[configuration]) is None:
                 raise SystemExit("the backlog is drained")
         elif path == "claim":
-            expect(wsgi_request(application[configuration], token, claim.CLAIM_NEXT_PATH, method="POST")[0], path)
+            status, body = wsgi_request(
+                application[configuration], benches[configuration].token, claim.CLAIM_NEXT_PATH, method="POST"
+            )
+            expect(status, path)
+            if configuration == "on" and b"Statement " not in body:
+                raise SystemExit("the claim's answer does not show the opened statement")
         else:
-            expect(wsgi_request(application[configuration], "", "/inbox/", headers=cookie)[0], path)
+            expect(wsgi_request(application[configuration], "", "/inbox/", headers=cookies[configuration])[0], path)
 
     per_request_ms: dict[tuple[str, str], list[float]] = {}
     ratios: dict[str, list[float]] = {}
-    claim.reset_backlog(bench)
+    for bench in benches.values():
+        claim.reset_backlog(bench)
     print(f"{args.rounds} rounds of {args.requests} requests per configuration and path; {claim.python_build()}")
     try:
         for round_ in range(args.rounds):
@@ -205,7 +299,8 @@ def main(argv=None) -> int:
     finally:
         rls_set(args.owner_url, on=True)
         scope_wrapper_set(on=True)
-        claim.reset_backlog(bench)
+        for bench in benches.values():
+            claim.reset_backlog(bench)
 
     print(f"\n{'path':<9}{'off ms':>9}{'on ms':>9}{'on ÷ off':>10}{'(min–max)':>14}  target ≤ {TARGET:.2f}")
     met = True
