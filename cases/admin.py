@@ -120,7 +120,7 @@ class CaseAdmin(DetailReadsAdminMixin, SupervisedCaseRowsMixin, FastChangelistMi
     detail_read_object = DetailReadObject.CASE
     list_display = ("case_number", "title", "status", "priority", "assigned_to", "created_at", "timeline_link")
     list_filter = ("status",)
-    search_fields = ("case_number", "title")
+    search_fields = ("case_number",)  # the title is encrypted: it cannot be searched
     list_select_related = ("assigned_to",)
     ordering = ("-case_id",)  # the primary key serves it; the model's -created_at would sort every visible case
     fields = (

@@ -19,6 +19,8 @@ from core.encrypted_fields import (
 from core.encryption import normalise_email, normalise_name
 from tasks.models import ProcessInstance
 
+from .privacy.redaction import REDACTED_TITLE
+
 
 class CaseStatus(models.TextChoices):
     OPEN = "OPEN"
@@ -44,7 +46,9 @@ class Case(models.Model):
         db_default="",
         help_text="The process key the case was opened with; retention policies apply per case type.",
     )
-    title = models.CharField(max_length=300)
+    # Sealed like the description: a title often names the person ("Expenses of J. Smith"). Not searchable; the
+    # redaction marker stays clear so the integrity check can tell a redacted case in SQL.
+    title = EncryptedCharField(max_length=300, clear_values=[REDACTED_TITLE])
     description = EncryptedTextField(blank=True)
     # Each allegation's description is sealed; its type and date stay clear: they route the workflow and are
     # what reports count, and they name nobody.
@@ -95,8 +99,11 @@ class CaseWorkflowMapping(models.Model):
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="workflow_mappings")
     process_instance = models.OneToOneField(ProcessInstance, on_delete=models.PROTECT, related_name="case_mapping")
     workflow_type = models.CharField(max_length=200)
-    routing_history = models.JSONField(
-        default=list, blank=True, help_text="List of {from_queue, to_queue, at, by, reason}."
+    # Each hop's reason is sealed (a supervisor types why the work moved); queues, time and actor stay clear: the
+    # supervised-case filter reads the queues. Hops are appended in SQL (cases/services.py), so the ones there keep
+    # their ciphertext, as the append-only trigger requires.
+    routing_history = EncryptedKeysJSONField(
+        default=list, blank=True, encrypted_keys=["reason"], help_text="List of {from_queue, to_queue, at, by, reason}."
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -130,8 +137,9 @@ class CaseEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    old_values = models.JSONField(default=dict, blank=True)
-    new_values = models.JSONField(default=dict, blank=True)
+    # The case's title, where an event copies it (OPENED), is sealed as on the case.
+    old_values = EncryptedKeysJSONField(default=dict, blank=True, encrypted_keys=["title"])
+    new_values = EncryptedKeysJSONField(default=dict, blank=True, encrypted_keys=["title"])
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -8,6 +8,7 @@ import json
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.encrypted_fields import seal_keys
 from core.errors import InvalidInput
 from entitlements.row_scope import acting_for_user
 from tasks.bpmn.workflows import process_start
@@ -21,6 +22,7 @@ MAX_ALLEGATIONS = 50
 MAX_TITLE = 300
 MAX_SUBJECTS = 50
 MAX_SUBJECT_TEXT = {"full_name": 300, "email": 254, "phone": 50, "notes": 20_000}
+HOP_SEALED_KEYS = CaseWorkflowMapping._meta.get_field("routing_history").encrypted_keys
 
 
 def validate_allegations(allegations) -> list[dict]:
@@ -196,6 +198,7 @@ def case_open(
         business_key=case.case_number,
         variables=variables,
         via_account=via_account,
+        sealed={"title"},  # sealed as on the case; pages and the API show process variables opened
     )
     CaseWorkflowMapping.objects.create(case=case, process_instance=instance, workflow_type=workflow_type)
     # The first tasks were created before the mapping existed: record their arrival now.
@@ -205,20 +208,26 @@ def case_open(
 
 
 def _append_hop(process_instance_id: int, *, from_queue, to_queue, user, reason: str) -> None:
-    mapping = case_mappings_for_update().filter(process_instance_id=process_instance_id).first()
+    """One hop appended in SQL with its reason sealed: the hops there keep their bytes (append-only trigger) and are
+    neither read nor opened."""
+    mapping = (
+        case_mappings_for_update().filter(process_instance_id=process_instance_id).defer("routing_history").first()
+    )
     if mapping is None:
         return
-    mapping.routing_history = [
-        *mapping.routing_history,
-        {
-            "from_queue": from_queue,
-            "to_queue": to_queue,
-            "at": timezone.now().isoformat(),
-            "by": user.get_username() if user is not None else "system",
-            "reason": reason,
-        },
-    ]
-    mapping.save(update_fields=["routing_history"])
+    hop = {
+        "from_queue": from_queue,
+        "to_queue": to_queue,
+        "at": timezone.now().isoformat(),
+        "by": user.get_username() if user is not None else "system",
+        "reason": reason,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE onecms.case_workflow_mapping SET routing_history = routing_history || %s::jsonb "
+            "WHERE mapping_id = %s",
+            [json.dumps(seal_keys([hop], HOP_SEALED_KEYS)), mapping.pk],
+        )
     if mapping.case.status == CaseStatus.OPEN and from_queue is not None:
         Case.objects.filter(pk=mapping.case_id).update(status=CaseStatus.IN_PROGRESS)
 
@@ -233,11 +242,16 @@ def record_task_moved(*, task, from_queue, to_queue, user, reason="", **signal) 
 
 def record_task_opened(*, instance, task, user, **signal) -> None:
     """Receives tasks.signals.process_task_opened: a hop from the queue where the case's work last was."""
-    mapping = CaseWorkflowMapping.objects.filter(process_instance=instance).first()
-    if mapping is None:
+    with connection.cursor() as cursor:  # the last hop's queue, without opening every hop's reason
+        cursor.execute(
+            "SELECT routing_history -> -1 ->> 'to_queue' FROM onecms.case_workflow_mapping "
+            "WHERE process_instance_id = %s",
+            [instance.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
         return
-    last = mapping.routing_history[-1]["to_queue"] if mapping.routing_history else None
-    _append_hop(instance.pk, from_queue=last, to_queue=task.queue_id, user=user, reason=f"next step: {task.name}")
+    _append_hop(instance.pk, from_queue=row[0], to_queue=task.queue_id, user=user, reason=f"next step: {task.name}")
 
 
 def record_process_completed(*, instance, **signal) -> None:
@@ -267,5 +281,5 @@ def record_tasks_moved_in_bulk(*, moves: list[dict], reason: str, at, **signal) 
                    ) hops
              WHERE m.process_instance_id = hops.process_instance_id
             """,
-            [at.isoformat(), reason, json.dumps(rows)],
+            [at.isoformat(), seal_keys({"reason": reason}, HOP_SEALED_KEYS)["reason"], json.dumps(rows)],
         )

@@ -1,7 +1,7 @@
 """Model fields that store their values sealed (core/encryption.py) and refuse to be searched.
 
 - EncryptedTextField, EncryptedCharField, EncryptedEmailField, EncryptedDateField: the whole value is sealed into a
-  `text` column; the model attribute holds the plaintext. Reading tolerates plaintext (rows written before the
+  `text` column (but for blank and the field's `clear_values`); the model attribute holds the plaintext. Reading tolerates plaintext (rows written before the
   field was encrypted) and a value that cannot be opened, which becomes an Unreadable: text showing
   UNREADABLE_MARKER that, saved back, writes the stored value unchanged.
 - EncryptedKeysJSONField: JSON whose values under the named keys (at any depth) are sealed, the rest left clear
@@ -70,9 +70,22 @@ def is_unreadable(value) -> bool:
 
 
 class EncryptedField:
-    """Mixin for a field whose whole value is sealed into a text column."""
+    """Mixin for a field whose whole value is sealed into a text column.
+
+    `clear_values`: values that carry no one's data and are stored as they are (a redaction marker), so SQL can
+    still tell a redacted row from the others."""
 
     encrypted = True
+
+    def __init__(self, *args, clear_values=(), **kwargs):
+        self.clear_values = frozenset(clear_values)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        if self.clear_values:
+            kwargs["clear_values"] = sorted(self.clear_values)
+        return name, path, args, kwargs
 
     def db_type(self, connection):
         return "text"
@@ -111,7 +124,9 @@ class EncryptedField:
         if value is None:
             return None
         text = self.value_to_text(value)
-        return encryption.seal(text) if text else ""  # blank stays blank: nothing to hide
+        if not text or text in self.clear_values:
+            return text  # blank stays blank, a marker stays a marker: nothing to hide
+        return encryption.seal(text)
 
     def get_db_prep_value(self, value, connection, prepared=False):
         return value if prepared else self.get_prep_value(value)

@@ -117,7 +117,8 @@ def _rotated_value(f: models.Field, value, *, encrypt_plaintext: bool):
     if isinstance(f, EncryptedField):
         if encryption.is_sealed(value):
             return Sealed(encryption.reseal(value)) if encryption.needs_resealing(value) else value
-        return Sealed(encryption.seal(value)) if encrypt_plaintext and value != "" else value
+        wanted = encrypt_plaintext and value != "" and value not in f.clear_values
+        return Sealed(encryption.seal(value)) if wanted else value
     if not any(encryption.needs_resealing(s) for s in encryption.sealed_strings(value)):
         rotated = value
     else:

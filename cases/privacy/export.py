@@ -11,8 +11,9 @@ whom, when, how many rows of each kind), without the exported data.
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from core.encryption import reveal
@@ -116,8 +117,12 @@ def _user_document(user: User) -> dict:
     record["groups"] = sorted(user.groups.values_list("name", flat=True))
     by_user = Q(actor=user) | Q(via_account=user)
     hops = []
-    for mapping in CaseWorkflowMapping.objects.filter(routing_history__contains=[{"by": username}]).values(
-        "case__case_number", "workflow_type", "routing_history"
+    # The hops' reasons are sealed, so the field refuses containment; the raw jsonb is asked about the clear "by".
+    stored_hops = Cast("routing_history", models.JSONField())
+    for mapping in (
+        CaseWorkflowMapping.objects.alias(stored_hops=stored_hops)
+        .filter(stored_hops__contains=[{"by": username}])
+        .values("case__case_number", "workflow_type", "routing_history")
     ):
         hops += [
             {"case_number": mapping["case__case_number"], "workflow_type": mapping["workflow_type"], **hop}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Collection
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -341,8 +342,12 @@ def process_start(
     variables: dict | None = None,
     via_account=None,
     now: datetime | None = None,
+    sealed: Collection[str] = (),
 ) -> ProcessInstance:
     """Start the latest active version of a process and create its first tasks.
+
+    `sealed`: names of variables the calling service holds sensitive (a case's title), sealed as the ones a form
+    marks sensitive are (a client cannot send sealed text itself).
 
     Checked before the engine runs anything: the caller must work or supervise a queue of the process's first
     user tasks, or, for a process that opens none, hold the start_processes right.
@@ -360,7 +365,7 @@ def process_start(
     try:
         run = engine.start(
             spec=definition.engine_spec,
-            variables=seal_sensitive(definition_sensitive_names(definition), variables or {}),
+            variables=seal_sensitive(definition_sensitive_names(definition) | set(sealed), variables or {}),
             now=now,
         )
     except engine.EngineError as exc:

@@ -1,21 +1,26 @@
 """Case text and case subjects are stored encrypted: plaintext to authorised users on pages, API and admin,
 ciphertext in the database, no searching on it, and a marker (never a 500) for a value whose key is gone."""
 
+import re
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client, override_settings
 from django.urls import reverse
 
 from cases.models import Case, CaseEvent, CaseSubject
-from cases.selectors import case_subjects_matching
+from cases.privacy.redaction import REDACTED_TITLE
+from cases.selectors import TimelineKind, case_subjects_matching, case_timeline
 from cases.services import case_open, case_subject_add
 from core import encryption
 from core.encrypted_fields import EncryptedFieldLookup, Unreadable
 from core.errors import InvalidInput
 from tasks.bpmn.workflows import definition_deploy
+from tasks.models import WorkflowTask
+from tasks.services import task_move
 
 pytestmark = pytest.mark.django_db
 DEMO_BPMN = Path(__file__).resolve().parents[2] / "tasks" / "bpmn" / "onecms_case_handling.bpmn"
@@ -76,6 +81,53 @@ def test_the_opened_event_keeps_no_copy_of_the_descriptions(case):
     assert "altered" not in events and "Morgan" not in events
 
 
+def test_the_title_and_the_opened_events_copy_of_it_are_stored_sealed(case):
+    assert encryption.is_sealed(stored("onecms.cases", "title", "case_id", case.pk))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT new_values::text FROM onecms.case_events WHERE case_id = %s", [case.pk])
+        events = " ".join(row[0] for row in cursor.fetchall())
+    assert "north depot" not in events and "enc:v1:" in events
+    assert Case.objects.get(pk=case.pk).title == "Invoices at the north depot"
+    assert CaseEvent.objects.get(case=case, event_type="OPENED").new_values["title"] == "Invoices at the north depot"
+
+
+def test_a_redacted_title_stays_a_clear_marker(case):
+    Case.objects.filter(pk=case.pk).update(title=REDACTED_TITLE)
+    assert stored("onecms.cases", "title", "case_id", case.pk) == REDACTED_TITLE  # check_integrity reads it in SQL
+
+
+def test_routing_hop_reasons_are_stored_sealed_and_shown_opened(case, supervisor_sam, caseworker_alice, api_as):
+    task = WorkflowTask.objects.get(process_instance__case_mapping__case=case, status="OPEN")
+    task_move(user=supervisor_sam, task_id=task.pk, queue_name="triage", reason="Morgan Hale's manager works intake")
+
+    hops = stored("onecms.case_workflow_mapping", "routing_history", "case_id", case.pk)
+    assert "Morgan" not in hops and "works intake" not in hops and '"to_queue": "triage"' in hops
+    shown = api_as(supervisor_sam).get(f"/api/cases/{case.pk}/").json()["workflows"][0]["routing_history"]
+    assert shown[-1]["reason"] == "Morgan Hale's manager works intake" and shown[-1]["to_queue"] == "triage"
+    timeline = case_timeline(user=supervisor_sam, case_id=case.pk, kinds={TimelineKind.ROUTING})
+    assert "Morgan Hale's manager works intake" in [entry.comment for entry in timeline]
+
+
+def test_rotation_reseals_titles_events_and_hop_reasons(case, settings):
+    old_title = stored("onecms.cases", "title", "case_id", case.pk)
+    settings.FIELD_ENCRYPTION_KEYS = [f"k-next:{Fernet.generate_key().decode()}", *settings.FIELD_ENCRYPTION_KEYS]
+    with open("/dev/null", "w") as quiet:
+        call_command("rotate_encryption_keys", "--no-progress", stdout=quiet)
+
+    for table, column in (
+        ("onecms.cases", "title"),
+        ("onecms.case_events", "new_values"),
+        ("onecms.case_workflow_mapping", "routing_history"),
+    ):
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT string_agg({column}::text, ' ') FROM {table} WHERE case_id = %s", [case.pk])
+            text = cursor.fetchone()[0]
+        keys = set(re.findall(r"enc:v1:([A-Za-z0-9_.-]+):", text))
+        assert keys == {"k-next"}, (table, keys)
+    assert stored("onecms.cases", "title", "case_id", case.pk) != old_title
+    assert Case.objects.get(pk=case.pk).title == "Invoices at the north depot"
+
+
 def test_subject_personal_fields_are_stored_sealed_with_keyed_hashes(case):
     subject = case.subjects.get(role="SUBJECT")
     with connection.cursor() as cursor:
@@ -134,6 +186,9 @@ def test_subjects_are_validated_naming_the_field(deployed, caseworker_alice):
         ({"allegations__0__description": "x"}, "cases.Case.allegations"),
         ({"allegations__icontains": "invoices"}, "cases.Case.allegations"),
         ({"subjects__email": "a@b.example"}, "cases.CaseSubject.email"),
+        ({"title__startswith": "Invoices"}, "cases.Case.title"),
+        ({"events__new_values__title": "x"}, "cases.CaseEvent.new_values"),
+        ({"workflow_mappings__routing_history__0__reason": "x"}, "cases.CaseWorkflowMapping.routing_history"),
     ],
 )
 def test_filtering_on_an_encrypted_field_is_refused_naming_it(lookup, named):

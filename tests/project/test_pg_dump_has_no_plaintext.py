@@ -35,12 +35,17 @@ def test_a_dump_of_the_seeded_demo_holds_no_sensitive_plaintext(committed_db, te
     assert {p.full_name for p in people} == {s["full_name"] for group in demo.DEMO_SUBJECTS for s in group}
     assert WorkflowTask.objects.filter(task_definition_key="legal_review", status="COMPLETED").exists()
 
+    titles = [case.title for case in Case.objects.all()]
+    assert len(titles) == 10 and all(title.startswith(demo.DEMO_CASE_PREFIX) for title in titles)
+
     text = dump(test_database_url)
 
     assert "onecms.case_subjects" in text and "enc:v1:" in text  # the dump has the tables, sealed
     secrets = [
         *demo.DEMO_ALLEGATION_TEXT.values(),
         *SENSITIVE_FORM_VALUES,
+        *titles,
+        "next step: ",  # the routing hops' reasons the demo's workflow writes
         *(value for group in demo.DEMO_SUBJECTS for s in group for key, value in s.items() if key != "role"),
     ]
     # Whole values: each has a space, '@', '+' or '.', none of which a sealed value's base64 holds, so a match is a

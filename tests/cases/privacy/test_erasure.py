@@ -205,7 +205,7 @@ def test_erasing_a_case_subject_by_email_removes_their_name_email_and_phone_ever
     first = closed_case("ERASUBJ1", subjects=(person, ("WITNESS", "Ida Brook", "ida@example.net")))
     second = closed_case("ERASUBJ2", subjects=(person,), closed_years_ago=1)
     CaseEvent.objects.create(case=second, event_type="NOTE", new_values={"note": "Quentin Marlowe called twice"})
-    assert where_found("Quentin Marlowe", "q.marlowe", "7946")
+    assert where_found("Quentin Marlowe", "q.marlowe", "20 7946 0000")
 
     out = io.StringIO()
     call_command(

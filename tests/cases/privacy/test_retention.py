@@ -110,7 +110,7 @@ def test_redaction_blanks_personal_and_free_text_in_live_and_archived_rows_and_k
 
     retention.retention_apply()
 
-    assert where_found("RTNLIVEMARK", "RTNARCHMARK", "Zed Quill", "zed.quill", "Yara Vance", "7946") == {}
+    assert where_found("RTNLIVEMARK", "RTNARCHMARK", "Zed Quill", "zed.quill", "Yara Vance", "20 7946 0000") == {}
     for case in (live, archived):
         after = counts_of(case)
         assert after == {**before[case.pk], "events": before[case.pk]["events"] + 1}
