@@ -9,6 +9,7 @@ from entitlements.access import queue_names_for, queues_for, users_with
 from entitlements.models import Department
 
 from .calendar import WorkCalendar
+from .calendar_cache import cached_work_calendar
 from .models import BusinessCalendar, WorkflowQueue
 
 
@@ -57,6 +58,11 @@ def queue_business_calendar(*, queue: WorkflowQueue) -> BusinessCalendar | None:
 
 
 def business_calendar_for(*, queue: WorkflowQueue) -> WorkCalendar | None:
-    """queue_business_calendar in the form add_business_hours and business_hours_between take."""
-    calendar = queue_business_calendar(queue=queue)
-    return calendar.work_calendar() if calendar is not None else None
+    """queue_business_calendar in the form add_business_hours and business_hours_between take; cached
+    (queues/calendar_cache.py)."""
+
+    def compute() -> WorkCalendar | None:
+        calendar = queue_business_calendar(queue=queue)
+        return calendar.work_calendar() if calendar is not None else None
+
+    return cached_work_calendar(queue, compute)

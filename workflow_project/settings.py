@@ -273,6 +273,9 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# How long a queue's business calendar stays cached (queues/calendar_cache.py); edits through the models invalidate
+# it at once. Off without REDIS_URL: a per-process cache cannot see another process's edit.
+WORK_CALENDAR_CACHE_SECONDS = int(os.environ.get("WORK_CALENDAR_CACHE_SECONDS", "300" if REDIS_URL else "0"))
 
 # --- Authentication -------------------------------------------------------------------
 AUTH_USER_MODEL = "entitlements.User"
