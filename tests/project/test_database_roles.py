@@ -86,6 +86,16 @@ def test_the_application_role_cannot_truncate(table):
     refused(f"TRUNCATE {table} CASCADE")
 
 
+@pytest.mark.parametrize(
+    "partition", ["flowable.task_history_archive_default", "flowable.workflow_tasks_archive_default"]
+)
+def test_the_application_role_reaches_partitions_under_row_security_only_through_their_parent(partition):
+    # A partition carries none of its parent's policies: read by name it would show every row.
+    refused(f"SELECT count(*) FROM {partition}")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {partition.removesuffix('_default')}")  # the parent: policies apply
+
+
 @pytest.mark.parametrize("table", HISTORY_TABLES)
 @pytest.mark.parametrize("statement", ["UPDATE {table} SET {column} = {column}", "DELETE FROM {table}"])
 def test_the_application_role_cannot_update_or_delete_history(table, statement, caseworker_alice, make_task):

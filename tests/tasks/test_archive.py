@@ -198,7 +198,9 @@ def test_archive_moves_every_old_finished_task_and_its_history_and_keeps_the_res
     assert after["workflow_tasks"] == RECENT_TASKS + OPEN_TASKS
     assert fingerprint("workflow_tasks", "workflow_tasks_archive", "task_id") == tasks_before
     assert fingerprint("task_history", "task_history_archive", "event_id") == history_before
-    assert scalar("SELECT count(*) FROM flowable.workflow_tasks_archive_default") == 0  # all in month partitions
+    # All in month partitions (asked through the parent: the application role may not read a partition by name).
+    default = "'flowable.workflow_tasks_archive_default'::regclass"
+    assert scalar(f"SELECT count(*) FROM flowable.workflow_tasks_archive WHERE tableoid = {default}") == 0
     assert scalar("SELECT count(DISTINCT tableoid) FROM flowable.workflow_tasks_archive") >= 5  # 150 days of months
     assert dict(WorkflowQueue.objects.values_list("queue_name", "current_load")) == loads_before
 
@@ -361,11 +363,14 @@ def test_rows_that_reached_the_default_partition_move_into_the_new_month_partiti
                       completed_at, 'intake', ''
                  FROM flowable.workflow_tasks ORDER BY task_id LIMIT 1"""
         )
-    assert scalar("SELECT count(*) FROM flowable.workflow_tasks_archive_default") == 1
+    in_default = "SELECT count(*) FROM flowable.workflow_tasks_archive WHERE tableoid = {}".format(
+        "'flowable.workflow_tasks_archive_default'::regclass"
+    )
+    assert scalar(in_default) == 1
 
     call_command("archive_completed_tasks", "--days", str(ARCHIVE_AFTER_DAYS), stdout=io.StringIO())
 
-    assert scalar("SELECT count(*) FROM flowable.workflow_tasks_archive_default") == 0
+    assert scalar(in_default) == 0
     assert scalar("SELECT count(*) FROM flowable.workflow_tasks_archive") == 11
     assert scalar("SELECT tableoid::regclass::text FROM flowable.workflow_tasks_archive WHERE task_id = -1").startswith(
         "flowable.workflow_tasks_archive_p"
