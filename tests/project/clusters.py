@@ -1,5 +1,6 @@
 """Throwaway PostgreSQL clusters for tests that stop, restart or configure a server of their own: initdb on a free
-port under a temporary folder; as root, initdb and pg_ctl run as the postgres OS user (initdb refuses root)."""
+port under a temporary folder, or a streaming standby of one (pg_basebackup -R); as root, initdb, pg_basebackup and
+pg_ctl run as the postgres OS user (initdb refuses root)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ def postgres_bin(name: str) -> str:
 
 class ThrowawayCluster:
     """A cluster whose superuser `postgres` connects without a password from this machine (unless `hba` says
-    otherwise). `settings` go to postgresql.conf; `hba`, when given, replaces pg_hba.conf."""
+    otherwise). `settings` go to postgresql.conf; `hba`, when given, replaces pg_hba.conf.
+
+    With `standby_of`, a running cluster, it is instead a copy of that one taken by pg_basebackup -R: a hot standby
+    that streams from it once started (initdb's pg_hba.conf lets this machine replicate without a password)."""
 
     def __init__(
         self,
@@ -37,6 +41,7 @@ class ThrowawayCluster:
         prefix: str = "cluster-",
         settings: dict[str, str] | None = None,
         hba: list[str] | None = None,
+        standby_of: ThrowawayCluster | None = None,
     ) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix=prefix))
         self.data = self.folder / "data"
@@ -44,7 +49,14 @@ class ThrowawayCluster:
         self.as_postgres = os.geteuid() == 0
         if self.as_postgres:
             shutil.chown(self.folder, "postgres", "postgres")
-        self.run(postgres_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        if standby_of is None:
+            self.run(postgres_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        else:
+            self.run(
+                postgres_bin("pg_basebackup"),
+                *("-h", "127.0.0.1", "-p", str(standby_of.port), "-U", "postgres", "-D", str(self.data)),
+                *("--write-recovery-conf", "--wal-method=stream", "--checkpoint=fast", "--no-sync"),
+            )
         self.configure(settings or {})
         if hba is not None:
             (self.data / "pg_hba.conf").write_text("".join(f"{line}\n" for line in hba))
