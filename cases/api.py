@@ -7,6 +7,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.response import Response
 
 from core.errors import NotFound
+from core.replica import replica_reads
 from entitlements.detail_reads import detail_read_record, detail_read_refusal_record
 from entitlements.models import DetailReadChannel, DetailReadObject
 from tasks.api import TaskViewSet, errors, via
@@ -141,6 +142,7 @@ class CaseViewSet(viewsets.GenericViewSet):
         ],
         responses={200: CaseSerializer(many=True), **errors(400, 401, 404)},
     )
+    @replica_reads  # a list tolerates a few seconds of lag (core/replica.py); the caller's own writes excepted
     def list(self, request):
         condition = selectors.case_list_filter(params=request.query_params)
         page = self.paginate_queryset(self.get_queryset().filter(condition))

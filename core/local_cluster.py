@@ -35,7 +35,10 @@ def postgres_bin(name: str) -> str:
 class LocalCluster:
     """A cluster whose superuser `postgres` connects without a password from this machine (unless `hba` says
     otherwise). `settings` go to postgresql.conf; `hba`, when given, replaces pg_hba.conf. With `initdb=False` the
-    data folder is left empty for a restore to fill."""
+    data folder is left empty for a restore to fill.
+
+    With `standby_of`, a running cluster, it is instead a copy of that one taken by pg_basebackup -R: a hot standby
+    that streams from it once started (initdb's pg_hba.conf lets this machine replicate without a password)."""
 
     def __init__(
         self,
@@ -45,13 +48,23 @@ class LocalCluster:
         hba: list[str] | None = None,
         folder: Path | None = None,
         initdb: bool = True,
+        standby_of: LocalCluster | None = None,
     ) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
         self.data = self.folder / "data"
         self.port = free_port()
         self.as_postgres = os.geteuid() == 0
         self.own(self.folder)
-        if initdb:
+        if standby_of is not None:
+            self.run(
+                postgres_bin("pg_basebackup"),
+                *("-h", "127.0.0.1", "-p", str(standby_of.port), "-U", "postgres", "-D", str(self.data)),
+                *("--write-recovery-conf", "--wal-method=stream", "--checkpoint=fast", "--no-sync"),
+            )
+            self.configure(settings or {})
+            if hba is not None:
+                (self.data / "pg_hba.conf").write_text("".join(f"{line}\n" for line in hba))
+        elif initdb:
             self.run(postgres_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
             self.configure(settings or {})
             if hba is not None:

@@ -12,11 +12,12 @@ in is decided here and kept in a ContextVar:
   `system_scope()`, every row;
 - anything else: no row (a query that forgets its access filter finds nothing).
 
-The scope reaches PostgreSQL lazily: an execute wrapper on the default connection (apply_row_scope, installed on
-each new connection to a migrated database) sends `SELECT entitlements.row_scope_set(...)` before the first
-statement of each transaction and again when the scope changes inside one: one round trip a transaction. A statement
-outside a transaction has no transaction to carry settings: in a request it opens the request's transaction; else,
-with a scope, it runs in a transaction of its own (BEGIN, the scope, the statement, COMMIT); with none, as it is.
+The scope reaches PostgreSQL lazily: an execute wrapper on the default connection and the read replica's
+(apply_row_scope, installed on each new connection to a migrated database; core/replica.py) sends
+`SELECT entitlements.row_scope_set(...)` before the first statement of each transaction and again when the scope
+changes inside one: one round trip a transaction. A statement outside a transaction has no transaction to carry
+settings: in a request it opens the request's transaction; else, with a scope, it runs in a transaction of its own
+(BEGIN, the scope, the statement, COMMIT); with none, as it is.
 
 Row-level security is defence in depth against the application's own mistakes, not a boundary against code that
 runs in it: that code could call set_config itself.
@@ -33,6 +34,8 @@ from typing import ParamSpec, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, transaction
 from psycopg.pq import TransactionStatus
+
+from core.replica import REPLICA, writes_noted
 
 from .access import console_shows_every_row
 
@@ -124,12 +127,18 @@ R = TypeVar("R")
 
 def acting_for_user(service: Callable[P, R]) -> Callable[P, R]:
     """Run a service in the scope of its `user` keyword argument (the user it acts for), wherever it is called
-    from: a request (the same scope: nothing is sent again), a test, the shell."""
+    from: a request (the same scope: nothing is sent again), a test, the shell. The service writes for that user
+    (and the account acting for them): their reads that tolerate lag read it back from the primary
+    (core/replica.py: read your writes)."""
 
     @functools.wraps(service)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        with acting_as(kwargs.get("user")):
-            return service(*args, **kwargs)
+        user = kwargs.get("user")
+        with acting_as(user):
+            result = service(*args, **kwargs)
+        account = kwargs.get("via_account")
+        writes_noted(user_ids=(getattr(user, "pk", None), getattr(account, "pk", None)))
+        return result
 
     return run
 
@@ -251,8 +260,10 @@ def apply_row_scope(execute, sql, params, many, context):
     wanted = _current()
     needs_scope = wanted.scope != NO_ROWS and not wanted.self_scoped
     served = _request.get()
-    if served is not None and needs_scope:
-        served.begin_on(connection)  # the request's first statement that needs its scope opens its transaction
+    if served is not None and needs_scope and connection.alias == DEFAULT_DB_ALIAS:
+        # The request's first statement that needs its scope opens its transaction. Not a read on the replica:
+        # core/replica.py runs it in a read-only transaction of its own there.
+        served.begin_on(connection)
     if connection.get_autocommit():
         if not needs_scope:
             return execute(sql, params, many, context)
@@ -296,10 +307,11 @@ def _holds_row_scope(connection) -> bool:
 
 
 def install_row_scope(sender, connection, **kwargs) -> None:
-    """connection_created receiver: every statement of the default database goes through apply_row_scope, once the
-    database has the row scope (not before its migrations, nor on another server a connection is pointed at). First
-    in the list, so a wrapper that a caller adds and removes around a block cannot remove it."""
-    if connection.alias != DEFAULT_DB_ALIAS:
+    """connection_created receiver: every statement of the default database and of the read replica goes through
+    apply_row_scope, once the database has the row scope (not before its migrations, nor on another server a
+    connection is pointed at). First in the list, so a wrapper that a caller adds and removes around a block cannot
+    remove it."""
+    if connection.alias not in (DEFAULT_DB_ALIAS, REPLICA):
         return
     installed = apply_row_scope in connection.execute_wrappers
     if _holds_row_scope(connection):

@@ -14,6 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core.errors import NotFound
+from core.replica import replica_reads
 from core.serializers import JSONObjectField, JSONObjectListField, RevealedJSONObjectField
 from entitlements.detail_reads import detail_read_record, detail_read_refusal_record
 from entitlements.models import DetailReadChannel, DetailReadObject
@@ -281,6 +282,7 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return selectors.tasks_listed_for(user=self.request.user).prefetch_related("assignee", "owner")
 
     @extend_schema(responses={200: TaskSerializer(many=True), **errors(400, 401, 404)})
+    @replica_reads  # a list tolerates a few seconds of lag (core/replica.py); the caller's own writes excepted
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 

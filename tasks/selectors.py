@@ -9,6 +9,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.errors import NotFound
+from core.replica import replica_reads
 from entitlements.access import capabilities_by_queue, queue_names_for, queues_for
 from entitlements.models import Capability
 from entitlements.row_scope import exists_in_any_scope
@@ -98,8 +99,10 @@ def tasks_for_inbox(*, user) -> QuerySet:
 DUE_SOON = timedelta(hours=24)
 
 
+@replica_reads
 def queue_dashboard(*, user) -> list:
-    """Queues the user may view with their task counts and SLA figures (two queries whatever the number of queues)."""
+    """Queues the user may view with their task counts and SLA figures (two queries whatever the number of queues),
+    on the read replica when one serves (core/replica.py)."""
     now = timezone.now()
     queues = list(queues_for(user=user, capability=Capability.VIEW).select_related("department").order_by("queue_name"))
     active = Q(status__in=["OPEN", "CLAIMED"])

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core import encryption
 from core.errors import Conflict, InvalidInput, NotFound, WorkflowError
+from core.replica import replica_reads
 from entitlements.authentication import denial_record
 from entitlements.detail_reads import detail_read_record, detail_read_refusal_record
 from entitlements.models import Capability, DetailReadChannel, DetailReadObject
@@ -161,10 +162,12 @@ def page_number(raw) -> int:
 
 
 @require_GET
+@replica_reads
 def queue_tasks(request):
     """Open tasks in the queues I may view, highest priority and oldest first, with a claim button where I may work.
 
     Pages by LIMIT/OFFSET and one extra row instead of a COUNT, which would visit every open task of the queues.
+    Read on the read replica when one serves (core/replica.py): a task claimed a moment ago answers its claim 409.
     """
     now = timezone.now()
     viewable = queue_names_for_user(user=request.user, capability=Capability.VIEW)

@@ -166,6 +166,11 @@ def archived_task(caseworker_alice, make_task):
 @pytest.fixture
 def test_database_url(django_db_setup):
     """A DATABASE_URL for subprocesses that points at the test database (no transaction is opened here)."""
+    return url_of_test_database()
+
+
+def url_of_test_database() -> str:
+    """test_database_url, for fixtures of a wider scope (after django_db_setup)."""
     from django.db import connection
 
     s = connection.settings_dict

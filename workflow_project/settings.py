@@ -46,6 +46,18 @@ def env_rate(name: str, default: str) -> str | None:
 DURATION_UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000}
 
 
+def env_seconds(name: str, default: float) -> float:
+    """A non-negative number of seconds ("5", "0.5")."""
+    value = os.environ.get(name, "").strip()
+    try:
+        seconds = float(value) if value else default
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also refuses nan
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, 0 or more, not {value!r}")
+    return seconds
+
+
 def env_duration_ms(name: str, default: str) -> int:
     """A duration in PostgreSQL's spelling ("500ms", "30s", "2min", "1h") as milliseconds; "0" means none."""
     value = os.environ.get(name, "").strip() or default
@@ -154,6 +166,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "entitlements.privileges.ActingRequestMiddleware",
+    # A request that writes, and its user's next lag-tolerant reads, stay on the primary (core/replica.py); outside
+    # the request's transaction, so that it has committed when the write's position is read.
+    "core.replica.ReadYourWritesMiddleware",
     # One transaction per request, in its user's row scope (row-level security; docs/row-level-security.md).
     "entitlements.row_scope.RowScopeMiddleware",
     "core.middleware.PageLoginRequiredMiddleware",
@@ -234,36 +249,48 @@ else:
 
 DATABASES = {"default": database_settings(DATABASE_URL)}
 
+# A streaming replica (a hot standby of the primary) for the reads that tolerate a few seconds of lag
+# (core/replica.py says which, and how they fall back to the primary). Its sessions are the application's: the
+# same login and DATABASE_SET_ROLE, so row-level security and the row scope apply there as on the primary (not
+# workflow_reporting, which reads every row). Lag-tolerant reads go to it while it is at most
+# DATABASE_REPLICA_MAX_LAG_SECONDS behind, checked at most every DATABASE_REPLICA_CHECK_SECONDS per process.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+DATABASE_REPLICA_MAX_LAG_SECONDS = env_seconds("DATABASE_REPLICA_MAX_LAG_SECONDS", 5.0)
+DATABASE_REPLICA_CHECK_SECONDS = env_seconds("DATABASE_REPLICA_CHECK_SECONDS", 1.0)
+# A replica that does not answer must not hold up a request for long: the primary answers instead.
+REPLICA_CONNECT_TIMEOUT_SECONDS = 2
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = database_settings(DATABASE_REPLICA_URL)
+    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", REPLICA_CONNECT_TIMEOUT_SECONDS)
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["core.replica.ReplicaRouter"]
+
 DATABASE_SET_ROLE = os.environ.get("DATABASE_SET_ROLE", "")
 if DATABASE_SET_ROLE:
     if not DATABASE_SET_ROLE.replace("_", "").isalnum():
         raise ImproperlyConfigured(f"DATABASE_SET_ROLE must be a role name, not {DATABASE_SET_ROLE!r}")
-    _options = DATABASES["default"].setdefault("OPTIONS", {})
-    _options["options"] = f"{_options.get('options', '')} -c role={DATABASE_SET_ROLE}".strip()
+    for _database in DATABASES.values():
+        _options = _database.setdefault("OPTIONS", {})
+        _options["options"] = f"{_options.get('options', '')} -c role={DATABASE_SET_ROLE}".strip()
 
 DATABASE_POOL = env_bool("DATABASE_POOL", False)
 DATABASE_POOL_MAX_SIZE = int(os.environ.get("DATABASE_POOL_MAX_SIZE", "20"))
-if DATABASE_POOL:
-    # Django's native psycopg pool; it requires persistent connections to be off.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1,
-        "max_size": DATABASE_POOL_MAX_SIZE,
-        "timeout": 10,
-    }
-else:
-    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "60"))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+for _database in DATABASES.values():
+    if DATABASE_POOL:
+        # Django's native psycopg pool; it requires persistent connections to be off.
+        _database["CONN_MAX_AGE"] = 0
+        _database.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            "timeout": 10,
+        }
+    else:
+        _database["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "60"))
+        _database["CONN_HEALTH_CHECKS"] = True
 # Parameters are bound on the client and nothing is prepared, as Django does by default; that also works behind
 # PgBouncer in transaction mode. The supported way to prepare is OPTIONS server_side_binding with psycopg's
 # prepare_threshold: it binds every ORM query on the server, and prepared statements need PgBouncer 1.21+ with
 # max_prepared_statements. bench/binding.py measures it; bench/RESULTS.md has what it gained and why it is off.
-
-DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
-if DATABASE_REPLICA_URL:
-    DATABASES["replica"] = database_settings(DATABASE_REPLICA_URL)
-    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
-    DATABASE_ROUTERS = ["core.routers.ReportingReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

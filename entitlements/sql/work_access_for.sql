@@ -7,8 +7,9 @@
 -- access rule reads bumps it, by trigger) and now() is before valid_until, the next moment one of the user's
 -- assignments starts or ends. A miss evaluates the rule, the skills, the epoch and valid_until in one statement
 -- (one snapshot) and stores them; an entry computed from an older snapshot never replaces a newer one, and a
--- claim never waits for another transaction that is storing the same user's answer. The cache holds nothing
--- that is not derived: deleting its rows is always safe.
+-- claim never waits for another transaction that is storing the same user's answer. A read-only transaction (on
+-- a hot standby, whose row scope core/replica.py's reads need) uses the answer without storing it. The cache
+-- holds nothing that is not derived: deleting its rows is always safe.
 CREATE OR REPLACE FUNCTION entitlements.work_access_for(
     p_user_id bigint, OUT queue_names text[], OUT skills text[], OUT view_queue_names text[],
     OUT supervise_queue_names text[]
@@ -52,6 +53,9 @@ BEGIN
                         AND (a.valid_from > now() OR a.valid_until > now())), 'infinity')
       INTO v_epoch, queue_names, skills, view_queue_names, supervise_queue_names, v_valid_until
       FROM entitlements.access_epoch e;
+    IF current_setting('transaction_read_only')::boolean THEN
+        RETURN;
+    END IF;
     -- Store it, unless another transaction is storing its own answer for this user right now: waiting for it
     -- would queue every concurrent claim of the user behind that claim's commit. The answer is used either way.
     PERFORM 1 FROM entitlements.work_access_cache c WHERE c.user_id = p_user_id FOR UPDATE SKIP LOCKED;

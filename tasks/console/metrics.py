@@ -9,6 +9,10 @@ Computed from the database, not counted in process memory, so every gunicorn wor
   still writing below it), and each scrape adds only the events after it: a primary-key range scan, not a
   count over the whole history. The first scrape of a process counts the settled history once.
   Archiving history (archive_completed_tasks) lowers the totals; Prometheus treats that as a counter reset.
+
+They are read on the read replica when one serves (core/replica.py), and the replica's state is exported with
+them (core.replica.ReplicaCollector). The settled counts are the same on both; a scrape a lagging replica answers
+after one the primary answered may count a few recent events less, which Prometheus takes for a counter reset.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.contrib.auth.decorators import login_not_required
-from django.db import connection
 from django.views.decorators.http import require_GET
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from core.metrics import metrics_response
+from core.replica import ReplicaCollector, read_connection, replica_reads
 from entitlements.row_scope import system_scope
 
 SETTLED_AFTER = timedelta(minutes=5)
@@ -76,14 +80,14 @@ _settled_lock = threading.Lock()
 
 
 def queue_gauges() -> list[QueueGauge]:
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(QUEUE_SQL)
         return [QueueGauge(*row) for row in cursor.fetchall()]
 
 
 def task_event_totals() -> dict[str, int]:
     """Task events of each type ever recorded (in the live history table)."""
-    with _settled_lock, connection.cursor() as cursor:
+    with _settled_lock, read_connection().cursor() as cursor:
         cursor.execute(SETTLED_SQL, {"after": _settled.upto_event_id, "settled": SETTLED_AFTER})
         settled_upto = cursor.fetchone()[0]
         if settled_upto is not None:
@@ -99,7 +103,7 @@ def task_event_totals() -> dict[str, int]:
 
 
 def dashboard_refreshed_at() -> datetime | None:
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(LAST_REFRESH_SQL)
         row = cursor.fetchone()
     return row[0] if row else None
@@ -112,10 +116,24 @@ def forget_settled_counts() -> None:
         _settled.counts.clear()
 
 
+@dataclass
+class WorkflowFigures:
+    queues: list[QueueGauge]
+    event_totals: dict[str, int]
+    dashboard_refreshed_at: datetime | None
+
+
+@replica_reads
+def workflow_figures() -> WorkflowFigures:
+    """Everything a scrape exports, read in one go (on the read replica when one serves)."""
+    return WorkflowFigures(queue_gauges(), task_event_totals(), dashboard_refreshed_at())
+
+
 class WorkflowCollector:
     """Reads the workflow figures once per scrape."""
 
     def collect(self):
+        figures = workflow_figures()
         gauges = {
             "open": GaugeMetricFamily(
                 "workflow_queue_open_tasks", "OPEN tasks per queue (as of the dashboard refresh).", labels=["queue"]
@@ -136,7 +154,7 @@ class WorkflowCollector:
             ),
             "capacity": GaugeMetricFamily("workflow_queue_capacity", "max_capacity per queue.", labels=["queue"]),
         }
-        for q in queue_gauges():
+        for q in figures.queues:
             gauges["open"].add_metric([q.queue_name], q.open)
             gauges["claimed"].add_metric([q.queue_name], q.load)
             gauges["overdue"].add_metric([q.queue_name], q.overdue)
@@ -145,7 +163,7 @@ class WorkflowCollector:
             gauges["capacity"].add_metric([q.queue_name], q.capacity)
         yield from gauges.values()
 
-        totals = task_event_totals()
+        totals = figures.event_totals
         by_type = CounterMetricFamily("workflow_task_events", "Task history events by type.", labels=["event_type"])
         for event_type, count in sorted(totals.items()):
             by_type.add_metric([event_type.lower()], count)
@@ -153,7 +171,7 @@ class WorkflowCollector:
         for event_type, (name, documentation) in NAMED_COUNTERS.items():
             yield CounterMetricFamily(name, documentation, value=totals.get(event_type, 0))
 
-        refreshed = dashboard_refreshed_at()
+        refreshed = figures.dashboard_refreshed_at
         yield GaugeMetricFamily(
             "workflow_dashboard_refreshed_timestamp_seconds",
             "When the dashboard materialized views were last refreshed.",
@@ -166,4 +184,4 @@ class WorkflowCollector:
 def metrics(request):
     # Figures over every queue, for the operators' scraper (no user): read in the system row scope.
     with system_scope():
-        return metrics_response(request, WorkflowCollector())
+        return metrics_response(request, WorkflowCollector(), ReplicaCollector())

@@ -283,3 +283,23 @@ def test_a_claim_never_waits_for_another_transaction_storing_the_same_users_answ
         assert "intake" in second_answer[0]
         first.commit()
     assert cached_row(alice)[1] == first_answer[0]
+
+
+def test_a_read_only_transaction_gets_the_users_row_scope_without_storing_it(caseworker_alice):
+    """A hot standby runs every transaction read-only: a read on the replica (core/replica.py) computes its row
+    scope there and stores nothing."""
+    from entitlements.access import queue_names_for
+    from entitlements.models import Capability
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM entitlements.work_access_cache")
+        cursor.execute("SET TRANSACTION READ ONLY")
+        cursor.execute("SELECT entitlements.row_scope_set(%s, '')", [caseworker_alice.pk])
+        cursor.execute("SELECT entitlements.acting_queue_names()")
+        scope_queues = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM entitlements.work_access_cache")
+        stored = cursor.fetchone()[0]
+
+    assert sorted(scope_queues) == sorted(queue_names_for(user=caseworker_alice, capability=Capability.VIEW))
+    assert scope_queues
+    assert stored == 0

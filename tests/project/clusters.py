@@ -1,5 +1,5 @@
-"""Throwaway PostgreSQL clusters for tests (core/local_cluster.py); a test skips where the server binaries are not
-installed."""
+"""Throwaway PostgreSQL clusters for tests (core/local_cluster.py), or a streaming standby of one (pg_basebackup -R);
+a test skips where the server binaries are not installed."""
 
 from __future__ import annotations
 
