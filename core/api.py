@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DatabaseError, DataError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connections
 from django.http import Http404, HttpResponse, JsonResponse
 from django.template import loader
 from django.views.defaults import page_not_found
@@ -45,6 +45,41 @@ def database_unavailable(exc) -> bool:
 
 
 UNAVAILABLE_DETAIL = "The database is unavailable (restarting or unreachable); nothing was changed. Try again."
+
+# read_only_sql_transaction: a write reached a server that takes none (a primary being demoted in a failover, a
+# standby). Only a fault when the server itself says it is read-only: a write inside a transaction the code made
+# read-only is a bug, and stays a 500.
+READ_ONLY_SQLSTATE = "25006"
+
+
+def connections_to_read_only_servers() -> list:
+    """Open connections whose server takes no writes now, as target_session_attrs=read-write judges a server: it
+    is a hot standby, or its sessions are read-only by default. PostgreSQL reports both to the client as they
+    change (in_hot_standby, default_transaction_read_only), so this sends nothing."""
+    found = []
+    for wrapper in connections.all(initialized_only=True):
+        raw = wrapper.connection
+        if raw is None or raw.closed:
+            continue
+        status = raw.info.parameter_status
+        if status("in_hot_standby") == "on" or status("default_transaction_read_only") == "on":
+            found.append(wrapper)
+    return found
+
+
+def read_only_server(exc) -> bool:
+    return (
+        isinstance(exc, DatabaseError)
+        and getattr(exc.__cause__, "sqlstate", None) == READ_ONLY_SQLSTATE
+        and bool(connections_to_read_only_servers())
+    )
+
+
+def drop_connections_to_read_only_servers() -> None:
+    """Close them (CONN_HEALTH_CHECKS keeps a read-only server's connection: it still answers), so the next request
+    connects again and libpq's target_session_attrs=read-write picks the server that is primary now."""
+    for wrapper in connections_to_read_only_servers():
+        wrapper.close()
 
 
 def transient_database_conflict(exc) -> bool:
@@ -95,7 +130,7 @@ DATABASE_TIMEOUT = DatabaseFault(
 
 def database_fault(exc) -> DatabaseFault | None:
     """What a database error means for the client, when it is one to retry; None for anything else."""
-    if database_unavailable(exc):
+    if database_unavailable(exc) or read_only_server(exc):
         return DATABASE_UNAVAILABLE
     if transient_database_conflict(exc):
         return DATABASE_CONFLICT
@@ -206,6 +241,7 @@ def exception_handler(exc, context):
     if fault:
         # Checked first: the receivers (auditing a denial) would need the database, which may be gone. Each service
         # call is one transaction, so nothing of the request was applied.
+        drop_connections_to_read_only_servers()
         return error_response(
             code=fault.code,
             detail=fault.detail,
@@ -288,6 +324,7 @@ def server_error(request):
     not a fault of ours (500). This also covers failures outside views (middleware, session and user loading)."""
     fault = database_fault(sys.exc_info()[1])
     if fault:
+        drop_connections_to_read_only_servers()
         return database_fault_response(request, fault)
     if request.path.startswith(API_PREFIX):
         return JsonResponse({"code": "server_error", "detail": "Internal error; it has been logged."}, status=500)

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 
 from django.db import connections
 
+from core.database_url import hosts_netloc
 from core.errors import PermissionDenied
 
 OWNER = "workflow_owner"
@@ -154,12 +155,17 @@ def database_url(
     password = database.get("PASSWORD") if password is None and user == database.get("USER") else password
     userinfo = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
     host = database.get("HOST") or ""
-    query = {key: value for key, value in (database.get("OPTIONS") or {}).items() if isinstance(value, str)}
+    # libpq's own options (dj_database_url reads connect_timeout as a number); not Django's (a pool, a flag).
+    query = {
+        key: str(value)
+        for key, value in (database.get("OPTIONS") or {}).items()
+        if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+    }
     if host.startswith("/"):
         query["host"] = host
         netloc = f"{userinfo}@"
     else:
-        netloc = f"{userinfo}@{host}" + (f":{database['PORT']}" if database.get("PORT") else "")
+        netloc = f"{userinfo}@{hosts_netloc(host, database.get('PORT'))}"
     url = f"postgresql://{netloc}/{quote(name or database.get('NAME') or '', safe='')}"
     return url + (f"?{urlencode(query)}" if query else "")
 

@@ -32,6 +32,17 @@ def postgres_bin(name: str) -> str:
     return found[-1]
 
 
+def as_server_user(command: list[str]) -> list[str]:
+    """The command, run as the postgres OS user when we are root (initdb, pg_ctl and pg_autoctl refuse root)."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def own(path: Path) -> None:
+    """Hand a file or folder to the server's OS user (when we are root; otherwise it is ours already)."""
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres", "postgres")
+
+
 class LocalCluster:
     """A cluster whose superuser `postgres` connects without a password from this machine (unless `hba` says
     otherwise). `settings` go to postgresql.conf; `hba`, when given, replaces pg_hba.conf. With `initdb=False` the
@@ -53,7 +64,6 @@ class LocalCluster:
         self.folder = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
         self.data = self.folder / "data"
         self.port = free_port()
-        self.as_postgres = os.geteuid() == 0
         self.own(self.folder)
         if standby_of is not None:
             self.run(
@@ -75,9 +85,7 @@ class LocalCluster:
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/workflow"
 
     def own(self, path: Path) -> None:
-        """Hand a file or folder to the server's OS user."""
-        if self.as_postgres:
-            shutil.chown(path, "postgres", "postgres")
+        own(path)
 
     def configure(self, settings: dict[str, str]) -> None:
         """Settings for postgresql.conf, read at the next start."""
@@ -94,8 +102,9 @@ class LocalCluster:
 
     def run(self, *command: str, timeout: float = 120) -> subprocess.CompletedProcess:
         """Run a command as the server's OS user; CalledProcessError (with its output) when it fails."""
-        prefix = ["runuser", "-u", "postgres", "--"] if self.as_postgres else []
-        return subprocess.run([*prefix, *command], check=True, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            as_server_user(list(command)), check=True, capture_output=True, text=True, timeout=timeout
+        )
 
     def start(self, listen: str = "127.0.0.1", *, options: str = "") -> None:
         self.run(

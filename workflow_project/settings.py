@@ -6,8 +6,9 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from core import database_url
 
 from . import embedded
 
@@ -204,7 +205,9 @@ TEMPLATES = [
 # makes a login that holds several roles act as one of them (the tests and the Celery worker log in as
 # workflow_maintenance and act as workflow_app, raising themselves only inside core.db_roles.maintenance_role()).
 # TLS comes with the URL, as libpq spells it: ?sslmode=verify-full&sslrootcert=/path/ca.crt (and sslcert, sslkey
-# for a client certificate); dj_database_url passes them to psycopg in OPTIONS.
+# for a client certificate); dj_database_url passes them to psycopg in OPTIONS. A URL may list several hosts, each
+# with its port, for a failover formation: postgresql://u@node1:5432,node2:5432/workflow?target_session_attrs=
+# read-write&connect_timeout=5 connects to whichever is primary now (core/database_url.py, deploy/failover/).
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 
 # Limits on every session of the application, so a stuck query or a forgotten transaction cannot hold locks for
@@ -231,7 +234,7 @@ def session_timeout_options() -> str:
 
 def database_settings(url: str) -> dict:
     """Django's settings for one database URL, with the session timeouts added to the URL's own options."""
-    database = dj_database_url.parse(url) if url else {**_embedded, "USER": "workflow_app"}
+    database = database_url.parse(url) if url else {**_embedded, "USER": "workflow_app"}
     if DATABASE_TIMEOUTS_IN_OPTIONS:
         options = database.setdefault("OPTIONS", {})
         options["options"] = f"{options.get('options', '')} {session_timeout_options()}".strip()
@@ -239,9 +242,9 @@ def database_settings(url: str) -> dict:
 
 
 if DATABASE_URL:
-    MIGRATE_DATABASE = dj_database_url.parse(os.environ.get("DATABASE_MIGRATE_URL") or DATABASE_URL)
+    MIGRATE_DATABASE = database_url.parse(os.environ.get("DATABASE_MIGRATE_URL") or DATABASE_URL)
     # The superuser connection `manage.py create_database_roles` makes the roles with.
-    ADMIN_DATABASE = dj_database_url.parse(os.environ.get("DATABASE_ADMIN_URL") or DATABASE_URL)
+    ADMIN_DATABASE = database_url.parse(os.environ.get("DATABASE_ADMIN_URL") or DATABASE_URL)
 else:
     _embedded = {"ENGINE": "django.db.backends.postgresql", **embedded.embedded_postgres_settings(BASE_DIR)}
     MIGRATE_DATABASE = {**_embedded, "USER": "workflow_owner"}
