@@ -60,3 +60,18 @@ def test_the_example_environment_sets_only_what_the_settings_read():
             if line and not line.startswith("#"):
                 name = line.split("=", 1)[0]
                 assert name in read, f"{env_file.name}: {name} is not a setting workflow_project/settings.py reads"
+
+
+def test_every_example_database_url_is_one_the_settings_can_read():
+    from core.database_url import parse
+
+    urls = [
+        line.split("=", 1)[1]
+        for env_file in sorted((UNITS / "env").glob("*.env"))
+        for line in env_file.read_text().splitlines()
+        if re.match(r"DATABASE_[A-Z_]*URL=", line)
+    ]
+    assert len(urls) == 5
+    for url in urls:
+        settings = parse(url)
+        assert settings["NAME"] == "workflow" and settings["USER"].startswith("workflow_"), url
