@@ -42,25 +42,35 @@ def django_db_setup(
 
     Each test's transaction rolls its own changes back.
     The owner role creates and migrates it (as `manage.py migrate` does); the tests then run as the application role.
+    With DATABASE_PGBOUNCER=true the application's connections go through a PgBouncer of the session's own
+    (tests/pgbouncer.py), the owner's straight to the server.
     """
+    from contextlib import ExitStack
+
+    from django.conf import settings
     from django.test.utils import setup_databases, teardown_databases
 
     from core.owner import connected_as_owner
     from entitlements.row_scope import SYSTEM, row_scope_default_set
+    from tests.pgbouncer import pgbouncer_for_test_session
 
     keepdb = django_db_keepdb and not django_db_createdb
-    with django_db_blocker.unblock():
-        with connected_as_owner():
-            config = setup_databases(
-                verbosity=request.config.option.verbose, interactive=False, keepdb=keepdb, aliases={"default"}
-            )
-            with connection.cursor() as cursor:
-                cursor.execute(TEST_SUPPORT_SQL)
-        # Setup code and assertions reach every row, as the system; services, requests and jobs enter their own
-        # row scope (entitlements/row_scope.py), so row-level security applies to them as in production.
-        row_scope_default_set(SYSTEM)
-        seed_demo_org()
-    yield
+    with ExitStack() as pooler:
+        with django_db_blocker.unblock():
+            with connected_as_owner():
+                config = setup_databases(
+                    verbosity=request.config.option.verbose, interactive=False, keepdb=keepdb, aliases={"default"}
+                )
+                with connection.cursor() as cursor:
+                    cursor.execute(TEST_SUPPORT_SQL)
+            if settings.DATABASE_PGBOUNCER:
+                pooler.enter_context(pgbouncer_for_test_session())
+            # Setup code and assertions reach every row, as the system; services, requests and jobs enter their own
+            # row scope (entitlements/row_scope.py), so row-level security applies to them as in production.
+            row_scope_default_set(SYSTEM)
+            seed_demo_org()
+        yield
+    # PgBouncer is stopped by now: its server connections would keep the test database from being dropped.
     if not keepdb:
         with django_db_blocker.unblock(), connected_as_owner():
             teardown_databases(config, verbosity=request.config.option.verbose)

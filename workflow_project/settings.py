@@ -214,14 +214,29 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 # long: PostgreSQL cancels a statement running past DATABASE_STATEMENT_TIMEOUT or waiting past DATABASE_LOCK_TIMEOUT
 # for a lock (the request answers 503 with Retry-After), and ends a session left idle inside a transaction past
 # DATABASE_IDLE_IN_TRANSACTION_TIMEOUT. They are sent as connection options; behind PgBouncer in transaction mode,
-# which does not pass options on, set DATABASE_TIMEOUTS_IN_OPTIONS=false: the database roles carry them instead
-# (ALTER ROLE ... SET, with the values of core.timeouts.session_timeouts()). Jobs whose statements grow with whole
-# tables lift the statement timeout for their own transaction (core.timeouts.statement_timeout_lift), and so does
-# migrate (core.apps).
+# which does not pass options on, they are not (DATABASE_TIMEOUTS_IN_OPTIONS is false there): the database roles carry
+# them instead (ALTER ROLE ... SET, with the values of core.timeouts.session_timeouts()). Jobs whose statements grow
+# with whole tables lift the statement timeout for their own transaction (core.timeouts.statement_timeout_lift), and
+# so does migrate (core.apps).
 DATABASE_STATEMENT_TIMEOUT = env_duration_ms("DATABASE_STATEMENT_TIMEOUT", "30s")
 DATABASE_LOCK_TIMEOUT = env_duration_ms("DATABASE_LOCK_TIMEOUT", "10s")
 DATABASE_IDLE_IN_TRANSACTION_TIMEOUT = env_duration_ms("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", "60s")
-DATABASE_TIMEOUTS_IN_OPTIONS = env_bool("DATABASE_TIMEOUTS_IN_OPTIONS", True)
+
+# DATABASE_PGBOUNCER: DATABASE_URL leads to PgBouncer in transaction mode, where one client's transactions may each
+# run on a different server session, so nothing may rest on the session (README, "Behind PgBouncer"): no connection
+# options (PgBouncer refuses or drops them: the roles carry the time limits, and a login acts as DATABASE_SET_ROLE by
+# its default role in the database, which core.pgbouncer checks when a process first connects), no server-side cursors
+# (Django's iterator() outside a transaction holds one in the session), and prepared statements only where
+# PgBouncer tracks them (1.21+ with max_prepared_statements, checked at start by core.pgbouncer). Nothing in the
+# application LISTENs; NOTIFY (pg_notify inside a transaction) passes. DATABASE_MIGRATE_URL and DATABASE_ADMIN_URL
+# must lead to the server itself: migrate and create_database_roles set session state and take session locks.
+DATABASE_PGBOUNCER = env_bool("DATABASE_PGBOUNCER", False)
+DATABASE_TIMEOUTS_IN_OPTIONS = env_bool("DATABASE_TIMEOUTS_IN_OPTIONS", not DATABASE_PGBOUNCER)
+if DATABASE_PGBOUNCER and DATABASE_TIMEOUTS_IN_OPTIONS:
+    raise ImproperlyConfigured(
+        "DATABASE_TIMEOUTS_IN_OPTIONS=true cannot work with DATABASE_PGBOUNCER=true: PgBouncer does not pass "
+        "connection options on. Leave it unset: the database roles carry the time limits (create_database_roles)."
+    )
 
 
 def session_timeout_options() -> str:
@@ -272,9 +287,18 @@ DATABASE_SET_ROLE = os.environ.get("DATABASE_SET_ROLE", "")
 if DATABASE_SET_ROLE:
     if not DATABASE_SET_ROLE.replace("_", "").isalnum():
         raise ImproperlyConfigured(f"DATABASE_SET_ROLE must be a role name, not {DATABASE_SET_ROLE!r}")
-    for _database in DATABASES.values():
+    for _alias, _database in DATABASES.items():
+        if DATABASE_PGBOUNCER and _alias == "default":
+            continue  # PgBouncer passes no options on: the login role carries it (README, PgBouncer)
         _options = _database.setdefault("OPTIONS", {})
         _options["options"] = f"{_options.get('options', '')} -c role={DATABASE_SET_ROLE}".strip()
+if DATABASE_PGBOUNCER:
+    if "options" in DATABASES["default"].get("OPTIONS", {}):
+        raise ImproperlyConfigured(
+            "DATABASE_URL has options=..., which PgBouncer (DATABASE_PGBOUNCER=true) does not pass on: set them on "
+            "the database role instead (ALTER ROLE ... SET)"
+        )
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 
 DATABASE_POOL = env_bool("DATABASE_POOL", False)
 DATABASE_POOL_MAX_SIZE = int(os.environ.get("DATABASE_POOL_MAX_SIZE", "20"))
@@ -291,9 +315,16 @@ for _database in DATABASES.values():
         _database["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "60"))
         _database["CONN_HEALTH_CHECKS"] = True
 # Parameters are bound on the client and nothing is prepared, as Django does by default; that also works behind
-# PgBouncer in transaction mode. The supported way to prepare is OPTIONS server_side_binding with psycopg's
-# prepare_threshold: it binds every ORM query on the server, and prepared statements need PgBouncer 1.21+ with
-# max_prepared_statements. bench/binding.py measures it; bench/RESULTS.md has what it gained and why it is off.
+# PgBouncer in transaction mode. DATABASE_PREPARED_STATEMENTS=true turns on the supported way to prepare: OPTIONS
+# server_side_binding, with psycopg preparing a statement once it has run PREPARE_THRESHOLD times on a connection.
+# Behind PgBouncer that needs 1.21+ with max_prepared_statements (the application refuses to start otherwise).
+# bench/binding.py measures it; bench/RESULTS.md has what it gained and why it is off.
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", False)
+PREPARE_THRESHOLD = 5  # psycopg's own default
+if DATABASE_PREPARED_STATEMENTS:
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"server_side_binding": True, "prepare_threshold": PREPARE_THRESHOLD}
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -11,9 +11,16 @@ from entitlements.models import User
 from queues.models import WorkflowQueue
 from tasks import services
 from tasks.models import WorkflowTask
+from tests.roles import admin_connect
 from tests.tasks.test_concurrency import run_in_threads
 
 CLAIM = "SELECT task_id, queue_name FROM flowable.claim_next_for_user(%s, %s::text[], NULL)"
+
+
+def server_pid(conn) -> int:
+    """The server session of `conn`, which is inside a transaction: behind PgBouncer a client's own backend pid is
+    not a server session's, but a transaction keeps one session until it ends."""
+    return conn.execute("SELECT pg_backend_pid()").fetchone()[0]
 
 
 def add_task(queue_name, name, priority):
@@ -39,9 +46,10 @@ def test_a_claim_passes_over_a_queue_another_claim_is_writing(alice, test_databa
     with psycopg.connect(test_database_url) as first, psycopg.connect(test_database_url, autocommit=True) as second:
         # The first claim has taken intake's best task and holds intake's row until it commits.
         assert first.execute(CLAIM, [alice.pk, ["intake", "triage"]]).fetchone() == (first_best.pk, "intake")
-        second.execute("SET lock_timeout = '2s'")
-        # intake's second task ranks above triage's, but waiting for intake would queue behind the first claim.
-        assert second.execute(CLAIM, [alice.pk, ["intake", "triage"]]).fetchone() == (other.pk, "triage")
+        with second.transaction():
+            second.execute("SET LOCAL lock_timeout = '2s'")
+            # intake's second task ranks above triage's, but waiting for intake would queue behind the first claim.
+            assert second.execute(CLAIM, [alice.pk, ["intake", "triage"]]).fetchone() == (other.pk, "triage")
         first.commit()
     loads = dict(
         WorkflowQueue.objects.filter(queue_name__in=["intake", "triage"]).values_list("queue_name", "current_load")
@@ -55,7 +63,6 @@ def test_a_claim_waits_when_every_candidate_queue_is_busy(alice, test_database_u
     outcome = {}
     with psycopg.connect(test_database_url) as first, psycopg.connect(test_database_url, autocommit=True) as second:
         assert first.execute(CLAIM, [alice.pk, ["intake"]]).fetchone() == (first_best.pk, "intake")
-        waiter_pid = second.info.backend_pid
 
         def claim():
             try:
@@ -65,19 +72,25 @@ def test_a_claim_waits_when_every_candidate_queue_is_busy(alice, test_database_u
 
         thread = threading.Thread(target=claim)
         thread.start()
-        with psycopg.connect(test_database_url, autocommit=True) as observer:
-            for _ in range(200):
-                waiting = observer.execute(
-                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [waiter_pid]
-                ).fetchone()[0]
-                if waiting == "Lock":
-                    break
-                time.sleep(0.01)
-        assert waiting == "Lock"  # waiting for intake's row, not answering "nothing to claim"
+        with admin_connect(autocommit=True) as observer:
+            # Waiting for intake's row, not answering "nothing to claim".
+            waiting_for(observer, server_pid(first))
         first.commit()
         thread.join(timeout=10)
     assert outcome == {"row": (second_best.pk, "intake")}
     assert WorkflowQueue.objects.get(queue_name="intake").current_load == 2
+
+
+def waiting_for(observer, holder_pid: int) -> int:
+    """Poll until a session waits for a lock that session `holder_pid` holds; that session's pid."""
+    for _ in range(500):
+        row = observer.execute(
+            "SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [holder_pid]
+        ).fetchone()
+        if row:
+            return row[0]
+        time.sleep(0.01)
+    raise AssertionError(f"no session waited for backend {holder_pid}")
 
 
 def wait_until_blocked(observer, pid, *, not_by=None):
@@ -110,10 +123,11 @@ def test_claims_waiting_on_full_queues_do_not_deadlock(alice, test_database_url)
         psycopg.connect(test_database_url) as triage_filler,
         psycopg.connect(test_database_url, autocommit=True) as a,
         psycopg.connect(test_database_url, autocommit=True) as b,
-        psycopg.connect(test_database_url, autocommit=True) as observer,
+        admin_connect(autocommit=True) as observer,
     ):
         intake_filler.execute(fill, ["intake"])
         triage_filler.execute(fill, ["triage"])
+        intake_filler_pid, triage_filler_pid = server_pid(intake_filler), server_pid(triage_filler)
 
         def claim(name, conn):
             try:
@@ -123,14 +137,14 @@ def test_claims_waiting_on_full_queues_do_not_deadlock(alice, test_database_url)
 
         threads = {name: threading.Thread(target=claim, args=(name, conn)) for name, conn in (("a", a), ("b", b))}
         threads["a"].start()
-        assert wait_until_blocked(observer, a.info.backend_pid) == [intake_filler.info.backend_pid]
+        a_pid = waiting_for(observer, intake_filler_pid)
+        assert wait_until_blocked(observer, a_pid) == [intake_filler_pid]
         threads["b"].start()
-        assert wait_until_blocked(observer, b.info.backend_pid) == [triage_filler.info.backend_pid]
+        b_pid = waiting_for(observer, triage_filler_pid)
+        assert wait_until_blocked(observer, b_pid) == [triage_filler_pid]
         intake_filler.commit()
         # A found intake full, kept its row and now waits for triage, behind B.
-        assert wait_until_blocked(observer, a.info.backend_pid, not_by=intake_filler.info.backend_pid) == [
-            b.info.backend_pid
-        ]
+        assert wait_until_blocked(observer, a_pid, not_by=intake_filler_pid) == [b_pid]
         triage_filler.commit()
         for thread in threads.values():
             thread.join(timeout=30)

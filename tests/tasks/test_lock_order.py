@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput, NotFound
@@ -25,6 +25,7 @@ from tasks.locks import tasks_for_update
 from tasks.models import TaskHistory, TaskStatus, WorkflowTask
 from tasks.selectors import task_for_user
 from tasks.sla.escalation import escalate_overdue_tasks
+from tests.roles import admin_connect
 from tests.tasks.engine.documents import PARALLEL_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,24 +40,24 @@ def assert_loads_match_claimed_tasks():
         assert queue.current_load == claimed, (queue.queue_name, queue.current_load, claimed)
 
 
-def backend_pid() -> int:
-    connection.ensure_connection()
-    return connection.connection.info.backend_pid
+WAITING_SESSIONS_SQL = """
+SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND cardinality(pg_blocking_pids(pid)) > 0
+"""
 
 
-def wait_until_blocked(observer, pid: int) -> None:
-    """Poll until backend `pid` waits for a lock (a state the test waits for, not a length of time)."""
+def wait_until_waiting(observer, sessions: int) -> None:
+    """Poll until `sessions` sessions of the test database wait for a lock (a state the test waits for, not a length
+    of time). Counted, not named by pid: behind PgBouncer a client's backend pid is not its server session's."""
     for _ in range(3000):
-        if observer.execute("SELECT pg_blocking_pids(%s)", [pid]).fetchone()[0]:
+        if observer.execute(WAITING_SESSIONS_SQL).fetchone()[0] >= sessions:
             return
         time.sleep(0.01)
-    raise AssertionError(f"backend {pid} never waited for a lock")
+    raise AssertionError(f"{sessions} session(s) never waited for a lock")
 
 
-def in_thread(name, action, results, pids):
+def in_thread(name, action, results):
     def run():
         try:
-            pids[name] = backend_pid()
             action()
             results[name] = "ok"
         except BaseException as exc:  # reported by the test's assertions
@@ -72,14 +73,6 @@ def in_thread(name, action, results, pids):
 def insert_task(queue_name, name, **fields):
     with transaction.atomic():
         return services.task_insert(queue=WorkflowQueue.objects.get(queue_name=queue_name), name=name, **fields)
-
-
-def wait_for_pid(pids, name):
-    for _ in range(3000):
-        if name in pids:
-            return pids[name]
-        time.sleep(0.01)
-    raise AssertionError(f"{name} never connected")
 
 
 # --- where locks are taken ---------------------------------------------------------------------------------------
@@ -122,7 +115,7 @@ def test_locking_a_task_for_a_user_leaves_its_queue_unlocked(test_database_url):
     task = insert_task("intake", "locked")
     with transaction.atomic():
         task_for_user(user=alice, task_id=task.pk, for_update=True)
-        with psycopg.connect(test_database_url, autocommit=True) as other:
+        with admin_connect(autocommit=True) as other:  # sees every row, as no application session would
             queue = other.execute(
                 "SELECT queue_name FROM queues.workflow_queues WHERE queue_name = 'intake' FOR UPDATE NOWAIT"
             ).fetchone()
@@ -158,24 +151,19 @@ def test_cancelling_two_instances_whose_claimed_tasks_sit_in_two_queues_in_oppos
     workflows.definition_deploy(user=supervisor, bpmn_xml=PARALLEL_FILE.read_text())
     first = parallel_instance_with_claimed_tasks(supervisor, alice, "LOCK-1", ["intake", "triage"])
     second = parallel_instance_with_claimed_tasks(supervisor, alice, "LOCK-2", ["triage", "intake"])
-    results, pids = {}, {}
-    with psycopg.connect(test_database_url) as holder, psycopg.connect(test_database_url, autocommit=True) as observer:
+    results = {}
+    with psycopg.connect(test_database_url) as holder, admin_connect(autocommit=True) as observer:
         holder.execute("SELECT 1 FROM queues.workflow_queues WHERE queue_name = 'intake' FOR UPDATE")
         threads = [
-            in_thread(
-                "first", lambda: workflows.process_cancel(user=supervisor, process_instance_id=first.pk), results, pids
-            )
+            in_thread("first", lambda: workflows.process_cancel(user=supervisor, process_instance_id=first.pk), results)
         ]
-        wait_until_blocked(observer, wait_for_pid(pids, "first"))
+        wait_until_waiting(observer, 1)
         threads.append(
             in_thread(
-                "second",
-                lambda: workflows.process_cancel(user=supervisor, process_instance_id=second.pk),
-                results,
-                pids,
+                "second", lambda: workflows.process_cancel(user=supervisor, process_instance_id=second.pk), results
             )
         )
-        wait_until_blocked(observer, wait_for_pid(pids, "second"))
+        wait_until_waiting(observer, 2)
         holder.commit()
         for thread in threads:
             thread.join(timeout=120)
@@ -238,12 +226,12 @@ def test_complete_reassign_move_rebalance_and_the_sweep_on_the_same_tasks_never_
         "rebalance": lambda: [services.rebalance_queue_loads() for _ in range(3)],
     }
     barrier = threading.Barrier(len(operations))
-    results, pids = {}, {}
+    results = {}
 
     def after_barrier(operation):
         return lambda: (barrier.wait(), operation())
 
-    threads = [in_thread(name, after_barrier(op), results, pids) for name, op in operations.items()]
+    threads = [in_thread(name, after_barrier(op), results) for name, op in operations.items()]
     for thread in threads:
         thread.join(timeout=300)
 
