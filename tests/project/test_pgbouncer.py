@@ -269,6 +269,34 @@ def test_a_login_that_does_not_act_as_the_set_role_is_refused_with_the_statement
     )
 
 
+@needs_pgbouncer
+def test_check_database_names_the_role_the_login_must_act_as_in_one_line(own_pgbouncer):
+    login = settings.DATABASES["default"]
+    # The test database's default role for the login is set only when the tests themselves run behind PgBouncer.
+    acting = settings.DATABASE_SET_ROLE if settings.DATABASE_PGBOUNCER else login["USER"]
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check_database"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "DATABASE_URL": own_pgbouncer.url(login["USER"], login["NAME"], login.get("PASSWORD") or ""),
+            "DATABASE_PGBOUNCER": "true",
+            "DATABASE_SET_ROLE": "workflow_reporting",
+        },
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"CommandError: cannot use the database: DATABASE_SET_ROLE=workflow_reporting, but this session runs as "
+        f"{acting}: behind PgBouncer (DATABASE_PGBOUNCER=true) the role cannot be sent as a connection option, so "
+        "the login must act as it by default. As a superuser: "
+        f"ALTER ROLE {login['USER']} IN DATABASE {login['NAME']} SET role = workflow_reporting"
+    ]
+
+
 @through_pgbouncer
 @pytest.mark.django_db
 def test_the_application_reaches_the_server_through_pgbouncer_as_the_set_role():

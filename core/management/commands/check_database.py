@@ -1,5 +1,6 @@
 """Connect as the application does and say how (server, user, TLS, time limits), or in one line why not."""
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
@@ -22,6 +23,8 @@ class Command(BaseCommand):
             facts = connection_facts(connections[database])
         except DatabaseError as exc:
             raise CommandError(f"cannot connect to the database: {connection_failure_reason(exc)}") from None
+        except ImproperlyConfigured as exc:  # a session the application refuses (core/pgbouncer.py)
+            raise CommandError(f"cannot use the database: {exc}") from None
         limits = ", ".join(f"{name}={value}" for name, value in facts.timeouts.items())
         self.stdout.write(
             f"Connected to PostgreSQL {facts.server_version}, database {facts.database} as {facts.user}; "
