@@ -15,11 +15,13 @@ Roles are cluster-wide and have fixed names, so the SQL that checks them (refuse
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
+import psycopg
 from django.db import connections
 
 from core.database_url import hosts_netloc
@@ -147,6 +149,12 @@ def grants_apply(cursor) -> None:
         cursor.execute(statement)
 
 
+@functools.cache
+def libpq_keywords() -> frozenset[str]:
+    """The connection parameters libpq knows (PQconndefaults)."""
+    return frozenset(option.keyword.decode() for option in psycopg.pq.Conninfo.get_defaults())
+
+
 def database_url(
     database: dict, *, user: str | None = None, password: str | None = None, name: str | None = None
 ) -> str:
@@ -155,11 +163,13 @@ def database_url(
     password = database.get("PASSWORD") if password is None and user == database.get("USER") else password
     userinfo = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
     host = database.get("HOST") or ""
-    # libpq's own options (dj_database_url reads connect_timeout as a number); not Django's (a pool, a flag).
+    # libpq's own options (dj_database_url reads connect_timeout as a number); not Django's or psycopg's (a pool, a
+    # flag, prepare_threshold), which a connection string may not carry.
     query = {
         key: str(value)
         for key, value in (database.get("OPTIONS") or {}).items()
-        if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+        if key in libpq_keywords()
+        and (isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)))
     }
     if host.startswith("/"):
         query["host"] = host

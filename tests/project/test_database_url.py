@@ -102,3 +102,23 @@ def test_target_session_attrs_reaches_libpq_which_refuses_a_server_of_the_wrong_
             listed.ensure_connection()
     finally:
         listed.close()
+
+
+def test_a_url_made_from_settings_carries_libpq_options_only():
+    from core.db_roles import database_url
+
+    url = database_url(
+        {
+            "NAME": "workflow",
+            "USER": "workflow_app",
+            "HOST": "127.0.0.1",
+            "PORT": 5432,
+            "OPTIONS": {
+                "connect_timeout": 2,
+                "sslmode": "verify-full",
+                "prepare_threshold": 5,
+                "pool": {"max_size": 4},
+            },
+        }
+    )
+    assert url == "postgresql://workflow_app@127.0.0.1:5432/workflow?connect_timeout=2&sslmode=verify-full"
