@@ -75,6 +75,15 @@ def test_check_integrity_wants_both_compare_options_and_a_zoned_time(db):
         call_command(
             "check_integrity", "--compare-with", "postgresql://x/y", "--until", "2026-12-01 10:00", stdout=io.StringIO()
         )
+    with pytest.raises(CommandError, match="with a time zone"):  # well formed, but month 13
+        call_command(
+            "check_integrity",
+            "--compare-with",
+            "postgresql://x/y",
+            "--until",
+            "2026-13-01 10:00+00",
+            stdout=io.StringIO(),
+        )
 
 
 @pytest.fixture

@@ -26,7 +26,10 @@ class Command(BaseCommand):
             raise CommandError("--compare-with and --until go together")
         moment = None
         if until:
-            moment = parse_datetime(until)
+            try:
+                moment = parse_datetime(until)
+            except ValueError:  # well formed, but no such moment (month 13, say)
+                moment = None
             if moment is None or moment.tzinfo is None:
                 raise CommandError(f"--until must be an ISO 8601 time with a time zone, not {until!r}")
         with system_scope():  # the system's work: it checks every queue's tasks

@@ -109,6 +109,8 @@ def write_batch_of_cases(batch: str, count: int) -> list[str]:
         task = (
             WorkflowTask.objects.filter(process_instance__case_mapping__case=case, status="OPEN").order_by("pk").first()
         )
+        if task is None:
+            raise CommandError(f"{case.case_number} opened no task: is the demo workflow deployed?")
         worker = people[demo.DEMO_WORKER_BY_QUEUE[task.queue_id]]
         task_claim(user=worker, task_id=task.pk)
         task_complete(user=worker, task_id=task.pk, variables=demo.DEMO_STEPS[0](allegation, task.task_definition_key))
