@@ -6,13 +6,11 @@ from __future__ import annotations
 from celery import shared_task
 
 from core import encryption
-from core.errors import WorkflowError
 from core.jobs import JOB_OPTIONS
-from entitlements.models import User
 from entitlements.row_scope import system_scope
 
 from .models import RetentionAction
-from .privacy.erasure import case_subjects_erase, user_erase
+from .privacy.erasure import person_erase
 from .privacy.retention import retention_apply
 
 
@@ -69,26 +67,11 @@ def erase_person(
     except encryption.UnreadableValue as exc:
         return {"erased": False, "code": "reason_unreadable", "detail": exc.detail}
     with system_scope():  # the system's work, over every case the person appears in
-        erased_by = None
-        if erased_by_id is not None:
-            erased_by = User.objects.filter(pk=erased_by_id).first()
-            if erased_by is None:
-                return {"erased": False, "code": "erasure_refused", "detail": f"user {erased_by_id} who asked is gone"}
-        try:
-            if kind == "user":
-                (user_id,) = target_ids
-                result = user_erase(
-                    user_id=user_id, reason=reason, erased_by=erased_by, remote_addr=remote_addr, path=path
-                )
-            else:
-                result = case_subjects_erase(
-                    subject_ids=target_ids, reason=reason, erased_by=erased_by, remote_addr=remote_addr, path=path
-                )
-        except WorkflowError as exc:
-            return {"erased": False, "code": exc.code, "detail": exc.detail}
-    return {
-        "erased": True,
-        "pseudonym": result.pseudonym,
-        "security_event_id": result.event_id,
-        "rows_rewritten": sum(result.rows.values()),
-    }
+        return person_erase(
+            kind=kind,
+            target_ids=target_ids,
+            reason=reason,
+            erased_by_id=erased_by_id,
+            remote_addr=remote_addr,
+            path=path,
+        )

@@ -34,7 +34,7 @@ from django.db.models import Q
 
 from core import encryption
 from core.db_roles import maintenance_role
-from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, WorkflowError
 from entitlements.models import ApiToken, SecurityEvent, User
 from entitlements.services import security_event_record
 from tasks.models import TaskStatus, WorkflowTask
@@ -348,6 +348,39 @@ def _case_subjects_erase(*, subject_ids: list[int], reason: str, erased_by, remo
         result=result,
     )
     return result
+
+
+def person_erase(
+    *, kind: str, target_ids: list[int], reason: str, erased_by_id: int | None, remote_addr=None, path=""
+) -> dict:
+    """One erasure asked for by id (a queued one: cases/jobs.py), as a result that names no one: erased, with the
+    pseudonym and the security event that records it, or refused, with the error's code and detail."""
+    erased_by = None
+    if erased_by_id is not None:
+        erased_by = User.objects.filter(pk=erased_by_id).first()
+        if erased_by is None:
+            return {"erased": False, "code": "erasure_refused", "detail": f"user {erased_by_id} who asked is gone"}
+    try:
+        if kind == "user":
+            if len(target_ids) != 1:
+                raise InvalidInput("a user erasure names one user", fields={"target_ids": ["Exactly one id."]})
+            result = user_erase(
+                user_id=target_ids[0], reason=reason, erased_by=erased_by, remote_addr=remote_addr, path=path
+            )
+        elif kind == "case_subjects":
+            result = case_subjects_erase(
+                subject_ids=target_ids, reason=reason, erased_by=erased_by, remote_addr=remote_addr, path=path
+            )
+        else:
+            raise InvalidInput(f"unknown erasure kind {kind!r}", fields={"kind": ["user or case_subjects."]})
+    except WorkflowError as exc:
+        return {"erased": False, "code": exc.code, "detail": exc.detail}
+    return {
+        "erased": True,
+        "pseudonym": result.pseudonym,
+        "security_event_id": result.event_id,
+        "rows_rewritten": sum(result.rows.values()),
+    }
 
 
 def _record(erased_by, identity: Identity, *, reason, remote_addr, path, details, result: ErasureResult) -> int:

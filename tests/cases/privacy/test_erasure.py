@@ -354,3 +354,33 @@ def test_check_integrity_passes_after_an_erasure(alice_everywhere):
     out = io.StringIO()
     call_command("check_integrity", stdout=out)
     assert "All invariants hold." in out.getvalue()
+
+
+def test_a_queued_erasure_answers_with_a_result_that_names_no_one(superuser, fraud_investigator_bob):
+    from cases.privacy.erasure import person_erase
+
+    done = person_erase(kind="user", target_ids=[fraud_investigator_bob.pk], reason="left", erased_by_id=superuser.pk)
+
+    assert done["erased"] is True and done["pseudonym"] == f"erased-user-{fraud_investigator_bob.pk}"
+    assert "bob" not in str(done)
+    assert (
+        person_erase(kind="user", target_ids=[fraud_investigator_bob.pk], reason="x", erased_by_id=superuser.pk)["code"]
+        == "already_erased"
+    )
+
+
+@pytest.mark.parametrize(
+    "kind, ids, asker, code",
+    [
+        ("user", [1, 2], "root", "invalid"),
+        ("nobody", [1], "root", "invalid"),
+        ("user", [1], "gone", "erasure_refused"),
+    ],
+)
+def test_a_queued_erasure_that_cannot_run_is_a_refusal_not_an_error(superuser, kind, ids, asker, code):
+    from cases.privacy.erasure import person_erase
+
+    asker_id = superuser.pk if asker == "root" else 10**9
+    done = person_erase(kind=kind, target_ids=ids, reason="left", erased_by_id=asker_id)
+
+    assert done["erased"] is False and done["code"] == code
