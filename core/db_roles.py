@@ -39,6 +39,7 @@ SCHEMAS = ("entitlements", "queues", "flowable", "onecms", "public")
 DEFINER_FUNCTIONS = {
     "flowable.dashboards_refresh()": (APP,),
     "entitlements.ensure_access_audit_partitions(integer)": (APP,),
+    "flowable.ensure_task_history_partitions(integer)": (APP,),
     "flowable.archive_partition_create(text, text, timestamp with time zone, timestamp with time zone)": (MAINTENANCE,),
     # Row-level security policies call these (docs/row-level-security.md); roles with BYPASSRLS never do.
     "flowable.process_instance_in_acting_queues(bigint)": (APP,),

@@ -89,6 +89,16 @@ ACCESS_AUDIT_PARTITIONS_SQL = "SELECT name FROM entitlements.ensure_access_audit
 ACCESS_AUDIT_MONTHS_AHEAD = 2
 
 
+def months_ahead_check(months_ahead) -> None:
+    """How far ahead month partitions are made (entitlements.month_partitions_ensure): 0 to 24 months."""
+    if isinstance(months_ahead, bool) or not isinstance(months_ahead, int) or not 0 <= months_ahead <= 24:
+        raise InvalidInput(
+            f"months ahead must be a whole number from 0 to 24 (got {months_ahead!r})",
+            code="months_ahead_invalid",
+            fields={"months_ahead": ["A whole number from 0 to 24."]},
+        )
+
+
 @transaction.atomic
 def access_audit_partitions_ensure(*, months_ahead: int = ACCESS_AUDIT_MONTHS_AHEAD) -> list[str]:
     """Create the access audit's month partitions from this month to `months_ahead` months ahead where missing;
@@ -97,12 +107,7 @@ def access_audit_partitions_ensure(*, months_ahead: int = ACCESS_AUDIT_MONTHS_AH
     Through entitlements.ensure_access_audit_partitions, a SECURITY DEFINER function: the application role that
     runs this holds no DDL rights.
     """
-    if isinstance(months_ahead, bool) or not isinstance(months_ahead, int) or not 0 <= months_ahead <= 24:
-        raise InvalidInput(
-            f"months ahead must be a whole number from 0 to 24 (got {months_ahead!r})",
-            code="months_ahead_invalid",
-            fields={"months_ahead": ["A whole number from 0 to 24."]},
-        )
+    months_ahead_check(months_ahead)
     with connection.cursor() as cursor:
         cursor.execute(ACCESS_AUDIT_PARTITIONS_SQL, [months_ahead])
         return [name for (name,) in cursor.fetchall()]

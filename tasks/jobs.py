@@ -14,6 +14,7 @@ from core.jobs import JOB_OPTIONS
 from entitlements.row_scope import system_scope
 
 from .bpmn.workflows import process_fire_due_timers
+from .history_partitioning import task_history_partitions_ensure
 from .services import rebalance_queue_loads
 from .sla.alerts import capacity_alerts_raise
 from .sla.archive import completed_tasks_archive
@@ -64,6 +65,12 @@ def archive_completed_tasks(days: int = 90) -> dict:
             "batches": result.batches,
             "left_locked": result.left_locked,
         }
+
+
+@shared_task(name="workflow.ensure_task_history_partitions", **JOB_OPTIONS)
+def ensure_task_history_partitions() -> dict:
+    """Daily: the task history's month partitions up to next month (migration 0026 schedules it)."""
+    return {"created": task_history_partitions_ensure()}
 
 
 @shared_task(name="workflow.capacity_monitor", **JOB_OPTIONS)
