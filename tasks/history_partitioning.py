@@ -436,6 +436,13 @@ def batch_size_check(batch_size: int) -> None:
         )
 
 
+def duty_check(duty) -> None:
+    if isinstance(duty, bool) or not isinstance(duty, int | float) or not 0.05 <= duty <= 1:
+        raise InvalidInput(
+            f"duty must be between 0.05 and 1 (got {duty!r})", code="duty_invalid", fields={"duty": ["0.05 to 1."]}
+        )
+
+
 def task_history_partition(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -450,10 +457,7 @@ def task_history_partition(
     of the time (0.5: after a batch of 0.2 s it waits 0.2 s), leaving the rest of the cores to users.
     """
     batch_size_check(batch_size)
-    if isinstance(duty, bool) or not isinstance(duty, int | float) or not 0.05 <= duty <= 1:
-        raise InvalidInput(
-            f"duty must be between 0.05 and 1 (got {duty!r})", code="duty_invalid", fields={"duty": ["0.05 to 1."]}
-        )
+    duty_check(duty)
     if connection.in_atomic_block:
         raise Conflict("partition_task_history commits in steps: call it outside a transaction")
     result = PartitioningResult()

@@ -283,3 +283,22 @@ def test_the_command_says_where_the_history_stands_and_partitions_it(single_tabl
 def test_the_command_refuses_a_bad_option_in_one_line(db, args, message):
     with pytest.raises(CommandError, match=message):
         call_command("partition_task_history", *args)
+
+
+def test_migrate_moves_a_small_history_itself_and_leaves_a_large_one_to_the_command(single_table, monkeypatch):
+    from tasks import history_partitioning
+
+    events_in_past_months(400)
+    monkeypatch.setattr(history_partitioning, "MIGRATE_IN_PLACE_MAX_ROWS", 399)
+    assert as_owner(task_history_partition_in_place) is False
+    assert relkind() == "r"
+
+    monkeypatch.setattr(history_partitioning, "MIGRATE_IN_PLACE_MAX_ROWS", 400)
+    before = history_rows()
+    assert as_owner(task_history_partition_in_place) is True
+    assert relkind() == "p" and history_rows() == before
+
+
+def test_the_command_refuses_a_bad_duty_in_one_line(db):
+    with pytest.raises(CommandError, match="duty must be between"):
+        call_command("partition_task_history", "--duty", "0")

@@ -10,6 +10,7 @@ from tasks.history_partitioning import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DUTY,
     batch_size_check,
+    duty_check,
     task_history_partition,
     task_history_partitioning_abandon,
     task_history_partitioning_status,
@@ -50,6 +51,7 @@ class Command(BaseCommand):
         duty = _number(options["duty"], "--duty", float)
         try:
             batch_size_check(batch_size)
+            duty_check(duty)
         except WorkflowError as exc:
             raise CommandError(exc.detail) from exc
         try:
