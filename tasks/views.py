@@ -8,6 +8,7 @@ queues are 404, and the denial is written to the security audit as the API does.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,7 +21,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from core import encryption
 from core.errors import Conflict, InvalidInput, NotFound, WorkflowError
@@ -341,7 +342,21 @@ def task_page(request, task_id: int):
     return render_task_page(request, task_id)
 
 
-@require_POST
+def task_action(view):
+    """A task page's form action: POST does it; any other method (an address bar showing /tasks/N/complete/ after
+    a form came back with errors, reloaded or bookmarked) goes to the task page, never a bare 405."""
+
+    @functools.wraps(view)
+    def action(request, task_id: int):
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("task-page", args=[task_id]), status=303)
+        return view(request, task_id)
+
+    action.__wrapped__ = view
+    return action
+
+
+@task_action
 def task_claim(request, task_id: int):
     try:
         task = services.task_claim(user=request.user, task_id=task_id)
@@ -362,7 +377,7 @@ def claim_conflict_message(error: Conflict, task_id: int) -> str:
     return f"Could not claim task #{task_id}: {error.detail}."
 
 
-@require_POST
+@task_action
 def task_release(request, task_id: int):
     try:
         task = services.task_release(user=request.user, task_id=task_id, comment=request.POST.get("comment", ""))
@@ -375,7 +390,7 @@ def task_release(request, task_id: int):
     return HttpResponseRedirect(reverse("inbox"))
 
 
-@require_POST
+@task_action
 def task_complete(request, task_id: int):
     """Complete with the form's variables; bad input re-renders the form with what was typed and a message per field."""
     try:
@@ -404,11 +419,11 @@ def task_complete(request, task_id: int):
     except Conflict as error:
         messages.error(request, f"Could not complete task #{task_id}: {error.detail}.")
         return HttpResponseRedirect(reverse("task-page", args=[task_id]))
-    messages.success(request, f"Done: “{task.name}” is complete.")
+    messages.success(request, f"“{task.name}” is complete.")  # the page's message adds "Done:"
     return HttpResponseRedirect(reverse("inbox") + "?completed=" + str(task.pk))
 
 
-@require_POST
+@task_action
 def task_comment(request, task_id: int):
     comment = request.POST.get("comment", "")
     try:

@@ -500,6 +500,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Write each job's "last run" to the database as soon as beat sends it (admin → Periodic tasks), not every three
+# minutes: the jobs are few and run minutes apart.
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Workflow model scripts (tasks/bpmn/script_sandbox.py) ----------------------------

@@ -31,7 +31,10 @@ THROUGHPUT_HOURS = 24
 SLA_TREND_DAYS = 14
 
 PERFORMANCE_SQL = """
-SELECT queue_name, open_tasks, claimed_tasks, escalated_tasks, overdue_tasks, oldest_open_at, avg_open_age_seconds
+SELECT queue_name, open_tasks, claimed_tasks, escalated_tasks, overdue_tasks, oldest_open_at,
+       -- the age at the refresh, aged since: the figure as of now, never below 0 (a refresh inside the transaction
+       -- that made the tasks saw them younger than its own start)
+       greatest(avg_open_age_seconds + EXTRACT(EPOCH FROM (now() - computed_at)), 0)
   FROM flowable.mv_queue_performance
  WHERE queue_name = ANY(%(queues)s)
 """

@@ -52,7 +52,10 @@ def test_seed_demo_deploys_the_workflow_and_opens_cases_at_different_stages():
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM onecms.cases")
         assert cursor.fetchone()[0] == 10
-        assert all(title.startswith("Demo case") for title in Case.objects.values_list("title", flat=True))
+        titles = list(Case.objects.values_list("title", flat=True))
+        assert all(title.startswith("Demo case") for title in titles)
+        assert not [title for title in titles if "_" in title]  # "conflict of interest", not a code
+        assert any("conflict of interest report" in title for title in titles)
         cursor.execute("SELECT DISTINCT queue_name FROM flowable.workflow_tasks WHERE status = 'OPEN' ORDER BY 1")
         waiting_in = [row[0] for row in cursor.fetchall()]
         cursor.execute("SELECT count(*) FROM onecms.cases WHERE status = 'CLOSED'")

@@ -101,3 +101,12 @@ def test_dashboard_refresh_time_is_the_latest_refresh(supervisor_sam):
         latest = cursor.fetchone()[0]
 
     assert supervisor_dashboard(user=supervisor_sam).last_refreshed_at == latest
+
+
+def test_average_age_is_as_of_now_and_never_negative(supervisor_sam, make_task):
+    # A refresh in the same transaction as the tasks it counts (seed_demo's) saw them younger than its own start.
+    task = make_task("intake", "Made after the refresh began")
+    task.__class__.objects.filter(pk=task.pk).update(created_at=timezone.now() + timedelta(minutes=1))
+    refresh_dashboards()
+    intake = next(q for q in supervisor_dashboard(user=supervisor_sam).queues if q.queue_name == "intake")
+    assert intake.avg_open_age_seconds == 0

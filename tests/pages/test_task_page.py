@@ -151,10 +151,33 @@ def test_open_task_shows_claim_but_no_form(page_as, caseworker_alice, make_task)
     assert '<span class="badge status status-open">Open</span>' in body
 
 
-def test_actions_are_post_only(page_as, caseworker_alice, claimed_task):
+def test_an_action_address_opened_or_reloaded_goes_to_the_task_page_and_changes_nothing(
+    page_as, caseworker_alice, claimed_task
+):
     client = page_as(caseworker_alice)
     for action in ("claim", "release", "complete", "comment"):
-        assert client.get(f"/tasks/{claimed_task.pk}/{action}/").status_code == 405
+        response = client.get(f"/tasks/{claimed_task.pk}/{action}/")
+        assert (response.status_code, response["Location"]) == (303, f"/tasks/{claimed_task.pk}/")
+    claimed_task.refresh_from_db()
+    assert claimed_task.status == "CLAIMED"
+
+
+def test_a_failed_completion_shown_again_is_reloadable(page_as, caseworker_alice, claimed_task):
+    client = page_as(caseworker_alice)
+    response = client.post(f"/tasks/{claimed_task.pk}/complete/", {"var_received_on": "not a date"})
+    assert response.status_code == 422
+    # What a reload of that address (or opening it again) does:
+    assert client.get(f"/tasks/{claimed_task.pk}/complete/", follow=True).status_code == 200
+
+
+def test_a_completion_says_done_once(page_as, caseworker_alice, claimed_task):
+    response = page_as(caseworker_alice).post(
+        f"/tasks/{claimed_task.pk}/complete/",
+        {"var_received_on": "2026-01-02", "var_received_via": "EMAIL", "var_notes": ""},
+        follow=True,
+    )
+    body = response.content.decode()
+    assert "is complete." in body and "Done: Done:" not in body and body.count("Done:") == 1
 
 
 # --- denials ---------------------------------------------------------------------------------------------------------

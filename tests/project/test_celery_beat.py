@@ -141,3 +141,14 @@ def test_worker_escalates_within_a_tick_and_catches_up_after_a_restart(sla_every
     )
     assert sorted(per_task) == sorted(first + missed)
     assert sla_checks_run() >= 3
+
+
+def test_beat_writes_each_jobs_last_run_as_soon_as_it_sends_it(db):
+    """admin → Periodic tasks shows "Last run" right after a job ran, not up to three minutes later."""
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    from workflow_project.celery import app
+
+    scheduler = DatabaseScheduler(app=app, lazy=True)
+    scheduler._tasks_since_sync, scheduler._last_sync = 1, time.monotonic()
+    assert scheduler.should_sync()

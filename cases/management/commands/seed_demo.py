@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cases import demo
-from cases.models import Case
+from cases.models import AllegationType, Case
 from cases.services import case_open
 from core.errors import WorkflowError
 from entitlements.models import Department, Skill, User, UserRoleAssignment, WorkflowRole
@@ -137,7 +137,7 @@ class Command(BaseCommand):
             allegation, stage = demo.DEMO_CASE_PLAN[index % len(demo.DEMO_CASE_PLAN)]
             case = case_open(
                 user=people["alice"],
-                title=f"{demo.DEMO_CASE_PREFIX} {index + 1:02d}: {allegation.lower()} report",
+                title=f"{demo.DEMO_CASE_PREFIX} {index + 1:02d}: {AllegationType(allegation).label.lower()} report",
                 allegations=[
                     {"type": allegation, "description": demo.DEMO_ALLEGATION_TEXT[allegation], "date": "2026-10-01"}
                 ],
