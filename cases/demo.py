@@ -26,6 +26,10 @@ QUEUES = [
         max_capacity=200,
         routing_strategy="ROUND_ROBIN",
         overflow="triage",
+        # Overdue intake goes up the list at once.
+        escalation_rules=[
+            {"level": 1, "trigger": {"type": "overdue"}, "actions": {"raise_priority": 20, "notify": True}},
+        ],
     ),
     dict(
         queue_name="triage",
@@ -35,6 +39,15 @@ QUEUES = [
         sla_default_hours=48,
         max_capacity=200,
         routing_strategy="LEAST_LOADED",
+        # Four hours before the due date it rises; a day past it, the escalations team takes it.
+        escalation_rules=[
+            {"level": 1, "trigger": {"type": "before_due", "hours": 4}, "actions": {"raise_priority": 10}},
+            {
+                "level": 2,
+                "trigger": {"type": "overdue_by", "hours": 24},
+                "actions": {"move_to_queue": "escalations", "raise_priority": 20, "notify": True},
+            },
+        ],
     ),
     dict(
         queue_name="fraud-investigation",
@@ -45,6 +58,11 @@ QUEUES = [
         max_capacity=100,
         routing_strategy="SKILL_BASED",
         required_skills=["fraud"],
+        # An investigation two days overdue goes to the floor supervisor.
+        escalation_rules=[
+            {"level": 1, "trigger": {"type": "overdue"}, "actions": {"notify": True}},
+            {"level": 2, "trigger": {"type": "overdue_by", "hours": 48}, "actions": {"reassign_to_supervisor": True}},
+        ],
     ),
     dict(
         queue_name="legal-review",
@@ -113,6 +131,7 @@ USERS = [
     DemoUser("alice", "Alice", "Adams", "investigations", ["intake-caseworker", "triage-caseworker"]),
     DemoUser("bob", "Bob", "Brown", "fraud", ["fraud-investigator"], skills=["fraud"]),
     DemoUser("carol", "Carol", "Clark", "legal", ["legal-reviewer"], skills=["legal"]),
+    DemoUser("dave", "Dave", "Dixon", "investigations", ["escalations-caseworker"]),
     DemoUser(
         "integration",
         "Integration",
@@ -176,7 +195,7 @@ DEMO_WORKER_BY_QUEUE = {
     "triage": "alice",
     "fraud-investigation": "bob",
     "legal-review": "carol",
-    "escalations": "alice",
+    "escalations": "dave",
 }
 
 

@@ -17,6 +17,16 @@ class WorkflowQueueForm(forms.ModelForm):
     class Meta:
         model = WorkflowQueue
         fields = "__all__"  # noqa: DJ007 - an admin form: the queue admin edits every field
+        help_texts = {
+            "escalation_rules": (
+                "Ordered levels, each applied once to a task that reached the level before it. For example: "
+                '[{"level": 1, "trigger": {"type": "before_due", "hours": 4}, "actions": {"raise_priority": 10}}, '
+                '{"level": 2, "trigger": {"type": "overdue_by", "hours": 24}, '
+                '"actions": {"move_to_queue": "escalations", "notify": true}}]. '
+                "Triggers: overdue; before_due, overdue_by, open_longer_than (with hours: clock hours, not business "
+                "hours). Actions: raise_priority (by 0–100), move_to_queue, reassign_to_supervisor, notify."
+            )
+        }
 
     def clean_escalation_rules(self):
         rules = self.cleaned_data.get("escalation_rules")

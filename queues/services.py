@@ -12,6 +12,7 @@ from core.errors import InvalidInput, NotFound
 from entitlements.access import may, permission_codename
 from entitlements.models import Capability, Department, WorkflowRole
 
+from .escalation import parse_rules
 from .locks import queues_for_update
 from .models import BusinessCalendar, BusinessHoliday, DepartmentCalendar, QueueGroupObjectPermission, WorkflowQueue
 
@@ -47,6 +48,8 @@ def role_queue_permissions_sync(*, role: WorkflowRole, **signal) -> None:
 @transaction.atomic
 def queue_save(*, queue_name: str, **fields) -> WorkflowQueue:
     """Create or update a queue; roles that name it get their permissions on it."""
+    if "escalation_rules" in fields:
+        parse_rules(fields["escalation_rules"])  # InvalidInput naming the bad level
     queue, _ = WorkflowQueue.objects.update_or_create(queue_name=queue_name, defaults=fields)
     for role in WorkflowRole.objects.filter(queue_names__contains=[queue_name]):
         role_queue_permissions_sync(role=role)

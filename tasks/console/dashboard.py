@@ -101,6 +101,7 @@ SELECT u.username, coalesce(c.claimed_now, 0), coalesce(d.completed_today, 0)
   FROM claimed c
   FULL JOIN completed d ON d.assignee_id = c.assignee_id
   JOIN entitlements.users u ON u.id = coalesce(c.assignee_id, d.assignee_id)
+ WHERE NOT u.is_service_account  -- integration accounts are not caseworkers
  ORDER BY u.username
 """
 

@@ -102,3 +102,31 @@ def test_seed_demo_keeps_passwords_when_run_again_without_option(capsys):
     run_seed("--password", "kept-pass-123")
     run_seed()
     assert User.objects.get(username="alice").check_password("kept-pass-123")
+
+
+def test_the_demo_escalates_and_someone_works_the_escalations_queue():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from entitlements.models import Capability
+    from queues.escalation import parse_rules
+    from queues.models import WorkflowQueue
+    from queues.selectors import queue_people
+    from tasks.models import WorkflowTask
+    from tasks.services import task_insert
+    from tasks.sla.escalation import escalate_overdue_tasks
+
+    run_seed("--no-workflows")
+    escalations = WorkflowQueue.objects.get(queue_name="escalations")
+    assert "dave" in {user.username for user in queue_people(queue=escalations, capability=Capability.WORK)}
+    with_rules = WorkflowQueue.objects.exclude(escalation_rules=[])
+    assert {"intake", "triage", "fraud-investigation"} <= set(with_rules.values_list("queue_name", flat=True))
+    for queue in with_rules:
+        parse_rules(queue.escalation_rules)
+
+    late = task_insert(queue=WorkflowQueue.objects.get(queue_name="triage"), name="Late triage")
+    WorkflowTask.objects.filter(pk=late.pk).update(due_date=timezone.now() - timedelta(hours=30))
+    escalate_overdue_tasks()
+    late.refresh_from_db()
+    assert (late.queue_id, late.escalation_level) == ("escalations", 2)

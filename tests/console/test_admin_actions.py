@@ -222,3 +222,10 @@ def test_task_changelist_searches_by_business_key(supervisor_client, make_task):
 
     assert response.status_code == 200
     assert list(response.context["cl"].result_list) == []
+
+
+def test_the_queue_form_shows_the_escalation_rules_format(client, supervisor_sam):
+    client.force_login(supervisor_sam)
+    intake = WorkflowQueue.objects.get(queue_name="intake")
+    body = client.get(f"{QUEUES_URL}{intake.pk}/change/").content.decode()
+    assert '"before_due"' in body and "reassign_to_supervisor" in body

@@ -110,3 +110,10 @@ def test_average_age_is_as_of_now_and_never_negative(supervisor_sam, make_task):
     refresh_dashboards()
     intake = next(q for q in supervisor_dashboard(user=supervisor_sam).queues if q.queue_name == "intake")
     assert intake.avg_open_age_seconds == 0
+
+
+def test_an_integration_account_is_not_listed_among_the_caseworkers(supervisor_sam, integration_account, make_task):
+    task = make_task("intake", "Claimed by the integration")
+    task.__class__.objects.filter(pk=task.pk).update(status="CLAIMED", assignee=integration_account)
+    dashboard = supervisor_dashboard(user=supervisor_sam)
+    assert "integration" not in [c.username for c in dashboard.caseworkers]

@@ -122,3 +122,13 @@ def test_rebalance_for_a_supervisor_touches_only_queues_they_supervise(make_task
     assert WorkflowTask.objects.filter(queue_id="intake").count() == 1
     assert rebalance_queue_loads(queue_names=["triage"]) == []
     assert rebalance_queue_loads(queue_names=["intake"]) == [{"from_queue": "intake", "to_queue": "triage", "tasks": 1}]
+
+
+def test_saving_a_queue_with_bad_escalation_rules_is_refused_naming_the_level(db):
+    from core.errors import InvalidInput
+    from queues.models import WorkflowQueue
+
+    with pytest.raises(InvalidInput) as refused:
+        queue_save(queue_name="badly-escalated", display_name="Bad", escalation_rules=[{"trigger": {"type": "later"}}])
+    assert "level 1" in refused.value.fields["escalation_rules"][0]
+    assert not WorkflowQueue.objects.filter(queue_name="badly-escalated").exists()
