@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status, viewsets
 from rest_framework.response import Response
 
@@ -14,13 +14,29 @@ from tasks.api import TaskViewSet, errors, via
 from tasks.models import WorkflowTask
 
 from . import selectors, services
-from .models import Case, CaseSubject
+from .models import AllegationType, Case, CaseSubject
 
 
 class AllegationSerializer(serializers.Serializer):
     type = serializers.CharField()
     description = serializers.CharField()
     date = serializers.DateField(required=False, allow_null=True)
+
+
+class AllegationInputSerializer(serializers.Serializer):
+    """One allegation: its type, what is alleged, and when (optional). A bad part is named in the error, e.g.
+    `allegations[0].type`."""
+
+    type = serializers.ChoiceField(choices=AllegationType.choices)
+    description = serializers.CharField()
+    date = serializers.DateField(required=False, allow_null=True, help_text="YYYY-MM-DD, not in the future.")
+
+
+@extend_schema_field(AllegationInputSerializer(many=True))
+class AllegationsField(serializers.ListField):
+    """A list of allegation objects, described in the schema by AllegationInputSerializer."""
+
+    child = serializers.DictField()
 
 
 class CaseSubjectSerializer(serializers.ModelSerializer):
@@ -113,7 +129,7 @@ class CaseDetailSerializer(CaseSerializer):
 class CaseOpenSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=300)
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
-    allegations = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+    allegations = AllegationsField(allow_empty=False, max_length=services.MAX_ALLEGATIONS)
     workflow_type = serializers.CharField(max_length=200, required=False, default="onecms_case_handling")
     priority = serializers.IntegerField(min_value=0, max_value=100, required=False, default=50)
     subjects = serializers.ListField(

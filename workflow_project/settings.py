@@ -474,6 +474,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # Text a field refuses when blank says so (minLength 1, and a non-space pattern: DRF trims input first).
     "ENFORCE_NON_BLANK_FIELDS": True,
+    "ENUM_NAME_OVERRIDES": {"AllegationTypeEnum": "cases.models.AllegationType"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.document_database_conflict",

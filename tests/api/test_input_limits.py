@@ -118,3 +118,21 @@ def test_ordinary_unicode_and_nesting_within_the_limit_are_accepted(api_as, supe
 
     assert response.status_code == 201, response.json()
     assert WorkflowTask.objects.get(pk=response.json()["id"]).variables["emoji"] == "😀"
+
+
+def test_the_schema_types_an_allegation_as_the_server_checks_it():
+    from drf_spectacular.generators import SchemaGenerator
+
+    components = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]
+    opening = components["CaseOpen"]["properties"]["allegations"]
+    assert opening["type"] == "array" and opening["items"]["$ref"].endswith("/AllegationInput")
+    allegation = components["AllegationInput"]
+    assert set(allegation["required"]) == {"type", "description"}
+    assert allegation["properties"]["type"]["$ref"].endswith("/AllegationTypeEnum")
+    assert components["AllegationTypeEnum"]["enum"] == [
+        "FRAUD",
+        "MISCONDUCT",
+        "HARASSMENT",
+        "CONFLICT_OF_INTEREST",
+        "OTHER",
+    ]
