@@ -75,9 +75,17 @@ class DueState:
     label: str
 
 
-def due_state(due_date, now) -> DueState:
+def due_state(due_date, now, *, status: str = TaskStatus.OPEN, completed_at=None) -> DueState:
+    """How the due date stands: for a task still to do, against now; for a finished one, against when it was
+    finished (a completed task is not "due in a week")."""
     from django.utils.timesince import timesince, timeuntil
 
+    if status in (TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.ESCALATED):
+        if due_date is None or completed_at is None or status != TaskStatus.COMPLETED:
+            return DueState("done", "Finished")
+        if completed_at <= due_date:
+            return DueState("done", "Done on time")
+        return DueState("done-late", f"Done {timesince(due_date, completed_at, depth=1)} late")
     if due_date is None:
         return DueState("none", "No due date")
     if due_date < now:
@@ -305,7 +313,7 @@ def render_task_page(
     history = list(selectors.task_history_of(task=task))
     archived = isinstance(task, ArchivedTask)  # read-only: no claim, completion or comment
     now = timezone.now()
-    task.due = due_state(task.due_date, now)
+    task.due = due_state(task.due_date, now, status=task.status, completed_at=task.completed_at)
     workable = not archived and task.queue_id in queue_names_for_user(user=request.user, capability=Capability.WORK)
     mine = task.status == TaskStatus.CLAIMED and task.assignee_id == request.user.pk
     non_field_errors = [

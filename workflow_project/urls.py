@@ -14,6 +14,13 @@ from tasks import views as task_pages
 from tasks.api import DefinitionViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
 from tasks.console import metrics
 
+# The supervisor console is Django's admin site, named for what it is. Without the app list beside every page (the
+# breadcrumbs and the index lead everywhere) a changelist keeps all its columns in view at common widths.
+admin.site.site_header = "Supervisor console"
+admin.site.site_title = "Supervisor console"
+admin.site.index_title = "Dashboard and administration"
+admin.site.enable_nav_sidebar = False
+
 
 class Router(SimpleRouter):
     """Routes that answer with or without a trailing slash (the contract writes /claim/next without one)."""

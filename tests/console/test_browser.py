@@ -95,3 +95,48 @@ def test_supervisor_reassigns_two_tasks_and_escalates_one_from_the_console(live_
     ).exists()
     assert page.dialogs == []
     assert not re.search(r"Server Error", page.content())
+
+
+# Each word of each header cell of the element, and how many line boxes it takes (1 unless broken mid-word).
+WORD_LINES_JS = """
+(selector) => {
+  const out = [];
+  for (const th of document.querySelectorAll(selector)) {
+    const walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const match of node.textContent.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        out.push([match[0], tops.size]);
+      }
+    }
+  }
+  return out;
+}
+"""
+
+
+def test_at_1400_pixels_no_header_breaks_mid_word_and_the_task_list_shows_every_column(live_server_url, chromium):
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    try:
+        intake_task("A task to list", due_date=timezone.now() + timedelta(days=1))
+        refresh_dashboards()
+        page.goto(f"{live_server_url}/admin/login/?next=/admin/")
+        page.get_by_label("Username").fill("supervisor")
+        page.get_by_label("Password").fill(DEMO_PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Supervisor dashboard")).to_be_visible()
+        broken = [word for word, lines in page.evaluate(WORD_LINES_JS, "#supervisor-dashboard thead th") if lines > 1]
+        assert broken == []
+
+        page.goto(f"{live_server_url}/admin/tasks/workflowtask/")
+        screenshot(page, "task-changelist-1400.png")
+        panel = page.locator("#changelist-filter").bounding_box()
+        for column in ("column-due_date", "column-escalation_level", "column-created_at"):
+            header = page.locator(f"#result_list th.{column}").bounding_box()
+            assert header["x"] + header["width"] <= panel["x"], column
+    finally:
+        context.close()

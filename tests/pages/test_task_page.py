@@ -269,3 +269,24 @@ def test_an_archived_task_outside_my_queues_is_404_and_audited(page_as, fraud_in
     assert response.status_code == 404
     denial = SecurityEvent.objects.filter(event_type="PERMISSION_DENIED").latest("event_id")
     assert denial.details.get("task_id") == archived_task.pk and denial.details.get("archived") is True
+
+
+def test_a_finished_task_says_how_it_met_its_due_date_not_when_it_is_due(page_as, caseworker_alice, claimed_task):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tasks.services import task_complete
+
+    WorkflowTask.objects.filter(pk=claimed_task.pk).update(due_date=timezone.now() + timedelta(days=7))
+    task_complete(
+        user=caseworker_alice,
+        task_id=claimed_task.pk,
+        variables={"received_on": "2026-01-02", "received_via": "EMAIL"},
+    )
+    body = page_as(caseworker_alice).get(f"/tasks/{claimed_task.pk}/").content.decode()
+    assert "Done on time" in body and "Due in" not in body
+
+    WorkflowTask.objects.filter(pk=claimed_task.pk).update(due_date=timezone.now() - timedelta(days=2))
+    body = page_as(caseworker_alice).get(f"/tasks/{claimed_task.pk}/").content.decode()
+    assert "late" in body and "Overdue" not in body
