@@ -11,6 +11,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.template import loader
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as django_server_error
+from django_guid import get_guid
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -229,11 +230,19 @@ def _fields(detail) -> dict[str, list[str]]:
     return {"non_field_errors": _flatten(detail)}
 
 
-def error_response(*, code: str, detail: str, http_status: int, fields: dict | None = None, headers=None) -> Response:
+def error_body(code: str, detail: str, fields: dict | None = None) -> dict:
+    """{"code", "detail", "fields"?, "request_id"?}: the request id lets a caller quote the failure, and an operator
+    find its log lines (X-Request-ID, django-guid)."""
     body = {"code": code, "detail": detail}
     if fields:
         body["fields"] = fields
-    return Response(body, status=http_status, headers=headers)
+    if request_id := get_guid():
+        body["request_id"] = request_id
+    return body
+
+
+def error_response(*, code: str, detail: str, http_status: int, fields: dict | None = None, headers=None) -> Response:
+    return Response(error_body(code, detail, fields), status=http_status, headers=headers)
 
 
 def exception_handler(exc, context):
@@ -303,14 +312,14 @@ API_PREFIX = "/api/"
 def not_found(request, exception=None):
     """404 for URLs that match no route: JSON under /api/, Django's page elsewhere."""
     if request.path.startswith(API_PREFIX):
-        return JsonResponse({"code": "not_found", "detail": "No such resource."}, status=404)
+        return JsonResponse(error_body("not_found", "No such resource."), status=404)
     return page_not_found(request, exception)
 
 
 def database_fault_response(request, fault: DatabaseFault):
     """503 with Retry-After: JSON under /api/, a plain "try again" page elsewhere."""
     if request.path.startswith(API_PREFIX):
-        response = JsonResponse({"code": fault.code, "detail": fault.detail}, status=503)
+        response = JsonResponse(error_body(fault.code, fault.detail), status=503)
     else:
         # Rendered without a request context: the context processors would need the database.
         response = HttpResponse(loader.render_to_string("503.html", {"reason": fault.page_reason}), status=503)
@@ -327,5 +336,5 @@ def server_error(request):
         drop_connections_to_read_only_servers()
         return database_fault_response(request, fault)
     if request.path.startswith(API_PREFIX):
-        return JsonResponse({"code": "server_error", "detail": "Internal error; it has been logged."}, status=500)
+        return JsonResponse(error_body("server_error", "Internal error; it has been logged."), status=500)
     return django_server_error(request)

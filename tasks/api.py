@@ -37,6 +37,9 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     detail = serializers.CharField()
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    request_id = serializers.CharField(
+        required=False, help_text="This request's id, also in the X-Request-ID header and the server's logs."
+    )
 
 
 ERRORS = {

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from django_guid.integrations import CeleryIntegration
 
 from core import database_url
 
@@ -149,6 +150,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_celery_results",
     "django_htmx",
+    "django_guid",
     "csp",
     "core",
     "entitlements",
@@ -158,6 +160,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request id (X-Request-ID) is in every log line of the request, its error body and its jobs.
+    "django_guid.middleware.guid_middleware",
     "core.metrics.RequestLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -520,14 +524,55 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # --- Logging --------------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# LOG_FORMAT=json: one JSON object a line (python-json-logger), for a log shipper; otherwise plain lines. Either way
+# each line carries the request id of the request (or of the request that queued the job) it belongs to.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "django_guid.log_filters.CorrelationId"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s [%(correlation_id)s] %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",
+            "rename_fields": {"correlation_id": "request_id", "asctime": "time", "levelname": "level"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "spiff": {"level": "WARNING"}},
 }
+
+# The request id: a client's X-Request-ID is kept when it is a UUID, else one is made; it is returned in the
+# X-Request-ID header and in error bodies, and travels to the Celery jobs the request queues.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+DJANGO_GUID = {
+    "GUID_HEADER_NAME": "X-Request-ID",
+    "VALIDATE_GUID": True,
+    "RETURN_HEADER": True,
+    "EXPOSE_HEADER": True,
+    "INTEGRATIONS": [CeleryIntegration(use_django_logging=True, log_parent=True)],
+}
+
+# Error tracking (optional): SENTRY_DSN sends unhandled errors of web requests and jobs to Sentry (or a compatible
+# service), without personal data, each tagged with its request id; SENTRY_ENVIRONMENT names the deployment.
+if SENTRY_DSN:
+    import sentry_sdk
+
+    from core.errors_tracking import event_with_request_id
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
+        send_default_pii=False,
+        traces_sample_rate=float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0")),
+        before_send=event_with_request_id,
+    )
 
 # Index names follow the seed (e.g. idx_workflow_tasks_queue_status_priority); Django caps them at 30
 # characters for Oracle's sake, PostgreSQL allows 63.
