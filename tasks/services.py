@@ -100,6 +100,8 @@ def _user_skills(user) -> set[str]:
 
 
 def _require_skills(task: WorkflowTask, user) -> None:
+    if not task.required_skills:
+        return  # most tasks need none: no query for the user's skills
     missing = sorted(set(task.required_skills) - _user_skills(user))
     if missing:
         raise Conflict(
@@ -396,14 +398,16 @@ def task_claim(*, user, task_id: int, via_account=None) -> WorkflowTask:
         raise Conflict(f"task {task_id} is claimed by someone else", code="task_claimed")
     _require_state(task, TaskStatus.OPEN, action="claim")
     _require_skills(task, user)
-    queue = task.queue = queues_for_update().get(queue_name=task.queue_id)
-    if queue.current_load >= queue.max_capacity:
-        raise Conflict(f"queue {queue.queue_name} is at capacity", code="queue_at_capacity")
+    # The queue's row is locked by the update that counts the claim, and only if it has room: one statement.
+    taken = WorkflowQueue.objects.filter(queue_name=task.queue_id, current_load__lt=F("max_capacity")).update(
+        current_load=F("current_load") + 1
+    )
+    if not taken:
+        raise Conflict(f"queue {task.queue_id} is at capacity", code="queue_at_capacity")
     task.status = TaskStatus.CLAIMED
     task.assignee = user
     task.claimed_at = timezone.now()
     task.save(update_fields=["status", "assignee", "claimed_at", "updated_at"])
-    _adjust_load(task.queue_id, +1)
     _history(
         task,
         TaskEventType.CLAIMED,
