@@ -23,6 +23,9 @@ TRIAGE = {"allegation_type": "MISCONDUCT"}
 # insert it, the case's routing hop (none here), the history rows in one insert.
 CLAIM_QUERIES = 6
 COMPLETE_QUERIES = 12
+# A case's workflow: the next task's hop appended to the case's routing history (lock the mapping reading its last
+# hop, append, mark an open case in progress) instead of the look for a mapping.
+COMPLETE_CASE_STEP_QUERIES = 14
 
 
 @pytest.fixture
@@ -77,6 +80,29 @@ def test_completing_a_task_takes_a_fixed_number_of_queries(
         services.task_complete(user=caseworker_alice, task_id=task.pk, variables=(INTAKE, TRIAGE)[step])
 
     assert WorkflowTask.objects.filter(process_instance=instance, status="OPEN").count() == 1
+
+
+def test_completing_a_step_of_a_case_takes_a_fixed_number_of_queries(
+    running_server, caseworker_alice, django_assert_num_queries
+):
+    from cases.models import Case
+    from cases.services import case_open
+
+    case = case_open(
+        user=caseworker_alice,
+        title="t",
+        description="d",
+        allegations=[{"type": "FRAUD", "description": "x", "date": "2026-01-15"}],
+    )
+    task = WorkflowTask.objects.get(process_instance__business_key=case.case_number, status="OPEN")
+    services.task_claim(user=caseworker_alice, task_id=task.pk)
+
+    with django_assert_num_queries(COMPLETE_CASE_STEP_QUERIES):
+        services.task_complete(user=caseworker_alice, task_id=task.pk, variables=INTAKE)
+
+    case = Case.objects.get(pk=case.pk)
+    assert case.status == "IN_PROGRESS"
+    assert [hop["to_queue"] for hop in case.workflow_mappings.get().routing_history][-1] == "triage"
 
 
 def test_completing_sends_the_row_scope_twice(running_server, caseworker_alice, monkeypatch):
