@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 from django.db import connection, transaction
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from core.encrypted_fields import seal_keys
@@ -207,14 +208,25 @@ def case_open(
     return case
 
 
+# The last hop's queue, without opening (or reading) every hop's reason.
+_LAST_HOP_QUEUE = RawSQL("routing_history -> -1 ->> 'to_queue'", ())
+_FROM_LAST_HOP = object()
+
+
 def _append_hop(process_instance_id: int, *, from_queue, to_queue, user, reason: str) -> None:
     """One hop appended in SQL with its reason sealed: the hops there keep their bytes (append-only trigger) and are
-    neither read nor opened."""
+    neither read nor opened. `from_queue` _FROM_LAST_HOP: the queue of the last hop, read as the mapping is locked."""
     mapping = (
-        case_mappings_for_update().filter(process_instance_id=process_instance_id).defer("routing_history").first()
+        case_mappings_for_update()
+        .filter(process_instance_id=process_instance_id)
+        .defer("routing_history")
+        .annotate(last_queue=_LAST_HOP_QUEUE)
+        .first()
     )
     if mapping is None:
         return
+    if from_queue is _FROM_LAST_HOP:
+        from_queue = mapping.last_queue
     hop = {
         "from_queue": from_queue,
         "to_queue": to_queue,
@@ -228,8 +240,8 @@ def _append_hop(process_instance_id: int, *, from_queue, to_queue, user, reason:
             "WHERE mapping_id = %s",
             [json.dumps(seal_keys([hop], HOP_SEALED_KEYS)), mapping.pk],
         )
-    if mapping.case.status == CaseStatus.OPEN and from_queue is not None:
-        Case.objects.filter(pk=mapping.case_id).update(status=CaseStatus.IN_PROGRESS)
+    if from_queue is not None:  # work has moved on from its first queue: an open case is in progress
+        Case.objects.filter(pk=mapping.case_id, status=CaseStatus.OPEN).update(status=CaseStatus.IN_PROGRESS)
 
 
 def record_task_moved(*, task, from_queue, to_queue, user, reason="", **signal) -> None:
@@ -242,16 +254,9 @@ def record_task_moved(*, task, from_queue, to_queue, user, reason="", **signal) 
 
 def record_task_opened(*, instance, task, user, **signal) -> None:
     """Receives tasks.signals.process_task_opened: a hop from the queue where the case's work last was."""
-    with connection.cursor() as cursor:  # the last hop's queue, without opening every hop's reason
-        cursor.execute(
-            "SELECT routing_history -> -1 ->> 'to_queue' FROM onecms.case_workflow_mapping "
-            "WHERE process_instance_id = %s",
-            [instance.pk],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return
-    _append_hop(instance.pk, from_queue=row[0], to_queue=task.queue_id, user=user, reason=f"next step: {task.name}")
+    _append_hop(
+        instance.pk, from_queue=_FROM_LAST_HOP, to_queue=task.queue_id, user=user, reason=f"next step: {task.name}"
+    )
 
 
 def record_process_completed(*, instance, **signal) -> None:

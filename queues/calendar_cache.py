@@ -1,9 +1,9 @@
 """The business calendar a queue's SLA hours count in, cached: every new task computes a due date from it, and it
 changes only when someone edits a calendar, its holidays, a department's calendar or the department tree.
 
-Entries live in Django's cache (Redis with REDIS_URL: shared by every web and worker process) under a generation
-number that any such edit bumps (receivers connected in queues/apps.py), so an edit is seen by the next task
-everywhere. A queue's own calendar and department are part of the key: editing the queue needs no bump. Writes that
+Entries live in Django's cache (Redis with REDIS_URL: shared by every web and worker process), each stamped with the
+generation number it was read under; any such edit bumps the generation (receivers connected in queues/apps.py), so
+an edit is seen by the next task everywhere. The generation and the queue's entry are read in one round trip. A queue's own calendar and department are part of the key: editing the queue needs no bump. Writes that
 bypass model signals (raw SQL, QuerySet.update) are bounded by WORK_CALENDAR_CACHE_SECONDS. Without REDIS_URL each
 process would hold its own copy that another process's edit cannot reach, so the cache is off there (the setting's
 default is 0). A cache that cannot be reached is skipped: the calendar is read from the database, as uncached.
@@ -23,7 +23,6 @@ from .calendar import WorkCalendar
 log = logging.getLogger(__name__)
 
 GENERATION_KEY = "queues:work-calendar:generation"
-_MISSING = object()
 
 
 class _Pending(threading.local):
@@ -54,17 +53,21 @@ def cached_work_calendar(queue, compute) -> WorkCalendar | None:
     timeout = settings.WORK_CALENDAR_CACHE_SECONDS
     if not timeout or _changed_in_this_transaction():
         return compute()
+    key = f"queues:work-calendar:{queue.pk}:{queue.business_calendar_id}:{queue.department_id}"
     try:
-        key = f"queues:work-calendar:{_generation()}:{queue.pk}:{queue.business_calendar_id}:{queue.department_id}"
-        found = cache.get(key, _MISSING)
+        found = cache.get_many([GENERATION_KEY, key])
+        generation = found.get(GENERATION_KEY)
+        if generation is None:
+            generation = _generation()
     except Exception:
         log.warning("business calendar read uncached: the cache is unavailable", exc_info=True)
         return compute()
-    if found is not _MISSING:
-        return found[0]  # a one-tuple: None (round the clock) is a value, not a miss
+    entry = found.get(key)
+    if entry is not None and entry[0] == generation:
+        return entry[1]  # (generation, calendar): None (round the clock) is a value, not a miss
     calendar = compute()
     try:
-        cache.set(key, (calendar,), timeout=timeout)
+        cache.set(key, (generation, calendar), timeout=timeout)
     except Exception:
         log.warning("business calendar not cached: the cache is unavailable", exc_info=True)
     return calendar

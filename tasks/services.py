@@ -7,7 +7,9 @@ event with actor, old and new values, and keeps each queue's current_load equal 
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from datetime import datetime
 
 from django.contrib.postgres.aggregates import ArrayAgg
@@ -43,11 +45,31 @@ MAX_NAME_LENGTH = 300
 
 # --- helpers shared by the services ------------------------------------------------------------------------------
 
+_history_batch: ContextVar[list[TaskHistory] | None] = ContextVar("task_history_batch", default=None)
+
+
+@contextmanager
+def history_batched() -> Iterator[None]:
+    """The history rows the block appends are inserted at its end, in one statement, in the order appended (so
+    their event ids are in that order too). Nothing is inserted when the block raises: its transaction rolls back.
+    Inside a batch already, the outer batch inserts them. The block must not read back the rows it appends."""
+    if _history_batch.get() is not None:
+        yield
+        return
+    rows: list[TaskHistory] = []
+    token = _history_batch.set(rows)
+    try:
+        yield
+    finally:
+        _history_batch.reset(token)
+    if rows:
+        TaskHistory.objects.bulk_create(rows)
+
 
 def _history(
     task: WorkflowTask, event_type: str, *, user, via_account=None, old=None, new=None, comment=""
 ) -> TaskHistory:
-    return TaskHistory.objects.create(
+    event = TaskHistory(
         task=task,
         event_type=event_type,
         actor=user,
@@ -56,6 +78,12 @@ def _history(
         new_values=new or {},
         comment=comment or "",
     )
+    batch = _history_batch.get()
+    if batch is None:
+        event.save(force_insert=True)
+    else:
+        batch.append(event)
+    return event
 
 
 def _adjust_load(queue_name: str, delta: int) -> None:
@@ -72,6 +100,8 @@ def _user_skills(user) -> set[str]:
 
 
 def _require_skills(task: WorkflowTask, user) -> None:
+    if not task.required_skills:
+        return  # most tasks need none: no query for the user's skills
     missing = sorted(set(task.required_skills) - _user_skills(user))
     if missing:
         raise Conflict(
@@ -368,14 +398,16 @@ def task_claim(*, user, task_id: int, via_account=None) -> WorkflowTask:
         raise Conflict(f"task {task_id} is claimed by someone else", code="task_claimed")
     _require_state(task, TaskStatus.OPEN, action="claim")
     _require_skills(task, user)
-    queue = task.queue = queues_for_update().get(queue_name=task.queue_id)
-    if queue.current_load >= queue.max_capacity:
-        raise Conflict(f"queue {queue.queue_name} is at capacity", code="queue_at_capacity")
+    # The queue's row is locked by the update that counts the claim, and only if it has room: one statement.
+    taken = WorkflowQueue.objects.filter(queue_name=task.queue_id, current_load__lt=F("max_capacity")).update(
+        current_load=F("current_load") + 1
+    )
+    if not taken:
+        raise Conflict(f"queue {task.queue_id} is at capacity", code="queue_at_capacity")
     task.status = TaskStatus.CLAIMED
     task.assignee = user
     task.claimed_at = timezone.now()
     task.save(update_fields=["status", "assignee", "claimed_at", "updated_at"])
-    _adjust_load(task.queue_id, +1)
     _history(
         task,
         TaskEventType.CLAIMED,
@@ -424,11 +456,13 @@ def task_release(*, user, task_id: int, via_account=None, comment: str = "") -> 
 def task_complete(
     *, user, task_id: int, variables: dict | None = None, comment: str = "", via_account=None
 ) -> WorkflowTask:
-    """Finish a task the user holds, with its form variables; the process it belongs to moves on in the same transaction."""
-    # Lock order: the process instance first, then the task (so a parallel join cannot interleave).
-    task = task_for_user(user=user, task_id=task_id, capability=Capability.WORK)
-    if task.process_instance_id:
-        process_instances_for_update().filter(pk=task.process_instance_id).values_list("pk").first()
+    """Finish a task the user holds, with its form variables; the process it belongs to moves on in the same transaction.
+
+    The task's access is checked once, as it is locked; its process instance is locked (first, so that a parallel
+    join cannot interleave) and read in one statement, for the engine's step. The step runs in the system row scope
+    (the next tasks go wherever the model sends them), and the history rows of the whole call are one insert.
+    """
+    instance = process_instances_for_update().filter(pk=Subquery(_task_process_instance(task_id))).first()
     task = task_for_user(user=user, task_id=task_id, capability=Capability.WORK, for_update=True)
     if task.status == TaskStatus.OPEN:
         raise Conflict(f"claim task {task_id} before completing it", code="task_not_claimed")
@@ -437,11 +471,21 @@ def task_complete(
         raise Conflict(f"task {task_id} is held by someone else", code="task_claimed")
     if task.delegation_state == "PENDING":
         raise Conflict(f"task {task_id} is delegated: resolve it instead", code="task_delegated")
+    if instance is not None and instance.pk == task.process_instance_id:
+        task.process_instance = instance  # the engine's step reads it from here rather than again
     cleaned = validate_task_variables(task.form_fields, variables)
-    if task.process_instance_id:
-        # The engine may close the instance's other tasks (a boundary event, a joined branch): lock them now, before
-        # this task's queue load changes, not after. They may be in queues the user cannot see: the engine's rows.
-        with system_scope():
+    sensitive = sensitive_names(task.form_fields)
+    sealed = seal_sensitive(sensitive, cleaned)
+    now = timezone.now()
+    task.status = TaskStatus.COMPLETED
+    task.completed_at = now
+    task.variables = {**task.variables, **sealed}
+    task.save(update_fields=["status", "completed_at", "variables", "updated_at"])
+    # Checked above: the rest is the system's (other tasks of the instance, next tasks, in any queue).
+    with system_scope(), history_batched():
+        if task.process_instance_id:
+            # The engine may close the instance's other tasks (a boundary event, a joined branch): lock them now,
+            # before this task's queue load changes, not after.
             list(
                 tasks_for_update(
                     WorkflowTask.objects.filter(
@@ -450,28 +494,26 @@ def task_complete(
                     ).exclude(pk=task.pk)
                 ).values_list("pk", flat=True)
             )
-    sensitive = sensitive_names(task.form_fields)
-    sealed = seal_sensitive(sensitive, cleaned)
-    now = timezone.now()
-    task.status = TaskStatus.COMPLETED
-    task.completed_at = now
-    task.variables = {**task.variables, **sealed}
-    task.save(update_fields=["status", "completed_at", "variables", "updated_at"])
-    _adjust_load(task.queue_id, -1)
-    _history(
-        task,
-        TaskEventType.COMPLETED,
-        user=user,
-        via_account=via_account,
-        comment=comment,
-        old={"status": TaskStatus.CLAIMED},
-        new={"status": TaskStatus.COMPLETED, "variables": redact_sensitive(sensitive, cleaned)},
-    )
-    if task.process_instance_id:
-        signals.task_completed.send(
-            sender=WorkflowTask, task=task, variables=sealed, user=user, via_account=via_account
+        _adjust_load(task.queue_id, -1)
+        _history(
+            task,
+            TaskEventType.COMPLETED,
+            user=user,
+            via_account=via_account,
+            comment=comment,
+            old={"status": TaskStatus.CLAIMED},
+            new={"status": TaskStatus.COMPLETED, "variables": redact_sensitive(sensitive, cleaned)},
         )
+        if task.process_instance_id:
+            signals.task_completed.send(
+                sender=WorkflowTask, task=task, variables=sealed, user=user, via_account=via_account
+            )
     return task
+
+
+def _task_process_instance(task_id: int):
+    """The process instance id of a task, as a subquery (under the caller's row scope)."""
+    return WorkflowTask.objects.filter(pk=task_id).values("process_instance_id")[:1]
 
 
 # --- supervision -------------------------------------------------------------------------------------------------

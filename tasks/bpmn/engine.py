@@ -8,10 +8,12 @@ what it returns; every value in and out is plain, JSON-serialisable data.
 Interface (all functions keyword-only)::
 
     parse_definition(*, bpmn_xml: str) -> ParsedDefinition
-    start(*, spec: dict, variables: dict, now: datetime) -> EngineRun
-    complete_task(*, spec: dict, state: dict, engine_task_id: str, variables: dict, now: datetime) -> EngineRun
-    fire_due_timers(*, spec: dict, state: dict, now: datetime) -> EngineRun
-    cancel(*, spec: dict, state: dict) -> EngineRun
+    load_spec(spec: dict) -> LoadedSpec        the spec restored into SpiffWorkflow's objects, to reuse
+    start(*, spec: dict | LoadedSpec, variables: dict, now: datetime) -> EngineRun
+    complete_task(*, spec: dict | LoadedSpec, state: dict, engine_task_id: str, variables: dict, now: datetime)
+        -> EngineRun
+    fire_due_timers(*, spec: dict | LoadedSpec, state: dict, now: datetime) -> EngineRun
+    cancel(*, spec: dict | LoadedSpec, state: dict) -> EngineRun
     read_bpmn_document(*, bpmn_xml: str) -> lxml Element   the XML, parsed safely (for tasks/bpmn/diagram.py)
     element_states(*, spec: dict, state: dict) -> dict[str, str]   BPMN element id -> ELEMENT_ACTIVE | ELEMENT_COMPLETED
     validate_form_variables(*, form_fields: list[FormField], variables: dict) -> dict[str, str]
@@ -35,7 +37,9 @@ Interface (all functions keyword-only)::
 
 `spec` is ParsedDefinition.spec, stored once per definition version; `state` is EngineRun.state, stored per
 instance. The state never contains the spec, and no function mutates the dicts it is given, so a failed call
-leaves the caller's stored state as it was.
+leaves the caller's stored state as it was. Restoring a spec into SpiffWorkflow's objects costs more than a step
+of a small model: a caller that runs many steps of one definition loads it once (load_spec) and passes the
+LoadedSpec, which every instance shares (SpiffWorkflow keeps an instance's state in its tasks, never in the spec).
 
 What a model may contain (anything else is refused with the element's id and line):
   start events and end events without event definitions; userTask; scriptTask (Python); exclusive, inclusive
@@ -132,6 +136,8 @@ __all__ = [
     "complete_task",
     "element_states",
     "fire_due_timers",
+    "LoadedSpec",
+    "load_spec",
     "parse_definition",
     "read_bpmn_document",
     "start",
@@ -172,26 +178,49 @@ class EngineRun:
     next_timer_due_at: datetime | None = None  # earliest pending timer, for the timer sweep
 
 
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A definition's spec restored into SpiffWorkflow's objects, shared by every instance run with it."""
+
+    spec: dict  # ParsedDefinition.spec, as stored
+    process: Any  # SpiffWorkflow's BpmnProcessSpec
+    subprocesses: dict  # name -> BpmnProcessSpec
+
+
+def load_spec(spec: dict) -> LoadedSpec:
+    """Restore a stored spec into SpiffWorkflow's objects, once, for any number of runs."""
+    if isinstance(spec, LoadedSpec):
+        return spec
+    # SpiffWorkflow writes into the dicts it restores specs from; it gets copies, never the stored spec.
+    return LoadedSpec(
+        spec=spec,
+        process=SERIALIZER.from_dict(_copy_json(spec["spec"])),
+        subprocesses={name: SERIALIZER.from_dict(_copy_json(sub)) for name, sub in spec["subprocess_specs"].items()},
+    )
+
+
 # --- running ------------------------------------------------------------------------------------------------
 
 
-def start(*, spec: dict, variables: dict, now: datetime) -> EngineRun:
+def start(*, spec: dict | LoadedSpec, variables: dict, now: datetime) -> EngineRun:
     """Start an instance of the definition with `variables` and run it to its first wait state."""
     _check_variables(variables)
+    loaded = load_spec(spec)
     engine = SandboxedScriptEngine(now=_aware(now))
-    # SpiffWorkflow writes into the dicts it restores specs from; it gets copies, never the stored spec.
-    process_spec = SERIALIZER.from_dict(_copy_json(spec["spec"]))
-    subprocess_specs = {name: SERIALIZER.from_dict(_copy_json(sub)) for name, sub in spec["subprocess_specs"].items()}
-    workflow = BpmnWorkflow(process_spec, subprocess_specs, script_engine=engine)
+    workflow = BpmnWorkflow(loaded.process, dict(loaded.subprocesses), script_engine=engine)
     # The root task's data is what every first task inherits.
     workflow.task_tree.data.update(_copy_json(variables))
     _run_until_waiting(workflow)
-    return _outcome(workflow, spec, open_before=set())
+    return _outcome(workflow, loaded.spec, open_before=set())
 
 
-def complete_task(*, spec: dict, state: dict, engine_task_id: str, variables: dict, now: datetime) -> EngineRun:
+def complete_task(
+    *, spec: dict | LoadedSpec, state: dict, engine_task_id: str, variables: dict, now: datetime
+) -> EngineRun:
     """Complete an open user task with the variables its form collected, and run to the next wait state."""
-    workflow = _restore(spec, state, now=now)
+    loaded = load_spec(spec)
+    spec = loaded.spec
+    workflow = _restore(loaded, state, now=now)
     task = _open_user_task(workflow, spec, engine_task_id)
     info = _user_task_info(spec, task.task_spec.bpmn_id)
     _check_variables(variables)
@@ -212,18 +241,22 @@ def complete_task(*, spec: dict, state: dict, engine_task_id: str, variables: di
     return _outcome(workflow, spec, open_before=open_before - {str(task.id)})
 
 
-def fire_due_timers(*, spec: dict, state: dict, now: datetime) -> EngineRun:
+def fire_due_timers(*, spec: dict | LoadedSpec, state: dict, now: datetime) -> EngineRun:
     """Fire every timer due at `now` and run on; a no-op (same open tasks) when none is due."""
-    workflow = _restore(spec, state, now=now)
+    loaded = load_spec(spec)
+    spec = loaded.spec
+    workflow = _restore(loaded, state, now=now)
     open_before = _open_task_ids(workflow, spec)
     _run_until_waiting(workflow)
     return _outcome(workflow, spec, open_before=open_before)
 
 
-def cancel(*, spec: dict, state: dict) -> EngineRun:
+def cancel(*, spec: dict | LoadedSpec, state: dict) -> EngineRun:
     """Cancel the instance; closed_task_ids are the user tasks that were open."""
+    loaded = load_spec(spec)
+    spec = loaded.spec
     # Cancelling reads no timers, so the clock is irrelevant; any aware time will do.
-    workflow = _restore(spec, state, now=datetime.now(UTC))
+    workflow = _restore(loaded, state, now=datetime.now(UTC))
     open_before = _open_task_ids(workflow, spec)
     workflow.cancel()
     return _outcome(workflow, spec, open_before=open_before)
@@ -233,12 +266,12 @@ ELEMENT_ACTIVE = "active"
 ELEMENT_COMPLETED = "completed"
 
 
-def element_states(*, spec: dict, state: dict) -> dict[str, str]:
+def element_states(*, spec: dict | LoadedSpec, state: dict) -> dict[str, str]:
     """Where an instance stands, per BPMN element id: ELEMENT_ACTIVE for an open user task, a running subprocess
     or a waiting timer, ELEMENT_COMPLETED for an element the instance has passed. Elements not reached, skipped
     or cancelled are left out. An element visited again (a loop) is active if any visit is."""
     # Reading states fires no timer, so the clock is irrelevant; any aware time will do.
-    workflow = _restore(spec, state, now=datetime.now(UTC))
+    workflow = _restore(load_spec(spec), state, now=datetime.now(UTC))
     states: dict[str, str] = {}
     for task in workflow.get_tasks():
         bpmn_id = getattr(task.task_spec, "bpmn_id", None)
@@ -321,21 +354,23 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
-def _restore(spec: dict, state: dict, *, now: datetime) -> BpmnWorkflow:
+def _restore(loaded: LoadedSpec, state: dict, *, now: datetime) -> BpmnWorkflow:
     if not isinstance(state, dict) or "tasks" not in state or SERIALIZER.VERSION_KEY not in state:
         raise EngineError("the engine state is missing or not from this engine")
-    serialised = {
-        **state,
-        # SpiffWorkflow writes into the spec dicts and pops entries out of the subprocess mapping while
-        # restoring; it gets copies, never the caller's stored data. (Task dicts it only reads.)
-        "spec": _copy_json(spec["spec"]),
-        "subprocess_specs": _copy_json(spec["subprocess_specs"]),
-        "subprocesses": dict(state.get("subprocesses", {})),
-    }
-    if state[SERIALIZER.VERSION_KEY] != SERIALIZER.VERSION:
-        serialised = _copy_json(serialised)  # SpiffWorkflow's migrations rewrite nested dicts in place
-    SERIALIZER.migrate(serialised)  # also drops the version key
-    workflow = SERIALIZER.from_dict(serialised)
+    # SpiffWorkflow pops entries out of the subprocess mapping while restoring; it gets a copy, never the caller's
+    # stored data. (Task dicts it only reads.)
+    serialised = {**state, "subprocesses": dict(state.get("subprocesses", {}))}
+    if state[SERIALIZER.VERSION_KEY] == SERIALIZER.VERSION:
+        del serialised[SERIALIZER.VERSION_KEY]
+        workflow = SERIALIZER.from_dict(serialised, specs=(loaded.process, loaded.subprocesses))
+    else:
+        # SpiffWorkflow's migrations may rewrite the specs too: they get the stored spec's dicts (copies, as they
+        # rewrite nested dicts in place) and restore them along with the state.
+        serialised = _copy_json(
+            {**serialised, "spec": loaded.spec["spec"], "subprocess_specs": loaded.spec["subprocess_specs"]}
+        )
+        SERIALIZER.migrate(serialised)  # also drops the version key
+        workflow = SERIALIZER.from_dict(serialised)
     workflow.script_engine = SandboxedScriptEngine(now=_aware(now))
     return workflow
 
@@ -429,8 +464,7 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
     else:
         variables = workflow.last_task.data if workflow.last_task is not None else workflow.task_tree.data
 
-    state = SERIALIZER.to_dict(workflow)
-    del state["spec"], state["subprocess_specs"]
+    state = SERIALIZER.to_dict(workflow)  # without the specs (spiff.py)
     state[SERIALIZER.VERSION_KEY] = SERIALIZER.VERSION
     return EngineRun(
         state=state,

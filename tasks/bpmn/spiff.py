@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from uuid import UUID
 
+from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     DurationTimerEventDefinition,
     TimeDateEventDefinition,
@@ -172,8 +175,38 @@ class _ClockedTimeDateTimer(TimeDateEventDefinition):
         return my_task._get_internal_data("event_fired", False)
 
 
+class _InstanceStateConverter(BpmnWorkflowConverter):
+    """SpiffWorkflow's converter of a workflow, for states kept apart from their specs.
+
+    An instance's state is stored without the specs (its definition version holds them, and they never change):
+    to_dict leaves them out rather than converting the whole model on every step, and from_dict, given
+    `specs=(process spec, subprocess specs)` already restored (once per definition version and process), uses them
+    rather than restoring the model again. Without `specs` it restores a dict that carries them, as SpiffWorkflow
+    does (a state being migrated from an older serializer version).
+    """
+
+    def to_dict(self, workflow):
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct, specs=None):
+        if specs is None:
+            return super().from_dict(dct)
+        process_spec, subprocess_specs = specs
+        # As BpmnWorkflowConverter.from_dict, past the restoring of the specs.
+        workflow = self.target_class(process_spec, dict(subprocess_specs), deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
 def _serializer() -> BpmnWorkflowSerializer:
-    registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
+    registry = BpmnWorkflowSerializer.configure({**SPIFF_CONFIG, BpmnWorkflow: _InstanceStateConverter})
     # Registered under SpiffWorkflow's own type names, so stored specs stay in its standard format and the
     # parser's stock timers are simply restored as their clocked subclasses.
     TimerConditionalEventDefinitionConverter(_ClockedDurationTimer, registry, "DurationTimerEventDefinition")

@@ -6,10 +6,12 @@ into queue tasks, in one transaction each. Lock order: process instance, then ta
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -46,6 +48,8 @@ from . import engine
 from .forms import refuse_sealed_input, seal_sensitive, sensitive_names
 
 MAX_BPMN_BYTES = 2_000_000
+# Definition versions whose spec a process keeps restored (definition_runtime); a deployment runs a few.
+DEFINITION_VERSIONS_KEPT = 64
 logger = logging.getLogger(__name__)
 
 
@@ -68,8 +72,45 @@ def _engine_error(exc: engine.EngineError) -> WorkflowError:
 
 def definition_sensitive_names(definition: WorkflowDefinition) -> set[str]:
     """Every variable a form of the definition marks sensitive: sealed wherever it enters the engine."""
-    user_tasks = (definition.engine_spec or {}).get("user_tasks", {})
+    return _sensitive_names_of(definition.engine_spec or {})
+
+
+def _sensitive_names_of(spec: dict) -> set[str]:
+    user_tasks = spec.get("user_tasks", {})
     return {f["id"] for task in user_tasks.values() for f in task.get("form_fields", []) if f.get("sensitive")}
+
+
+@dataclass(frozen=True)
+class DefinitionRuntime:
+    """What running instances of one definition version needs, with its spec restored for the engine."""
+
+    definition_id: int
+    process_key: str
+    version: int
+    sla_config: dict
+    spec: engine.LoadedSpec
+    sensitive_names: frozenset[str]
+
+
+@functools.lru_cache(maxsize=DEFINITION_VERSIONS_KEPT)
+def definition_runtime(definition_id: int) -> DefinitionRuntime:
+    """A definition version as the engine runs it, read and restored once per process (one query on a miss).
+
+    Kept by id without any check: a deployed version never changes (a new deploy is a new row, a new id), only
+    whether it is active, which is not kept here. Shared by every thread: nothing in it is written after this.
+    """
+    definition = WorkflowDefinition.objects.only("process_key", "version", "sla_config", "engine_spec").get(
+        pk=definition_id
+    )
+    spec = definition.engine_spec or {}
+    return DefinitionRuntime(
+        definition_id=definition.pk,
+        process_key=definition.process_key,
+        version=definition.version,
+        sla_config=definition.sla_config,
+        spec=engine.load_spec(spec),
+        sensitive_names=frozenset(_sensitive_names_of(spec)),
+    )
 
 
 def _form_fields(fields) -> list[dict]:
@@ -210,7 +251,7 @@ def sla_config_validate(config) -> dict:
     return config
 
 
-def _sla_hours(definition: WorkflowDefinition, ready: engine.ReadyUserTask, priority: int) -> float | None:
+def _sla_hours(definition: DefinitionRuntime, ready: engine.ReadyUserTask, priority: int) -> float | None:
     """The definition's sla_config first (priority thresholds, then the task's key), then the model's slaHours.
 
     A config stored before deploys were validated may still be malformed; its bad entries are skipped (and
@@ -246,7 +287,7 @@ def _open_tasks(instance: ProcessInstance, run: engine.EngineRun, *, user, via_a
 
     The tasks to close, and then their queues, are locked before any new task locks a queue (tasks/locks.py).
     """
-    definition = instance.definition
+    definition = definition_runtime(instance.definition_id)
     closing = []
     if run.closed_task_ids:
         closing = list(
@@ -301,13 +342,13 @@ def _store(instance: ProcessInstance, run: engine.EngineRun) -> None:
         instance.status = ProcessStatus.COMPLETED
         instance.ended_at = timezone.now()
         instance.next_timer_due_at = None
-    instance.save()
+    instance.save(update_fields=["engine_state", "variables", "next_timer_due_at", "status", "ended_at", "updated_at"])
     if run.completed:
         signals.process_completed.send(sender=ProcessInstance, instance=instance)
 
 
 def _start_queue_names(definition: WorkflowDefinition) -> list[str]:
-    spec = definition.engine_spec or {}
+    spec = definition_runtime(definition.pk).spec.spec
     if "start_queue_names" in spec:
         return spec["start_queue_names"]
     return engine.parse_definition(bpmn_xml=definition.bpmn_xml).start_queue_names  # deployed before it was stored
@@ -357,15 +398,21 @@ def process_start(
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("variables must be an object", fields={"variables": ["Must be an object."]})
     refuse_sealed_input(variables or {})
-    definition = WorkflowDefinition.objects.filter(process_key=process_key, is_active=True).order_by("-version").first()
+    definition = (
+        WorkflowDefinition.objects.filter(process_key=process_key, is_active=True)
+        .defer("bpmn_xml", "engine_spec")  # definition_runtime holds the spec
+        .order_by("-version")
+        .first()
+    )
     if definition is None:
         raise InvalidInput(f"no deployed process {process_key!r}", fields={"process_key": ["No such process."]})
     _check_may_start(user=user, definition=definition)
+    runtime = definition_runtime(definition.pk)
     now = now or timezone.now()
     try:
         run = engine.start(
-            spec=definition.engine_spec,
-            variables=seal_sensitive(definition_sensitive_names(definition) | set(sealed), variables or {}),
+            spec=runtime.spec,
+            variables=seal_sensitive(runtime.sensitive_names | set(sealed), variables or {}),
             now=now,
         )
     except engine.EngineError as exc:
@@ -398,18 +445,17 @@ def advance_on_task_completed(*, task: WorkflowTask, variables: dict, user, via_
 
 
 def _advance(*, task: WorkflowTask, variables: dict, user, via_account) -> None:
-    instance = ProcessInstance.objects.select_related("definition").get(pk=task.process_instance_id)
+    instance = task.process_instance  # task_complete locked and read it (else this reads it)
     if instance.status != ProcessStatus.RUNNING:
         raise Conflict(f"process {instance.pk} is {instance.status.lower()}", code=f"process_{instance.status.lower()}")
+    runtime = definition_runtime(instance.definition_id)
     try:
         run = engine.complete_task(
-            spec=instance.definition.engine_spec,
+            spec=runtime.spec,
             state=instance.engine_state,
             engine_task_id=str(task.engine_task_id),
             # task_complete sealed what this task's form marks sensitive; this seals what other forms do.
-            variables=seal_sensitive(
-                definition_sensitive_names(instance.definition) - sensitive_names(task.form_fields), variables
-            ),
+            variables=seal_sensitive(runtime.sensitive_names - sensitive_names(task.form_fields), variables),
             now=timezone.now(),
         )
     except engine.EngineError as exc:
@@ -447,9 +493,8 @@ def process_fire_due_timers(*, now: datetime | None = None, limit: int = 500) ->
 
 
 def _fire_timers(instance: ProcessInstance, *, now: datetime) -> None:
-    definition = WorkflowDefinition.objects.get(pk=instance.definition_id)
-    run = engine.fire_due_timers(spec=definition.engine_spec, state=instance.engine_state, now=now)
-    instance.definition = definition
+    runtime = definition_runtime(instance.definition_id)
+    run = engine.fire_due_timers(spec=runtime.spec, state=instance.engine_state, now=now)
     _store(instance, run)
     _open_tasks(instance, run, user=None, via_account=None)
 
@@ -545,8 +590,7 @@ def process_cancel(*, user, process_instance_id: int, reason: str = "") -> Proce
     instance = _instance_for_supervisor(user=user, process_instance_id=process_instance_id)
     if instance.status in (ProcessStatus.COMPLETED, ProcessStatus.CANCELLED):
         raise Conflict(f"process {instance.pk} has ended", code="process_ended")
-    definition = WorkflowDefinition.objects.get(pk=instance.definition_id)
-    run = engine.cancel(spec=definition.engine_spec, state=instance.engine_state)
+    run = engine.cancel(spec=definition_runtime(instance.definition_id).spec, state=instance.engine_state)
     # The instance's open tasks, in whichever queues they are (checked above: the user supervises one of them).
     with system_scope():
         tasks = list(

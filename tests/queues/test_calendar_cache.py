@@ -49,6 +49,23 @@ def test_the_second_task_of_a_queue_reads_no_calendar_rows(london):
     assert reads == 0 and again == first
 
 
+def test_a_cached_calendar_is_one_read_of_the_cache(london, monkeypatch):
+    """The generation and the queue's entry come in one call (one round trip to Redis), not one each."""
+    from django.core.cache import cache
+
+    calendar_queries("legal-review")
+    calls = []
+    for name in ("get", "get_many", "add", "set"):
+        method = getattr(cache, name)
+        monkeypatch.setattr(
+            cache, name, lambda *a, _name=name, _method=method, **k: calls.append(_name) or _method(*a, **k)
+        )
+
+    calendar_queries("legal-review")
+
+    assert calls == ["get_many"]
+
+
 def test_a_holiday_added_is_seen_by_the_next_task(london, django_capture_on_commit_callbacks):
     calendar_queries("legal-review")
     with committed(django_capture_on_commit_callbacks):
