@@ -14,6 +14,7 @@ from cases.models import Case
 from cases.pagination import CaseCursorPagination, CountFigure, CountKind
 from entitlements.access import queue_names_for
 from entitlements.models import Capability
+from entitlements.row_scope import acting_as
 from tests.cases.test_case_scope_plans import generate_cases
 from tests.console.helpers import legal_supervisor
 
@@ -231,3 +232,17 @@ def test_the_case_list_page_answers_a_page_number_with_a_400_that_says_to_follow
 )
 def test_a_count_is_shown_as_what_it_is(figure, shown):
     assert figure.display == shown
+
+
+def test_the_walks_test_answers_only_for_queues_the_acting_user_may_view(generated, lena, caseworker_alice):
+    newest_intake_case = expected_ids(caseworker_alice)[0]
+    asked = "SELECT onecms.case_has_task_in_queues(%s, ARRAY['intake'])"
+
+    with acting_as(lena), connection.cursor() as cursor:
+        cursor.execute(asked, [newest_intake_case])
+        as_lena = cursor.fetchone()[0]
+    with acting_as(caseworker_alice), connection.cursor() as cursor:
+        cursor.execute(asked, [newest_intake_case])
+        as_alice = cursor.fetchone()[0]
+
+    assert (as_lena, as_alice) == (False, True)
