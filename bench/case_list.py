@@ -23,6 +23,7 @@ baselines measured in the same rounds, by psycopg:
 Every round times one request of each kind in turn (so a drift of the machine's speed hits all alike); it prints
 p50 and p95 in milliseconds over --repeat rounds after a warm-up, and the issue's target (API and page p95 < 20 ms).
 
+    createdb -U postgres -O workflow_owner casescope_bench      # once the roles exist
     eval "$(.venv/bin/python manage.py create_database_roles --owner-createdb --database casescope_bench --print-env)"
     .venv/bin/python bench/case_list.py                     # generates 1M cases once (about 4 minutes)
     .venv/bin/python bench/case_list.py --cases 100000 --repeat 20
@@ -69,7 +70,9 @@ def ensure_cases(admin_url: str, count: int) -> None:
             print(f"reusing the {count:,} generated cases")
             return
         if have:
-            raise SystemExit(f"the bench database holds {have:,} generated cases, not {count:,}: drop it or use another")
+            raise SystemExit(
+                f"the bench database holds {have:,} generated cases, not {count:,}: drop it or use another"
+            )
         started = time.monotonic()
         bob = conn.execute("SELECT id FROM entitlements.users WHERE username = 'bob'").fetchone()[0]
         conn.execute("SET statement_timeout = 0")
@@ -172,7 +175,10 @@ def main(argv=None) -> int:
                 print(f"{caller:<20}{label:<11}{path:<9}{p50:>8.1f}{p95:>8.1f}{p50 / baseline:>11.1f}")
                 if path in ("api", "page") and p95 >= TARGET_P95_MS:
                     missed.append(f"{username} {label} {path} p95 {p95:.1f} ms")
-    print(f"target p95 < {TARGET_P95_MS:.0f} ms (API and page): " + ("met" if not missed else "missed: " + "; ".join(missed)))
+    print(
+        f"target p95 < {TARGET_P95_MS:.0f} ms (API and page): "
+        + ("met" if not missed else "missed: " + "; ".join(missed))
+    )
     return 0
 
 
