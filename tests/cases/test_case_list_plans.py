@@ -42,8 +42,6 @@ def lena(demo_org):
 
 @pytest.fixture
 def many_cases(lena):
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL statement_timeout = 0")  # one INSERT of 100,000 cases and their workflows
     generate_cases(GENERATED_CASES, assignee=lena, creator=lena)
 
 
