@@ -15,6 +15,7 @@ from tasks.models import WorkflowTask
 
 from . import selectors, services
 from .models import AllegationType, Case, CaseSubject
+from .pagination import CaseCursorPagination
 
 
 class AllegationSerializer(serializers.Serializer):
@@ -148,8 +149,10 @@ class CaseViewSet(viewsets.GenericViewSet):
     filter_backends = []
     lookup_value_regex = r"[0-9]+"
 
+    pagination_class = CaseCursorPagination
+
     def get_queryset(self):
-        return selectors.cases_visible_to(user=self.request.user).select_related("assigned_to").order_by("-created_at")
+        return selectors.cases_visible_to(user=self.request.user).select_related("assigned_to")
 
     @extend_schema(
         parameters=[
@@ -157,11 +160,17 @@ class CaseViewSet(viewsets.GenericViewSet):
             OpenApiParameter("subject_name", str, description="Cases with a person of this name (exact, normalised)."),
         ],
         responses={200: CaseSerializer(many=True), **errors(400, 401, 404)},
+        description="The cases visible to the caller, newest first, a page at a time by cursor: follow `next`. "
+        "`count` is exact, capped or estimated, as `count_kind` says. A page number other than 1 is a 400 naming "
+        "`page`.",
     )
     @replica_reads  # a list tolerates a few seconds of lag (core/replica.py); the caller's own writes excepted
     def list(self, request):
-        condition = selectors.case_list_filter(params=request.query_params)
-        page = self.paginate_queryset(self.get_queryset().filter(condition))
+        listing = selectors.case_list(
+            user=request.user, condition=selectors.case_list_filter(params=request.query_params)
+        )
+        self.paginator.count_of = listing.count
+        page = self.paginate_queryset(listing.cases)
         return self.get_paginated_response(CaseSerializer(page, many=True).data)
 
     @extend_schema(request=CaseOpenSerializer, responses={201: CaseDetailSerializer, **errors(400, 401, 403)})

@@ -122,6 +122,8 @@ class CaseWorkflowMapping(models.Model):
                 ),
                 name="idx_case_mapping_hop_queues",
             ),
+            # The cases of process instances, from the index alone: the case list's matches (cases/selectors.py).
+            models.Index(fields=["process_instance"], include=["case"], name="idx_case_mapping_instance_case"),
         ]
 
     def __str__(self) -> str:

@@ -7,7 +7,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Exists, F, Func, JSONField, OuterRef, Q, QuerySet, TextChoices, Value
+from django.db import connection
+from django.db.models import BooleanField, Exists, F, Func, JSONField, OuterRef, Q, QuerySet, TextChoices, Value
 from django.db.models.expressions import RawSQL
 from django.utils.dateparse import parse_datetime
 
@@ -20,6 +21,7 @@ from tasks.console.admin_console import COUNT_CAP
 from tasks.models import TaskEventType, TaskHistory, WorkflowTask
 
 from .models import Case, CaseEvent, CaseSubject, CaseWorkflowMapping
+from .pagination import LIST_PAGE_SIZE, CountFigure, CountKind
 
 SYSTEM_ACTOR = "system"
 # Entries read per kind: a pathological case (a task bounced between queues thousands of times) still makes a
@@ -50,10 +52,51 @@ MATCH_READ_COST = 5
 def cases_visible_to(*, user) -> QuerySet:
     """Caseworker pages and the API: a case is visible through the queues of its tasks, to its assignee and creator.
 
-    Read from the matches: the API lists these cases newest first with a full count, which reads every case in
-    scope however it is found; from the matches that is the cases in scope and not the whole table.
-    """
+    Read from the matches, which suits one case (case_for_user: its id reaches every branch) and small scopes; the
+    list reads through case_list, which picks."""
     return Case.objects.filter(pk__in=_visible_case_ids(user=user))
+
+
+@dataclass(frozen=True)
+class CaseList:
+    """The case list's scope, and the planner's estimate of how many cases it holds (None when a filter narrows it:
+    then it is counted, up to COUNT_CAP)."""
+
+    cases: QuerySet
+    estimate: int | None
+
+    def count(self, cases: QuerySet | None = None) -> CountFigure:
+        """How many cases the list holds, without reading the scope: the estimate when it is above COUNT_CAP, else
+        a count that stops at COUNT_CAP ("at least" when it gets there)."""
+        if self.estimate is not None and self.estimate > COUNT_CAP:
+            return CountFigure(value=self.estimate, kind=CountKind.ESTIMATE)
+        counted = (self.cases if cases is None else cases).order_by()[: COUNT_CAP + 1].count()
+        if counted > COUNT_CAP:
+            return CountFigure(value=COUNT_CAP, kind=CountKind.AT_LEAST)
+        return CountFigure(value=counted, kind=CountKind.EXACT)
+
+
+def case_list(*, user, condition: Q | None = None) -> CaseList:
+    """The case list (API and page): the cases visible to the user (cases_visible_to's rule) that meet `condition`
+    (case_list_filter), for keyset pages newest first by primary key (cases/pagination.py).
+
+    When many cases are in scope a page walks the primary key's index backward from its cursor and tests each
+    case (onecms.case_has_task_in_queues), stopping when the page is full: about a page of cases read for a
+    caller who sees most of them, five pages' worth for one who sees a fifth, on page 1 as on page 5,000. When
+    few are, the walk would test many cases per match, and reading the matches (tasks by queue, their mappings by
+    process instance, both from covering indexes) costs their number instead. The planner's estimate of the
+    matches picks (MATCH_READ_COST), and is the list's count when above COUNT_CAP.
+    """
+    viewable = queue_names_for(user=user, capability=Capability.VIEW)
+    matches = _visible_case_ids(user=user, viewable=viewable)
+    estimate, in_table = _case_scope_estimate(viewable)
+    if _reading_matches_is_cheaper(matches, wanted=LIST_PAGE_SIZE, estimate=estimate, cases=in_table):
+        cases = Case.objects.filter(pk__in=matches)
+    else:
+        cases = Case.objects.filter(_visible_case_test(user=user, viewable=viewable))
+    if condition:
+        return CaseList(cases=cases.filter(condition).select_related("assigned_to"), estimate=None)
+    return CaseList(cases=cases.select_related("assigned_to"), estimate=estimate)
 
 
 # --- subjects and encrypted fields -------------------------------------------------------------------------------
@@ -134,13 +177,45 @@ def case_for_user(*, user, case_id: int) -> Case:
     return case
 
 
-def _visible_case_ids(*, user) -> QuerySet:
+def _visible_case_ids(*, user, viewable: list[str] | None = None) -> QuerySet:
     # The queue names first (one small query): as literals the planner knows how many tasks they hold; as a
     # subquery it guessed, and a correlated one called the queue function once per task row read.
-    viewable = queue_names_for(user=user, capability=Capability.VIEW)
+    if viewable is None:
+        viewable = queue_names_for(user=user, capability=Capability.VIEW)
     assigned = Case.objects.filter(assigned_to=user).order_by().values("pk")
     created = Case.objects.filter(created_by=user).order_by().values("pk")
     return assigned.union(created, _mappings_with_task_in(viewable).values("case_id"), all=True)
+
+
+class CaseHasTaskInQueues(Func):
+    """onecms.case_has_task_in_queues(case_id, queue_names): a workflow of the case has a task in one of the queues
+    (cases/sql/case_has_task_in_queues.sql; _mappings_with_task_in asks the same of many cases at once)."""
+
+    function = "onecms.case_has_task_in_queues"
+    template = "%(function)s(%(expressions)s::text[])"
+    output_field = BooleanField()
+
+    def __init__(self, case_ref: str, queue_names: list[str]):
+        super().__init__(F(case_ref), Value(list(queue_names)))
+
+
+def _case_scope_estimate(viewable: list[str]) -> tuple[int, int]:
+    """The planner's estimates of the cases with a task in the queues (onecms.case_scope_estimate: of the rows, not
+    scaled down by their policies) and of the cases in the table, in one round trip; the first at most the second."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT onecms.case_scope_estimate(%s::text[]), "
+            "(SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c WHERE c.oid = 'onecms.cases'::regclass)",
+            [list(viewable)],
+        )
+        in_queues, in_table = cursor.fetchone()
+    return min(in_queues, in_table), in_table
+
+
+def _visible_case_test(*, user, viewable: list[str]) -> Q:
+    """cases_visible_to's rule tested per case: assigned to or opened by the user, or one of its workflows has a
+    task in a queue they may view."""
+    return Q(assigned_to=user) | Q(created_by=user) | Q(CaseHasTaskInQueues("pk", viewable))
 
 
 def supervised_case_filter(*, user, case_ref: str = "pk") -> Q:
@@ -222,15 +297,18 @@ def _supervised_case_test(supervised: list[str] | None, *, case_ref: str) -> Q:
     return Q(Exists(mappings))
 
 
-def _reading_matches_is_cheaper(case_ids: QuerySet) -> bool:
-    """Whether a list should read the scope's matches rather than test cases until its capped count is full.
+def _reading_matches_is_cheaper(
+    case_ids: QuerySet, *, wanted: int = COUNT_CAP, estimate: int | None = None, cases: int | None = None
+) -> bool:
+    """Whether a list should read the scope's matches rather than test cases until it has `wanted` of them (its
+    capped count, or its page).
 
-    From the planner's estimates (two EXPLAINs, nothing executed): the rows the matches yield, and the cases a walk
-    tests before it has found COUNT_CAP of them.
+    From the planner's estimates (EXPLAINs, nothing executed): the rows the matches yield (`estimate` when the
+    caller has it), and the cases a walk tests before it has found `wanted` of them (of `cases`, when given).
     """
-    matches = max(_estimated_rows(case_ids), 1)
-    cases = _estimated_rows(Case.objects.order_by())
-    walked = min(cases, COUNT_CAP * cases / matches)
+    matches = max(_estimated_rows(case_ids) if estimate is None else estimate, 1)
+    cases = _estimated_rows(Case.objects.order_by()) if cases is None else cases
+    walked = min(cases, wanted * cases / matches)
     return matches * MATCH_READ_COST <= walked
 
 

@@ -1,4 +1,5 @@
-"""The case page: the case, its allegations, its current tasks and where its work has been (a timeline)."""
+"""The case pages: the list of the cases I may see, and a case with its allegations, its current tasks and where its
+work has been (a timeline)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
+from rest_framework.request import Request
 
-from core.errors import NotFound
+from core.errors import InvalidInput, NotFound
+from core.replica import replica_reads
 from entitlements.detail_reads import detail_read_record, detail_read_refusal_record
 from entitlements.models import DetailReadChannel, DetailReadObject
 from tasks.models import ACTIVE_TASK_STATUSES, WorkflowTask
@@ -15,6 +18,7 @@ from tasks.selectors import tasks_visible_to
 from tasks.views import annotate_due, not_found_page
 
 from . import selectors
+from .pagination import CaseCursorPagination
 
 
 def routing_timeline(mappings) -> list[dict]:
@@ -77,3 +81,24 @@ def case_page(request, case_id: int):
             "timeline": routing_timeline(mappings),
         },
     )
+
+
+@require_GET
+@replica_reads  # like the API's list: a list tolerates a few seconds of lag (core/replica.py)
+def case_list(request):
+    """The cases I may see, newest first, a cursor page at a time (the API's list and pagination), with a count
+    that says whether it is exact, capped or estimated."""
+    listing = selectors.case_list(user=request.user)
+    pagination = CaseCursorPagination(count=listing.count)
+    try:
+        cases = pagination.paginate_queryset(listing.cases, Request(request))
+    except InvalidInput as error:
+        context = {"error": error.detail, "fields": error.fields}
+        return render(request, "cases/list.html", context, status=error.http_status)
+    context = {
+        "cases": cases,
+        "count": pagination.count,
+        "next": pagination.get_next_link(),
+        "previous": pagination.get_previous_link(),
+    }
+    return render(request, "cases/list.html", context)

@@ -51,6 +51,9 @@ DEFINER_FUNCTIONS = {
     "onecms.process_instance_of_visible_case(bigint)": (APP,),
     "onecms.task_of_visible_case(bigint)": (APP,),
     "onecms.mapping_ids_with_hops_to(text[])": (APP,),
+    # The case list's walk and count (cases 0010).
+    "onecms.case_has_task_in_queues(bigint, text[])": (APP,),
+    "onecms.case_scope_estimate(text[])": (APP,),
 }
 
 APPEND_ONLY_TABLES_SQL = """

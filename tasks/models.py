@@ -281,6 +281,9 @@ class WorkflowTask(models.Model):
                 name="idx_workflow_tasks_queue_active",
                 condition=Q(status__in=["OPEN", "CLAIMED"]),
             ),
+            # The process instances with a task in given queues, from the index alone: the case list's matches
+            # (cases/selectors.py: case_list).
+            models.Index(fields=["queue", "process_instance"], name="idx_workflow_tasks_queue_instance"),
             # Covering, so "completed today per caseworker / per queue" reads the index alone (dashboard at 10M rows).
             models.Index(
                 fields=["completed_at"],

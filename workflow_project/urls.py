@@ -57,6 +57,7 @@ urlpatterns = [
     path("tasks/<int:task_id>/release/", task_pages.task_release, name="task-page-release"),
     path("tasks/<int:task_id>/complete/", task_pages.task_complete, name="task-page-complete"),
     path("tasks/<int:task_id>/comment/", task_pages.task_comment, name="task-page-comment"),
+    path("cases/", case_pages.case_list, name="case-list"),
     path("cases/<int:case_id>/", case_pages.case_page, name="case-page"),
 ]
 

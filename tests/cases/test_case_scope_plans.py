@@ -94,6 +94,8 @@ def generate_cases(count: int, *, assignee, creator) -> None:
     make the plan under test the same on every run.
     """
     with connection.cursor() as cursor:
+        # One INSERT of every case and its workflow rows: on a busy machine longer than a request may run.
+        cursor.execute("SET LOCAL statement_timeout = 0")
         cursor.execute(GENERATE_CASES_SQL, {"count": count, "assignee": assignee.pk, "creator": creator.pk})
         cursor.execute(f"SET default_statistics_target = {WHOLE_TABLE_STATISTICS_TARGET}")
         for table in (
@@ -184,7 +186,8 @@ def test_first_page_of_a_floor_supervisor_stops_at_the_page(many_cases, supervis
 
 
 def test_cases_visible_to_a_caseworker_are_counted_and_listed_from_the_cases_in_scope(many_cases, lena):
-    # The API's list: a full count, then the newest page.
+    # The scope read from its matches (a small scope's list reads it so: cases/selectors.py: case_list), counted in
+    # full and its newest page.
     scope = cases_visible_to(user=lena)
     count, count_sql = captured_sql(scope.count)
     page, page_sql = captured_sql(lambda: list(scope.select_related("assigned_to").order_by("-created_at")[:50]))
