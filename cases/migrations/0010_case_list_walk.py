@@ -3,7 +3,7 @@ mappings' covering index by process instance for its matches.
 
 The list (cases/selectors.py: case_list) reads cases newest first by primary key and tests each with the function
 (its docstring says why a function rather than a subquery), so a page reads about a page of cases whatever the size
-of the scope. A small scope is read from its matches instead: the tasks of the caller's queues (tasks 0030's index
+of the scope. A small scope is read from its matches instead: the tasks of the caller's queues (tasks 0027's index
 on queue and process instance), then their mappings by process instance, whose case id this index carries, so
 neither read visits the table's rows.
 

@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("tasks", "0025_row_level_security"),
+        ("tasks", "0026_task_history_partitioned"),
     ]
 
     operations = [
