@@ -56,7 +56,11 @@ def validate_allegations(allegations) -> list[dict]:
             except ValueError:
                 errors[f"{key}.date"] = ["Must be a date (YYYY-MM-DD)."]
         cleaned.append(
-            {"type": kind, "description": (description or "").strip(), "date": parsed.isoformat() if parsed else None}
+            {
+                "type": kind,
+                "description": description.strip() if isinstance(description, str) else "",
+                "date": parsed.isoformat() if parsed else None,
+            }
         )
     if errors:
         first = next(iter(errors))

@@ -133,6 +133,8 @@ def test_case_outside_my_queues_is_404(deployed, clients):
         ([{"type": "THEFT", "description": "x"}], "allegations[0].type"),
         ([{"type": "FRAUD", "description": ""}], "allegations[0].description"),
         ([{"type": "FRAUD", "description": "x", "date": "2999-01-01"}], "allegations[0].date"),
+        ([{"type": "FRAUD", "description": ["not", "text"]}], "allegations[0].description"),
+        ([{"type": ["FRAUD"], "description": "x"}], "allegations[0].type"),
     ],
 )
 def test_bad_allegations_are_400_naming_the_field(deployed, clients, allegations, field):
