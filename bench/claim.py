@@ -303,17 +303,26 @@ def load_backlog(bench: Bench, tasks: int) -> float:
     return time.monotonic() - started
 
 
+TASK_FILLFACTOR_SQL = """
+SELECT coalesce((SELECT substr(option, length('fillfactor=') + 1)::int
+                   FROM pg_class, unnest(reloptions) AS option
+                  WHERE oid = 'flowable.workflow_tasks'::regclass AND option LIKE 'fillfactor=%%'), 100)
+"""
+
+
 def load_ceiling_table(bench: Bench) -> None:
-    """The ceiling's table: `bench.tasks` OPEN rows keyed 1..tasks, the columns a claim sets."""
+    """The ceiling's table: `bench.tasks` OPEN rows keyed 1..tasks, the columns a claim sets, stored with the task
+    table's fillfactor (room on each page for a row's new version, as the task table leaves)."""
     with psycopg.connect(bench.database_url, autocommit=True) as conn:
         table = sql.Identifier(bench.ceiling_table)
+        fillfactor = conn.execute(TASK_FILLFACTOR_SQL).fetchone()[0]
         with conn.transaction():
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
             conn.execute(
                 sql.SQL(
                     "CREATE TABLE {} (id bigint PRIMARY KEY, status varchar(20) NOT NULL, assignee_id bigint, "
-                    "claimed_at timestamptz, updated_at timestamptz NOT NULL)"
-                ).format(table)
+                    "claimed_at timestamptz, updated_at timestamptz NOT NULL) WITH (fillfactor = {})"
+                ).format(table, sql.Literal(fillfactor))
             )
             conn.execute(
                 sql.SQL(
@@ -324,13 +333,17 @@ def load_ceiling_table(bench: Bench) -> None:
         conn.execute(sql.SQL("VACUUM ANALYZE {}").format(table))
 
 
-def ceiling_row_count(bench: Bench) -> int | None:
+def ceiling_table_is_current(bench: Bench) -> bool:
+    """The ceiling's table exists, holds as many rows as the backlog and has the task table's fillfactor."""
     with psycopg.connect(bench.database_url) as conn:
         if conn.execute("SELECT to_regclass(%s)", [bench.ceiling_table]).fetchone()[0] is None:
-            return None
-        return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(bench.ceiling_table))).fetchone()[
-            0
-        ]
+            return False
+        rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(bench.ceiling_table))).fetchone()
+        options = conn.execute(
+            "SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = %s::regclass", [bench.ceiling_table]
+        ).fetchone()[0]
+        fillfactor = conn.execute(TASK_FILLFACTOR_SQL).fetchone()[0]
+        return rows[0] == bench.tasks and (f"fillfactor={fillfactor}" in options or (fillfactor == 100 and not options))
 
 
 def bench_task_count(bench: Bench) -> int:
@@ -934,7 +947,7 @@ def ensure_loaded(args, bench: Bench) -> None:
         )
     else:
         print(f"reusing the {bench.tasks:,} bench tasks already loaded in {bench.queues[0]}…")
-    if CEILING in args.methods and (args.reload or ceiling_row_count(bench) != bench.tasks):
+    if CEILING in args.methods and (args.reload or not ceiling_table_is_current(bench)):
         load_ceiling_table(bench)
         print(f"loaded the ceiling's table {bench.ceiling_table} with {bench.tasks:,} rows")
 
