@@ -8,6 +8,10 @@ What is measured, against the same backlog of OPEN tasks (reset before every mea
             (... ORDER BY priority DESC, created_at, task_id LIMIT 1 FOR UPDATE SKIP LOCKED), the best of those,
             then UPDATE it to CLAIMED), sent with psycopg directly. It only flips the task: no history row, no
             queue load. This is the baseline the other figures are divided by.
+  ceiling   a prepared UPDATE by primary key of one row of a table as large as the backlog (bench_claim_ceiling:
+            the columns a claim sets, the task table's fillfactor, no other index, no trigger), each claimer its own
+            keys: what one write of one row costs on this machine at that moment, which no claim can beat. Issue
+            24's target is the claim function's rate over this one.
   function  (extra, for attribution) flowable.claim_next_task(...) called with psycopg directly: the claim plus
             queue load plus history row, without Django.
   service   tasks.services.task_claim_next(user=...) in-process: Django, access check (queues_for), the function.
@@ -31,6 +35,9 @@ the same tables, and every measurement is taken on both backlogs one right after
 alternates by round); the comparison is the median over the rounds of those back-to-back ratios. Both backlogs
 are the same claim's work, the claim only probes the head of each of its queues' index ranges: what the
 comparison asks is whether a claim costs more when its queues hold ten times as many open tasks.
+
+Each round's rate over the ceiling's is its ratio to sql over the ceiling's ratio to sql (both bracketed as
+above), printed beside the sql ratio.
 
 After each measurement it verifies: no task id handed out twice, the number of CLAIMED tasks equals the number
 of claims, and (for the methods that keep them) one CLAIMED history row per claimed task and every bench queue's
