@@ -10,8 +10,9 @@ What is measured, against the same backlog of OPEN tasks (reset before every mea
             queue load. This is the baseline the other figures are divided by.
   ceiling   a prepared UPDATE by primary key of one row of a table as large as the backlog (bench_claim_ceiling:
             the columns a claim sets, the task table's fillfactor, no other index, no trigger), each claimer its own
-            keys: what one write of one row costs on this machine at that moment, which no claim can beat. Issue
-            24's target is the claim function's rate over this one.
+            keys in a random order (a claim, too, finds its task on any page): what one write of one row costs on
+            this machine at that moment, which no claim can beat. Issue 24's target is the claim function's rate
+            over this one.
   function  (extra, for attribution) flowable.claim_next_task(...) called with psycopg directly: the claim plus
             queue load plus history row, without Django.
   service   tasks.services.task_claim_next(user=...) in-process: Django, access check (queues_for), the function.
@@ -62,6 +63,7 @@ import math
 import multiprocessing
 import os
 import platform
+import random
 import secrets
 import signal
 import socket
@@ -405,14 +407,18 @@ def psycopg_claimer(bench: Bench, statement: str):
 
 
 def ceiling_claimer(bench: Bench, client: int, clients: int):
-    """Client `client` of `clients` updates keys client+1, client+1+clients, ...: no two clients touch one row.
-    Prepared on the server from the first call, as a claim function's statements are inside it."""
+    """Client `client` of `clients` updates the keys client+1, client+1+clients, ... in a random order: no two
+    clients touch one row, and each update finds its row on a page of the table that the last one did not touch,
+    as a claim finds its task wherever the queue's head lives. Prepared on the server from the first call, as a
+    claim function's statements are inside it."""
     conn = psycopg.connect(bench.database_url, autocommit=True)
     statement = sql.SQL(CEILING_SQL).format(table=sql.Identifier(bench.ceiling_table))
-    keys = iter(range(client + 1, bench.tasks + 1, clients))
+    keys = list(range(client + 1, bench.tasks + 1, clients))
+    random.Random(client).shuffle(keys)
+    remaining = iter(keys)
 
     def claim() -> int | None:
-        key = next(keys, None)
+        key = next(remaining, None)
         if key is None:
             return None
         row = conn.execute(statement, {"user_id": bench.user_id, "key": key}, prepare=True).fetchone()
