@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -270,6 +271,10 @@ class WorkflowTask(models.Model):
                 fields=["assignee", "due_date"],
                 name="idx_workflow_tasks_assignee_active",
                 condition=Q(status="CLAIMED"),
+            ),
+            # The seed's candidate-group search, over the tasks there are to find: a claim leaves it untouched.
+            GinIndex(
+                fields=["candidate_groups"], name="idx_workflow_tasks_candidate_groups", condition=Q(status="OPEN")
             ),
             models.Index(fields=["process_instance", "status"], name="idx_workflow_tasks_instance"),
             # Lookups by owner (a user's delegations, erasure, export, a user's deletion refused while a task names

@@ -1,4 +1,4 @@
-"""Claim-next locks one task, not the head of every queue; the task table keeps the indexes that earn their writes.
+"""Claim-next locks one task, not the head of every queue; a claim writes only the task indexes that earn it.
 
 flowable.claim_next_task read the best OPEN task of each of the claimant's queues with FOR UPDATE SKIP LOCKED and
 so locked the head of every queue (twenty with twenty queues: twenty row locks, each a WAL record carrying a full
@@ -9,10 +9,11 @@ its queue busy goes on to the next queue; only then does it hold a second task. 
 history row are unchanged.
 
 Every claim writes a new version of its task row (the status is indexed, so never a HOT update) and with it an entry
-in every index whose predicate the claimed row meets. Two of them earned nothing:
+in every index whose predicate the claimed row meets. Two of them earned nothing from it:
 
-- idx_workflow_tasks_candidate_groups, a GIN index no query uses (nothing filters on candidate_groups; a task's
-  queue decides who sees it), whose pending list every new task version was appended to;
+- idx_workflow_tasks_candidate_groups, the seed's GIN index for candidate-group search, whose pending list every
+  new task version was appended to: it now holds OPEN tasks only, the ones there are to find (no query today
+  filters on candidate_groups; a task's queue decides who sees it);
 - workflow_tasks_owner_id_da866555, the owner foreign key's full index, mostly NULLs: every lookup by owner names
   one, so idx_workflow_tasks_owner holds the delegated tasks only.
 
@@ -22,9 +23,11 @@ extra lock record for moving the row to another page.
 
 Django's schema editor cannot find or drop indexes of a schema-qualified table by name, so the database side is
 written out, the state is Django's (as in 0017). The indexes are built and dropped CONCURRENTLY, so the migration
-is not atomic: a plain CREATE INDEX on the task table would block every claim for the length of the build. The
-partial owner index exists before the full one is dropped.
+is not atomic: a plain CREATE INDEX on the task table would block every claim for the length of the build. Each
+partial index exists before the full one it replaces is dropped; the candidate-group index is then renamed to
+the seed's name.
 """
+import django.contrib.postgres.indexes
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
@@ -205,11 +208,16 @@ INDEXES_FORWARD = [
     "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_workflow_tasks_owner ON flowable.workflow_tasks (owner_id)"
     " WHERE owner_id IS NOT NULL",
     "DROP INDEX CONCURRENTLY IF EXISTS flowable.workflow_tasks_owner_id_da866555",
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_workflow_tasks_candidate_groups_open ON flowable.workflow_tasks"
+    " USING gin (candidate_groups) WHERE status = 'OPEN'",
     "DROP INDEX CONCURRENTLY IF EXISTS flowable.idx_workflow_tasks_candidate_groups",
+    "ALTER INDEX flowable.idx_workflow_tasks_candidate_groups_open RENAME TO idx_workflow_tasks_candidate_groups",
 ]
 INDEXES_BACKWARD = [
-    "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_workflow_tasks_candidate_groups ON flowable.workflow_tasks"
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_workflow_tasks_candidate_groups_all ON flowable.workflow_tasks"
     " USING gin (candidate_groups)",
+    "DROP INDEX CONCURRENTLY IF EXISTS flowable.idx_workflow_tasks_candidate_groups",
+    "ALTER INDEX flowable.idx_workflow_tasks_candidate_groups_all RENAME TO idx_workflow_tasks_candidate_groups",
     "CREATE INDEX CONCURRENTLY IF NOT EXISTS workflow_tasks_owner_id_da866555 ON flowable.workflow_tasks (owner_id)",
     "DROP INDEX CONCURRENTLY IF EXISTS flowable.idx_workflow_tasks_owner",
 ]
@@ -228,6 +236,10 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.RemoveIndex(model_name="workflowtask", name="idx_workflow_tasks_candidate_groups"),
+                migrations.AddIndex(
+                    model_name="workflowtask",
+                    index=django.contrib.postgres.indexes.GinIndex(condition=models.Q(("status", "OPEN")), fields=["candidate_groups"], name="idx_workflow_tasks_candidate_groups"),
+                ),
                 migrations.AlterField(
                     model_name="workflowtask",
                     name="owner",
