@@ -8,6 +8,11 @@ What is measured, against the same backlog of OPEN tasks (reset before every mea
             (... ORDER BY priority DESC, created_at, task_id LIMIT 1 FOR UPDATE SKIP LOCKED), the best of those,
             then UPDATE it to CLAIMED), sent with psycopg directly. It only flips the task: no history row, no
             queue load. This is the baseline the other figures are divided by.
+  ceiling   a prepared UPDATE by primary key of one row of a table as large as the backlog (bench_claim_ceiling:
+            the columns a claim sets, the task table's fillfactor, no other index, no trigger), each claimer its own
+            keys in a random order (a claim, too, finds its task on any page): what one write of one row costs on
+            this machine at that moment, which no claim can beat. Issue 24's target is the claim function's rate
+            over this one.
   function  (extra, for attribution) flowable.claim_next_task(...) called with psycopg directly: the claim plus
             queue load plus history row, without Django.
   service   tasks.services.task_claim_next(user=...) in-process: Django, access check (queues_for), the function.
@@ -32,6 +37,9 @@ alternates by round); the comparison is the median over the rounds of those back
 are the same claim's work, the claim only probes the head of each of its queues' index ranges: what the
 comparison asks is whether a claim costs more when its queues hold ten times as many open tasks.
 
+Each round's rate over the ceiling's is its ratio to sql over the ceiling's ratio to sql (both bracketed as
+above), printed beside the sql ratio.
+
 After each measurement it verifies: no task id handed out twice, the number of CLAIMED tasks equals the number
 of claims, and (for the methods that keep them) one CLAIMED history row per claimed task and every bench queue's
 current_load equal to its CLAIMED count. It exits 1 if any check fails.
@@ -55,6 +63,7 @@ import math
 import multiprocessing
 import os
 import platform
+import random
 import secrets
 import signal
 import socket
@@ -82,13 +91,17 @@ QUEUE_PREFIX = "bench-"
 SMALL_BENCH_USER = "bench-claimer-small"
 SMALL_BENCH_ROLE = "bench-worker-small"
 SMALL_QUEUE_PREFIX = "bench-small-"
-METHODS = ("sql", "function", "service", "http")
+METHODS = ("sql", "ceiling", "function", "service", "http")
 # Spread of created_at over the backlog, so age ordering is not the insertion order.
 CREATED_AT_SPREAD_SECONDS = 30 * 24 * 3600
 SERVER_START_TIMEOUT_SECONDS = 60
 SERVER_WARMUP_REQUESTS = 50
 # A client that has not reported this long after its run should have ended is considered hung.
 CLIENT_GRACE_SECONDS = 120
+# Issue 24's target: the claim function's rate at least this share of the single-row update ceiling's, at
+# TARGET_CEILING_CLIENTS clients.
+TARGET_CEILING_RATIO = 0.4
+TARGET_CEILING_CLIENTS = 16
 # Issue 21's targets with stock parts (2-core machine): service/sql at TARGET_SERVICE_CLIENTS clients, http/sql at
 # every client count; and the allowed drift between backlog sizes.
 TARGET_SERVICE_RATIO = 0.5
@@ -123,6 +136,17 @@ UPDATE flowable.workflow_tasks t
 RETURNING t.task_id
 """
 
+# The ceiling: what one write of one row costs on this machine at this moment. A prepared UPDATE by primary key
+# of one row of a table as large as the backlog (its own table: no other index, no trigger, no row-level
+# security), the same columns set as a claim sets. A claim cannot cost less than this.
+CEILING_TABLE = "bench_claim_ceiling"
+CEILING_SQL = """
+UPDATE {table}
+   SET status = 'CLAIMED', assignee_id = %(user_id)s, claimed_at = clock_timestamp(), updated_at = clock_timestamp()
+ WHERE id = %(key)s AND status = 'OPEN'
+RETURNING id
+"""
+
 FUNCTION_CLAIM_SQL = "SELECT task_id FROM flowable.claim_next_task(%(user_id)s, %(queues)s::text[], %(skills)s::text[])"
 
 LOAD_SQL = """
@@ -146,6 +170,7 @@ class Bench:
     token: str
     port: int
     tasks: int = 0  # the backlog's size: OPEN tasks in `queues` after each reset
+    ceiling_table: str = CEILING_TABLE  # the ceiling's table, as many rows as `tasks`
 
 
 @dataclass
@@ -184,6 +209,7 @@ class Cell:
     clients: int
     rounds: list[Measurement]
     ratios: list[float]
+    ceiling_ratios: list[float] = field(default_factory=list)
 
     @property
     def per_second(self) -> float:
@@ -192,6 +218,10 @@ class Cell:
     @property
     def ratio(self) -> float:
         return statistics.median(self.ratios) if self.ratios else float("nan")
+
+    @property
+    def ceiling_ratio(self) -> float:
+        return statistics.median(self.ceiling_ratios) if self.ceiling_ratios else float("nan")
 
     @property
     def latencies_ms(self) -> list[float]:
@@ -282,6 +312,49 @@ def load_backlog(bench: Bench, tasks: int) -> float:
     return time.monotonic() - started
 
 
+TASK_FILLFACTOR_SQL = """
+SELECT coalesce((SELECT substr(option, length('fillfactor=') + 1)::int
+                   FROM pg_class, unnest(reloptions) AS option
+                  WHERE oid = 'flowable.workflow_tasks'::regclass AND option LIKE 'fillfactor=%%'), 100)
+"""
+
+
+def load_ceiling_table(bench: Bench) -> None:
+    """The ceiling's table: `bench.tasks` OPEN rows keyed 1..tasks, the columns a claim sets, stored with the task
+    table's fillfactor (room on each page for a row's new version, as the task table leaves)."""
+    with psycopg.connect(bench.database_url, autocommit=True) as conn:
+        table = sql.Identifier(bench.ceiling_table)
+        fillfactor = conn.execute(TASK_FILLFACTOR_SQL).fetchone()[0]
+        with conn.transaction():
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE {} (id bigint PRIMARY KEY, status varchar(20) NOT NULL, assignee_id bigint, "
+                    "claimed_at timestamptz, updated_at timestamptz NOT NULL) WITH (fillfactor = {})"
+                ).format(table, sql.Literal(fillfactor))
+            )
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} SELECT g, 'OPEN', NULL, NULL, now() FROM generate_series(1::bigint, %s) AS g"
+                ).format(table),
+                [bench.tasks],
+            )
+        conn.execute(sql.SQL("VACUUM ANALYZE {}").format(table))
+
+
+def ceiling_table_is_current(bench: Bench) -> bool:
+    """The ceiling's table exists, holds as many rows as the backlog and has the task table's fillfactor."""
+    with psycopg.connect(bench.database_url) as conn:
+        if conn.execute("SELECT to_regclass(%s)", [bench.ceiling_table]).fetchone()[0] is None:
+            return False
+        rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(bench.ceiling_table))).fetchone()
+        options = conn.execute(
+            "SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = %s::regclass", [bench.ceiling_table]
+        ).fetchone()[0]
+        fillfactor = conn.execute(TASK_FILLFACTOR_SQL).fetchone()[0]
+        return rows[0] == bench.tasks and (f"fillfactor={fillfactor}" in options or (fillfactor == 100 and not options))
+
+
 def bench_task_count(bench: Bench) -> int:
     with psycopg.connect(bench.database_url) as conn:
         return conn.execute(
@@ -308,6 +381,14 @@ def reset_backlog(bench: Bench) -> None:
             conn.execute(
                 "UPDATE queues.workflow_queues SET current_load = 0 WHERE queue_name = ANY(%s)", [bench.queues]
             )
+        if conn.execute("SELECT to_regclass(%s)", [bench.ceiling_table]).fetchone()[0] is not None:
+            table = sql.Identifier(bench.ceiling_table)
+            conn.execute(
+                sql.SQL(
+                    "UPDATE {} SET status = 'OPEN', assignee_id = NULL, claimed_at = NULL WHERE status <> 'OPEN'"
+                ).format(table)
+            )
+            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(table))
         vacuum(conn)
 
 
@@ -321,6 +402,29 @@ def psycopg_claimer(bench: Bench, statement: str):
     def claim() -> int | None:
         row = conn.execute(statement, params).fetchone()
         return row[0] if row else None
+
+    return claim
+
+
+def ceiling_claimer(bench: Bench, client: int, clients: int):
+    """Client `client` of `clients` updates the keys client+1, client+1+clients, ... in a random order: no two
+    clients touch one row, and each update finds its row on a page of the table that the last one did not touch,
+    as a claim finds its task wherever the queue's head lives. Prepared on the server from the first call, as a
+    claim function's statements are inside it."""
+    conn = psycopg.connect(bench.database_url, autocommit=True)
+    statement = sql.SQL(CEILING_SQL).format(table=sql.Identifier(bench.ceiling_table))
+    keys = list(range(client + 1, bench.tasks + 1, clients))
+    random.Random(client).shuffle(keys)
+    remaining = iter(keys)
+
+    def claim() -> int | None:
+        key = next(remaining, None)
+        if key is None:
+            return None
+        row = conn.execute(statement, {"user_id": bench.user_id, "key": key}, prepare=True).fetchone()
+        if row is None:
+            raise RuntimeError(f"ceiling row {key} was not OPEN")
+        return row[0]
 
     return claim
 
@@ -426,11 +530,13 @@ def http_claimer(bench: Bench):
     return claim
 
 
+# Each factory gets the bench, the claimer's index and the number of claimers.
 CLAIMER_FACTORIES = {
-    "sql": lambda bench: psycopg_claimer(bench, RAW_CLAIM_SQL),
-    "function": lambda bench: psycopg_claimer(bench, FUNCTION_CLAIM_SQL),
-    "service": service_claimer,
-    "http": http_claimer,
+    "sql": lambda bench, client, clients: psycopg_claimer(bench, RAW_CLAIM_SQL),
+    "ceiling": ceiling_claimer,
+    "function": lambda bench, client, clients: psycopg_claimer(bench, FUNCTION_CLAIM_SQL),
+    "service": lambda bench, client, clients: service_claimer(bench),
+    "http": lambda bench, client, clients: http_claimer(bench),
 }
 
 
@@ -456,9 +562,9 @@ def claim_for(seconds: float, claim) -> ClientResult:
     return result
 
 
-def client_process(method: str, bench: Bench, seconds: float, ready, results) -> None:
+def client_process(method: str, bench: Bench, client: int, clients: int, seconds: float, ready, results) -> None:
     try:
-        claim = CLAIMER_FACTORIES[method](bench)
+        claim = CLAIMER_FACTORIES[method](bench, client, clients)
     except Exception as exc:
         ready.wait(timeout=CLIENT_GRACE_SECONDS)
         results.put(ClientResult(errors=[f"setup: {type(exc).__name__}: {exc}"]))
@@ -484,8 +590,10 @@ def run_clients(method: str, bench: Bench, clients: int, seconds: float) -> list
     ready = context.Barrier(clients)
     results = context.Queue()
     processes = [
-        context.Process(target=client_process, args=(method, bench, seconds, ready, results), daemon=True)
-        for _ in range(clients)
+        context.Process(
+            target=client_process, args=(method, bench, client, clients, seconds, ready, results), daemon=True
+        )
+        for client in range(clients)
     ]
     for process in processes:
         process.start()
@@ -501,6 +609,13 @@ def verify(method: str, bench: Bench, task_ids: list[int]) -> list[str]:
     if len(set(task_ids)) != len(task_ids):
         problems.append(f"{len(task_ids) - len(set(task_ids))} task ids handed out more than once")
     with psycopg.connect(bench.database_url) as conn:
+        if method == "ceiling":
+            updated = conn.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE status = 'CLAIMED'").format(sql.Identifier(bench.ceiling_table))
+            ).fetchone()[0]
+            if updated != len(task_ids):
+                problems.append(f"{updated} CLAIMED ceiling rows, {len(task_ids)} updates reported")
+            return problems
         claimed = conn.execute(
             "SELECT count(*) FROM flowable.workflow_tasks WHERE queue_name = ANY(%s) AND status = 'CLAIMED'",
             [bench.queues],
@@ -668,6 +783,25 @@ def bracketed_ratios(measured: list[tuple[str, float]]) -> dict[str, float]:
     return ratios
 
 
+CEILING = "ceiling"
+
+
+def ceiling_ratios(measured: list[tuple[str, float]]) -> dict[str, float]:
+    """Each method's rate over the single-row update ceiling's, in one round.
+
+    With the baseline in the round, it is the method's bracketed ratio over the ceiling's (each taken against the
+    plain statement measured just before and after it, so drift between the two measurements cancels); without
+    it, the plain rates. No ceiling measured (or none with claims), no ratios.
+    """
+    bracketed = bracketed_ratios(measured)
+    if bracketed.get(CEILING):
+        return {method: ratio / bracketed[CEILING] for method, ratio in bracketed.items()}
+    rates = dict(measured)
+    if BASELINE in rates or not rates.get(CEILING):
+        return {}
+    return {method: rate / rates[CEILING] for method, rate in rates.items()}
+
+
 def backlog_ratios_of(small: list[tuple[str, float]], large: list[tuple[str, float]]) -> list[tuple[str, float]]:
     """(method, rate at the large backlog / rate at the small) for each pair of measurements taken back to back:
     the n-th measurement of one round on each backlog. Pairs with no claims at the small backlog are left out."""
@@ -698,6 +832,7 @@ def run_methods(args, benches: list[Bench]) -> Results:
     """
     rounds: dict[tuple[int, str, int], list[Measurement]] = {}
     ratios: dict[tuple[int, str, int], list[float]] = {}
+    to_ceiling: dict[tuple[int, str, int], list[float]] = {}
     backlog_ratios: dict[tuple[str, int], list[float]] = {}
     sizes = sorted(bench.tasks for bench in benches)
     server = start_gunicorn(args, benches[0]) if "http" in args.methods else None
@@ -724,6 +859,8 @@ def run_methods(args, benches: list[Bench]) -> Results:
                 for tasks, sequence in measured.items():
                     for method, ratio in bracketed_ratios(sequence).items():
                         ratios.setdefault((tasks, method, clients), []).append(ratio)
+                    for method, ratio in ceiling_ratios(sequence).items():
+                        to_ceiling.setdefault((tasks, method, clients), []).append(ratio)
     finally:
         if server is not None:
             stop_gunicorn(server)
@@ -736,6 +873,7 @@ def run_methods(args, benches: list[Bench]) -> Results:
                 clients=clients,
                 rounds=rounds[(bench.tasks, method, clients)],
                 ratios=ratios.get((bench.tasks, method, clients), []),
+                ceiling_ratios=to_ceiling.get((bench.tasks, method, clients), []),
             )
             for method in args.methods
             for clients in args.clients
@@ -749,25 +887,32 @@ def print_table(cells: list[Cell], title: str) -> None:
     print(f"\n{title}")
     print(
         f"{'method':<9}{'clients':>8}{'claims/s':>10}{'(min–max)':>14}{'p50 ms':>9}{'p99 ms':>9}{'÷ sql':>7}"
-        f"{'(min–max)':>13}  checks"
+        f"{'(min–max)':>13}{'÷ ceiling':>11}{'(min–max)':>13}  checks"
     )
     for cell in cells:
         rates = [m.per_second for m in cell.rounds]
         latencies = cell.latencies_ms
         spread = f"({min(cell.ratios):.2f}–{max(cell.ratios):.2f})" if cell.ratios else ""
+        to_ceiling = cell.ceiling_ratios
+        ceiling_spread = f"({min(to_ceiling):.2f}–{max(to_ceiling):.2f})" if to_ceiling else ""
         checks = "ok" if not cell.problems else "FAILED"
         if cell.drained:
             checks += " (backlog drained)"
         print(
             f"{cell.method:<9}{cell.clients:>8}{cell.per_second:>10.0f}{f'({min(rates):.0f}–{max(rates):.0f})':>14}"
             f"{percentile(latencies, 0.50):>9.2f}{percentile(latencies, 0.99):>9.2f}{cell.ratio:>7.2f}{spread:>13}"
-            f"  {checks}"
+            f"{cell.ceiling_ratio:>11.2f}{ceiling_spread:>13}  {checks}"
         )
 
 
 def print_targets(cells: list[Cell]) -> None:
-    print("\nTargets (issue 21, 2 cores; median over rounds of each round's ratio):")
+    print("\nTargets (issues 21 and 24, 2 cores; median over rounds of each round's ratio):")
     for cell in cells:
+        if cell.method == "function" and cell.clients == TARGET_CEILING_CLIENTS and cell.ceiling_ratios:
+            print(
+                f"  function/ceiling at {cell.clients:>2} clients = {cell.ceiling_ratio:.2f}  (target ≥ "
+                f"{TARGET_CEILING_RATIO}: {'met' if cell.ceiling_ratio >= TARGET_CEILING_RATIO else 'MISSED'})"
+            )
         if not cell.ratios:
             continue
         if cell.method == "service" and cell.clients == TARGET_SERVICE_CLIENTS:
@@ -815,6 +960,9 @@ def ensure_loaded(args, bench: Bench) -> None:
         )
     else:
         print(f"reusing the {bench.tasks:,} bench tasks already loaded in {bench.queues[0]}…")
+    if CEILING in args.methods and (args.reload or not ceiling_table_is_current(bench)):
+        load_ceiling_table(bench)
+        print(f"loaded the ceiling's table {bench.ceiling_table} with {bench.tasks:,} rows")
 
 
 def parse_args(argv=None):
@@ -925,6 +1073,7 @@ def main(argv=None) -> int:
                 token=token,
                 port=args.port,
                 tasks=args.compare_backlog,
+                ceiling_table=f"{CEILING_TABLE}_small",
             ),
         )
     print(

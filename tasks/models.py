@@ -211,6 +211,7 @@ class WorkflowTask(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="delegated_tasks",
+        db_index=False,  # idx_workflow_tasks_owner: the delegated tasks only
         help_text="Who delegated the task; it returns to them when the delegate resolves it.",
     )
     delegation_state = models.CharField(
@@ -262,7 +263,6 @@ class WorkflowTask(models.Model):
                 name="idx_workflow_tasks_claim_open",
                 condition=Q(status="OPEN"),
             ),
-            GinIndex(fields=["candidate_groups"], name="idx_workflow_tasks_candidate_groups"),
             # SLA scans: the seed's (due_date < CURRENT_TIMESTAMP) index cannot exist (not immutable); this is its equivalent.
             models.Index(
                 fields=["due_date"], name="idx_workflow_tasks_overdue", condition=Q(status__in=["OPEN", "CLAIMED"])
@@ -272,7 +272,15 @@ class WorkflowTask(models.Model):
                 name="idx_workflow_tasks_assignee_active",
                 condition=Q(status="CLAIMED"),
             ),
+            # The seed's candidate-group search, over the tasks there are to find: a claim leaves it untouched.
+            GinIndex(
+                fields=["candidate_groups"], name="idx_workflow_tasks_candidate_groups", condition=Q(status="OPEN")
+            ),
             models.Index(fields=["process_instance", "status"], name="idx_workflow_tasks_instance"),
+            # Lookups by owner (a user's delegations, erasure, export, a user's deletion refused while a task names
+            # them) only ever ask for one owner; the undelegated majority of tasks stays out of the index, so a
+            # claim or completion writes no entry here.
+            models.Index(fields=["owner"], name="idx_workflow_tasks_owner", condition=Q(owner__isnull=False)),
             # The console's task list filtered by queue, newest first: a backward walk of one queue's active tasks
             # instead of sorting them. Partial, so it stays the size of the backlog.
             models.Index(

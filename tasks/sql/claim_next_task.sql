@@ -1,11 +1,13 @@
 -- flowable.claim_next_task: claim the best OPEN task of the given queues for a user, in one call.
 --
--- The best OPEN task of each queue is found by one ordered probe of the queue's range of the partial index of
--- OPEN tasks (never a sort of the backlog), locked with SKIP LOCKED. The candidates are then tried best first:
--- each claim locks its queue's row and adds one to its load in one UPDATE, checking capacity on the locked row;
--- a queue another claim is writing is passed over (SKIP LOCKED) for the next best, and only when every
--- candidate's queue is busy does the claim wait, so it never answers "nothing" while a task is there. The claim,
--- the load and the history row are written together.
+-- The queues are ranked by their best OPEN task, found by one ordered probe of each queue's range of the partial
+-- index of OPEN tasks (never a sort of the backlog) and read without locking it: a claim locks one task, not the
+-- head of every queue. Then, best queue first, it locks the head it read, by key, if no other claim holds it and it
+-- is still OPEN in that queue, or else the queue's best OPEN task no other claim holds (SKIP LOCKED both), and
+-- locks the queue's row and adds one to its load in one UPDATE, checking capacity on the locked row. A queue another claim is writing is
+-- passed over (SKIP LOCKED) for the next best, and only when every candidate's queue is busy does the claim wait,
+-- for the queues whose task it holds, so it never answers "nothing" while a task is there. The claim, the load and
+-- the history row are written together.
 --
 -- The skill filter reads `required_skills = '{}' OR ...` so the planner estimates it from the column's most
 -- common values and keeps the per-queue index probe. The function runs with enable_seqscan off so its queue row
@@ -16,14 +18,15 @@ CREATE OR REPLACE FUNCTION flowable.claim_next_task(
 ) RETURNS SETOF flowable.workflow_tasks
 LANGUAGE plpgsql SET enable_seqscan = off AS $$
 DECLARE
-    v_task_ids bigint[];
     v_queue_names text[];
+    v_heads bigint[];
+    v_task_ids bigint[] := '{}';
+    v_task_id bigint;
     v_wait boolean := false;
 BEGIN
-    -- The best OPEN task of each queue, best first; the tasks are locked, others' locked ones skipped. Capacity
-    -- is checked below, on the locked queue row.
-    SELECT array_agg(c.task_id ORDER BY c.priority DESC, c.created_at, c.task_id),
-           array_agg(q.queue_name ORDER BY c.priority DESC, c.created_at, c.task_id)
+    -- The queues that have an OPEN task the user may take, best head first, and their heads. Nothing is locked.
+    SELECT array_agg(q.queue_name ORDER BY c.priority DESC, c.created_at, c.task_id),
+           array_agg(c.task_id ORDER BY c.priority DESC, c.created_at, c.task_id)
       FROM unnest(p_queues) AS q(queue_name)
       CROSS JOIN LATERAL (
             SELECT t.task_id, t.priority, t.created_at
@@ -33,22 +36,48 @@ BEGIN
                AND (t.required_skills = '{}' OR t.required_skills::text[] <@ p_skills)
              ORDER BY t.priority DESC, t.created_at, t.task_id
              LIMIT 1
-               FOR UPDATE OF t SKIP LOCKED
       ) c
-      INTO v_task_ids, v_queue_names;
-    IF v_task_ids IS NULL THEN
+      INTO v_queue_names, v_heads;
+    IF v_queue_names IS NULL THEN
         RETURN;
     END IF;
-    -- First pass: the first candidate whose queue row no other transaction holds. Second pass (every queue was
-    -- busy): wait for each in turn. The load is checked on the locked row, so capacity holds under concurrency;
-    -- the row is locked and its load counted in one statement.
+    -- First pass: in each queue, best first, lock its head or, when another claim holds the head or has taken it,
+    -- its best OPEN task that no other claim holds; then try the queue's row. The first queue whose row no other
+    -- transaction holds gets the claim. Second pass (every queue was busy): wait for each queue whose task this
+    -- claim holds, in turn. The load is checked on the locked row, so capacity holds under concurrency; the row is
+    -- locked and its load counted in one statement.
     LOOP
-        FOR i IN 1 .. cardinality(v_task_ids) LOOP
+        FOR i IN 1 .. cardinality(v_queue_names) LOOP
             IF v_wait THEN
+                v_task_id := v_task_ids[i];
+                CONTINUE WHEN v_task_id IS NULL;
                 UPDATE queues.workflow_queues q
                    SET current_load = q.current_load + 1
                  WHERE q.queue_name = v_queue_names[i] AND q.current_load < q.max_capacity;
             ELSE
+                -- The lock rechecks the row's latest version: a head claimed, escalated or moved meanwhile is not
+                -- taken.
+                SELECT t.task_id
+                  INTO v_task_id
+                  FROM flowable.workflow_tasks t
+                 WHERE t.task_id = v_heads[i]
+                   AND t.queue_name = v_queue_names[i]
+                   AND t.status = 'OPEN'
+                   AND (t.required_skills = '{}' OR t.required_skills::text[] <@ p_skills)
+                   FOR UPDATE OF t SKIP LOCKED;
+                IF v_task_id IS NULL THEN
+                    SELECT t.task_id
+                      INTO v_task_id
+                      FROM flowable.workflow_tasks t
+                     WHERE t.queue_name = v_queue_names[i]
+                       AND t.status = 'OPEN'
+                       AND (t.required_skills = '{}' OR t.required_skills::text[] <@ p_skills)
+                     ORDER BY t.priority DESC, t.created_at, t.task_id
+                     LIMIT 1
+                       FOR UPDATE OF t SKIP LOCKED;
+                END IF;
+                v_task_ids[i] := v_task_id;
+                CONTINUE WHEN v_task_id IS NULL;
                 UPDATE queues.workflow_queues q
                    SET current_load = q.current_load + 1
                  WHERE q.queue_id = (SELECT b.queue_id FROM queues.workflow_queues b
@@ -61,7 +90,7 @@ BEGIN
                 UPDATE flowable.workflow_tasks t
                    SET status = 'CLAIMED', assignee_id = p_user_id, claimed_at = clock_timestamp(),
                        updated_at = clock_timestamp()
-                 WHERE t.task_id = v_task_ids[i]
+                 WHERE t.task_id = v_task_id
                 RETURNING t.*
             ), history AS (
                 INSERT INTO flowable.task_history (task_id, event_type, actor_id, via_account_id, old_values,

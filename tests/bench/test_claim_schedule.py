@@ -87,3 +87,24 @@ def test_a_backlog_comparison_needs_a_second_size(claim_bench, compare):
         claim_bench.parse_args(["--tasks", "1000", "--compare-backlog", compare])
     assert refused.value.code == 2
     assert claim_bench.parse_args(["--tasks", "1000", "--compare-backlog", "100"]).compare_backlog == 100
+
+
+def test_the_ceiling_ratio_is_taken_against_the_baseline_beside_each_measurement(claim_bench):
+    # True rates relative to sql: ceiling 3.0, function 1.2 (so function/ceiling = 0.4); the machine gets 10 %
+    # faster with every measurement.
+    true_ratio = {"sql": 1.0, "ceiling": 3.0, "function": 1.2, "service": 0.6}
+    sequence = claim_bench.round_sequence(["sql", "ceiling", "function", "service"], 0)
+    measured = [(method, 1000 * true_ratio[method] * 1.1**i) for i, method in enumerate(sequence)]
+
+    ratios = claim_bench.ceiling_ratios(measured)
+
+    assert ratios["function"] == pytest.approx(0.4)
+    assert ratios["ceiling"] == pytest.approx(1.0)
+    assert ratios["service"] == pytest.approx(0.2)
+
+
+def test_without_a_ceiling_there_is_no_ceiling_ratio(claim_bench):
+    assert claim_bench.ceiling_ratios([("sql", 3000.0), ("function", 2000.0), ("sql", 3000.0)]) == {}
+    assert claim_bench.ceiling_ratios([("sql", 3000.0), ("ceiling", 0.0), ("sql", 3000.0)]) == {}
+    # Without the baseline in the run, the plain rates.
+    assert claim_bench.ceiling_ratios([("ceiling", 4000.0), ("function", 1000.0)]) == {"ceiling": 1.0, "function": 0.25}

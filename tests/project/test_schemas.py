@@ -37,8 +37,10 @@ def test_queue_status_priority_index_matches_the_seed():
     assert "(queue_name, status, priority DESC, created_at)" in definition
 
 
-def test_candidate_groups_index_is_gin():
-    assert "USING gin (candidate_groups)" in index_definition("idx_workflow_tasks_candidate_groups")
+def test_candidate_groups_index_is_gin_over_open_tasks():
+    definition = index_definition("idx_workflow_tasks_candidate_groups")
+    assert "USING gin (candidate_groups)" in definition
+    assert definition.endswith("WHERE ((status)::text = 'OPEN'::text)")  # a claim writes no entry
 
 
 def test_overdue_index_is_partial_on_active_tasks():

@@ -41,20 +41,61 @@ def alice(committed_db, test_database_url):
 def test_a_claim_passes_over_a_queue_another_claim_is_writing(alice, test_database_url):
     first_best = add_task("intake", "intake best", 90)
     add_task("intake", "intake second", 80)
-    add_task("triage", "triage best", 10)  # locked by the first claim too: it holds each queue's best task
-    other = add_task("triage", "triage second", 5)
+    triage_best = add_task("triage", "triage best", 10)  # the first claim read it, but did not lock it
+    add_task("triage", "triage second", 5)
     with psycopg.connect(test_database_url) as first, psycopg.connect(test_database_url, autocommit=True) as second:
         # The first claim has taken intake's best task and holds intake's row until it commits.
         assert first.execute(CLAIM, [alice.pk, ["intake", "triage"]]).fetchone() == (first_best.pk, "intake")
         with second.transaction():
             second.execute("SET LOCAL lock_timeout = '2s'")
             # intake's second task ranks above triage's, but waiting for intake would queue behind the first claim.
-            assert second.execute(CLAIM, [alice.pk, ["intake", "triage"]]).fetchone() == (other.pk, "triage")
+            assert second.execute(CLAIM, [alice.pk, ["intake", "triage"]]).fetchone() == (triage_best.pk, "triage")
         first.commit()
     loads = dict(
         WorkflowQueue.objects.filter(queue_name__in=["intake", "triage"]).values_list("queue_name", "current_load")
     )
     assert loads == {"intake": 1, "triage": 1}
+
+
+def lockable_open_tasks(observer, queue_names) -> set[int]:
+    """The OPEN tasks of the queues that another transaction could lock now: a claim in progress holds the others."""
+    with observer.transaction():
+        rows = observer.execute(
+            "SELECT task_id FROM flowable.workflow_tasks WHERE queue_name = ANY(%s) AND status = 'OPEN' "
+            "FOR UPDATE SKIP LOCKED",
+            [queue_names],
+        ).fetchall()
+    return {task_id for (task_id,) in rows}
+
+
+def test_a_claim_locks_the_one_task_it_takes_not_the_head_of_every_queue(alice, test_database_url):
+    tasks = [
+        add_task("intake", "intake best", 90),
+        add_task("intake", "intake second", 80),
+        add_task("triage", "triage best", 70),
+        add_task("triage", "triage second", 60),
+    ]
+    with psycopg.connect(test_database_url) as claimer, admin_connect(autocommit=True) as observer:
+        claimed, _ = claimer.execute(CLAIM, [alice.pk, ["intake", "triage"]]).fetchone()
+        # Still in the claim's transaction: every task but the claimed one can be locked by someone else.
+        assert lockable_open_tasks(observer, ["intake", "triage"]) == {t.pk for t in tasks} - {claimed}
+        claimer.commit()
+    assert claimed == tasks[0].pk
+
+
+def test_a_head_another_transaction_holds_is_passed_for_the_next_task_of_its_queue(alice, test_database_url):
+    head = add_task("intake", "intake best", 90)
+    second = add_task("intake", "intake second", 80)
+    add_task("triage", "triage best", 70)
+    with admin_connect() as holder, psycopg.connect(test_database_url, autocommit=True) as claimer:
+        # Someone holds intake's head (a completion in progress, say): the claim reads it as the head, cannot lock
+        # it, and takes the best task of the same queue that no one holds, without waiting.
+        holder.execute("SELECT 1 FROM flowable.workflow_tasks WHERE task_id = %s FOR UPDATE", [head.pk])
+        with claimer.transaction():
+            claimer.execute("SET LOCAL lock_timeout = '2s'")
+            assert claimer.execute(CLAIM, [alice.pk, ["intake", "triage"]]).fetchone() == (second.pk, "intake")
+        holder.rollback()
+    assert WorkflowTask.objects.get(pk=head.pk).status == "OPEN"
 
 
 def test_a_claim_waits_when_every_candidate_queue_is_busy(alice, test_database_url):
@@ -107,10 +148,11 @@ def test_claims_waiting_on_full_queues_do_not_deadlock(alice, test_database_url)
     """Claims in the waiting pass that find queues full after waiting for them end with nothing, not a deadlock.
 
     A claim that waited for a queue row and then found the queue full keeps that row locked until it ends (PostgreSQL
-    keeps a lock taken before the recheck). Here A (intake's and triage's best tasks, intake first) and B (the
-    second tasks, triage first) wait for two transactions that fill the queues; A ends up waiting for triage behind
-    B while holding intake. B then skips intake without waiting: its new snapshot sees intake full, and no one can
-    make it less full while A holds the row, so the kept lock never closes a cycle.
+    keeps a lock taken before the recheck). Here A (intake's and triage's best tasks, intake first) and B (triage's
+    new best task and intake's second, triage first: a more urgent triage task arrived after A ranked the queues)
+    wait for two transactions that fill the queues; A ends up waiting for triage behind B while holding intake. B
+    then skips intake without waiting: its new snapshot sees intake full, and no one can make it less full while A
+    holds the row, so the kept lock never closes a cycle.
     """
     add_task("intake", "intake best", 10)
     add_task("intake", "intake second", 1)
@@ -139,6 +181,7 @@ def test_claims_waiting_on_full_queues_do_not_deadlock(alice, test_database_url)
         threads["a"].start()
         a_pid = waiting_for(observer, intake_filler_pid)
         assert wait_until_blocked(observer, a_pid) == [intake_filler_pid]
+        add_task("triage", "triage urgent", 20)  # B ranks triage first
         threads["b"].start()
         b_pid = waiting_for(observer, triage_filler_pid)
         assert wait_until_blocked(observer, b_pid) == [triage_filler_pid]

@@ -45,7 +45,7 @@ def claim_statement(queues="%(queues)s", skills="%(skills)s", user="%(user)s"):
     with connection.cursor() as cursor:
         cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'claim_next_task'")
         source = cursor.fetchone()[0]
-    statement = re.search(r"(SELECT array_agg\(.*?\) c)\s+INTO v_task_ids", source, re.S).group(1)
+    statement = re.search(r"(SELECT array_agg\(.*?\) c)\s+INTO v_queue_names", source, re.S).group(1)
     return (
         statement.replace("p_queues", f"{queues}::text[]")
         .replace("p_skills", f"{skills}::text[]")
@@ -157,3 +157,43 @@ def test_the_history_index_is_built_without_blocking_claims():
     statements = migration.FORWARD + migration.BACKWARD
     assert all(" CONCURRENTLY " in statement for statement in statements)
     assert "CREATE" in migration.FORWARD[0] and "DROP" in migration.FORWARD[1]  # never without an index
+
+
+def task_table_indexes() -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'flowable' AND tablename = 'workflow_tasks'"
+        )
+        return dict(cursor.fetchall())
+
+
+def test_a_task_without_an_owner_has_no_entry_in_an_owner_index_and_lookups_by_owner_use_it():
+    """A claim writes an entry in every index whose predicate the claimed row meets: the owner index holds the
+    delegated tasks only, and every lookup by owner (erasure, export, delegations) still finds them through it."""
+    owner_indexes = {name: d for name, d in task_table_indexes().items() if "(owner_id)" in d}
+    assert list(owner_indexes) == ["idx_workflow_tasks_owner"]
+    assert owner_indexes["idx_workflow_tasks_owner"].endswith("WHERE (owner_id IS NOT NULL)")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    plan = plan_of("SELECT task_id FROM flowable.workflow_tasks WHERE owner_id = %s", [1])
+    assert any(node.get("Index Name") == "idx_workflow_tasks_owner" for node in nodes(plan)), json.dumps(plan)
+
+
+def test_the_task_table_leaves_room_on_each_page_for_a_claimed_version():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE oid = 'flowable.workflow_tasks'::regclass")
+        (options,) = cursor.fetchone()
+    assert "fillfactor=90" in options
+
+
+def test_the_task_indexes_are_built_and_dropped_without_blocking_claims():
+    import importlib
+
+    migration = importlib.import_module("tasks.migrations.0027_claim_next_locks_one_task")
+    assert migration.Migration.atomic is False
+    statements = migration.INDEXES_FORWARD + migration.INDEXES_BACKWARD
+    builds_and_drops = [s for s in statements if s.startswith(("CREATE", "DROP"))]
+    assert all(" CONCURRENTLY " in statement for statement in builds_and_drops)
+    assert all(s.startswith("ALTER INDEX") and " RENAME TO " in s for s in set(statements) - set(builds_and_drops))
+    # Each partial index exists before the full one it replaces goes.
+    assert [s.split()[0] for s in migration.INDEXES_FORWARD[:4]] == ["CREATE", "DROP", "CREATE", "DROP"]
