@@ -189,7 +189,7 @@ def test_the_task_table_leaves_room_on_each_page_for_a_claimed_version():
 def test_the_task_indexes_are_built_and_dropped_without_blocking_claims():
     import importlib
 
-    migration = importlib.import_module("tasks.migrations.0027_claim_next_locks_one_task")
+    migration = importlib.import_module("tasks.migrations.0028_claim_next_locks_one_task")
     assert migration.Migration.atomic is False
     statements = migration.INDEXES_FORWARD + migration.INDEXES_BACKWARD
     builds_and_drops = [s for s in statements if s.startswith(("CREATE", "DROP"))]

@@ -227,7 +227,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("tasks", "0025_row_level_security"),
+        ("tasks", "0027_tasks_by_queue_and_instance"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
