@@ -522,7 +522,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "spiff": {"level": "WARNING"}},
+    # pgserver (the embedded PostgreSQL) logs every start-up step and, at exit, "exiting <pid> remaining pids" at
+    # INFO: noise on every command; from an exit handler it also writes to streams a test runner has closed.
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "spiff": {"level": "WARNING"},
+        "pgserver": {"level": "WARNING"},
+    },
 }
 
 # Index names follow the seed (e.g. idx_workflow_tasks_queue_status_priority); Django caps them at 30
