@@ -12,8 +12,8 @@ chmod 700 "$RUN_DIR"
 STOP_SECONDS=4
 # How each service stops: gunicorn's INT is its quick shutdown (workers leave at once, finishing a request in
 # progress); celery's TERM is its warm shutdown (running jobs are finished, beat stops with the worker).
-WEB="web server (gunicorn)|INT"
-WORKER="Celery worker and beat|TERM"
+WEB="web server|gunicorn|INT"
+WORKER="Celery worker and beat|celery|TERM"
 
 # Tenths of a second on a clock that runs in real time (bash 5's EPOCHREALTIME); else counts of 0.1 s sleeps, which a
 # busy machine stretches.
@@ -30,24 +30,25 @@ group_alive() {
     kill -0 -- "-$1" 2>/dev/null || kill -0 "$1" 2>/dev/null
 }
 
-# The service of a pid file, as "name|signal|pid", if the process it names runs and is that program (a pid file
+# The service of a pid file, as "name|program|signal|pid", if the process it names runs and is that program (a pid file
 # left by a process that died without removing it may name another program by now).
 service_of_pid_file() {
-    local service=$1 file=$2 program=$3 pid
+    local service=$1 file=$2 name program sig pid
+    IFS='|' read -r name program sig <<<"$service"
     pid=$(cat "$RUN_DIR/$file" 2>/dev/null) || return 0
     if [ -n "$pid" ] && ps -p "$pid" -o command= 2>/dev/null | grep -q "$program"; then
         echo "$service|$pid"
     fi
 }
 
-# Stop services given as "name|signal|pid": send each its signal, give them $1 seconds together, then kill what is
+# Stop services given as "name|program|signal|pid": send each its signal, give them $1 seconds together, then kill what is
 # left of their process groups (bin/run starts each in a group of its own). Prints one line per service.
 services_stop() {
-    local seconds=$1 name sig pid alive entry deadline
+    local seconds=$1 name program sig pid alive entry deadline
     shift
     [ $# -gt 0 ] || return 0
     for entry in "$@"; do
-        IFS='|' read -r name sig pid <<<"$entry"
+        IFS='|' read -r name program sig pid <<<"$entry"
         kill "-$sig" "$pid" 2>/dev/null || true
     done
     _ticks=0
@@ -55,7 +56,7 @@ services_stop() {
     while [ "$(now_tenths)" -lt "$deadline" ]; do
         alive=false
         for entry in "$@"; do
-            IFS='|' read -r name sig pid <<<"$entry"
+            IFS='|' read -r name program sig pid <<<"$entry"
             if group_alive "$pid"; then alive=true; fi
         done
         $alive || break
@@ -63,12 +64,12 @@ services_stop() {
         _ticks=$((_ticks + 1))
     done
     for entry in "$@"; do
-        IFS='|' read -r name sig pid <<<"$entry"
+        IFS='|' read -r name program sig pid <<<"$entry"
         if group_alive "$pid"; then
             kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-            echo "Killed the $name (pid $pid): it had not stopped within $seconds s."
+            echo "Killed the $name ($program, pid $pid): it had not stopped within $seconds s."
         else
-            echo "Stopped the $name (pid $pid)."
+            echo "Stopped the $name ($program, pid $pid)."
         fi
     done
     rm -f "$RUN_DIR/gunicorn.pid" "$RUN_DIR/celery.pid"

@@ -151,7 +151,7 @@ def test_ctrl_c_stops_web_worker_and_beat_within_five_seconds_without_a_sigkill(
     assert "SIGKILL" not in output and "Perhaps out of memory" not in output, output
     # Every web worker left by itself (none was killed, by gunicorn or by bin/run's time limit). The worker and beat
     # may take up to the limit to finish and be killed at it on a busy machine: either way they are gone in time.
-    assert "Stopped the web server (gunicorn)" in output, output
+    assert "Stopped the web server (gunicorn, pid" in output, output
     assert "the Celery worker and beat" in output, output
     for connection in connections:
         connection.close()
@@ -174,8 +174,8 @@ def test_bin_stop_stops_what_bin_run_started_and_says_what(bin_run):
     )
 
     assert stopped.returncode == 0, stopped.stderr
-    assert f"Stopped the web server (gunicorn) (pid {pids['web']})." in stopped.stdout
-    assert f"the Celery worker and beat (pid {pids['worker']})" in stopped.stdout
+    assert f"Stopped the web server (gunicorn, pid {pids['web']})." in stopped.stdout
+    assert f"the Celery worker and beat (celery, pid {pids['worker']})" in stopped.stdout
     assert "embedded PostgreSQL" in stopped.stdout and "is not running" in stopped.stdout
     assert bin_run.seconds_until_all_gone(CTRL_C_LIMIT_SECONDS) < CTRL_C_LIMIT_SECONDS, bin_run.output()
     assert not psutil.pid_exists(pids["web"]) and not psutil.pid_exists(pids["worker"])
