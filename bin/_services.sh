@@ -30,8 +30,8 @@ group_alive() {
     kill -0 -- "-$1" 2>/dev/null || kill -0 "$1" 2>/dev/null
 }
 
-# The service of a pid file, as "name|program|signal|pid", if the process it names runs and is that program (a pid file
-# left by a process that died without removing it may name another program by now).
+# The service of a pid file, as "name|program|signal|pid", if the process it names runs and is that program (a pid
+# file left by a process that died without removing it may name another program by now).
 service_of_pid_file() {
     local service=$1 file=$2 name program sig pid
     IFS='|' read -r name program sig <<<"$service"
@@ -41,8 +41,8 @@ service_of_pid_file() {
     fi
 }
 
-# Stop services given as "name|program|signal|pid": send each its signal, give them $1 seconds together, then kill what is
-# left of their process groups (bin/run starts each in a group of its own). Prints one line per service.
+# Stop services given as "name|program|signal|pid": send each its signal, give them $1 seconds together, then kill
+# what is left of their process groups (bin/run starts each in a group of its own). Prints one line per service.
 services_stop() {
     local seconds=$1 name program sig pid alive entry deadline
     shift
