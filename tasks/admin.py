@@ -27,7 +27,7 @@ from queues.admin import WorkflowQueueAdmin
 from queues.models import WorkflowQueue
 
 from .bpmn.diagram import ACTIVE, COMPLETED, NEUTRAL, STATE_LABELS, STATE_PALETTES, process_diagram_for
-from .bpmn.workflows import definition_deploy
+from .bpmn.workflows import definition_deploy_if_changed
 from .console.admin_console import HistoryConsoleMixin, ProcessConsoleMixin, QueueConsoleMixin, TaskConsoleMixin
 from .models import (
     Alert,
@@ -81,13 +81,13 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
     upload_fields = ("bpmn_file", "sla_config")
 
     def add_view(self, request, form_url="", extra_context=None):
-        """Deploy through definition_deploy, the same service (and checks) as the API and deploy_workflow."""
+        """Deploy through definition_deploy_if_changed, the same service (and checks) as the API and deploy_workflow."""
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = DefinitionUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
-                definition = definition_deploy(
+                deployment = definition_deploy_if_changed(
                     user=request.user,
                     bpmn_xml=form.cleaned_data["bpmn_file"],
                     sla_config=form.cleaned_data.get("sla_config") or None,
@@ -103,9 +103,17 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
                     )
                 form.add_error("bpmn_file", exc.detail)
             else:
-                self.message_user(
-                    request, f"Deployed {definition.process_key} version {definition.version}.", messages.SUCCESS
-                )
+                definition = deployment.definition
+                if deployment.created:
+                    self.message_user(
+                        request, f"Deployed {definition.process_key} version {definition.version}.", messages.SUCCESS
+                    )
+                else:
+                    self.message_user(
+                        request,
+                        f"{definition.process_key} unchanged: still version {definition.version}.",
+                        messages.INFO,
+                    )
                 return redirect(reverse("admin:tasks_workflowdefinition_change", args=[definition.pk]))
         admin_form = helpers.AdminForm(form, [(None, {"fields": self.upload_fields})], {}, model_admin=self)
         context = {

@@ -581,13 +581,27 @@ class DefinitionViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(DefinitionSerializer(page, many=True).data)
 
-    @extend_schema(request=DeploySerializer, responses={201: DefinitionSerializer, **errors(400, 401, 403, 409)})
+    @extend_schema(
+        request=DeploySerializer,
+        responses={
+            201: OpenApiResponse(DefinitionSerializer, description="Deployed as the next version."),
+            200: OpenApiResponse(
+                DefinitionSerializer,
+                description="Unchanged: the version in use already has this model and SLA configuration; "
+                "no version was made.",
+            ),
+            **errors(400, 401, 403, 409),
+        },
+    )
     def create(self, request):
         data = TaskViewSet.validated(DeploySerializer, request)
-        definition = workflows.definition_deploy(
+        deployment = workflows.definition_deploy_if_changed(
             user=request.user, bpmn_xml=data["bpmn_xml"], sla_config=data["sla_config"]
         )
-        return Response(DefinitionSerializer(definition).data, status=status.HTTP_201_CREATED)
+        return Response(
+            DefinitionSerializer(deployment.definition).data,
+            status=status.HTTP_201_CREATED if deployment.created else status.HTTP_200_OK,
+        )
 
 
 class ProcessViewSet(viewsets.GenericViewSet):

@@ -545,7 +545,13 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "spiff": {"level": "WARNING"}},
+    # pgserver (the embedded PostgreSQL) logs every start-up step and, at exit, "exiting <pid> remaining pids" at
+    # INFO: noise on every command; from an exit handler it also writes to streams a test runner has closed.
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "spiff": {"level": "WARNING"},
+        "pgserver": {"level": "WARNING"},
+    },
 }
 
 # The request id: a client's X-Request-ID is kept when it is a UUID, else one is made; it is returned in the

@@ -127,6 +127,12 @@ def _form_fields(fields) -> list[dict]:
     ]
 
 
+@dataclass(frozen=True)
+class Deployment:
+    definition: WorkflowDefinition
+    created: bool  # False: the version processes start on already had this model and SLA configuration
+
+
 @transaction.atomic
 def definition_deploy(*, user, bpmn_xml: str, sla_config: dict | None = None) -> WorkflowDefinition:
     """Validate a BPMN 2.0 model and store it as the next version of its process key.
@@ -134,6 +140,31 @@ def definition_deploy(*, user, bpmn_xml: str, sla_config: dict | None = None) ->
     The deployer needs the deploy_workflows right (through a role) and the deploy capability on every queue the
     model routes to; the queues must exist. Each deploy is a security event naming the version it replaced.
     """
+    parsed, sla_config = _deploy_checked(user=user, bpmn_xml=bpmn_xml, sla_config=sla_config)
+    return _definition_store(user=user, parsed=parsed, bpmn_xml=bpmn_xml, sla_config=sla_config)
+
+
+@transaction.atomic
+def definition_deploy_if_changed(*, user, bpmn_xml: str, sla_config: dict | None = None) -> Deployment:
+    """definition_deploy, unless the version processes of the key start on (the latest active one) already has this
+    model, character for character, and this SLA configuration: then that version, and nothing is written.
+
+    Deploying a file again (a script, a CI step) is not a new version. The checks are the same either way, so an
+    answer never tells someone who may not deploy which model is live.
+    """
+    parsed, sla_config = _deploy_checked(user=user, bpmn_xml=bpmn_xml, sla_config=sla_config)
+    definitions_for_update().filter(process_key=parsed.process_key).values("pk").first()
+    current = (
+        WorkflowDefinition.objects.filter(process_key=parsed.process_key, is_active=True).order_by("-version").first()
+    )
+    if current is not None and current.bpmn_xml == bpmn_xml and current.sla_config == sla_config:
+        return Deployment(definition=current, created=False)
+    definition = _definition_store(user=user, parsed=parsed, bpmn_xml=bpmn_xml, sla_config=sla_config)
+    return Deployment(definition=definition, created=True)
+
+
+def _deploy_checked(*, user, bpmn_xml: str, sla_config: dict | None) -> tuple[engine.ParsedDefinition, dict]:
+    """The parsed model and the deployable SLA configuration, once the deployer and the model pass every check."""
     if not holds_right(user=user, right=Right.DEPLOY_WORKFLOWS):
         raise PermissionDenied(
             "you may not deploy workflow definitions: no role of yours grants deploy_workflows", code="deploy_refused"
@@ -165,6 +196,10 @@ def definition_deploy(*, user, bpmn_xml: str, sla_config: dict | None = None) ->
         raise PermissionDenied(
             f"you may not deploy workflows that route to: {', '.join(refused)}", code="deploy_refused"
         )
+    return parsed, sla_config
+
+
+def _definition_store(*, user, parsed: engine.ParsedDefinition, bpmn_xml: str, sla_config: dict) -> WorkflowDefinition:
     # Serialise concurrent deploys of one process key; the unique constraint is the last word.
     definitions_for_update().filter(process_key=parsed.process_key).values("pk").first()
     latest = WorkflowDefinition.objects.filter(process_key=parsed.process_key).aggregate(v=Max("version"))["v"] or 0

@@ -62,9 +62,8 @@ def test_the_right_without_deploy_on_the_models_queues_is_refused(caseworker_ali
 
 
 def test_supervisor_with_the_deploy_right_deploys_and_the_replacement_is_audited(api_as, supervisor_sam, live_workflow):
-    response = api_as(supervisor_sam).post(
-        "/api/workflow/definitions/", {"bpmn_xml": DEMO_FILE.read_text()}, format="json"
-    )
+    changed = DEMO_FILE.read_text() + "<!-- revised -->\n"  # an identical model makes no version
+    response = api_as(supervisor_sam).post("/api/workflow/definitions/", {"bpmn_xml": changed}, format="json")
     assert response.status_code == 201, response.content
     event = SecurityEvent.objects.filter(event_type="WORKFLOW_DEPLOYED").latest("event_id")
     assert event.actor_id == supervisor_sam.pk

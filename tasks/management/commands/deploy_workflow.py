@@ -1,4 +1,4 @@
-"""Deploy a BPMN 2.0 file as the next version of its process key."""
+"""Deploy a BPMN 2.0 file as the next version of its process key, unless that version is live already."""
 
 import json
 from pathlib import Path
@@ -7,11 +7,14 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import WorkflowError
 from entitlements.models import User
-from tasks.bpmn.workflows import definition_deploy
+from tasks.bpmn.workflows import definition_deploy_if_changed
 
 
 class Command(BaseCommand):
-    help = "Deploy FILE (BPMN 2.0) as the next version of its process key."
+    help = (
+        "Deploy FILE (BPMN 2.0) as the next version of its process key; a file (and SLA configuration) identical to "
+        "the version in use makes no new version."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("file")
@@ -34,7 +37,13 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             raise CommandError(f"cannot read SLA config: {exc}") from exc
         try:
-            definition = definition_deploy(user=user, bpmn_xml=path.read_text(encoding="utf-8"), sla_config=config)
+            deployment = definition_deploy_if_changed(
+                user=user, bpmn_xml=path.read_text(encoding="utf-8"), sla_config=config
+            )
         except WorkflowError as exc:
             raise CommandError(exc.detail) from exc
-        self.stdout.write(f"Deployed {definition.process_key} version {definition.version}.")
+        definition = deployment.definition
+        if deployment.created:
+            self.stdout.write(f"Deployed {definition.process_key} version {definition.version}.")
+        else:
+            self.stdout.write(f"{definition.process_key} unchanged: still version {definition.version}.")
