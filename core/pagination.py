@@ -237,7 +237,12 @@ class KeysetList:
         if self.partitions and not all(self.partitions.values()):
             return None
         sources, source_params, equalities = self._partition_sources()
-        probe = f"SELECT 1 FROM {self.table} WHERE {' AND '.join([f'({where})', *equalities])}"
+        # In key order, so each probe walks its index and stops at the cap (a bitmap scan would read all its rows
+        # before the LIMIT).
+        probe = (
+            f"SELECT 1 FROM {self.table} WHERE {' AND '.join([f'({where})', *equalities])} "
+            f"ORDER BY {self._order_by(None, False)}"
+        )
         limit = int(cap) + 1
         if sources:
             probe = f"SELECT 1 FROM {sources} CROSS JOIN LATERAL ({probe} LIMIT {limit}) m"
