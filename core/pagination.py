@@ -35,6 +35,7 @@ from uuid import UUID
 from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connections
+from django.db.models.expressions import RawSQL
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
@@ -251,20 +252,21 @@ class KeysetList:
     # --- reads ---------------------------------------------------------------------------------------------------
 
     def page(self, *, cursor: str | None = None, size: int = PAGE_SIZE) -> KeysetPage:
-        """The page after (or, for a `previous` cursor, before) `cursor`; the first page without one."""
+        """The page after (or, for a `previous` cursor, before) `cursor`; the first page without one. One query:
+        the rows whose keys the probes pick (`pk IN (...)`), with the queryset's related rows."""
         after, backward = self.cursor_decoded(cursor) if cursor else (None, False)
         statement = self.page_sql(after=after, backward=backward, limit=size + 1)
-        keys = []
+        rows = []
         if statement is not None:
-            with self.connection.cursor() as db:
-                db.execute(*statement)
-                keys = [row[-1] for row in db.fetchall()]
-        more = len(keys) > size
-        keys = keys[:size]
+            keys = RawSQL(f"SELECT s.k{len(self.keys) - 1} FROM ({statement[0]}) s", statement[1])
+            read_order = [
+                f"{'' if name.startswith('-') == backward else '-'}{name.lstrip('-')}" for name in self.ordering
+            ]
+            rows = list(self.queryset.filter(pk__in=keys).order_by(*read_order))
+        more = len(rows) > size
+        rows = rows[:size]
         if backward:
-            keys.reverse()
-        by_pk = {row.pk: row for row in self.queryset.order_by().filter(pk__in=keys)} if keys else {}
-        rows = [by_pk[pk] for pk in keys if pk in by_pk]
+            rows.reverse()
         has_next = more if not backward else True
         has_previous = (after is not None) if not backward else more
         return KeysetPage(
@@ -273,8 +275,8 @@ class KeysetList:
             previous_cursor=self.cursor_for(rows[0], backward=True) if rows and has_previous else None,
         )
 
-    def count(self, *, cap: int = COUNT_CAP) -> ApproximateCount:
-        """Exact up to `cap`; past it the planner's estimate when that is larger, else "cap+"."""
+    def count(self, *, cap: int = COUNT_CAP, estimate: bool = True) -> ApproximateCount:
+        """Exact up to `cap`; past it (with `estimate`) the planner's estimate when that is larger, else "cap+"."""
         statement = self.count_sql(cap=cap)
         if statement is None:
             return ApproximateCount(0)
@@ -283,8 +285,8 @@ class KeysetList:
             (counted,) = db.fetchone()
         if counted <= cap:
             return ApproximateCount(counted)
-        estimate = self.estimate()
-        return ApproximateCount(estimate, ESTIMATE) if estimate > cap else ApproximateCount(cap, AT_LEAST)
+        guess = self.estimate() if estimate else 0
+        return ApproximateCount(guess, ESTIMATE) if guess > cap else ApproximateCount(cap, AT_LEAST)
 
     def estimate(self) -> int:
         """The planner's estimate of the rows the queryset holds (from the statistics ANALYZE keeps)."""
@@ -311,6 +313,8 @@ class KeysetPagination(BasePagination):
 
     page_size = PAGE_SIZE
     count_cap = COUNT_CAP
+    # Past the cap a client gets "at least" rather than the planner's estimate (one more statement to plan).
+    count_estimate = False
 
     def paginate_queryset(self, queryset, request, view=None):
         if PAGE_NUMBER_PARAM in request.query_params:
@@ -326,7 +330,11 @@ class KeysetPagination(BasePagination):
         first_and_last = (
             not self.page.next_cursor and not self.page.previous_cursor and CURSOR_PARAM not in (request.query_params)
         )
-        self.count = ApproximateCount(len(self.page.rows)) if first_and_last else self.listing.count(cap=self.count_cap)
+        self.count = (
+            ApproximateCount(len(self.page.rows))
+            if first_and_last
+            else self.listing.count(cap=self.count_cap, estimate=self.count_estimate)
+        )
         return self.page.rows
 
     def link(self, cursor: str | None) -> str | None:
