@@ -246,7 +246,8 @@ class WorkflowTask(models.Model):
         ]
         indexes = [
             # The seed's primary index: queue listings in priority-then-age order. task_id completes the task list's
-            # key, so its per-queue-and-status probes read pages from the index alone (core/pagination.py).
+            # key, and process_instance_id is the one other column row-level security's policies read, so the
+            # list's per-queue-and-status probes read pages from the index alone (core/pagination.py).
             models.Index(
                 F("queue"),
                 F("status"),
@@ -254,6 +255,7 @@ class WorkflowTask(models.Model):
                 F("created_at"),
                 F("task_id"),
                 name="idx_workflow_tasks_queue_status_priority",
+                include=["process_instance"],
             ),
             # Claim path: one ordered probe per queue over OPEN tasks only.
             models.Index(

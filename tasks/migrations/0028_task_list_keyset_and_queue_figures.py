@@ -1,8 +1,8 @@
 """Task lists page by cursor; GET /api/queues/ reads its figures from flowable.mv_queue_performance.
 
-- idx_workflow_tasks_queue_status_priority ends with task_id: the task list's probes (one per queue and status,
-  core/pagination.py) read its (priority, created_at, task_id) key from the index alone and bound a page after a
-  cursor by it. Built CONCURRENTLY under a new name, the old one dropped, the new one renamed (so the migration is
+- idx_workflow_tasks_queue_status_priority ends with task_id and includes process_instance_id: the task list's
+  probes (one per queue and status, core/pagination.py) read its (priority, created_at, task_id) key from the index
+  alone, the columns row-level security's policies read included, and bound a page after a cursor by it. Built CONCURRENTLY under a new name, the old one dropped, the new one renamed (so the migration is
   not atomic): a plain CREATE INDEX would block every write of tasks for the whole build.
 - flowable.mv_queue_performance gains due_soon_tasks (open or claimed, due within 24 hours), the one figure of
   GET /api/queues/ it lacked. Recreated (a materialized view's columns cannot be altered); the grants follow
@@ -12,7 +12,7 @@ from django.db import migrations, models
 
 INDEX_FORWARD = [
     "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_workflow_tasks_queue_status_key ON flowable.workflow_tasks"
-    " (queue_name, status, priority DESC, created_at, task_id)",
+    " (queue_name, status, priority DESC, created_at, task_id) INCLUDE (process_instance_id)",
     "DROP INDEX CONCURRENTLY IF EXISTS flowable.idx_workflow_tasks_queue_status_priority",
     "ALTER INDEX flowable.idx_workflow_tasks_queue_status_key RENAME TO idx_workflow_tasks_queue_status_priority",
 ]
@@ -82,6 +82,7 @@ class Migration(migrations.Migration):
                         models.OrderBy(models.F("priority"), descending=True),
                         models.F("created_at"),
                         models.F("task_id"),
+                        include=("process_instance",),
                         name="idx_workflow_tasks_queue_status_priority",
                     ),
                 ),

@@ -98,3 +98,11 @@ def test_htmx_filter_request_gets_only_the_results(page_as, caseworker_alice, ma
     )
     body = response.content.decode()
     assert body.lstrip().startswith('<section id="queue-results"') and "Intake thing" in body
+
+
+def test_a_mangled_cursor_shows_the_first_page(page_as, caseworker_alice, make_task):
+    make_task("intake", name="Intake thing")
+
+    response = page_as(caseworker_alice).get("/inbox/queues/?cursor=not-a-cursor")
+
+    assert response.status_code == 200 and "Intake thing" in response.content.decode()
