@@ -7,7 +7,7 @@ serialization), after two warm-ups, --repeat times each:
 
   page 1        GET /api/workflow/tasks/                   (default order: priority DESC, created_at, id)
   open          GET /api/workflow/tasks/?status=OPEN
-  page 100      GET /api/workflow/tasks/?page=100
+  page 100      GET /api/workflow/tasks/?cursor=... (the cursor of the row before the 100th page)
   one queue     GET /api/workflow/tasks/?queue=bench-00&status=OPEN
 
 and, as the baseline in the same run, the two statements such a page needs at least, by psycopg with the queue
@@ -37,6 +37,24 @@ PAGE_SIZE = 50
 
 def p(samples: list[float], fraction: float) -> float:
     return samples[min(len(samples) - 1, int(round(fraction * (len(samples) - 1))))]
+
+
+def late_page_query(offset: int, queues: list[str]) -> str:
+    """The list pages by cursor (no page numbers): the cursor of the row just before `offset` in the list's order."""
+    from types import SimpleNamespace
+
+    from core.pagination import KeysetList
+    from tasks.api import TASK_LIST_ORDERING
+    from tasks.models import WorkflowTask
+
+    row = (
+        WorkflowTask.objects.filter(queue_id__in=queues)
+        .order_by(*TASK_LIST_ORDERING)
+        .values("priority", "created_at", "task_id")[offset - 1]
+    )
+    return "cursor=" + KeysetList(WorkflowTask.objects.all(), ordering=TASK_LIST_ORDERING).cursor_for(
+        SimpleNamespace(**row), backward=False
+    )
 
 
 def main(argv=None) -> int:
@@ -72,7 +90,7 @@ def main(argv=None) -> int:
     cases = [
         ("page 1", "", "", 0, queues),
         ("open", "status=OPEN", "AND status = 'OPEN'", 0, queues),
-        ("page 100", "page=100", "", 99 * PAGE_SIZE, queues),
+        ("page 100", late_page_query(99 * PAGE_SIZE, queues), "", 99 * PAGE_SIZE, queues),
         ("one queue", f"queue={queues[0]}&status=OPEN", "AND status = 'OPEN'", 0, queues[:1]),
     ]
     raw = psycopg.connect(args.database_url, autocommit=True)

@@ -246,13 +246,17 @@ class WorkflowTask(models.Model):
             models.CheckConstraint(condition=Q(escalation_level__gte=0), name="task_escalation_level_non_negative"),
         ]
         indexes = [
-            # The seed's primary index: queue listings in priority-then-age order.
+            # The seed's primary index: queue listings in priority-then-age order. task_id completes the task list's
+            # key, and process_instance_id is the one other column row-level security's policies read, so the
+            # list's per-queue-and-status probes read pages from the index alone (core/pagination.py).
             models.Index(
                 F("queue"),
                 F("status"),
                 F("priority").desc(),
                 F("created_at"),
+                F("task_id"),
                 name="idx_workflow_tasks_queue_status_priority",
+                include=["process_instance"],
             ),
             # Claim path: one ordered probe per queue over OPEN tasks only.
             models.Index(

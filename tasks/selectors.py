@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.db.models import Count, Min, Q, QuerySet, Subquery, Value
+from django.db import connections
+from django.db.models import QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -23,15 +22,21 @@ def tasks_visible_to(*, user, capability: str = Capability.VIEW) -> QuerySet:
     return WorkflowTask.objects.filter(queue_id__in=queues_for(user=user, capability=capability).values("queue_name"))
 
 
-def tasks_listed_for(*, user) -> QuerySet:
-    """The tasks of `tasks_visible_to`, for lists that sort and page: the queue names are read first (one small
-    query) and given as literals.
+def task_list_queue_names(*, user) -> list[str]:
+    """The names of the queues whose tasks `user` may list now (one small query)."""
+    return queue_names_for(user=user, capability=Capability.VIEW)
 
-    From literals PostgreSQL knows how many tasks the queues hold and plans for it: a sequential scan and a top-N
-    sort when they hold most of the table, an index when they hold few. Behind the access rule's subquery it
-    guessed a few, and read a million tasks through an index in random order (1M tasks: 3 s, against 0.5 s).
+
+def tasks_listed_for(*, user, queue_names: list[str] | None = None) -> QuerySet:
+    """The tasks of `tasks_visible_to`, for lists that page: the queue names (`task_list_queue_names`, read here
+    unless the caller already holds them) are given as literals.
+
+    From literals PostgreSQL knows how many tasks the queues hold and plans for it; behind the access rule's
+    subquery it guessed a few. The lists' probes (core/pagination.py) take one queue at a time from these names.
     """
-    return WorkflowTask.objects.filter(queue_id__in=queue_names_for(user=user, capability=Capability.VIEW))
+    if queue_names is None:
+        queue_names = task_list_queue_names(user=user)
+    return WorkflowTask.objects.filter(queue_id__in=queue_names)
 
 
 def task_for_user(*, user, task_id: int, capability: str = Capability.VIEW, for_update: bool = False) -> WorkflowTask:
@@ -96,37 +101,39 @@ def tasks_for_inbox(*, user) -> QuerySet:
     )
 
 
-DUE_SOON = timedelta(hours=24)
+QUEUE_FIGURES_SQL = """
+SELECT queue_name, open_tasks, claimed_tasks, escalated_tasks, overdue_tasks, due_soon_tasks, oldest_open_at,
+       computed_at
+  FROM flowable.mv_queue_performance
+ WHERE queue_name = ANY(%s)
+"""
 
 
 @replica_reads
 def queue_dashboard(*, user) -> list:
-    """Queues the user may view with their task counts and SLA figures (two queries whatever the number of queues),
-    on the read replica when one serves (core/replica.py)."""
+    """Queues the user may view with their task counts and SLA figures, on the read replica when one serves
+    (core/replica.py).
+
+    The counts come from flowable.mv_queue_performance as of its last refresh (`figures_as_of`; refresh_dashboards
+    refreshes it on a schedule), the load from the queue row, which every claim keeps current: no query counts the
+    queues' tasks. Three queries whatever the number of queues.
+    """
     now = timezone.now()
     queues = list(queues_for(user=user, capability=Capability.VIEW).select_related("department").order_by("queue_name"))
-    active = Q(status__in=["OPEN", "CLAIMED"])
-    figures = {
-        row["queue_id"]: row
-        for row in WorkflowTask.objects.filter(queue_id__in=[q.queue_name for q in queues])
-        .filter(Q(status__in=["OPEN", "CLAIMED", "ESCALATED"]))
-        .order_by()
-        .values("queue_id")
-        .annotate(
-            open_count=Count("pk", filter=Q(status="OPEN")),
-            claimed_count=Count("pk", filter=Q(status="CLAIMED")),
-            escalated_count=Count("pk", filter=Q(status="ESCALATED") | (active & Q(escalation_level__gt=0))),
-            overdue_count=Count("pk", filter=active & Q(due_date__lt=now)),
-            due_soon_count=Count("pk", filter=active & Q(due_date__gte=now, due_date__lt=now + DUE_SOON)),
-            oldest_open=Min("created_at", filter=Q(status="OPEN")),
-        )
-    }
+    with connections[WorkflowTask.objects.db].cursor() as cursor:
+        cursor.execute(QUEUE_FIGURES_SQL, [[queue.queue_name for queue in queues]])
+        columns = [column.name for column in cursor.description]
+        figures = {row[0]: dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}
     capabilities = capabilities_by_queue(user=user)
     for queue in queues:
         row = figures.get(queue.queue_name, {})
-        for name in ("open_count", "claimed_count", "escalated_count", "overdue_count", "due_soon_count"):
-            setattr(queue, name, row.get(name, 0))
-        oldest = row.get("oldest_open")
+        queue.open_count = row.get("open_tasks", 0)
+        queue.claimed_count = row.get("claimed_tasks", 0)
+        queue.escalated_count = row.get("escalated_tasks", 0)
+        queue.overdue_count = row.get("overdue_tasks", 0)
+        queue.due_soon_count = row.get("due_soon_tasks", 0)
+        oldest = row.get("oldest_open_at")
         queue.oldest_open_age_seconds = (now - oldest).total_seconds() if oldest else None
+        queue.figures_as_of = row.get("computed_at")
         queue.capabilities = capabilities.get(queue.queue_name, [])
     return queues

@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from core import encryption
 from core.errors import Conflict, InvalidInput, NotFound, WorkflowError
+from core.pagination import COUNT_CAP, CURSOR_PARAM, ApproximateCount, InvalidCursor, KeysetList
 from core.replica import replica_reads
 from entitlements.authentication import denial_record
 from entitlements.detail_reads import detail_read_record, detail_read_refusal_record
@@ -36,8 +37,9 @@ from .models import MAX_PRIORITY, MIN_PRIORITY, ArchivedTask, TaskStatus
 
 INBOX_PAGE_SIZE = 25
 QUEUE_PAGE_SIZE = 50
-# Beyond this page number the queue listing would OFFSET past too many rows; filters narrow it instead.
-MAX_QUEUE_PAGE = 200
+# The order of the queue page, which the partial index of open tasks (idx_workflow_tasks_claim_open) serves.
+QUEUE_ORDERING = ["-priority", "created_at", "task_id"]
+QUEUE_COUNT_CAP = COUNT_CAP
 DUE_SOON = timedelta(hours=24)
 BOOLEAN_TRUE = "true"
 BOOLEAN_FALSE = "false"
@@ -166,49 +168,53 @@ def parse_queue_filters(params, viewable: list[str]) -> QueueFilters:
     return filters
 
 
-def page_number(raw) -> int:
-    return min(int(raw), MAX_QUEUE_PAGE) if raw and WHOLE_NUMBER.fullmatch(raw) and int(raw) >= 1 else 1
-
-
 @require_GET
 @replica_reads
 def queue_tasks(request):
     """Open tasks in the queues I may view, highest priority and oldest first, with a claim button where I may work.
 
-    Pages by LIMIT/OFFSET and one extra row instead of a COUNT, which would visit every open task of the queues.
-    Read on the read replica when one serves (core/replica.py): a task claimed a moment ago answers its claim 409.
+    Pages by cursor (core/pagination.py): each page is merged from one probe per queue of the index of open tasks,
+    and the count stops at COUNT_CAP (past it, the planner's estimate), so no page reads or counts every open task
+    of the queues. A `page` number from an old link is ignored (the first page). Read on the read replica when one
+    serves (core/replica.py): a task claimed a moment ago answers its claim 409.
     """
     now = timezone.now()
-    viewable = queue_names_for_user(user=request.user, capability=Capability.VIEW)
+    viewable = selectors.task_list_queue_names(user=request.user)
     workable = set(queue_names_for_user(user=request.user, capability=Capability.WORK))
     filters = parse_queue_filters(request.GET, viewable)
-    tasks = selectors.tasks_visible_to(user=request.user).filter(status=TaskStatus.OPEN)
+    tasks = selectors.tasks_listed_for(user=request.user, queue_names=viewable).filter(status=TaskStatus.OPEN)
     if filters.queue:
         tasks = tasks.filter(queue_id=filters.queue)
     if filters.min_priority is not None:
         tasks = tasks.filter(priority__gte=filters.min_priority)
     if filters.overdue:
         tasks = tasks.filter(due_date__lt=now)
-    number = page_number(request.GET.get("page"))
-    offset = (number - 1) * QUEUE_PAGE_SIZE
-    rows = list(
-        tasks.select_related("process_instance").order_by("-priority", "created_at", "task_id")[
-            offset : offset + QUEUE_PAGE_SIZE + 1
-        ]
+    listing = KeysetList(
+        tasks.select_related("process_instance"),
+        ordering=QUEUE_ORDERING,
+        partitions={"queue": [filters.queue] if filters.queue else viewable},
     )
-    has_next = len(rows) > QUEUE_PAGE_SIZE and number < MAX_QUEUE_PAGE
-    rows = annotate_due(rows[:QUEUE_PAGE_SIZE], now)
+    try:
+        page = listing.page(cursor=request.GET.get(CURSOR_PARAM) or None, size=QUEUE_PAGE_SIZE)
+    except InvalidCursor:
+        page = listing.page(size=QUEUE_PAGE_SIZE)  # a mangled link: start again at the top
+    if page.next_cursor or page.previous_cursor:
+        count = listing.count(cap=QUEUE_COUNT_CAP)
+    else:
+        count = ApproximateCount(len(page.rows))
+    rows = annotate_due(page.rows, now)
     for task in rows:
         task.can_claim = task.queue_id in workable
     query = request.GET.copy()
-    query.pop("page", None)
+    for name in (CURSOR_PARAM, "page"):
+        query.pop(name, None)
     context = {
         "tasks": rows,
         "filters": filters,
         "viewable_queues": viewable,
-        "page_number": number,
-        "has_previous": number > 1,
-        "has_next": has_next,
+        "count": count,
+        "next_cursor": page.next_cursor,
+        "previous_cursor": page.previous_cursor,
         "query": query.urlencode(),
         "here": request.get_full_path(),
     }

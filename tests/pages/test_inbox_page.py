@@ -123,6 +123,10 @@ def ten_thousand_open_tasks(caseworker_alice, make_task):
 # Session, user, the user's workable (or viewable) queues, the page's rows, and the paginator's count: 5 today,
 # whatever the number of tasks; one to spare, so any per-row query (25 or 50 rows) fails the test.
 INBOX_MAX_QUERIES = 6
+# The queues page: session, user, viewable and workable queues, the page's rows (their keys chosen by merged index
+# probes in the same statement), the capped count and, past the cap, the planner's estimate: 7 whatever the number
+# of tasks, one to spare.
+QUEUES_MAX_QUERIES = 8
 
 
 def test_inbox_of_a_user_with_10000_open_tasks_renders_in_bounded_queries(
@@ -139,8 +143,8 @@ def test_queues_page_with_10000_open_tasks_renders_in_bounded_queries(
     page_as, caseworker_alice, ten_thousand_open_tasks, django_assert_max_num_queries
 ):
     client = page_as(caseworker_alice)
-    with django_assert_max_num_queries(INBOX_MAX_QUERIES):
-        response = client.get("/inbox/queues/?page=3")
+    with django_assert_max_num_queries(QUEUES_MAX_QUERIES):
+        response = client.get("/inbox/queues/")
     assert response.status_code == 200
     assert response.content.decode().count("/claim/") == 50
 

@@ -1,5 +1,7 @@
-"""The queues page: open tasks of my queues only, filters, count-free pagination, claim buttons where I may work."""
+"""The queues page: open tasks of my queues only, filters, cursor pages and a capped count, claim buttons where I may work."""
 
+import html
+import re
 from datetime import timedelta
 
 import pytest
@@ -57,8 +59,29 @@ def test_pages_through_long_lists_without_counting(page_as, caseworker_alice, ma
     client = page_as(caseworker_alice)
     first = client.get("/inbox/queues/").content.decode()
     assert 'rel="next"' in first and 'rel="prev"' not in first
-    second = client.get("/inbox/queues/?page=2").content.decode()
+    response = client.get(link(first, "next"))
+    assert response.status_code == 200, (link(first, "next"), response)
+    second = response.content.decode()
     assert second.count("/claim/") == 5 and 'rel="next"' not in second and 'rel="prev"' in second
+    assert client.get(link(second, "prev")).content.decode().count("/claim/") == QUEUE_PAGE_SIZE
+    assert f"({QUEUE_PAGE_SIZE + 5})" in first  # counted exactly below the cap
+
+
+def link(page: str, rel: str) -> str:
+    """The pager's `rel` link of a rendered page, unescaped."""
+    return "/inbox/queues/" + html.unescape(re.search(rf'<a href="([^"]+)" rel="{rel}"', page).group(1))
+
+
+def test_a_count_past_the_cap_is_shown_as_such(page_as, caseworker_alice, monkeypatch):
+    from tasks import views
+    from tests.tasks.test_concurrency import insert_open_tasks
+
+    insert_open_tasks(120, ["intake"])
+    monkeypatch.setattr(views, "QUEUE_COUNT_CAP", 100)
+
+    body = page_as(caseworker_alice).get("/inbox/queues/").content.decode()
+
+    assert re.search(r"\((100\+|about [0-9,.]+( million)?)\)", body), body
 
 
 def test_view_only_queues_show_no_claim_button(page_as, supervisor_sam, make_task):
@@ -75,3 +98,11 @@ def test_htmx_filter_request_gets_only_the_results(page_as, caseworker_alice, ma
     )
     body = response.content.decode()
     assert body.lstrip().startswith('<section id="queue-results"') and "Intake thing" in body
+
+
+def test_a_mangled_cursor_shows_the_first_page(page_as, caseworker_alice, make_task):
+    make_task("intake", name="Intake thing")
+
+    response = page_as(caseworker_alice).get("/inbox/queues/?cursor=not-a-cursor")
+
+    assert response.status_code == 200 and "Intake thing" in response.content.decode()

@@ -34,7 +34,9 @@ def index_definition(name):
 
 def test_queue_status_priority_index_matches_the_seed():
     definition = index_definition("idx_workflow_tasks_queue_status_priority")
-    assert "(queue_name, status, priority DESC, created_at)" in definition
+    # The seed's columns, then task_id and (for row-level security's policies) process_instance_id: the task list's
+    # keyset probes (core/pagination.py) read the index alone.
+    assert "(queue_name, status, priority DESC, created_at, task_id) INCLUDE (process_instance_id)" in definition
 
 
 def test_candidate_groups_index_is_gin_over_open_tasks():
