@@ -10,50 +10,29 @@ would read all of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.conf import settings
-from django.contrib.humanize.templatetags.humanize import intcomma, intword
 from rest_framework.exceptions import NotFound as DRFNotFound
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.response import Response
 
 from core.errors import InvalidInput
+from core.pagination import AT_LEAST, ESTIMATE, EXACT, ApproximateCount
 
 PAGE_PARAMETER = "page"
 CURSOR_PARAMETER = "cursor"
 # A page-number client's first request still works: page 1 is the first cursor page.
 FIRST_PAGE = "1"
 LIST_PAGE_SIZE = settings.REST_FRAMEWORK["PAGE_SIZE"]
-# An estimate is shown to two significant figures: "about 1.2 million", "about 240,000".
-ESTIMATE_DIGITS = 2
 
 
 class CountKind:
-    EXACT = "exact"
-    AT_LEAST = "at_least"  # a capped count reached its cap: there are this many or more
-    ESTIMATE = "estimate"  # the planner's estimate
+    EXACT = EXACT
+    AT_LEAST = AT_LEAST  # a capped count reached its cap: there are this many or more
+    ESTIMATE = ESTIMATE  # the planner's estimate
 
 
-@dataclass(frozen=True)
-class CountFigure:
-    value: int
-    kind: str
-
-    @property
-    def display(self) -> str:
-        if self.kind == CountKind.AT_LEAST:
-            return f"{intcomma(self.value)}+"
-        if self.kind == CountKind.ESTIMATE:
-            return f"about {_rounded_words(self.value)}"
-        return intcomma(self.value)
-
-
-def _rounded_words(value: int) -> str:
-    if value <= 0:
-        return "0"
-    rounded = int(float(f"{value:.{ESTIMATE_DIGITS}g}"))
-    return intword(rounded) if rounded >= 1_000_000 else intcomma(rounded)
+# The case list's count is shown as every list's (core/pagination.py): "1,234", "2,000+", "about 1.2 million".
+CountFigure = ApproximateCount
 
 
 class CaseCursorPagination(CursorPagination):

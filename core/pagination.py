@@ -67,6 +67,10 @@ class ApproximateCount:
     value: int
     kind: str = EXACT
 
+    @property
+    def display(self) -> str:
+        return str(self)
+
     def __str__(self) -> str:
         if self.kind == EXACT:
             return f"{self.value:,}"
