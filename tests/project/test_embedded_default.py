@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cases import demo
 from workflow_project.embedded import stop_embedded_postgres
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ def test_embedded_postgres_and_filesystem_broker_serve_a_migrated_seeded_system(
         facts = json.loads(probe.stdout.strip().splitlines()[-1])
         assert facts["host"] == str(var_dir / "pgdata")
         assert facts["broker"] == "filesystem://"
-        assert facts["users"] == 5
+        assert facts["users"] == len(demo.USERS)
         assert facts["ready"] == 200
     finally:
         stop_embedded_postgres_for(var_dir)
