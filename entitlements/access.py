@@ -19,10 +19,12 @@ This module names the queue model by its label, so entitlements imports no other
 
 from __future__ import annotations
 
+import operator
 from datetime import datetime
+from functools import reduce
 
 from django.apps import apps
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -92,12 +94,31 @@ def may(*, user, capability: str, queue_name: str, at: datetime | None = None) -
 
 
 def capabilities_by_queue(*, user, at: datetime | None = None) -> dict[str, list[str]]:
-    """Every queue the user reaches now with the capabilities held there (one query per capability)."""
-    result: dict[str, list[str]] = {}
-    for capability in (Capability.VIEW, Capability.WORK, Capability.SUPERVISE, Capability.DEPLOY):
-        for name in queue_names_for(user=user, capability=capability, at=at):
-            result.setdefault(name, []).append(str(capability))
-    return dict(sorted(result.items()))
+    """Every queue the user reaches now with the capabilities held there, in one query: a flag per capability, each
+    the rule's set of queue ids for it (the planner evaluates each set once and hashes it)."""
+    queue_model = apps.get_model(QUEUE_MODEL)
+    if user is None or not user.is_authenticated or not user.is_active:
+        return {}
+    at = at or timezone.now()
+    capabilities = [
+        str(capability) for capability in (Capability.VIEW, Capability.WORK, Capability.SUPERVISE, Capability.DEPLOY)
+    ]
+    flags = {
+        f"holds_{capability}": ExpressionWrapper(
+            Q(pk__in=queue_ids_subquery(user_id=user.pk, capability=capability, at=at)), output_field=BooleanField()
+        )
+        for capability in capabilities
+    }
+    rows = (
+        queue_model.objects.annotate(**flags)
+        .filter(reduce(operator.or_, (Q(**{flag: True}) for flag in flags)))
+        .order_by("queue_name")
+        .values_list("queue_name", *flags)
+    )
+    return {
+        name: [capability for capability, held in zip(capabilities, held_flags, strict=True) if held]
+        for name, *held_flags in rows
+    }
 
 
 DEPARTMENT_ANCESTORS_SQL = """

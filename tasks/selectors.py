@@ -116,7 +116,7 @@ def queue_dashboard(*, user) -> list:
 
     The counts come from flowable.mv_queue_performance as of its last refresh (`figures_as_of`; refresh_dashboards
     refreshes it on a schedule), the load from the queue row, which every claim keeps current: no query counts the
-    queues' tasks. Three queries whatever the number of queues.
+    queues' tasks. Three queries whatever the number of queues: the queues, their figures, the capabilities held.
     """
     now = timezone.now()
     queues = list(queues_for(user=user, capability=Capability.VIEW).select_related("department").order_by("queue_name"))

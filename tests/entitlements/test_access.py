@@ -24,6 +24,19 @@ def test_work_implies_view_but_not_supervise(fraud_investigator_bob):
     assert capabilities_by_queue(user=fraud_investigator_bob) == {"fraud-investigation": ["view", "work"]}
 
 
+def test_capabilities_of_every_queue_come_in_one_query(demo_org, django_assert_num_queries):
+    """The queue list asks for all four capabilities at once, whatever the number of queues."""
+    user = UserFactory()
+    viewer = role_save(role_code="viewer-t", name="v", queue_names=["intake", "legal-review"], permissions=["view"])
+    worker = role_save(role_code="worker-t", name="w", queue_names=["intake"], permissions=["work", "supervise"])
+    for role in (viewer, worker):
+        role_assignment_grant(user=user, role=role, valid_from=timezone.now() - timedelta(minutes=1))
+    with django_assert_num_queries(1):
+        held = capabilities_by_queue(user=user)
+    assert held == {"intake": ["view", "work", "supervise"], "legal-review": ["view"]}
+    assert capabilities_by_queue(user=UserFactory()) == {}
+
+
 def test_supervisor_supervises_every_queue_but_does_not_work_them(supervisor_sam):
     assert len(queue_names_for(user=supervisor_sam, capability="supervise")) == 5
     assert queue_names_for(user=supervisor_sam, capability="work") == []
