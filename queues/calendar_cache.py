@@ -27,9 +27,18 @@ GENERATION_KEY = "queues:work-calendar:generation"
 
 class _Pending(threading.local):
     changed = False
+    transaction_id: str | None = None  # the PostgreSQL transaction that made the change
 
 
 _pending = _Pending()
+
+CURRENT_TRANSACTION_SQL = "SELECT pg_current_xact_id_if_assigned()::text"
+
+
+def _current_transaction_id() -> str | None:
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute(CURRENT_TRANSACTION_SQL)
+        return cursor.fetchone()[0]
 
 
 def _generation() -> int:
@@ -42,10 +51,17 @@ def _generation() -> int:
 
 def _changed_in_this_transaction() -> bool:
     """Whether this thread's open transaction changed calendars: its reads must not be cached (it may roll back,
-    and its rows are not what other processes see)."""
-    if _pending.changed and not transaction.get_connection().in_atomic_block:
-        _pending.changed = False  # that transaction ended (a commit clears it sooner, in _bump_generation)
-    return _pending.changed
+    and its rows are not what other processes see).
+
+    A commit clears the mark (_bump_generation); a rollback runs no hook, so a marked thread asks PostgreSQL whether
+    it is still in the transaction that wrote (one query, only while marked): without that, one rolled-back calendar
+    edit left the thread reading calendars uncached for as long as its work ran in atomic blocks, which is always."""
+    if not _pending.changed:
+        return False
+    if transaction.get_connection().in_atomic_block and _current_transaction_id() == _pending.transaction_id:
+        return True
+    _pending.changed, _pending.transaction_id = False, None  # that transaction ended
+    return False
 
 
 def cached_work_calendar(queue, compute) -> WorkCalendar | None:
@@ -78,12 +94,12 @@ def work_calendars_changed(**signal) -> None:
     calendar is stale once the change commits (the old generation's entries expire unread). Bumped after the commit,
     not before: a reader in between would cache the old rows under the new generation."""
     if transaction.get_connection().in_atomic_block:
-        _pending.changed = True
+        _pending.changed, _pending.transaction_id = True, _current_transaction_id()
     transaction.on_commit(_bump_generation)
 
 
 def _bump_generation() -> None:
-    _pending.changed = False
+    _pending.changed, _pending.transaction_id = False, None
     try:
         if not cache.add(GENERATION_KEY, 2, timeout=None):
             cache.incr(GENERATION_KEY)
