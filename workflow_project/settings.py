@@ -551,6 +551,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "spiff": {"level": "WARNING"},
         "pgserver": {"level": "WARNING"},
+        # django-guid logs each request's id decision ("Header X-Request-ID was not found ... Generated new GUID") at
+        # INFO: a line a request that says nothing the request's own lines do not.
+        "django_guid": {"level": "WARNING"},
     },
 }
 

@@ -55,6 +55,12 @@ def test_every_log_line_of_a_request_names_its_id(client, console_log):
     assert lines and all(f"[{response['X-Request-ID']}]" in line for line in lines)
 
 
+def test_a_request_adds_no_log_line_of_its_own_id(api_as, caseworker_alice, console_log):
+    """django-guid's INFO line about each request's id would be one line a request, saying nothing."""
+    api_as(caseworker_alice).get("/api/workflow/tasks/")
+    assert "django_guid" not in console_log.getvalue()
+
+
 def test_json_logs_are_one_object_a_line_with_the_request_id(tmp_path):
     script = (
         "import logging, django; django.setup();"
