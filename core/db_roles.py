@@ -54,7 +54,18 @@ DEFINER_FUNCTIONS = {
     # The case list's walk and count (cases 0010).
     "onecms.case_has_task_in_queues(bigint, text[])": (APP,),
     "onecms.case_scope_estimate(text[])": (APP,),
+    # Database health (tasks/console/database_health.py): every session's statement and the standbys' lag, read
+    # with the owner's pg_read_all_stats.
+    "flowable.database_activity()": (APP,),
+    "flowable.database_replication()": (APP,),
 }
+
+# Built-in roles a role holds. The owner reads the cluster's activity statistics (other sessions' statements, the
+# standbys' lag) for the database health functions above, so that the application role sees them only through
+# those, for this database only, and never holds a cluster-wide monitoring role itself (its sessions serve every
+# request, and the statements of other logins carry values row-level security would hide from it). The maintenance
+# and reporting roles need nothing: pg_monitor is theirs to be given by an operator for a monitoring agent.
+BUILTIN_ROLE_GRANTS = {OWNER: ("pg_read_all_stats",)}
 
 APPEND_ONLY_TABLES_SQL = """
 SELECT DISTINCT t.tgrelid::regclass::text
@@ -257,6 +268,9 @@ def role_statements(
             statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(passwords[role]))
         statements.append(statement)
     statements.append(sql.SQL("GRANT {} TO {}").format(sql.Identifier(APP), sql.Identifier(MAINTENANCE)))
+    for role, builtins in BUILTIN_ROLE_GRANTS.items():
+        for builtin in builtins:
+            statements.append(sql.SQL("GRANT {} TO {}").format(sql.Identifier(builtin), sql.Identifier(role)))
     for role in (APP, MAINTENANCE):
         for name, milliseconds in (timeouts or {}).items():
             statements.append(
