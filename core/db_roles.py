@@ -60,11 +60,10 @@ DEFINER_FUNCTIONS = {
     "flowable.database_replication()": (APP,),
 }
 
-# Built-in roles a role holds. The owner reads the cluster's activity statistics (other sessions' statements, the
+# Built-in roles a role holds. The owner reads the cluster's activity statistics (other logins' statements, the
 # standbys' lag) for the database health functions above, so that the application role sees them only through
-# those, for this database only, and never holds a cluster-wide monitoring role itself (its sessions serve every
-# request, and the statements of other logins carry values row-level security would hide from it). The maintenance
-# and reporting roles need nothing: pg_monitor is theirs to be given by an operator for a monitoring agent.
+# those and for this database only. The application role itself holds no monitoring role: its sessions serve every
+# request, and other sessions' statement text carries values row-level security would hide from it.
 BUILTIN_ROLE_GRANTS = {OWNER: ("pg_read_all_stats",)}
 
 APPEND_ONLY_TABLES_SQL = """
