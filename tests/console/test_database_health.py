@@ -138,25 +138,13 @@ def statements_extension(django_db_setup):
 
 
 def test_pg_stat_statements_installed_but_not_loaded_is_reported_and_the_page_still_reads(statements_extension):
-    if statements_extension:
-        pytest.skip("this server loads pg_stat_statements: the next test covers it")
+    if statements_extension:  # tests/project/test_database_health_server.py reads a server that loads it
+        pytest.skip("this server loads pg_stat_statements")
 
     found = health.database_health()
 
     assert found.recorded_slow is None and "shared_preload_libraries" in found.statements_problem
     assert found.tables  # the failed read was rolled back to its savepoint, the rest was read
-
-
-def test_pg_stat_statements_loaded_lists_the_recorded_slow_statements(statements_extension, settings):
-    if not statements_extension:
-        pytest.skip("this server does not load pg_stat_statements (shared_preload_libraries)")
-    settings.DB_SLOW_QUERY_MS = 1
-    with app_session() as session:
-        session.execute("SELECT pg_sleep(0.01) /* recorded probe */")
-
-    found = health.database_health()
-
-    assert any("recorded probe" in s.query for s in found.recorded_slow), found.recorded_slow
 
 
 # --- sizes, indexes, vacuum -------------------------------------------------------------------------------------
@@ -206,6 +194,26 @@ def test_connections_deadlocks_and_replication_of_a_server_without_standbys():
     assert 0 < found.server_connections <= max_connections
     assert dict(found.connections_by_state)["active"] >= 1  # this very read
     assert found.deadlocks >= 0 and found.replicas == []
+
+
+def test_the_reads_give_up_after_the_health_timeout_not_the_sessions():
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        before = cursor.fetchone()[0]
+    with health.health_cursor() as reads:
+        reads.execute("SHOW statement_timeout")
+        during = reads.fetchone()[0]
+
+    assert during == "5s" and before != during
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(None, "—"), (0.42, "0.4 s"), (12.7, "12 s"), (185, "3 min 5 s"), (9000, "2.5 h")]
+)
+def test_spans_read_as_short_durations(value, shown):
+    from tasks.templatetags.console import seconds
+
+    assert seconds(value) == shown
 
 
 # --- the page ---------------------------------------------------------------------------------------------------
