@@ -114,9 +114,13 @@ SELECT schemaname, relname, n_live_tup, n_dead_tup, last_vacuum, last_autovacuum
  LIMIT %(rows)s
 """
 
+# The last column: whether flowable.database_activity()'s owner may read other logins' statements (create_database_roles
+# grants it pg_read_all_stats; a cluster whose roles were made before that shows them as "<insufficient privilege>").
 DATABASE_SQL = """
 SELECT d.deadlocks, d.stats_reset, (SELECT sum(numbackends) FROM pg_stat_database),
-       current_setting('max_connections')::int
+       current_setting('max_connections')::int,
+       (SELECT pg_has_role(p.proowner, 'pg_read_all_stats', 'USAGE') FROM pg_proc p
+         WHERE p.oid = 'flowable.database_activity()'::regprocedure)
   FROM pg_stat_database d
  WHERE d.datname = current_database()
 """
@@ -282,6 +286,8 @@ class DatabaseHealth:
     server_connections: int
     max_connections: int
     replicas: list[Replica] = field(default_factory=list)
+    # False: other logins' statements (and the standbys' lag) are hidden from the page.
+    reads_every_statement: bool = True
 
     @property
     def connections_used_percent(self) -> int:
@@ -326,7 +332,7 @@ def database_health() -> DatabaseHealth:
         cursor.execute(VACUUM_SQL, schemas)
         vacuum = [TableVacuum(*r) for r in cursor.fetchall()]
         cursor.execute(DATABASE_SQL)
-        deadlocks, reset_at, server_connections, max_connections = cursor.fetchone()
+        deadlocks, reset_at, server_connections, max_connections, reads_every_statement = cursor.fetchone()
         cursor.execute(CONNECTIONS_SQL)
         by_state = [(state, count) for state, count in cursor.fetchall()]
         cursor.execute(REPLICATION_SQL)
@@ -348,6 +354,7 @@ def database_health() -> DatabaseHealth:
         server_connections=int(server_connections or 0),
         max_connections=max_connections,
         replicas=replicas,
+        reads_every_statement=reads_every_statement,
     )
 
 

@@ -37,6 +37,7 @@ print(json.dumps({
     "problem": health.statements_problem,
     "replicas": [[r.application, r.state, r.replay_lag_seconds] for r in health.replicas],
     "lag_gauges": gauges.replication_lag,
+    "reads_every_statement": health.reads_every_statement,
 }))
 """
 
@@ -98,3 +99,18 @@ def test_recorded_slow_statements_and_the_standby_lag_are_read_as_the_applicatio
     assert not [row for row in found["recorded"] if "quick probe" in row[3]]  # under the threshold
     assert [(name, state) for name, state, _ in found["replicas"]] == [("walreceiver", "streaming")]
     assert [(name, address) for name, address, _ in found["lag_gauges"]] == [("walreceiver", "127.0.0.1")]
+    assert found["reads_every_statement"] is True
+
+
+def test_an_owner_without_pg_read_all_stats_is_reported(primary_with_standby):
+    superuser = f"postgresql://postgres@127.0.0.1:{primary_with_standby.port}/{DATABASE}"
+    with psycopg.connect(superuser, autocommit=True) as admin:
+        admin.execute(f"REVOKE pg_read_all_stats FROM {OWNER}")
+    try:
+        found = health_read(primary_with_standby)
+    finally:
+        with psycopg.connect(superuser, autocommit=True) as admin:
+            admin.execute(f"GRANT pg_read_all_stats TO {OWNER}")
+
+    assert found["reads_every_statement"] is False
+    assert [state for _, state, _ in found["replicas"]] == [None]  # the standby's details are hidden too
