@@ -54,7 +54,17 @@ DEFINER_FUNCTIONS = {
     # The case list's walk and count (cases 0010).
     "onecms.case_has_task_in_queues(bigint, text[])": (APP,),
     "onecms.case_scope_estimate(text[])": (APP,),
+    # Database health (tasks/console/database_health.py): every session's statement and the standbys' lag, read
+    # with the owner's pg_read_all_stats.
+    "flowable.database_activity()": (APP,),
+    "flowable.database_replication()": (APP,),
 }
+
+# Built-in roles a role holds. The owner reads the cluster's activity statistics (other logins' statements, the
+# standbys' lag) for the database health functions above, so that the application role sees them only through
+# those and for this database only. The application role itself holds no monitoring role: its sessions serve every
+# request, and other sessions' statement text carries values row-level security would hide from it.
+BUILTIN_ROLE_GRANTS = {OWNER: ("pg_read_all_stats",)}
 
 APPEND_ONLY_TABLES_SQL = """
 SELECT DISTINCT t.tgrelid::regclass::text
@@ -257,6 +267,9 @@ def role_statements(
             statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(passwords[role]))
         statements.append(statement)
     statements.append(sql.SQL("GRANT {} TO {}").format(sql.Identifier(APP), sql.Identifier(MAINTENANCE)))
+    for role, builtins in BUILTIN_ROLE_GRANTS.items():
+        for builtin in builtins:
+            statements.append(sql.SQL("GRANT {} TO {}").format(sql.Identifier(builtin), sql.Identifier(role)))
     for role in (APP, MAINTENANCE):
         for name, milliseconds in (timeouts or {}).items():
             statements.append(

@@ -570,6 +570,9 @@ class Alert(models.Model):
             models.CheckConstraint(condition=Q(severity__in=AlertSeverity.values), name="alert_severity_valid"),
         ]
         indexes = [models.Index(fields=["kind", "-created_at"], name="idx_alerts_kind_created")]
+        # Not about alerts as such: the operations permission of the supervisor console's database health page
+        # (tasks/console/database_health.py), which needs a model of this app to hang on.
+        permissions = [("view_database_health", "Can view the database health page")]
 
     def __str__(self) -> str:
         return self.dedupe_key

@@ -225,6 +225,9 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 DATABASE_STATEMENT_TIMEOUT = env_duration_ms("DATABASE_STATEMENT_TIMEOUT", "30s")
 DATABASE_LOCK_TIMEOUT = env_duration_ms("DATABASE_LOCK_TIMEOUT", "10s")
 DATABASE_IDLE_IN_TRANSACTION_TIMEOUT = env_duration_ms("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", "60s")
+# A statement running (or recorded by pg_stat_statements) for this many milliseconds or longer is slow: the database
+# health page of the console lists it and /metrics counts it (workflow_db_slow_statements).
+DB_SLOW_QUERY_MS = int(os.environ.get("DB_SLOW_QUERY_MS", "1000"))
 
 # DATABASE_PGBOUNCER: DATABASE_URL leads to PgBouncer in transaction mode, where one client's transactions may each
 # run on a different server session, so nothing may rest on the session (README, "Behind PgBouncer"): no connection

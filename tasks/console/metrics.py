@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from core.metrics import metrics_response
 from core.replica import ReplicaCollector, read_connection, replica_reads
 from entitlements.row_scope import system_scope
+from tasks.console.database_health import database_gauges
 
 SETTLED_AFTER = timedelta(minutes=5)
 # Events exported as their own counters (the issue's claims, completions, escalations), besides the total by type.
@@ -179,9 +180,66 @@ class WorkflowCollector:
         )
 
 
+class DatabaseHealthCollector:
+    """The primary's health (tasks/console/database_health.py): locks, slow statements, deadlocks, connections,
+    standbys' lag and dead tuples of our tables, read in two statements per scrape."""
+
+    def collect(self):
+        g = database_gauges()
+        yield GaugeMetricFamily(
+            "workflow_db_blocked_sessions",
+            "Sessions of this database waiting for a lock another holds.",
+            value=g.blocked_sessions,
+        )
+        yield GaugeMetricFamily(
+            "workflow_db_longest_lock_wait_seconds",
+            "How long the longest current lock wait has lasted (0: none).",
+            value=g.longest_lock_wait_seconds,
+        )
+        yield GaugeMetricFamily(
+            "workflow_db_slow_statements",
+            "Statements running for DB_SLOW_QUERY_MS or longer now.",
+            value=g.slow_statements,
+        )
+        yield CounterMetricFamily(
+            "workflow_db_deadlocks", "Deadlocks detected in this database (pg_stat_database).", value=g.deadlocks
+        )
+        by_state = GaugeMetricFamily(
+            "workflow_db_connections", "Sessions of this database by state (pg_stat_activity).", labels=["state"]
+        )
+        for state, count in sorted(g.connections_by_state.items()):
+            by_state.add_metric([state], count)
+        yield by_state
+        yield GaugeMetricFamily(
+            "workflow_db_server_connections", "Sessions of every database of the server.", value=g.server_connections
+        )
+        yield GaugeMetricFamily("workflow_db_max_connections", "The server's max_connections.", value=g.max_connections)
+        yield GaugeMetricFamily(
+            "workflow_db_replicas",
+            "Standbys streaming from this server (pg_stat_replication).",
+            value=len(g.replication_lag),
+        )
+        lag = GaugeMetricFamily(
+            "workflow_db_replication_lag_seconds",
+            "Replay lag of each standby streaming from this server (absent without standbys; 0 when caught up).",
+            labels=["replica", "client_addr"],
+        )
+        for name, address, seconds in g.replication_lag:
+            lag.add_metric([name, address], seconds)
+        yield lag
+        dead = GaugeMetricFamily(
+            "workflow_db_dead_tuples",
+            "Dead tuples per table of our schemas (pg_stat_user_tables).",
+            labels=["schema", "table"],
+        )
+        for schema, table, count in g.dead_tuples:
+            dead.add_metric([schema, table], count)
+        yield dead
+
+
 @login_not_required
 @require_GET
 def metrics(request):
     # Figures over every queue, for the operators' scraper (no user): read in the system row scope.
     with system_scope():
-        return metrics_response(request, WorkflowCollector(), ReplicaCollector())
+        return metrics_response(request, WorkflowCollector(), ReplicaCollector(), DatabaseHealthCollector())

@@ -27,6 +27,21 @@ def duration(seconds) -> str:
 
 
 @register.filter
+def seconds(value) -> str:
+    """A short span as the database health page shows it: 0.4 s, 12 s, 3 min 5 s, 2.5 h."""
+    if value is None:
+        return "—"
+    value = float(value)
+    if value < 10:
+        return f"{value:.1f} s"
+    if value < 60:
+        return f"{int(value)} s"
+    if value < 3600:
+        return f"{int(value) // 60} min {int(value) % 60} s"
+    return _duration(value)
+
+
+@register.filter
 def percent(value) -> str:
     return "—" if value is None else f"{value:.1f}%"
 

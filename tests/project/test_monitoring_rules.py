@@ -17,6 +17,7 @@ from tasks.console import metrics as figures
 
 PROJECT = Path(__file__).resolve().parents[2]
 ALERTS = PROJECT / "deploy" / "prometheus" / "alerts.yml"
+ALERT_TESTS = PROJECT / "deploy" / "prometheus" / "alerts_test.yml"
 DASHBOARDS = sorted((PROJECT / "deploy" / "grafana").glob("*.json"))
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset", "bool"}
 
@@ -60,8 +61,16 @@ def metric_names(expression: str) -> set[str]:
 @pytest.fixture
 def scraped(client, make_task, caseworker_alice, api_as, monkeypatch):
     """Sample names of a /metrics scrape after requests were served (latency histogram, a claim among them), with a
-    read replica configured (its gauges are exported only then)."""
+    read replica configured and a standby streaming from the primary (their gauges are exported only then)."""
     figures.forget_settled_counts()
+    read_gauges = figures.database_gauges
+
+    def with_a_standby():
+        gauges = read_gauges()
+        gauges.replication_lag = [("standby1", "10.0.0.2", 0.5)]
+        return gauges
+
+    monkeypatch.setattr(figures, "database_gauges", with_a_standby)
     make_task("intake", "Waiting")
     assert api_as(caseworker_alice).post("/api/workflow/tasks/claim/next").status_code == 200
     monkeypatch.setattr(replica, "replica_configured", lambda: True)
@@ -88,6 +97,22 @@ def test_promtool_accepts_the_alert_rules():
     assert f"SUCCESS: {len(alert_expressions())} rules found" in checked.stdout
 
 
+def test_the_database_alerts_pass_their_promtool_unit_tests():
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian: apt-get install prometheus; .ci/run installs it)")
+
+    tested = subprocess.run(
+        [promtool, "test", "rules", ALERT_TESTS.name],
+        cwd=ALERT_TESTS.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
 def test_the_alerts_cover_sla_capacity_claim_errors_and_the_replica():
     expressions = alert_expressions()
     named = set().union(*(metric_names(e) for e in expressions.values()))
@@ -97,6 +122,10 @@ def test_the_alerts_cover_sla_capacity_claim_errors_and_the_replica():
         "workflow_queue_load_ratio",
         "http_request_duration_seconds_count",
         "workflow_replica_lag_seconds",
+        "workflow_db_slow_statements",
+        "workflow_db_replication_lag_seconds",
+        "workflow_db_longest_lock_wait_seconds",
+        "workflow_db_deadlocks_total",
     } <= named
     assert "> 0.9" in expressions["WorkflowQueueNearCapacity"]  # the design's capacity alert: 90 %
 
@@ -108,6 +137,7 @@ def test_every_metric_an_alert_or_dashboard_names_is_exported(scraped):
 
     exported = {sample.name for sample in scraped}
     assert "workflow_replica_lag_seconds" in exported and "http_request_duration_seconds_bucket" in exported
+    assert "workflow_db_replication_lag_seconds" in exported and "workflow_db_slow_statements" in exported
 
     missing = {
         where: sorted(metric_names(expression) - exported)
