@@ -37,6 +37,7 @@ from scipy.stats import gamma
 MIN_ADVANCE_SHARE = 0.05
 # A task forecast to take longer than this many business hours is reported at this horizon (about a year of 40h).
 MAX_FORECAST_HOURS = 2000.0
+MIN_CV = 0.1
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ def task_forecast(
             wait_mean = n / advance
             wait_var = n * (state.service_cv**2 + rho) / (state.total_rate**2 * (1 - rho) ** 3)
     mean = min(wait_mean + own_mean, MAX_FORECAST_HOURS)
-    variance = wait_var + own_var
+    # Identical past service times (cv 0) would make a step function of the tail: keep some spread.
+    variance = max(wait_var + own_var, (MIN_CV * mean) ** 2)
     if hours_to_due is None:
         return TaskForecast(expected_hours=mean, breach_probability=0.0)
     if hours_to_due <= 0:

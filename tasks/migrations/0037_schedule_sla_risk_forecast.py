@@ -1,0 +1,28 @@
+"""Schedule the SLA-risk forecast (tasks/jobs.py: forecast_sla_risk) every five minutes, as 0008 schedules the
+other jobs (django-celery-beat's database scheduler; editable in admin)."""
+
+from django.db import migrations
+
+NAME = "SLA risk forecast"
+TASK = "workflow.forecast_sla_risk"
+
+
+def create_schedule(apps, schema_editor):
+    interval, _ = apps.get_model("django_celery_beat", "IntervalSchedule").objects.get_or_create(
+        every=5, period="minutes"
+    )
+    apps.get_model("django_celery_beat", "PeriodicTask").objects.get_or_create(
+        name=NAME, defaults={"task": TASK, "interval": interval}
+    )
+
+
+def remove_schedule(apps, schema_editor):
+    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("tasks", "0036_task_risks"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+    ]
+    operations = [migrations.RunPython(create_schedule, remove_schedule)]
