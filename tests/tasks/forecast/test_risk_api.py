@@ -1,0 +1,52 @@
+"""The task API's forecast fields (breach_probability, expected_completion_at, at_risk), and who may see them."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from entitlements.row_scope import system_scope
+from tasks.models import TaskRisk
+
+
+@pytest.fixture
+def forecast_task(make_task):
+    task = make_task(queue_name="intake", name="Forecast me")
+    with system_scope():
+        TaskRisk.objects.create(
+            task_id=task.task_id,
+            queue_name="intake",
+            breach_probability=0.8,
+            expected_completion_at=timezone.now() + timedelta(hours=5),
+            computed_at=timezone.now(),
+        )
+    return task
+
+
+def test_task_api_shows_the_forecast_of_a_task_in_the_callers_queues(api_as, caseworker_alice, forecast_task):
+    body = api_as(caseworker_alice).get(f"/api/workflow/tasks/{forecast_task.task_id}").json()
+
+    assert body["breach_probability"] == 0.8
+    assert body["at_risk"] is True
+    assert body["expected_completion_at"] is not None
+
+
+def test_task_list_carries_the_forecast(api_as, caseworker_alice, forecast_task):
+    rows = api_as(caseworker_alice).get("/api/workflow/tasks/", {"queue": "intake"}).json()["results"]
+
+    row = next(r for r in rows if r["id"] == forecast_task.task_id)
+    assert (row["breach_probability"], row["at_risk"]) == (0.8, True)
+
+
+def test_a_task_not_yet_forecast_has_no_risk(api_as, caseworker_alice, make_task):
+    task = make_task(queue_name="intake", name="New")
+    body = api_as(caseworker_alice).get(f"/api/workflow/tasks/{task.task_id}").json()
+
+    assert (body["breach_probability"], body["expected_completion_at"], body["at_risk"]) == (None, None, False)
+
+
+def test_the_forecast_of_a_task_outside_the_callers_queues_is_not_exposed(api_as, legal_reviewer_carol, forecast_task):
+    response = api_as(legal_reviewer_carol).get(f"/api/workflow/tasks/{forecast_task.task_id}")
+
+    assert response.status_code == 404
+    assert "breach_probability" not in response.json()
