@@ -17,7 +17,7 @@ from .bpmn.workflows import process_fire_due_timers
 from .forecast.services import task_risks_refresh
 from .history_partitioning import task_history_partitions_ensure
 from .services import rebalance_queue_loads
-from .sla.alerts import capacity_alerts_raise
+from .sla.alerts import capacity_alerts_raise, sla_risk_alerts_raise
 from .sla.archive import completed_tasks_archive
 from .sla.escalation import escalate_overdue_tasks
 from .sla.maintenance import refresh_dashboards as dashboards_refresh
@@ -85,4 +85,5 @@ def forecast_sla_risk() -> dict:
     """Every few minutes (migration 0037 schedules it): every active task's SLA-risk forecast (tasks/forecast/)."""
     with system_scope():
         refresh = task_risks_refresh()
-        return {"queues": refresh.queues, "tasks": refresh.tasks, "at_risk": refresh.at_risk}
+        alerts = sla_risk_alerts_raise()
+        return {"queues": refresh.queues, "tasks": refresh.tasks, "at_risk": refresh.at_risk, "alerts": alerts}

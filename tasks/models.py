@@ -454,6 +454,7 @@ PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 class AlertKind(models.TextChoices):
     SLA_BREACH = "SLA_BREACH", "SLA breach"
     CAPACITY = "CAPACITY", "Queue over capacity"
+    SLA_RISK = "SLA_RISK", "SLA at risk (forecast)"
 
 
 class AlertSeverity(models.TextChoices):

@@ -1,5 +1,6 @@
 """Schedule the SLA-risk forecast (tasks/jobs.py: forecast_sla_risk) every five minutes, as 0008 schedules the
-other jobs (django-celery-beat's database scheduler; editable in admin)."""
+other jobs (django-celery-beat's database scheduler; editable in admin), and seed its alert rule (editable in admin,
+as the rules 0009 seeds)."""
 
 from django.db import migrations
 
@@ -16,8 +17,20 @@ def create_schedule(apps, schema_editor):
     )
 
 
+    apps.get_model("tasks", "AlertRule").objects.get_or_create(
+        kind="SLA_RISK",
+        defaults={
+            "description": "A task not yet due is forecast to miss its due date (breach probability at least "
+            "SLA_RISK_THRESHOLD; once per task and due date).",
+            "severity": "warning",
+            "threshold_percent": None,
+        },
+    )
+
+
 def remove_schedule(apps, schema_editor):
     apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
+    apps.get_model("tasks", "AlertRule").objects.filter(kind="SLA_RISK").delete()
 
 
 class Migration(migrations.Migration):

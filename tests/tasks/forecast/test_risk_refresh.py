@@ -120,3 +120,20 @@ def test_the_command_forecasts_every_queue(intake, scope):
     WorkflowTask.objects.create(queue=intake, name="open", created_at=now, due_date=now + timedelta(days=3))
     call_command("forecast_sla_risk", stdout=open("/dev/null", "w"))
     assert TaskRisk.objects.filter(queue_name="intake").count() == 1
+
+
+def test_the_beat_job_forecasts_and_raises_the_risk_alerts(intake, monkeypatch):
+    from tasks.jobs import forecast_sla_risk
+    from tasks.models import Alert
+    from tasks.sla.alerts import deliver_alert
+
+    monkeypatch.setattr(deliver_alert, "delay", lambda delivery_id: None)
+    now = timezone.now()
+    # Nobody has worked the queue lately: a task due soon cannot be reached in time.
+    task = WorkflowTask.objects.create(queue=intake, name="stuck", created_at=now, due_date=now + timedelta(minutes=30))
+
+    result = forecast_sla_risk.apply().get()
+
+    assert result["tasks"] >= 1 and result["at_risk"] >= 1 and result["alerts"] >= 1
+    assert TaskRisk.objects.get(task_id=task.task_id).breach_probability == 1.0
+    assert Alert.objects.filter(kind="SLA_RISK", task_id=task.task_id).exists()
