@@ -24,6 +24,7 @@ from queues.models import WorkflowQueue
 
 from . import selectors, services
 from .bpmn import workflows
+from .forecast import services as forecast_services
 from .models import (
     MAX_PRIORITY,
     MIN_PRIORITY,
@@ -368,6 +369,12 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def history(self, request, pk=None):
         events = selectors.task_history_of(task=task_read(request, int(pk)))
         return Response(TaskHistorySerializer(events, many=True).data)
+
+    @extend_schema(request=None, responses={200: TaskSerializer, **errors(401, 404, 409)})
+    @action(detail=True, methods=["post"])
+    def forecast(self, request, pk=None):
+        """Forecast this task's SLA risk now (the beat job does every five minutes) and return the task."""
+        return task_response(forecast_services.task_forecast_refresh(user=request.user, task_id=int(pk)))
 
     @extend_schema(
         request=ClaimNextSerializer,

@@ -20,12 +20,14 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.errors import Conflict
 from entitlements.access import users_with
 from queues.calendar import add_business_hours, business_hours_between
 from queues.models import WorkflowQueue
 from queues.selectors import business_calendar_for
 
-from ..models import TaskRisk
+from ..models import ACTIVE_TASK_STATUSES, TaskRisk, WorkflowTask
+from ..selectors import task_for_user
 from .model import ActiveTask, QueueRates, forecast_queue
 
 RATE_WINDOW = timedelta(weeks=4)
@@ -151,6 +153,9 @@ def _active_tasks(rows: list[_Row], *, calendar, now: datetime) -> list[ActiveTa
 def task_risks_refresh(*, queue_name: str | None = None, now: datetime | None = None) -> RiskRefresh:
     """Forecast every active task (of one queue, or of all) and replace the stored forecasts of those queues."""
     now = now or timezone.now()
+    with connection.cursor() as cursor:
+        # One refresh at a time (the beat job, the command, on-demand calls): each replaces the rows it covers.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('flowable.task_risks'))")
     rows_by_queue: dict[str, list[_Row]] = defaultdict(list)
     for row in _rows(since=now - RATE_WINDOW, queue_name=queue_name):
         rows_by_queue[row.queue_name].append(row)
@@ -195,8 +200,12 @@ def task_risks_refresh(*, queue_name: str | None = None, now: datetime | None = 
     )
 
 
-def task_risk_refresh(*, task_id: int, queue_name: str, now: datetime | None = None) -> TaskRisk | None:
-    """On demand: the forecast of one task, now. Its queue is forecast whole (the task's place depends on the
-    others); the caller has checked access (tasks/selectors.py: task_for_user)."""
-    task_risks_refresh(queue_name=queue_name, now=now)
-    return TaskRisk.objects.filter(task_id=task_id).first()
+def task_forecast_refresh(*, user, task_id: int, now: datetime | None = None) -> WorkflowTask:
+    """On demand: forecast one task now, for a user who may see it (else NotFound, as for any task outside their
+    queues). Its queue is forecast whole: the task's place depends on the others. Returns the task, forecast
+    attached (`task.risk`); a task no longer active has none and is refused (Conflict)."""
+    task = task_for_user(user=user, task_id=task_id)
+    if task.status not in ACTIVE_TASK_STATUSES:
+        raise Conflict(f"task {task_id} is {task.status}: only open and claimed tasks are forecast")
+    task_risks_refresh(queue_name=task.queue_id, now=now)
+    return task_for_user(user=user, task_id=task_id)

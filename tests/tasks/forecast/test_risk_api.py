@@ -50,3 +50,40 @@ def test_the_forecast_of_a_task_outside_the_callers_queues_is_not_exposed(api_as
 
     assert response.status_code == 404
     assert "breach_probability" not in response.json()
+
+
+def test_forecast_on_demand_computes_and_returns_the_tasks_risk(api_as, caseworker_alice, make_task):
+    task = make_task(queue_name="intake", name="Ask now", due_date=timezone.now() + timedelta(minutes=30))
+
+    response = api_as(caseworker_alice).post(f"/api/workflow/tasks/{task.task_id}/forecast")
+
+    assert response.status_code == 200
+    # Nobody has worked intake lately: the task cannot be reached before it is due.
+    assert response.json()["breach_probability"] == 1.0
+    with system_scope():
+        assert TaskRisk.objects.filter(task_id=task.task_id).exists()
+
+
+def test_forecast_on_demand_of_a_task_outside_the_callers_queues_is_404_and_computes_nothing(
+    api_as, legal_reviewer_carol, make_task
+):
+    task = make_task(queue_name="intake", name="Not hers")
+
+    response = api_as(legal_reviewer_carol).post(f"/api/workflow/tasks/{task.task_id}/forecast")
+
+    assert response.status_code == 404
+    assert "breach_probability" not in response.json()
+    with system_scope():
+        assert not TaskRisk.objects.filter(queue_name="intake").exists()
+
+
+def test_forecast_on_demand_of_a_finished_task_is_a_conflict(api_as, caseworker_alice, make_task):
+    from tasks.models import WorkflowTask
+
+    task = make_task(queue_name="intake", name="Done")
+    WorkflowTask.objects.filter(pk=task.pk).update(status="CANCELLED")
+
+    response = api_as(caseworker_alice).post(f"/api/workflow/tasks/{task.task_id}/forecast")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "conflict"
