@@ -13,6 +13,9 @@ the priority order now (k) and how many servers are free. So the model condition
   servers' service rates (sum of mu_i); later arrivals of *higher* priority jump ahead, so the task itself advances
   at r = sum(mu_i) - lambda_ahead (the classic preemptive-priority correction). With exponential service the time
   for n departures is Erlang(n, r) (a gamma distribution);
+- the servers working the queue now are not tomorrow's: a wait that runs past today's working hours goes on at the
+  rate of the team that usually works the queue on a day (measured over the same window). Holding today's team
+  until the due date flagged every task queued on a thin day as lost (bench/RESULTS.md has both figures);
 - then its own service, from the service time of its task type.
 
 Service times in casework are not exponential (lognormal, coefficient of variation around 0.5-0.8), so instead of
@@ -52,6 +55,9 @@ class QueueState:
     service_rates: tuple[float, ...]
     busy: int = 0
     service_cv: float = 1.0
+    # Beyond today's working hours the servers are the queue's usual ones: their summed rate (None: today's hold).
+    later_total_rate: float | None = None
+    hours_left_today: float | None = None
 
     @property
     def servers(self) -> int:
@@ -117,15 +123,10 @@ def task_forecast(
     if not in_service:
         n = _departures_needed(ahead=ahead, servers=state.servers, busy=state.busy)
         if n > 0:
-            advance = state.total_rate - arrival_rate_ahead
-            if state.servers == 0 or advance <= MIN_ADVANCE_SHARE * max(state.total_rate, 1e-9):
+            wait = _wait_moments(state=state, departures=n, arrival_rate_ahead=arrival_rate_ahead)
+            if wait is None:
                 return TaskForecast(expected_hours=MAX_FORECAST_HOURS, breach_probability=_never(hours_to_due))
-            # A busy period of the pooled servers (one server of rate R = sum mu_i, departures of CV cv) started by
-            # n tasks, prolonged by the higher-priority arrivals (Poisson, lambda_ahead) it lets in: M/G/1's
-            # busy-period moments, mean n/(R - lambda), variance n (cv^2 + rho) / (R^2 (1 - rho)^3).
-            rho = arrival_rate_ahead / state.total_rate
-            wait_mean = n / advance
-            wait_var = n * (state.service_cv**2 + rho) / (state.total_rate**2 * (1 - rho) ** 3)
+            wait_mean, wait_var = wait
     mean = min(wait_mean + own_mean, MAX_FORECAST_HOURS)
     # Identical past service times (cv 0) would make a step function of the tail: keep some spread.
     variance = max(wait_var + own_var, (MIN_CV * mean) ** 2)
@@ -136,6 +137,49 @@ def task_forecast(
     shape = mean * mean / variance
     scale = variance / mean
     return TaskForecast(expected_hours=mean, breach_probability=float(gamma.sf(hours_to_due, shape, scale=scale)))
+
+
+def _busy_period(departures: float, *, total_rate: float, arrival_rate_ahead: float, cv: float):
+    """Mean and variance of the time for `departures` departures of the task's advance, or None if it stalls.
+
+    A busy period of the pooled servers (one server of rate R = sum mu_i, departures of CV cv) started by n tasks,
+    prolonged by the higher-priority arrivals (Poisson, lambda_ahead) it lets in: M/G/1's busy-period moments,
+    mean n/(R - lambda), variance n (cv^2 + rho) / (R^2 (1 - rho)^3). Exact Erlang(n, R) when cv = 1 and lambda = 0.
+    """
+    advance = total_rate - arrival_rate_ahead
+    if total_rate <= 0 or advance <= MIN_ADVANCE_SHARE * total_rate:
+        return None
+    rho = arrival_rate_ahead / total_rate
+    return departures / advance, departures * (cv**2 + rho) / (total_rate**2 * (1 - rho) ** 3)
+
+
+def _wait_moments(*, state: QueueState, departures: int, arrival_rate_ahead: float):
+    """The wait for `departures` departures: at today's servers' rate until the day's working hours end, then at the
+    rate the queue usually has (state.later_total_rate), since tomorrow's team need not be today's."""
+    today = _busy_period(
+        departures, total_rate=state.total_rate, arrival_rate_ahead=arrival_rate_ahead, cv=state.service_cv
+    )
+    if state.later_total_rate is None or state.hours_left_today is None:
+        return today
+    done_today = 0.0
+    if today is not None:
+        if today[0] <= state.hours_left_today:
+            return today
+        done_today = (state.total_rate - arrival_rate_ahead) * state.hours_left_today
+    later = _busy_period(
+        departures - done_today,
+        total_rate=state.later_total_rate,
+        arrival_rate_ahead=arrival_rate_ahead,
+        cv=state.service_cv,
+    )
+    if later is None:
+        return None
+    first_var = 0.0
+    if done_today:
+        first_var = _busy_period(
+            done_today, total_rate=state.total_rate, arrival_rate_ahead=arrival_rate_ahead, cv=state.service_cv
+        )[1]
+    return state.hours_left_today + later[0], first_var + later[1]
 
 
 def _never(hours_to_due: float | None) -> float:
@@ -158,6 +202,9 @@ class QueueRates:
     service_by_type: dict[str, tuple[float, float]]
     service_hours: float  # the queue's mean, for a caseworker or a task type without history
     service_cv: float
+    # The summed service rate of the caseworkers who usually work the queue on a business day (the mean over the
+    # window's days of the rates of those active that day); None without history.
+    usual_total_rate: float | None = None
 
     def arrival_rate_above(self, priority: int) -> float:
         return sum(rate for p, rate in self.arrivals_by_priority.items() if p > priority)
@@ -174,14 +221,23 @@ class ActiveTask:
     hours_in_service: float = 0.0  # business hours since claimed
 
 
-def forecast_queue(*, rates: QueueRates, servers: list[int], tasks: list[ActiveTask]) -> dict[int, TaskForecast]:
-    """Forecasts for every active task of one queue, worked by `servers` (caseworker ids with capacity, now)."""
+def forecast_queue(
+    *, rates: QueueRates, servers: list[int], tasks: list[ActiveTask], hours_left_today: float | None = None
+) -> dict[int, TaskForecast]:
+    """Forecasts for every active task of one queue, worked by `servers` (caseworker ids with capacity, now) for
+    the `hours_left_today` working hours left today, and by the queue's usual team after that."""
     service_rates = tuple(
         1.0 / max(rates.service_hours_by_user.get(user, rates.service_hours), 1e-6) for user in servers
     )
     on_shift = set(servers)
     busy = len({t.assignee_id for t in tasks if t.assignee_id is not None and t.assignee_id in on_shift})
-    state = QueueState(service_rates=service_rates, busy=min(busy, len(servers)), service_cv=rates.service_cv)
+    state = QueueState(
+        service_rates=service_rates,
+        busy=min(busy, len(servers)),
+        service_cv=rates.service_cv,
+        later_total_rate=rates.usual_total_rate,
+        hours_left_today=hours_left_today if rates.usual_total_rate else None,
+    )
     waiting = sorted((t for t in tasks if t.assignee_id is None), key=lambda t: (-t.priority, t.order))
     forecasts: dict[int, TaskForecast] = {}
     for ahead, task in enumerate(waiting):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -104,12 +104,44 @@ def queue_rates(*, rows: list[_Row], calendar, now: datetime) -> QueueRates:
     else:
         mean, cv = _mean_cv(every)
     return QueueRates(
+        usual_total_rate=_usual_total_rate(rows=rows, by_user=by_user, calendar=calendar, since=since, now=now),
         arrivals_by_priority=dict(arrivals),
         service_hours_by_user={user: statistics.fmean(h) for user, h in by_user.items() if h},
         service_by_type={key: _mean_cv(h) for key, h in by_type.items() if len(h) >= MIN_COMPLETIONS},
         service_hours=mean,
         service_cv=cv,
     )
+
+
+def _local_date(moment: datetime, calendar) -> date:
+    return moment.astimezone(calendar.time_zone if calendar is not None else UTC).date()
+
+
+def _usual_total_rate(*, rows, by_user, calendar, since: datetime, now: datetime) -> float | None:
+    """The summed service rate of the caseworkers active on the queue on a past day, averaged over the window's
+    days with activity (today excluded): who usually works it, for the part of a wait beyond today."""
+    active_by_day: dict[date, set[int]] = defaultdict(set)
+    for row in rows:
+        if row.status != "COMPLETED" or row.assignee_id is None:
+            continue
+        for moment in (row.claimed_at, row.completed_at):
+            if moment is not None and since <= moment < now:
+                active_by_day[_local_date(moment, calendar)].add(row.assignee_id)
+    active_by_day.pop(_local_date(now, calendar), None)
+    if not active_by_day or not by_user:
+        return None
+    rate = {user: 1 / max(statistics.fmean(hours), 1e-6) for user, hours in by_user.items() if hours}
+    default = statistics.fmean(rate.values())
+    return statistics.fmean(sum(rate.get(user, default) for user in users) for users in active_by_day.values())
+
+
+def hours_left_today(*, calendar, now: datetime) -> float | None:
+    """Working hours left in the calendar's local day; None round the clock (no calendar: no day's end)."""
+    if calendar is None:
+        return None
+    local = now.astimezone(calendar.time_zone)
+    midnight = datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=calendar.time_zone)
+    return business_hours_between(now, midnight, calendar)
 
 
 def queue_servers(*, queue: WorkflowQueue, rows: list[_Row], calendar, now: datetime) -> list[int]:
@@ -175,6 +207,7 @@ def task_risks_refresh(*, queue_name: str | None = None, now: datetime | None = 
             rates=queue_rates(rows=rows, calendar=calendar, now=now),
             servers=queue_servers(queue=queue, rows=rows, calendar=calendar, now=now),
             tasks=_active_tasks(rows, calendar=calendar, now=now),
+            hours_left_today=hours_left_today(calendar=calendar, now=now),
         )
         for task_id, forecast in forecasts.items():
             risks.append(

@@ -95,3 +95,38 @@ def test_forecast_queue_orders_waiting_tasks_by_priority_then_age():
     assert forecasts[2].expected_hours < forecasts[1].expected_hours
     assert forecasts[1].breach_probability > forecasts[2].breach_probability
     assert set(forecasts) == {1, 2, 3}
+
+
+def _with_later_team(*, servers_now, later_rate, hours_left_today=2.0, hours_to_due=30.0):
+    return task_forecast(
+        state=QueueState(
+            service_rates=(1.0,) * servers_now,
+            busy=servers_now,
+            service_cv=1.0,
+            later_total_rate=later_rate,
+            hours_left_today=hours_left_today,
+        ),
+        ahead=20,
+        arrival_rate_ahead=0.0,
+        own_service_hours=1.0,
+        own_service_cv=1.0,
+        hours_to_due=hours_to_due,
+    )
+
+
+def test_nobody_on_the_queue_now_still_leaves_tomorrows_usual_team():
+    forecast = _with_later_team(servers_now=0, later_rate=4.0)
+    # 21 departures at 4 an hour after the 2 hours left today, then its own hour.
+    assert forecast.expected_hours == pytest.approx(2.0 + 21 / 4 + 1.0)
+    assert forecast.breach_probability < 0.01
+
+
+def test_a_thinner_usual_team_raises_the_risk_of_a_wait_beyond_today():
+    thin = _with_later_team(servers_now=3, later_rate=1.0, hours_to_due=12.0)
+    full = _with_later_team(servers_now=3, later_rate=6.0, hours_to_due=12.0)
+    assert thin.breach_probability > full.breach_probability
+
+
+def test_a_wait_that_ends_today_ignores_the_later_team():
+    today_only = _with_later_team(servers_now=8, later_rate=0.5, hours_left_today=8.0)
+    assert today_only.expected_hours == pytest.approx(21 / 8 + 1.0)

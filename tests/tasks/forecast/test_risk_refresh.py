@@ -10,7 +10,7 @@ from entitlements.row_scope import system_scope
 from queues.calendar import add_business_hours
 from queues.models import WorkflowQueue
 from queues.selectors import business_calendar_for
-from tasks.forecast.services import RATE_WINDOW, _rows, queue_rates, task_risks_refresh
+from tasks.forecast.services import RATE_WINDOW, _rows, hours_left_today, queue_rates, task_risks_refresh
 from tasks.models import TaskRisk, WorkflowTask
 
 
@@ -63,6 +63,8 @@ def test_rates_are_measured_from_the_completed_history(intake, caseworker_alice,
 
     assert rates.service_hours_by_user[caseworker_alice.pk] == pytest.approx(2.0)
     assert rates.service_by_type["review"] == pytest.approx((2.0, 0.5))
+    # Alice alone worked it on each of those days, at one task per two hours.
+    assert rates.usual_total_rate == pytest.approx(0.5)
     # Ten arrivals over the window's business hours (four weeks of 40 hours, less what the calendar closes).
     assert 10 / 170 < rates.arrivals_by_priority[50] < 10 / 140
 
@@ -102,6 +104,13 @@ def test_refresh_stores_a_forecast_per_active_task_and_the_crowded_urgent_one_is
     assert risks[relaxed.task_id].breach_probability < 0.1
     assert risks[urgent.task_id].expected_completion_at > NOW
     assert refresh.at_risk >= 1
+
+
+def test_working_hours_left_today_follow_the_calendar(intake):
+    calendar = business_calendar_for(queue=intake)
+    closing = NOW.astimezone(calendar.time_zone).replace(hour=17, minute=0)  # the demo calendar closes at 17:00
+    assert hours_left_today(calendar=calendar, now=NOW) == pytest.approx((closing - NOW).total_seconds() / 3600)
+    assert hours_left_today(calendar=None, now=NOW) is None
 
 
 def test_refresh_replaces_the_forecasts_of_tasks_no_longer_active(intake, caseworker_alice, scope):
