@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from core.errors import Conflict
 from entitlements.access import users_with
+from entitlements.row_scope import system_scope
 from queues.calendar import add_business_hours, business_hours_between
 from queues.models import WorkflowQueue
 from queues.selectors import business_calendar_for
@@ -240,5 +241,6 @@ def task_forecast_refresh(*, user, task_id: int, now: datetime | None = None) ->
     task = task_for_user(user=user, task_id=task_id)
     if task.status not in ACTIVE_TASK_STATUSES:
         raise Conflict(f"task {task_id} is {task.status}: only open and claimed tasks are forecast")
-    task_risks_refresh(queue_name=task.queue_id, now=now)
+    with system_scope():  # the system's work now that the caller's access is checked: it rewrites the queue's rows
+        task_risks_refresh(queue_name=task.queue_id, now=now)
     return task_for_user(user=user, task_id=task_id)

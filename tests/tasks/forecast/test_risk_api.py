@@ -87,3 +87,15 @@ def test_forecast_on_demand_of_a_finished_task_is_a_conflict(api_as, caseworker_
 
     assert response.status_code == 409
     assert response.json()["code"] == "conflict"
+
+
+@pytest.mark.usefixtures("row_security_enforced")
+def test_row_security_shows_a_user_only_the_forecasts_of_queues_they_may_view(
+    caseworker_alice, legal_reviewer_carol, forecast_task
+):
+    from entitlements.row_scope import acting_as
+
+    with acting_as(caseworker_alice):
+        assert TaskRisk.objects.filter(task_id=forecast_task.task_id).exists()
+    with acting_as(legal_reviewer_carol):
+        assert not TaskRisk.objects.filter(task_id=forecast_task.task_id).exists()
