@@ -146,3 +146,10 @@ def test_the_beat_job_forecasts_and_raises_the_risk_alerts(intake, monkeypatch):
     assert result["tasks"] >= 1 and result["at_risk"] >= 1 and result["alerts"] >= 1
     assert TaskRisk.objects.get(task_id=task.task_id).breach_probability == 1.0
     assert Alert.objects.filter(kind="SLA_RISK", task_id=task.task_id).exists()
+
+
+def test_beat_runs_the_forecast_every_five_minutes(db):
+    from django_celery_beat.models import PeriodicTask
+
+    job = PeriodicTask.objects.get(task="workflow.forecast_sla_risk")
+    assert (job.enabled, job.interval.every, job.interval.period) == (True, 5, "minutes")
