@@ -4,8 +4,11 @@ One query reads every active task and the tasks completed in the last RATE_WINDO
 completed-task indexes, never the whole table); one query per queue asks who may work it now. From those rows, per
 queue and on its business calendar: arrivals per business hour by priority, service (claim to complete) per
 caseworker and per task type, the caseworkers working the queue now (active in the last ACTIVITY_BUSINESS_HOURS or
-holding one of its tasks, with capacity), then tasks/forecast/model.py: forecast_queue, the function
-bench/forecast.py backtests.
+holding one of its tasks, with capacity) and the team that usually works it on a day, then
+tasks/forecast/model.py: forecast_queue, the function bench/forecast.py backtests.
+
+Forecasts go to a side table, not to the task rows (tasks/models.py: TaskRisk says why): the job never locks a task
+claim-next could take. A task the queue cannot reach (nobody works it) gets probability 1 and no expected time.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from queues.selectors import business_calendar_for
 
 from ..models import ACTIVE_TASK_STATUSES, TaskRisk, WorkflowTask
 from ..selectors import task_for_user
-from .model import ActiveTask, QueueRates, forecast_queue
+from .model import MAX_FORECAST_HOURS, ActiveTask, QueueRates, forecast_queue
 
 RATE_WINDOW = timedelta(weeks=4)
 ACTIVITY_BUSINESS_HOURS = 1.0
@@ -216,7 +219,9 @@ def task_risks_refresh(*, queue_name: str | None = None, now: datetime | None = 
                     task_id=task_id,
                     queue_name=queue.queue_name,
                     breach_probability=forecast.breach_probability,
-                    expected_completion_at=add_business_hours(now, forecast.expected_hours, calendar),
+                    expected_completion_at=None
+                    if forecast.expected_hours >= MAX_FORECAST_HOURS
+                    else add_business_hours(now, forecast.expected_hours, calendar),
                     computed_at=now,
                 )
             )
