@@ -20,7 +20,7 @@ from queues.selectors import business_calendar_for
 from queues.services import queue_save
 
 from ..models import TaskEventType, TaskHistory, TaskStatus, WorkflowTask
-from .history import DAYS_PER_WEEK, HOURS_PER_DAY, generate
+from .history import DAILY_TASKS, DAYS_PER_WEEK, HOURS_PER_DAY, generate
 
 BATCH = 1000
 # Used when the queue has no business calendar: the generator's 8-hour, 5-day week.
@@ -47,7 +47,13 @@ def _calendar_for(queue: WorkflowQueue) -> WorkCalendar:
 
 @transaction.atomic
 def history_generate(
-    *, queue_name: str, weeks: int, seed: int, department: str | None = None, now: datetime | None = None
+    *,
+    queue_name: str,
+    weeks: int,
+    seed: int,
+    department: str | None = None,
+    daily_tasks: float = DAILY_TASKS,
+    now: datetime | None = None,
 ) -> LoadedHistory:
     """Simulate `weeks` weeks of the queue up to now and store them. Refuses a queue that already holds tasks."""
     now = now or timezone.now()
@@ -59,7 +65,7 @@ def history_generate(
     queue = queue_save(queue_name=queue_name, **fields)
     calendar = _calendar_for(queue)
 
-    history = generate(weeks=weeks + 1, seed=seed)
+    history = generate(weeks=weeks + 1, seed=seed, daily_tasks=daily_tasks)
     role = role_save(
         role_code=f"{queue_name}-history",
         name=f"{queue_name} caseworker",

@@ -56,3 +56,9 @@ def test_generated_history_is_stored_and_the_forecast_runs_on_it(demo_org):
 
         with pytest.raises(CommandError, match="already holds tasks"):
             call_command("generate_history", "--queue", "gen-test", "--weeks", "1", stdout=io.StringIO())
+
+
+def test_more_daily_tasks_make_a_busier_history():
+    quiet, busy = generate(weeks=4, seed=3, daily_tasks=20), generate(weeks=4, seed=3, daily_tasks=60)
+    assert 2.5 < len(busy.tasks) / len(quiet.tasks) < 3.5
+    assert sum(t.breached for t in busy.tasks) > sum(t.breached for t in quiet.tasks)
