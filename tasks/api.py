@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 import django_filters
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -23,11 +24,13 @@ from queues.models import WorkflowQueue
 
 from . import selectors, services
 from .bpmn import workflows
+from .forecast import services as forecast_services
 from .models import (
     MAX_PRIORITY,
     MIN_PRIORITY,
     ProcessInstance,
     TaskHistory,
+    TaskRisk,
     TaskStatus,
     WorkflowDefinition,
     WorkflowTask,
@@ -66,6 +69,13 @@ class TaskSerializer(serializers.ModelSerializer):
     process_instance = serializers.IntegerField(source="process_instance_id", read_only=True, allow_null=True)
     engine_task_id = serializers.UUIDField(read_only=True, allow_null=True)
     overdue = serializers.SerializerMethodField()
+    breach_probability = serializers.SerializerMethodField(
+        help_text="Forecast probability (0-1) that the task misses its due date; null until forecast (tasks/forecast/)."
+    )
+    expected_completion_at = serializers.SerializerMethodField(
+        help_text="Forecast completion time; null until forecast."
+    )
+    at_risk = serializers.SerializerMethodField(help_text="breach_probability is at least SLA_RISK_THRESHOLD.")
     variables = RevealedJSONObjectField(read_only=True)
     form_fields = JSONObjectListField(read_only=True, help_text="The userTask's declared form fields.")
 
@@ -83,6 +93,9 @@ class TaskSerializer(serializers.ModelSerializer):
             "delegation_state",
             "due_date",
             "overdue",
+            "breach_probability",
+            "expected_completion_at",
+            "at_risk",
             "escalation_level",
             "required_skills",
             "candidate_groups",
@@ -100,6 +113,26 @@ class TaskSerializer(serializers.ModelSerializer):
 
     def get_overdue(self, task) -> bool:
         return bool(task.due_date and task.status in ("OPEN", "CLAIMED") and task.due_date < timezone.now())
+
+    def _risk(self, task) -> TaskRisk | None:
+        if task.status not in ("OPEN", "CLAIMED"):
+            return None
+        try:
+            return task.risk
+        except TaskRisk.DoesNotExist:
+            return None
+
+    def get_breach_probability(self, task) -> float | None:
+        risk = self._risk(task)
+        return None if risk is None else round(risk.breach_probability, 4)
+
+    def get_expected_completion_at(self, task) -> datetime | None:
+        risk = self._risk(task)
+        return None if risk is None else risk.expected_completion_at
+
+    def get_at_risk(self, task) -> bool:
+        risk = self._risk(task)
+        return risk is not None and risk.breach_probability >= settings.SLA_RISK_THRESHOLD
 
 
 class TaskHistorySerializer(serializers.ModelSerializer):
@@ -295,7 +328,7 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         # The users of a page are fetched after it (two small queries) rather than joined.
         self.listed_queue_names = selectors.task_list_queue_names(user=self.request.user)
         queryset = selectors.tasks_listed_for(user=self.request.user, queue_names=self.listed_queue_names)
-        return queryset.prefetch_related("assignee", "owner")
+        return queryset.prefetch_related("assignee", "owner", "risk")
 
     def keyset_partitions(self, request, ordering):
         """The queues and statuses whose index ranges a page of the default order is merged from."""
@@ -336,6 +369,12 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def history(self, request, pk=None):
         events = selectors.task_history_of(task=task_read(request, int(pk)))
         return Response(TaskHistorySerializer(events, many=True).data)
+
+    @extend_schema(request=None, responses={200: TaskSerializer, **errors(401, 404, 409)})
+    @action(detail=True, methods=["post"])
+    def forecast(self, request, pk=None):
+        """Forecast this task's SLA risk now (the beat job does every five minutes) and return the task."""
+        return task_response(forecast_services.task_forecast_refresh(user=request.user, task_id=int(pk)))
 
     @extend_schema(
         request=ClaimNextSerializer,

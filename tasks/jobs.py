@@ -14,9 +14,10 @@ from core.jobs import JOB_OPTIONS
 from entitlements.row_scope import system_scope
 
 from .bpmn.workflows import process_fire_due_timers
+from .forecast.services import task_risks_refresh
 from .history_partitioning import task_history_partitions_ensure
 from .services import rebalance_queue_loads
-from .sla.alerts import capacity_alerts_raise
+from .sla.alerts import capacity_alerts_raise, sla_risk_alerts_raise
 from .sla.archive import completed_tasks_archive
 from .sla.escalation import escalate_overdue_tasks
 from .sla.maintenance import refresh_dashboards as dashboards_refresh
@@ -77,3 +78,12 @@ def ensure_task_history_partitions() -> dict:
 def capacity_monitor() -> dict:
     with system_scope():
         return {"alerts": capacity_alerts_raise()}
+
+
+@shared_task(name="workflow.forecast_sla_risk", **JOB_OPTIONS)
+def forecast_sla_risk() -> dict:
+    """Every few minutes (migration 0037 schedules it): every active task's SLA-risk forecast (tasks/forecast/)."""
+    with system_scope():
+        refresh = task_risks_refresh()
+        alerts = sla_risk_alerts_raise()
+        return {"queues": refresh.queues, "tasks": refresh.tasks, "at_risk": refresh.at_risk, "alerts": alerts}

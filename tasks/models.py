@@ -454,6 +454,7 @@ PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 class AlertKind(models.TextChoices):
     SLA_BREACH = "SLA_BREACH", "SLA breach"
     CAPACITY = "CAPACITY", "Queue over capacity"
+    SLA_RISK = "SLA_RISK", "SLA at risk (forecast)"
 
 
 class AlertSeverity(models.TextChoices):
@@ -644,3 +645,31 @@ class AlertDeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delivery_id} {self.outcome} {self.attempted_at:%Y-%m-%d %H:%M:%S}"
+
+
+class TaskRisk(models.Model):
+    """The SLA-risk forecast of an active task (tasks/forecast/): written by the beat job, one row per task.
+
+    A side table, not columns of workflow_tasks: the job rewrites every active task's forecast every few minutes,
+    and an UPDATE of the task row would lock it (claim-next's SKIP LOCKED would pass the task by while the job
+    holds it) and leave a dead tuple of the hot, wide row each time. Here the job replaces narrow rows nobody
+    locks. No foreign-key constraint: archival moves terminal tasks out by SQL; the job deletes stale forecasts.
+    """
+
+    task = models.OneToOneField(
+        WorkflowTask,
+        primary_key=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="risk",
+    )
+    queue_name = models.CharField(max_length=100)
+    breach_probability = models.FloatField()
+    expected_completion_at = models.DateTimeField(null=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = 'flowable"."task_risks'
+
+    def __str__(self) -> str:
+        return f"#{self.task_id} {self.breach_probability:.0%}"

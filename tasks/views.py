@@ -33,6 +33,7 @@ from entitlements.models import Capability, DetailReadChannel, DetailReadObject
 from queues.selectors import queue_names_for_user
 
 from . import selectors, services
+from .forecast.selectors import tasks_at_risk
 from .models import MAX_PRIORITY, MIN_PRIORITY, ArchivedTask, TaskStatus
 
 INBOX_PAGE_SIZE = 25
@@ -97,9 +98,14 @@ def due_state(due_date, now, *, status: str = TaskStatus.OPEN, completed_at=None
 
 
 def annotate_due(tasks, now) -> list:
+    """Each task's due state, and whether its SLA-risk forecast says it is at risk (one query for the page)."""
     tasks = list(tasks)
+    at_risk = tasks_at_risk(
+        task_ids=[task.pk for task in tasks if task.status in (TaskStatus.OPEN, TaskStatus.CLAIMED)]
+    )
     for task in tasks:
         task.due = due_state(task.due_date, now)
+        task.at_risk = task.pk in at_risk
     return tasks
 
 

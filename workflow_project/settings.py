@@ -344,6 +344,9 @@ else:
 # How long a queue's business calendar stays cached (queues/calendar_cache.py); edits through the models invalidate
 # it at once. Off without REDIS_URL: a per-process cache cannot see another process's edit.
 WORK_CALENDAR_CACHE_SECONDS = int(os.environ.get("WORK_CALENDAR_CACHE_SECONDS", "300" if REDIS_URL else "0"))
+# SLA-risk forecast (tasks/forecast/): a task is "at risk" when its probability of missing its due date is at least
+# this; the same figure the badge, the dashboard count, the API's at_risk and the metric use.
+SLA_RISK_THRESHOLD = float(os.environ.get("SLA_RISK_THRESHOLD", "0.5"))
 
 # --- Authentication -------------------------------------------------------------------
 AUTH_USER_MODEL = "entitlements.User"

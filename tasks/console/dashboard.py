@@ -4,6 +4,8 @@ Where each figure comes from, so that no page load scans flowable.workflow_tasks
 
 - open / claimed / escalated / overdue counts, oldest open age and average open age: flowable.mv_queue_performance,
   as of its last refresh (refresh_dashboards, every 15 minutes; the time is shown on the dashboard);
+- at risk: active tasks whose SLA-risk forecast (flowable.task_risks, every five minutes) reaches
+  SLA_RISK_THRESHOLD, counted in the same query;
 - load versus capacity: the queue row itself (current_load is kept in the same transaction as each claim);
 - throughput per hour, median time to completion and SLA compliance over 24 h / 7 d / 30 d: the hourly rows of
   flowable.mv_queue_throughput_hourly (at most 720 rows per queue);
@@ -20,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from core.replica import read_connection, replica_reads
@@ -31,12 +34,16 @@ THROUGHPUT_HOURS = 24
 SLA_TREND_DAYS = 14
 
 PERFORMANCE_SQL = """
-SELECT queue_name, open_tasks, claimed_tasks, escalated_tasks, overdue_tasks, oldest_open_at,
+SELECT p.queue_name, p.open_tasks, p.claimed_tasks, p.escalated_tasks, p.overdue_tasks, p.oldest_open_at,
        -- the age at the refresh, aged since: the figure as of now, never below 0 (a refresh inside the transaction
        -- that made the tasks saw them younger than its own start)
-       greatest(avg_open_age_seconds + EXTRACT(EPOCH FROM (now() - computed_at)), 0)
-  FROM flowable.mv_queue_performance
- WHERE queue_name = ANY(%(queues)s)
+       greatest(p.avg_open_age_seconds + EXTRACT(EPOCH FROM (now() - p.computed_at)), 0),
+       coalesce(r.at_risk, 0)
+  FROM flowable.mv_queue_performance p
+  LEFT JOIN (SELECT queue_name, count(*) AS at_risk FROM flowable.task_risks
+              WHERE queue_name = ANY(%(queues)s) AND breach_probability >= %(threshold)s
+              GROUP BY queue_name) r ON r.queue_name = p.queue_name
+ WHERE p.queue_name = ANY(%(queues)s)
 """
 
 # One pass over each queue's hourly rows of the last 30 days.
@@ -124,6 +131,7 @@ class QueueFigures:
     claimed: int = 0
     escalated: int = 0
     overdue: int = 0
+    at_risk: int = 0  # active tasks forecast to miss their due date (tasks/forecast/), as of its last run
     oldest_open_age_seconds: float | None = None
     avg_open_age_seconds: float | None = None
     throughput_per_hour: float = 0.0
@@ -200,10 +208,11 @@ def supervisor_dashboard(*, user, now: datetime | None = None) -> Dashboard:
     last_refreshed_at = None
     with read_connection().cursor() as cursor:
         if names:
-            cursor.execute(PERFORMANCE_SQL, {"queues": names})
-            for name, open_, claimed, escalated, overdue, oldest_at, avg_age in cursor.fetchall():
+            cursor.execute(PERFORMANCE_SQL, {"queues": names, "threshold": settings.SLA_RISK_THRESHOLD})
+            for name, open_, claimed, escalated, overdue, oldest_at, avg_age, at_risk in cursor.fetchall():
                 row = figures[name]
                 row.open, row.claimed, row.escalated, row.overdue = open_, claimed, escalated, overdue
+                row.at_risk = at_risk
                 row.oldest_open_age_seconds = (now - oldest_at).total_seconds() if oldest_at else None
                 row.avg_open_age_seconds = float(avg_age) if avg_age is not None else None
 

@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.views.decorators.http import require_GET
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -40,9 +41,12 @@ NAMED_COUNTERS = {
 
 QUEUE_SQL = """
 SELECT q.queue_name, q.current_load, q.max_capacity,
-       coalesce(p.open_tasks, 0), coalesce(p.escalated_tasks, 0), coalesce(p.overdue_tasks, 0)
+       coalesce(p.open_tasks, 0), coalesce(p.escalated_tasks, 0), coalesce(p.overdue_tasks, 0),
+       coalesce(r.at_risk, 0)
   FROM queues.workflow_queues q
   LEFT JOIN flowable.mv_queue_performance p ON p.queue_name = q.queue_name
+  LEFT JOIN (SELECT queue_name, count(*) AS at_risk FROM flowable.task_risks
+              WHERE breach_probability >= %(threshold)s GROUP BY queue_name) r ON r.queue_name = q.queue_name
  ORDER BY q.queue_name
 """
 
@@ -68,6 +72,7 @@ class QueueGauge:
     open: int
     escalated: int
     overdue: int
+    at_risk: int
 
 
 @dataclass
@@ -82,7 +87,7 @@ _settled_lock = threading.Lock()
 
 def queue_gauges() -> list[QueueGauge]:
     with read_connection().cursor() as cursor:
-        cursor.execute(QUEUE_SQL)
+        cursor.execute(QUEUE_SQL, {"threshold": settings.SLA_RISK_THRESHOLD})
         return [QueueGauge(*row) for row in cursor.fetchall()]
 
 
@@ -154,6 +159,12 @@ class WorkflowCollector:
                 "workflow_queue_load_ratio", "current_load / max_capacity per queue (live).", labels=["queue"]
             ),
             "capacity": GaugeMetricFamily("workflow_queue_capacity", "max_capacity per queue.", labels=["queue"]),
+            "at_risk": GaugeMetricFamily(
+                "workflow_tasks_at_risk",
+                "Active tasks forecast to miss their due date (breach probability >= SLA_RISK_THRESHOLD, as of the "
+                "last SLA-risk forecast).",
+                labels=["queue"],
+            ),
         }
         for q in figures.queues:
             gauges["open"].add_metric([q.queue_name], q.open)
@@ -162,6 +173,7 @@ class WorkflowCollector:
             gauges["escalated"].add_metric([q.queue_name], q.escalated)
             gauges["load"].add_metric([q.queue_name], q.load / q.capacity if q.capacity else 0.0)
             gauges["capacity"].add_metric([q.queue_name], q.capacity)
+            gauges["at_risk"].add_metric([q.queue_name], q.at_risk)
         yield from gauges.values()
 
         totals = figures.event_totals

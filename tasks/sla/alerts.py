@@ -1,8 +1,9 @@
-"""Alerts: raise them for SLA breaches and queues over capacity, once each, and deliver them to their channels.
+"""Alerts: raise them for SLA breaches, tasks forecast to breach, and queues over capacity, once each, and deliver
+them to their channels.
 
 Raising is set-based and idempotent in the database: each alert has a dedupe_key (`sla:{task_id}:{level}`,
-`capacity:{queue}:{YYYY-mm-ddTHH}` in UTC) under a UNIQUE constraint, and one `INSERT ... ON CONFLICT DO NOTHING`
-inserts only the new ones. The same statement gives each new alert one PENDING delivery per enabled channel that
+`capacity:{queue}:{YYYY-mm-ddTHH}` in UTC, `sla_risk:{task_id}:{due date epoch}`) under a UNIQUE constraint, and
+one `INSERT ... ON CONFLICT DO NOTHING` inserts only the new ones. The same statement gives each new alert one PENDING delivery per enabled channel that
 takes its kind; the Celery job `workflow.deliver_alert` sends each after commit, retrying with backoff, and
 `alert_deliver` records every attempt. No network call happens inside a transaction.
 """
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from celery import shared_task
+from django.conf import settings
 from django.core.mail import send_mail
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
@@ -66,6 +68,12 @@ DEFAULT_RULES = {
         "description": "A queue's load is over 90 % of its max_capacity (at most one alert per queue per hour).",
         "severity": AlertSeverity.WARNING,
         "threshold_percent": 90,
+    },
+    AlertKind.SLA_RISK: {
+        "description": "A task not yet due is forecast to miss its due date (breach probability at least "
+        "SLA_RISK_THRESHOLD; once per task and due date).",
+        "severity": AlertSeverity.WARNING,
+        "threshold_percent": None,
     },
 }
 
@@ -126,6 +134,33 @@ WITH raised AS (
 )
 
 
+SLA_RISK_SQL = (
+    """
+WITH raised AS (
+    INSERT INTO flowable.alerts (kind, dedupe_key, queue_name, task_id, level, severity, summary, details, created_at)
+    SELECT 'SLA_RISK', 'sla_risk:' || t.task_id || ':' || EXTRACT(EPOCH FROM t.due_date)::bigint, t.queue_name,
+           t.task_id, NULL, %(severity)s,
+           'SLA at risk in queue ' || t.queue_name || ': task #' || t.task_id || ' "' || t.name || '" is forecast to '
+               || 'miss its due date ' || to_char(t.due_date AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC ('
+               || round((100 * r.breach_probability)::numeric) || ' %%)',
+           jsonb_build_object('task_id', t.task_id, 'task_name', t.name, 'queue', t.queue_name, 'status', t.status,
+                              'priority', t.priority, 'due_date', t.due_date,
+                              'breach_probability', round(r.breach_probability::numeric, 4),
+                              'expected_completion_at', r.expected_completion_at,
+                              'process_instance_id', t.process_instance_id),
+           %(now)s
+      FROM flowable.task_risks r
+      JOIN flowable.workflow_tasks t ON t.task_id = r.task_id
+     WHERE r.breach_probability >= %(threshold)s
+       AND t.status IN ('OPEN', 'CLAIMED') AND t.due_date > %(now)s
+     ORDER BY t.task_id
+        ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING alert_id, kind
+"""
+    + DELIVERIES_SQL
+)
+
+
 def _rule(kind: AlertKind) -> AlertRule:
     rule, _ = AlertRule.objects.get_or_create(kind=kind, defaults=DEFAULT_RULES[kind])
     return rule
@@ -157,6 +192,19 @@ def capacity_alerts_raise(*, now: datetime | None = None) -> int:
             "severity": rule.severity,
             "threshold": rule.threshold_percent,
         },
+    )
+
+
+@transaction.atomic
+def sla_risk_alerts_raise(*, now: datetime | None = None) -> int:
+    """Alert once per task and due date on tasks not yet due whose stored forecast (tasks/forecast/) reaches
+    SLA_RISK_THRESHOLD: the warning before the breach. The forecast job calls it after each run."""
+    rule = _rule(AlertKind.SLA_RISK)
+    if not rule.enabled:
+        return 0
+    return _raise(
+        SLA_RISK_SQL,
+        {"now": now or timezone.now(), "severity": rule.severity, "threshold": settings.SLA_RISK_THRESHOLD},
     )
 
 

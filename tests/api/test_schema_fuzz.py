@@ -54,6 +54,7 @@ TASK_OPERATIONS = {
     "POST /api/workflow/tasks/{id}/delegate/",
     "POST /api/workflow/tasks/{id}/resolve/",
     "POST /api/workflow/tasks/{id}/escalate/",
+    "POST /api/workflow/tasks/{id}/forecast/",
 }
 CONTRACT_OPERATIONS = TASK_OPERATIONS | {
     "GET /api/cases/",

@@ -1,0 +1,18 @@
+"""Forecast every active task's risk of missing its due date now (what the beat job runs every five minutes)."""
+
+from django.core.management.base import BaseCommand
+
+from entitlements.row_scope import system_scope
+from tasks.forecast.services import task_risks_refresh
+
+
+class Command(BaseCommand):
+    help = "Store each active task's breach probability and expected completion (tasks/forecast/)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--queue", help="Only this queue.")
+
+    def handle(self, *args, queue=None, **options):
+        with system_scope():  # the system's work: it reads every queue's tasks
+            refresh = task_risks_refresh(queue_name=queue)
+        self.stdout.write(f"{refresh.tasks} tasks in {refresh.queues} queues forecast, {refresh.at_risk} at risk.")
