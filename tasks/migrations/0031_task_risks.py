@@ -50,7 +50,7 @@ ALTER TABLE flowable.task_risks DISABLE ROW LEVEL SECURITY;
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tasks', '0029_task_list_keyset_and_queue_figures'),
+        ('tasks', '0030_database_health'),
     ]
 
     operations = [

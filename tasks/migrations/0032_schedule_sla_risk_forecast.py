@@ -35,7 +35,7 @@ def remove_schedule(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tasks", "0036_task_risks"),
+        ("tasks", "0031_task_risks"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
     operations = [migrations.RunPython(create_schedule, remove_schedule)]
