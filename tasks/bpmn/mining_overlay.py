@@ -34,6 +34,8 @@ FLOW_COLOUR = "#08519c"
 FLOW_MIN_WIDTH = 1.5
 FLOW_MAX_WIDTH = 9.0
 FLOW_LABEL_SIZE = 12
+FLOW_LABEL_AT = 1 / 3  # how far along its longest segment a flow's count sits
+FLOW_LABEL_OFFSET = 6
 BOTTLENECK_COLOUR = "#c00000"
 BOTTLENECK_GAP = 6
 BOTTLENECK_STROKE = 4
@@ -191,16 +193,19 @@ def _label_flow(svg: ElementTree.Element, group: ElementTree.Element, taken: int
     points = _points(line)
     if len(points) < 2:
         return
-    # The label sits at the middle of the flow's longest segment, over a white halo so it reads across lines.
+    # The label sits beside the flow's longest segment, a third of the way along (a flow's name sits at its middle),
+    # above a horizontal segment and right of a vertical one, over a white halo so it reads across other lines.
     segments = zip(points, points[1:], strict=False)
     (ax, ay), (bx, by) = max(segments, key=lambda s: abs(s[1][0] - s[0][0]) + abs(s[1][1] - s[0][1]))
+    x, y = ax + (bx - ax) * FLOW_LABEL_AT, ay + (by - ay) * FLOW_LABEL_AT
+    horizontal = abs(bx - ax) >= abs(by - ay)
     label = ElementTree.SubElement(
         group,
         _tag("text"),
         {
-            "x": f"{(ax + bx) / 2:.1f}",
-            "y": f"{(ay + by) / 2 - 4:.1f}",
-            "text-anchor": "middle",
+            "x": f"{x if horizontal else x + FLOW_LABEL_OFFSET:.1f}",
+            "y": f"{y - FLOW_LABEL_OFFSET if horizontal else y + FLOW_LABEL_SIZE / 3:.1f}",
+            "text-anchor": "middle" if horizontal else "start",
             "font-size": str(FLOW_LABEL_SIZE),
             "font-weight": "bold",
             "fill": FLOW_COLOUR,
