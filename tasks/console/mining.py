@@ -158,10 +158,6 @@ class ProcessMining:
     def unplaced(self) -> list[Transition]:
         return [t for t in self.transitions if t.flow_ids is None]
 
-    @property
-    def reworked(self) -> list[ActivityFigures]:
-        return [a for a in self.activities if a.reentries]
-
 
 def may_view_process_mining(*, user) -> bool:
     """Staff who supervise at least one queue (the admin site checks staff)."""

@@ -352,3 +352,26 @@ def test_the_page_is_refused_to_staff_who_supervise_no_queue(client, caseworker_
     client.force_login(caseworker_alice)
 
     assert client.get(f"/admin/process-mining/{history.pk}/").status_code == 403
+
+
+MINING_PAGE_QUERY_BUDGET = 12
+
+
+def test_the_page_reads_a_bounded_number_of_queries_whatever_the_history(
+    client, supervisor_sam, history, make_task, django_assert_max_num_queries
+):
+    for index in range(10):
+        an_instance(
+            history,
+            start=noon(index % 5),
+            steps=[Step("review", 0 * M, 1 * M, 2 * M), Step("check", 2 * M, 3 * M, 4 * M)],
+            ended=4 * M,
+            make_task=make_task,
+        )
+    refresh_dashboards()
+    client.force_login(supervisor_sam)
+
+    with django_assert_max_num_queries(MINING_PAGE_QUERY_BUDGET):
+        response = client.get(f"/admin/process-mining/{history.pk}/")
+
+    assert response.status_code == 200
