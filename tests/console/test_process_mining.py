@@ -375,3 +375,34 @@ def test_the_page_reads_a_bounded_number_of_queries_whatever_the_history(
         response = client.get(f"/admin/process-mining/{history.pk}/")
 
     assert response.status_code == 200
+
+
+def test_a_move_through_a_boundary_event_of_the_demo_workflow_is_placed_on_its_flow():
+    from tests.pages.conftest import DEMO_BPMN
+
+    graph = flow_graph(bpmn_xml=DEMO_BPMN.read_text())
+
+    assert graph.path("triage", "escalated_triage") == ["flow_to_escalated_triage"]
+    assert graph.path("triage", "fraud_investigation") == [
+        "flow_triage_to_done",
+        "flow_to_allegation_type",
+        "flow_fraud",
+    ]
+    assert graph.path("misconduct_review", "closure") == [
+        "flow_misconduct_to_done",
+        "flow_to_recommend_action",
+        "flow_no_action",
+        "flow_to_closure",
+    ]
+
+
+def test_the_page_falls_back_to_its_defaults_on_unknown_choices_and_404s_an_unknown_definition(
+    client, supervisor_sam, history
+):
+    client.force_login(supervisor_sam)
+
+    response = client.get(f"/admin/process-mining/{history.pk}/?days=abc&colour=%3Cscript%3E")
+
+    assert response.status_code == 200
+    assert response.context["mining"].days == 30 and response.context["mining"].colour_by == "frequency"
+    assert client.get("/admin/process-mining/999999999/").status_code == 404
