@@ -406,3 +406,17 @@ def test_the_page_falls_back_to_its_defaults_on_unknown_choices_and_404s_an_unkn
     assert response.status_code == 200
     assert response.context["mining"].days == 30 and response.context["mining"].colour_by == "frequency"
     assert client.get("/admin/process-mining/999999999/").status_code == 404
+
+
+def test_archived_tasks_still_count(history):
+    from tasks.models import ArchivedTask
+    from tasks.sla.archive import completed_tasks_archive
+
+    before = approx(mined_figures(process_mining(definition=history, days=90)))
+
+    completed_tasks_archive(older_than_days=30)  # the instance completed 40 days ago
+    refresh_dashboards()
+
+    with system_scope():
+        assert ArchivedTask.objects.filter(process_instance_id__in=history.instances.values("pk")).count() == 2
+    assert approx(mined_figures(process_mining(definition=history, days=90))) == before
