@@ -19,8 +19,8 @@ Computed incrementally: the three materialized views of tasks/sql/mv_mining_*.sq
 version, day and activity (move, variant), refreshed with the dashboards (refresh_dashboards, every 15 minutes); a
 page view reads only the rows of its period. The durations are kept whole per day (an array of seconds per row), so
 the percentiles over any run of days are exact (PostgreSQL's percentile_cont: linear interpolation), not a merge of
-daily summaries; the cost is one number per completed task in the view. A period is the last N UTC days, today
-included.
+daily summaries; the cost is one number per completed task in the view, and the views keep only the last 90 days
+(the longest of PERIOD_DAYS). A period is the last N UTC days, today included.
 
 Who may see it: staff who supervise at least one queue. The figures are counts and durations across the definition's
 queues, never a task's or case's content.

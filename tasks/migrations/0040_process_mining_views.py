@@ -4,7 +4,7 @@
   version and UTC day what tasks/console/mining.py reads for a period: per activity the completions, re-entries and
   every task's seconds (so its medians and 90th percentiles are exact), per pair of consecutive activities how often
   it was taken, per variant of a completed instance its count and durations. Each has the unique index REFRESH
-  CONCURRENTLY needs.
+  CONCURRENTLY needs. They keep the last 90 days, the longest period the page offers.
 - flowable.mining_refresh() refreshes them as their owner (SECURITY DEFINER); refresh_dashboards calls it, so the
   dashboard refresh job keeps them current. core/db_roles.py grants EXECUTE to the application role; the grants of
   the views follow migrate.
@@ -50,6 +50,8 @@ SELECT workflow_id,
                     NULL) AS wait_seconds
   FROM entries
  WHERE status = 'COMPLETED' AND completed_at IS NOT NULL
+   -- the last 90 UTC days, the longest period the page offers (PERIOD_DAYS): the view stays bounded
+   AND (completed_at AT TIME ZONE 'UTC')::date >= (now() AT TIME ZONE 'UTC')::date - 89
  GROUP BY workflow_id, task_definition_key, (completed_at AT TIME ZONE 'UTC')::date;
 CREATE UNIQUE INDEX mv_mining_activity_daily_key ON flowable.mv_mining_activity_daily (workflow_id, day, task_definition_key);
 
@@ -87,6 +89,8 @@ SELECT workflow_id,
        target_key::text AS target_key,
        count(*) AS taken
   FROM moves
+ -- the last 90 UTC days, the longest period the page offers (PERIOD_DAYS): the view stays bounded
+ WHERE (moved_at AT TIME ZONE 'UTC')::date >= (now() AT TIME ZONE 'UTC')::date - 89
  GROUP BY workflow_id, (moved_at AT TIME ZONE 'UTC')::date, source_key, target_key;
 CREATE UNIQUE INDEX mv_mining_transition_daily_key ON flowable.mv_mining_transition_daily (workflow_id, day, source_key, target_key);
 
@@ -117,6 +121,8 @@ SELECT p.definition_id AS workflow_id,
   FROM flowable.process_instances p
   JOIN paths v ON v.process_instance_id = p.process_instance_id
  WHERE p.status = 'COMPLETED' AND p.ended_at IS NOT NULL
+   -- the last 90 UTC days, the longest period the page offers (PERIOD_DAYS): the view stays bounded
+   AND (p.ended_at AT TIME ZONE 'UTC')::date >= (now() AT TIME ZONE 'UTC')::date - 89
  GROUP BY p.definition_id, (p.ended_at AT TIME ZONE 'UTC')::date, v.variant;
 CREATE UNIQUE INDEX mv_mining_variant_daily_key ON flowable.mv_mining_variant_daily (workflow_id, day, variant);
 

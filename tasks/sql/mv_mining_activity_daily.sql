@@ -35,5 +35,7 @@ SELECT workflow_id,
                     NULL) AS wait_seconds
   FROM entries
  WHERE status = 'COMPLETED' AND completed_at IS NOT NULL
+   -- the last 90 UTC days, the longest period the page offers (PERIOD_DAYS): the view stays bounded
+   AND (completed_at AT TIME ZONE 'UTC')::date >= (now() AT TIME ZONE 'UTC')::date - 89
  GROUP BY workflow_id, task_definition_key, (completed_at AT TIME ZONE 'UTC')::date;
 CREATE UNIQUE INDEX mv_mining_activity_daily_key ON flowable.mv_mining_activity_daily (workflow_id, day, task_definition_key);

@@ -32,5 +32,7 @@ SELECT workflow_id,
        target_key::text AS target_key,
        count(*) AS taken
   FROM moves
+ -- the last 90 UTC days, the longest period the page offers (PERIOD_DAYS): the view stays bounded
+ WHERE (moved_at AT TIME ZONE 'UTC')::date >= (now() AT TIME ZONE 'UTC')::date - 89
  GROUP BY workflow_id, (moved_at AT TIME ZONE 'UTC')::date, source_key, target_key;
 CREATE UNIQUE INDEX mv_mining_transition_daily_key ON flowable.mv_mining_transition_daily (workflow_id, day, source_key, target_key);

@@ -25,5 +25,7 @@ SELECT p.definition_id AS workflow_id,
   FROM flowable.process_instances p
   JOIN paths v ON v.process_instance_id = p.process_instance_id
  WHERE p.status = 'COMPLETED' AND p.ended_at IS NOT NULL
+   -- the last 90 UTC days, the longest period the page offers (PERIOD_DAYS): the view stays bounded
+   AND (p.ended_at AT TIME ZONE 'UTC')::date >= (now() AT TIME ZONE 'UTC')::date - 89
  GROUP BY p.definition_id, (p.ended_at AT TIME ZONE 'UTC')::date, v.variant;
 CREATE UNIQUE INDEX mv_mining_variant_daily_key ON flowable.mv_mining_variant_daily (workflow_id, day, variant);

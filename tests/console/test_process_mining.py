@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from entitlements.row_scope import system_scope
 from tasks.bpmn.mining_overlay import flow_graph
-from tasks.console.mining import process_mining
+from tasks.console.mining import PERIOD_DAYS, process_mining
 from tasks.models import ProcessInstance, ProcessStatus, TaskStatus, WorkflowDefinition, WorkflowTask
 from tasks.sla.maintenance import refresh_dashboards
 
@@ -269,10 +270,22 @@ def test_the_rework_loop_the_gateway_branches_and_the_variants_are_what_the_hist
     assert not mining.unplaced
 
 
-def test_the_period_leaves_out_older_work(history):
+def test_the_period_leaves_out_older_work_and_the_views_keep_the_longest_period_only(history, make_task):
+    an_instance(
+        history,
+        start=noon(max(PERIOD_DAYS) + 10),
+        steps=[Step("review", 0 * M, 1 * M, 2 * M), Step("check", 2 * M, 3 * M, 4 * M)],
+        ended=4 * M,
+        make_task=make_task,
+    )
+    refresh_dashboards()
+
     assert len(process_mining(definition=history, days=30).variants) == 2
-    ninety = process_mining(definition=history, days=90)
-    assert sum(v.instances for v in ninety.variants) == 4
+    longest = process_mining(definition=history, days=max(PERIOD_DAYS))
+    assert sum(v.instances for v in longest.variants) == 4
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(day) FROM flowable.mv_mining_activity_daily WHERE workflow_id = %s", [history.pk])
+        assert cursor.fetchone()[0] == noon(40).date()
 
 
 def test_new_history_shows_after_the_next_refresh_and_not_before(history, make_task):
