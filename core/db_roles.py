@@ -38,6 +38,7 @@ SCHEMAS = ("entitlements", "queues", "flowable", "onecms", "public")
 # Functions that run with their owner's rights (SECURITY DEFINER) and who may call them.
 DEFINER_FUNCTIONS = {
     "flowable.dashboards_refresh()": (APP,),
+    "flowable.mining_refresh()": (APP,),
     "entitlements.ensure_access_audit_partitions(integer)": (APP,),
     "flowable.ensure_task_history_partitions(integer)": (APP,),
     "flowable.archive_partition_create(text, text, timestamp with time zone, timestamp with time zone)": (MAINTENANCE,),

@@ -13,7 +13,7 @@ from core import health
 from tasks import views as task_pages
 from tasks.api import DefinitionViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
 from tasks.console import metrics
-from tasks.console.pages import database_health_page
+from tasks.console.pages import database_health_page, process_mining_index_page, process_mining_page
 
 # The supervisor console is Django's admin site, named for what it is. Without the app list beside every page (the
 # breadcrumbs and the index lead everywhere) a changelist keeps all its columns in view at common widths.
@@ -50,6 +50,12 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/database-health/", admin.site.admin_view(database_health_page), name="database-health"),
+    path("admin/process-mining/", admin.site.admin_view(process_mining_index_page), name="process-mining"),
+    path(
+        "admin/process-mining/<int:workflow_id>/",
+        admin.site.admin_view(process_mining_page),
+        name="process-mining-definition",
+    ),
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(url="/inbox/", permanent=False), name="home"),
     path("inbox/", task_pages.inbox, name="inbox"),

@@ -19,6 +19,9 @@ DASHBOARD_VIEWS = (
     "flowable.mv_queue_performance",
     "flowable.mv_queue_throughput_hourly",
     "flowable.mv_caseworker_completions_hourly",
+    "flowable.mv_mining_activity_daily",
+    "flowable.mv_mining_transition_daily",
+    "flowable.mv_mining_variant_daily",
 )
 
 STATISTICS_SQL = """
@@ -85,6 +88,8 @@ def refresh_dashboards() -> list[str]:
         statement_timeout_lift(reason="the dashboard views are recomputed from all tasks and history")
         # REFRESH needs the views' owner; this function (tasks/sql/dashboards_refresh.sql) runs as it.
         cursor.execute("SELECT flowable.dashboards_refresh()")
+        # The process mining views (tasks/console/mining.py), through their own function: tasks/sql/mining_refresh.sql.
+        cursor.execute("SELECT flowable.mining_refresh()")
     refreshed.extend(DASHBOARD_VIEWS)
     with connection.cursor() as cursor:
         cursor.execute("INSERT INTO flowable.dashboard_refreshes (refreshed_at) VALUES (%s)", [timezone.now()])
