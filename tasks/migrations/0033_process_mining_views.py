@@ -152,6 +152,6 @@ DROP MATERIALIZED VIEW IF EXISTS flowable.mv_mining_activity_daily;
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tasks", "0030_database_health")]
+    dependencies = [("tasks", "0032_schedule_sla_risk_forecast")]
 
     operations = [migrations.RunSQL(FORWARD, reverse_sql=BACKWARD)]
