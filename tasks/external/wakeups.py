@@ -19,6 +19,8 @@ from django.db import connection
 
 CHANNEL = "external_tasks"
 RECONNECT_SECONDS = 1.0
+# How often the listening thread looks up from its connection to see whether it was asked to stop.
+STOP_CHECK_SECONDS = 1.0
 logger = logging.getLogger(__name__)
 
 
@@ -29,6 +31,8 @@ class ExternalTaskWakeups:
         self._listening = threading.Event()
         self._started = False
         self._start_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def generation(self) -> int:
         """The current generation; starts listening (and waits until it does) on first use."""
@@ -51,21 +55,34 @@ class ExternalTaskWakeups:
             with self._start_lock:
                 if not self._started:
                     params = _connection_params()
-                    threading.Thread(
+                    self._stopping.clear()
+                    self._listening.clear()
+                    self._thread = threading.Thread(
                         target=self._listen, args=(params,), name="external-task-wakeups", daemon=True
-                    ).start()
+                    )
+                    self._thread.start()
                     self._started = True
         self._listening.wait(timeout=10)
 
+    def stop(self) -> None:
+        """Stop listening and close the connection (a test database cannot be dropped while it is open)."""
+        with self._start_lock:
+            if self._thread is not None:
+                self._stopping.set()
+                self._thread.join(timeout=STOP_CHECK_SECONDS * 5)
+            self._thread = None
+            self._started = False
+
     def _listen(self, params: dict) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 with psycopg.connect(**params, autocommit=True) as listener:
                     listener.execute(f"LISTEN {CHANNEL}")
                     self._listening.set()
                     self._bump()  # anything sent while not listening: everyone looks again
-                    for _ in listener.notifies():
-                        self._bump()
+                    while not self._stopping.is_set():
+                        for _ in listener.notifies(timeout=STOP_CHECK_SECONDS):
+                            self._bump()
             except Exception:  # a lost connection: waiters fall back to their recheck interval meanwhile
                 logger.exception("external task wake-ups: listening connection lost; reconnecting")
                 time.sleep(RECONNECT_SECONDS)

@@ -16,6 +16,15 @@ def grant_worker(user) -> None:
     user.user_permissions.add(Permission.objects.get(codename="work_external_tasks", content_type__app_label="tasks"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def wakeups_stopped_at_the_end(django_db_setup):
+    """Long polls open a listening connection per process; it must be closed before the test database is dropped."""
+    from tasks.external.wakeups import WAKEUPS
+
+    yield
+    WAKEUPS.stop()
+
+
 @pytest.fixture
 def records_check_definition(supervisor_sam):
     return workflows.definition_deploy(user=supervisor_sam, bpmn_xml=RECORDS_CHECK_FILE.read_text())
