@@ -14,6 +14,7 @@ from core.jobs import JOB_OPTIONS
 from entitlements.row_scope import system_scope
 
 from .bpmn.workflows import process_fire_due_timers
+from .external.handlers import external_task_handler_run, external_task_handlers_dispatch
 from .history_partitioning import task_history_partitions_ensure
 from .services import rebalance_queue_loads
 from .sla.alerts import capacity_alerts_raise
@@ -77,3 +78,14 @@ def ensure_task_history_partitions() -> dict:
 def capacity_monitor() -> dict:
     with system_scope():
         return {"alerts": capacity_alerts_raise()}
+
+
+@shared_task(name="workflow.dispatch_external_task_handlers", **JOB_OPTIONS)
+def dispatch_external_task_handlers() -> dict:
+    """Every few seconds, and after a new item of a handled topic commits: lock items for the Python handlers."""
+    return {"dispatched": external_task_handlers_dispatch()}
+
+
+@shared_task(name="workflow.run_external_task_handler", **JOB_OPTIONS)
+def run_external_task_handler(**item) -> dict:
+    return {"external_task_id": item["external_task_id"], "outcome": external_task_handler_run(**item)}

@@ -526,6 +526,10 @@ EXTERNAL_TASK_LONG_POLL_RECHECK_SECONDS = env_seconds("EXTERNAL_TASK_LONG_POLL_R
 EXTERNAL_TASK_MAX_TASKS_PER_FETCH = int(os.environ.get("EXTERNAL_TASK_MAX_TASKS_PER_FETCH", "100"))
 # The worker id and lock of the Celery job that runs the Python handlers (tasks/external/handlers.py).
 EXTERNAL_TASK_HANDLER_LOCK_SECONDS = env_seconds("EXTERNAL_TASK_HANDLER_LOCK_SECONDS", 300)
+# The worker account the Celery handlers act as (it needs tasks.work_external_tasks), and the modules that register
+# handlers with @external_task_handler (tasks/external/registry.py).
+EXTERNAL_TASK_HANDLER_ACCOUNT = os.environ.get("EXTERNAL_TASK_HANDLER_ACCOUNT", "celery-external-tasks")
+EXTERNAL_TASK_HANDLER_MODULES = env_list("EXTERNAL_TASK_HANDLER_MODULES", [])
 
 # --- Metrics (/metrics, Prometheus text format) ------------------------------------------
 # Served to these networks, or to any client sending `Authorization: Bearer <METRICS_TOKEN>`.

@@ -5,6 +5,7 @@ Imports no engine code: tasks/bpmn/workflows.py calls external_tasks_sync after 
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -17,6 +18,15 @@ from ..models import (
     ExternalTaskStatus,
     ProcessIncident,
 )
+from .registry import DISPATCH_TASK, registered_handlers
+
+
+def dispatch_after_commit(topic_names: set[str]) -> None:
+    """After the commit, send the handlers' dispatch job (tasks/external/handlers.py) if a topic has a handler."""
+    if topic_names & set(registered_handlers()):
+        from celery import current_app
+
+        transaction.on_commit(lambda: current_app.send_task(DISPATCH_TASK))
 
 
 def external_tasks_for_update(queryset: QuerySet | None = None) -> QuerySet:
@@ -52,6 +62,7 @@ def external_tasks_sync(instance, run, *, user) -> list[ExternalTask]:
     ]
     if created:
         ExternalTask.objects.bulk_create(created)
+        dispatch_after_commit({item.topic_name for item in created})
         ExternalTaskHistory.objects.bulk_create(
             ExternalTaskHistory(external_task=item, event_type=ExternalTaskEventType.CREATED, actor=user, new_values={})
             for item in created

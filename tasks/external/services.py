@@ -43,6 +43,7 @@ from .items import external_tasks_for_update, history_append, return_to_pool
 from .wakeups import WAKEUPS
 
 WORK_PERMISSION = "work_external_tasks"
+RETRY_PERMISSION = "change_externaltask"
 MAX_WORKER_ID_LENGTH = 255
 R = TypeVar("R")
 
@@ -85,13 +86,24 @@ class LockedExternalTask:
 # --- access --------------------------------------------------------------------------------------------------
 
 
-def may_work_external_tasks(user) -> bool:
-    """Whether `user` is a worker account: active and explicitly granted tasks.work_external_tasks."""
+def _holds(user, *codenames: str) -> bool:
+    """Whether `user` is active and holds one of the tasks app's permissions `codenames`, directly or through a
+    group: explicitly, with no superuser shortcut (DESIGN: superusers get none unless access.py says so)."""
     if user is None or not user.is_authenticated or not user.is_active:
         return False
     return Permission.objects.filter(
-        Q(user=user) | Q(group__user=user), codename=WORK_PERMISSION, content_type__app_label="tasks"
+        Q(user=user) | Q(group__user=user), codename__in=codenames, content_type__app_label="tasks"
     ).exists()
+
+
+def may_work_external_tasks(user) -> bool:
+    """Whether `user` is a worker account: explicitly granted tasks.work_external_tasks."""
+    return _holds(user, WORK_PERMISSION)
+
+
+def may_retry_external_tasks(user) -> bool:
+    """Workers, and people granted tasks.change_externaltask (the console's "retry"), may give retries back."""
+    return _holds(user, WORK_PERMISSION, RETRY_PERMISSION)
 
 
 def _require_worker(user) -> None:
@@ -474,7 +486,10 @@ def external_task_unlock(*, user, external_task_id: int) -> ExternalTask:
 
 def external_task_retry(*, user, external_task_id: int, retries: int = 1) -> ExternalTask:
     """Give an item retries and return it to the pool (its open incident resolved): the admin's "retry"."""
-    _require_worker(user)
+    if not may_retry_external_tasks(user):
+        raise PermissionDenied(
+            "retrying external tasks needs the tasks.change_externaltask permission", code="external_tasks_forbidden"
+        )
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
         raise InvalidInput("retries must be 1 or more", fields={"retries": ["Must be >= 1."]})
 
@@ -485,4 +500,4 @@ def external_task_retry(*, user, external_task_id: int, retries: int = 1) -> Ext
             return_to_pool(item, retries=retries, user=user)
         return item
 
-    return _audited(user=user, external_task_id=external_task_id, worker_id="", action="retry", call=retry)
+    return retry()
