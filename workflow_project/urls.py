@@ -50,6 +50,7 @@ external_tasks = [
 
 urlpatterns = [
     path("api/workflow/external-tasks/", include(external_tasks)),
+    path("engine-rest/", include("tasks.engine_rest.urls")),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
