@@ -47,3 +47,11 @@ def start(supervisor, business_key, **variables):
     return workflows.process_start(
         user=supervisor, process_key="records_check", business_key=business_key, variables=variables
     )
+
+
+# The database-only tests here use the external tasks' fixtures.
+from tests.tasks.external.conftest import (  # noqa: E402, F401
+    records_check_definition,
+    start_records_check,
+    worker_account,
+)
