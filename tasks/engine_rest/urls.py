@@ -15,4 +15,7 @@ urlpatterns = [
     path("process-instance/<str:pk>", views.ProcessInstanceDetail.as_view()),
     path("process-instance/<str:pk>/variables", views.ProcessInstanceVariables.as_view()),
     path("process-instance/<str:pk>/variables/<str:name>", views.ProcessInstanceVariable.as_view()),
+    path("task", views.TaskList.as_view()),
+    path("task/<str:pk>/claim", views.TaskClaim.as_view()),
+    path("task/<str:pk>/complete", views.TaskComplete.as_view()),
 ]

@@ -13,11 +13,12 @@ from core.api import exception_handler
 from core.errors import InvalidInput, NotFound
 from entitlements.authentication import SessionAuthentication, TokenAuthentication
 
-from .. import selectors
+from .. import selectors, services
+from ..api import via
 from ..bpmn import workflows
 from ..external import services as external
 from ..external.api import field
-from ..models import ExternalTask, ProcessInstance, ProcessStatus
+from ..models import ACTIVE_TASK_STATUSES, ExternalTask, ProcessInstance, ProcessStatus, WorkflowTask
 from . import variables as typed
 from .authentication import BasicAuthentication, BearerTokenAuthentication
 
@@ -31,6 +32,7 @@ def camunda_exception_handler(exc, context):
 
 
 class EngineRestView(APIView):
+    schema = None  # Camunda's own reference documents these paths; /api/schema/ is ours
     authentication_classes = [
         TokenAuthentication,
         BearerTokenAuthentication,
@@ -244,3 +246,92 @@ class ProcessInstanceVariable(EngineRestView):
         if name not in variables:
             raise NotFound(f"variable {name} not found", code="variable_not_found")
         return Response(typed.typed(variables[name]))
+
+
+# --- user tasks -------------------------------------------------------------------------------------------------
+
+MAX_RESULTS = 200
+
+
+def task_json(task: WorkflowTask) -> dict:
+    """Camunda's TaskDto, for a task in one of the caller's queues."""
+    return {
+        "id": str(task.pk),
+        "name": task.name,
+        "assignee": task.assignee.username if task.assignee_id else None,
+        "owner": task.owner.username if task.owner_id else None,
+        "created": task.created_at.isoformat(timespec="milliseconds"),
+        "due": task.due_date.isoformat(timespec="milliseconds") if task.due_date else None,
+        "followUp": None,
+        "delegationState": task.delegation_state or None,
+        "description": task.description or None,
+        "executionId": str(task.engine_task_id) if task.engine_task_id else None,
+        "parentTaskId": None,
+        "priority": task.priority,
+        "processDefinitionId": None,
+        "processInstanceId": str(task.process_instance_id) if task.process_instance_id else None,
+        "taskDefinitionKey": task.task_definition_key or None,
+        "suspended": False,
+        "formKey": None,
+        "tenantId": None,
+    }
+
+
+def _number(request, name: str, default: int) -> int:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise InvalidInput(f"{name} must be a whole number", fields={name: ["Must be a whole number."]})
+    return int(value)
+
+
+class TaskList(EngineRestView):
+    """GET task: the open and claimed tasks of the caller's queues (filters processInstanceId, taskDefinitionKey,
+    assignee, candidateGroup; firstResult, maxResults), priority then age."""
+
+    def get(self, request):
+        tasks = selectors.tasks_visible_to(user=request.user).filter(status__in=ACTIVE_TASK_STATUSES)
+        params = request.query_params
+        if "processInstanceId" in params:
+            tasks = tasks.filter(process_instance_id=_id(params["processInstanceId"], "process instance"))
+        if "taskDefinitionKey" in params:
+            tasks = tasks.filter(task_definition_key=params["taskDefinitionKey"])
+        if "assignee" in params:
+            tasks = tasks.filter(assignee__username=params["assignee"])
+        if "candidateGroup" in params:
+            tasks = tasks.filter(queue_id=params["candidateGroup"])
+        first = _number(request, "firstResult", 0)
+        count = min(_number(request, "maxResults", MAX_RESULTS), MAX_RESULTS)
+        page = tasks.select_related("assignee", "owner").order_by("-priority", "created_at", "task_id")[
+            first : first + count
+        ]
+        return Response([task_json(task) for task in page])
+
+
+class TaskClaim(EngineRestView):
+    """POST task/{id}/claim: the caller claims it; `userId` may only name the caller (act for another user with
+    X-On-Behalf-Of)."""
+
+    def post(self, request, pk: str):
+        user_id = field(request.data, "userId", str, required=False)
+        if user_id not in (None, request.user.get_username()):
+            raise InvalidInput(
+                "userId must be the caller: claim for another user with X-On-Behalf-Of",
+                fields={"userId": ["Must be the caller."]},
+            )
+        services.task_claim(user=request.user, task_id=_id(pk, "task"), via_account=via(request))
+        return Response(status=204)
+
+
+class TaskComplete(EngineRestView):
+    """POST task/{id}/complete with Camunda's typed variables; the task must be claimed by the caller."""
+
+    def post(self, request, pk: str):
+        services.task_complete(
+            user=request.user,
+            task_id=_id(pk, "task"),
+            variables=typed.from_camunda(request.data.get("variables")),
+            via_account=via(request),
+        )
+        return Response(status=204)

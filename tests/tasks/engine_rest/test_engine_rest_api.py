@@ -81,3 +81,59 @@ def test_an_unknown_external_task_id_is_404_in_camundas_shape(api_as, worker_acc
 
     assert response.status_code == 404
     assert response.json()["type"] == "InvalidRequestException"
+
+
+def complete_external(worker, instance):
+    from tasks.external import services
+
+    (item,) = services.external_tasks_fetch_and_lock(
+        user=worker,
+        worker_id="w",
+        topics=[services.TopicRequest(topic_name=TOPIC, lock_duration_ms=60_000)],
+        max_tasks=1,
+    )
+    services.external_task_complete(user=worker, external_task_id=item.external_task_id, worker_id="w")
+
+
+def test_a_caseworker_lists_claims_and_completes_a_user_task_in_camundas_shapes(
+    api_as, start_records_check, worker_account, caseworker_alice
+):
+    instance = start_records_check("CASE-20")
+    complete_external(worker_account, instance)
+    client = api_as(caseworker_alice)
+
+    listed = client.get(f"/engine-rest/task?processInstanceId={instance.pk}")
+    (task,) = listed.json()
+    claimed = client.post(f"/engine-rest/task/{task['id']}/claim", {"userId": caseworker_alice.username}, format="json")
+    done = client.post(
+        f"/engine-rest/task/{task['id']}/complete",
+        {"variables": {"approved": {"value": "true", "type": "Boolean"}}},
+        format="json",
+    )
+
+    assert (task["name"], task["taskDefinitionKey"], task["assignee"]) == ("Review records", "Activity_review", None)
+    assert (claimed.status_code, done.status_code) == (204, 204), done.content
+    instance.refresh_from_db()
+    assert instance.status == "COMPLETED" and instance.variables["approved"] is True
+
+
+def test_claiming_for_another_user_is_refused(api_as, start_records_check, worker_account, caseworker_alice):
+    instance = start_records_check("CASE-21")
+    complete_external(worker_account, instance)
+    client = api_as(caseworker_alice)
+    (task,) = client.get(f"/engine-rest/task?processInstanceId={instance.pk}").json()
+
+    response = client.post(f"/engine-rest/task/{task['id']}/claim", {"userId": "bob"}, format="json")
+
+    assert response.status_code == 400
+
+
+def test_the_task_list_shows_nothing_outside_the_callers_queues(
+    api_as, start_records_check, worker_account, legal_reviewer_carol
+):
+    instance = start_records_check("CASE-22")
+    complete_external(worker_account, instance)
+
+    response = api_as(legal_reviewer_carol).get(f"/engine-rest/task?processInstanceId={instance.pk}")
+
+    assert response.status_code == 200 and response.json() == []
