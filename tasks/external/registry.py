@@ -37,6 +37,9 @@ def external_task_handler(topic_name: str) -> Callable[[Handler], Handler]:
 
 
 def registered_handlers() -> dict[str, Handler]:
-    for module in settings.EXTERNAL_TASK_HANDLER_MODULES:
+    """The handlers of the modules settings.EXTERNAL_TASK_HANDLER_MODULES lists (the setting decides, not whatever
+    module happened to be imported)."""
+    modules = set(settings.EXTERNAL_TASK_HANDLER_MODULES)
+    for module in modules:
         importlib.import_module(module)
-    return dict(_handlers)
+    return {topic: handler for topic, handler in _handlers.items() if handler.__module__ in modules}

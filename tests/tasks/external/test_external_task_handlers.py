@@ -1,6 +1,7 @@
 """Python handlers of external task topics: run on a real Celery worker, completing or failing their items."""
 
 import pytest
+from celery import current_app
 
 from tasks.external import handlers
 from tasks.models import ExternalTask, ExternalTaskHistory, ExternalTaskStatus, WorkflowTask
@@ -40,6 +41,15 @@ def lock_for_handlers(account):
 
 
 @pytest.mark.django_db
+def test_only_the_modules_the_setting_lists_register_handlers(handler_settings):
+    from tasks.external.registry import registered_handlers
+
+    assert set(registered_handlers()) == {"records-check"}
+    handler_settings.EXTERNAL_TASK_HANDLER_MODULES = []
+    assert registered_handlers() == {}
+
+
+@pytest.mark.django_db
 def test_a_handler_that_raises_fails_its_item_with_one_retry_fewer(
     handler_settings, handler_account, start_records_check
 ):
@@ -75,6 +85,7 @@ def test_a_celery_worker_runs_the_handler_of_a_new_item_and_the_instance_moves_o
     grant_worker(account)
     supervisor = User.objects.get(username="supervisor")
     workflows.definition_deploy(user=supervisor, bpmn_xml=RECORDS_CHECK_FILE.read_text())
+    current_app.control.purge()  # messages other runs left in this worktree's broker would come first
     worker = Worker(test_database_url)
     worker.env.update(EXTERNAL_TASK_HANDLER_MODULES=HANDLER_MODULE, EXTERNAL_TASK_HANDLER_ACCOUNT=HANDLER_ACCOUNT)
     worker.start()
