@@ -13,6 +13,15 @@ It prints starts/s and completions/s for both, the ratios service/engine against
 statements per completion: Django's queries (lookup, claim, complete), the row-scope settings sent before them
 (entitlements/row_scope.py) and the commits.
 
+Then external tasks (issue 25), on tests/tasks/external/records_check.bpmn (start → external task → user task):
+
+  external service   tasks.external.services: fetch-and-lock one item, then complete it (the engine moves the
+                     instance on to its user task), as a worker account;
+  external raw SQL   the same fetch-and-lock statement (services.FETCH_AND_LOCK_SQL) and an UPDATE that marks the item
+                     completed: the floor of the round trip without the permission check and the engine;
+  long-poll wake-up  a fetch waiting with asyncResponseTimeout, woken by the NOTIFY of an item's commit: the delay
+                     from the commit to the answer (median and max).
+
     REDIS_URL=redis://127.0.0.1:6379/1 .venv/bin/python bench/engine.py                     # 200 instances
     REDIS_URL=redis://127.0.0.1:6379/1 .venv/bin/python bench/engine.py --instances 1000
 
@@ -40,6 +49,10 @@ MODEL = PROJECT_DIR / "tasks" / "bpmn" / "onecms_case_handling.bpmn"
 INTAKE = {"received_on": "2026-11-02", "received_via": "EMAIL"}
 TRIAGE = {"allegation_type": "MISCONDUCT"}
 TARGET_COMPLETIONS_RATIO = 0.35  # issue 24
+EXTERNAL_MODEL = PROJECT_DIR / "tests" / "tasks" / "external" / "records_check.bpmn"
+EXTERNAL_TOPIC = "records-check"
+EXTERNAL_LOCK_MS = 60_000
+WAKE_UP_SAMPLES = 20
 
 
 def set_synchronous_commit(database_url: str, on: bool) -> None:
@@ -176,11 +189,153 @@ def cleanup(prefix: str = "BENCH-") -> None:
         )
 
 
+def external_worker():
+    from django.contrib.auth.models import Permission
+
+    from entitlements.models import User
+
+    worker, _ = User.objects.get_or_create(username="bench-external-worker")
+    worker.user_permissions.add(Permission.objects.get(codename="work_external_tasks", content_type__app_label="tasks"))
+    return worker
+
+
+def start_external(instances: int, prefix: str) -> None:
+    from entitlements.models import User
+    from tasks.bpmn.workflows import definition_deploy, process_start
+    from tasks.models import WorkflowDefinition
+
+    supervisor = User.objects.get(username="supervisor")
+    if not WorkflowDefinition.objects.filter(process_key="records_check").exists():
+        definition_deploy(user=supervisor, bpmn_xml=EXTERNAL_MODEL.read_text())
+    for n in range(instances):
+        process_start(user=supervisor, process_key="records_check", business_key=f"{prefix}{n}")
+
+
+def run_external_services(instances: int, worker) -> float:
+    """Seconds for `instances` round trips (fetch-and-lock one, complete it) through the services."""
+    from tasks.external import services
+
+    topics = [services.TopicRequest(topic_name=EXTERNAL_TOPIC, lock_duration_ms=EXTERNAL_LOCK_MS)]
+    started = time.perf_counter()
+    for _ in range(instances):
+        (item,) = services.external_tasks_fetch_and_lock(user=worker, worker_id="bench", topics=topics, max_tasks=1)
+        services.external_task_complete(user=worker, external_task_id=item.external_task_id, worker_id="bench")
+    return time.perf_counter() - started
+
+
+def run_external_raw_sql(instances: int, worker) -> float:
+    """Seconds for `instances` round trips of the raw statements: the fetch-and-lock statement and a completing
+    UPDATE, each in its own transaction."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from tasks.external.services import FETCH_AND_LOCK_SQL
+
+    started = time.perf_counter()
+    for _ in range(instances):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                FETCH_AND_LOCK_SQL,
+                {
+                    "topic_names": [EXTERNAL_TOPIC],
+                    "lock_ms": [EXTERNAL_LOCK_MS],
+                    "now": timezone.now(),
+                    "max_tasks": 1,
+                    "worker_id": "bench",
+                    "user_id": worker.pk,
+                },
+            )
+            item_id = cursor.fetchone()[0]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE flowable.external_tasks SET status = 'COMPLETED', completed_at = now(), lock_expires_at = NULL"
+                " WHERE external_task_id = %s AND worker_id = 'bench'",
+                [item_id],
+            )
+    return time.perf_counter() - started
+
+
+def measure_wake_ups(worker, samples: int) -> list[float]:
+    """Seconds from an item's commit to the answer of a fetch that was waiting for it."""
+    import threading
+
+    from django.db import connections
+
+    from tasks.external import services
+    from tasks.external.wakeups import WAKEUPS
+
+    topics = [services.TopicRequest(topic_name=EXTERNAL_TOPIC, lock_duration_ms=EXTERNAL_LOCK_MS)]
+    WAKEUPS.generation()
+    delays = []
+    for n in range(samples):
+        answer = {}
+
+        def poll(answer=answer):
+            try:
+                answer["items"] = services.external_tasks_fetch_and_lock(
+                    user=worker, worker_id="poller", topics=topics, max_tasks=1, async_response_timeout_ms=10_000
+                )
+                answer["at"] = time.perf_counter()
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=poll)
+        thread.start()
+        time.sleep(0.2)  # it looks, finds nothing and waits
+        start_external(1, f"WAKE-{n}-")
+        committed = time.perf_counter()
+        thread.join()
+        if answer.get("items"):
+            delays.append(answer["at"] - committed)
+    WAKEUPS.stop()
+    return delays
+
+
+def cleanup_external() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM flowable.external_task_history")
+        cursor.execute("DELETE FROM flowable.process_incidents WHERE external_task_id IS NOT NULL")
+        cursor.execute("DELETE FROM flowable.external_tasks")
+    for prefix in ("EXT-", "RAW-", "WAKE-"):
+        cleanup(prefix)
+
+
+def report_external_tasks(instances: int, rounds: int) -> None:
+    worker = external_worker()
+    service, raw = [], []
+    for _ in range(rounds):
+        cleanup_external()
+        start_external(instances, "EXT-")
+        service.append(instances / run_external_services(instances, worker))
+        cleanup_external()
+        start_external(instances, "RAW-")
+        raw.append(instances / run_external_raw_sql(instances, worker))
+    cleanup_external()
+    delays = measure_wake_ups(worker, WAKE_UP_SAMPLES)
+    cleanup_external()
+    print(f"external tasks: {rounds} rounds of {instances} round trips (fetch-and-lock one + complete)")
+    print(f"{'external service':22} {statistics.median(service):10.1f} round trips/s")
+    print(f"{'external raw SQL':22} {statistics.median(raw):10.1f} round trips/s")
+    ratios = [s / r for s, r in zip(service, raw, strict=True)]
+    print(f"external service / raw SQL: {statistics.median(ratios):.2f} (rounds {min(ratios):.2f}–{max(ratios):.2f})")
+    if delays:
+        print(
+            f"long-poll wake-up after commit: median {statistics.median(delays) * 1000:.1f} ms,"
+            f" max {max(delays) * 1000:.1f} ms ({len(delays)} of {WAKE_UP_SAMPLES} samples answered)"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=100, help="instances per method and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    parser.add_argument(
+        "--external-tasks", type=int, default=200, help="external task round trips per round (0: skip them)"
+    )
+    parser.add_argument("--only-external-tasks", action="store_true", help="measure the external tasks only")
     parser.add_argument(
         "--synchronous-commit",
         choices=("on", "off"),
@@ -196,6 +351,10 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
     call_command("seed_demo", "--no-workflows", "--password", "bench-password-1", stdout=open(os.devnull, "w"))
+    if args.external_tasks:
+        report_external_tasks(args.external_tasks, args.rounds)
+    if args.only_external_tasks:
+        return 0
     n, completions = args.instances, 2 * args.instances
     count = StatementCount()
     rates: dict[str, list[tuple[float, float]]] = {"engine": [], "engine, spec per step": [], "service": []}

@@ -149,8 +149,9 @@ TEMPORARY_ESCALATIONS = [("carol", "triage-caseworker", timedelta(days=2), "Cove
 
 SUPERVISOR_CONSOLE_GROUP = "supervisor-console"
 SUPERVISOR_CONSOLE_APPS = ("entitlements", "queues", "tasks", "cases", "django_celery_beat", "django_celery_results")
-# Acting for other users is no supervisor's business: integrations get it, with a scope.
-SUPERVISOR_CONSOLE_EXCLUDED_PERMISSIONS = ("entitlements.act_on_behalf",)
+# Acting for other users is no supervisor's business: integrations get it, with a scope. Nor is working external
+# tasks: that is for worker accounts, granted one by one.
+SUPERVISOR_CONSOLE_EXCLUDED_PERMISSIONS = ("entitlements.act_on_behalf", "tasks.work_external_tasks")
 
 
 # --- demo workflow and cases ---------------------------------------------------------------------------------------

@@ -450,3 +450,6 @@ admin.site.unregister(WorkflowQueue)
 @admin.register(WorkflowQueue)
 class SupervisedWorkflowQueueAdmin(QueueConsoleMixin, WorkflowQueueAdmin):
     """The queues admin scoped to supervised queues, with rebalance / pause / resume intake."""
+
+
+from .external import admin as external_admin  # noqa: E402, F401  (registers the external tasks console)

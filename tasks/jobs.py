@@ -14,6 +14,7 @@ from core.jobs import JOB_OPTIONS
 from entitlements.row_scope import system_scope
 
 from .bpmn.workflows import process_fire_due_timers
+from .external.handlers import external_task_handler_run, external_task_handlers_dispatch
 from .forecast.services import task_risks_refresh
 from .history_partitioning import task_history_partitions_ensure
 from .services import rebalance_queue_loads
@@ -82,8 +83,19 @@ def capacity_monitor() -> dict:
 
 @shared_task(name="workflow.forecast_sla_risk", **JOB_OPTIONS)
 def forecast_sla_risk() -> dict:
-    """Every few minutes (migration 0037 schedules it): every active task's SLA-risk forecast (tasks/forecast/)."""
+    """Every few minutes (migration 0032 schedules it): every active task's SLA-risk forecast (tasks/forecast/)."""
     with system_scope():
         refresh = task_risks_refresh()
         alerts = sla_risk_alerts_raise()
         return {"queues": refresh.queues, "tasks": refresh.tasks, "at_risk": refresh.at_risk, "alerts": alerts}
+
+
+@shared_task(name="workflow.dispatch_external_task_handlers", **JOB_OPTIONS)
+def dispatch_external_task_handlers() -> dict:
+    """Every few seconds, and after a new item of a handled topic commits: lock items for the Python handlers."""
+    return {"dispatched": external_task_handlers_dispatch()}
+
+
+@shared_task(name="workflow.run_external_task_handler", **JOB_OPTIONS)
+def run_external_task_handler(**item) -> dict:
+    return {"external_task_id": item["external_task_id"], "outcome": external_task_handler_run(**item)}

@@ -121,12 +121,14 @@ class ProcessInstance(models.Model):
 class IncidentKind(models.TextChoices):
     SCRIPT_LIMIT = "SCRIPT_LIMIT", "script stopped at its CPU or memory limit"
     ENGINE_ERROR = "ENGINE_ERROR", "engine error"
+    EXTERNAL_TASK_FAILED = "EXTERNAL_TASK_FAILED", "external task failed, no retries left"
 
 
 class IncidentStep(models.TextChoices):
     """The step outside a request that failed, and that a retry runs again."""
 
     FIRE_TIMERS = "FIRE_TIMERS", "fire due timers"
+    EXTERNAL_TASK = "EXTERNAL_TASK", "external task"  # a retry gives the item retries and returns it to the pool
 
 
 class ProcessIncident(models.Model):
@@ -141,6 +143,14 @@ class ProcessIncident(models.Model):
     kind = models.CharField(max_length=20, choices=IncidentKind.choices)
     element_id = models.CharField(max_length=255, blank=True, default="")
     message = models.TextField()
+    external_task = models.ForeignKey(
+        "ExternalTask",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="incidents",
+        help_text="Step EXTERNAL_TASK: the work item whose retries ran out.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(
@@ -153,15 +163,142 @@ class ProcessIncident(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=IncidentKind.values), name="process_incident_kind_valid"),
             models.CheckConstraint(condition=Q(step__in=IncidentStep.values), name="process_incident_step_valid"),
-            # One open incident per instance: the job skips the instance until it is resolved.
+            # One open incident of the engine's steps per instance: the job skips the instance until it is resolved.
+            # An external task's incident stops only that item (parallel branches may each have one).
             models.UniqueConstraint(
-                fields=["process_instance"], condition=Q(resolved_at__isnull=True), name="process_incident_one_open"
+                fields=["process_instance"],
+                condition=Q(resolved_at__isnull=True, external_task__isnull=True),
+                name="process_incident_one_open",
+            ),
+            models.UniqueConstraint(
+                fields=["external_task"],
+                condition=Q(resolved_at__isnull=True, external_task__isnull=False),
+                name="process_incident_one_open_per_external_task",
+            ),
+            models.CheckConstraint(
+                condition=Q(step="EXTERNAL_TASK", external_task__isnull=False)
+                | (~Q(step="EXTERNAL_TASK") & Q(external_task__isnull=True)),
+                name="process_incident_external_task_step",
             ),
         ]
 
     def __str__(self) -> str:
         where = f" at {self.element_id}" if self.element_id else ""
         return f"{self.get_kind_display()}{where}"
+
+
+class ExternalTaskStatus(models.TextChoices):
+    ACTIVE = "ACTIVE"  # in the pool, or locked by a worker (lock_expires_at in the future)
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"  # closed by the engine (a boundary event, the instance cancelled)
+
+
+class ExternalTask(models.Model):
+    """A serviceTask with camunda:type="external" the instance waits at, for a worker to fetch, lock and complete.
+
+    Reached by worker accounts holding tasks.work_external_tasks, never through queues (tasks/external.py).
+    Free when ACTIVE with no live lock, retries not used up (None: never failed) and no retry wait pending.
+    """
+
+    external_task_id = models.BigAutoField(primary_key=True)
+    process_instance = models.ForeignKey(
+        ProcessInstance, on_delete=models.PROTECT, related_name="external_tasks", db_index=False
+    )
+    engine_task_id = models.UUIDField(help_text="The engine's id of the serviceTask this row stands for.")
+    activity_id = models.CharField(max_length=255, help_text="The serviceTask's BPMN id.")
+    name = models.CharField(max_length=300, blank=True)
+    topic_name = models.CharField(max_length=200)
+    priority = models.IntegerField(default=0)
+    status = models.CharField(max_length=20, choices=ExternalTaskStatus.choices, default=ExternalTaskStatus.ACTIVE)
+    worker_id = models.CharField(max_length=255, blank=True, help_text="The worker that holds (or last held) the lock.")
+    locked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        help_text="The worker account that holds (or last held) the lock.",
+    )
+    lock_expires_at = models.DateTimeField(null=True, blank=True)
+    retries = models.IntegerField(null=True, blank=True, help_text="None until a worker reports a failure.")
+    retry_at = models.DateTimeField(null=True, blank=True, help_text="After a failure: not fetched before this.")
+    error_message = models.TextField(blank=True)
+    error_details = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = 'flowable"."external_tasks'
+        ordering = ["-priority", "created_at"]
+        permissions = [("work_external_tasks", "Can fetch, lock, complete and fail external tasks (worker account)")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=ExternalTaskStatus.values), name="external_task_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(retries__isnull=True) | Q(retries__gte=0), name="external_task_retries"),
+            models.UniqueConstraint(fields=["engine_task_id"], name="external_task_engine_task_unique"),
+        ]
+        indexes = [
+            # Fetch-and-lock: per topic, the free items in priority-then-age order, among the active ones only.
+            models.Index(
+                F("topic_name"),
+                F("priority").desc(),
+                F("created_at"),
+                F("external_task_id"),
+                name="idx_external_tasks_fetch",
+                condition=Q(status="ACTIVE"),
+            ),
+            models.Index(fields=["process_instance", "status"], name="idx_external_tasks_instance"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.external_task_id} {self.topic_name}"
+
+
+class ExternalTaskEventType(models.TextChoices):
+    CREATED = "CREATED"
+    LOCKED = "LOCKED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    BPMN_ERROR = "BPMN_ERROR"
+    LOCK_EXTENDED = "LOCK_EXTENDED"
+    UNLOCKED = "UNLOCKED"
+    RETRIES_SET = "RETRIES_SET"
+    CANCELLED = "CANCELLED"
+    REFUSED = "REFUSED"  # a call the item's state refused (another worker's lock, already completed)
+
+
+class ExternalTaskHistory(models.Model):
+    """Append-only events of an external task: which worker account did what, when (as task history)."""
+
+    event_id = models.BigAutoField(primary_key=True)
+    external_task = models.ForeignKey(ExternalTask, on_delete=models.PROTECT, related_name="history", db_index=False)
+    event_type = models.CharField(max_length=20, choices=ExternalTaskEventType.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    worker_id = models.CharField(max_length=255, blank=True)
+    new_values = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = 'flowable"."external_task_history'
+        ordering = ["created_at", "event_id"]
+        verbose_name_plural = "external task history"
+        indexes = [
+            models.Index(fields=["external_task", "created_at"], name="idx_external_task_history_task"),
+            models.Index(fields=["actor", "created_at"], name="idx_external_task_history_actor"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(event_type__in=ExternalTaskEventType.values), name="external_task_event_type_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} external #{self.external_task_id}"
 
 
 class TaskStatus(models.TextChoices):

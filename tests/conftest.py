@@ -230,6 +230,8 @@ DELETE FROM onecms.cases;
 DELETE FROM flowable.task_history;
 DELETE FROM flowable.workflow_tasks;
 DELETE FROM flowable.process_incidents;
+DELETE FROM flowable.external_task_history;
+DELETE FROM flowable.external_tasks;
 DELETE FROM flowable.process_instances;
 DELETE FROM flowable.workflow_definitions;
 DELETE FROM queues.queue_statistics;

@@ -523,6 +523,20 @@ WORKFLOW_SCRIPT_CPU_SECONDS = float(os.environ.get("WORKFLOW_SCRIPT_CPU_SECONDS"
 WORKFLOW_SCRIPT_MEMORY_MB = int(os.environ.get("WORKFLOW_SCRIPT_MEMORY_MB", "64"))
 WORKFLOW_SCRIPT_POOL_SIZE = int(os.environ.get("WORKFLOW_SCRIPT_POOL_SIZE", "4"))
 
+# --- External tasks (tasks/external/) ---------------------------------------------------
+# A long-polling fetch-and-lock waits at most this long, whatever the worker asks (Camunda's asyncResponseTimeout):
+# a waiting request holds a web thread (gthread) and a database connection; keep it under the server's timeout.
+EXTERNAL_TASK_LONG_POLL_MAX_SECONDS = env_seconds("EXTERNAL_TASK_LONG_POLL_MAX_SECONDS", 30)
+# While waiting, it also looks again this often: an expired lock or a retry wait that ran out sends no NOTIFY.
+EXTERNAL_TASK_LONG_POLL_RECHECK_SECONDS = env_seconds("EXTERNAL_TASK_LONG_POLL_RECHECK_SECONDS", 5)
+EXTERNAL_TASK_MAX_TASKS_PER_FETCH = int(os.environ.get("EXTERNAL_TASK_MAX_TASKS_PER_FETCH", "100"))
+# The worker id and lock of the Celery job that runs the Python handlers (tasks/external/handlers.py).
+EXTERNAL_TASK_HANDLER_LOCK_SECONDS = env_seconds("EXTERNAL_TASK_HANDLER_LOCK_SECONDS", 300)
+# The worker account the Celery handlers act as (it needs tasks.work_external_tasks), and the modules that register
+# handlers with @external_task_handler (tasks/external/registry.py).
+EXTERNAL_TASK_HANDLER_ACCOUNT = os.environ.get("EXTERNAL_TASK_HANDLER_ACCOUNT", "celery-external-tasks")
+EXTERNAL_TASK_HANDLER_MODULES = env_list("EXTERNAL_TASK_HANDLER_MODULES", [])
+
 # --- Metrics (/metrics, Prometheus text format) ------------------------------------------
 # Served to these networks, or to any client sending `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])

@@ -14,6 +14,7 @@ from tasks import views as task_pages
 from tasks.api import DefinitionViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
 from tasks.console import metrics
 from tasks.console.pages import database_health_page, process_mining_index_page, process_mining_page
+from tasks.external import api as external_api
 
 # The supervisor console is Django's admin site, named for what it is. Without the app list beside every page (the
 # breadcrumbs and the index lead everywhere) a changelist keeps all its columns in view at common widths.
@@ -40,7 +41,17 @@ router.register("cases", CaseViewSet, basename="case")
 
 # The API first: Django tries the patterns in order on every request, and the API takes the most requests
 # (otherwise claim-next would be matched only after every page's pattern had failed).
+external_tasks = [
+    path("fetch-and-lock", external_api.FetchAndLockView.as_view(), name="external-task-fetch-and-lock"),
+    path("<int:pk>/complete", external_api.CompleteView.as_view(), name="external-task-complete"),
+    path("<int:pk>/failure", external_api.FailureView.as_view(), name="external-task-failure"),
+    path("<int:pk>/bpmn-error", external_api.BpmnErrorView.as_view(), name="external-task-bpmn-error"),
+    path("<int:pk>/extend-lock", external_api.ExtendLockView.as_view(), name="external-task-extend-lock"),
+]
+
 urlpatterns = [
+    path("api/workflow/external-tasks/", include(external_tasks)),
+    path("engine-rest/", include("tasks.engine_rest.urls")),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -12,6 +12,8 @@ Interface (all functions keyword-only)::
     start(*, spec: dict | LoadedSpec, variables: dict, now: datetime) -> EngineRun
     complete_task(*, spec: dict | LoadedSpec, state: dict, engine_task_id: str, variables: dict, now: datetime)
         -> EngineRun
+    complete_external_task(*, spec: dict | LoadedSpec, state: dict, engine_task_id: str, variables: dict,
+        now: datetime) -> EngineRun            the same for an open external task (serviceTask camunda:type="external")
     fire_due_timers(*, spec: dict | LoadedSpec, state: dict, now: datetime) -> EngineRun
     cancel(*, spec: dict | LoadedSpec, state: dict) -> EngineRun
     read_bpmn_document(*, bpmn_xml: str) -> lxml Element   the XML, parsed safely (for tasks/bpmn/diagram.py)
@@ -24,7 +26,9 @@ Interface (all functions keyword-only)::
                  documentation)
     FormField(id, label, type, required, enum_values: list[EnumValue], sensitive);  EnumValue(id, name)
     EngineRun(state, ready_user_tasks: list[ReadyUserTask], completed, variables, closed_task_ids,
-              opened_task_ids, next_timer_due_at)
+              opened_task_ids, next_timer_due_at, ready_external_tasks: list[ReadyExternalTask])
+              (closed_task_ids and opened_task_ids count user and external tasks alike)
+    ReadyExternalTask(engine_task_id, activity_id, name, topic_name, priority)
     ReadyUserTask(engine_task_id, task_definition_key, name, queue_name, candidate_groups, priority,
                   required_skills, form_fields, sla_hours, documentation)
 
@@ -42,7 +46,9 @@ of a small model: a caller that runs many steps of one definition loads it once 
 LoadedSpec, which every instance shares (SpiffWorkflow keeps an instance's state in its tasks, never in the spec).
 
 What a model may contain (anything else is refused with the element's id and line):
-  start events and end events without event definitions; userTask; scriptTask (Python); exclusive, inclusive
+  start events and end events without event definitions; userTask; scriptTask (Python); serviceTask with
+  camunda:type="external" and camunda:topic (optional camunda:taskPriority), as Camunda Modeler writes an
+  external task: the instance waits there as at a userTask, for a worker (tasks/external.py); exclusive, inclusive
   and parallel gateways; sequence flows; lanes; embedded subProcess; boundary timer events (interrupting or
   not) and intermediate timer catch events, with timeDuration or timeDate; documentation, text annotations,
   associations and groups; one pool (collaboration participant) around the executable process.
@@ -125,6 +131,7 @@ __all__ = [
     "MAX_PRIORITY",
     "MIN_PRIORITY",
     "ParsedDefinition",
+    "ReadyExternalTask",
     "ReadyUserTask",
     "SAFE_BUILTINS",
     "ScriptError",
@@ -133,6 +140,7 @@ __all__ = [
     "TaskNotReady",
     "UserTaskInfo",
     "cancel",
+    "complete_external_task",
     "complete_task",
     "element_states",
     "fire_due_timers",
@@ -166,6 +174,15 @@ class ReadyUserTask:
 
 
 @dataclass(frozen=True)
+class ReadyExternalTask:
+    engine_task_id: str
+    activity_id: str  # the serviceTask's BPMN id
+    name: str
+    topic_name: str
+    priority: int
+
+
+@dataclass(frozen=True)
 class EngineRun:
     """Where an instance stands after one engine call."""
 
@@ -176,6 +193,7 @@ class EngineRun:
     closed_task_ids: list[str] = field(default_factory=list)  # open user tasks the engine closed in this call
     opened_task_ids: list[str] = field(default_factory=list)  # user tasks that became open in this call
     next_timer_due_at: datetime | None = None  # earliest pending timer, for the timer sweep
+    ready_external_tasks: list[ReadyExternalTask] = field(default_factory=list)  # every open external task
 
 
 @dataclass(frozen=True)
@@ -237,6 +255,27 @@ def complete_task(
         raise
     except SpiffWorkflowException as exc:
         raise EngineError(str(exc), element_id=info.id) from exc
+    _run_until_waiting(workflow)
+    return _outcome(workflow, spec, open_before=open_before - {str(task.id)})
+
+
+def complete_external_task(
+    *, spec: dict | LoadedSpec, state: dict, engine_task_id: str, variables: dict, now: datetime
+) -> EngineRun:
+    """Complete an open external task with the variables its worker sent, and run to the next wait state."""
+    loaded = load_spec(spec)
+    spec = loaded.spec
+    workflow = _restore(loaded, state, now=now)
+    task = _open_task(workflow, engine_task_id, _external_tasks(spec), kind="external task")
+    _check_variables(variables)
+    open_before = _open_task_ids(workflow, spec)
+    task.data.update(_copy_json(variables))
+    try:
+        task.run()
+    except EngineError:
+        raise
+    except SpiffWorkflowException as exc:
+        raise EngineError(str(exc), element_id=task.task_spec.bpmn_id) from exc
     _run_until_waiting(workflow)
     return _outcome(workflow, spec, open_before=open_before - {str(task.id)})
 
@@ -407,8 +446,43 @@ def _open_user_tasks(workflow: BpmnWorkflow, spec: dict):
     ]
 
 
+def _external_tasks(spec: dict) -> dict:
+    return spec.get("external_tasks", {})  # definitions deployed before external tasks have none
+
+
+def _open_external_tasks(workflow: BpmnWorkflow, spec: dict):
+    external = _external_tasks(spec)
+    if not external:
+        return []
+    return [
+        task for task in workflow.get_tasks(state=TaskState.READY, manual=True) if task.task_spec.bpmn_id in external
+    ]
+
+
 def _open_task_ids(workflow: BpmnWorkflow, spec: dict) -> set[str]:
-    return {str(task.id) for task in _open_user_tasks(workflow, spec)}
+    """The open user and external tasks: the tasks a call may open or close."""
+    return {str(task.id) for task in _open_user_tasks(workflow, spec)} | {
+        str(task.id) for task in _open_external_tasks(workflow, spec)
+    }
+
+
+def _open_task(workflow: BpmnWorkflow, engine_task_id: str, of: dict, *, kind: str):
+    try:
+        task_uuid = UUID(str(engine_task_id))
+    except ValueError:
+        raise TaskNotReady(f"'{engine_task_id}' is not a task id") from None
+    try:
+        task = workflow.get_task_from_id(task_uuid)
+    except SpiffWorkflowException:
+        task = None
+    if task is None:
+        raise TaskNotReady(f"task {engine_task_id} is not part of this process instance")
+    if task.state != TaskState.READY or task.task_spec.bpmn_id not in of:
+        raise TaskNotReady(
+            f"task {engine_task_id} is not an open {kind} (it is {TaskState.get_name(task.state)})",
+            element_id=task.task_spec.bpmn_id,
+        )
+    return task
 
 
 def _open_user_task(workflow: BpmnWorkflow, spec: dict, engine_task_id: str):
@@ -457,7 +531,17 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
                 documentation=info.documentation,
             )
         )
-    open_now = [task.engine_task_id for task in ready]
+    external = [
+        ReadyExternalTask(
+            engine_task_id=str(task.id),
+            activity_id=task.task_spec.bpmn_id,
+            name=_external_tasks(spec)[task.task_spec.bpmn_id]["name"],
+            topic_name=_external_tasks(spec)[task.task_spec.bpmn_id]["topic_name"],
+            priority=_external_tasks(spec)[task.task_spec.bpmn_id]["priority"],
+        )
+        for task in _open_external_tasks(workflow, spec)
+    ]
+    open_now = [task.engine_task_id for task in ready] + [task.engine_task_id for task in external]
     completed = workflow.is_completed() and bool(workflow.success)
     if workflow.is_completed():
         variables = workflow.data
@@ -474,6 +558,7 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
         closed_task_ids=sorted(open_before - set(open_now)),
         opened_task_ids=[task_id for task_id in open_now if task_id not in open_before],
         next_timer_due_at=_next_timer_due_at(workflow),
+        ready_external_tasks=external,
     )
 
 

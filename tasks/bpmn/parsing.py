@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from SpiffWorkflow.spiff.parser.task_spec import SpiffTaskParser
+from SpiffWorkflow.spiff.specs.defaults import ManualTask
 
 from .errors import BpmnError
 from .script_sandbox import unsafe_source
@@ -34,6 +37,9 @@ FORM_FIELD_TYPES = ("string", "text", "boolean", "enum", "date", "long")
 SENSITIVE_FIELD_TYPES = ("string", "text", "date")
 
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+_TOPIC = re.compile(r"[-a-zA-Z0-9_.:]+")
+MAX_TOPIC_LENGTH = 200  # tasks.ExternalTask.topic_name
+DEFAULT_EXTERNAL_TASK_PRIORITY = 0  # Camunda's default external task priority
 _MAX_QUEUE_NAME_LENGTH = 100  # queues.WorkflowQueue.queue_name
 _MAX_SKILL_LENGTH = 50  # entitlements skill codes
 _PYTHON_SCRIPT_FORMATS = {None, "", "python", "text/x-python", "text/python"}
@@ -74,6 +80,16 @@ class UserTaskInfo:
 
 
 @dataclass(frozen=True)
+class ExternalTaskInfo:
+    """A serviceTask with camunda:type="external": the instance waits there until a worker completes it."""
+
+    id: str
+    name: str
+    topic_name: str
+    priority: int  # camunda:taskPriority, else DEFAULT_EXTERNAL_TASK_PRIORITY
+
+
+@dataclass(frozen=True)
 class ParsedDefinition:
     process_key: str
     name: str
@@ -81,6 +97,7 @@ class ParsedDefinition:
     user_tasks: list[UserTaskInfo]
     queue_names: list[str]  # every queue the model routes to, in model order
     start_queue_names: list[str] = dataclasses.field(default_factory=list)  # queues of the first user tasks
+    external_tasks: list[ExternalTaskInfo] = dataclasses.field(default_factory=list)
 
 
 # --- parsing ------------------------------------------------------------------------------------------------
@@ -95,6 +112,7 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
     _check_sequence_flows(process)
     _check_expressions(process)
     user_tasks = _read_user_tasks(process)
+    external_tasks = [_read_external_task(task) for task in process.iter(_bpmn("serviceTask"))]
     _check_sensitive_fields_unread(process, user_tasks)
     spec, subprocess_specs = _spiff_specs(root, process)
 
@@ -116,10 +134,12 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
             "subprocess_specs": {name: SERIALIZER.to_dict(sub) for name, sub in subprocess_specs.items()},
             "user_tasks": {task.id: dataclasses.asdict(task) for task in user_tasks},
             "start_queue_names": start_queue_names,
+            "external_tasks": {task.id: dataclasses.asdict(task) for task in external_tasks},
         },
         user_tasks=user_tasks,
         queue_names=queue_names,
         start_queue_names=start_queue_names,
+        external_tasks=external_tasks,
     )
 
 
@@ -232,6 +252,7 @@ _FLOW_ELEMENTS: dict[str, set[str]] = {
     "startEvent": _NODE_CHILDREN,
     "endEvent": _NODE_CHILDREN,
     "userTask": _NODE_CHILDREN,
+    "serviceTask": _NODE_CHILDREN,  # camunda:type="external" only (_check_flow_element)
     "scriptTask": _NODE_CHILDREN | {"script"},
     "exclusiveGateway": _NODE_CHILDREN,
     "inclusiveGateway": _NODE_CHILDREN,
@@ -305,8 +326,40 @@ def _check_flow_element(element: etree._Element) -> None:
             _require_bpmn_child(part, _TIMER_CHILDREN)
         if len(list(timer.iterchildren(_bpmn("timeDuration"), _bpmn("timeDate")))) != 1:
             raise _refuse("a timer needs exactly one timeDuration or timeDate", timer)
+    if name == "serviceTask":
+        _check_external_task(element)
     if name == "scriptTask" and element.get("scriptFormat", "").lower() not in _PYTHON_SCRIPT_FORMATS:
         raise _refuse(f"script format '{element.get('scriptFormat')}' is not supported; scripts are Python", element)
+
+
+def _check_external_task(element: etree._Element) -> None:
+    if element.get(f"{{{CAMUNDA_NS}}}type") != "external":
+        raise _refuse(
+            'a serviceTask must be an external task: camunda:type="external" with a camunda:topic; '
+            "this engine calls no services itself",
+            element,
+        )
+    topic = element.get(f"{{{CAMUNDA_NS}}}topic") or ""
+    if not _TOPIC.fullmatch(topic) or len(topic) > MAX_TOPIC_LENGTH:
+        raise _refuse(
+            f"external task topic '{topic}' must be 1 to {MAX_TOPIC_LENGTH} letters, digits, '-', '_', '.' or ':'",
+            element,
+        )
+    priority = element.get(f"{{{CAMUNDA_NS}}}taskPriority")
+    if priority is not None and (not priority.strip().isdigit() or not MIN_PRIORITY <= int(priority) <= MAX_PRIORITY):
+        raise _refuse(
+            f"taskPriority '{priority}' must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}", element
+        )
+
+
+def _read_external_task(element: etree._Element) -> ExternalTaskInfo:
+    priority = element.get(f"{{{CAMUNDA_NS}}}taskPriority")
+    return ExternalTaskInfo(
+        id=element.get("id"),
+        name=(element.get("name") or element.get("id")).strip(),
+        topic_name=element.get(f"{{{CAMUNDA_NS}}}topic"),
+        priority=int(priority) if priority is not None else DEFAULT_EXTERNAL_TASK_PRIORITY,
+    )
 
 
 def _check_sequence_flows(process: etree._Element) -> None:
@@ -537,8 +590,19 @@ def _check_sensitive_fields_unread(process: etree._Element, user_tasks: list[Use
             )
 
 
+class _Parser(SpiffBpmnParser):
+    """SpiffWorkflow's parser, with an external serviceTask made a manual task: the engine stops there, as at a
+    userTask, until the service completes it (tasks/external.py). SpiffWorkflow's own ServiceTask would call the
+    script engine instead, within the step."""
+
+    OVERRIDE_PARSER_CLASSES = {
+        **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("serviceTask"): (SpiffTaskParser, ManualTask),
+    }
+
+
 def _spiff_specs(root: etree._Element, process: etree._Element) -> tuple[Any, dict]:
-    parser = SpiffBpmnParser()
+    parser = _Parser()
     try:
         parser.add_bpmn_xml(root)
         process_id = process.get("id")

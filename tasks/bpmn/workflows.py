@@ -25,6 +25,7 @@ from entitlements.row_scope import acting_for_user, system_scope
 from entitlements.services import security_event_record
 from queues.models import WorkflowQueue
 from tasks import signals
+from tasks.external.items import external_tasks_for_update, external_tasks_sync, return_to_pool
 from tasks.locks import (
     definitions_for_update,
     incidents_for_update,
@@ -366,6 +367,7 @@ def _open_tasks(instance: ProcessInstance, run: engine.EngineRun, *, user, via_a
         )
     for task in created:
         signals.process_task_opened.send(sender=ProcessInstance, instance=instance, task=task, user=user)
+    external_tasks_sync(instance, run, user=user)
     return created
 
 
@@ -509,7 +511,9 @@ def process_fire_due_timers(*, now: datetime | None = None, limit: int = 500) ->
     """
     now = now or timezone.now()
     moved = 0
-    open_incident = ProcessIncident.objects.filter(process_instance=OuterRef("pk"), resolved_at__isnull=True)
+    open_incident = ProcessIncident.objects.filter(
+        process_instance=OuterRef("pk"), resolved_at__isnull=True, external_task__isnull=True
+    )
     due = process_instances_for_update(
         ProcessInstance.objects.filter(status=ProcessStatus.RUNNING, next_timer_due_at__lte=now)
         .filter(~Exists(open_incident))
@@ -570,6 +574,12 @@ def process_incident_retry(*, user, incident_id: int, now: datetime | None = Non
     incident = incidents_for_update().get(pk=incident_id)
     if incident.resolved_at is not None:
         raise Conflict(f"incident {incident_id} is already resolved", code="incident_resolved")
+    if incident.step == IncidentStep.EXTERNAL_TASK:
+        # A worker runs the step: the retry hands the item back to the pool with one more try.
+        with system_scope():
+            return_to_pool(external_tasks_for_update().get(pk=incident.external_task_id), retries=1, user=user)
+        incident.refresh_from_db()
+        return incident
     if instance.status != ProcessStatus.RUNNING:
         raise Conflict(f"process {instance.pk} is {instance.status.lower()}", code="process_not_running")
     try:
@@ -634,6 +644,7 @@ def process_cancel(*, user, process_instance_id: int, reason: str = "") -> Proce
         task_queues_lock(tasks)
         for task in tasks:
             task_close(task, status=TaskStatus.CANCELLED, user=user, reason=reason or "process cancelled")
+        external_tasks_sync(instance, run, user=user)
         instance.engine_state = run.state
         instance.status = ProcessStatus.CANCELLED
         instance.ended_at = timezone.now()

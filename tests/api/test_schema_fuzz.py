@@ -64,6 +64,11 @@ CONTRACT_OPERATIONS = TASK_OPERATIONS | {
     "POST /api/workflow/definitions/",
     "POST /api/workflow/processes/",
     "GET /api/workflow/processes/{id}/",
+    "POST /api/workflow/external-tasks/fetch-and-lock",
+    "POST /api/workflow/external-tasks/{id}/complete",
+    "POST /api/workflow/external-tasks/{id}/failure",
+    "POST /api/workflow/external-tasks/{id}/bpmn-error",
+    "POST /api/workflow/external-tasks/{id}/extend-lock",
 }
 
 CHECKS = {

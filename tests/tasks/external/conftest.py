@@ -1,0 +1,57 @@
+"""External task fixtures: the records-check model (as Camunda Modeler writes it) and worker accounts."""
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from tasks.bpmn import workflows
+from tests.factories import UserFactory
+
+RECORDS_CHECK_FILE = Path(__file__).with_name("records_check.bpmn")
+TOPIC = "records-check"
+
+
+def grant_worker(user) -> None:
+    user.user_permissions.add(Permission.objects.get(codename="work_external_tasks", content_type__app_label="tasks"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def wakeups_stopped_at_the_end(django_db_setup):
+    """Long polls open a listening connection per process; it must be closed before the test database is dropped."""
+    from tasks.external.wakeups import WAKEUPS
+
+    yield
+    WAKEUPS.stop()
+
+
+@pytest.fixture
+def records_check_definition(supervisor_sam):
+    return workflows.definition_deploy(user=supervisor_sam, bpmn_xml=RECORDS_CHECK_FILE.read_text())
+
+
+@pytest.fixture
+def start_records_check(records_check_definition, supervisor_sam):
+    """Start an instance: it waits at the external task 'Activity_records_check' (topic records-check)."""
+
+    def start(business_key: str = "CASE-1", **variables):
+        return workflows.process_start(
+            user=supervisor_sam, process_key="records_check", business_key=business_key, variables=variables
+        )
+
+    return start
+
+
+@pytest.fixture
+def worker_account(demo_org):
+    """An integration account granted tasks.work_external_tasks, and nothing else."""
+    user = UserFactory(username="records-worker")
+    grant_worker(user)
+    return user
+
+
+@pytest.fixture
+def other_worker_account(demo_org):
+    user = UserFactory(username="other-worker")
+    grant_worker(user)
+    return user
