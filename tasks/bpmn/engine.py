@@ -46,6 +46,9 @@ What a model may contain (anything else is refused with the element's id and lin
   and parallel gateways; sequence flows; lanes; embedded subProcess; boundary timer events (interrupting or
   not) and intermediate timer catch events, with timeDuration or timeDate; documentation, text annotations,
   associations and groups; one pool (collaboration participant) around the executable process.
+  A userTask may be multi-instance, parallel or sequential, over a collection or a cardinality, with a
+  completion condition (multi_instance.py): each instance is a ready user task of its own, whose
+  instance_variables hold its element variable and loopCounter.
 
 userTask conventions:
   queue      the name of the task's lane (the lane id if it has no name), unless overridden by the
@@ -93,6 +96,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
+from . import multi_instance
 from .errors import BpmnError, EngineError, ScriptError, ScriptLimitExceeded, TaskDataError, TaskNotReady
 from .parsing import (
     BPMN_NS,
@@ -163,6 +167,8 @@ class ReadyUserTask:
     form_fields: list[FormField]
     sla_hours: float | None
     documentation: str
+    # One instance of a multi-instance task: its element variable and loopCounter (multi_instance.py); else empty.
+    instance_variables: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -231,6 +237,7 @@ def complete_task(
         )
     open_before = _open_task_ids(workflow, spec)
     task.data.update(_copy_json(variables))
+    multi_instance.detach_element_variable(task)
     try:
         task.run()
     except EngineError:
@@ -455,6 +462,7 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
                 form_fields=info.form_fields,
                 sla_hours=info.sla_hours,
                 documentation=info.documentation,
+                instance_variables=_copy_json(multi_instance.instance_variables(task)),
             )
         )
     open_now = [task.engine_task_id for task in ready]

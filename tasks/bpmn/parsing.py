@@ -16,6 +16,7 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 
+from . import multi_instance
 from .errors import BpmnError
 from .script_sandbox import unsafe_source
 from .spiff import SERIALIZER, looks_like_timer_literal, timer_literal_error
@@ -231,7 +232,7 @@ _NODE_CHILDREN = _DECORATIONS | {"incoming", "outgoing"}
 _FLOW_ELEMENTS: dict[str, set[str]] = {
     "startEvent": _NODE_CHILDREN,
     "endEvent": _NODE_CHILDREN,
-    "userTask": _NODE_CHILDREN,
+    "userTask": _NODE_CHILDREN | {multi_instance.LOOP},
     "scriptTask": _NODE_CHILDREN | {"script"},
     "exclusiveGateway": _NODE_CHILDREN,
     "inclusiveGateway": _NODE_CHILDREN,
@@ -283,7 +284,11 @@ def _check_container(container: etree._Element) -> None:
             _require_bpmn_child(child, _FLOW_ELEMENTS.keys())
             for part in _elements(child):
                 _require_bpmn_child(part, _FLOW_ELEMENTS[name])
+                if _local(part) == multi_instance.LOOP:
+                    for loop_part in _elements(part):
+                        _require_bpmn_child(loop_part, multi_instance.LOOP_CHILDREN)
             _check_flow_element(child)
+            multi_instance.check(child)
 
 
 def _check_lane_set(lane_set: etree._Element) -> None:
@@ -522,11 +527,14 @@ def _check_sensitive_fields_unread(process: etree._Element, user_tasks: list[Use
     sources = [*process.iter(_bpmn("conditionExpression")), *process.iter(_bpmn("script"))]
     for tag in ("preScript", "postScript"):
         sources += list(process.iter(f"{{{SPIFF_NS}}}{tag}"))
+    looping = multi_instance.expression_elements(process)
+    sources += looping
     for tag in ("timeDuration", "timeDate"):
         sources += [timer for timer in process.iter(_bpmn(tag)) if not looks_like_timer_literal(timer.text or "")]
     for element in sources:
         try:
-            tree = ast.parse(textwrap.dedent(element.text or "").strip())
+            text = textwrap.dedent(element.text or "").strip()
+            tree = ast.parse(multi_instance.unwrap(text) if element in looping else text)
         except SyntaxError:
             continue  # _check_expressions has refused it already
         read = sorted({node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} & sensitive)
@@ -540,7 +548,7 @@ def _check_sensitive_fields_unread(process: etree._Element, user_tasks: list[Use
 def _spiff_specs(root: etree._Element, process: etree._Element) -> tuple[Any, dict]:
     parser = SpiffBpmnParser()
     try:
-        parser.add_bpmn_xml(root)
+        parser.add_bpmn_xml(multi_instance.spiff_ready(root))
         process_id = process.get("id")
         return parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
     except ValidationException as exc:

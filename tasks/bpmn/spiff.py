@@ -21,7 +21,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
-from . import script_sandbox
+from . import multi_instance, script_sandbox
 from .errors import ScriptError, ScriptLimitExceeded
 from .script_sandbox import unsafe_source
 
@@ -61,6 +61,8 @@ class SandboxedScriptEngine(PythonScriptEngine):
 
     def evaluate(self, task, expression, external_context=None):
         self._check(task, expression, "eval")
+        # A multi-instance completion condition also reads Camunda's instance counts (multi_instance.py).
+        external_context = {**multi_instance.counters(task, expression), **(external_context or {})}
         try:
             return self.environment.evaluate(expression, task.data, external_context)
         except script_sandbox.LimitExceeded as exc:

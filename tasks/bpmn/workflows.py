@@ -355,6 +355,7 @@ def _open_tasks(instance: ProcessInstance, run: engine.EngineRun, *, user, via_a
                 process_instance=instance,
                 engine_task_id=ready.engine_task_id,
                 task_definition_key=ready.task_definition_key,
+                variables=ready.instance_variables,  # a multi-instance task's element variable and loopCounter
             )
         )
     for task in closing:

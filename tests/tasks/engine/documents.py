@@ -5,6 +5,7 @@ from pathlib import Path
 
 DEMO_FILE = Path(__file__).resolve().parents[3] / "tasks" / "bpmn" / "onecms_case_handling.bpmn"
 PARALLEL_FILE = Path(__file__).resolve().parent / "parallel_review.bpmn"
+MULTI_INSTANCE_FILE = Path(__file__).resolve().parent / "multi_instance_review.bpmn"
 
 NAMESPACES = (
     'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
