@@ -97,6 +97,12 @@ class ProcessInstance(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # A process started by a call activity (tasks/bpmn/called_processes.py): its caller, and the call activity's
+    # engine task, which completes when this instance does.
+    parent_instance = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="called_instances"
+    )
+    parent_engine_task_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
         db_table = 'flowable"."process_instances'

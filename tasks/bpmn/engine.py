@@ -12,6 +12,7 @@ Interface (all functions keyword-only)::
     start(*, spec: dict | LoadedSpec, variables: dict, now: datetime) -> EngineRun
     complete_task(*, spec: dict | LoadedSpec, state: dict, engine_task_id: str, variables: dict, now: datetime)
         -> EngineRun
+    complete_call(*, spec, state, engine_task_id, variables, now) -> EngineRun   a call activity's child ended
     fire_due_timers(*, spec: dict | LoadedSpec, state: dict, now: datetime) -> EngineRun
     cancel(*, spec: dict | LoadedSpec, state: dict) -> EngineRun
     read_bpmn_document(*, bpmn_xml: str) -> lxml Element   the XML, parsed safely (for tasks/bpmn/diagram.py)
@@ -49,6 +50,8 @@ What a model may contain (anything else is refused with the element's id and lin
   A userTask may be multi-instance, parallel or sequential, over a collection or a cardinality, with a
   completion condition (multi_instance.py): each instance is a ready user task of its own, whose
   instance_variables hold its element variable and loopCounter.
+  callActivity (call_activity.py): the engine waits in it; EngineRun.ready_calls lists the waiting ones, with the
+  variables their camunda:in entries pass, and complete_call continues with the child's variables.
 
 userTask conventions:
   queue      the name of the task's lane (the lane id if it has no name), unless overridden by the
@@ -96,7 +99,8 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from . import multi_instance
+from . import call_activity, multi_instance
+from .call_activity import ReadyCall
 from .errors import BpmnError, EngineError, ScriptError, ScriptLimitExceeded, TaskDataError, TaskNotReady
 from .parsing import (
     BPMN_NS,
@@ -137,7 +141,9 @@ __all__ = [
     "TaskNotReady",
     "UserTaskInfo",
     "cancel",
+    "complete_call",
     "complete_task",
+    "ReadyCall",
     "element_states",
     "fire_due_timers",
     "LoadedSpec",
@@ -182,6 +188,7 @@ class EngineRun:
     closed_task_ids: list[str] = field(default_factory=list)  # open user tasks the engine closed in this call
     opened_task_ids: list[str] = field(default_factory=list)  # user tasks that became open in this call
     next_timer_due_at: datetime | None = None  # earliest pending timer, for the timer sweep
+    ready_calls: list[ReadyCall] = field(default_factory=list)  # every call activity waiting for its child
 
 
 @dataclass(frozen=True)
@@ -244,6 +251,32 @@ def complete_task(
         raise
     except SpiffWorkflowException as exc:
         raise EngineError(str(exc), element_id=info.id) from exc
+    _run_until_waiting(workflow)
+    return _outcome(workflow, spec, open_before=open_before - {str(task.id)})
+
+
+def complete_call(
+    *, spec: dict | LoadedSpec, state: dict, engine_task_id: str, variables: dict, now: datetime
+) -> EngineRun:
+    """Complete a call activity with the variables its child process ended with (mapped by its camunda:out
+    entries), and run to the next wait state."""
+    loaded = load_spec(spec)
+    spec = loaded.spec
+    workflow = _restore(loaded, state, now=now)
+    task = next((t for t in _open_calls(workflow, spec) if str(t.id) == str(engine_task_id)), None)
+    if task is None:
+        raise TaskNotReady(f"task {engine_task_id} is not a call activity waiting for its process")
+    _check_variables(variables)
+    open_before = _open_task_ids(workflow, spec)
+    task.data.update(
+        _copy_json(call_activity.mapped(spec["call_activities"][task.task_spec.bpmn_id]["out"], variables))
+    )
+    try:
+        task.run()
+    except EngineError:
+        raise
+    except SpiffWorkflowException as exc:
+        raise EngineError(str(exc), element_id=task.task_spec.bpmn_id) from exc
     _run_until_waiting(workflow)
     return _outcome(workflow, spec, open_before=open_before - {str(task.id)})
 
@@ -414,8 +447,14 @@ def _open_user_tasks(workflow: BpmnWorkflow, spec: dict):
     ]
 
 
+def _open_calls(workflow: BpmnWorkflow, spec: dict):
+    calls = spec.get("call_activities", {})
+    return [task for task in workflow.get_tasks(state=TaskState.READY, manual=True) if task.task_spec.bpmn_id in calls]
+
+
 def _open_task_ids(workflow: BpmnWorkflow, spec: dict) -> set[str]:
-    return {str(task.id) for task in _open_user_tasks(workflow, spec)}
+    """The open user tasks and the call activities waiting for their child processes."""
+    return {str(task.id) for task in [*_open_user_tasks(workflow, spec), *_open_calls(workflow, spec)]}
 
 
 def _open_user_task(workflow: BpmnWorkflow, spec: dict, engine_task_id: str):
@@ -465,7 +504,20 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
                 instance_variables=_copy_json(multi_instance.instance_variables(task)),
             )
         )
+    calls = []
+    for task in _open_calls(workflow, spec):
+        info = spec["call_activities"][task.task_spec.bpmn_id]
+        calls.append(
+            ReadyCall(
+                engine_task_id=str(task.id),
+                element_id=task.task_spec.bpmn_id,
+                called_element=info["called_element"],
+                version=info["version"],
+                variables=_copy_json(call_activity.mapped(info["in"], task.data)),
+            )
+        )
     open_now = [task.engine_task_id for task in ready]
+    open_calls = {call.engine_task_id for call in calls}
     completed = workflow.is_completed() and bool(workflow.success)
     if workflow.is_completed():
         variables = workflow.data
@@ -479,9 +531,10 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
         ready_user_tasks=ready,
         completed=completed,
         variables=_copy_json(variables),
-        closed_task_ids=sorted(open_before - set(open_now)),
+        closed_task_ids=sorted(open_before - set(open_now) - open_calls),
         opened_task_ids=[task_id for task_id in open_now if task_id not in open_before],
         next_timer_due_at=_next_timer_due_at(workflow),
+        ready_calls=calls,
     )
 
 

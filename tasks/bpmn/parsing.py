@@ -14,9 +14,9 @@ from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from SpiffWorkflow.spiff.parser.process import VALIDATOR
 
-from . import multi_instance
+from . import call_activity, multi_instance
 from .errors import BpmnError
 from .script_sandbox import unsafe_source
 from .spiff import SERIALIZER, looks_like_timer_literal, timer_literal_error
@@ -95,6 +95,7 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
     _check_supported_elements(root, process)
     _check_sequence_flows(process)
     _check_expressions(process)
+    calls = call_activity.read(process)
     user_tasks = _read_user_tasks(process)
     _check_sensitive_fields_unread(process, user_tasks)
     spec, subprocess_specs = _spiff_specs(root, process)
@@ -117,6 +118,7 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
             "subprocess_specs": {name: SERIALIZER.to_dict(sub) for name, sub in subprocess_specs.items()},
             "user_tasks": {task.id: dataclasses.asdict(task) for task in user_tasks},
             "start_queue_names": start_queue_names,
+            "call_activities": calls,
         },
         user_tasks=user_tasks,
         queue_names=queue_names,
@@ -234,6 +236,7 @@ _FLOW_ELEMENTS: dict[str, set[str]] = {
     "endEvent": _NODE_CHILDREN,
     "userTask": _NODE_CHILDREN | {multi_instance.LOOP},
     "scriptTask": _NODE_CHILDREN | {"script"},
+    "callActivity": _NODE_CHILDREN,
     "exclusiveGateway": _NODE_CHILDREN,
     "inclusiveGateway": _NODE_CHILDREN,
     "parallelGateway": _NODE_CHILDREN,
@@ -546,7 +549,7 @@ def _check_sensitive_fields_unread(process: etree._Element, user_tasks: list[Use
 
 
 def _spiff_specs(root: etree._Element, process: etree._Element) -> tuple[Any, dict]:
-    parser = SpiffBpmnParser()
+    parser = call_activity.EngineParser()
     try:
         parser.add_bpmn_xml(multi_instance.spiff_ready(root))
         process_id = process.get("id")

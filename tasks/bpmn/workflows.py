@@ -44,7 +44,7 @@ from tasks.models import (
 )
 from tasks.services import task_close, task_insert
 
-from . import engine
+from . import called_processes, engine
 from .forms import refuse_sealed_input, seal_sensitive, sensitive_names
 
 MAX_BPMN_BYTES = 2_000_000
@@ -178,6 +178,7 @@ def _deploy_checked(*, user, bpmn_xml: str, sla_config: dict | None) -> tuple[en
         parsed = engine.parse_definition(bpmn_xml=bpmn_xml)
     except engine.EngineError as exc:
         raise _engine_error(exc) from exc
+    called_processes.check_called_deployed(parsed)
     known = set(WorkflowQueue.objects.filter(queue_name__in=parsed.queue_names).values_list("queue_name", flat=True))
     missing = sorted(set(parsed.queue_names) - known)
     if missing:
@@ -317,8 +318,11 @@ def _sla_hours(definition: DefinitionRuntime, ready: engine.ReadyUserTask, prior
     return ready.sla_hours
 
 
-def _open_tasks(instance: ProcessInstance, run: engine.EngineRun, *, user, via_account) -> list[WorkflowTask]:
-    """Create queue tasks for the userTasks the engine opened, and close the ones it closed.
+def _open_tasks(
+    instance: ProcessInstance, run: engine.EngineRun, *, user, via_account, raise_call_errors: bool = False
+) -> list[WorkflowTask]:
+    """Create queue tasks for the userTasks the engine opened, and close the ones it closed; start and cancel the
+    processes its call activities run (called_processes.py).
 
     The tasks to close, and then their queues, are locked before any new task locks a queue (tasks/locks.py).
     """
@@ -367,6 +371,8 @@ def _open_tasks(instance: ProcessInstance, run: engine.EngineRun, *, user, via_a
         )
     for task in created:
         signals.process_task_opened.send(sender=ProcessInstance, instance=instance, task=task, user=user)
+    if definition.spec.spec.get("call_activities") and (run.ready_calls or run.closed_task_ids):
+        called_processes.calls_follow(instance, run, user=user, via_account=via_account, raise_errors=raise_call_errors)
     return created
 
 
@@ -532,7 +538,7 @@ def _fire_timers(instance: ProcessInstance, *, now: datetime) -> None:
     runtime = definition_runtime(instance.definition_id)
     run = engine.fire_due_timers(spec=runtime.spec, state=instance.engine_state, now=now)
     _store(instance, run)
-    _open_tasks(instance, run, user=None, via_account=None)
+    _open_tasks(instance, run, user=None, via_account=None, raise_call_errors=True)
 
 
 def _incident_fields(error: engine.EngineError) -> tuple[str, str, str]:
@@ -629,6 +635,8 @@ def process_cancel(*, user, process_instance_id: int, reason: str = "") -> Proce
     run = engine.cancel(spec=definition_runtime(instance.definition_id).spec, state=instance.engine_state)
     # The instance's open tasks, in whichever queues they are (checked above: the user supervises one of them).
     with system_scope():
+        # Its children first (they are locked before any task), and theirs.
+        called_processes.children_cancel(instance, user=user, reason=reason or "calling process cancelled")
         tasks = list(
             tasks_for_update(WorkflowTask.objects.filter(process_instance=instance, status__in=["OPEN", "CLAIMED"]))
         )
