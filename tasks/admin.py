@@ -450,3 +450,6 @@ admin.site.unregister(WorkflowQueue)
 @admin.register(WorkflowQueue)
 class SupervisedWorkflowQueueAdmin(QueueConsoleMixin, WorkflowQueueAdmin):
     """The queues admin scoped to supervised queues, with rebalance / pause / resume intake."""
+
+
+from . import admin_decisions  # noqa: E402,F401  DMN decisions' admin (registers itself)

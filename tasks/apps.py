@@ -7,7 +7,7 @@ class TasksConfig(AppConfig):
 
     def ready(self):
         from . import signals
-        from .bpmn import called_processes, workflows
+        from .bpmn import called_processes, decisions, dmn, workflows
         from .models import ProcessInstance, WorkflowTask
 
         signals.task_completed.connect(
@@ -20,3 +20,4 @@ class TasksConfig(AppConfig):
             sender=ProcessInstance,
             dispatch_uid="tasks.bpmn.return_to_caller",
         )
+        dmn.use_resolver(decisions.decision_for_run)

@@ -12,6 +12,7 @@ from cases.api import CaseViewSet
 from core import health
 from tasks import views as task_pages
 from tasks.api import DefinitionViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
+from tasks.api_decisions import DecisionViewSet
 from tasks.console import metrics
 
 # The supervisor console is Django's admin site, named for what it is. Without the app list beside every page (the
@@ -33,6 +34,7 @@ class Router(SimpleRouter):
 router = Router()
 router.register("workflow/tasks", TaskViewSet, basename="task")
 router.register("workflow/definitions", DefinitionViewSet, basename="definition")
+router.register("workflow/decisions", DecisionViewSet, basename="decision")
 router.register("workflow/processes", ProcessViewSet, basename="process")
 router.register("queues", QueueViewSet, basename="queue")
 router.register("cases", CaseViewSet, basename="case")

@@ -25,6 +25,7 @@ from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.task_spec import SpiffTaskParser
 from SpiffWorkflow.spiff.specs.defaults import ManualTask
 
+from .dmn import DecisionTask, DecisionTaskParser
 from .errors import BpmnError
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -45,11 +46,13 @@ class ReadyCall:
 
 
 class EngineParser(SpiffBpmnParser):
-    """SpiffWorkflow's parser, reading a call activity as a task the engine waits in (the child runs apart)."""
+    """SpiffWorkflow's parser, reading a call activity as a task the engine waits in (the child runs apart), and a
+    business rule task as one that evaluates its decision when it runs (dmn.py)."""
 
     OVERRIDE_PARSER_CLASSES = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
         f"{{{BPMN_NS}}}callActivity": (SpiffTaskParser, ManualTask),
+        f"{{{BPMN_NS}}}businessRuleTask": (DecisionTaskParser, DecisionTask),
     }
 
 

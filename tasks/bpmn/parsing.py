@@ -16,7 +16,7 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR
 
-from . import call_activity, multi_instance
+from . import call_activity, dmn, multi_instance
 from .errors import BpmnError
 from .script_sandbox import unsafe_source
 from .spiff import SERIALIZER, looks_like_timer_literal, timer_literal_error
@@ -96,6 +96,7 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
     _check_sequence_flows(process)
     _check_expressions(process)
     calls = call_activity.read(process)
+    rule_tasks = dmn.business_rule_tasks(process)
     user_tasks = _read_user_tasks(process)
     _check_sensitive_fields_unread(process, user_tasks)
     spec, subprocess_specs = _spiff_specs(root, process)
@@ -119,6 +120,7 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
             "user_tasks": {task.id: dataclasses.asdict(task) for task in user_tasks},
             "start_queue_names": start_queue_names,
             "call_activities": calls,
+            "business_rule_tasks": rule_tasks,
         },
         user_tasks=user_tasks,
         queue_names=queue_names,
@@ -237,6 +239,7 @@ _FLOW_ELEMENTS: dict[str, set[str]] = {
     "userTask": _NODE_CHILDREN | {multi_instance.LOOP},
     "scriptTask": _NODE_CHILDREN | {"script"},
     "callActivity": _NODE_CHILDREN,
+    "businessRuleTask": _NODE_CHILDREN,
     "exclusiveGateway": _NODE_CHILDREN,
     "inclusiveGateway": _NODE_CHILDREN,
     "parallelGateway": _NODE_CHILDREN,

@@ -20,8 +20,10 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimerEventDefinition,
 )
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.spiff.serializer.task_spec import SpiffBpmnTaskConverter
 
 from . import multi_instance, script_sandbox
+from .dmn import DecisionTask
 from .errors import ScriptError, ScriptLimitExceeded
 from .script_sandbox import unsafe_source
 
@@ -208,7 +210,9 @@ class _InstanceStateConverter(BpmnWorkflowConverter):
 
 
 def _serializer() -> BpmnWorkflowSerializer:
-    registry = BpmnWorkflowSerializer.configure({**SPIFF_CONFIG, BpmnWorkflow: _InstanceStateConverter})
+    registry = BpmnWorkflowSerializer.configure(
+        {**SPIFF_CONFIG, BpmnWorkflow: _InstanceStateConverter, DecisionTask: SpiffBpmnTaskConverter}
+    )
     # Registered under SpiffWorkflow's own type names, so stored specs stay in its standard format and the
     # parser's stock timers are simply restored as their clocked subclasses.
     TimerConditionalEventDefinitionConverter(_ClockedDurationTimer, registry, "DurationTimerEventDefinition")

@@ -44,7 +44,7 @@ from tasks.models import (
 )
 from tasks.services import task_close, task_insert
 
-from . import called_processes, engine
+from . import called_processes, decisions, engine
 from .forms import refuse_sealed_input, seal_sensitive, sensitive_names
 
 MAX_BPMN_BYTES = 2_000_000
@@ -179,6 +179,7 @@ def _deploy_checked(*, user, bpmn_xml: str, sla_config: dict | None) -> tuple[en
     except engine.EngineError as exc:
         raise _engine_error(exc) from exc
     called_processes.check_called_deployed(parsed)
+    decisions.check_decisions_deployed(parsed)
     known = set(WorkflowQueue.objects.filter(queue_name__in=parsed.queue_names).values_list("queue_name", flat=True))
     missing = sorted(set(parsed.queue_names) - known)
     if missing:

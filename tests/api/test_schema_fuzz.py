@@ -61,6 +61,9 @@ CONTRACT_OPERATIONS = TASK_OPERATIONS | {
     "GET /api/cases/{id}/",
     "GET /api/workflow/definitions/",
     "POST /api/workflow/definitions/",
+    "GET /api/workflow/decisions/",
+    "POST /api/workflow/decisions/",
+    "POST /api/workflow/decisions/{id}/evaluate/",
     "POST /api/workflow/processes/",
     "GET /api/workflow/processes/{id}/",
 }
