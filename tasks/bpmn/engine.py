@@ -52,6 +52,8 @@ What a model may contain (anything else is refused with the element's id and lin
   instance_variables hold its element variable and loopCounter.
   callActivity (call_activity.py): the engine waits in it; EngineRun.ready_calls lists the waiting ones, with the
   variables their camunda:in entries pass, and complete_call continues with the child's variables.
+  businessRuleTask (dmn.py): evaluates a deployed DMN decision (through the resolver the services register) as
+  the engine reaches it.
 
 userTask conventions:
   queue      the name of the task's lane (the lane id if it has no name), unless overridden by the

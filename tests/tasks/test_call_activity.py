@@ -2,15 +2,24 @@
 with its variables mapped in and out; pinned versions; refused at deploy when missing, an incident when gone at run;
 cancelling the caller cancels the child."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from core.errors import InvalidInput
 from queues.models import WorkflowQueue
 from tasks.bpmn import engine
-from tasks.bpmn.workflows import definition_deploy, process_cancel, process_incident_retry, process_start
+from tasks.bpmn.workflows import (
+    definition_deploy,
+    process_cancel,
+    process_fire_due_timers,
+    process_incident_retry,
+    process_start,
+)
 from tasks.models import ProcessIncident, ProcessInstance, WorkflowDefinition, WorkflowTask
 from tasks.services import task_claim, task_complete, task_insert
-from tests.tasks.engine.documents import bpmn_document, linear_process
+from tests.tasks.engine.documents import bpmn_document, linear_process, script_task
 
 from .engine.documents import CALL_FILE, CALLED_FILE
 
@@ -137,3 +146,42 @@ def test_an_expression_mapping_is_refused():
     with pytest.raises(engine.BpmnError, match="expression") as raised:
         engine.parse_definition(bpmn_xml=document)
     assert raised.value.element_id == "call"
+
+
+def test_a_called_process_that_ends_at_once_returns_its_variables_to_the_caller_at_once(supervisor_sam):
+    child = bpmn_document(linear_process(script_task("double", "doubled = amount * 2"), node_ids=["double"]))
+    definition_deploy(user=supervisor_sam, bpmn_xml=child)
+    caller = CALL_FILE.read_text().replace('calledElement="called_review"', 'calledElement="fixture"')
+    caller = caller.replace(
+        '<camunda:in source="amount" target="claim_amount" />', '<camunda:in variables="all" />'
+    ).replace('<camunda:out source="verdict" target="review_verdict" />', '<camunda:out variables="all" />')
+
+    instance = start_caller(supervisor_sam, caller_xml=caller)
+
+    instance.refresh_from_db()
+    assert ProcessInstance.objects.get(parent_instance=instance).status == "COMPLETED"
+    assert instance.variables == {"amount": 900, "doubled": 1800}
+    assert open_task(process_instance=instance).task_definition_key == "decide"
+
+
+def test_a_call_activity_an_interrupting_timer_closes_cancels_its_child(supervisor_sam):
+    definition_deploy(user=supervisor_sam, bpmn_xml=CALLED_FILE.read_text())
+    caller = CALL_FILE.read_text().replace(
+        '    <bpmn:endEvent id="Event_end">',
+        '    <bpmn:boundaryEvent id="too_slow" attachedToRef="run_review">\n'
+        "      <bpmn:outgoing>Flow_late</bpmn:outgoing>\n"
+        '      <bpmn:timerEventDefinition id="timer_late"><bpmn:timeDuration>PT1H</bpmn:timeDuration>'
+        "</bpmn:timerEventDefinition>\n    </bpmn:boundaryEvent>\n"
+        '    <bpmn:endEvent id="Event_late"><bpmn:incoming>Flow_late</bpmn:incoming></bpmn:endEvent>\n'
+        '    <bpmn:sequenceFlow id="Flow_late" sourceRef="too_slow" targetRef="Event_late" />\n'
+        '    <bpmn:endEvent id="Event_end">',
+    )
+    instance = start_caller(supervisor_sam, caller_xml=caller)
+    child = ProcessInstance.objects.get(parent_instance=instance)
+
+    assert process_fire_due_timers(now=timezone.now() + timedelta(hours=2)) == 1
+
+    instance.refresh_from_db()
+    child.refresh_from_db()
+    assert (instance.status, child.status) == ("COMPLETED", "CANCELLED")
+    assert WorkflowTask.objects.get(process_instance=child).status == "CANCELLED"
