@@ -191,6 +191,8 @@ class EngineRun:
     opened_task_ids: list[str] = field(default_factory=list)  # user tasks that became open in this call
     next_timer_due_at: datetime | None = None  # earliest pending timer, for the timer sweep
     ready_calls: list[ReadyCall] = field(default_factory=list)  # every call activity waiting for its child
+    # closed_task_ids of multi-instance instances closed because their loop's completion condition was met
+    loop_done_task_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -520,6 +522,7 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
         )
     open_now = [task.engine_task_id for task in ready]
     open_calls = {call.engine_task_id for call in calls}
+    closed = sorted(open_before - set(open_now) - open_calls)
     completed = workflow.is_completed() and bool(workflow.success)
     if workflow.is_completed():
         variables = workflow.data
@@ -533,7 +536,8 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
         ready_user_tasks=ready,
         completed=completed,
         variables=_copy_json(variables),
-        closed_task_ids=sorted(open_before - set(open_now) - open_calls),
+        closed_task_ids=closed,
+        loop_done_task_ids=[task_id for task_id in closed if multi_instance.closed_by_its_loop(workflow, task_id)],
         opened_task_ids=[task_id for task_id in open_now if task_id not in open_before],
         next_timer_due_at=_next_timer_due_at(workflow),
         ready_calls=calls,

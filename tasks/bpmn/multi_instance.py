@@ -177,6 +177,18 @@ def instance_variables(task) -> dict:
     return found
 
 
+def closed_by_its_loop(workflow, task_id: str) -> bool:
+    """Whether the task `task_id`, just closed, is an instance whose loop ended by its completion condition."""
+    from uuid import UUID
+
+    from SpiffWorkflow.util.task import TaskState
+
+    task = workflow.get_task_from_id(UUID(task_id))
+    if task is None or loop_spec(task) is None:
+        return False
+    return task.state == TaskState.CANCELLED and task.parent.state not in (TaskState.CANCELLED, TaskState.ERROR)
+
+
 def detach_element_variable(task) -> None:
     """Keep an instance's element variable local to it, as Camunda does, before the instance completes.
 

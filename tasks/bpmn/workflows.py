@@ -364,9 +364,12 @@ def _open_tasks(
             )
         )
     for task in closing:
+        # A multi-instance loop done by its completion condition no longer needs its open instances: cancelled,
+        # not escalated into what comes next.
+        escalated = created and str(task.engine_task_id) not in run.loop_done_task_ids
         task_close(
             task,
-            status=TaskStatus.ESCALATED if created else TaskStatus.CANCELLED,
+            status=TaskStatus.ESCALATED if escalated else TaskStatus.CANCELLED,
             user=user,
             reason="closed by the workflow",
         )

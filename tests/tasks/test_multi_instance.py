@@ -150,3 +150,28 @@ def test_a_script_task_cannot_be_multi_instance():
     with pytest.raises(engine.BpmnError, match="multiInstanceLoopCharacteristics") as raised:
         engine.parse_definition(bpmn_xml=document)
     assert raised.value.element_id == "sum"
+
+
+def test_a_parallel_loop_done_by_its_condition_cancels_its_open_instances(
+    supervisor_sam, caseworker_alice, legal_reviewer_carol
+):
+    document = MULTI_INSTANCE_FILE.read_text().replace(
+        '<bpmn:multiInstanceLoopCharacteristics camunda:collection="${documents}" camunda:elementVariable="document" />',
+        '<bpmn:multiInstanceLoopCharacteristics camunda:collection="${documents}" camunda:elementVariable="document">'
+        "<bpmn:completionCondition>${nrOfCompletedInstances == 2}</bpmn:completionCondition>"
+        "</bpmn:multiInstanceLoopCharacteristics>",
+    )
+    definition_deploy(user=supervisor_sam, bpmn_xml=document)
+    instance = process_start(
+        user=caseworker_alice,
+        process_key="multi_instance_review",
+        business_key="MI-2",
+        variables={"documents": ["a", "b", "c"], "signers": 1},
+    )
+    first, second, third = open_tasks(instance, "review_document")
+    work(caseworker_alice, first, {"verdict": "ok"})
+    assert WorkflowTask.objects.get(pk=third.pk).status == "OPEN"
+    work(caseworker_alice, second, {"verdict": "ok"})
+
+    assert WorkflowTask.objects.get(pk=third.pk).status == "CANCELLED"
+    assert [t.task_definition_key for t in open_tasks(instance, "sign_off")] == ["sign_off"]
