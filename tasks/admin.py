@@ -195,7 +195,7 @@ class ProcessInstanceAdmin(OpenedVariablesMixin, ProcessConsoleMixin, admin.Mode
     list_filter = ("status", "definition__process_key")
     search_fields = ("business_key",)
     list_select_related = ("definition",)
-    readonly_fields = ("diagram_link", "engine_state")
+    readonly_fields = ("diagram_link", "engine_state", "parent_instance", "parent_engine_task_id")
     raw_id_fields = ("definition", "started_by")
     inlines = [ProcessIncidentInline]
 
@@ -452,4 +452,5 @@ class SupervisedWorkflowQueueAdmin(QueueConsoleMixin, WorkflowQueueAdmin):
     """The queues admin scoped to supervised queues, with rebalance / pause / resume intake."""
 
 
+from . import admin_decisions  # noqa: E402,F401  DMN decisions' admin (registers itself)
 from .external import admin as external_admin  # noqa: E402, F401  (registers the external tasks console)

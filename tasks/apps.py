@@ -7,11 +7,17 @@ class TasksConfig(AppConfig):
 
     def ready(self):
         from . import signals
-        from .bpmn import workflows
-        from .models import WorkflowTask
+        from .bpmn import called_processes, decisions, dmn, workflows
+        from .models import ProcessInstance, WorkflowTask
 
         signals.task_completed.connect(
             workflows.advance_on_task_completed,
             sender=WorkflowTask,
             dispatch_uid="tasks.bpmn.advance_on_task_completed",
         )
+        signals.process_completed.connect(
+            called_processes.return_to_caller,
+            sender=ProcessInstance,
+            dispatch_uid="tasks.bpmn.return_to_caller",
+        )
+        dmn.use_resolver(decisions.decision_for_run)

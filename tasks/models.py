@@ -74,6 +74,34 @@ class WorkflowDefinition(models.Model):
         return f"{self.process_key} v{self.version}"
 
 
+class DecisionDefinition(models.Model):
+    """One deployed version of a DMN decision table (tasks/bpmn/dmn.py); deploying the same key again makes the next
+    version. Business rule tasks evaluate the latest active version, or a pinned one."""
+
+    decision_id = models.BigAutoField(primary_key=True)
+    decision_key = models.CharField(max_length=200)
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=300, blank=True)
+    dmn_xml = models.TextField(help_text="The DMN document the decision was deployed from.")
+    table = models.JSONField(help_text="The parsed decision table: hit policy, inputs, outputs, rules.")
+    is_active = models.BooleanField(default=True)
+    deployed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    deployed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = 'flowable"."decision_definitions'
+        ordering = ["decision_key", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["decision_key", "version"], name="decision_definition_key_version_unique"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="decision_definition_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision_key} v{self.version}"
+
+
 class ProcessStatus(models.TextChoices):
     RUNNING = "RUNNING"
     SUSPENDED = "SUSPENDED"
@@ -97,6 +125,12 @@ class ProcessInstance(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # A process started by a call activity (tasks/bpmn/called_processes.py): its caller, and the call activity's
+    # engine task, which completes when this instance does.
+    parent_instance = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="called_instances"
+    )
+    parent_engine_task_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
         db_table = 'flowable"."process_instances'

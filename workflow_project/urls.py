@@ -12,6 +12,7 @@ from cases.api import CaseViewSet
 from core import health
 from tasks import views as task_pages
 from tasks.api import DefinitionViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
+from tasks.api_decisions import DecisionViewSet
 from tasks.console import metrics
 from tasks.console.pages import database_health_page, process_mining_index_page, process_mining_page
 from tasks.external import api as external_api
@@ -35,6 +36,7 @@ class Router(SimpleRouter):
 router = Router()
 router.register("workflow/tasks", TaskViewSet, basename="task")
 router.register("workflow/definitions", DefinitionViewSet, basename="definition")
+router.register("workflow/decisions", DecisionViewSet, basename="decision")
 router.register("workflow/processes", ProcessViewSet, basename="process")
 router.register("queues", QueueViewSet, basename="queue")
 router.register("cases", CaseViewSet, basename="case")

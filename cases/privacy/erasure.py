@@ -127,6 +127,7 @@ WITHOUT_PERSONAL_TEXT = {
     "queues.business_calendars": "working hours",
     "queues.business_holidays": "holiday names",
     "flowable.workflow_definitions": "deployed models: code, not records about people",
+    "flowable.decision_definitions": "deployed decision tables: code, not records about people",
     "flowable.alert_channels": "channel configuration (its name and email recipients are scrubbed)",
     "flowable.alert_rules": "configuration",
     "onecms.retention_policies": "configuration",

@@ -14,6 +14,7 @@ Interface (all functions keyword-only)::
         -> EngineRun
     complete_external_task(*, spec: dict | LoadedSpec, state: dict, engine_task_id: str, variables: dict,
         now: datetime) -> EngineRun            the same for an open external task (serviceTask camunda:type="external")
+    complete_call(*, spec, state, engine_task_id, variables, now) -> EngineRun   a call activity's child ended
     fire_due_timers(*, spec: dict | LoadedSpec, state: dict, now: datetime) -> EngineRun
     cancel(*, spec: dict | LoadedSpec, state: dict) -> EngineRun
     read_bpmn_document(*, bpmn_xml: str) -> lxml Element   the XML, parsed safely (for tasks/bpmn/diagram.py)
@@ -52,6 +53,13 @@ What a model may contain (anything else is refused with the element's id and lin
   and parallel gateways; sequence flows; lanes; embedded subProcess; boundary timer events (interrupting or
   not) and intermediate timer catch events, with timeDuration or timeDate; documentation, text annotations,
   associations and groups; one pool (collaboration participant) around the executable process.
+  A userTask may be multi-instance, parallel or sequential, over a collection or a cardinality, with a
+  completion condition (multi_instance.py): each instance is a ready user task of its own, whose
+  instance_variables hold its element variable and loopCounter.
+  callActivity (call_activity.py): the engine waits in it; EngineRun.ready_calls lists the waiting ones, with the
+  variables their camunda:in entries pass, and complete_call continues with the child's variables.
+  businessRuleTask (dmn.py): evaluates a deployed DMN decision (through the resolver the services register) as
+  the engine reaches it.
 
 userTask conventions:
   queue      the name of the task's lane (the lane id if it has no name), unless overridden by the
@@ -99,6 +107,8 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
+from . import call_activity, multi_instance
+from .call_activity import ReadyCall
 from .errors import BpmnError, EngineError, ScriptError, ScriptLimitExceeded, TaskDataError, TaskNotReady
 from .parsing import (
     BPMN_NS,
@@ -141,7 +151,9 @@ __all__ = [
     "UserTaskInfo",
     "cancel",
     "complete_external_task",
+    "complete_call",
     "complete_task",
+    "ReadyCall",
     "element_states",
     "fire_due_timers",
     "LoadedSpec",
@@ -171,6 +183,8 @@ class ReadyUserTask:
     form_fields: list[FormField]
     sla_hours: float | None
     documentation: str
+    # One instance of a multi-instance task: its element variable and loopCounter (multi_instance.py); else empty.
+    instance_variables: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -194,6 +208,9 @@ class EngineRun:
     opened_task_ids: list[str] = field(default_factory=list)  # user tasks that became open in this call
     next_timer_due_at: datetime | None = None  # earliest pending timer, for the timer sweep
     ready_external_tasks: list[ReadyExternalTask] = field(default_factory=list)  # every open external task
+    ready_calls: list[ReadyCall] = field(default_factory=list)  # every call activity waiting for its child
+    # closed_task_ids of multi-instance instances closed because their loop's completion condition was met
+    loop_done_task_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -249,6 +266,7 @@ def complete_task(
         )
     open_before = _open_task_ids(workflow, spec)
     task.data.update(_copy_json(variables))
+    multi_instance.detach_element_variable(task)
     try:
         task.run()
     except EngineError:
@@ -270,6 +288,32 @@ def complete_external_task(
     _check_variables(variables)
     open_before = _open_task_ids(workflow, spec)
     task.data.update(_copy_json(variables))
+    try:
+        task.run()
+    except EngineError:
+        raise
+    except SpiffWorkflowException as exc:
+        raise EngineError(str(exc), element_id=task.task_spec.bpmn_id) from exc
+    _run_until_waiting(workflow)
+    return _outcome(workflow, spec, open_before=open_before - {str(task.id)})
+
+
+def complete_call(
+    *, spec: dict | LoadedSpec, state: dict, engine_task_id: str, variables: dict, now: datetime
+) -> EngineRun:
+    """Complete a call activity with the variables its child process ended with (mapped by its camunda:out
+    entries), and run to the next wait state."""
+    loaded = load_spec(spec)
+    spec = loaded.spec
+    workflow = _restore(loaded, state, now=now)
+    task = next((t for t in _open_calls(workflow, spec) if str(t.id) == str(engine_task_id)), None)
+    if task is None:
+        raise TaskNotReady(f"task {engine_task_id} is not a call activity waiting for its process")
+    _check_variables(variables)
+    open_before = _open_task_ids(workflow, spec)
+    task.data.update(
+        _copy_json(call_activity.mapped(spec["call_activities"][task.task_spec.bpmn_id]["out"], variables))
+    )
     try:
         task.run()
     except EngineError:
@@ -460,9 +504,14 @@ def _open_external_tasks(workflow: BpmnWorkflow, spec: dict):
 
 
 def _open_task_ids(workflow: BpmnWorkflow, spec: dict) -> set[str]:
-    """The open user and external tasks: the tasks a call may open or close."""
-    return {str(task.id) for task in _open_user_tasks(workflow, spec)} | {
-        str(task.id) for task in _open_external_tasks(workflow, spec)
+    """The open user and external tasks and the call activities waiting for their child processes."""
+    return {
+        str(task.id)
+        for task in [
+            *_open_user_tasks(workflow, spec),
+            *_open_external_tasks(workflow, spec),
+            *_open_calls(workflow, spec),
+        ]
     }
 
 
@@ -483,6 +532,11 @@ def _open_task(workflow: BpmnWorkflow, engine_task_id: str, of: dict, *, kind: s
             element_id=task.task_spec.bpmn_id,
         )
     return task
+
+
+def _open_calls(workflow: BpmnWorkflow, spec: dict):
+    calls = spec.get("call_activities", {})
+    return [task for task in workflow.get_tasks(state=TaskState.READY, manual=True) if task.task_spec.bpmn_id in calls]
 
 
 def _open_user_task(workflow: BpmnWorkflow, spec: dict, engine_task_id: str):
@@ -529,6 +583,19 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
                 form_fields=info.form_fields,
                 sla_hours=info.sla_hours,
                 documentation=info.documentation,
+                instance_variables=_copy_json(multi_instance.instance_variables(task)),
+            )
+        )
+    calls = []
+    for task in _open_calls(workflow, spec):
+        info = spec["call_activities"][task.task_spec.bpmn_id]
+        calls.append(
+            ReadyCall(
+                engine_task_id=str(task.id),
+                element_id=task.task_spec.bpmn_id,
+                called_element=info["called_element"],
+                version=info["version"],
+                variables=_copy_json(call_activity.mapped(info["in"], task.data)),
             )
         )
     external = [
@@ -542,6 +609,8 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
         for task in _open_external_tasks(workflow, spec)
     ]
     open_now = [task.engine_task_id for task in ready] + [task.engine_task_id for task in external]
+    open_calls = {call.engine_task_id for call in calls}
+    closed = sorted(open_before - set(open_now) - open_calls)
     completed = workflow.is_completed() and bool(workflow.success)
     if workflow.is_completed():
         variables = workflow.data
@@ -555,10 +624,12 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
         ready_user_tasks=ready,
         completed=completed,
         variables=_copy_json(variables),
-        closed_task_ids=sorted(open_before - set(open_now)),
+        closed_task_ids=closed,
+        loop_done_task_ids=[task_id for task_id in closed if multi_instance.closed_by_its_loop(workflow, task_id)],
         opened_task_ids=[task_id for task_id in open_now if task_id not in open_before],
         next_timer_due_at=_next_timer_due_at(workflow),
         ready_external_tasks=external,
+        ready_calls=calls,
     )
 
 

@@ -15,10 +15,11 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from SpiffWorkflow.spiff.parser.process import VALIDATOR
 from SpiffWorkflow.spiff.parser.task_spec import SpiffTaskParser
 from SpiffWorkflow.spiff.specs.defaults import ManualTask
 
+from . import call_activity, dmn, multi_instance
 from .errors import BpmnError
 from .script_sandbox import unsafe_source
 from .spiff import SERIALIZER, looks_like_timer_literal, timer_literal_error
@@ -111,6 +112,8 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
     _check_supported_elements(root, process)
     _check_sequence_flows(process)
     _check_expressions(process)
+    calls = call_activity.read(process)
+    rule_tasks = dmn.business_rule_tasks(process)
     user_tasks = _read_user_tasks(process)
     external_tasks = [_read_external_task(task) for task in process.iter(_bpmn("serviceTask"))]
     _check_sensitive_fields_unread(process, user_tasks)
@@ -135,6 +138,8 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
             "user_tasks": {task.id: dataclasses.asdict(task) for task in user_tasks},
             "start_queue_names": start_queue_names,
             "external_tasks": {task.id: dataclasses.asdict(task) for task in external_tasks},
+            "call_activities": calls,
+            "business_rule_tasks": rule_tasks,
         },
         user_tasks=user_tasks,
         queue_names=queue_names,
@@ -251,9 +256,11 @@ _NODE_CHILDREN = _DECORATIONS | {"incoming", "outgoing"}
 _FLOW_ELEMENTS: dict[str, set[str]] = {
     "startEvent": _NODE_CHILDREN,
     "endEvent": _NODE_CHILDREN,
-    "userTask": _NODE_CHILDREN,
+    "userTask": _NODE_CHILDREN | {multi_instance.LOOP},
     "serviceTask": _NODE_CHILDREN,  # camunda:type="external" only (_check_flow_element)
     "scriptTask": _NODE_CHILDREN | {"script"},
+    "callActivity": _NODE_CHILDREN,
+    "businessRuleTask": _NODE_CHILDREN,
     "exclusiveGateway": _NODE_CHILDREN,
     "inclusiveGateway": _NODE_CHILDREN,
     "parallelGateway": _NODE_CHILDREN,
@@ -304,7 +311,11 @@ def _check_container(container: etree._Element) -> None:
             _require_bpmn_child(child, _FLOW_ELEMENTS.keys())
             for part in _elements(child):
                 _require_bpmn_child(part, _FLOW_ELEMENTS[name])
+                if _local(part) == multi_instance.LOOP:
+                    for loop_part in _elements(part):
+                        _require_bpmn_child(loop_part, multi_instance.LOOP_CHILDREN)
             _check_flow_element(child)
+            multi_instance.check(child)
 
 
 def _check_lane_set(lane_set: etree._Element) -> None:
@@ -575,11 +586,14 @@ def _check_sensitive_fields_unread(process: etree._Element, user_tasks: list[Use
     sources = [*process.iter(_bpmn("conditionExpression")), *process.iter(_bpmn("script"))]
     for tag in ("preScript", "postScript"):
         sources += list(process.iter(f"{{{SPIFF_NS}}}{tag}"))
+    looping = multi_instance.expression_elements(process)
+    sources += looping
     for tag in ("timeDuration", "timeDate"):
         sources += [timer for timer in process.iter(_bpmn(tag)) if not looks_like_timer_literal(timer.text or "")]
     for element in sources:
         try:
-            tree = ast.parse(textwrap.dedent(element.text or "").strip())
+            text = textwrap.dedent(element.text or "").strip()
+            tree = ast.parse(multi_instance.unwrap(text) if element in looping else text)
         except SyntaxError:
             continue  # _check_expressions has refused it already
         read = sorted({node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} & sensitive)
@@ -590,13 +604,13 @@ def _check_sensitive_fields_unread(process: etree._Element, user_tasks: list[Use
             )
 
 
-class _Parser(SpiffBpmnParser):
-    """SpiffWorkflow's parser, with an external serviceTask made a manual task: the engine stops there, as at a
-    userTask, until the service completes it (tasks/external.py). SpiffWorkflow's own ServiceTask would call the
-    script engine instead, within the step."""
+class _Parser(call_activity.EngineParser):
+    """The engine's parser (call activities and business rule tasks: call_activity.py), with an external
+    serviceTask made a manual task: the engine stops there, as at a userTask, until the service completes it
+    (tasks/external/). SpiffWorkflow's own ServiceTask would call the script engine instead, within the step."""
 
     OVERRIDE_PARSER_CLASSES = {
-        **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+        **call_activity.EngineParser.OVERRIDE_PARSER_CLASSES,
         full_tag("serviceTask"): (SpiffTaskParser, ManualTask),
     }
 
@@ -604,7 +618,7 @@ class _Parser(SpiffBpmnParser):
 def _spiff_specs(root: etree._Element, process: etree._Element) -> tuple[Any, dict]:
     parser = _Parser()
     try:
-        parser.add_bpmn_xml(root)
+        parser.add_bpmn_xml(multi_instance.spiff_ready(root))
         process_id = process.get("id")
         return parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
     except ValidationException as exc:

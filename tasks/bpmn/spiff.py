@@ -20,8 +20,10 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimerEventDefinition,
 )
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.spiff.serializer.task_spec import SpiffBpmnTaskConverter
 
-from . import script_sandbox
+from . import multi_instance, script_sandbox
+from .dmn import DecisionTask
 from .errors import ScriptError, ScriptLimitExceeded
 from .script_sandbox import unsafe_source
 
@@ -61,6 +63,8 @@ class SandboxedScriptEngine(PythonScriptEngine):
 
     def evaluate(self, task, expression, external_context=None):
         self._check(task, expression, "eval")
+        # A multi-instance completion condition also reads Camunda's instance counts (multi_instance.py).
+        external_context = {**multi_instance.counters(task, expression), **(external_context or {})}
         try:
             return self.environment.evaluate(expression, task.data, external_context)
         except script_sandbox.LimitExceeded as exc:
@@ -206,7 +210,9 @@ class _InstanceStateConverter(BpmnWorkflowConverter):
 
 
 def _serializer() -> BpmnWorkflowSerializer:
-    registry = BpmnWorkflowSerializer.configure({**SPIFF_CONFIG, BpmnWorkflow: _InstanceStateConverter})
+    registry = BpmnWorkflowSerializer.configure(
+        {**SPIFF_CONFIG, BpmnWorkflow: _InstanceStateConverter, DecisionTask: SpiffBpmnTaskConverter}
+    )
     # Registered under SpiffWorkflow's own type names, so stored specs stay in its standard format and the
     # parser's stock timers are simply restored as their clocked subclasses.
     TimerConditionalEventDefinitionConverter(_ClockedDurationTimer, registry, "DurationTimerEventDefinition")

@@ -45,7 +45,7 @@ from tasks.models import (
 )
 from tasks.services import task_close, task_insert
 
-from . import engine
+from . import called_processes, decisions, engine
 from .forms import refuse_sealed_input, seal_sensitive, sensitive_names
 
 MAX_BPMN_BYTES = 2_000_000
@@ -179,6 +179,8 @@ def _deploy_checked(*, user, bpmn_xml: str, sla_config: dict | None) -> tuple[en
         parsed = engine.parse_definition(bpmn_xml=bpmn_xml)
     except engine.EngineError as exc:
         raise _engine_error(exc) from exc
+    called_processes.check_called_deployed(parsed)
+    decisions.check_decisions_deployed(parsed)
     known = set(WorkflowQueue.objects.filter(queue_name__in=parsed.queue_names).values_list("queue_name", flat=True))
     missing = sorted(set(parsed.queue_names) - known)
     if missing:
@@ -318,8 +320,11 @@ def _sla_hours(definition: DefinitionRuntime, ready: engine.ReadyUserTask, prior
     return ready.sla_hours
 
 
-def _open_tasks(instance: ProcessInstance, run: engine.EngineRun, *, user, via_account) -> list[WorkflowTask]:
-    """Create queue tasks for the userTasks the engine opened, and close the ones it closed.
+def _open_tasks(
+    instance: ProcessInstance, run: engine.EngineRun, *, user, via_account, raise_call_errors: bool = False
+) -> list[WorkflowTask]:
+    """Create queue tasks for the userTasks the engine opened, and close the ones it closed; start and cancel the
+    processes its call activities run (called_processes.py).
 
     The tasks to close, and then their queues, are locked before any new task locks a queue (tasks/locks.py).
     """
@@ -356,18 +361,24 @@ def _open_tasks(instance: ProcessInstance, run: engine.EngineRun, *, user, via_a
                 process_instance=instance,
                 engine_task_id=ready.engine_task_id,
                 task_definition_key=ready.task_definition_key,
+                variables=ready.instance_variables,  # a multi-instance task's element variable and loopCounter
             )
         )
     for task in closing:
+        # A multi-instance loop done by its completion condition no longer needs its open instances: cancelled,
+        # not escalated into what comes next.
+        escalated = created and str(task.engine_task_id) not in run.loop_done_task_ids
         task_close(
             task,
-            status=TaskStatus.ESCALATED if created else TaskStatus.CANCELLED,
+            status=TaskStatus.ESCALATED if escalated else TaskStatus.CANCELLED,
             user=user,
             reason="closed by the workflow",
         )
     for task in created:
         signals.process_task_opened.send(sender=ProcessInstance, instance=instance, task=task, user=user)
     external_tasks_sync(instance, run, user=user)
+    if definition.spec.spec.get("call_activities") and (run.ready_calls or run.closed_task_ids):
+        called_processes.calls_follow(instance, run, user=user, via_account=via_account, raise_errors=raise_call_errors)
     return created
 
 
@@ -535,7 +546,7 @@ def _fire_timers(instance: ProcessInstance, *, now: datetime) -> None:
     runtime = definition_runtime(instance.definition_id)
     run = engine.fire_due_timers(spec=runtime.spec, state=instance.engine_state, now=now)
     _store(instance, run)
-    _open_tasks(instance, run, user=None, via_account=None)
+    _open_tasks(instance, run, user=None, via_account=None, raise_call_errors=True)
 
 
 def _incident_fields(error: engine.EngineError) -> tuple[str, str, str]:
@@ -638,6 +649,8 @@ def process_cancel(*, user, process_instance_id: int, reason: str = "") -> Proce
     run = engine.cancel(spec=definition_runtime(instance.definition_id).spec, state=instance.engine_state)
     # The instance's open tasks, in whichever queues they are (checked above: the user supervises one of them).
     with system_scope():
+        # Its children first (they are locked before any task), and theirs.
+        called_processes.children_cancel(instance, user=user, reason=reason or "calling process cancelled")
         tasks = list(
             tasks_for_update(WorkflowTask.objects.filter(process_instance=instance, status__in=["OPEN", "CLAIMED"]))
         )

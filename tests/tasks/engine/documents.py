@@ -5,6 +5,11 @@ from pathlib import Path
 
 DEMO_FILE = Path(__file__).resolve().parents[3] / "tasks" / "bpmn" / "onecms_case_handling.bpmn"
 PARALLEL_FILE = Path(__file__).resolve().parent / "parallel_review.bpmn"
+MULTI_INSTANCE_FILE = Path(__file__).resolve().parent / "multi_instance_review.bpmn"
+CALL_FILE = Path(__file__).resolve().parent / "call_review.bpmn"
+CALLED_FILE = Path(__file__).resolve().parent / "called_review.bpmn"
+DECISION_FILE = Path(__file__).resolve().parent / "risk_decision.dmn"
+RULE_TASK_FILE = Path(__file__).resolve().parent / "decide_risk.bpmn"
 
 NAMESPACES = (
     'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '

@@ -198,11 +198,11 @@ def test_a_message_definition_at_document_level_is_refused():
     assert refusal(document).element_id == "complaint_received"
 
 
-def test_a_multi_instance_task_is_refused():
+def test_a_standard_loop_task_is_refused():
     document = bpmn_document(
         linear_process(
             '    <bpmn:userTask id="review" camunda:candidateGroups="triage">'
-            "<bpmn:multiInstanceLoopCharacteristics/></bpmn:userTask>",
+            '<bpmn:standardLoopCharacteristics loopMaximum="3"/></bpmn:userTask>',
             node_ids=["review"],
         )
     )
