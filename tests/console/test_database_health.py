@@ -166,7 +166,10 @@ def probe_table(django_db_setup):
         owner.close()
 
 
-def test_sizes_unused_indexes_and_dead_tuples_of_our_tables(probe_table):
+def test_sizes_unused_indexes_and_dead_tuples_of_our_tables(probe_table, monkeypatch):
+    # The page shows the 25 largest of each; after the whole suite many indexes as small as the probe's are unused.
+    monkeypatch.setattr(health, "SECTION_ROWS", 10_000)
+
     def probe_vacuum():
         return next((v for v in health.database_health().vacuum if v.table == "health_probe"), None)
 
