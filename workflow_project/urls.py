@@ -11,8 +11,8 @@ from cases import views as case_pages
 from cases.api import CaseViewSet
 from core import health
 from tasks import views as task_pages
-from tasks.api import DefinitionViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
-from tasks.console import metrics
+from tasks.api import DefinitionViewSet, NotificationViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
+from tasks.console import metrics, summaries
 
 # The supervisor console is Django's admin site, named for what it is. Without the app list beside every page (the
 # breadcrumbs and the index lead everywhere) a changelist keeps all its columns in view at common widths.
@@ -36,6 +36,7 @@ router.register("workflow/definitions", DefinitionViewSet, basename="definition"
 router.register("workflow/processes", ProcessViewSet, basename="process")
 router.register("queues", QueueViewSet, basename="queue")
 router.register("cases", CaseViewSet, basename="case")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 # The API first: Django tries the patterns in order on every request, and the API takes the most requests
 # (otherwise claim-next would be matched only after every page's pattern had failed).
@@ -48,6 +49,7 @@ urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/summaries/preview/", admin.site.admin_view(summaries.summary_preview), name="summary-preview"),
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(url="/inbox/", permanent=False), name="home"),
     path("inbox/", task_pages.inbox, name="inbox"),
@@ -57,6 +59,9 @@ urlpatterns = [
     path("tasks/<int:task_id>/release/", task_pages.task_release, name="task-page-release"),
     path("tasks/<int:task_id>/complete/", task_pages.task_complete, name="task-page-complete"),
     path("tasks/<int:task_id>/comment/", task_pages.task_comment, name="task-page-comment"),
+    path("notifications/", task_pages.notification_list, name="notification-list"),
+    path("notifications/read-all/", task_pages.notifications_read_all, name="notifications-read-all"),
+    path("notifications/<int:notification_id>/open/", task_pages.notification_open, name="notification-open"),
     path("cases/", case_pages.case_list, name="case-list"),
     path("cases/<int:case_id>/", case_pages.case_page, name="case-page"),
 ]
