@@ -47,7 +47,8 @@ def task_link(task_id: int) -> str:
 
 
 def task_label(task_id: int, name: str) -> str:
-    return f"task #{task_id} “{name}”"
+    """How a notice names a task: its number and name (never its case's allegations or a sealed field)."""
+    return f"#{task_id} “{name}”"
 
 
 def notifications_create(*, notices: Iterable[Notice], now: datetime | None = None) -> int:
@@ -73,7 +74,7 @@ def task_assigned_notify(*, task, assignee_id: int, reason: str) -> None:
             Notice(
                 recipient_id=assignee_id,
                 kind=NotificationKind.TASK_ASSIGNED,
-                text=f"{task_label(task.pk, task.name).capitalize()} in queue {queue} was assigned to you ({reason}).",
+                text=f"Task {task_label(task.pk, task.name)} in queue {queue} was assigned to you ({reason}).",
                 link=task_link(task.pk),
             )
         ]

@@ -138,10 +138,10 @@ def _escalation_notices(rows, level: EscalationLevel) -> list[Notice]:
         label = task_label(task_id, name)
         if old_assignee_id is not None:
             if at_risk:
-                text = f"Your {label} in queue {old_queue} is due within {level.hours:g} hours."
+                text = f"Your task {label} in queue {old_queue} is due within {level.hours:g} hours."
             else:
                 where = f", moved to queue {queue_name}" if queue_name != old_queue else ""
-                text = f"Your {label} in queue {old_queue} was escalated to level {level.level}{where}."
+                text = f"Your task {label} in queue {old_queue} was escalated to level {level.level}{where}."
             kind = NotificationKind.TASK_AT_RISK if at_risk else NotificationKind.TASK_ESCALATED
             notices.append(Notice(old_assignee_id, kind, text, task_link(task_id)))
         if assignee_id is not None and assignee_id != old_assignee_id:
@@ -149,7 +149,7 @@ def _escalation_notices(rows, level: EscalationLevel) -> list[Notice]:
                 Notice(
                     assignee_id,
                     NotificationKind.TASK_ASSIGNED,
-                    f"{label.capitalize()} in queue {queue_name} was assigned to you (SLA escalation level {level.level}).",
+                    f"Task {label} in queue {queue_name} was assigned to you (SLA escalation level {level.level}).",
                     task_link(task_id),
                 )
             )
