@@ -4,6 +4,7 @@ recipient only."""
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from entitlements.row_scope import acting_as
@@ -23,7 +24,6 @@ from tasks.services import task_claim
 from tasks.sla.alerts import capacity_alerts_raise
 from tasks.sla.escalation import escalate_overdue_tasks
 from tests.factories import UserFactory
-from tests.pages.conftest import page_as  # noqa: F401  (logged-in page clients)
 
 pytestmark = pytest.mark.django_db
 
@@ -223,7 +223,13 @@ def test_the_purge_keeps_recent_and_unread_ones_and_deletes_old_read_and_very_ol
 # --- pages -------------------------------------------------------------------------------------------------------------
 
 
-def test_the_bell_shows_the_unread_count_on_the_inbox(page_as, caseworker_alice):
+def page_as(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_bell_shows_the_unread_count_on_the_inbox(caseworker_alice):
     notify(caseworker_alice)
     notify(caseworker_alice)
 
@@ -232,7 +238,7 @@ def test_the_bell_shows_the_unread_count_on_the_inbox(page_as, caseworker_alice)
     assert 'aria-label="Notifications, 2 unread"' in page
 
 
-def test_opening_a_notification_marks_it_read_and_goes_to_its_link(page_as, caseworker_alice):
+def test_opening_a_notification_marks_it_read_and_goes_to_its_link(caseworker_alice):
     notification = notify(caseworker_alice, link="/inbox/queues/")
 
     response = page_as(caseworker_alice).post(f"/notifications/{notification.pk}/open/")
@@ -242,9 +248,7 @@ def test_opening_a_notification_marks_it_read_and_goes_to_its_link(page_as, case
     assert notification.read_at is not None
 
 
-def test_opening_another_users_notification_is_404_and_leaves_it_unread(
-    page_as, caseworker_alice, fraud_investigator_bob
-):
+def test_opening_another_users_notification_is_404_and_leaves_it_unread(caseworker_alice, fraud_investigator_bob):
     notification = notify(caseworker_alice)
 
     response = page_as(fraud_investigator_bob).post(f"/notifications/{notification.pk}/open/")
@@ -254,7 +258,7 @@ def test_opening_another_users_notification_is_404_and_leaves_it_unread(
     assert notification.read_at is None
 
 
-def test_the_list_page_shows_only_ones_own(page_as, caseworker_alice, fraud_investigator_bob):
+def test_the_list_page_shows_only_ones_own(caseworker_alice, fraud_investigator_bob):
     notify(caseworker_alice, "Alice's notice")
     notify(fraud_investigator_bob, "Bob's notice")
 
@@ -263,7 +267,7 @@ def test_the_list_page_shows_only_ones_own(page_as, caseworker_alice, fraud_inve
     assert "Bob&#x27;s notice" in page and "Alice" not in page
 
 
-def test_mark_all_read_reads_only_ones_own(page_as, caseworker_alice, fraud_investigator_bob):
+def test_mark_all_read_reads_only_ones_own(caseworker_alice, fraud_investigator_bob):
     notify(caseworker_alice)
     notify(fraud_investigator_bob)
 
@@ -273,7 +277,7 @@ def test_mark_all_read_reads_only_ones_own(page_as, caseworker_alice, fraud_inve
     assert unread_count(user=caseworker_alice) == 1
 
 
-def test_the_console_header_shows_the_bell(page_as, supervisor_sam):
+def test_the_console_header_shows_the_bell(supervisor_sam):
     notify(supervisor_sam)
 
     page = page_as(supervisor_sam).get("/admin/").content.decode()
