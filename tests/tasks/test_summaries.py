@@ -143,3 +143,24 @@ def test_the_console_previews_ones_own_summary_and_only_a_superuser_picks_anothe
     assert own.status_code == 200
     assert "Intake late one" in own.content.decode() and "Weekly summary" in own.content.decode()
     assert other.status_code == 404
+
+
+def test_beat_schedules_daily_and_weekly_summaries_and_the_purge_as_registered_jobs():
+    import json
+
+    from django_celery_beat.models import PeriodicTask
+
+    from workflow_project.celery import app
+
+    app.loader.import_default_modules()
+    jobs = {
+        job.name: (job.task, json.loads(job.kwargs), job.crontab.day_of_week)
+        for job in PeriodicTask.objects.filter(task__in=["workflow.send_summaries", "workflow.purge_notifications"])
+    }
+
+    assert jobs == {
+        "Daily summary emails": ("workflow.send_summaries", {"period": "daily"}, "*"),
+        "Weekly summary emails": ("workflow.send_summaries", {"period": "weekly"}, "1"),
+        "Purge old notifications": ("workflow.purge_notifications", {}, "*"),
+    }
+    assert {"workflow.send_summaries", "workflow.send_summary", "workflow.purge_notifications"} <= set(app.tasks)
