@@ -32,6 +32,7 @@ TEXT_CHARS = 500
 # The bell counts at most this many unread ones ("99+" past it): the count reads only what it shows.
 UNREAD_COUNT_CAP = 100
 LIST_LIMIT = 100
+MAX_ID = 2**63 - 1  # bigint: a larger id in a URL names nothing, rather than failing in PostgreSQL
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ def unread_count(*, user) -> int:
 
 def notification_for_user(*, user, notification_id: int, for_update: bool = False) -> Notification:
     """Fetch one of the user's notifications; anyone else's does not exist for them (NotFound)."""
+    if not 0 < notification_id <= MAX_ID:
+        raise NotFound(f"notification {notification_id} not found", code="notification_not_found")
     queryset = notifications_for(user=user)
     if for_update:
         queryset = queryset.select_for_update()

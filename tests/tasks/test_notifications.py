@@ -307,3 +307,10 @@ def test_the_api_marks_ones_own_read_and_404s_anothers(api_as, caseworker_alice,
 
     assert refused.status_code == 404 and refused.json()["code"] == "notification_not_found"
     assert notifications_for(user=caseworker_alice).get().read_at is None
+
+
+def test_an_id_past_any_bigint_is_404_on_the_page_and_the_api(api_as, caseworker_alice):
+    huge = 10**20
+
+    assert page_as(caseworker_alice).post(f"/notifications/{huge}/open/").status_code == 404
+    assert api_as(caseworker_alice).post(f"/api/notifications/{huge}/read").status_code == 404
