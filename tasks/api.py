@@ -682,10 +682,12 @@ class NotificationSerializer(serializers.ModelSerializer):
 
 class NotificationViewSet(viewsets.GenericViewSet):
     """The caller's own notifications (a task pushed to them, their task escalated or at risk, SLA breaches and
-    full queues they supervise), newest first; another user's is 404. Kept for a few days (README)."""
+    full queues they supervise), the newest 100 first; another user's is 404. Kept for a few days (README)."""
 
     serializer_class = NotificationSerializer
     filter_backends = []
+    # Short-lived and few: the newest LIST_LIMIT in one answer, no pages.
+    pagination_class = None
     lookup_value_regex = r"[0-9]+"
 
     def get_queryset(self):
@@ -699,8 +701,7 @@ class NotificationViewSet(viewsets.GenericViewSet):
         queryset = self.get_queryset()
         if request.query_params.get("unread", "").lower() in ("1", "true"):
             queryset = queryset.filter(read_at__isnull=True)
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(NotificationSerializer(page, many=True).data)
+        return Response(NotificationSerializer(queryset[: notifications.LIST_LIMIT], many=True).data)
 
     @extend_schema(request=None, responses={200: NotificationSerializer, **errors(401, 404)})
     @action(detail=True, methods=["post"])

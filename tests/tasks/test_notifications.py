@@ -294,7 +294,7 @@ def test_the_api_lists_only_the_callers_notifications(api_as, caseworker_alice, 
 
     body = api_as(fraud_investigator_bob).get("/api/notifications/").json()
 
-    assert [(n["id"], n["text"], n["read"]) for n in body["results"]] == [(mine.pk, "mine", False)]
+    assert [(n["id"], n["text"], n["read"]) for n in body] == [(mine.pk, "mine", False)]
 
 
 def test_the_api_marks_ones_own_read_and_404s_anothers(api_as, caseworker_alice, fraud_investigator_bob):
