@@ -63,6 +63,9 @@ CONTRACT_OPERATIONS = TASK_OPERATIONS | {
     "POST /api/workflow/definitions/",
     "POST /api/workflow/processes/",
     "GET /api/workflow/processes/{id}/",
+    # Issue 26: the caller's own in-app notifications.
+    "GET /api/notifications/",
+    "POST /api/notifications/{id}/read/",
 }
 
 CHECKS = {
