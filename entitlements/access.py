@@ -141,6 +141,18 @@ def users_with(*, capability: str, queue, at: datetime | None = None) -> QuerySe
     return user_model.objects.filter(pk__in=RawSQL(USER_IDS_SQL, (queue.pk, granting, at or timezone.now())))
 
 
+SUPERVISOR_IDS_SQL = "SELECT g.user_id FROM entitlements.queue_grants(%s::text[], %s) g"
+
+
+def supervisors(*, at: datetime | None = None) -> QuerySet:
+    """Active users who supervise at least one queue at `at` (default: now), by the same rule (the summary emails)."""
+    user_model = apps.get_model("entitlements", "User")
+    granting = list(GRANTING_CAPABILITIES[Capability.SUPERVISE])
+    return user_model.objects.filter(
+        is_active=True, pk__in=RawSQL(SUPERVISOR_IDS_SQL, (granting, at or timezone.now()))
+    )
+
+
 def console_shows_every_row(*, user) -> bool:
     """Whether the supervisor console lists every row for `user` instead of the rows of queues they supervise.
 

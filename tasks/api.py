@@ -22,12 +22,13 @@ from entitlements.detail_reads import detail_read_record, detail_read_refusal_re
 from entitlements.models import DetailReadChannel, DetailReadObject, User
 from queues.models import WorkflowQueue
 
-from . import selectors, services
+from . import notifications, selectors, services
 from .bpmn import workflows
 from .forecast import services as forecast_services
 from .models import (
     MAX_PRIORITY,
     MIN_PRIORITY,
+    Notification,
     ProcessInstance,
     TaskHistory,
     TaskRisk,
@@ -701,3 +702,49 @@ class ProcessViewSet(viewsets.GenericViewSet):
         if instance is None:
             raise NotFound(f"process {pk} not found", code="process_not_found")
         return Response(ProcessSerializer(instance).data)
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    """One of the caller's in-app notifications: what happened, where to look, and whether it was read."""
+
+    id = serializers.IntegerField(source="notification_id", read_only=True)
+    read = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Notification
+        fields = ["id", "kind", "text", "link", "created_at", "read", "read_at"]
+        read_only_fields = fields
+
+    def get_read(self, notification) -> bool:
+        return notification.read_at is not None
+
+
+class NotificationViewSet(viewsets.GenericViewSet):
+    """The caller's own notifications (a task pushed to them, their task escalated or at risk, SLA breaches and
+    full queues they supervise), the newest 100 first; another user's is 404. Kept for a few days (README)."""
+
+    serializer_class = NotificationSerializer
+    filter_backends = []
+    # Short-lived and few: the newest LIST_LIMIT in one answer, no pages.
+    pagination_class = None
+    lookup_value_regex = r"[0-9]+"
+
+    def get_queryset(self):
+        return notifications.notifications_for(user=self.request.user)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("unread", bool, description="Only the unread ones.")],
+        responses={200: NotificationSerializer(many=True), **errors(401)},
+    )
+    def list(self, request):
+        queryset = self.get_queryset()
+        if request.query_params.get("unread", "").lower() in ("1", "true"):
+            queryset = queryset.filter(read_at__isnull=True)
+        return Response(NotificationSerializer(queryset[: notifications.LIST_LIMIT], many=True).data)
+
+    @extend_schema(request=None, responses={200: NotificationSerializer, **errors(401, 404)})
+    @action(detail=True, methods=["post"])
+    def read(self, request, pk=None):
+        """Mark the notification read (again: no change)."""
+        notification = notifications.notification_mark_read(user=request.user, notification_id=int(pk))
+        return Response(NotificationSerializer(notification).data)

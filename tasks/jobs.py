@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from core.jobs import JOB_OPTIONS
+from core.jobs import JOB_OPTIONS, TRANSIENT
+from entitlements.models import User
 from entitlements.row_scope import system_scope
 
 from .bpmn.workflows import process_fire_due_timers
+from .console.summaries import PERIODS, summary_recipients, summary_send
 from .external.handlers import external_task_handler_run, external_task_handlers_dispatch
 from .forecast.services import task_risks_refresh
 from .history_partitioning import task_history_partitions_ensure
+from .notifications import notifications_purge
 from .services import rebalance_queue_loads
-from .sla.alerts import capacity_alerts_raise, sla_risk_alerts_raise
+from .sla.alerts import DELIVERY_BACKOFF_SECONDS, DELIVERY_ERRORS, capacity_alerts_raise, sla_risk_alerts_raise
 from .sla.archive import completed_tasks_archive
 from .sla.escalation import escalate_overdue_tasks
 from .sla.maintenance import refresh_dashboards as dashboards_refresh
@@ -99,3 +102,37 @@ def dispatch_external_task_handlers() -> dict:
 @shared_task(name="workflow.run_external_task_handler", **JOB_OPTIONS)
 def run_external_task_handler(**item) -> dict:
     return {"external_task_id": item["external_task_id"], "outcome": external_task_handler_run(**item)}
+
+
+@shared_task(name="workflow.purge_notifications", **JOB_OPTIONS)
+def purge_notifications() -> dict:
+    """Daily: in-app notifications are short-lived (settings NOTIFICATIONS_KEEP_READ_DAYS, NOTIFICATIONS_KEEP_DAYS)."""
+    return {"deleted": notifications_purge()}
+
+
+@shared_task(name="workflow.send_summaries", **JOB_OPTIONS)
+def send_summaries(period: str) -> dict:
+    """Beat, daily and weekly: one send job per supervisor (tasks/console/summaries.py), so a failed send is retried
+    alone and a slow mail server holds up no other job."""
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {', '.join(PERIODS)}, not {period!r}")
+    recipients = [user.pk for user in summary_recipients()]
+    for user_id in recipients:
+        send_summary.delay(user_id, period)
+    return {"period": period, "queued": len(recipients)}
+
+
+SEND_JOB_OPTIONS = {
+    **JOB_OPTIONS,
+    "autoretry_for": TRANSIENT + DELIVERY_ERRORS,
+    "retry_backoff": DELIVERY_BACKOFF_SECONDS,
+}
+
+
+@shared_task(name="workflow.send_summary", **SEND_JOB_OPTIONS)
+def send_summary(user_id: int, period: str) -> dict:
+    """One supervisor's summary email, sent outside any transaction; retried with backoff on a failed send."""
+    with system_scope():
+        user = User.objects.filter(pk=user_id).first()
+    sent = user is not None and summary_send(user=user, period=period)
+    return {"user": user_id, "period": period, "sent": sent}

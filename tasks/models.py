@@ -844,3 +844,49 @@ class TaskRisk(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.task_id} {self.breach_probability:.0%}"
+
+
+# --- In-app notifications ---------------------------------------------------------------------------------------
+# What happened that one user should know: a task pushed to them, their task escalated or at risk, an SLA breach or
+# a queue over capacity in a queue they supervise (tasks/notifications.py). Short-lived: a daily job deletes them.
+
+
+class NotificationKind(models.TextChoices):
+    TASK_ASSIGNED = "TASK_ASSIGNED", "Task assigned to you"
+    TASK_ESCALATED = "TASK_ESCALATED", "Your task escalated"
+    TASK_AT_RISK = "TASK_AT_RISK", "Your task is at risk"
+    SLA_BREACH = "SLA_BREACH", "SLA breach"
+    CAPACITY = "CAPACITY", "Queue over capacity"
+
+
+class Notification(models.Model):
+    """One notice to one user. Row-level security shows a user only their own (tasks/sql/notifications_*.sql)."""
+
+    notification_id = models.BigAutoField(primary_key=True)
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=20, choices=NotificationKind.choices)
+    text = models.CharField(max_length=500)
+    link = models.CharField(max_length=300, blank=True, help_text="A path on this site that the notice is about.")
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = 'flowable"."notifications'
+        ordering = ["-created_at", "-notification_id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=NotificationKind.values), name="notification_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(link="") | Q(link__startswith="/"), name="notification_link_on_this_site"
+            ),
+        ]
+        indexes = [
+            # The list page and the API: a user's newest first.
+            models.Index(fields=["recipient", "-created_at"], name="idx_notifications_recipient"),
+            # The bell's count on every page: a user's unread ones only.
+            models.Index(fields=["recipient"], condition=Q(read_at__isnull=True), name="idx_notifications_unread"),
+            # The purge: oldest first.
+            models.Index(fields=["created_at"], name="idx_notifications_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.recipient_id}"

@@ -38,6 +38,7 @@ from .bpmn.forms import (
 )
 from .locks import process_instances_for_update, queues_for_update, queues_lock, tasks_for_update
 from .models import MAX_PRIORITY, MIN_PRIORITY, TaskEventType, TaskHistory, TaskStatus, WorkflowTask
+from .notifications import task_assigned_notify
 from .selectors import task_for_user
 
 MAX_NAME_LENGTH = 300
@@ -206,6 +207,7 @@ def _push(task: WorkflowTask, queue: WorkflowQueue, *, user, via_account) -> Non
         new={"status": TaskStatus.CLAIMED, "assignee": assignee.get_username()},
         comment=f"routed by {queue.routing_strategy.lower()}",
     )
+    task_assigned_notify(task=task, assignee_id=assignee.pk, reason=f"routed by {queue.routing_strategy.lower()}")
 
 
 def task_insert(

@@ -32,7 +32,7 @@ from entitlements.detail_reads import detail_read_record, detail_read_refusal_re
 from entitlements.models import Capability, DetailReadChannel, DetailReadObject
 from queues.selectors import queue_names_for_user
 
-from . import selectors, services
+from . import notifications, selectors, services
 from .forecast.selectors import tasks_at_risk
 from .models import MAX_PRIORITY, MIN_PRIORITY, ArchivedTask, TaskStatus
 
@@ -459,3 +459,42 @@ def task_comment(request, task_id: int):
         )
     messages.success(request, "Comment added.")
     return HttpResponseRedirect(reverse("task-page", args=[task_id]) + "#history")
+
+
+# --- notifications (tasks/notifications.py) -------------------------------------------------------------------------
+
+
+@require_GET
+def notification_list(request):
+    """The user's notifications, newest first: unread ones marked, each opened through its own form."""
+    items = list(notifications.notifications_for(user=request.user)[: notifications.LIST_LIMIT])
+    return render(
+        request,
+        "notifications/list.html",
+        {"items": items, "unread": sum(1 for n in items if n.read_at is None)},
+    )
+
+
+@require_http_methods(["POST"])
+def notification_open(request, notification_id: int):
+    """Mark the notification read and go to what it is about (the list when it links nowhere)."""
+    try:
+        notification = notifications.notification_mark_read(user=request.user, notification_id=notification_id)
+    except NotFound as error:
+        return not_found_page(request, error)
+    return HttpResponseRedirect(notification.link or reverse("notification-list"), status=303)
+
+
+@require_http_methods(["POST"])
+def notifications_read_all(request):
+    count = notifications.notifications_mark_all_read(user=request.user)
+    messages.success(request, f"Marked {count} notification{'s' if count != 1 else ''} read.")
+    return HttpResponseRedirect(reverse("notification-list"), status=303)
+
+
+def notification_bell(request) -> dict:
+    """Context processor: the header's unread count, counted only when a page shows the bell (a callable)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {"notifications_unread": functools.partial(notifications.unread_count, user=user)}

@@ -227,6 +227,7 @@ DELETE FROM onecms.case_events;
 DELETE FROM onecms.case_workflow_mapping;
 DELETE FROM onecms.case_subjects;
 DELETE FROM onecms.cases;
+DELETE FROM flowable.notifications;
 DELETE FROM flowable.task_history;
 DELETE FROM flowable.workflow_tasks;
 DELETE FROM flowable.process_incidents;

@@ -6,6 +6,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+import dj_email_url
 from django.core.exceptions import ImproperlyConfigured
 from django_guid.integrations import CeleryIntegration
 
@@ -197,6 +198,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "tasks.views.notification_bell",
             ],
         },
     },
@@ -347,6 +349,42 @@ WORK_CALENDAR_CACHE_SECONDS = int(os.environ.get("WORK_CALENDAR_CACHE_SECONDS", 
 # SLA-risk forecast (tasks/forecast/): a task is "at risk" when its probability of missing its due date is at least
 # this; the same figure the badge, the dashboard count, the API's at_risk and the metric use.
 SLA_RISK_THRESHOLD = float(os.environ.get("SLA_RISK_THRESHOLD", "0.5"))
+
+# --- Email ----------------------------------------------------------------------------
+# EMAIL_URL (parsed by dj-email-url: smtp://user:password@host:587/?tls=True, smtps://… for implicit TLS,
+# console:// or dummy://) or the plain EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD,
+# EMAIL_USE_TLS / EMAIL_USE_SSL; a plain variable wins over the same part of EMAIL_URL. With neither, mail is
+# written to the console (nothing leaves the machine: the demo, development, tests without a receiver).
+_email = dj_email_url.parse(os.environ["EMAIL_URL"]) if os.environ.get("EMAIL_URL") else {}
+_email_host = os.environ.get("EMAIL_HOST", _email.get("EMAIL_HOST") or "")
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    _email.get("EMAIL_BACKEND")
+    or (
+        "django.core.mail.backends.smtp.EmailBackend"
+        if _email_host
+        else "django.core.mail.backends.console.EmailBackend"
+    ),
+)
+EMAIL_HOST = _email_host or "localhost"
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT") or _email.get("EMAIL_PORT") or 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", _email.get("EMAIL_HOST_USER") or "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", _email.get("EMAIL_HOST_PASSWORD") or "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", bool(_email.get("EMAIL_USE_TLS")))
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", bool(_email.get("EMAIL_USE_SSL")))
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS (STARTTLS) and EMAIL_USE_SSL (implicit TLS) exclude each other")
+EMAIL_TIMEOUT = env_seconds("EMAIL_TIMEOUT", 10.0)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", _email.get("DEFAULT_FROM_EMAIL") or "workflow@localhost")
+SERVER_EMAIL = os.environ.get("SERVER_EMAIL", _email.get("SERVER_EMAIL") or DEFAULT_FROM_EMAIL)
+# The site's address as links in emails give it (summaries link to the console and to tasks).
+SITE_URL = os.environ.get("SITE_URL", "http://localhost:8000").rstrip("/")
+
+# --- Notifications (tasks/notifications.py) -------------------------------------------
+# In-app notifications are short-lived: a daily job deletes read ones after NOTIFICATIONS_KEEP_READ_DAYS and every
+# one after NOTIFICATIONS_KEEP_DAYS.
+NOTIFICATIONS_KEEP_READ_DAYS = int(os.environ.get("NOTIFICATIONS_KEEP_READ_DAYS", "7"))
+NOTIFICATIONS_KEEP_DAYS = int(os.environ.get("NOTIFICATIONS_KEEP_DAYS", "30"))
 
 # --- Authentication -------------------------------------------------------------------
 AUTH_USER_MODEL = "entitlements.User"

@@ -11,9 +11,9 @@ from cases import views as case_pages
 from cases.api import CaseViewSet
 from core import health
 from tasks import views as task_pages
-from tasks.api import DefinitionViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
+from tasks.api import DefinitionViewSet, NotificationViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
 from tasks.api_decisions import DecisionViewSet
-from tasks.console import metrics
+from tasks.console import metrics, summaries
 from tasks.console.pages import database_health_page, process_mining_index_page, process_mining_page
 from tasks.external import api as external_api
 
@@ -40,6 +40,7 @@ router.register("workflow/decisions", DecisionViewSet, basename="decision")
 router.register("workflow/processes", ProcessViewSet, basename="process")
 router.register("queues", QueueViewSet, basename="queue")
 router.register("cases", CaseViewSet, basename="case")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 # The API first: Django tries the patterns in order on every request, and the API takes the most requests
 # (otherwise claim-next would be matched only after every page's pattern had failed).
@@ -69,6 +70,7 @@ urlpatterns = [
         admin.site.admin_view(process_mining_page),
         name="process-mining-definition",
     ),
+    path("admin/summaries/preview/", admin.site.admin_view(summaries.summary_preview), name="summary-preview"),
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(url="/inbox/", permanent=False), name="home"),
     path("inbox/", task_pages.inbox, name="inbox"),
@@ -78,6 +80,9 @@ urlpatterns = [
     path("tasks/<int:task_id>/release/", task_pages.task_release, name="task-page-release"),
     path("tasks/<int:task_id>/complete/", task_pages.task_complete, name="task-page-complete"),
     path("tasks/<int:task_id>/comment/", task_pages.task_comment, name="task-page-comment"),
+    path("notifications/", task_pages.notification_list, name="notification-list"),
+    path("notifications/read-all/", task_pages.notifications_read_all, name="notifications-read-all"),
+    path("notifications/<int:notification_id>/open/", task_pages.notification_open, name="notification-open"),
     path("cases/", case_pages.case_list, name="case-list"),
     path("cases/<int:case_id>/", case_pages.case_page, name="case-page"),
 ]

@@ -3,9 +3,10 @@ them to their channels.
 
 Raising is set-based and idempotent in the database: each alert has a dedupe_key (`sla:{task_id}:{level}`,
 `capacity:{queue}:{YYYY-mm-ddTHH}` in UTC, `sla_risk:{task_id}:{due date epoch}`) under a UNIQUE constraint, and
-one `INSERT ... ON CONFLICT DO NOTHING` inserts only the new ones. The same statement gives each new alert one PENDING delivery per enabled channel that
-takes its kind; the Celery job `workflow.deliver_alert` sends each after commit, retrying with backoff, and
-`alert_deliver` records every attempt. No network call happens inside a transaction.
+one `INSERT ... ON CONFLICT DO NOTHING` inserts only the new ones. The same statement gives each new alert one PENDING
+delivery per enabled channel that takes its kind, and an in-app notification to each supervisor of its queue
+(tasks/notifications.py); the Celery job `workflow.deliver_alert` sends each delivery after commit, retrying with
+backoff, and `alert_deliver` records every attempt. No network call happens inside a transaction.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.jobs import JOB_OPTIONS, TRANSIENT
+from entitlements.row_scope import system_scope
 from tasks.models import (
     Alert,
     AlertChannel,
@@ -77,8 +79,18 @@ DEFAULT_RULES = {
     },
 }
 
-# New alerts come back from the first CTE; the second gives each one delivery per enabled channel of its kind.
+# New alerts come back from the first CTE; the second gives each one delivery per enabled channel of its kind; the
+# third tells the supervisors of the alert's queue in the app (tasks/notifications.py), linking to its task or queue.
 DELIVERIES_SQL = """
+), notified AS (
+    INSERT INTO flowable.notifications (recipient_id, kind, text, link, created_at)
+    SELECT s.user_id, raised.kind, left(raised.summary, 500),
+           CASE WHEN raised.task_id IS NOT NULL THEN '/tasks/' || raised.task_id || '/'
+                ELSE '/inbox/queues/?queue=' || raised.queue_name END,
+           %(now)s
+      FROM raised
+      JOIN queues.workflow_queues q ON q.queue_name = raised.queue_name
+     CROSS JOIN LATERAL entitlements.user_ids_with(q.queue_id, ARRAY['supervise'], %(now)s) AS s(user_id)
 ), deliveries AS (
     INSERT INTO flowable.alert_deliveries (alert_id, channel_id, status, attempts, last_error, created_at)
     SELECT raised.alert_id, c.channel_id, 'PENDING', 0, '', %(now)s
@@ -105,7 +117,7 @@ WITH raised AS (
        AND q.current_load::bigint * 100 > %(threshold)s::bigint * q.max_capacity
      ORDER BY q.queue_name
         ON CONFLICT (dedupe_key) DO NOTHING
-    RETURNING alert_id, kind
+    RETURNING alert_id, kind, queue_name, task_id, summary
 """
     + DELIVERIES_SQL
 )
@@ -128,7 +140,7 @@ WITH raised AS (
       JOIN flowable.workflow_tasks t ON t.task_id = o.task_id
      ORDER BY t.task_id, o.level
         ON CONFLICT (dedupe_key) DO NOTHING
-    RETURNING alert_id, kind
+    RETURNING alert_id, kind, queue_name, task_id, summary
 """
     + DELIVERIES_SQL
 )
@@ -168,7 +180,8 @@ def _rule(kind: AlertKind) -> AlertRule:
 
 def _raise(sql: str, params: dict) -> int:
     """Run one raising statement; enqueue the new deliveries once the transaction commits. Returns new alerts."""
-    with connection.cursor() as cursor:
+    # The system's write: it tells supervisors other than whoever runs it (tasks/notifications.py).
+    with system_scope(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         alerts, delivery_ids = cursor.fetchone()
     if delivery_ids:

@@ -31,7 +31,8 @@ from queues.escalation import EscalationLevel, parse_rules
 from queues.locks import queues_lock
 from queues.models import WorkflowQueue
 from tasks import signals
-from tasks.models import WorkflowTask
+from tasks.models import NotificationKind, WorkflowTask
+from tasks.notifications import Notice, notifications_create, task_label, task_link
 from tasks.sla.alerts import sla_breach_alerts_raise
 
 TRIGGER_SQL = {
@@ -72,7 +73,7 @@ WITH due AS (
            updated_at = %(now)s
       FROM due, flowable.workflow_tasks old
      WHERE t.task_id = due.task_id AND old.task_id = due.task_id
- RETURNING t.task_id, t.process_instance_id, t.queue_name, t.status, t.priority,
+ RETURNING t.task_id, t.process_instance_id, t.queue_name, t.status, t.priority, t.name,
            old.queue_name AS old_queue, old.status AS old_status, old.priority AS old_priority,
            old.assignee_id AS old_assignee_id, t.assignee_id
 ), loads AS (
@@ -94,7 +95,7 @@ WITH due AS (
            %(comment)s, %(now)s
       FROM changed
 )
-SELECT task_id, process_instance_id, old_queue, queue_name FROM changed
+SELECT task_id, process_instance_id, old_queue, queue_name, name, old_assignee_id, assignee_id FROM changed
 """
 
 
@@ -126,6 +127,33 @@ def _count_due(queue: WorkflowQueue, level: EscalationLevel, now: datetime) -> i
             {"queue": queue.queue_name, "previous_level": level.level - 1, "now": now, "seconds": level.hours * 3600},
         )
         return cursor.fetchone()[0]
+
+
+def _escalation_notices(rows, level: EscalationLevel) -> list[Notice]:
+    """Tell each escalated task's assignee (at risk when the level fires before the due date), and a supervisor
+    the level hands the task to that it is theirs now."""
+    at_risk = level.trigger == "before_due"
+    notices = []
+    for task_id, _, old_queue, queue_name, name, old_assignee_id, assignee_id in rows:
+        label = task_label(task_id, name)
+        if old_assignee_id is not None:
+            if at_risk:
+                text = f"Your task {label} in queue {old_queue} is due within {level.hours:g} hours."
+            else:
+                where = f", moved to queue {queue_name}" if queue_name != old_queue else ""
+                text = f"Your task {label} in queue {old_queue} was escalated to level {level.level}{where}."
+            kind = NotificationKind.TASK_AT_RISK if at_risk else NotificationKind.TASK_ESCALATED
+            notices.append(Notice(old_assignee_id, kind, text, task_link(task_id)))
+        if assignee_id is not None and assignee_id != old_assignee_id:
+            notices.append(
+                Notice(
+                    assignee_id,
+                    NotificationKind.TASK_ASSIGNED,
+                    f"Task {label} in queue {queue_name} was assigned to you (SLA escalation level {level.level}).",
+                    task_link(task_id),
+                )
+            )
+    return notices
 
 
 @transaction.atomic
@@ -181,9 +209,10 @@ def escalate_overdue_tasks(*, now: datetime | None = None, dry_run: bool = False
                 continue
             moved = [
                 {"task_id": task_id, "process_instance_id": instance_id, "from_queue": old, "to_queue": new}
-                for task_id, instance_id, old, new in rows
+                for task_id, instance_id, old, new, *_ in rows
                 if old != new
             ]
+            notifications_create(notices=_escalation_notices(rows, level), now=now)
             if moved:
                 signals.tasks_moved_in_bulk.send(
                     sender=WorkflowTask, moves=moved, reason=f"SLA escalation level {level.level}", at=now

@@ -72,6 +72,9 @@ CONTRACT_OPERATIONS = TASK_OPERATIONS | {
     "POST /api/workflow/external-tasks/{id}/failure",
     "POST /api/workflow/external-tasks/{id}/bpmn-error",
     "POST /api/workflow/external-tasks/{id}/extend-lock",
+    # Issue 26: the caller's own in-app notifications.
+    "GET /api/notifications/",
+    "POST /api/notifications/{id}/read/",
 }
 
 CHECKS = {
