@@ -84,6 +84,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "due_date",
             "overdue",
             "escalation_level",
+            "suspended",
             "required_skills",
             "candidate_groups",
             "variables",
@@ -596,6 +597,17 @@ class ProcessStartSerializer(serializers.Serializer):
     variables = VariablesField(required=False, default=dict)
 
 
+class ProcessLifecycleSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
+
+
+PROCESS_LIFECYCLE_ERRORS = {
+    **errors(400, 401),
+    404: OpenApiResponse(ErrorSerializer, description="No such process instance with a task in a queue you supervise."),
+    409: OpenApiResponse(ErrorSerializer, description="The instance's state forbids it (`process_not_running`, ...)."),
+}
+
+
 class DefinitionViewSet(viewsets.GenericViewSet):
     """Deployed BPMN definitions, newest version first."""
 
@@ -662,3 +674,30 @@ class ProcessViewSet(viewsets.GenericViewSet):
         if instance is None:
             raise NotFound(f"process {pk} not found", code="process_not_found")
         return Response(ProcessSerializer(instance).data)
+
+    def lifecycle(self, request, pk, service):
+        """Suspend, resume or cancel: supervisors of a queue the instance has tasks in; anyone else gets 404."""
+        data = TaskViewSet.validated(ProcessLifecycleSerializer, request) if request.data else {"reason": ""}
+        instance = service(
+            user=request.user, process_instance_id=int(pk), reason=data["reason"], via_account=via(request)
+        )
+        return Response(ProcessSerializer(instance).data)
+
+    @extend_schema(request=ProcessLifecycleSerializer, responses={200: ProcessSerializer, **PROCESS_LIFECYCLE_ERRORS})
+    @action(detail=True, methods=["post"])
+    def suspend(self, request, pk=None):
+        """Suspend the instance: its tasks can be neither claimed nor completed, its timers wait (409 if not
+        running)."""
+        return self.lifecycle(request, pk, workflows.process_suspend)
+
+    @extend_schema(request=ProcessLifecycleSerializer, responses={200: ProcessSerializer, **PROCESS_LIFECYCLE_ERRORS})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Resume a suspended instance (409 `process_not_suspended` otherwise)."""
+        return self.lifecycle(request, pk, workflows.process_resume)
+
+    @extend_schema(request=ProcessLifecycleSerializer, responses={200: ProcessSerializer, **PROCESS_LIFECYCLE_ERRORS})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel the instance and close its open tasks (409 `process_ended` once it has ended)."""
+        return self.lifecycle(request, pk, workflows.process_cancel)

@@ -221,6 +221,12 @@ class WorkflowTask(models.Model):
     priority = models.IntegerField(default=DEFAULT_PRIORITY)
     due_date = models.DateTimeField(null=True, blank=True)
     escalation_level = models.IntegerField(default=0)
+    # Kept on the task, not read from its instance, so claim-next passes over the task in its own index probe
+    # (flowable.claim_next_task) without a join per probe; process_suspend / process_resume set and clear it on
+    # the instance's active tasks, under the locks of both.
+    suspended = models.BooleanField(
+        default=False, db_default=False, help_text="Its process instance is suspended: no claim, no completion."
+    )
     required_skills = ArrayField(models.SlugField(max_length=50), default=list, blank=True)
     variables = SealedValuesJSONField(default=dict, blank=True)
     form_fields = models.JSONField(default=list, blank=True, help_text="The userTask's declared form fields.")
@@ -322,6 +328,8 @@ class TaskEventType(models.TextChoices):
     PRIORITY_CHANGED = "PRIORITY_CHANGED"
     CANCELLED = "CANCELLED"
     COMMENTED = "COMMENTED"
+    SUSPENDED = "SUSPENDED"  # its process instance was suspended: it cannot be claimed or completed
+    RESUMED = "RESUMED"
 
 
 class TaskHistory(models.Model):
@@ -404,6 +412,7 @@ class ArchivedTask(models.Model):
     priority = models.IntegerField()
     due_date = models.DateTimeField(null=True)
     escalation_level = models.IntegerField()
+    suspended = models.BooleanField(default=False)
     required_skills = ArrayField(models.CharField(max_length=50))
     variables = SealedValuesJSONField()
     form_fields = models.JSONField()

@@ -63,6 +63,9 @@ CONTRACT_OPERATIONS = TASK_OPERATIONS | {
     "POST /api/workflow/definitions/",
     "POST /api/workflow/processes/",
     "GET /api/workflow/processes/{id}/",
+    "POST /api/workflow/processes/{id}/suspend/",
+    "POST /api/workflow/processes/{id}/resume/",
+    "POST /api/workflow/processes/{id}/cancel/",
 }
 
 CHECKS = {
