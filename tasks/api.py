@@ -22,7 +22,7 @@ from entitlements.models import DetailReadChannel, DetailReadObject, User
 from queues.models import WorkflowQueue
 
 from . import selectors, services
-from .bpmn import workflows
+from .bpmn import messages, workflows
 from .models import (
     MAX_PRIORITY,
     MIN_PRIORITY,
@@ -701,3 +701,72 @@ class ProcessViewSet(viewsets.GenericViewSet):
     def cancel(self, request, pk=None):
         """Cancel the instance and close its open tasks (409 `process_ended` once it has ended)."""
         return self.lifecycle(request, pk, workflows.process_cancel)
+
+
+class MessageSerializer(serializers.Serializer):
+    message_name = serializers.CharField(
+        max_length=messages.MAX_MESSAGE_NAME_LENGTH, help_text="The bpmn:message's name."
+    )
+    business_key = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Only the instance with this business key; the new instance's, when the message starts one.",
+    )
+    correlation_keys = VariablesField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Process variables the waiting instance must hold with these values.",
+    )
+    variables = VariablesField(required=False, default=dict, help_text="Merged into the process variables.")
+
+
+class MessageResultSerializer(serializers.Serializer):
+    started = serializers.BooleanField(help_text="True: the message started this instance (201).")
+    process = ProcessSerializer()
+
+
+class MessageViewSet(viewsets.GenericViewSet):
+    """Messages to process instances: delivered to the one waiting for it, or starting a process."""
+
+    serializer_class = MessageSerializer
+    filter_backends = []
+    pagination_class = None
+
+    def get_queryset(self):
+        return ProcessInstance.objects.none()
+
+    @extend_schema(
+        request=MessageSerializer,
+        responses={
+            200: OpenApiResponse(MessageResultSerializer, description="A waiting instance caught the message."),
+            201: OpenApiResponse(MessageResultSerializer, description="The message started a new instance."),
+            **errors(400, 401, 403),
+            404: OpenApiResponse(
+                ErrorSerializer,
+                description="`message_not_correlated`: no running instance you may act on waits for it, and no "
+                "process starts with it.",
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="`message_ambiguous`: several instances wait for it (narrow with business_key or "
+                "correlation_keys), or several processes start with it.",
+            ),
+        },
+    )
+    def create(self, request):
+        data = TaskViewSet.validated(MessageSerializer, request)
+        outcome = messages.message_correlate(
+            user=request.user,
+            message_name=data["message_name"],
+            business_key=data["business_key"],
+            correlation_keys=data["correlation_keys"],
+            variables=data["variables"],
+            via_account=via(request),
+        )
+        return Response(
+            {"started": outcome.started, "process": ProcessSerializer(outcome.instance).data},
+            status=status.HTTP_201_CREATED if outcome.started else status.HTTP_200_OK,
+        )

@@ -91,6 +91,13 @@ class ProcessInstance(models.Model):
     status = models.CharField(max_length=20, choices=ProcessStatus.choices, default=ProcessStatus.RUNNING)
     sla_due_date = models.DateTimeField(null=True, blank=True)
     next_timer_due_at = models.DateTimeField(null=True, blank=True, help_text="When the engine's next timer falls due.")
+    waiting_messages = ArrayField(
+        models.CharField(max_length=200),
+        default=list,
+        blank=True,
+        help_text="Names of the messages the instance waits for (catch events, receive tasks, boundary events): "
+        "what POST /api/workflow/messages correlates by.",
+    )
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -112,6 +119,8 @@ class ProcessInstance(models.Model):
         indexes = [
             models.Index(fields=["sla_due_date"], name="process_sla_due_running", condition=Q(status="RUNNING")),
             models.Index(fields=["next_timer_due_at"], name="process_timer_due_running", condition=Q(status="RUNNING")),
+            # Message correlation: the running instances waiting for a message of that name.
+            GinIndex(fields=["waiting_messages"], name="process_waiting_messages", condition=Q(status="RUNNING")),
         ]
 
     def __str__(self) -> str:

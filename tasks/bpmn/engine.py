@@ -14,6 +14,9 @@ Interface (all functions keyword-only)::
         -> EngineRun
     fire_due_timers(*, spec: dict | LoadedSpec, state: dict, now: datetime) -> EngineRun
     cancel(*, spec: dict | LoadedSpec, state: dict) -> EngineRun
+    deliver_message(*, spec: dict | LoadedSpec, state: dict, message_name: str, variables: dict, now: datetime)
+        -> EngineRun                      MessageNotAwaited when nothing in the instance waits for it
+    start_by_message(*, spec: dict | LoadedSpec, message_name: str, variables: dict, now: datetime) -> EngineRun
     read_bpmn_document(*, bpmn_xml: str) -> lxml Element   the XML, parsed safely (for tasks/bpmn/diagram.py)
     element_states(*, spec: dict, state: dict) -> dict[str, str]   BPMN element id -> ELEMENT_ACTIVE | ELEMENT_COMPLETED
     validate_form_variables(*, form_fields: list[FormField], variables: dict) -> dict[str, str]
@@ -24,7 +27,7 @@ Interface (all functions keyword-only)::
                  documentation)
     FormField(id, label, type, required, enum_values: list[EnumValue], sensitive);  EnumValue(id, name)
     EngineRun(state, ready_user_tasks: list[ReadyUserTask], completed, variables, closed_task_ids,
-              opened_task_ids, next_timer_due_at)
+              opened_task_ids, next_timer_due_at, waiting_messages: list[str])
     ReadyUserTask(engine_task_id, task_definition_key, name, queue_name, candidate_groups, priority,
                   required_skills, form_fields, sla_hours, documentation)
 
@@ -34,6 +37,7 @@ Interface (all functions keyword-only)::
         ScriptLimitExceeded(detail, element_id, kind)  it was stopped at the CPU ("cpu") or memory ("memory") bound
       TaskNotReady(detail, element_id)      complete_task was given a task that is not open
       TaskDataError(detail, element_id, field_errors)  the variables do not fit the task's form
+      MessageNotAwaited(detail, element_id)  deliver_message / start_by_message: no element waits for it
 
 `spec` is ParsedDefinition.spec, stored once per definition version; `state` is EngineRun.state, stored per
 instance. The state never contains the spec, and no function mutates the dicts it is given, so a failed call
@@ -89,11 +93,21 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from .errors import BpmnError, EngineError, ScriptError, ScriptLimitExceeded, TaskDataError, TaskNotReady
+from .errors import (
+    BpmnError,
+    EngineError,
+    MessageNotAwaited,
+    ScriptError,
+    ScriptLimitExceeded,
+    TaskDataError,
+    TaskNotReady,
+)
 from .parsing import (
     BPMN_NS,
     BPMNDI_NS,
@@ -137,7 +151,10 @@ __all__ = [
     "element_states",
     "fire_due_timers",
     "LoadedSpec",
+    "MessageNotAwaited",
+    "deliver_message",
     "load_spec",
+    "start_by_message",
     "parse_definition",
     "read_bpmn_document",
     "start",
@@ -176,6 +193,7 @@ class EngineRun:
     closed_task_ids: list[str] = field(default_factory=list)  # open user tasks the engine closed in this call
     opened_task_ids: list[str] = field(default_factory=list)  # user tasks that became open in this call
     next_timer_due_at: datetime | None = None  # earliest pending timer, for the timer sweep
+    waiting_messages: list[str] = field(default_factory=list)  # names of the messages it waits for, sorted
 
 
 @dataclass(frozen=True)
@@ -260,6 +278,63 @@ def cancel(*, spec: dict | LoadedSpec, state: dict) -> EngineRun:
     open_before = _open_task_ids(workflow, spec)
     workflow.cancel()
     return _outcome(workflow, spec, open_before=open_before)
+
+
+def deliver_message(
+    *, spec: dict | LoadedSpec, state: dict, message_name: str, variables: dict, now: datetime
+) -> EngineRun:
+    """Deliver the message `message_name` with `variables` (merged into the process variables where it is
+    caught) to the element waiting for it, and run to the next wait state. MessageNotAwaited if none waits."""
+    _check_variables(variables)
+    loaded = load_spec(spec)
+    workflow = _restore(loaded, state, now=now)
+    open_before = _open_task_ids(workflow, loaded.spec)
+    _catch_message(workflow, message_name, variables)
+    return _outcome(workflow, loaded.spec, open_before=open_before)
+
+
+def start_by_message(*, spec: dict | LoadedSpec, message_name: str, variables: dict, now: datetime) -> EngineRun:
+    """Start an instance through its message start event named `message_name`, with the message's variables
+    as its first variables. MessageNotAwaited if the process has no such start event."""
+    _check_variables(variables)
+    loaded = load_spec(spec)
+    engine = SandboxedScriptEngine(now=_aware(now))
+    workflow = BpmnWorkflow(loaded.process, dict(loaded.subprocesses), script_engine=engine)
+    _run_until_waiting(workflow)  # to the start events, which wait
+    _catch_message(workflow, message_name, variables)
+    return _outcome(workflow, loaded.spec, open_before=set())
+
+
+def _catch_message(workflow: BpmnWorkflow, message_name: str, variables: dict) -> None:
+    waiting = _message_catchers(workflow, message_name)
+    if not waiting:
+        raise MessageNotAwaited(f"nothing in this process waits for the message '{message_name}'")
+    # SpiffWorkflow copies a payload into the data only into a variable a spiffworkflow extension names, which
+    # Camunda-style models have not: the variables go into the data of the elements that catch the message,
+    # which pass it on as they complete.
+    for task in waiting:
+        task.data.update(_copy_json(variables))
+    try:
+        workflow.send_event(BpmnEvent(waiting[0].task_spec.event_definition, payload={}))
+    except SpiffWorkflowException as exc:
+        raise EngineError(str(exc), element_id=bpmn_id(waiting[0])) from exc
+    _run_until_waiting(workflow)
+
+
+def _message_catchers(workflow: BpmnWorkflow, message_name: str | None = None) -> list:
+    """The instance's waiting elements (catch events, receive tasks, boundary events, message start events) that
+    catch a message (named `message_name`, or any)."""
+    return [
+        task
+        for task in workflow.get_tasks(state=TaskState.WAITING)
+        if isinstance(getattr(task.task_spec, "event_definition", None), MessageEventDefinition)
+        and message_name in (None, task.task_spec.event_definition.name)
+    ]
+
+
+def _waiting_messages(workflow: BpmnWorkflow) -> list[str]:
+    """The names of the messages the instance would catch now."""
+    return sorted({task.task_spec.event_definition.name for task in _message_catchers(workflow)})
 
 
 ELEMENT_ACTIVE = "active"
@@ -474,6 +549,7 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
         closed_task_ids=sorted(open_before - set(open_now)),
         opened_task_ids=[task_id for task_id in open_now if task_id not in open_before],
         next_timer_due_at=_next_timer_due_at(workflow),
+        waiting_messages=[] if workflow.is_completed() else _waiting_messages(workflow),
     )
 
 

@@ -116,10 +116,22 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
             "subprocess_specs": {name: SERIALIZER.to_dict(sub) for name, sub in subprocess_specs.items()},
             "user_tasks": {task.id: dataclasses.asdict(task) for task in user_tasks},
             "start_queue_names": start_queue_names,
+            "message_start_names": _message_start_names(process),
         },
         user_tasks=user_tasks,
         queue_names=queue_names,
         start_queue_names=start_queue_names,
+    )
+
+
+def _message_start_names(process: etree._Element) -> list[str]:
+    """The messages that start an instance: those of the process's message start events."""
+    return sorted(
+        {
+            _message_name(definition)
+            for start in process.iterchildren(_bpmn("startEvent"))
+            for definition in start.iterchildren(_bpmn("messageEventDefinition"))
+        }
     )
 
 
@@ -228,20 +240,23 @@ def _process_name(root: etree._Element, process: etree._Element) -> str:
 _DECORATIONS = {"documentation", "extensionElements"}
 _ARTIFACTS = _DECORATIONS | {"textAnnotation", "association", "group"}
 _NODE_CHILDREN = _DECORATIONS | {"incoming", "outgoing"}
+_EVENT_DEFINITIONS = {"timerEventDefinition", "messageEventDefinition"}
 _FLOW_ELEMENTS: dict[str, set[str]] = {
-    "startEvent": _NODE_CHILDREN,
+    "startEvent": _NODE_CHILDREN | {"messageEventDefinition"},
     "endEvent": _NODE_CHILDREN,
     "userTask": _NODE_CHILDREN,
+    "receiveTask": _NODE_CHILDREN,
     "scriptTask": _NODE_CHILDREN | {"script"},
     "exclusiveGateway": _NODE_CHILDREN,
     "inclusiveGateway": _NODE_CHILDREN,
     "parallelGateway": _NODE_CHILDREN,
-    "boundaryEvent": _NODE_CHILDREN | {"timerEventDefinition"},
-    "intermediateCatchEvent": _NODE_CHILDREN | {"timerEventDefinition"},
+    "boundaryEvent": _NODE_CHILDREN | _EVENT_DEFINITIONS,
+    "intermediateCatchEvent": _NODE_CHILDREN | _EVENT_DEFINITIONS,
     "sequenceFlow": _DECORATIONS | {"conditionExpression"},
 }
 _TIMER_CHILDREN = _DECORATIONS | {"timeDuration", "timeDate"}
-_DEFINITIONS_CHILDREN = _DECORATIONS | {"process", "collaboration", "category"}
+_DEFINITIONS_CHILDREN = _DECORATIONS | {"process", "collaboration", "category", "message"}
+_MAX_MESSAGE_NAME_LENGTH = 200
 _COLLABORATION_CHILDREN = _ARTIFACTS | {"participant"}
 _LANE_CHILDREN = _DECORATIONS | {"flowNodeRef", "childLaneSet"}
 
@@ -298,8 +313,22 @@ def _check_lane_set(lane_set: etree._Element) -> None:
 def _check_flow_element(element: etree._Element) -> None:
     name = _local(element)
     timers = list(element.iterchildren(_bpmn("timerEventDefinition")))
-    if name in ("boundaryEvent", "intermediateCatchEvent") and len(timers) != 1:
-        raise _refuse(f"a {name} must have exactly one timer definition; no other events are supported", element)
+    messages = list(element.iterchildren(_bpmn("messageEventDefinition")))
+    if name in ("boundaryEvent", "intermediateCatchEvent") and len(timers) + len(messages) != 1:
+        raise _refuse(
+            f"a {name} must have exactly one timer or message definition; no other events are supported", element
+        )
+    if name == "startEvent" and messages:
+        if len(messages) > 1:
+            raise _refuse("a start event may wait for one message", element)
+        if _local(element.getparent()) != "process":
+            raise _refuse("only the process's own start events may wait for a message", element)
+    for message in messages:
+        for part in _elements(message):
+            _require_bpmn_child(part, _DECORATIONS)
+        _message_name(message)
+    if name == "receiveTask":
+        _message_name(element)
     for timer in timers:
         for part in _elements(timer):
             _require_bpmn_child(part, _TIMER_CHILDREN)
@@ -307,6 +336,22 @@ def _check_flow_element(element: etree._Element) -> None:
             raise _refuse("a timer needs exactly one timeDuration or timeDate", timer)
     if name == "scriptTask" and element.get("scriptFormat", "").lower() not in _PYTHON_SCRIPT_FORMATS:
         raise _refuse(f"script format '{element.get('scriptFormat')}' is not supported; scripts are Python", element)
+
+
+def _message_name(element: etree._Element) -> str:
+    """The name of the <bpmn:message> a messageEventDefinition or receiveTask refers to (its id if unnamed), which
+    is the name a message is sent by (POST /api/workflow/messages)."""
+    ref = (element.get("messageRef") or "").strip()
+    if not ref:
+        raise _refuse(f"<{_local(element)}> names no message: give it a messageRef", element)
+    root = element.getroottree().getroot()
+    message = next((m for m in root.iterchildren(_bpmn("message")) if m.get("id") == ref), None)
+    if message is None:
+        raise _refuse(f"messageRef '{ref}' is not a <bpmn:message> of this document", element)
+    name = (message.get("name") or ref).strip()
+    if len(name) > _MAX_MESSAGE_NAME_LENGTH:
+        raise _refuse(f"message name '{name[:40]}...' is longer than {_MAX_MESSAGE_NAME_LENGTH} characters", message)
+    return name
 
 
 def _check_sequence_flows(process: etree._Element) -> None:

@@ -374,11 +374,23 @@ def _store(instance: ProcessInstance, run: engine.EngineRun) -> None:
     instance.engine_state = run.state
     instance.variables = run.variables
     instance.next_timer_due_at = run.next_timer_due_at
+    instance.waiting_messages = run.waiting_messages
     if run.completed:
         instance.status = ProcessStatus.COMPLETED
         instance.ended_at = timezone.now()
         instance.next_timer_due_at = None
-    instance.save(update_fields=["engine_state", "variables", "next_timer_due_at", "status", "ended_at", "updated_at"])
+        instance.waiting_messages = []
+    instance.save(
+        update_fields=[
+            "engine_state",
+            "variables",
+            "next_timer_due_at",
+            "waiting_messages",
+            "status",
+            "ended_at",
+            "updated_at",
+        ]
+    )
     if run.completed:
         signals.process_completed.send(sender=ProcessInstance, instance=instance)
 
@@ -462,6 +474,7 @@ def process_start(
             engine_state=run.state,
             started_by=user,
             next_timer_due_at=run.next_timer_due_at,
+            waiting_messages=run.waiting_messages,
         )
         _open_tasks(instance, run, user=user, via_account=via_account)
         if run.completed:
@@ -679,5 +692,6 @@ def process_cancel(*, user, process_instance_id: int, reason: str = "", via_acco
         instance.status = ProcessStatus.CANCELLED
         instance.ended_at = timezone.now()
         instance.next_timer_due_at = None
+        instance.waiting_messages = []
         instance.save()
     return instance

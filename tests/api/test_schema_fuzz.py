@@ -66,6 +66,7 @@ CONTRACT_OPERATIONS = TASK_OPERATIONS | {
     "POST /api/workflow/processes/{id}/suspend/",
     "POST /api/workflow/processes/{id}/resume/",
     "POST /api/workflow/processes/{id}/cancel/",
+    "POST /api/workflow/messages/",
 }
 
 CHECKS = {
