@@ -770,3 +770,37 @@ class MessageViewSet(viewsets.GenericViewSet):
             {"started": outcome.started, "process": ProcessSerializer(outcome.instance).data},
             status=status.HTTP_201_CREATED if outcome.started else status.HTTP_200_OK,
         )
+
+
+class SignalSerializer(serializers.Serializer):
+    signal_name = serializers.CharField(
+        max_length=messages.MAX_MESSAGE_NAME_LENGTH, help_text="The bpmn:signal's name."
+    )
+    variables = VariablesField(
+        required=False, default=dict, help_text="Merged into each catching instance's variables."
+    )
+
+
+class SignalResultSerializer(serializers.Serializer):
+    process_instances = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The instances that caught the signal (none is not an error)."
+    )
+
+
+class SignalViewSet(viewsets.GenericViewSet):
+    """Signals: broadcast to every running instance waiting for one that the caller works or supervises."""
+
+    serializer_class = SignalSerializer
+    filter_backends = []
+    pagination_class = None
+
+    def get_queryset(self):
+        return ProcessInstance.objects.none()
+
+    @extend_schema(request=SignalSerializer, responses={200: SignalResultSerializer, **errors(400, 401)})
+    def create(self, request):
+        data = TaskViewSet.validated(SignalSerializer, request)
+        reached = messages.signal_broadcast(
+            user=request.user, signal_name=data["signal_name"], variables=data["variables"], via_account=via(request)
+        )
+        return Response({"process_instances": [instance.pk for instance in reached]})

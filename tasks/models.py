@@ -98,6 +98,12 @@ class ProcessInstance(models.Model):
         help_text="Names of the messages the instance waits for (catch events, receive tasks, boundary events): "
         "what POST /api/workflow/messages correlates by.",
     )
+    waiting_signals = ArrayField(
+        models.CharField(max_length=200),
+        default=list,
+        blank=True,
+        help_text="Names of the signals the instance waits for: what POST /api/workflow/signals reaches.",
+    )
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -121,6 +127,7 @@ class ProcessInstance(models.Model):
             models.Index(fields=["next_timer_due_at"], name="process_timer_due_running", condition=Q(status="RUNNING")),
             # Message correlation: the running instances waiting for a message of that name.
             GinIndex(fields=["waiting_messages"], name="process_waiting_messages", condition=Q(status="RUNNING")),
+            GinIndex(fields=["waiting_signals"], name="process_waiting_signals", condition=Q(status="RUNNING")),
         ]
 
     def __str__(self) -> str:

@@ -11,7 +11,7 @@ from cases import views as case_pages
 from cases.api import CaseViewSet
 from core import health
 from tasks import views as task_pages
-from tasks.api import DefinitionViewSet, MessageViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
+from tasks.api import DefinitionViewSet, MessageViewSet, ProcessViewSet, QueueViewSet, SignalViewSet, TaskViewSet
 from tasks.console import metrics
 
 # The supervisor console is Django's admin site, named for what it is. Without the app list beside every page (the
@@ -35,6 +35,7 @@ router.register("workflow/tasks", TaskViewSet, basename="task")
 router.register("workflow/definitions", DefinitionViewSet, basename="definition")
 router.register("workflow/processes", ProcessViewSet, basename="process")
 router.register("workflow/messages", MessageViewSet, basename="message")
+router.register("workflow/signals", SignalViewSet, basename="signal")
 router.register("queues", QueueViewSet, basename="queue")
 router.register("cases", CaseViewSet, basename="case")
 

@@ -17,6 +17,8 @@ Interface (all functions keyword-only)::
     deliver_message(*, spec: dict | LoadedSpec, state: dict, message_name: str, variables: dict, now: datetime)
         -> EngineRun                      MessageNotAwaited when nothing in the instance waits for it
     start_by_message(*, spec: dict | LoadedSpec, message_name: str, variables: dict, now: datetime) -> EngineRun
+    deliver_signal(*, spec: dict | LoadedSpec, state: dict, signal_name: str, variables: dict, now: datetime)
+        -> EngineRun                      MessageNotAwaited when nothing in the instance waits for it
     read_bpmn_document(*, bpmn_xml: str) -> lxml Element   the XML, parsed safely (for tasks/bpmn/diagram.py)
     element_states(*, spec: dict, state: dict) -> dict[str, str]   BPMN element id -> ELEMENT_ACTIVE | ELEMENT_COMPLETED
     validate_form_variables(*, form_fields: list[FormField], variables: dict) -> dict[str, str]
@@ -27,7 +29,8 @@ Interface (all functions keyword-only)::
                  documentation)
     FormField(id, label, type, required, enum_values: list[EnumValue], sensitive);  EnumValue(id, name)
     EngineRun(state, ready_user_tasks: list[ReadyUserTask], completed, variables, closed_task_ids,
-              opened_task_ids, next_timer_due_at, waiting_messages: list[str])
+              opened_task_ids, next_timer_due_at, waiting_messages: list[str],
+              waiting_signals: list[str])
     ReadyUserTask(engine_task_id, task_definition_key, name, queue_name, candidate_groups, priority,
                   required_skills, form_fields, sla_hours, documentation)
 
@@ -93,6 +96,7 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.util import BpmnEvent
@@ -153,6 +157,7 @@ __all__ = [
     "LoadedSpec",
     "MessageNotAwaited",
     "deliver_message",
+    "deliver_signal",
     "load_spec",
     "start_by_message",
     "parse_definition",
@@ -194,6 +199,7 @@ class EngineRun:
     opened_task_ids: list[str] = field(default_factory=list)  # user tasks that became open in this call
     next_timer_due_at: datetime | None = None  # earliest pending timer, for the timer sweep
     waiting_messages: list[str] = field(default_factory=list)  # names of the messages it waits for, sorted
+    waiting_signals: list[str] = field(default_factory=list)  # names of the signals it waits for, sorted
 
 
 @dataclass(frozen=True)
@@ -305,12 +311,30 @@ def start_by_message(*, spec: dict | LoadedSpec, message_name: str, variables: d
     return _outcome(workflow, loaded.spec, open_before=set())
 
 
+def deliver_signal(
+    *, spec: dict | LoadedSpec, state: dict, signal_name: str, variables: dict, now: datetime
+) -> EngineRun:
+    """Deliver the signal `signal_name` with `variables` to every element of the instance waiting for it (catch
+    and boundary events), and run on. MessageNotAwaited if none waits."""
+    _check_variables(variables)
+    loaded = load_spec(spec)
+    workflow = _restore(loaded, state, now=now)
+    open_before = _open_task_ids(workflow, loaded.spec)
+    _catch(workflow, SignalEventDefinition, signal_name, variables)
+    return _outcome(workflow, loaded.spec, open_before=open_before)
+
+
 def _catch_message(workflow: BpmnWorkflow, message_name: str, variables: dict) -> None:
-    waiting = _message_catchers(workflow, message_name)
+    _catch(workflow, MessageEventDefinition, message_name, variables)
+
+
+def _catch(workflow: BpmnWorkflow, kind: type, name: str, variables: dict) -> None:
+    waiting = _catchers(workflow, kind, name)
     if not waiting:
-        raise MessageNotAwaited(f"nothing in this process waits for the message '{message_name}'")
+        noun = "signal" if kind is SignalEventDefinition else "message"
+        raise MessageNotAwaited(f"nothing in this process waits for the {noun} '{name}'")
     # SpiffWorkflow copies a payload into the data only into a variable a spiffworkflow extension names, which
-    # Camunda-style models have not: the variables go into the data of the elements that catch the message,
+    # Camunda-style models have not: the variables go into the data of the elements that catch the event,
     # which pass it on as they complete.
     for task in waiting:
         task.data.update(_copy_json(variables))
@@ -321,20 +345,25 @@ def _catch_message(workflow: BpmnWorkflow, message_name: str, variables: dict) -
     _run_until_waiting(workflow)
 
 
-def _message_catchers(workflow: BpmnWorkflow, message_name: str | None = None) -> list:
-    """The instance's waiting elements (catch events, receive tasks, boundary events, message start events) that
-    catch a message (named `message_name`, or any)."""
+def _catchers(workflow: BpmnWorkflow, kind: type, name: str | None = None) -> list:
+    """The instance's waiting elements (catch events, receive tasks, boundary events, start events) that catch
+    an event of `kind` (named `name`, or any)."""
     return [
         task
         for task in workflow.get_tasks(state=TaskState.WAITING)
-        if isinstance(getattr(task.task_spec, "event_definition", None), MessageEventDefinition)
-        and message_name in (None, task.task_spec.event_definition.name)
+        if isinstance(getattr(task.task_spec, "event_definition", None), kind)
+        and name in (None, task.task_spec.event_definition.name)
     ]
 
 
 def _waiting_messages(workflow: BpmnWorkflow) -> list[str]:
     """The names of the messages the instance would catch now."""
-    return sorted({task.task_spec.event_definition.name for task in _message_catchers(workflow)})
+    return sorted({task.task_spec.event_definition.name for task in _catchers(workflow, MessageEventDefinition)})
+
+
+def _waiting_signals(workflow: BpmnWorkflow) -> list[str]:
+    """The names of the signals the instance would catch now."""
+    return sorted({task.task_spec.event_definition.name for task in _catchers(workflow, SignalEventDefinition)})
 
 
 ELEMENT_ACTIVE = "active"
@@ -342,8 +371,8 @@ ELEMENT_COMPLETED = "completed"
 
 
 def element_states(*, spec: dict | LoadedSpec, state: dict) -> dict[str, str]:
-    """Where an instance stands, per BPMN element id: ELEMENT_ACTIVE for an open user task, a running subprocess
-    or a waiting timer, ELEMENT_COMPLETED for an element the instance has passed. Elements not reached, skipped
+    """Where an instance stands, per BPMN element id: ELEMENT_ACTIVE for an open user task, a running subprocess,
+    a waiting timer or an element waiting for a message, ELEMENT_COMPLETED for an element the instance has passed. Elements not reached, skipped
     or cancelled are left out. An element visited again (a loop) is active if any visit is."""
     # Reading states fires no timer, so the clock is irrelevant; any aware time will do.
     workflow = _restore(load_spec(spec), state, now=datetime.now(UTC))
@@ -352,10 +381,11 @@ def element_states(*, spec: dict | LoadedSpec, state: dict) -> dict[str, str]:
         bpmn_id = getattr(task.task_spec, "bpmn_id", None)
         if not bpmn_id:
             continue  # SpiffWorkflow's own bookkeeping tasks (root, boundary-event split and join)
-        waiting_timer = task.state == TaskState.WAITING and isinstance(
-            getattr(task.task_spec, "event_definition", None), TimerEventDefinition
+        waiting_event = task.state == TaskState.WAITING and isinstance(
+            getattr(task.task_spec, "event_definition", None),
+            (TimerEventDefinition, MessageEventDefinition, SignalEventDefinition),
         )
-        if waiting_timer or task.state in (TaskState.READY, TaskState.STARTED):
+        if waiting_event or task.state in (TaskState.READY, TaskState.STARTED):
             states[bpmn_id] = ELEMENT_ACTIVE
         elif task.state == TaskState.COMPLETED:
             states.setdefault(bpmn_id, ELEMENT_COMPLETED)
@@ -550,6 +580,7 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
         opened_task_ids=[task_id for task_id in open_now if task_id not in open_before],
         next_timer_due_at=_next_timer_due_at(workflow),
         waiting_messages=[] if workflow.is_completed() else _waiting_messages(workflow),
+        waiting_signals=[] if workflow.is_completed() else _waiting_signals(workflow),
     )
 
 

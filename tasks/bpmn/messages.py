@@ -1,4 +1,5 @@
-"""Messages: deliver one to the process instance waiting for it, or start a process with it.
+"""Messages: deliver one to the process instance waiting for it, or start a process with it. Signals: broadcast
+one to every instance waiting for it (signal_broadcast, at the end).
 
 A message (`<bpmn:message>`, sent by its name) is caught by an intermediate message catch event, a receiveTask, a
 boundary message event or a message start event (tasks/bpmn/engine.py). message_correlate finds the running
@@ -42,12 +43,14 @@ class MessageOutcome:
     started: bool  # True: the message started this instance; False: a waiting instance caught it
 
 
-def _validated(message_name, business_key, correlation_keys, variables) -> tuple[str, str | None, dict, dict]:
+def _validated(
+    message_name, business_key, correlation_keys, variables, *, name_field: str = "message_name"
+) -> tuple[str, str | None, dict, dict]:
     fields = {}
     if not isinstance(message_name, str) or not message_name.strip():
-        fields["message_name"] = ["This field is required."]
+        fields[name_field] = ["This field is required."]
     elif len(message_name) > MAX_MESSAGE_NAME_LENGTH:
-        fields["message_name"] = [f"At most {MAX_MESSAGE_NAME_LENGTH} characters."]
+        fields[name_field] = [f"At most {MAX_MESSAGE_NAME_LENGTH} characters."]
     if business_key is not None and (not isinstance(business_key, str) or not business_key.strip()):
         fields["business_key"] = ["Must be a non-blank string when given."]
     if correlation_keys is not None and not isinstance(correlation_keys, dict):
@@ -204,8 +207,46 @@ def _start(message_name: str, business_key, variables, *, user, via_account, now
             started_by=user,
             next_timer_due_at=run.next_timer_due_at,
             waiting_messages=run.waiting_messages,
+            waiting_signals=run.waiting_signals,
         )
         _open_tasks(instance, run, user=user, via_account=via_account)
         if run.completed:
             _store(instance, run)
     return MessageOutcome(instance=instance, started=True)
+
+
+@transaction.atomic
+@acting_for_user
+def signal_broadcast(
+    *, user, signal_name: str, variables: dict | None = None, via_account=None, now: datetime | None = None
+) -> list[ProcessInstance]:
+    """Deliver `signal_name` to every running instance waiting for it that the sender may act on (a task in a
+    queue they work or supervise), merging `variables` where it is caught; returns those instances, in id order
+    (none is not an error: a broadcast reaches whoever listens).
+
+    The instances are locked in id order, as any service locks several, and the wait is re-checked on each locked
+    row, so an instance a timer, a cancel or another signal moved meanwhile is passed over, not signalled twice.
+    """
+    signal_name, _, _, variables = _validated(signal_name, None, None, variables, name_field="signal_name")
+    now = now or timezone.now()
+    waiting = ProcessInstance.objects.filter(
+        status=ProcessStatus.RUNNING, waiting_signals__contains=[signal_name]
+    ).filter(_instances_the_sender_may_act_on(user))
+    reached = []
+    for instance in process_instances_for_update(waiting):
+        runtime = definition_runtime(instance.definition_id)
+        try:
+            run = engine.deliver_signal(
+                spec=runtime.spec,
+                state=instance.engine_state,
+                signal_name=signal_name,
+                variables=seal_sensitive(runtime.sensitive_names, variables),
+                now=now,
+            )
+        except engine.EngineError as exc:
+            raise _engine_error(exc) from exc
+        with system_scope():  # the engine's step: checked above that the sender may act on the instance
+            _store(instance, run)
+            _open_tasks(instance, run, user=user, via_account=via_account)
+        reached.append(instance)
+    return reached

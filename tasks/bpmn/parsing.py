@@ -240,7 +240,7 @@ def _process_name(root: etree._Element, process: etree._Element) -> str:
 _DECORATIONS = {"documentation", "extensionElements"}
 _ARTIFACTS = _DECORATIONS | {"textAnnotation", "association", "group"}
 _NODE_CHILDREN = _DECORATIONS | {"incoming", "outgoing"}
-_EVENT_DEFINITIONS = {"timerEventDefinition", "messageEventDefinition"}
+_EVENT_DEFINITIONS = {"timerEventDefinition", "messageEventDefinition", "signalEventDefinition"}
 _FLOW_ELEMENTS: dict[str, set[str]] = {
     "startEvent": _NODE_CHILDREN | {"messageEventDefinition"},
     "endEvent": _NODE_CHILDREN,
@@ -255,7 +255,7 @@ _FLOW_ELEMENTS: dict[str, set[str]] = {
     "sequenceFlow": _DECORATIONS | {"conditionExpression"},
 }
 _TIMER_CHILDREN = _DECORATIONS | {"timeDuration", "timeDate"}
-_DEFINITIONS_CHILDREN = _DECORATIONS | {"process", "collaboration", "category", "message"}
+_DEFINITIONS_CHILDREN = _DECORATIONS | {"process", "collaboration", "category", "message", "signal"}
 _MAX_MESSAGE_NAME_LENGTH = 200
 _COLLABORATION_CHILDREN = _ARTIFACTS | {"participant"}
 _LANE_CHILDREN = _DECORATIONS | {"flowNodeRef", "childLaneSet"}
@@ -314,10 +314,16 @@ def _check_flow_element(element: etree._Element) -> None:
     name = _local(element)
     timers = list(element.iterchildren(_bpmn("timerEventDefinition")))
     messages = list(element.iterchildren(_bpmn("messageEventDefinition")))
-    if name in ("boundaryEvent", "intermediateCatchEvent") and len(timers) + len(messages) != 1:
+    signals = list(element.iterchildren(_bpmn("signalEventDefinition")))
+    if name in ("boundaryEvent", "intermediateCatchEvent") and len(timers) + len(messages) + len(signals) != 1:
         raise _refuse(
-            f"a {name} must have exactly one timer or message definition; no other events are supported", element
+            f"a {name} must have exactly one timer, message or signal definition; no other events are supported",
+            element,
         )
+    for signal in signals:
+        for part in _elements(signal):
+            _require_bpmn_child(part, _DECORATIONS)
+        _signal_name(signal)
     if name == "startEvent" and messages:
         if len(messages) > 1:
             raise _refuse("a start event may wait for one message", element)
@@ -351,6 +357,22 @@ def _message_name(element: etree._Element) -> str:
     name = (message.get("name") or ref).strip()
     if len(name) > _MAX_MESSAGE_NAME_LENGTH:
         raise _refuse(f"message name '{name[:40]}...' is longer than {_MAX_MESSAGE_NAME_LENGTH} characters", message)
+    return name
+
+
+def _signal_name(element: etree._Element) -> str:
+    """The name of the <bpmn:signal> a signalEventDefinition refers to (its id if unnamed): what
+    POST /api/workflow/signals broadcasts."""
+    ref = (element.get("signalRef") or "").strip()
+    if not ref:
+        raise _refuse("<signalEventDefinition> names no signal: give it a signalRef", element)
+    root = element.getroottree().getroot()
+    signal = next((m for m in root.iterchildren(_bpmn("signal")) if m.get("id") == ref), None)
+    if signal is None:
+        raise _refuse(f"signalRef '{ref}' is not a <bpmn:signal> of this document", element)
+    name = (signal.get("name") or ref).strip()
+    if len(name) > _MAX_MESSAGE_NAME_LENGTH:
+        raise _refuse(f"signal name '{name[:40]}...' is longer than {_MAX_MESSAGE_NAME_LENGTH} characters", signal)
     return name
 
 

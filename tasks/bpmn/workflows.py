@@ -375,17 +375,20 @@ def _store(instance: ProcessInstance, run: engine.EngineRun) -> None:
     instance.variables = run.variables
     instance.next_timer_due_at = run.next_timer_due_at
     instance.waiting_messages = run.waiting_messages
+    instance.waiting_signals = run.waiting_signals
     if run.completed:
         instance.status = ProcessStatus.COMPLETED
         instance.ended_at = timezone.now()
         instance.next_timer_due_at = None
         instance.waiting_messages = []
+        instance.waiting_signals = []
     instance.save(
         update_fields=[
             "engine_state",
             "variables",
             "next_timer_due_at",
             "waiting_messages",
+            "waiting_signals",
             "status",
             "ended_at",
             "updated_at",
@@ -475,6 +478,7 @@ def process_start(
             started_by=user,
             next_timer_due_at=run.next_timer_due_at,
             waiting_messages=run.waiting_messages,
+            waiting_signals=run.waiting_signals,
         )
         _open_tasks(instance, run, user=user, via_account=via_account)
         if run.completed:
@@ -693,5 +697,6 @@ def process_cancel(*, user, process_instance_id: int, reason: str = "", via_acco
         instance.ended_at = timezone.now()
         instance.next_timer_due_at = None
         instance.waiting_messages = []
+        instance.waiting_signals = []
         instance.save()
     return instance

@@ -67,6 +67,7 @@ CONTRACT_OPERATIONS = TASK_OPERATIONS | {
     "POST /api/workflow/processes/{id}/resume/",
     "POST /api/workflow/processes/{id}/cancel/",
     "POST /api/workflow/messages/",
+    "POST /api/workflow/signals/",
 }
 
 CHECKS = {

@@ -15,7 +15,7 @@ from core.errors import NotFound
 from entitlements.models import User
 from queues.models import WorkflowQueue
 from tasks import services
-from tasks.bpmn import messages, workflows
+from tasks.bpmn import engine, messages, workflows
 from tasks.models import ProcessInstance, ProcessStatus, TaskHistory, TaskStatus, WorkflowTask
 
 MODELS = Path(__file__).resolve().parent / "engine" / "messages"
@@ -53,6 +53,17 @@ def waiting_for_documents(supervisor, alice, business_key="DOC-1", variables=Non
     instance.refresh_from_db()
     assert instance.waiting_messages == ["documents_received"] and active(instance) == []
     return instance
+
+
+@pytest.mark.django_db
+def test_the_element_waiting_for_a_message_is_active_in_the_instances_diagram(supervisor_sam, caseworker_alice):
+    deploy(supervisor_sam, "message_catch")
+    instance = waiting_for_documents(supervisor_sam, caseworker_alice)
+    states = engine.element_states(
+        spec=workflows.definition_runtime(instance.definition_id).spec, state=instance.engine_state
+    )
+    assert states["documents_received"] == engine.ELEMENT_ACTIVE
+    assert states["request_documents"] == engine.ELEMENT_COMPLETED
 
 
 def send(client, **body):
@@ -247,13 +258,15 @@ def test_a_message_event_without_a_known_message_is_refused_naming_the_element_a
 
 
 @pytest.mark.django_db
-def test_signal_events_are_still_refused(api_as, supervisor_sam):
+def test_other_catch_events_are_still_refused(api_as, supervisor_sam):
     xml = model("message_catch").replace(
         '<bpmn:messageEventDefinition id="MessageEventDefinition_docs" messageRef="Message_documents" />',
-        '<bpmn:signalEventDefinition id="SignalEventDefinition_docs" />',
+        '<bpmn:conditionalEventDefinition id="ConditionalEventDefinition_docs"><bpmn:condition>x</bpmn:condition>'
+        "</bpmn:conditionalEventDefinition>",
     )
     response = api_as(supervisor_sam).post("/api/workflow/definitions/", {"bpmn_xml": xml}, format="json")
-    assert response.status_code == 400 and "<signalEventDefinition> is not supported" in response.json()["detail"]
+    assert response.status_code == 400
+    assert "<conditionalEventDefinition> is not supported" in response.json()["detail"]
 
 
 # --- races on PostgreSQL -----------------------------------------------------------------------------------------
