@@ -241,21 +241,31 @@ _DECORATIONS = {"documentation", "extensionElements"}
 _ARTIFACTS = _DECORATIONS | {"textAnnotation", "association", "group"}
 _NODE_CHILDREN = _DECORATIONS | {"incoming", "outgoing"}
 _EVENT_DEFINITIONS = {"timerEventDefinition", "messageEventDefinition", "signalEventDefinition"}
+_CODE_EVENT_DEFINITIONS = {"errorEventDefinition", "escalationEventDefinition"}
 _FLOW_ELEMENTS: dict[str, set[str]] = {
-    "startEvent": _NODE_CHILDREN | {"messageEventDefinition"},
-    "endEvent": _NODE_CHILDREN,
+    # Which start events may carry which definition depends on where they are (_check_start_event).
+    "startEvent": _NODE_CHILDREN | _EVENT_DEFINITIONS | _CODE_EVENT_DEFINITIONS,
+    "endEvent": _NODE_CHILDREN | _CODE_EVENT_DEFINITIONS,
     "userTask": _NODE_CHILDREN,
     "receiveTask": _NODE_CHILDREN,
     "scriptTask": _NODE_CHILDREN | {"script"},
     "exclusiveGateway": _NODE_CHILDREN,
     "inclusiveGateway": _NODE_CHILDREN,
     "parallelGateway": _NODE_CHILDREN,
-    "boundaryEvent": _NODE_CHILDREN | _EVENT_DEFINITIONS,
+    "boundaryEvent": _NODE_CHILDREN | _EVENT_DEFINITIONS | _CODE_EVENT_DEFINITIONS,
     "intermediateCatchEvent": _NODE_CHILDREN | _EVENT_DEFINITIONS,
     "sequenceFlow": _DECORATIONS | {"conditionExpression"},
 }
 _TIMER_CHILDREN = _DECORATIONS | {"timeDuration", "timeDate"}
-_DEFINITIONS_CHILDREN = _DECORATIONS | {"process", "collaboration", "category", "message", "signal"}
+_DEFINITIONS_CHILDREN = _DECORATIONS | {
+    "process",
+    "collaboration",
+    "category",
+    "message",
+    "signal",
+    "error",
+    "escalation",
+}
 _MAX_MESSAGE_NAME_LENGTH = 200
 _COLLABORATION_CHILDREN = _ARTIFACTS | {"participant"}
 _LANE_CHILDREN = _DECORATIONS | {"flowNodeRef", "childLaneSet"}
@@ -288,12 +298,14 @@ def _check_container(container: etree._Element) -> None:
         name = _local(child) if etree.QName(child).namespace == BPMN_NS else None
         if name == "subProcess":
             if child.get("triggeredByEvent") == "true":
+                # SpiffWorkflow 3.2 parses them, but in this engine's runs one was never triggered (tried with a message
+                # start): refused, rather than deployed to wait for ever.
                 raise _refuse("event subprocesses are not supported by this engine", child)
             _check_container(child)
         elif name == "laneSet":
             _check_lane_set(child)
-        elif name in _ARTIFACTS:
-            continue
+        elif name in _ARTIFACTS or (name in ("incoming", "outgoing") and _local(container) == "subProcess"):
+            continue  # a subprocess's own incoming/outgoing refs, as Camunda Modeler writes them
         else:
             _require_bpmn_child(child, _FLOW_ELEMENTS.keys())
             for part in _elements(child):
@@ -315,26 +327,37 @@ def _check_flow_element(element: etree._Element) -> None:
     timers = list(element.iterchildren(_bpmn("timerEventDefinition")))
     messages = list(element.iterchildren(_bpmn("messageEventDefinition")))
     signals = list(element.iterchildren(_bpmn("signalEventDefinition")))
-    if name in ("boundaryEvent", "intermediateCatchEvent") and len(timers) + len(messages) + len(signals) != 1:
-        raise _refuse(
-            f"a {name} must have exactly one timer, message or signal definition; no other events are supported",
-            element,
-        )
-    for signal in signals:
-        for part in _elements(signal):
+    codes = [child for child in _elements(element) if _local(child) in _CODE_EVENT_DEFINITIONS]
+    definitions = len(timers) + len(messages) + len(signals) + len(codes)
+    if name in ("boundaryEvent", "intermediateCatchEvent") and definitions != 1:
+        kinds = "timer, message, signal, error or escalation" if name == "boundaryEvent" else "timer, message or signal"
+        raise _refuse(f"a {name} must have exactly one {kinds} definition; no other events are supported", element)
+    if name == "boundaryEvent" and codes:
+        attached = _element_by_id(element.getroottree().getroot(), element.get("attachedToRef") or "")
+        if attached is None or _local(attached) != "subProcess":
+            raise _refuse(
+                f"a boundary {_local(codes[0]).removesuffix('EventDefinition')} event catches what an embedded "
+                "subProcess throws: attach it to one",
+                element,
+            )
+    if name == "endEvent" and definitions > 1:
+        raise _refuse("an end event may throw one error or escalation", element)
+    if name == "startEvent":
+        _check_start_event(element, definitions, timers + messages + signals + codes)
+    for code in codes:
+        for part in _elements(code):
             _require_bpmn_child(part, _DECORATIONS)
-        _signal_name(signal)
-    if name == "startEvent" and messages:
-        if len(messages) > 1:
-            raise _refuse("a start event may wait for one message", element)
-        if _local(element.getparent()) != "process":
-            raise _refuse("only the process's own start events may wait for a message", element)
+        _code_ref(code)
     for message in messages:
         for part in _elements(message):
             _require_bpmn_child(part, _DECORATIONS)
         _message_name(message)
     if name == "receiveTask":
         _message_name(element)
+    for signal in signals:
+        for part in _elements(signal):
+            _require_bpmn_child(part, _DECORATIONS)
+        _signal_name(signal)
     for timer in timers:
         for part in _elements(timer):
             _require_bpmn_child(part, _TIMER_CHILDREN)
@@ -342,6 +365,33 @@ def _check_flow_element(element: etree._Element) -> None:
             raise _refuse("a timer needs exactly one timeDuration or timeDate", timer)
     if name == "scriptTask" and element.get("scriptFormat", "").lower() not in _PYTHON_SCRIPT_FORMATS:
         raise _refuse(f"script format '{element.get('scriptFormat')}' is not supported; scripts are Python", element)
+
+
+def _check_start_event(element: etree._Element, definitions: int, found: list) -> None:
+    """The process's start events may wait for a message; an event subprocess's start event is triggered by one
+    timer, message, signal, error or escalation; an embedded subprocess's start events have none."""
+    parent = element.getparent()
+    if _local(parent) == "subProcess" and parent.get("triggeredByEvent") == "true":
+        if definitions != 1:
+            raise _refuse("an event subprocess's start event needs exactly one event definition", element)
+        return
+    if not found:
+        return
+    if _local(parent) != "process":
+        raise _refuse("only the process's own start events and event subprocesses' may wait for an event", element)
+    if definitions > 1 or _local(found[0]) != "messageEventDefinition":
+        raise _refuse("a start event of the process may wait for one message and nothing else", element)
+
+
+def _code_ref(definition: etree._Element) -> None:
+    """An errorRef / escalationRef, when given, names a <bpmn:error> / <bpmn:escalation> of the document."""
+    kind = _local(definition).removesuffix("EventDefinition")
+    ref = (definition.get(f"{kind}Ref") or "").strip()
+    if not ref:
+        return  # a catch-all boundary or event subprocess start; a throw without a code
+    root = definition.getroottree().getroot()
+    if not any(item.get("id") == ref for item in root.iterchildren(_bpmn(kind))):
+        raise _refuse(f"{kind}Ref '{ref}' is not a <bpmn:{kind}> of this document", definition)
 
 
 def _message_name(element: etree._Element) -> str:
