@@ -51,8 +51,12 @@ LoadedSpec, which every instance shares (SpiffWorkflow keeps an instance's state
 What a model may contain (anything else is refused with the element's id and line):
   start events and end events without event definitions; userTask; scriptTask (Python); exclusive, inclusive
   and parallel gateways; sequence flows; lanes; embedded subProcess; boundary timer events (interrupting or
-  not) and intermediate timer catch events, with timeDuration or timeDate; documentation, text annotations,
-  associations and groups; one pool (collaboration participant) around the executable process.
+  not) and intermediate timer catch events, with timeDuration or timeDate; messages (<bpmn:message>, sent by
+  its name, or its id when unnamed): message start events of the process, intermediate message catch events,
+  receiveTasks and boundary message events; signals (<bpmn:signal>, broadcast by name): intermediate signal
+  catch events and boundary signal events; error and escalation end events inside an embedded subProcess,
+  caught by boundary error/escalation events on it (event subprocesses are refused); documentation, text
+  annotations, associations and groups; one pool (collaboration participant) around the executable process.
 
 userTask conventions:
   queue      the name of the task's lane (the lane id if it has no name), unless overridden by the

@@ -298,8 +298,9 @@ def _check_container(container: etree._Element) -> None:
         name = _local(child) if etree.QName(child).namespace == BPMN_NS else None
         if name == "subProcess":
             if child.get("triggeredByEvent") == "true":
-                # SpiffWorkflow 3.2 parses them, but in this engine's runs one was never triggered (tried with a message
-                # start): refused, rather than deployed to wait for ever.
+                # SpiffWorkflow 3.2 starts one on its event only by connecting it into the process spec it runs,
+                # which this engine shares between instances (LoadedSpec), and it does not interrupt the flow for
+                # an interrupting one: refused, rather than run otherwise than drawn.
                 raise _refuse("event subprocesses are not supported by this engine", child)
             _check_container(child)
         elif name == "laneSet":
