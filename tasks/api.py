@@ -23,7 +23,7 @@ from entitlements.models import DetailReadChannel, DetailReadObject, User
 from queues.models import WorkflowQueue
 
 from . import notifications, selectors, services
-from .bpmn import workflows
+from .bpmn import messages, workflows
 from .forecast import services as forecast_services
 from .models import (
     MAX_PRIORITY,
@@ -98,6 +98,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "expected_completion_at",
             "at_risk",
             "escalation_level",
+            "suspended",
             "required_skills",
             "candidate_groups",
             "variables",
@@ -636,6 +637,17 @@ class ProcessStartSerializer(serializers.Serializer):
     variables = VariablesField(required=False, default=dict)
 
 
+class ProcessLifecycleSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
+
+
+PROCESS_LIFECYCLE_ERRORS = {
+    **errors(400, 401),
+    404: OpenApiResponse(ErrorSerializer, description="No such process instance with a task in a queue you supervise."),
+    409: OpenApiResponse(ErrorSerializer, description="The instance's state forbids it (`process_not_running`, ...)."),
+}
+
+
 class DefinitionViewSet(viewsets.GenericViewSet):
     """Deployed BPMN definitions, newest version first."""
 
@@ -702,6 +714,136 @@ class ProcessViewSet(viewsets.GenericViewSet):
         if instance is None:
             raise NotFound(f"process {pk} not found", code="process_not_found")
         return Response(ProcessSerializer(instance).data)
+
+    def lifecycle(self, request, pk, service):
+        """Suspend, resume or cancel: supervisors of a queue the instance has tasks in; anyone else gets 404."""
+        data = TaskViewSet.validated(ProcessLifecycleSerializer, request) if request.data else {"reason": ""}
+        instance = service(
+            user=request.user, process_instance_id=int(pk), reason=data["reason"], via_account=via(request)
+        )
+        return Response(ProcessSerializer(instance).data)
+
+    @extend_schema(request=ProcessLifecycleSerializer, responses={200: ProcessSerializer, **PROCESS_LIFECYCLE_ERRORS})
+    @action(detail=True, methods=["post"])
+    def suspend(self, request, pk=None):
+        """Suspend the instance: its tasks can be neither claimed nor completed, its timers wait (409 if not
+        running)."""
+        return self.lifecycle(request, pk, workflows.process_suspend)
+
+    @extend_schema(request=ProcessLifecycleSerializer, responses={200: ProcessSerializer, **PROCESS_LIFECYCLE_ERRORS})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Resume a suspended instance (409 `process_not_suspended` otherwise)."""
+        return self.lifecycle(request, pk, workflows.process_resume)
+
+    @extend_schema(request=ProcessLifecycleSerializer, responses={200: ProcessSerializer, **PROCESS_LIFECYCLE_ERRORS})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel the instance and close its open tasks (409 `process_ended` once it has ended)."""
+        return self.lifecycle(request, pk, workflows.process_cancel)
+
+
+class MessageSerializer(serializers.Serializer):
+    message_name = serializers.CharField(
+        max_length=messages.MAX_MESSAGE_NAME_LENGTH, help_text="The bpmn:message's name."
+    )
+    business_key = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Only the instance with this business key; the new instance's, when the message starts one.",
+    )
+    correlation_keys = VariablesField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Process variables the waiting instance must hold with these values.",
+    )
+    variables = VariablesField(required=False, default=dict, help_text="Merged into the process variables.")
+
+
+class MessageResultSerializer(serializers.Serializer):
+    started = serializers.BooleanField(help_text="True: the message started this instance (201).")
+    process = ProcessSerializer()
+
+
+class MessageViewSet(viewsets.GenericViewSet):
+    """Messages to process instances: delivered to the one waiting for it, or starting a process."""
+
+    serializer_class = MessageSerializer
+    filter_backends = []
+    pagination_class = None
+
+    def get_queryset(self):
+        return ProcessInstance.objects.none()
+
+    @extend_schema(
+        request=MessageSerializer,
+        responses={
+            200: OpenApiResponse(MessageResultSerializer, description="A waiting instance caught the message."),
+            201: OpenApiResponse(MessageResultSerializer, description="The message started a new instance."),
+            **errors(400, 401, 403),
+            404: OpenApiResponse(
+                ErrorSerializer,
+                description="`message_not_correlated`: no running instance you may act on waits for it, and no "
+                "process starts with it.",
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="`message_ambiguous`: several instances wait for it (narrow with business_key or "
+                "correlation_keys), or several processes start with it.",
+            ),
+        },
+    )
+    def create(self, request):
+        data = TaskViewSet.validated(MessageSerializer, request)
+        outcome = messages.message_correlate(
+            user=request.user,
+            message_name=data["message_name"],
+            business_key=data["business_key"],
+            correlation_keys=data["correlation_keys"],
+            variables=data["variables"],
+            via_account=via(request),
+        )
+        return Response(
+            {"started": outcome.started, "process": ProcessSerializer(outcome.instance).data},
+            status=status.HTTP_201_CREATED if outcome.started else status.HTTP_200_OK,
+        )
+
+
+class SignalSerializer(serializers.Serializer):
+    signal_name = serializers.CharField(
+        max_length=messages.MAX_MESSAGE_NAME_LENGTH, help_text="The bpmn:signal's name."
+    )
+    variables = VariablesField(
+        required=False, default=dict, help_text="Merged into each catching instance's variables."
+    )
+
+
+class SignalResultSerializer(serializers.Serializer):
+    process_instances = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The instances that caught the signal (none is not an error)."
+    )
+
+
+class SignalViewSet(viewsets.GenericViewSet):
+    """Signals: broadcast to every running instance waiting for one that the caller works or supervises."""
+
+    serializer_class = SignalSerializer
+    filter_backends = []
+    pagination_class = None
+
+    def get_queryset(self):
+        return ProcessInstance.objects.none()
+
+    @extend_schema(request=SignalSerializer, responses={200: SignalResultSerializer, **errors(400, 401)})
+    def create(self, request):
+        data = TaskViewSet.validated(SignalSerializer, request)
+        reached = messages.signal_broadcast(
+            user=request.user, signal_name=data["signal_name"], variables=data["variables"], via_account=via(request)
+        )
+        return Response({"process_instances": [instance.pk for instance in reached]})
 
 
 class NotificationSerializer(serializers.ModelSerializer):

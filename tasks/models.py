@@ -119,6 +119,19 @@ class ProcessInstance(models.Model):
     status = models.CharField(max_length=20, choices=ProcessStatus.choices, default=ProcessStatus.RUNNING)
     sla_due_date = models.DateTimeField(null=True, blank=True)
     next_timer_due_at = models.DateTimeField(null=True, blank=True, help_text="When the engine's next timer falls due.")
+    waiting_messages = ArrayField(
+        models.CharField(max_length=200),
+        default=list,
+        blank=True,
+        help_text="Names of the messages the instance waits for (catch events, receive tasks, boundary events): "
+        "what POST /api/workflow/messages correlates by.",
+    )
+    waiting_signals = ArrayField(
+        models.CharField(max_length=200),
+        default=list,
+        blank=True,
+        help_text="Names of the signals the instance waits for: what POST /api/workflow/signals reaches.",
+    )
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -146,6 +159,9 @@ class ProcessInstance(models.Model):
         indexes = [
             models.Index(fields=["sla_due_date"], name="process_sla_due_running", condition=Q(status="RUNNING")),
             models.Index(fields=["next_timer_due_at"], name="process_timer_due_running", condition=Q(status="RUNNING")),
+            # Message correlation: the running instances waiting for a message of that name.
+            GinIndex(fields=["waiting_messages"], name="process_waiting_messages", condition=Q(status="RUNNING")),
+            GinIndex(fields=["waiting_signals"], name="process_waiting_signals", condition=Q(status="RUNNING")),
         ]
 
     def __str__(self) -> str:
@@ -392,6 +408,12 @@ class WorkflowTask(models.Model):
     priority = models.IntegerField(default=DEFAULT_PRIORITY)
     due_date = models.DateTimeField(null=True, blank=True)
     escalation_level = models.IntegerField(default=0)
+    # Kept on the task, not read from its instance, so claim-next passes over the task in its own index probe
+    # (flowable.claim_next_task) without a join per probe; process_suspend / process_resume set and clear it on
+    # the instance's active tasks, under the locks of both.
+    suspended = models.BooleanField(
+        default=False, db_default=False, help_text="Its process instance is suspended: no claim, no completion."
+    )
     required_skills = ArrayField(models.SlugField(max_length=50), default=list, blank=True)
     variables = SealedValuesJSONField(default=dict, blank=True)
     form_fields = models.JSONField(default=list, blank=True, help_text="The userTask's declared form fields.")
@@ -493,6 +515,8 @@ class TaskEventType(models.TextChoices):
     PRIORITY_CHANGED = "PRIORITY_CHANGED"
     CANCELLED = "CANCELLED"
     COMMENTED = "COMMENTED"
+    SUSPENDED = "SUSPENDED"  # its process instance was suspended: it cannot be claimed or completed
+    RESUMED = "RESUMED"
 
 
 class TaskHistory(models.Model):
@@ -575,6 +599,7 @@ class ArchivedTask(models.Model):
     priority = models.IntegerField()
     due_date = models.DateTimeField(null=True)
     escalation_level = models.IntegerField()
+    suspended = models.BooleanField(default=False)
     required_skills = ArrayField(models.CharField(max_length=50))
     variables = SealedValuesJSONField()
     form_fields = models.JSONField()

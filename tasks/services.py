@@ -87,6 +87,19 @@ def _history(
     return event
 
 
+def task_history_append(task: WorkflowTask, event_type: str, **fields) -> TaskHistory:
+    """Append a history event for a task another module's service changed (its process suspended, resumed)."""
+    return _history(task, event_type, **fields)
+
+
+def _require_not_suspended(task: WorkflowTask, *, action: str) -> None:
+    if task.suspended:
+        raise Conflict(
+            f"cannot {action} task {task.pk}: its process {task.process_instance_id} is suspended",
+            code="process_suspended",
+        )
+
+
 def _adjust_load(queue_name: str, delta: int) -> None:
     if delta:
         WorkflowQueue.objects.filter(queue_name=queue_name).update(current_load=F("current_load") + delta)
@@ -399,6 +412,7 @@ def task_claim(*, user, task_id: int, via_account=None) -> WorkflowTask:
     if task.status == TaskStatus.CLAIMED:
         raise Conflict(f"task {task_id} is claimed by someone else", code="task_claimed")
     _require_state(task, TaskStatus.OPEN, action="claim")
+    _require_not_suspended(task, action="claim")
     _require_skills(task, user)
     # The queue's row is locked by the update that counts the claim, and only if it has room: one statement.
     taken = WorkflowQueue.objects.filter(queue_name=task.queue_id, current_load__lt=F("max_capacity")).update(
@@ -473,6 +487,7 @@ def task_complete(
         raise Conflict(f"task {task_id} is held by someone else", code="task_claimed")
     if task.delegation_state == "PENDING":
         raise Conflict(f"task {task_id} is delegated: resolve it instead", code="task_delegated")
+    _require_not_suspended(task, action="complete")
     if instance is not None and instance.pk == task.process_instance_id:
         task.process_instance = instance  # the engine's step reads it from here rather than again
     cleaned = validate_task_variables(task.form_fields, variables)

@@ -11,7 +11,15 @@ from cases import views as case_pages
 from cases.api import CaseViewSet
 from core import health
 from tasks import views as task_pages
-from tasks.api import DefinitionViewSet, NotificationViewSet, ProcessViewSet, QueueViewSet, TaskViewSet
+from tasks.api import (
+    DefinitionViewSet,
+    MessageViewSet,
+    NotificationViewSet,
+    ProcessViewSet,
+    QueueViewSet,
+    SignalViewSet,
+    TaskViewSet,
+)
 from tasks.api_decisions import DecisionViewSet
 from tasks.console import metrics, summaries
 from tasks.console.pages import database_health_page, process_mining_index_page, process_mining_page
@@ -38,6 +46,8 @@ router.register("workflow/tasks", TaskViewSet, basename="task")
 router.register("workflow/definitions", DefinitionViewSet, basename="definition")
 router.register("workflow/decisions", DecisionViewSet, basename="decision")
 router.register("workflow/processes", ProcessViewSet, basename="process")
+router.register("workflow/messages", MessageViewSet, basename="message")
+router.register("workflow/signals", SignalViewSet, basename="signal")
 router.register("queues", QueueViewSet, basename="queue")
 router.register("cases", CaseViewSet, basename="case")
 router.register("notifications", NotificationViewSet, basename="notification")

@@ -17,6 +17,11 @@ Interface (all functions keyword-only)::
     complete_call(*, spec, state, engine_task_id, variables, now) -> EngineRun   a call activity's child ended
     fire_due_timers(*, spec: dict | LoadedSpec, state: dict, now: datetime) -> EngineRun
     cancel(*, spec: dict | LoadedSpec, state: dict) -> EngineRun
+    deliver_message(*, spec: dict | LoadedSpec, state: dict, message_name: str, variables: dict, now: datetime)
+        -> EngineRun                      MessageNotAwaited when nothing in the instance waits for it
+    start_by_message(*, spec: dict | LoadedSpec, message_name: str, variables: dict, now: datetime) -> EngineRun
+    deliver_signal(*, spec: dict | LoadedSpec, state: dict, signal_name: str, variables: dict, now: datetime)
+        -> EngineRun                      MessageNotAwaited when nothing in the instance waits for it
     read_bpmn_document(*, bpmn_xml: str) -> lxml Element   the XML, parsed safely (for tasks/bpmn/diagram.py)
     element_states(*, spec: dict, state: dict) -> dict[str, str]   BPMN element id -> ELEMENT_ACTIVE | ELEMENT_COMPLETED
     validate_form_variables(*, form_fields: list[FormField], variables: dict) -> dict[str, str]
@@ -27,7 +32,8 @@ Interface (all functions keyword-only)::
                  documentation)
     FormField(id, label, type, required, enum_values: list[EnumValue], sensitive);  EnumValue(id, name)
     EngineRun(state, ready_user_tasks: list[ReadyUserTask], completed, variables, closed_task_ids,
-              opened_task_ids, next_timer_due_at, ready_external_tasks: list[ReadyExternalTask])
+              opened_task_ids, next_timer_due_at, ready_external_tasks: list[ReadyExternalTask],
+              waiting_messages: list[str], waiting_signals: list[str])
               (closed_task_ids and opened_task_ids count user and external tasks alike)
     ReadyExternalTask(engine_task_id, activity_id, name, topic_name, priority)
     ReadyUserTask(engine_task_id, task_definition_key, name, queue_name, candidate_groups, priority,
@@ -39,6 +45,7 @@ Interface (all functions keyword-only)::
         ScriptLimitExceeded(detail, element_id, kind)  it was stopped at the CPU ("cpu") or memory ("memory") bound
       TaskNotReady(detail, element_id)      complete_task was given a task that is not open
       TaskDataError(detail, element_id, field_errors)  the variables do not fit the task's form
+      MessageNotAwaited(detail, element_id)  deliver_message / start_by_message: no element waits for it
 
 `spec` is ParsedDefinition.spec, stored once per definition version; `state` is EngineRun.state, stored per
 instance. The state never contains the spec, and no function mutates the dicts it is given, so a failed call
@@ -51,8 +58,12 @@ What a model may contain (anything else is refused with the element's id and lin
   camunda:type="external" and camunda:topic (optional camunda:taskPriority), as Camunda Modeler writes an
   external task: the instance waits there as at a userTask, for a worker (tasks/external.py); exclusive, inclusive
   and parallel gateways; sequence flows; lanes; embedded subProcess; boundary timer events (interrupting or
-  not) and intermediate timer catch events, with timeDuration or timeDate; documentation, text annotations,
-  associations and groups; one pool (collaboration participant) around the executable process.
+  not) and intermediate timer catch events, with timeDuration or timeDate; messages (<bpmn:message>, sent by
+  its name, or its id when unnamed): message start events of the process, intermediate message catch events,
+  receiveTasks and boundary message events; signals (<bpmn:signal>, broadcast by name): intermediate signal
+  catch events and boundary signal events; error and escalation end events inside an embedded subProcess,
+  caught by boundary error/escalation events on it (event subprocesses are refused); documentation, text
+  annotations, associations and groups; one pool (collaboration participant) around the executable process.
   A userTask may be multi-instance, parallel or sequential, over a collection or a cardinality, with a
   completion condition (multi_instance.py): each instance is a ready user task of its own, whose
   instance_variables hold its element variable and loopCounter.
@@ -103,13 +114,24 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from . import call_activity, multi_instance
 from .call_activity import ReadyCall
-from .errors import BpmnError, EngineError, ScriptError, ScriptLimitExceeded, TaskDataError, TaskNotReady
+from .errors import (
+    BpmnError,
+    EngineError,
+    MessageNotAwaited,
+    ScriptError,
+    ScriptLimitExceeded,
+    TaskDataError,
+    TaskNotReady,
+)
 from .parsing import (
     BPMN_NS,
     BPMNDI_NS,
@@ -157,7 +179,11 @@ __all__ = [
     "element_states",
     "fire_due_timers",
     "LoadedSpec",
+    "MessageNotAwaited",
+    "deliver_message",
+    "deliver_signal",
     "load_spec",
+    "start_by_message",
     "parse_definition",
     "read_bpmn_document",
     "start",
@@ -211,6 +237,8 @@ class EngineRun:
     ready_calls: list[ReadyCall] = field(default_factory=list)  # every call activity waiting for its child
     # closed_task_ids of multi-instance instances closed because their loop's completion condition was met
     loop_done_task_ids: list[str] = field(default_factory=list)
+    waiting_messages: list[str] = field(default_factory=list)  # names of the messages it waits for, sorted
+    waiting_signals: list[str] = field(default_factory=list)  # names of the signals it waits for, sorted
 
 
 @dataclass(frozen=True)
@@ -345,13 +373,93 @@ def cancel(*, spec: dict | LoadedSpec, state: dict) -> EngineRun:
     return _outcome(workflow, spec, open_before=open_before)
 
 
+def deliver_message(
+    *, spec: dict | LoadedSpec, state: dict, message_name: str, variables: dict, now: datetime
+) -> EngineRun:
+    """Deliver the message `message_name` with `variables` (merged into the process variables where it is
+    caught) to the element waiting for it, and run to the next wait state. MessageNotAwaited if none waits."""
+    _check_variables(variables)
+    loaded = load_spec(spec)
+    workflow = _restore(loaded, state, now=now)
+    open_before = _open_task_ids(workflow, loaded.spec)
+    _catch_message(workflow, message_name, variables)
+    return _outcome(workflow, loaded.spec, open_before=open_before)
+
+
+def start_by_message(*, spec: dict | LoadedSpec, message_name: str, variables: dict, now: datetime) -> EngineRun:
+    """Start an instance through its message start event named `message_name`, with the message's variables
+    as its first variables. MessageNotAwaited if the process has no such start event."""
+    _check_variables(variables)
+    loaded = load_spec(spec)
+    engine = SandboxedScriptEngine(now=_aware(now))
+    workflow = BpmnWorkflow(loaded.process, dict(loaded.subprocesses), script_engine=engine)
+    _run_until_waiting(workflow)  # to the start events, which wait
+    _catch_message(workflow, message_name, variables)
+    return _outcome(workflow, loaded.spec, open_before=set())
+
+
+def deliver_signal(
+    *, spec: dict | LoadedSpec, state: dict, signal_name: str, variables: dict, now: datetime
+) -> EngineRun:
+    """Deliver the signal `signal_name` with `variables` to every element of the instance waiting for it (catch
+    and boundary events), and run on. MessageNotAwaited if none waits."""
+    _check_variables(variables)
+    loaded = load_spec(spec)
+    workflow = _restore(loaded, state, now=now)
+    open_before = _open_task_ids(workflow, loaded.spec)
+    _catch(workflow, SignalEventDefinition, signal_name, variables)
+    return _outcome(workflow, loaded.spec, open_before=open_before)
+
+
+def _catch_message(workflow: BpmnWorkflow, message_name: str, variables: dict) -> None:
+    _catch(workflow, MessageEventDefinition, message_name, variables)
+
+
+def _catch(workflow: BpmnWorkflow, kind: type, name: str, variables: dict) -> None:
+    waiting = _catchers(workflow, kind, name)
+    if not waiting:
+        noun = "signal" if kind is SignalEventDefinition else "message"
+        raise MessageNotAwaited(f"nothing in this process waits for the {noun} '{name}'")
+    # SpiffWorkflow copies a payload into the data only into a variable a spiffworkflow extension names, which
+    # Camunda-style models have not: the variables go into the data of the elements that catch the event,
+    # which pass it on as they complete.
+    for task in waiting:
+        task.data.update(_copy_json(variables))
+    try:
+        workflow.send_event(BpmnEvent(waiting[0].task_spec.event_definition, payload={}))
+    except SpiffWorkflowException as exc:
+        raise EngineError(str(exc), element_id=bpmn_id(waiting[0])) from exc
+    _run_until_waiting(workflow)
+
+
+def _catchers(workflow: BpmnWorkflow, kind: type, name: str | None = None) -> list:
+    """The instance's waiting elements (catch events, receive tasks, boundary events, start events) that catch
+    an event of `kind` (named `name`, or any)."""
+    return [
+        task
+        for task in workflow.get_tasks(state=TaskState.WAITING)
+        if isinstance(getattr(task.task_spec, "event_definition", None), kind)
+        and name in (None, task.task_spec.event_definition.name)
+    ]
+
+
+def _waiting_messages(workflow: BpmnWorkflow) -> list[str]:
+    """The names of the messages the instance would catch now."""
+    return sorted({task.task_spec.event_definition.name for task in _catchers(workflow, MessageEventDefinition)})
+
+
+def _waiting_signals(workflow: BpmnWorkflow) -> list[str]:
+    """The names of the signals the instance would catch now."""
+    return sorted({task.task_spec.event_definition.name for task in _catchers(workflow, SignalEventDefinition)})
+
+
 ELEMENT_ACTIVE = "active"
 ELEMENT_COMPLETED = "completed"
 
 
 def element_states(*, spec: dict | LoadedSpec, state: dict) -> dict[str, str]:
-    """Where an instance stands, per BPMN element id: ELEMENT_ACTIVE for an open user task, a running subprocess
-    or a waiting timer, ELEMENT_COMPLETED for an element the instance has passed. Elements not reached, skipped
+    """Where an instance stands, per BPMN element id: ELEMENT_ACTIVE for an open user task, a running subprocess,
+    a waiting timer or an element waiting for a message, ELEMENT_COMPLETED for an element the instance has passed. Elements not reached, skipped
     or cancelled are left out. An element visited again (a loop) is active if any visit is."""
     # Reading states fires no timer, so the clock is irrelevant; any aware time will do.
     workflow = _restore(load_spec(spec), state, now=datetime.now(UTC))
@@ -360,10 +468,11 @@ def element_states(*, spec: dict | LoadedSpec, state: dict) -> dict[str, str]:
         bpmn_id = getattr(task.task_spec, "bpmn_id", None)
         if not bpmn_id:
             continue  # SpiffWorkflow's own bookkeeping tasks (root, boundary-event split and join)
-        waiting_timer = task.state == TaskState.WAITING and isinstance(
-            getattr(task.task_spec, "event_definition", None), TimerEventDefinition
+        waiting_event = task.state == TaskState.WAITING and isinstance(
+            getattr(task.task_spec, "event_definition", None),
+            (TimerEventDefinition, MessageEventDefinition, SignalEventDefinition),
         )
-        if waiting_timer or task.state in (TaskState.READY, TaskState.STARTED):
+        if waiting_event or task.state in (TaskState.READY, TaskState.STARTED):
             states[bpmn_id] = ELEMENT_ACTIVE
         elif task.state == TaskState.COMPLETED:
             states.setdefault(bpmn_id, ELEMENT_COMPLETED)
@@ -630,6 +739,8 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
         next_timer_due_at=_next_timer_due_at(workflow),
         ready_external_tasks=external,
         ready_calls=calls,
+        waiting_messages=[] if workflow.is_completed() else _waiting_messages(workflow),
+        waiting_signals=[] if workflow.is_completed() else _waiting_signals(workflow),
     )
 
 

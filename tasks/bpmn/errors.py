@@ -49,3 +49,7 @@ class TaskDataError(EngineError):
     def __init__(self, detail: str, *, element_id: str | None = None, field_errors: dict[str, str]) -> None:
         super().__init__(detail, element_id=element_id)
         self.field_errors = field_errors
+
+
+class MessageNotAwaited(EngineError):
+    """A message was delivered to an instance (or a process's start events) where nothing waits for it."""

@@ -140,11 +140,23 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
             "external_tasks": {task.id: dataclasses.asdict(task) for task in external_tasks},
             "call_activities": calls,
             "business_rule_tasks": rule_tasks,
+            "message_start_names": _message_start_names(process),
         },
         user_tasks=user_tasks,
         queue_names=queue_names,
         start_queue_names=start_queue_names,
         external_tasks=external_tasks,
+    )
+
+
+def _message_start_names(process: etree._Element) -> list[str]:
+    """The messages that start an instance: those of the process's message start events."""
+    return sorted(
+        {
+            _message_name(definition)
+            for start in process.iterchildren(_bpmn("startEvent"))
+            for definition in start.iterchildren(_bpmn("messageEventDefinition"))
+        }
     )
 
 
@@ -253,23 +265,36 @@ def _process_name(root: etree._Element, process: etree._Element) -> str:
 _DECORATIONS = {"documentation", "extensionElements"}
 _ARTIFACTS = _DECORATIONS | {"textAnnotation", "association", "group"}
 _NODE_CHILDREN = _DECORATIONS | {"incoming", "outgoing"}
+_EVENT_DEFINITIONS = {"timerEventDefinition", "messageEventDefinition", "signalEventDefinition"}
+_CODE_EVENT_DEFINITIONS = {"errorEventDefinition", "escalationEventDefinition"}
 _FLOW_ELEMENTS: dict[str, set[str]] = {
-    "startEvent": _NODE_CHILDREN,
-    "endEvent": _NODE_CHILDREN,
+    # Which start events may carry which definition depends on where they are (_check_start_event).
+    "startEvent": _NODE_CHILDREN | _EVENT_DEFINITIONS | _CODE_EVENT_DEFINITIONS,
+    "endEvent": _NODE_CHILDREN | _CODE_EVENT_DEFINITIONS,
     "userTask": _NODE_CHILDREN | {multi_instance.LOOP},
     "serviceTask": _NODE_CHILDREN,  # camunda:type="external" only (_check_flow_element)
+    "receiveTask": _NODE_CHILDREN,
     "scriptTask": _NODE_CHILDREN | {"script"},
     "callActivity": _NODE_CHILDREN,
     "businessRuleTask": _NODE_CHILDREN,
     "exclusiveGateway": _NODE_CHILDREN,
     "inclusiveGateway": _NODE_CHILDREN,
     "parallelGateway": _NODE_CHILDREN,
-    "boundaryEvent": _NODE_CHILDREN | {"timerEventDefinition"},
-    "intermediateCatchEvent": _NODE_CHILDREN | {"timerEventDefinition"},
+    "boundaryEvent": _NODE_CHILDREN | _EVENT_DEFINITIONS | _CODE_EVENT_DEFINITIONS,
+    "intermediateCatchEvent": _NODE_CHILDREN | _EVENT_DEFINITIONS,
     "sequenceFlow": _DECORATIONS | {"conditionExpression"},
 }
 _TIMER_CHILDREN = _DECORATIONS | {"timeDuration", "timeDate"}
-_DEFINITIONS_CHILDREN = _DECORATIONS | {"process", "collaboration", "category"}
+_DEFINITIONS_CHILDREN = _DECORATIONS | {
+    "process",
+    "collaboration",
+    "category",
+    "message",
+    "signal",
+    "error",
+    "escalation",
+}
+_MAX_MESSAGE_NAME_LENGTH = 200
 _COLLABORATION_CHILDREN = _ARTIFACTS | {"participant"}
 _LANE_CHILDREN = _DECORATIONS | {"flowNodeRef", "childLaneSet"}
 
@@ -301,12 +326,15 @@ def _check_container(container: etree._Element) -> None:
         name = _local(child) if etree.QName(child).namespace == BPMN_NS else None
         if name == "subProcess":
             if child.get("triggeredByEvent") == "true":
+                # SpiffWorkflow 3.2 starts one on its event only by connecting it into the process spec it runs,
+                # which this engine shares between instances (LoadedSpec), and it does not interrupt the flow for
+                # an interrupting one: refused, rather than run otherwise than drawn.
                 raise _refuse("event subprocesses are not supported by this engine", child)
             _check_container(child)
         elif name == "laneSet":
             _check_lane_set(child)
-        elif name in _ARTIFACTS:
-            continue
+        elif name in _ARTIFACTS or (name in ("incoming", "outgoing") and _local(container) == "subProcess"):
+            continue  # a subprocess's own incoming/outgoing refs, as Camunda Modeler writes them
         else:
             _require_bpmn_child(child, _FLOW_ELEMENTS.keys())
             for part in _elements(child):
@@ -330,8 +358,39 @@ def _check_lane_set(lane_set: etree._Element) -> None:
 def _check_flow_element(element: etree._Element) -> None:
     name = _local(element)
     timers = list(element.iterchildren(_bpmn("timerEventDefinition")))
-    if name in ("boundaryEvent", "intermediateCatchEvent") and len(timers) != 1:
-        raise _refuse(f"a {name} must have exactly one timer definition; no other events are supported", element)
+    messages = list(element.iterchildren(_bpmn("messageEventDefinition")))
+    signals = list(element.iterchildren(_bpmn("signalEventDefinition")))
+    codes = [child for child in _elements(element) if _local(child) in _CODE_EVENT_DEFINITIONS]
+    definitions = len(timers) + len(messages) + len(signals) + len(codes)
+    if name in ("boundaryEvent", "intermediateCatchEvent") and definitions != 1:
+        kinds = "timer, message, signal, error or escalation" if name == "boundaryEvent" else "timer, message or signal"
+        raise _refuse(f"a {name} must have exactly one {kinds} definition; no other events are supported", element)
+    if name == "boundaryEvent" and codes:
+        attached = _element_by_id(element.getroottree().getroot(), element.get("attachedToRef") or "")
+        if attached is None or _local(attached) != "subProcess":
+            raise _refuse(
+                f"a boundary {_local(codes[0]).removesuffix('EventDefinition')} event catches what an embedded "
+                "subProcess throws: attach it to one",
+                element,
+            )
+    if name == "endEvent" and definitions > 1:
+        raise _refuse("an end event may throw one error or escalation", element)
+    if name == "startEvent":
+        _check_start_event(element, definitions, timers + messages + signals + codes)
+    for code in codes:
+        for part in _elements(code):
+            _require_bpmn_child(part, _DECORATIONS)
+        _code_ref(code)
+    for message in messages:
+        for part in _elements(message):
+            _require_bpmn_child(part, _DECORATIONS)
+        _message_name(message)
+    if name == "receiveTask":
+        _message_name(element)
+    for signal in signals:
+        for part in _elements(signal):
+            _require_bpmn_child(part, _DECORATIONS)
+        _signal_name(signal)
     for timer in timers:
         for part in _elements(timer):
             _require_bpmn_child(part, _TIMER_CHILDREN)
@@ -371,6 +430,65 @@ def _read_external_task(element: etree._Element) -> ExternalTaskInfo:
         topic_name=element.get(f"{{{CAMUNDA_NS}}}topic"),
         priority=int(priority) if priority is not None else DEFAULT_EXTERNAL_TASK_PRIORITY,
     )
+
+
+def _check_start_event(element: etree._Element, definitions: int, found: list) -> None:
+    """The process's start events may wait for a message; an event subprocess's start event is triggered by one
+    timer, message, signal, error or escalation; an embedded subprocess's start events have none."""
+    parent = element.getparent()
+    if _local(parent) == "subProcess" and parent.get("triggeredByEvent") == "true":
+        if definitions != 1:
+            raise _refuse("an event subprocess's start event needs exactly one event definition", element)
+        return
+    if not found:
+        return
+    if _local(parent) != "process":
+        raise _refuse("only the process's own start events and event subprocesses' may wait for an event", element)
+    if definitions > 1 or _local(found[0]) != "messageEventDefinition":
+        raise _refuse("a start event of the process may wait for one message and nothing else", element)
+
+
+def _code_ref(definition: etree._Element) -> None:
+    """An errorRef / escalationRef, when given, names a <bpmn:error> / <bpmn:escalation> of the document."""
+    kind = _local(definition).removesuffix("EventDefinition")
+    ref = (definition.get(f"{kind}Ref") or "").strip()
+    if not ref:
+        return  # a catch-all boundary or event subprocess start; a throw without a code
+    root = definition.getroottree().getroot()
+    if not any(item.get("id") == ref for item in root.iterchildren(_bpmn(kind))):
+        raise _refuse(f"{kind}Ref '{ref}' is not a <bpmn:{kind}> of this document", definition)
+
+
+def _message_name(element: etree._Element) -> str:
+    """The name of the <bpmn:message> a messageEventDefinition or receiveTask refers to (its id if unnamed), which
+    is the name a message is sent by (POST /api/workflow/messages)."""
+    ref = (element.get("messageRef") or "").strip()
+    if not ref:
+        raise _refuse(f"<{_local(element)}> names no message: give it a messageRef", element)
+    root = element.getroottree().getroot()
+    message = next((m for m in root.iterchildren(_bpmn("message")) if m.get("id") == ref), None)
+    if message is None:
+        raise _refuse(f"messageRef '{ref}' is not a <bpmn:message> of this document", element)
+    name = (message.get("name") or ref).strip()
+    if len(name) > _MAX_MESSAGE_NAME_LENGTH:
+        raise _refuse(f"message name '{name[:40]}...' is longer than {_MAX_MESSAGE_NAME_LENGTH} characters", message)
+    return name
+
+
+def _signal_name(element: etree._Element) -> str:
+    """The name of the <bpmn:signal> a signalEventDefinition refers to (its id if unnamed): what
+    POST /api/workflow/signals broadcasts."""
+    ref = (element.get("signalRef") or "").strip()
+    if not ref:
+        raise _refuse("<signalEventDefinition> names no signal: give it a signalRef", element)
+    root = element.getroottree().getroot()
+    signal = next((m for m in root.iterchildren(_bpmn("signal")) if m.get("id") == ref), None)
+    if signal is None:
+        raise _refuse(f"signalRef '{ref}' is not a <bpmn:signal> of this document", element)
+    name = (signal.get("name") or ref).strip()
+    if len(name) > _MAX_MESSAGE_NAME_LENGTH:
+        raise _refuse(f"signal name '{name[:40]}...' is longer than {_MAX_MESSAGE_NAME_LENGTH} characters", signal)
+    return name
 
 
 def _check_sequence_flows(process: etree._Element) -> None:

@@ -39,11 +39,12 @@ from tasks.models import (
     ProcessIncident,
     ProcessInstance,
     ProcessStatus,
+    TaskEventType,
     TaskStatus,
     WorkflowDefinition,
     WorkflowTask,
 )
-from tasks.services import task_close, task_insert
+from tasks.services import history_batched, task_close, task_history_append, task_insert
 
 from . import called_processes, decisions, engine
 from .forms import refuse_sealed_input, seal_sensitive, sensitive_names
@@ -386,11 +387,26 @@ def _store(instance: ProcessInstance, run: engine.EngineRun) -> None:
     instance.engine_state = run.state
     instance.variables = run.variables
     instance.next_timer_due_at = run.next_timer_due_at
+    instance.waiting_messages = run.waiting_messages
+    instance.waiting_signals = run.waiting_signals
     if run.completed:
         instance.status = ProcessStatus.COMPLETED
         instance.ended_at = timezone.now()
         instance.next_timer_due_at = None
-    instance.save(update_fields=["engine_state", "variables", "next_timer_due_at", "status", "ended_at", "updated_at"])
+        instance.waiting_messages = []
+        instance.waiting_signals = []
+    instance.save(
+        update_fields=[
+            "engine_state",
+            "variables",
+            "next_timer_due_at",
+            "waiting_messages",
+            "waiting_signals",
+            "status",
+            "ended_at",
+            "updated_at",
+        ]
+    )
     if run.completed:
         signals.process_completed.send(sender=ProcessInstance, instance=instance)
 
@@ -474,6 +490,8 @@ def process_start(
             engine_state=run.state,
             started_by=user,
             next_timer_due_at=run.next_timer_due_at,
+            waiting_messages=run.waiting_messages,
+            waiting_signals=run.waiting_signals,
         )
         _open_tasks(instance, run, user=user, via_account=via_account)
         if run.completed:
@@ -617,12 +635,47 @@ def _instance_for_supervisor(*, user, process_instance_id: int) -> ProcessInstan
     return instance
 
 
+def _tasks_suspension_set(instance: ProcessInstance, *, suspended: bool, user, via_account, reason: str) -> None:
+    """Mark the instance's active tasks suspended (or not), locked after the instance, with a history event each.
+
+    The flag on the task row is what claim, claim-next (flowable.claim_next_task) and completion read; setting it
+    under the task's lock means a claim that locked the task first is claimed-then-suspended, and one that waited
+    finds it suspended.
+    """
+    event = TaskEventType.SUSPENDED if suspended else TaskEventType.RESUMED
+    with system_scope(), history_batched():  # every queue the instance has tasks in: checked by the caller
+        tasks = list(
+            tasks_for_update(
+                WorkflowTask.objects.filter(
+                    process_instance=instance, status__in=[TaskStatus.OPEN, TaskStatus.CLAIMED]
+                ).exclude(suspended=suspended)
+            )
+        )
+        WorkflowTask.objects.filter(pk__in=[t.pk for t in tasks]).update(suspended=suspended, updated_at=timezone.now())
+        for task in tasks:
+            task_history_append(
+                task,
+                event,
+                user=user,
+                via_account=via_account,
+                comment=reason,
+                old={"suspended": not suspended},
+                new={"suspended": suspended},
+            )
+
+
 @transaction.atomic
 @acting_for_user
-def process_suspend(*, user, process_instance_id: int) -> ProcessInstance:
+def process_suspend(*, user, process_instance_id: int, reason: str = "", via_account=None) -> ProcessInstance:
+    """Suspend a running instance: its tasks can be neither claimed nor completed and its timers wait.
+
+    For supervisors of a queue the instance has tasks in (else 404). A task already claimed stays with its holder,
+    who cannot complete it until the instance is resumed.
+    """
     instance = _instance_for_supervisor(user=user, process_instance_id=process_instance_id)
     if instance.status != ProcessStatus.RUNNING:
         raise Conflict(f"process {instance.pk} is {instance.status.lower()}", code="process_not_running")
+    _tasks_suspension_set(instance, suspended=True, user=user, via_account=via_account, reason=reason)
     instance.status = ProcessStatus.SUSPENDED
     instance.save(update_fields=["status", "updated_at"])
     return instance
@@ -630,10 +683,13 @@ def process_suspend(*, user, process_instance_id: int) -> ProcessInstance:
 
 @transaction.atomic
 @acting_for_user
-def process_resume(*, user, process_instance_id: int) -> ProcessInstance:
+def process_resume(*, user, process_instance_id: int, reason: str = "", via_account=None) -> ProcessInstance:
+    """Resume a suspended instance: its tasks can be claimed and completed again, and a timer that fell due
+    meanwhile fires on the timer job's next run."""
     instance = _instance_for_supervisor(user=user, process_instance_id=process_instance_id)
     if instance.status != ProcessStatus.SUSPENDED:
         raise Conflict(f"process {instance.pk} is not suspended", code="process_not_suspended")
+    _tasks_suspension_set(instance, suspended=False, user=user, via_account=via_account, reason=reason)
     instance.status = ProcessStatus.RUNNING
     instance.save(update_fields=["status", "updated_at"])
     return instance
@@ -641,8 +697,10 @@ def process_resume(*, user, process_instance_id: int) -> ProcessInstance:
 
 @transaction.atomic
 @acting_for_user
-def process_cancel(*, user, process_instance_id: int, reason: str = "") -> ProcessInstance:
-    """Cancel an instance and close its open tasks."""
+def process_cancel(*, user, process_instance_id: int, reason: str = "", via_account=None) -> ProcessInstance:
+    """Cancel a running or suspended instance and close its open tasks (a claimed one gives its queue's load back).
+
+    `via_account` is accepted for the API's sake; task_close records the acting user."""
     instance = _instance_for_supervisor(user=user, process_instance_id=process_instance_id)
     if instance.status in (ProcessStatus.COMPLETED, ProcessStatus.CANCELLED):
         raise Conflict(f"process {instance.pk} has ended", code="process_ended")
@@ -662,5 +720,7 @@ def process_cancel(*, user, process_instance_id: int, reason: str = "") -> Proce
         instance.status = ProcessStatus.CANCELLED
         instance.ended_at = timezone.now()
         instance.next_timer_due_at = None
+        instance.waiting_messages = []
+        instance.waiting_signals = []
         instance.save()
     return instance

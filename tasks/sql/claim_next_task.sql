@@ -9,6 +9,11 @@
 -- for the queues whose task it holds, so it never answers "nothing" while a task is there. The claim, the load and
 -- the history row are written together.
 --
+-- A task of a suspended process instance is passed over: its row carries the instance's state (`suspended`, set
+-- and cleared by process_suspend / process_resume under the instance's and the task's locks), so each probe
+-- filters it in the index walk it already makes, with no join, and the locking reads recheck it on the row's
+-- latest version.
+--
 -- The skill filter reads `required_skills = '{}' OR ...` so the planner estimates it from the column's most
 -- common values and keeps the per-queue index probe. The function runs with enable_seqscan off so its queue row
 -- is always found through an index, not by scanning a table full of dead load versions. A new version must keep
@@ -32,7 +37,7 @@ BEGIN
             SELECT t.task_id, t.priority, t.created_at
               FROM flowable.workflow_tasks t
              WHERE t.queue_name = q.queue_name
-               AND t.status = 'OPEN'
+               AND t.status = 'OPEN' AND NOT t.suspended
                AND (t.required_skills = '{}' OR t.required_skills::text[] <@ p_skills)
              ORDER BY t.priority DESC, t.created_at, t.task_id
              LIMIT 1
@@ -62,7 +67,7 @@ BEGIN
                   FROM flowable.workflow_tasks t
                  WHERE t.task_id = v_heads[i]
                    AND t.queue_name = v_queue_names[i]
-                   AND t.status = 'OPEN'
+                   AND t.status = 'OPEN' AND NOT t.suspended
                    AND (t.required_skills = '{}' OR t.required_skills::text[] <@ p_skills)
                    FOR UPDATE OF t SKIP LOCKED;
                 IF v_task_id IS NULL THEN
@@ -70,7 +75,7 @@ BEGIN
                       INTO v_task_id
                       FROM flowable.workflow_tasks t
                      WHERE t.queue_name = v_queue_names[i]
-                       AND t.status = 'OPEN'
+                       AND t.status = 'OPEN' AND NOT t.suspended
                        AND (t.required_skills = '{}' OR t.required_skills::text[] <@ p_skills)
                      ORDER BY t.priority DESC, t.created_at, t.task_id
                      LIMIT 1

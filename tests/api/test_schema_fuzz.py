@@ -75,6 +75,11 @@ CONTRACT_OPERATIONS = TASK_OPERATIONS | {
     # Issue 26: the caller's own in-app notifications.
     "GET /api/notifications/",
     "POST /api/notifications/{id}/read/",
+    "POST /api/workflow/processes/{id}/suspend/",
+    "POST /api/workflow/processes/{id}/resume/",
+    "POST /api/workflow/processes/{id}/cancel/",
+    "POST /api/workflow/messages/",
+    "POST /api/workflow/signals/",
 }
 
 CHECKS = {

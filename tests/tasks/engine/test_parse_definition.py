@@ -165,7 +165,7 @@ def test_a_send_task_is_refused_naming_it():
     assert error.line == 5
 
 
-def test_a_message_event_is_refused_naming_the_event():
+def test_a_message_event_naming_no_message_is_refused_naming_the_event():
     document = bpmn_document(
         linear_process(
             '    <bpmn:intermediateCatchEvent id="await_reply"><bpmn:messageEventDefinition/></bpmn:intermediateCatchEvent>',
@@ -178,7 +178,7 @@ def test_a_message_event_is_refused_naming_the_event():
     assert error.element_id == "await_reply"
 
 
-def test_a_message_start_event_is_refused():
+def test_a_message_start_event_naming_no_message_is_refused():
     document = bpmn_document(
         '    <bpmn:startEvent id="start"><bpmn:messageEventDefinition id="m"/></bpmn:startEvent>'
         '<bpmn:endEvent id="end"/><bpmn:sequenceFlow id="f" sourceRef="start" targetRef="end"/>'
@@ -189,13 +189,34 @@ def test_a_message_start_event_is_refused():
     assert (error.element_id, "messageEventDefinition" in error.detail) == ("m", True)
 
 
-def test_a_message_definition_at_document_level_is_refused():
+def test_messages_at_document_level_are_read_and_name_the_processs_message_starts():
     document = bpmn_document(
-        linear_process(user_task("review"), node_ids=["review"]),
+        '    <bpmn:startEvent id="start"><bpmn:messageEventDefinition id="m" messageRef="complaint_received"/>'
+        "</bpmn:startEvent>\n"
+        + user_task("review")
+        + '\n    <bpmn:endEvent id="end"/><bpmn:sequenceFlow id="f0" sourceRef="start" targetRef="review"/>'
+        '<bpmn:sequenceFlow id="f1" sourceRef="review" targetRef="end"/>',
         before_process='  <bpmn:message id="complaint_received" name="complaint"/>\n',
     )
 
-    assert refusal(document).element_id == "complaint_received"
+    parsed = engine.parse_definition(bpmn_xml=document)
+
+    assert parsed.spec["message_start_names"] == ["complaint"] and parsed.start_queue_names == ["triage"]
+
+
+def test_a_message_start_event_inside_a_subprocess_is_refused():
+    document = bpmn_document(
+        linear_process(
+            '    <bpmn:subProcess id="inner"><bpmn:startEvent id="inner_start">'
+            '<bpmn:messageEventDefinition messageRef="complaint_received"/></bpmn:startEvent></bpmn:subProcess>',
+            node_ids=["inner"],
+        ),
+        before_process='  <bpmn:message id="complaint_received" name="complaint"/>\n',
+    )
+
+    error = refusal(document)
+
+    assert error.element_id == "inner_start" and "only the process's own start events" in error.detail
 
 
 def test_a_standard_loop_task_is_refused():
