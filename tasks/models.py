@@ -880,6 +880,7 @@ class NotificationKind(models.TextChoices):
     TASK_ASSIGNED = "TASK_ASSIGNED", "Task assigned to you"
     TASK_ESCALATED = "TASK_ESCALATED", "Your task escalated"
     TASK_AT_RISK = "TASK_AT_RISK", "Your task is at risk"
+    SLA_RISK = "SLA_RISK", "SLA at risk"
     SLA_BREACH = "SLA_BREACH", "SLA breach"
     CAPACITY = "CAPACITY", "Queue over capacity"
 

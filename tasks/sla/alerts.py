@@ -91,6 +91,12 @@ DELIVERIES_SQL = """
       FROM raised
       JOIN queues.workflow_queues q ON q.queue_name = raised.queue_name
      CROSS JOIN LATERAL entitlements.user_ids_with(q.queue_id, ARRAY['supervise'], %(now)s) AS s(user_id)
+     UNION ALL
+    -- A task forecast to miss its due date: whoever holds it is told too.
+    SELECT t.assignee_id, 'TASK_AT_RISK', left(raised.summary, 500), '/tasks/' || raised.task_id || '/', %(now)s
+      FROM raised
+      JOIN flowable.workflow_tasks t ON t.task_id = raised.task_id
+     WHERE raised.kind = 'SLA_RISK' AND t.assignee_id IS NOT NULL
 ), deliveries AS (
     INSERT INTO flowable.alert_deliveries (alert_id, channel_id, status, attempts, last_error, created_at)
     SELECT raised.alert_id, c.channel_id, 'PENDING', 0, '', %(now)s
@@ -167,7 +173,7 @@ WITH raised AS (
        AND t.status IN ('OPEN', 'CLAIMED') AND t.due_date > %(now)s
      ORDER BY t.task_id
         ON CONFLICT (dedupe_key) DO NOTHING
-    RETURNING alert_id, kind
+    RETURNING alert_id, kind, queue_name, task_id, summary
 """
     + DELIVERIES_SQL
 )

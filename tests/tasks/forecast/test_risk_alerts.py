@@ -6,8 +6,19 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from entitlements.access import users_with
 from entitlements.row_scope import system_scope
-from tasks.models import Alert, AlertDelivery, AlertKind, AlertRule, TaskRisk, WorkflowTask
+from queues.models import WorkflowQueue
+from tasks.models import (
+    Alert,
+    AlertDelivery,
+    AlertKind,
+    AlertRule,
+    Notification,
+    NotificationKind,
+    TaskRisk,
+    WorkflowTask,
+)
 from tasks.sla.alerts import sla_risk_alerts_raise
 from tests.tasks.test_alerts import channel, deliver, enqueued, receiver  # noqa: F401  (fixtures)
 
@@ -59,3 +70,18 @@ def test_a_disabled_risk_rule_raises_nothing(make_task):
     _task(make_task, 0.9)
 
     assert sla_risk_alerts_raise() == 0
+
+
+def test_the_queues_supervisors_and_the_tasks_holder_are_told_in_the_app(make_task, supervisor_sam, caseworker_alice):
+    risky = _task(make_task, 0.9, name="Risky")
+    WorkflowTask.objects.filter(pk=risky.pk).update(status="CLAIMED", assignee=caseworker_alice)
+
+    sla_risk_alerts_raise()
+
+    told = {(n.recipient_id, n.kind, n.link) for n in Notification.objects.all()}
+    link = f"/tasks/{risky.task_id}/"
+    assert (supervisor_sam.pk, NotificationKind.SLA_RISK, link) in told
+    assert (caseworker_alice.pk, NotificationKind.TASK_AT_RISK, link) in told
+    assert {recipient for recipient, _, _ in told} <= {caseworker_alice.pk} | {
+        user.pk for user in users_with(capability="supervise", queue=WorkflowQueue.objects.get(queue_name="intake"))
+    }
