@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
 from django.utils import timezone
 from psycopg.types.json import Json
 
@@ -122,6 +122,7 @@ class ProcessInstance(models.Model):
     waiting_messages = ArrayField(
         models.CharField(max_length=200),
         default=list,
+        db_default=Value([], output_field=ArrayField(models.CharField(max_length=200))),  # rows inserted by SQL
         blank=True,
         help_text="Names of the messages the instance waits for (catch events, receive tasks, boundary events): "
         "what POST /api/workflow/messages correlates by.",
@@ -129,6 +130,7 @@ class ProcessInstance(models.Model):
     waiting_signals = ArrayField(
         models.CharField(max_length=200),
         default=list,
+        db_default=Value([], output_field=ArrayField(models.CharField(max_length=200))),  # rows inserted by SQL
         blank=True,
         help_text="Names of the signals the instance waits for: what POST /api/workflow/signals reaches.",
     )
