@@ -141,10 +141,17 @@ ON CONFLICT (task_id) DO UPDATE
        expected_completion_at = EXCLUDED.expected_completion_at, computed_at = EXCLUDED.computed_at
 """
 
-# Forecasts of the queue's tasks that are no longer active in it (completed, cancelled, moved out).
+# Forecasts of the queue's tasks that are no longer active in it (completed, cancelled, moved out), a chunk of the
+# queue's forecasts at a time (idx_task_risks_queue): bounded probes whatever the planner thinks of the table's size.
+STALE_CHUNK_SQL = """
+SELECT task_id FROM flowable.task_risks
+ WHERE queue_name = %(queue)s AND task_id > %(after)s
+ ORDER BY task_id
+ LIMIT %(limit)s
+"""
 STALE_SQL = """
 DELETE FROM flowable.task_risks r
- WHERE r.queue_name = %(queue)s
+ WHERE r.task_id = ANY(%(ids)s) AND r.queue_name = %(queue)s
    AND NOT EXISTS (SELECT FROM flowable.workflow_tasks t
                     WHERE t.task_id = r.task_id AND t.queue_name = %(queue)s AND t.status IN ('OPEN', 'CLAIMED'))
 """
@@ -378,9 +385,19 @@ def _queue_refresh(queue: WorkflowQueue, *, now: datetime, tally: _Tally) -> Non
             forecasts.append((task_id, forecast.breach_probability, _expected_at(forecast, calendar=calendar, now=now)))
             ahead += 1
         tally.add(forecasts, _write_changed(queue_name=name, forecasts=forecasts, now=now))
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(STALE_SQL, {"queue": name})
-        tally.written += cursor.rowcount
+    tally.written += _delete_stale(name)
+
+
+def _delete_stale(queue_name: str) -> int:
+    deleted, after = 0, 0
+    while ids := [
+        row[0] for row in _fetch(STALE_CHUNK_SQL, {"queue": queue_name, "after": after, "limit": CHUNK_SIZE})
+    ]:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(STALE_SQL, {"queue": queue_name, "ids": ids})
+            deleted += cursor.rowcount
+        after = ids[-1]
+    return deleted
 
 
 def _try_queue_lock(queue_name: str) -> bool:
