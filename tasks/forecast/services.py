@@ -142,7 +142,8 @@ ON CONFLICT (task_id) DO UPDATE
 """
 
 # Forecasts of the queue's tasks that are no longer active in it (completed, cancelled, moved out), a chunk of the
-# queue's forecasts at a time (idx_task_risks_queue): bounded probes whatever the planner thinks of the table's size.
+# queue's forecasts at a time (idx_task_risks_queue): a task_id range on both sides keeps each chunk's anti-join
+# bounded whatever the planner thinks of the tables' sizes.
 STALE_CHUNK_SQL = """
 SELECT task_id FROM flowable.task_risks
  WHERE queue_name = %(queue)s AND task_id > %(after)s
@@ -151,9 +152,10 @@ SELECT task_id FROM flowable.task_risks
 """
 STALE_SQL = """
 DELETE FROM flowable.task_risks r
- WHERE r.task_id = ANY(%(ids)s) AND r.queue_name = %(queue)s
+ WHERE r.queue_name = %(queue)s AND r.task_id > %(after)s AND r.task_id <= %(last)s
    AND NOT EXISTS (SELECT FROM flowable.workflow_tasks t
-                    WHERE t.task_id = r.task_id AND t.queue_name = %(queue)s AND t.status IN ('OPEN', 'CLAIMED'))
+                    WHERE t.task_id = r.task_id AND t.task_id > %(after)s AND t.task_id <= %(last)s
+                      AND t.queue_name = %(queue)s AND t.status IN ('OPEN', 'CLAIMED'))
 """
 
 
@@ -394,7 +396,7 @@ def _delete_stale(queue_name: str) -> int:
         row[0] for row in _fetch(STALE_CHUNK_SQL, {"queue": queue_name, "after": after, "limit": CHUNK_SIZE})
     ]:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(STALE_SQL, {"queue": queue_name, "ids": ids})
+            cursor.execute(STALE_SQL, {"queue": queue_name, "after": after, "last": ids[-1]})
             deleted += cursor.rowcount
         after = ids[-1]
     return deleted
