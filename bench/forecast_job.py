@@ -177,6 +177,7 @@ def main() -> int:
     parser.add_argument("--queues", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--reload", action="store_true")
+    parser.add_argument("--once", action="store_true", help="stop after the first run of the job")
     parser.add_argument("--job-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.job_child:
@@ -215,6 +216,8 @@ def main() -> int:
     print(f"claim-next alone: {alone:.0f}/s", flush=True)
     first = run_job(args.database_url)
     print(describe("job, first run (empty task_risks)", first), flush=True)
+    if args.once:
+        return 0
 
     beside: dict = {}
     thread = threading.Thread(target=lambda: beside.update(run_job(args.database_url)))
