@@ -868,6 +868,9 @@ class TaskRisk(models.Model):
 
     class Meta:
         db_table = 'flowable"."task_risks'
+        # The job's per-queue sweep of forecasts whose task left the queue (tasks/forecast/services.py: STALE_SQL):
+        # a merge of this index with idx_workflow_tasks_queue_active, not a scan of every queue's forecasts.
+        indexes = [models.Index(fields=["queue_name", "task"], name="idx_task_risks_queue")]
 
     def __str__(self) -> str:
         return f"#{self.task_id} {self.breach_probability:.0%}"

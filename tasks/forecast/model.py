@@ -221,48 +221,85 @@ class ActiveTask:
     hours_in_service: float = 0.0  # business hours since claimed
 
 
-def forecast_queue(
-    *, rates: QueueRates, servers: list[int], tasks: list[ActiveTask], hours_left_today: float | None = None
-) -> dict[int, TaskForecast]:
-    """Forecasts for every active task of one queue, worked by `servers` (caseworker ids with capacity, now) for
-    the `hours_left_today` working hours left today, and by the queue's usual team after that."""
+def queue_state(
+    *, rates: QueueRates, servers: list[int], busy_assignees: set[int], hours_left_today: float | None = None
+) -> QueueState:
+    """The queue now: `servers` (caseworker ids with capacity) at their measured rates, those of them holding one of
+    its tasks busy, today's `hours_left_today` working hours, and the queue's usual team after that."""
     service_rates = tuple(
         1.0 / max(rates.service_hours_by_user.get(user, rates.service_hours), 1e-6) for user in servers
     )
-    on_shift = set(servers)
-    busy = len({t.assignee_id for t in tasks if t.assignee_id is not None and t.assignee_id in on_shift})
-    state = QueueState(
+    busy = len(set(busy_assignees) & set(servers))
+    return QueueState(
         service_rates=service_rates,
         busy=min(busy, len(servers)),
         service_cv=rates.service_cv,
         later_total_rate=rates.usual_total_rate,
         hours_left_today=hours_left_today if rates.usual_total_rate else None,
     )
+
+
+def waiting_forecast(
+    *, state: QueueState, rates: QueueRates, ahead: int, priority: int, task_type: str, hours_to_due: float | None
+) -> TaskForecast:
+    """An OPEN task with `ahead` OPEN tasks before it in claim-next's order."""
+    mean, cv = rates.service_by_type.get(task_type, (rates.service_hours, rates.service_cv))
+    return task_forecast(
+        state=state,
+        ahead=ahead,
+        arrival_rate_ahead=rates.arrival_rate_above(priority),
+        own_service_hours=mean,
+        own_service_cv=cv,
+        hours_to_due=hours_to_due,
+    )
+
+
+def in_service_forecast(
+    *, state: QueueState, rates: QueueRates, task_type: str, hours_in_service: float, hours_to_due: float | None
+) -> TaskForecast:
+    """A CLAIMED task: the rest of a service already under way, never less than a tenth of a typical one."""
+    mean, cv = rates.service_by_type.get(task_type, (rates.service_hours, rates.service_cv))
+    return task_forecast(
+        state=state,
+        ahead=0,
+        arrival_rate_ahead=0.0,
+        own_service_hours=max(mean - hours_in_service, mean / 10),
+        own_service_cv=cv,
+        hours_to_due=hours_to_due,
+        in_service=True,
+    )
+
+
+def forecast_queue(
+    *, rates: QueueRates, servers: list[int], tasks: list[ActiveTask], hours_left_today: float | None = None
+) -> dict[int, TaskForecast]:
+    """Forecasts for every active task of one queue, worked by `servers` (caseworker ids with capacity, now) for
+    the `hours_left_today` working hours left today, and by the queue's usual team after that. (The beat job streams
+    a queue through `queue_state`, `waiting_forecast` and `in_service_forecast` instead of holding it in a list.)"""
+    state = queue_state(
+        rates=rates,
+        servers=servers,
+        busy_assignees={t.assignee_id for t in tasks if t.assignee_id is not None},
+        hours_left_today=hours_left_today,
+    )
     waiting = sorted((t for t in tasks if t.assignee_id is None), key=lambda t: (-t.priority, t.order))
     forecasts: dict[int, TaskForecast] = {}
     for ahead, task in enumerate(waiting):
-        mean, cv = rates.service_by_type.get(task.task_type, (rates.service_hours, rates.service_cv))
-        forecasts[task.task_id] = task_forecast(
+        forecasts[task.task_id] = waiting_forecast(
             state=state,
+            rates=rates,
             ahead=ahead,
-            arrival_rate_ahead=rates.arrival_rate_above(task.priority),
-            own_service_hours=mean,
-            own_service_cv=cv,
+            priority=task.priority,
+            task_type=task.task_type,
             hours_to_due=task.hours_to_due,
         )
     for task in tasks:
-        if task.assignee_id is None:
-            continue
-        mean, cv = rates.service_by_type.get(task.task_type, (rates.service_hours, rates.service_cv))
-        # The rest of a service already under way: never less than a tenth of a typical one.
-        remaining = max(mean - task.hours_in_service, mean / 10)
-        forecasts[task.task_id] = task_forecast(
-            state=state,
-            ahead=0,
-            arrival_rate_ahead=0.0,
-            own_service_hours=remaining,
-            own_service_cv=cv,
-            hours_to_due=task.hours_to_due,
-            in_service=True,
-        )
+        if task.assignee_id is not None:
+            forecasts[task.task_id] = in_service_forecast(
+                state=state,
+                rates=rates,
+                task_type=task.task_type,
+                hours_in_service=task.hours_in_service,
+                hours_to_due=task.hours_to_due,
+            )
     return forecasts

@@ -10,7 +10,7 @@ from entitlements.row_scope import system_scope
 from queues.calendar import add_business_hours
 from queues.models import WorkflowQueue
 from queues.selectors import business_calendar_for
-from tasks.forecast.services import RATE_WINDOW, _rows, hours_left_today, queue_rates, task_risks_refresh
+from tasks.forecast.services import RATE_WINDOW, _queue_reads, hours_left_today, queue_rates, task_risks_refresh
 from tasks.models import TaskRisk, WorkflowTask
 
 
@@ -59,7 +59,8 @@ def test_rates_are_measured_from_the_completed_history(intake, caseworker_alice,
                 intake, caseworker_alice, claimed_at=LAST_WEEK + timedelta(days=day), hours=hours, calendar=calendar
             )
 
-    rates = queue_rates(rows=_rows(since=NOW - RATE_WINDOW, queue_name="intake"), calendar=calendar, now=NOW)
+    rows, arrivals = _queue_reads(queue_name="intake", since=NOW - RATE_WINDOW)
+    rates = queue_rates(rows=rows, arrivals=arrivals, calendar=calendar, now=NOW)
 
     assert rates.service_hours_by_user[caseworker_alice.pk] == pytest.approx(2.0)
     assert rates.service_by_type["review"] == pytest.approx((2.0, 0.5))
