@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tasks", "0032_schedule_sla_risk_forecast"),
+        ("tasks", "0042_process_waits_default_empty"),
     ]
 
     operations = [
