@@ -65,6 +65,9 @@ PERSONAL_TEXT = (
     ),
     TextColumns("flowable.process_incidents", "incident_id", (("message", "text"),)),
     TextColumns("flowable.workflow_tasks", "task_id", (("variables", "jsonb"), ("description", "text"))),
+    # What external workers send (variables of a completion) and their failure reports.
+    TextColumns("flowable.external_task_history", "event_id", (("new_values", "jsonb"),)),
+    TextColumns("flowable.external_tasks", "external_task_id", (("error_message", "text"), ("error_details", "text"))),
     TextColumns(
         "flowable.task_history", "event_id", (("old_values", "jsonb"), ("new_values", "jsonb"), ("comment", "text"))
     ),
@@ -144,6 +147,14 @@ WITHOUT_PERSONAL_TEXT = {
     "public.django_celery_beat_solarschedule": "schedules",
     "public.django_celery_results_chordcounter": "task ids",
     "flowable.workflow_tasks.name": "the model's step names",
+    "flowable.external_tasks.name": "the model's step names",
+    "flowable.external_tasks.activity_id": "the model's element ids",
+    "flowable.external_tasks.topic_name": "the model's topic names",
+    "flowable.external_tasks.worker_id": "the name a worker process gives itself",
+    "flowable.external_task_history.worker_id": "the name a worker process gives itself",
+    "flowable.process_instances.waiting_messages": "the model's message names",
+    "flowable.process_instances.waiting_signals": "the model's signal names",
+    "flowable.notifications": "step and queue names, task ids and links, addressed to one user and deleted within days",
     "flowable.workflow_tasks_archive.name": "the model's step names",
     "public.django_celery_beat_periodictask.name": "job names",
 }
