@@ -117,7 +117,7 @@ class TaskSerializer(serializers.ModelSerializer):
         return bool(task.due_date and task.status in ("OPEN", "CLAIMED") and task.due_date < timezone.now())
 
     def _risk(self, task) -> TaskRisk | None:
-        if task.status not in ("OPEN", "CLAIMED"):
+        if task.status not in ("OPEN", "CLAIMED") or self.context.get("without_forecast"):
             return None
         try:
             return task.risk
@@ -303,8 +303,9 @@ def task_read(request, task_id: int):
     return task
 
 
-def task_response(task, *, http_status=status.HTTP_200_OK) -> Response:
-    return Response(TaskSerializer(task).data, status=http_status)
+def task_response(task, *, http_status=status.HTTP_200_OK, with_forecast: bool = True) -> Response:
+    context = {} if with_forecast else {"without_forecast": True}
+    return Response(TaskSerializer(task, context=context).data, status=http_status)
 
 
 # The list's default order, which idx_workflow_tasks_queue_status_priority serves within each queue and status.
@@ -384,6 +385,9 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             OpenApiParameter("queueNames", OpenApiTypes.STR, description="Queue names, repeated or comma-separated.")
         ],
         responses={200: TaskSerializer, 204: OpenApiResponse(description="Nothing to claim."), **errors(400, 401)},
+        description="Claim the best open task of the caller's queues. The answer leaves the forecast fields "
+        "(breach_probability, expected_completion_at) empty and at_risk false: the claim is kept to one statement; "
+        "GET the task for its forecast.",
     )
     @action(detail=False, methods=["post"], url_path="claim/next")
     def claim_next(self, request):
@@ -399,7 +403,8 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         task = services.task_claim_next(user=request.user, queue_names=names or None, via_account=via(request))
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return task_response(task)
+        # The claim path stays two statements (token, claim): its answer leaves out the forecast (GET the task).
+        return task_response(task, with_forecast=False)
 
     @extend_schema(request=None, responses={200: TaskSerializer, **errors(401, 404, 409)})
     @action(detail=True, methods=["post"])
