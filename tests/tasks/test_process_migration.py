@@ -4,9 +4,12 @@ left as it was; who may; what bad input answers."""
 
 import pytest
 from django.contrib.auth.models import Group
+from django.contrib.messages import get_messages
+from django.urls import reverse
 
 from entitlements.models import User
 from entitlements.services import role_assignment_grant, role_save
+from tasks import services
 from tasks.bpmn import workflows
 from tasks.models import ProcessInstance, ProcessStatus, TaskHistory, TaskStatus, WorkflowDefinition, WorkflowTask
 
@@ -230,3 +233,32 @@ def test_a_finished_instance_is_409(api_as, supervisor_sam, on_v1):
         f"/api/workflow/processes/{on_v1.pk}/migrate", {"target_version": 2, "activity_mapping": MAPPING}, format="json"
     )
     assert response.status_code == 409 and response.json()["code"] == "process_ended"
+
+
+# --- the admin action ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_admin_action_asks_for_version_and_mapping_then_reports_migrated_and_refused(
+    client, supervisor_sam, caseworker_alice
+):
+    instances = start_on_v1(supervisor_sam, 3)
+    (review,) = open_tasks(instances[0])
+    services.task_claim(task_id=review.pk, user=caseworker_alice)
+    services.task_complete(task_id=review.pk, user=caseworker_alice, variables={})  # now at check, gone in v2
+    client.force_login(supervisor_sam)
+    url = reverse("admin:tasks_processinstance_changelist")
+    selected = {"action": "migrate_to_version", "_selected_action": [i.pk for i in instances]}
+
+    page = client.post(url, selected)
+    assert page.status_code == 200 and b'name="target_version"' in page.content  # the intermediate form
+    bad = client.post(url, {**selected, "apply": "1", "target_version": "2", "activity_mapping": "review"})
+    assert b"line 1 is not old_id=new_id" in bad.content
+    done = client.post(
+        url, {**selected, "apply": "1", "target_version": "2", "activity_mapping": "review = review_v2\n"}, follow=True
+    )
+
+    texts = [str(m) for m in get_messages(done.wsgi_request)]
+    assert texts == ["2 migrated.", f"1 refused (left as they were): #{instances[0].pk}: check"]
+    versions = [ProcessInstance.objects.get(pk=i.pk).definition.version for i in instances]
+    assert versions == [1, 2, 2]
