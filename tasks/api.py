@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from core.errors import NotFound
 from core.pagination import KeysetPagination
+from core.parsers import JSONParser
 from core.replica import replica_reads
 from core.serializers import JSONObjectField, JSONObjectListField, RevealedJSONObjectField
 from entitlements.detail_reads import detail_read_record, detail_read_refusal_record
@@ -782,7 +783,7 @@ class ProcessViewSet(viewsets.GenericViewSet):
         return Response(ProcessSerializer(instance).data)
 
     @extend_schema(request=ProcessesMigrateSerializer, responses={200: MigrationReportSerializer, **errors(400, 401)})
-    @action(detail=False, methods=["post"], url_path="migrate")
+    @action(detail=False, methods=["post"], url_path="migrate", parser_classes=[JSONParser])  # ids: a JSON list
     def migrate_many(self, request):
         """Move each of `process_ids` to `target_version`; refused or unreachable ones are reported, not moved."""
         data = TaskViewSet.validated(ProcessesMigrateSerializer, request)
