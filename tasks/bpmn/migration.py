@@ -38,11 +38,13 @@ class _Alignment:
     alignment: dict = field(default_factory=dict)
 
 
-def _new_name(name: str, bpmn_id: str | None, mapping: dict[str, str]) -> str:
-    if bpmn_id and bpmn_id in mapping:
-        # A task spec's name is its element's id, or derived from it (a boundary event's parent).
-        return name.replace(bpmn_id, mapping[bpmn_id], 1)
-    return name
+def _new_name(name: str, mapping: dict[str, str]) -> str:
+    """A task spec's name on the new version: its element's id, or one derived from it ("review.BoundaryEventSplit"
+    for the boundary events of `review`), mapped."""
+    head, dot, tail = name.partition(".")
+    if head in mapping:
+        return mapping[head] + dot + tail
+    return mapping.get(name, name)
 
 
 def migrate(
@@ -64,7 +66,7 @@ def migrate(
     diff = _Alignment()
     for task in workflow.get_tasks():
         old = task.task_spec
-        new = new_specs.get(_new_name(old.name, old.bpmn_id, activity_mapping))
+        new = new_specs.get(_new_name(old.name, activity_mapping))
         if new is not None:
             diff.alignment[task] = new
         elif task.state & (ACTIVE | PASSED):

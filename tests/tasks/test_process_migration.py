@@ -2,16 +2,20 @@
 instances at mapped elements continue on the new version, one at an element without a counterpart is reported and
 left as it was; who may; what bad input answers."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.urls import reverse
+from django.utils import timezone
 
 from entitlements.models import User
 from entitlements.services import role_assignment_grant, role_save
 from tasks import services
 from tasks.bpmn import workflows
 from tasks.models import ProcessInstance, ProcessStatus, TaskHistory, TaskStatus, WorkflowDefinition, WorkflowTask
+from tests.tasks.engine.documents import bpmn_document, user_task
 
 NAMESPACES = (
     'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
@@ -262,3 +266,36 @@ def test_the_admin_action_asks_for_version_and_mapping_then_reports_migrated_and
     assert texts == ["2 migrated.", f"1 refused (left as they were): #{instances[0].pk}: check"]
     versions = [ProcessInstance.objects.get(pk=i.pk).definition.version for i in instances]
     assert versions == [1, 2, 2]
+
+
+def timed_model(review_id: str) -> str:
+    """`review_id` (triage) with a one-hour interrupting timer to chase; review → end, chase → chased."""
+    return bpmn_document(
+        '    <bpmn:startEvent id="start"/>\n'
+        + user_task(review_id)
+        + "\n"
+        + user_task("chase")
+        + f'\n    <bpmn:boundaryEvent id="after_an_hour" attachedToRef="{review_id}"><bpmn:timerEventDefinition>'
+        "<bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>\n"
+        '    <bpmn:endEvent id="end"/><bpmn:endEvent id="chased"/>\n'
+        f'    <bpmn:sequenceFlow id="f0" sourceRef="start" targetRef="{review_id}"/>\n'
+        f'    <bpmn:sequenceFlow id="f1" sourceRef="{review_id}" targetRef="end"/>\n'
+        '    <bpmn:sequenceFlow id="f3" sourceRef="after_an_hour" targetRef="chase"/>\n'
+        '    <bpmn:sequenceFlow id="f4" sourceRef="chase" targetRef="chased"/>'
+    )
+
+
+@pytest.mark.django_db
+def test_a_task_with_a_boundary_timer_migrates_and_its_timer_still_fires(supervisor_sam):
+    workflows.definition_deploy(user=supervisor_sam, bpmn_xml=timed_model("review"))
+    instance = workflows.process_start(user=supervisor_sam, process_key="fixture", business_key="T-1")
+    workflows.definition_deploy(user=supervisor_sam, bpmn_xml=timed_model("review_v2"))
+
+    migrated = workflows.process_migrate(
+        user=supervisor_sam, process_instance_id=instance.pk, target_version=2, activity_mapping=MAPPING
+    )
+
+    assert migrated.definition.version == 2 and migrated.next_timer_due_at is not None
+    assert [t.task_definition_key for t in open_tasks(instance)] == ["review_v2"]
+    assert workflows.process_fire_due_timers(now=timezone.now() + timedelta(hours=2)) == 1
+    assert [t.task_definition_key for t in open_tasks(instance)] == ["chase"]
