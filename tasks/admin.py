@@ -27,7 +27,7 @@ from queues.admin import WorkflowQueueAdmin
 from queues.models import WorkflowQueue
 
 from .bpmn.diagram import ACTIVE, COMPLETED, NEUTRAL, STATE_LABELS, STATE_PALETTES, process_diagram_for
-from .bpmn.workflows import definition_deploy_if_changed
+from .bpmn.workflows import definition_deploy_if_changed, processes_migrate
 from .console.admin_console import HistoryConsoleMixin, ProcessConsoleMixin, QueueConsoleMixin, TaskConsoleMixin
 from .models import (
     Alert,
@@ -180,6 +180,27 @@ class ProcessIncidentInline(admin.TabularInline):
         return False
 
 
+class ProcessMigrateForm(forms.Form):
+    target_version = forms.IntegerField(min_value=1, help_text="A version of the same process key.")
+    activity_mapping = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 60}),
+        required=False,
+        help_text="One line per renamed element: old_id=new_id. Elements not named keep their id.",
+    )
+    reason = forms.CharField(required=False, max_length=20_000)
+
+    def clean_activity_mapping(self) -> dict[str, str]:
+        mapping = {}
+        for number, line in enumerate(self.cleaned_data["activity_mapping"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            old, sep, new = line.partition("=")
+            if not sep or not old.strip() or not new.strip():
+                raise forms.ValidationError(f"line {number} is not old_id=new_id")
+            mapping[old.strip()] = new.strip()
+        return mapping
+
+
 @admin.register(ProcessInstance)
 class ProcessInstanceAdmin(OpenedVariablesMixin, ProcessConsoleMixin, admin.ModelAdmin):
     list_display = (
@@ -198,6 +219,42 @@ class ProcessInstanceAdmin(OpenedVariablesMixin, ProcessConsoleMixin, admin.Mode
     readonly_fields = ("diagram_link", "engine_state", "parent_instance", "parent_engine_task_id")
     raw_id_fields = ("definition", "started_by")
     inlines = [ProcessIncidentInline]
+    actions = ["migrate_to_version"]
+
+    @admin.action(description="Migrate to version…")
+    def migrate_to_version(self, request, queryset):
+        """An intermediate page asks for the version and the mapping; then process_migrate for each instance (it
+        checks the supervisor's queues), and the counts of those migrated and refused as messages."""
+        form = ProcessMigrateForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            ids = sorted(queryset.values_list("pk", flat=True))
+            try:
+                report = processes_migrate(
+                    user=request.user,
+                    process_instance_ids=ids,
+                    target_version=form.cleaned_data["target_version"],
+                    activity_mapping=form.cleaned_data["activity_mapping"],
+                    reason=form.cleaned_data["reason"],
+                )
+            except WorkflowError as error:
+                self.message_user(request, f"Nothing migrated: {error.detail}", messages.ERROR)
+                return None
+            self.message_user(request, f"{len(report.migrated)} migrated.", messages.SUCCESS)
+            if report.refused:
+                refused = "; ".join(f"#{pk}: {', '.join(why)}" for pk, why in report.refused.items())
+                self.message_user(
+                    request, f"{len(report.refused)} refused (left as they were): {refused}", messages.WARNING
+                )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Migrate to version…",
+            "form": form,
+            "queryset": queryset,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/tasks/process_migrate.html", context)
 
     def get_urls(self):
         diagram = path(

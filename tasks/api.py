@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from core.errors import NotFound
 from core.pagination import KeysetPagination
+from core.parsers import JSONParser
 from core.replica import replica_reads
 from core.serializers import JSONObjectField, JSONObjectListField, RevealedJSONObjectField
 from entitlements.detail_reads import detail_read_record, detail_read_refusal_record
@@ -646,6 +647,29 @@ class ProcessLifecycleSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
 
 
+class ProcessMigrateSerializer(serializers.Serializer):
+    target_version = serializers.IntegerField(min_value=1, help_text="The version of the same process key to move to.")
+    activity_mapping = serializers.DictField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        default=dict,
+        help_text="Element ids of the current version -> their counterparts on the target (unnamed ids stay as they are).",
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
+
+
+class ProcessesMigrateSerializer(ProcessMigrateSerializer):
+    process_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=1000)
+
+
+class MigrationReportSerializer(serializers.Serializer):
+    migrated = serializers.ListField(child=serializers.IntegerField())
+    refused = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Process id -> the element ids without a counterpart (or the error code).",
+    )
+
+
 PROCESS_LIFECYCLE_ERRORS = {
     **errors(400, 401),
     404: OpenApiResponse(ErrorSerializer, description="No such process instance with a task in a queue you supervise."),
@@ -746,6 +770,37 @@ class ProcessViewSet(viewsets.GenericViewSet):
     def cancel(self, request, pk=None):
         """Cancel the instance and close its open tasks (409 `process_ended` once it has ended)."""
         return self.lifecycle(request, pk, workflows.process_cancel)
+
+    @extend_schema(request=ProcessMigrateSerializer, responses={200: ProcessSerializer, **PROCESS_LIFECYCLE_ERRORS})
+    @action(detail=True, methods=["post"])
+    def migrate(self, request, pk=None):
+        """Move the instance to another version of its process key (409 `migration_refused` with
+        `fields.unmapped_element_ids` when it is at an element without a counterpart; it then stays as it was)."""
+        data = TaskViewSet.validated(ProcessMigrateSerializer, request)
+        instance = workflows.process_migrate(
+            user=request.user,
+            process_instance_id=int(pk),
+            target_version=data["target_version"],
+            activity_mapping=data["activity_mapping"],
+            reason=data["reason"],
+            via_account=via(request),
+        )
+        return Response(ProcessSerializer(instance).data)
+
+    @extend_schema(request=ProcessesMigrateSerializer, responses={200: MigrationReportSerializer, **errors(400, 401)})
+    @action(detail=False, methods=["post"], url_path="migrate", parser_classes=[JSONParser])  # ids: a JSON list
+    def migrate_many(self, request):
+        """Move each of `process_ids` to `target_version`; refused or unreachable ones are reported, not moved."""
+        data = TaskViewSet.validated(ProcessesMigrateSerializer, request)
+        report = workflows.processes_migrate(
+            user=request.user,
+            process_instance_ids=data["process_ids"],
+            target_version=data["target_version"],
+            activity_mapping=data["activity_mapping"],
+            reason=data["reason"],
+            via_account=via(request),
+        )
+        return Response(MigrationReportSerializer({"migrated": report.migrated, "refused": report.refused}).data)
 
 
 class MessageSerializer(serializers.Serializer):

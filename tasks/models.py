@@ -519,6 +519,7 @@ class TaskEventType(models.TextChoices):
     COMMENTED = "COMMENTED"
     SUSPENDED = "SUSPENDED"  # its process instance was suspended: it cannot be claimed or completed
     RESUMED = "RESUMED"
+    MIGRATED = "MIGRATED"  # its process instance moved to another version of its definition
 
 
 class TaskHistory(models.Model):

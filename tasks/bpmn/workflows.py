@@ -724,3 +724,130 @@ def process_cancel(*, user, process_instance_id: int, reason: str = "", via_acco
         instance.waiting_signals = []
         instance.save()
     return instance
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    """What a bulk migration did: the instances moved, those refused (with the element ids lacking a counterpart,
+    or why), in the order asked."""
+
+    migrated: list[int]
+    refused: dict[int, list[str]]
+
+
+@transaction.atomic
+@acting_for_user
+def process_migrate(
+    *,
+    user,
+    process_instance_id: int,
+    target_version: int,
+    activity_mapping: dict[str, str] | None = None,
+    reason: str = "",
+    via_account=None,
+) -> ProcessInstance:
+    """Move a running or suspended instance onto another version of its process key (migration.py).
+
+    For supervisors of a queue the instance has tasks in (else 404). An unknown version or a mapping naming
+    elements neither version has is 400 naming the field; an instance at an element with no counterpart on the
+    target version is 409 `migration_refused` listing the ids, and is left as it was. Its open tasks keep their rows
+    (and claims), with the new element's key and a MIGRATED event each.
+    """
+    from . import migration
+
+    mapping = dict(activity_mapping or {})
+    instance = _instance_for_supervisor(user=user, process_instance_id=process_instance_id)
+    if instance.status in (ProcessStatus.COMPLETED, ProcessStatus.CANCELLED):
+        raise Conflict(f"process {instance.pk} has ended", code="process_ended")
+    source = definition_runtime(instance.definition_id)
+    target_definition = WorkflowDefinition.objects.filter(
+        process_key=source.process_key, version=target_version
+    ).first()
+    if target_definition is None:
+        detail = f"{source.process_key} has no version {target_version}"
+        raise InvalidInput(detail, code="invalid_migration", fields={"target_version": [detail]})
+    if target_definition.pk == instance.definition_id:
+        detail = f"process {instance.pk} already runs version {target_version}"
+        raise InvalidInput(detail, code="invalid_migration", fields={"target_version": [detail]})
+    target = definition_runtime(target_definition.pk)
+    old_ids, new_ids = migration.element_ids(source.spec), migration.element_ids(target.spec)
+    wrong = [f"'{old}' is not an element of version {source.version}" for old in mapping if old not in old_ids] + [
+        f"'{new}' is not an element of version {target.version}" for new in mapping.values() if new not in new_ids
+    ]
+    if wrong:
+        raise InvalidInput("; ".join(wrong), code="invalid_migration", fields={"activity_mapping": wrong})
+    try:
+        run = migration.migrate(
+            spec=source.spec,
+            target_spec=target.spec,
+            state=instance.engine_state,
+            activity_mapping=mapping,
+            now=timezone.now(),
+        )
+    except migration.MigrationRefused as exc:
+        raise Conflict(
+            f"process {instance.pk} stays on version {source.version}: {exc.detail}",
+            code="migration_refused",
+            fields={"unmapped_element_ids": exc.unmapped},
+        ) from None
+    if run.opened_task_ids or run.closed_task_ids or run.ready_external_tasks or run.ready_calls:
+        raise Conflict(
+            f"process {instance.pk} stays on version {source.version}: only instances waiting at user tasks, "
+            "timers or messages can be migrated",
+            code="migration_refused",
+            fields={"unmapped_element_ids": []},
+        )
+    keys = {ready.engine_task_id: ready for ready in run.ready_user_tasks}
+    with system_scope(), history_batched():  # every queue the instance has tasks in: checked above
+        tasks = list(
+            tasks_for_update(
+                WorkflowTask.objects.filter(process_instance=instance, status__in=[TaskStatus.OPEN, TaskStatus.CLAIMED])
+            )
+        )
+        for task in tasks:
+            ready = keys.get(str(task.engine_task_id))
+            old = {"definition_version": source.version, "task_definition_key": task.task_definition_key}
+            if ready is not None:
+                task.task_definition_key = ready.task_definition_key
+                task.name = ready.name
+                task.save(update_fields=["task_definition_key", "name", "updated_at"])
+            new = {"definition_version": target.version, "task_definition_key": task.task_definition_key}
+            task_history_append(
+                task, TaskEventType.MIGRATED, user=user, via_account=via_account, comment=reason, old=old, new=new
+            )
+        instance.definition_id = target_definition.pk
+        instance.engine_state = run.state
+        instance.next_timer_due_at = run.next_timer_due_at
+        instance.waiting_messages = run.waiting_messages
+        instance.waiting_signals = run.waiting_signals
+        instance.save()
+    return instance
+
+
+def processes_migrate(
+    *,
+    user,
+    process_instance_ids: Collection[int],
+    target_version: int,
+    activity_mapping: dict[str, str] | None = None,
+    reason: str = "",
+    via_account=None,
+) -> MigrationReport:
+    """process_migrate for each instance, one transaction each: a refused or unreachable instance is reported and
+    left as it was, the others move. A bad target version or mapping (400) stops the batch where it is found."""
+    migrated, refused = [], {}
+    for process_instance_id in process_instance_ids:
+        try:
+            process_migrate(
+                user=user,
+                process_instance_id=process_instance_id,
+                target_version=target_version,
+                activity_mapping=activity_mapping,
+                reason=reason,
+                via_account=via_account,
+            )
+        except (Conflict, NotFound) as exc:
+            refused[process_instance_id] = list(exc.fields.get("unmapped_element_ids", [])) or [exc.code]
+        else:
+            migrated.append(process_instance_id)
+    return MigrationReport(migrated=migrated, refused=refused)

@@ -78,6 +78,8 @@ CONTRACT_OPERATIONS = TASK_OPERATIONS | {
     "POST /api/workflow/processes/{id}/suspend/",
     "POST /api/workflow/processes/{id}/resume/",
     "POST /api/workflow/processes/{id}/cancel/",
+    "POST /api/workflow/processes/{id}/migrate/",
+    "POST /api/workflow/processes/migrate/",
     "POST /api/workflow/messages/",
     "POST /api/workflow/signals/",
 }
