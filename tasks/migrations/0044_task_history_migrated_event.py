@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tasks', '0041_notifications_of_sla_risk'),
+        ('tasks', '0043_task_risks_queue_index'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
