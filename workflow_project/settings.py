@@ -240,6 +240,10 @@ DB_SLOW_QUERY_MS = int(os.environ.get("DB_SLOW_QUERY_MS", "1000"))
 # application LISTENs; NOTIFY (pg_notify inside a transaction) passes. DATABASE_MIGRATE_URL and DATABASE_ADMIN_URL
 # must lead to the server itself: migrate and create_database_roles set session state and take session locks.
 DATABASE_PGBOUNCER = env_bool("DATABASE_PGBOUNCER", False)
+# DATABASE_LISTEN_URL: a direct address of the primary for the one LISTEN connection per process that wakes long
+# polls of external tasks (tasks/external/wakeups.py). Behind PgBouncer in transaction mode it is needed for the
+# wake-ups; without it they are off there and long polls answer within their recheck interval.
+DATABASE_LISTEN_URL = os.environ.get("DATABASE_LISTEN_URL", "")
 DATABASE_TIMEOUTS_IN_OPTIONS = env_bool("DATABASE_TIMEOUTS_IN_OPTIONS", not DATABASE_PGBOUNCER)
 if DATABASE_PGBOUNCER and DATABASE_TIMEOUTS_IN_OPTIONS:
     raise ImproperlyConfigured(

@@ -15,6 +15,7 @@ import threading
 import time
 
 import psycopg
+from django.conf import settings
 from django.db import connection
 
 CHANNEL = "external_tasks"
@@ -55,6 +56,14 @@ class ExternalTaskWakeups:
             with self._start_lock:
                 if not self._started:
                     params = _connection_params()
+                    if params is None:  # behind PgBouncer without a direct address: waiters recheck on a timer
+                        logger.warning(
+                            "external task wake-ups off: DATABASE_PGBOUNCER is set and DATABASE_LISTEN_URL is not "
+                            "(long polls answer within their recheck interval instead)"
+                        )
+                        self._started = True
+                        self._listening.set()
+                        return
                     self._stopping.clear()
                     self._listening.clear()
                     self._thread = threading.Thread(
@@ -88,7 +97,13 @@ class ExternalTaskWakeups:
                 time.sleep(RECONNECT_SECONDS)
 
 
-def _connection_params() -> dict:
+def _connection_params() -> dict | None:
+    """Where to LISTEN: DATABASE_LISTEN_URL when set (a direct address of the primary); else the application's own
+    database address, unless that leads to PgBouncer in transaction mode, which cannot carry a LISTEN (None)."""
+    if settings.DATABASE_LISTEN_URL:
+        return {"conninfo": settings.DATABASE_LISTEN_URL}
+    if settings.DATABASE_PGBOUNCER:
+        return None
     params = connection.get_connection_params()
     return {
         key: value for key, value in params.items() if key not in ("cursor_factory", "context", "prepare_threshold")

@@ -353,7 +353,21 @@ def test_no_application_code_listens_for_notifications():
         f"{path.relative_to(ROOT)}:{line}"
         for app in APPS
         for path in sorted((ROOT / app).rglob("*.py"))
+        if path.relative_to(ROOT) not in DECIDED_LISTENERS
         for line in listening_lines(path.read_text())
     ]
 
     assert offenders == []
+
+
+# Listeners decided on: each connects straight to PostgreSQL (DATABASE_LISTEN_URL), never through PgBouncer.
+DECIDED_LISTENERS = {Path("tasks/external/wakeups.py")}
+
+
+def test_the_external_task_wakeups_never_listen_through_pgbouncer(settings):
+    from tasks.external.wakeups import _connection_params
+
+    settings.DATABASE_PGBOUNCER, settings.DATABASE_LISTEN_URL = True, ""
+    assert _connection_params() is None
+    settings.DATABASE_LISTEN_URL = "postgresql://app@db-primary:5432/workflow"
+    assert _connection_params() == {"conninfo": "postgresql://app@db-primary:5432/workflow"}
