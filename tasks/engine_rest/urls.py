@@ -11,6 +11,7 @@ urlpatterns = [
     path("external-task/<str:pk>/bpmnError", views.ExternalTaskBpmnError.as_view()),
     path("external-task/<str:pk>/extendLock", views.ExternalTaskExtendLock.as_view()),
     path("external-task/<str:pk>/unlock", views.ExternalTaskUnlock.as_view()),
+    path("message", views.MessageCorrelation.as_view()),
     path("process-definition/key/<str:key>/start", views.StartByKey.as_view()),
     path("process-instance/<str:pk>", views.ProcessInstanceDetail.as_view()),
     path("process-instance/<str:pk>/variables", views.ProcessInstanceVariables.as_view()),

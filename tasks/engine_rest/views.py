@@ -16,6 +16,7 @@ from entitlements.authentication import SessionAuthentication, TokenAuthenticati
 from .. import selectors, services
 from ..api import via
 from ..bpmn import workflows
+from ..bpmn.messages import message_correlate
 from ..external import services as external
 from ..external.api import field
 from ..models import ACTIVE_TASK_STATUSES, ExternalTask, ProcessInstance, ProcessStatus, WorkflowTask
@@ -179,6 +180,31 @@ def process_instance_json(instance: ProcessInstance) -> dict:
         "tenantId": None,
         "links": [],
     }
+
+
+class MessageCorrelation(EngineRestView):
+    """POST message: Camunda's correlation (messageName, businessKey, correlationKeys, processVariables) through
+    the same service as POST /api/workflow/messages: one waiting instance, or a start by a message start event.
+    204 without a body; with `resultEnabled`, 200 and the one result. `all` (several at once) is refused."""
+
+    def post(self, request):
+        data = request.data
+        if data.get("all"):
+            raise InvalidInput(
+                "all=true is not supported: a message reaches exactly one instance", fields={"all": ["Not supported."]}
+            )
+        outcome = message_correlate(
+            user=request.user,
+            message_name=field(data, "messageName", str),
+            business_key=field(data, "businessKey", str, required=False, default="") or None,
+            correlation_keys=typed.from_camunda(data.get("correlationKeys"), field="correlationKeys"),
+            variables=typed.from_camunda(data.get("processVariables"), field="processVariables"),
+            via_account=via(request),
+        )
+        if not data.get("resultEnabled"):
+            return Response(status=204)
+        result_type = "ProcessDefinition" if outcome.started else "Execution"
+        return Response([{"resultType": result_type, "processInstance": process_instance_json(outcome.instance)}])
 
 
 class StartByKey(EngineRestView):

@@ -137,3 +137,45 @@ def test_the_task_list_shows_nothing_outside_the_callers_queues(
     response = api_as(legal_reviewer_carol).get(f"/engine-rest/task?processInstanceId={instance.pk}")
 
     assert response.status_code == 200 and response.json() == []
+
+
+def test_a_message_correlated_through_engine_rest_wakes_the_waiting_instance(api_as, supervisor_sam, caseworker_alice):
+    from tasks.models import ProcessStatus
+    from tests.tasks.test_messages import active, deploy, waiting_for_documents, work_through
+
+    deploy(supervisor_sam, "message_catch")
+    instance = waiting_for_documents(supervisor_sam, caseworker_alice, business_key="DOC-9")
+    client = api_as(caseworker_alice)
+    body = {
+        "messageName": "documents_received",
+        "businessKey": "DOC-9",
+        "processVariables": {"pages": {"value": "4", "type": "Integer"}},
+    }
+
+    assert client.post("/engine-rest/message", body, format="json").status_code == 204
+    instance.refresh_from_db()
+    assert instance.variables["pages"] == 4 and instance.waiting_messages == []
+    assert active(instance) == [("review_documents", "OPEN")]
+    work_through(caseworker_alice, instance, "review_documents")
+    assert ProcessInstance.objects.get(pk=instance.pk).status == ProcessStatus.COMPLETED
+
+    again = client.post("/engine-rest/message", {**body, "resultEnabled": True}, format="json")
+    assert again.status_code == 404 and again.json()["code"] == "message_not_correlated"
+    refused = client.post("/engine-rest/message", {**body, "all": True}, format="json")
+    assert refused.status_code == 400 and "all" in refused.json()["fields"]
+
+
+def test_a_message_start_through_engine_rest_answers_its_result(api_as, supervisor_sam, caseworker_alice):
+    from tests.tasks.test_messages import deploy
+
+    deploy(supervisor_sam, "message_start")
+    started = api_as(caseworker_alice).post(
+        "/engine-rest/message",
+        {"messageName": "payment_received", "businessKey": "PAY-7", "resultEnabled": True},
+        format="json",
+    )
+
+    assert started.status_code == 200, started.content
+    [result] = started.json()
+    instance = ProcessInstance.objects.get(business_key="PAY-7")
+    assert result["resultType"] == "ProcessDefinition" and result["processInstance"]["id"] == str(instance.pk)
