@@ -649,22 +649,7 @@ def _open_calls(workflow: BpmnWorkflow, spec: dict):
 
 
 def _open_user_task(workflow: BpmnWorkflow, spec: dict, engine_task_id: str):
-    try:
-        task_uuid = UUID(str(engine_task_id))
-    except ValueError:
-        raise TaskNotReady(f"'{engine_task_id}' is not a task id") from None
-    try:
-        task = workflow.get_task_from_id(task_uuid)
-    except SpiffWorkflowException:
-        task = None
-    if task is None:
-        raise TaskNotReady(f"task {engine_task_id} is not part of this process instance")
-    if task.state != TaskState.READY or task.task_spec.bpmn_id not in spec["user_tasks"]:
-        raise TaskNotReady(
-            f"task {engine_task_id} is not an open user task (it is {TaskState.get_name(task.state)})",
-            element_id=task.task_spec.bpmn_id,
-        )
-    return task
+    return _open_task(workflow, engine_task_id, spec["user_tasks"], kind="user task")
 
 
 def _user_task_info(spec: dict, bpmn_id: str) -> UserTaskInfo:
