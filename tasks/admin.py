@@ -28,7 +28,13 @@ from queues.models import WorkflowQueue
 
 from .bpmn.diagram import ACTIVE, COMPLETED, NEUTRAL, STATE_LABELS, STATE_PALETTES, process_diagram_for
 from .bpmn.workflows import definition_deploy_if_changed, processes_migrate
-from .console.admin_console import HistoryConsoleMixin, ProcessConsoleMixin, QueueConsoleMixin, TaskConsoleMixin
+from .console.admin_console import (
+    PROCESS_ACTIONS,
+    HistoryConsoleMixin,
+    ProcessConsoleMixin,
+    QueueConsoleMixin,
+    TaskConsoleMixin,
+)
 from .models import (
     Alert,
     AlertChannel,
@@ -219,7 +225,7 @@ class ProcessInstanceAdmin(OpenedVariablesMixin, ProcessConsoleMixin, admin.Mode
     readonly_fields = ("diagram_link", "engine_state", "parent_instance", "parent_engine_task_id")
     raw_id_fields = ("definition", "started_by")
     inlines = [ProcessIncidentInline]
-    actions = ["migrate_to_version"]
+    actions = [*PROCESS_ACTIONS, "migrate_to_version"]  # the console's suspend, resume, cancel and retry, and this
 
     @admin.action(description="Migrate to version…")
     def migrate_to_version(self, request, queryset):
