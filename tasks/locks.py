@@ -1,8 +1,10 @@
 """The one order every service locks rows in: process instance, then task, then queue.
 
     workflow definition   deploy serialises the versions of one process key; holds nothing else
+    decision definition   deploy serialises the versions of its decision keys; holds nothing else
     process instance      completion, timers, suspend/resume/cancel, incident retry; then its incidents
     task                  one or many, in task_id order in one statement
+    notification          marking one read (the recipient's own row; taken with nothing else held)
     queue                 queues/locks.py; every queue a service changes, in queue_id order in one statement
     case routing history  cases/locks.py; cases append a hop after the task has moved
 
@@ -24,10 +26,12 @@ from django.db.models import QuerySet
 from core.locks import rows_for_update
 from queues.locks import queues_for_update, queues_lock
 
-from .models import ProcessIncident, ProcessInstance, WorkflowDefinition, WorkflowTask
+from .models import DecisionDefinition, ProcessIncident, ProcessInstance, WorkflowDefinition, WorkflowTask
 
 __all__ = [
+    "decisions_for_update",
     "definitions_for_update",
+    "notifications_for_update",
     "process_instances_for_update",
     "incidents_for_update",
     "tasks_for_update",
@@ -39,6 +43,15 @@ __all__ = [
 
 def definitions_for_update() -> QuerySet:
     return rows_for_update(WorkflowDefinition.objects.all())
+
+
+def decisions_for_update() -> QuerySet:
+    return rows_for_update(DecisionDefinition.objects.all())
+
+
+def notifications_for_update(queryset: QuerySet) -> QuerySet:
+    """A user's notifications (`queryset`, already narrowed to theirs) locked when read."""
+    return rows_for_update(queryset)
 
 
 def process_instances_for_update(queryset: QuerySet | None = None, *, skip_locked: bool = False) -> QuerySet:

@@ -26,6 +26,7 @@ from django.utils import timezone
 from core.errors import NotFound
 from entitlements.row_scope import acting_for_user, system_scope
 
+from .locks import notifications_for_update
 from .models import Notification, NotificationKind
 
 TEXT_CHARS = 500
@@ -103,7 +104,7 @@ def notification_for_user(*, user, notification_id: int, for_update: bool = Fals
         raise NotFound(f"notification {notification_id} not found", code="notification_not_found")
     queryset = notifications_for(user=user)
     if for_update:
-        queryset = queryset.select_for_update()
+        queryset = notifications_for_update(queryset)
     notification = queryset.filter(pk=notification_id).first()
     if notification is None:
         raise NotFound(f"notification {notification_id} not found", code="notification_not_found")

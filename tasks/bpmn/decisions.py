@@ -13,6 +13,7 @@ from core.errors import Conflict, InvalidInput, PermissionDenied
 from entitlements.access import holds_right
 from entitlements.models import Right, SecurityEvent
 from entitlements.services import security_event_record
+from tasks.locks import decisions_for_update
 from tasks.models import DecisionDefinition
 
 from . import dmn, engine
@@ -55,7 +56,7 @@ def decision_deploy(*, user, dmn_xml: str) -> DecisionDeployment:
     tables = _parse(dmn_xml)
     keys = sorted(table["key"] for table in tables)
     # Serialise concurrent deploys of these keys; the unique constraint is the last word.
-    list(DecisionDefinition.objects.select_for_update().filter(decision_key__in=keys).values_list("pk", flat=True))
+    list(decisions_for_update().filter(decision_key__in=keys).values_list("pk", flat=True))
     current = {
         d.decision_key: d
         for d in DecisionDefinition.objects.filter(decision_key__in=keys, is_active=True)
