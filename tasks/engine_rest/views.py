@@ -189,6 +189,8 @@ class MessageCorrelation(EngineRestView):
 
     def post(self, request):
         data = request.data
+        if not isinstance(data, dict):
+            raise InvalidInput("the body must be a JSON object", code="invalid_body")
         if data.get("all"):
             raise InvalidInput(
                 "all=true is not supported: a message reaches exactly one instance", fields={"all": ["Not supported."]}

@@ -179,3 +179,8 @@ def test_a_message_start_through_engine_rest_answers_its_result(api_as, supervis
     [result] = started.json()
     instance = ProcessInstance.objects.get(business_key="PAY-7")
     assert result["resultType"] == "ProcessDefinition" and result["processInstance"]["id"] == str(instance.pk)
+
+
+def test_a_message_body_that_is_not_an_object_is_400(api_as, caseworker_alice):
+    response = api_as(caseworker_alice).post("/engine-rest/message", ["documents_received"], format="json")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_body"
