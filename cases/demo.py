@@ -157,7 +157,15 @@ SUPERVISOR_CONSOLE_EXCLUDED_PERMISSIONS = ("entitlements.act_on_behalf", "tasks.
 # --- demo workflow and cases ---------------------------------------------------------------------------------------
 
 DEMO_PROCESS_KEY = "onecms_case_handling"
-DEMO_BPMN = Path(__file__).resolve().parent.parent / "tasks" / "bpmn" / "onecms_case_handling.bpmn"
+_MODELS = Path(__file__).resolve().parent.parent / "tasks" / "bpmn"
+DEMO_BPMN = _MODELS / "onecms_case_handling.bpmn"  # version 1: user tasks, gateways, a timer
+# Version 2, which the demo's cases run: a records check (external task, run by cases/records_check.py on Celery), a
+# wait for the message documents_received, and routing by the decision table of DEMO_DMN (a business rule task).
+DEMO_BPMN_V2 = _MODELS / "onecms_case_handling_v2.bpmn"
+DEMO_DMN = _MODELS / "triage_routing.dmn"
+DOCUMENTS_MESSAGE = "documents_received"
+# The integration that sends it for the demo (a document portal would, with the case number as business key).
+DOCUMENTS_SENDER = "integration"
 DEMO_CASES = 30
 DEMO_CASE_PREFIX = "Demo case"
 DEMO_PRIORITIES = [50, 70, 30, 90, 50, 60]
@@ -200,10 +208,11 @@ DEMO_WORKER_BY_QUEUE = {
 }
 
 
-def _variables(allegation: str, task_key: str) -> dict:
-    """What a caseworker would type into each step of the demo workflow."""
+def task_variables(allegation: str, amount: int, task_key: str) -> dict:
+    """What a caseworker would type into each user task of the demo workflow."""
     return {
-        "intake_review": {"received_on": "2026-10-02", "received_via": "WEB"},
+        "intake_review": {"received_on": "2026-10-02", "received_via": "WEB", "amount_at_stake": amount},
+        "chase_documents": {"chased_via": "EMAIL"},
         "triage": {"allegation_type": allegation},
         "fraud_investigation": {"recommend_action": True, "findings": "Evidence supports the allegation."},
         "misconduct_review": {"recommend_action": allegation == "MISCONDUCT", "findings": "Interviews held."},
@@ -212,17 +221,22 @@ def _variables(allegation: str, task_key: str) -> dict:
     }[task_key]
 
 
-# How far each demo case gets: (allegation type, steps completed). Steps beyond a case's path are skipped.
-DEMO_STEPS = [_variables] * 5
+# The documents a portal reports with the message (merged into the case's process variables).
+DOCUMENTS_VARIABLES = {"documents_received_on": "2026-10-09", "documents": ["complaint form", "supporting evidence"]}
+
+# How far each demo case gets: (allegation type, amount at stake, steps taken). A step is whatever the case waits
+# for: a user task completed, its records check run, or its documents sent. Steps beyond a case's end are skipped.
+# Step 1 completes intake and leaves the records check to the Celery worker bin/run starts; from step 3 on the
+# decision table has routed the case: fraud of 10,000 or more straight to the fraud team, the rest to triage.
 DEMO_CASE_PLAN = [
-    ("FRAUD", 0),
-    ("MISCONDUCT", 0),
-    ("FRAUD", 1),
-    ("CONFLICT_OF_INTEREST", 1),
-    ("FRAUD", 2),
-    ("MISCONDUCT", 2),
-    ("FRAUD", 3),
-    ("MISCONDUCT", 3),
-    ("CONFLICT_OF_INTEREST", 5),
-    ("FRAUD", 5),
+    ("FRAUD", 250_000, 0),  # intake
+    ("MISCONDUCT", 0, 0),  # intake
+    ("FRAUD", 40_000, 1),  # records check (the worker runs it), then waits for its documents
+    ("CONFLICT_OF_INTEREST", 0, 2),  # waits for its documents
+    ("FRAUD", 120_000, 3),  # routed to the fraud team, urgently
+    ("MISCONDUCT", 0, 3),  # routed to triage
+    ("FRAUD", 25_000, 4),  # investigated: legal review
+    ("MISCONDUCT", 0, 5),  # triaged and reviewed: legal review
+    ("CONFLICT_OF_INTEREST", 60_000, 9),  # investigated as fraud, closed
+    ("FRAUD", 5_000, 9),  # triaged, investigated, closed
 ]

@@ -235,6 +235,7 @@ DELETE FROM flowable.external_task_history;
 DELETE FROM flowable.external_tasks;
 DELETE FROM flowable.process_instances;
 DELETE FROM flowable.workflow_definitions;
+DELETE FROM flowable.decision_definitions;
 DELETE FROM queues.queue_statistics;
 UPDATE queues.workflow_queues SET current_load = 0, round_robin_cursor = 0;
 DELETE FROM entitlements.api_tokens;

@@ -130,3 +130,54 @@ def test_the_demo_escalates_and_someone_works_the_escalations_queue():
     escalate_overdue_tasks()
     late.refresh_from_db()
     assert (late.queue_id, late.escalation_level) == ("escalations", 2)
+
+
+# --- the demo workflow's message, decision and external task (version 2) --------------------------------------------
+
+
+def demo_instances() -> dict[int, "ProcessInstance"]:  # noqa: F821
+    """The demo cases' instances by the case's number in the plan (1-based: "Demo case 03" is 3)."""
+    from tasks.models import ProcessInstance
+
+    instances = ProcessInstance.objects.select_related("case_mapping__case")
+    return {int(i.case_mapping.case.title.split(":")[0].split()[-1]): i for i in instances}
+
+
+def open_tasks(instance) -> list[tuple[str, str]]:
+    from tasks.models import WorkflowTask
+
+    return list(
+        WorkflowTask.objects.filter(process_instance=instance, status="OPEN").values_list(
+            "task_definition_key", "queue"
+        )
+    )
+
+
+def test_the_demo_runs_version_2_with_its_decision_records_check_and_documents_message():
+    from tasks.models import DecisionDefinition, ExternalTask, WorkflowDefinition
+
+    run_seed("--cases", "10")
+    versions = WorkflowDefinition.objects.filter(process_key="onecms_case_handling").order_by("version")
+    assert [d.version for d in versions] == [1, 2]
+    assert DecisionDefinition.objects.filter(decision_key="triage_routing", is_active=True).count() == 1
+    cases = demo_instances()
+    assert {instance.definition.version for instance in cases.values()} == {2}
+
+    # 3 (fraud, 40,000): intake done, its records check left to the Celery worker: not locked by anyone.
+    (pending,) = ExternalTask.objects.filter(process_instance=cases[3])
+    assert (pending.topic_name, pending.status, pending.worker_id) == ("case-records-check", "ACTIVE", "")
+    assert open_tasks(cases[3]) == [] and cases[3].waiting_messages == []
+    # 4: its records check ran (the seed's worker account, the handler's variables); it waits for its documents.
+    (checked,) = ExternalTask.objects.filter(process_instance=cases[4])
+    assert checked.status == "COMPLETED" and checked.locked_by.username == "celery-external-tasks"
+    assert cases[4].variables["prior_cases"] == 1  # case 1 names the same subject as case 4
+    assert cases[4].waiting_messages == ["documents_received"] and open_tasks(cases[4]) == []
+    # 5 (fraud, 120,000) and 6 (misconduct): documents sent; the decision routed one to the fraud team, one to triage.
+    assert cases[5].variables["routing"] == {"queue": "fraud-investigation", "priority": "urgent"}
+    assert cases[5].variables["documents"] == ["complaint form", "supporting evidence"]
+    assert open_tasks(cases[5]) == [("fraud_investigation", "fraud-investigation")]
+    assert cases[6].variables["routing"] == {"queue": "triage", "priority": "normal"}
+    assert open_tasks(cases[6]) == [("triage", "triage")]
+    # 9 (conflict of interest, 60,000) went to the fraud team without triage; 10 (fraud, 5,000) was triaged first.
+    assert cases[9].status == cases[10].status == "COMPLETED"
+    assert cases[9].variables["routing"]["queue"] == "fraud-investigation" and "triage_notes" not in cases[9].variables

@@ -6,8 +6,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from cases.demo import DEMO_WORKER_BY_QUEUE
-from cases.demo import _variables as demo_variables
+from cases.demo import DEMO_WORKER_BY_QUEUE, task_variables
 from entitlements.models import User
 from entitlements.row_scope import system_scope
 from tasks.bpmn.workflows import definition_deploy, process_start
@@ -59,7 +58,9 @@ def demo_history() -> None:
                 break
             worker = people[DEMO_WORKER_BY_QUEUE[task.queue_id]]
             task_claim(user=worker, task_id=task.pk)
-            task_complete(user=worker, task_id=task.pk, variables=demo_variables(allegation, task.task_definition_key))
+            task_complete(
+                user=worker, task_id=task.pk, variables=task_variables(allegation, 0, task.task_definition_key)
+            )
             steps += 1
         spread(instance, start=now - timedelta(days=20 - 2 * index), stretch=1 + (index % 3) * 0.4)
     refresh_dashboards()

@@ -44,7 +44,7 @@ def test_embedded_postgres_and_filesystem_broker_serve_a_migrated_seeded_system(
         facts = json.loads(probe.stdout.strip().splitlines()[-1])
         assert facts["host"] == str(var_dir / "pgdata")
         assert facts["broker"] == "filesystem://"
-        assert facts["users"] == len(demo.USERS)
+        assert facts["users"] == len(demo.USERS) + 1  # and the worker account of the demo workflow's records check
         assert facts["ready"] == 200
     finally:
         stop_embedded_postgres_for(var_dir)

@@ -97,7 +97,7 @@ def write_batch_of_cases(batch: str, count: int) -> list[str]:
     }
     numbers = []
     for number in range(1, count + 1):
-        allegation, _ = demo.DEMO_CASE_PLAN[number % len(demo.DEMO_CASE_PLAN)]
+        allegation, amount, _ = demo.DEMO_CASE_PLAN[number % len(demo.DEMO_CASE_PLAN)]
         case = case_open(
             user=people["alice"],
             title=DRILL_TITLE.format(batch=batch, number=number),
@@ -113,7 +113,9 @@ def write_batch_of_cases(batch: str, count: int) -> list[str]:
             raise CommandError(f"{case.case_number} opened no task: is the demo workflow deployed?")
         worker = people[demo.DEMO_WORKER_BY_QUEUE[task.queue_id]]
         task_claim(user=worker, task_id=task.pk)
-        task_complete(user=worker, task_id=task.pk, variables=demo.DEMO_STEPS[0](allegation, task.task_definition_key))
+        task_complete(
+            user=worker, task_id=task.pk, variables=demo.task_variables(allegation, amount, task.task_definition_key)
+        )
         numbers.append(case.case_number)
     return numbers
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from cases import demo
+from cases import demo, records_check
 from cases.models import AllegationType, Case
 from cases.services import case_open
 from core.errors import WorkflowError
@@ -18,12 +19,16 @@ from entitlements.row_scope import system_scope
 from entitlements.services import role_assignment_grant, role_save
 from queues.models import WorkflowQueue
 from queues.services import business_calendar_save, queue_save
-from tasks.bpmn.workflows import definition_deploy
-from tasks.models import WorkflowDefinition, WorkflowTask
+from tasks.bpmn.decisions import decision_deploy
+from tasks.bpmn.messages import message_correlate
+from tasks.bpmn.workflows import definition_deploy, definition_deploy_if_changed
+from tasks.external.services import TopicRequest, external_task_complete, external_tasks_fetch_and_lock
+from tasks.models import ExternalTask, ExternalTaskStatus, ProcessInstance, WorkflowDefinition, WorkflowTask
 from tasks.services import task_claim, task_complete
 from tasks.sla.maintenance import refresh_dashboards
 
 PASSWORD_BYTES = 12
+SEED_WORKER_ID = "seed_demo"
 
 
 class Command(BaseCommand):
@@ -128,13 +133,22 @@ class Command(BaseCommand):
         supervisor = User.objects.get(username="supervisor")
         if not WorkflowDefinition.objects.filter(process_key=demo.DEMO_PROCESS_KEY).exists():
             definition_deploy(user=supervisor, bpmn_xml=demo.DEMO_BPMN.read_text(encoding="utf-8"))
-            self.stdout.write(f"Deployed {demo.DEMO_PROCESS_KEY}.")
+            self.stdout.write(f"Deployed {demo.DEMO_PROCESS_KEY} version 1.")
+        # Version 2 evaluates the routing decision: the decision first, the model beside it.
+        decision_deploy(user=supervisor, dmn_xml=demo.DEMO_DMN.read_text(encoding="utf-8"))
+        deployment = definition_deploy_if_changed(
+            user=supervisor, bpmn_xml=demo.DEMO_BPMN_V2.read_text(encoding="utf-8")
+        )
+        if deployment.created:
+            self.stdout.write(f"Deployed {demo.DEMO_PROCESS_KEY} version {deployment.definition.version}.")
+        handler_account = self.ensure_handler_account()
         # Titles are sealed (not searchable): the demo's cases are the demo process's cases alice opened.
         if cases == 0 or Case.objects.filter(case_type=demo.DEMO_PROCESS_KEY, created_by__username="alice").exists():
             return
         people = {u.username: u for u in User.objects.filter(username__in=["alice", "bob", "carol", "integration"])}
+        opened = []
         for index in range(cases):
-            allegation, stage = demo.DEMO_CASE_PLAN[index % len(demo.DEMO_CASE_PLAN)]
+            allegation, amount, stage = demo.DEMO_CASE_PLAN[index % len(demo.DEMO_CASE_PLAN)]
             case = case_open(
                 user=people["alice"],
                 title=f"{demo.DEMO_CASE_PREFIX} {index + 1:02d}: {AllegationType(allegation).label.lower()} report",
@@ -144,19 +158,91 @@ class Command(BaseCommand):
                 priority=demo.DEMO_PRIORITIES[index % len(demo.DEMO_PRIORITIES)],
                 subjects=demo.DEMO_SUBJECTS[index % len(demo.DEMO_SUBJECTS)],
             )
-            for step in demo.DEMO_STEPS[:stage]:
-                task = (
-                    WorkflowTask.objects.filter(process_instance__case_mapping__case=case, status="OPEN")
-                    .order_by("task_id")
-                    .first()
-                )
-                if task is None:
+            opened.append((case, allegation, amount, stage))
+        # A case whose last step leaves its records check to the worker goes last: until then each records check
+        # the seed runs itself is the only one waiting, the one its fetch-and-lock gets.
+        for case, allegation, amount, stage in sorted(opened, key=lambda plan: plan[3] == 1):
+            for _ in range(stage):
+                if not self.advance(case, allegation, amount, people=people, handler_account=handler_account):
                     break
-                worker = people[demo.DEMO_WORKER_BY_QUEUE[task.queue_id]]
-                task_claim(user=worker, task_id=task.pk)
-                task_complete(user=worker, task_id=task.pk, variables=step(allegation, task.task_definition_key))
         self.stdout.write(f"Opened {cases} demo cases.")
+        waiting = ProcessInstance.objects.filter(
+            case_mapping__case__in=[case for case, *_ in opened], waiting_messages__contains=[demo.DOCUMENTS_MESSAGE]
+        ).order_by("business_key")
+        checking = ExternalTask.objects.filter(
+            process_instance__case_mapping__case__in=[case for case, *_ in opened], status=ExternalTaskStatus.ACTIVE
+        ).order_by("process_instance__business_key")
+        if waiting:
+            numbers = ", ".join(instance.business_key for instance in waiting)
+            self.stdout.write(f"Waiting for their documents (message {demo.DOCUMENTS_MESSAGE}): {numbers}")
+        if checking:
+            numbers = ", ".join(
+                item.process_instance.business_key for item in checking.select_related("process_instance")
+            )
+            self.stdout.write(f"Records checks the Celery worker runs, then waiting for documents: {numbers}")
         refresh_dashboards()  # so the supervisor dashboard shows the demo work at once
+
+    def advance(self, case: Case, allegation: str, amount: int, *, people, handler_account) -> bool:
+        """Take the case one step: complete its open user task, run its records check, or send its documents.
+        False when it waits for none of these (it has ended)."""
+        instance = ProcessInstance.objects.get(case_mapping__case=case)
+        task = WorkflowTask.objects.filter(process_instance=instance, status="OPEN").order_by("task_id").first()
+        if task is not None:
+            worker = people[demo.DEMO_WORKER_BY_QUEUE[task.queue_id]]
+            task_claim(user=worker, task_id=task.pk)
+            task_complete(
+                user=worker,
+                task_id=task.pk,
+                variables=demo.task_variables(allegation, amount, task.task_definition_key),
+            )
+            return True
+        if ExternalTask.objects.filter(process_instance=instance, status=ExternalTaskStatus.ACTIVE).exists():
+            # What the Celery handler does (tasks/external/handlers.py), here at once: lock, check, complete.
+            locked = external_tasks_fetch_and_lock(
+                user=handler_account,
+                worker_id=SEED_WORKER_ID,
+                topics=[TopicRequest(topic_name=records_check.TOPIC, lock_duration_ms=60_000)],
+                max_tasks=1,
+            )
+            if [item.process_instance_id for item in locked] != [instance.pk]:
+                raise CommandError(f"the records check of {case.case_number} was not the one waiting: run it alone")
+            external_task_complete(
+                user=handler_account,
+                external_task_id=locked[0].external_task_id,
+                worker_id=SEED_WORKER_ID,
+                variables=records_check.records_check(case.case_number),
+            )
+            return True
+        if demo.DOCUMENTS_MESSAGE in instance.waiting_messages:
+            message_correlate(
+                user=people[demo.DOCUMENTS_SENDER],
+                message_name=demo.DOCUMENTS_MESSAGE,
+                business_key=case.case_number,
+                variables=demo.DOCUMENTS_VARIABLES,
+            )
+            return True
+        return False
+
+    def ensure_handler_account(self) -> User:
+        """The worker account the Celery handlers act as (settings.EXTERNAL_TASK_HANDLER_ACCOUNT): it may work
+        external tasks, and nothing else; nobody logs in with it."""
+        account, created = User.objects.update_or_create(
+            username=settings.EXTERNAL_TASK_HANDLER_ACCOUNT,
+            defaults={
+                "first_name": "Celery",
+                "last_name": "handlers",
+                "is_service_account": True,
+                "is_staff": False,
+                "is_active": True,
+            },
+        )
+        if created:
+            account.set_unusable_password()
+            account.save(update_fields=["password"])
+        account.user_permissions.add(
+            Permission.objects.get(content_type__app_label="tasks", codename="work_external_tasks")
+        )
+        return account
 
     def ensure_assignment(self, *, user, role: WorkflowRole, temporary=None, reason="", granted_by=None):
         existing = UserRoleAssignment.objects.filter(
