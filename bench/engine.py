@@ -22,6 +22,18 @@ Then external tasks (issue 25), on tests/tasks/external/records_check.bpmn (star
   long-poll wake-up  a fetch waiting with asyncResponseTimeout, woken by the NOTIFY of an item's commit: the delay
                      from the commit to the answer (median and max).
 
+Then message correlation (issue 25), on tests/tasks/engine/messages/message_catch.bpmn (a user task, then an
+intermediate catch event waiting for documents_received, then a user task): N instances wait for the message;
+
+  message service    tasks.bpmn.messages.message_correlate by message name and business key, one per instance, as the
+                     sender (alice, who works triage): the waiting instance found and locked, the engine step, the next
+                     task created with its history;
+  message raw SQL    the same rows by hand: the waiting instance found by message name and business key (FOR UPDATE),
+                     its wait cleared and the message's variables merged (UPDATE), a history row inserted; each in its
+                     own transaction — the floor without the access check and the engine.
+
+It prints correlations/s for both, the ratio and the statements per correlation (queries and row-scope settings).
+
     REDIS_URL=redis://127.0.0.1:6379/1 .venv/bin/python bench/engine.py                     # 200 instances
     REDIS_URL=redis://127.0.0.1:6379/1 .venv/bin/python bench/engine.py --instances 1000
 
@@ -53,6 +65,9 @@ EXTERNAL_MODEL = PROJECT_DIR / "tests" / "tasks" / "external" / "records_check.b
 EXTERNAL_TOPIC = "records-check"
 EXTERNAL_LOCK_MS = 60_000
 WAKE_UP_SAMPLES = 20
+MESSAGE_MODEL = PROJECT_DIR / "tests" / "tasks" / "engine" / "messages" / "message_catch.bpmn"
+MESSAGE_NAME = "documents_received"
+MESSAGE_VARIABLES = {"pages": 3}
 
 
 def set_synchronous_commit(database_url: str, on: bool) -> None:
@@ -327,6 +342,108 @@ def report_external_tasks(instances: int, rounds: int) -> None:
         )
 
 
+def start_waiting_for_message(instances: int, prefix: str) -> None:
+    """`instances` await_documents instances past their first task: each waits for documents_received."""
+    from entitlements.models import User
+    from tasks.bpmn.workflows import definition_deploy, process_start
+    from tasks.models import WorkflowDefinition, WorkflowTask
+    from tasks.services import task_claim, task_complete
+
+    supervisor, alice = User.objects.get(username="supervisor"), User.objects.get(username="alice")
+    if not WorkflowDefinition.objects.filter(process_key="await_documents").exists():
+        definition_deploy(user=supervisor, bpmn_xml=MESSAGE_MODEL.read_text())
+    for n in range(instances):
+        instance = process_start(user=supervisor, process_key="await_documents", business_key=f"{prefix}{n}")
+        task = WorkflowTask.objects.get(process_instance=instance, status="OPEN")
+        task_claim(user=alice, task_id=task.pk)
+        task_complete(user=alice, task_id=task.pk, variables={})
+
+
+def run_message_services(instances: int, prefix: str, count: StatementCount) -> float:
+    """Seconds for `instances` correlations through tasks.bpmn.messages.message_correlate, one per business key."""
+    from entitlements.models import User
+    from tasks.bpmn.messages import message_correlate
+
+    alice = User.objects.get(username="alice")
+    count.phase = "correlate"
+    started = time.perf_counter()
+    with count.counting():
+        for n in range(instances):
+            message_correlate(
+                user=alice, message_name=MESSAGE_NAME, business_key=f"{prefix}{n}", variables=MESSAGE_VARIABLES
+            )
+    return time.perf_counter() - started
+
+
+# The raw floor of one correlation: the waiting row by message name and business key, locked; its wait cleared and
+# the message's variables merged; a history row (on the instance's last task, as the service's new task gets one).
+RAW_FIND_WAITING_SQL = """
+SELECT p.process_instance_id,
+       (SELECT max(t.task_id) FROM flowable.workflow_tasks t WHERE t.process_instance_id = p.process_instance_id)
+  FROM flowable.process_instances p
+ WHERE p.status = 'RUNNING' AND p.waiting_messages @> ARRAY[%(name)s]::varchar[] AND p.business_key = %(key)s
+   FOR UPDATE OF p
+"""
+RAW_DELIVER_SQL = """
+UPDATE flowable.process_instances
+   SET waiting_messages = '{}', variables = variables || %(variables)s::jsonb, updated_at = now()
+ WHERE process_instance_id = %(id)s
+"""
+RAW_HISTORY_SQL = """
+INSERT INTO flowable.task_history (task_id, event_type, actor_id, via_account_id, old_values, new_values, comment,
+                                   created_at)
+VALUES (%(task_id)s, 'CREATED', %(user_id)s, NULL, '{}', jsonb_build_object('message', %(name)s), '', now())
+"""
+
+
+def run_message_raw_sql(instances: int, prefix: str) -> float:
+    """Seconds for `instances` correlations as the three raw statements, each correlation one transaction."""
+    import json
+
+    from django.db import connection, transaction
+
+    from entitlements.models import User
+    from entitlements.row_scope import system_scope
+
+    alice = User.objects.get(username="alice")
+    variables = json.dumps(MESSAGE_VARIABLES)
+    started = time.perf_counter()
+    for n in range(instances):
+        with transaction.atomic(), system_scope(), connection.cursor() as cursor:
+            cursor.execute(RAW_FIND_WAITING_SQL, {"name": MESSAGE_NAME, "key": f"{prefix}{n}"})
+            instance_id, task_id = cursor.fetchone()
+            cursor.execute(RAW_DELIVER_SQL, {"variables": variables, "id": instance_id})
+            cursor.execute(RAW_HISTORY_SQL, {"task_id": task_id, "user_id": alice.pk, "name": MESSAGE_NAME})
+    return time.perf_counter() - started
+
+
+def report_messages(instances: int, rounds: int) -> None:
+    from tasks.models import ProcessInstance
+
+    count = StatementCount()
+    service, raw = [], []
+    for _ in range(rounds):
+        for prefix in ("MSG-", "MSGRAW-"):
+            cleanup(prefix)
+            start_waiting_for_message(instances, prefix)
+        service.append(instances / run_message_services(instances, "MSG-", count))
+        raw.append(instances / run_message_raw_sql(instances, "MSGRAW-"))
+        waiting = ProcessInstance.objects.filter(business_key__startswith="MSG", waiting_messages__len__gt=0)
+        assert not waiting.exists(), "a correlation left its instance waiting"
+    for prefix in ("MSG-", "MSGRAW-"):
+        cleanup(prefix)
+    measured = rounds * instances
+    print(f"messages: {rounds} rounds of {instances} correlations ({MESSAGE_NAME} by business key)")
+    print(f"{'message service':22} {statistics.median(service):10.1f} correlations/s")
+    print(f"{'message raw SQL':22} {statistics.median(raw):10.1f} correlations/s")
+    ratios = [s / r for s, r in zip(service, raw, strict=True)]
+    print(f"message service / raw SQL: {statistics.median(ratios):.2f} (rounds {min(ratios):.2f}–{max(ratios):.2f})")
+    print(
+        f"statements per correlation: {count.queries['correlate'] / measured:.1f} queries"
+        f" + {count.scopes['correlate'] / measured:.1f} row-scope settings + 1 commit (raw SQL: 3 statements + 1 commit)"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=100, help="instances per method and round")
@@ -336,6 +453,8 @@ def main() -> int:
         "--external-tasks", type=int, default=200, help="external task round trips per round (0: skip them)"
     )
     parser.add_argument("--only-external-tasks", action="store_true", help="measure the external tasks only")
+    parser.add_argument("--messages", type=int, default=100, help="message correlations per round (0: skip them)")
+    parser.add_argument("--only-messages", action="store_true", help="measure the message correlations only")
     parser.add_argument(
         "--synchronous-commit",
         choices=("on", "off"),
@@ -351,9 +470,11 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
     call_command("seed_demo", "--no-workflows", "--password", "bench-password-1", stdout=open(os.devnull, "w"))
-    if args.external_tasks:
+    if args.external_tasks and not args.only_messages:
         report_external_tasks(args.external_tasks, args.rounds)
-    if args.only_external_tasks:
+    if args.messages and not args.only_external_tasks:
+        report_messages(args.messages, args.rounds)
+    if args.only_external_tasks or args.only_messages:
         return 0
     n, completions = args.instances, 2 * args.instances
     count = StatementCount()
