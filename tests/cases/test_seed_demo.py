@@ -181,3 +181,32 @@ def test_the_demo_runs_version_2_with_its_decision_records_check_and_documents_m
     # 9 (conflict of interest, 60,000) went to the fraud team without triage; 10 (fraud, 5,000) was triaged first.
     assert cases[9].status == cases[10].status == "COMPLETED"
     assert cases[9].variables["routing"]["queue"] == "fraud-investigation" and "triage_notes" not in cases[9].variables
+
+
+def test_documents_not_received_in_14_days_are_chased_and_the_case_waits_for_them_again():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tasks.bpmn.workflows import process_fire_due_timers
+    from tasks.models import WorkflowTask
+    from tasks.services import task_claim, task_complete
+
+    run_seed("--cases", "10")
+    waiting = demo_instances()[4]
+    assert waiting.next_timer_due_at is not None
+    process_fire_due_timers(now=timezone.now() + timedelta(days=13))
+    waiting.refresh_from_db()
+    assert waiting.waiting_messages == ["documents_received"] and open_tasks(waiting) == []
+
+    process_fire_due_timers(now=timezone.now() + timedelta(days=15))
+    waiting.refresh_from_db()
+    assert waiting.waiting_messages == [] and open_tasks(waiting) == [("chase_documents", "intake")]
+
+    alice = User.objects.get(username="alice")
+    chase = WorkflowTask.objects.get(process_instance=waiting, status="OPEN")
+    task_claim(user=alice, task_id=chase.pk)
+    task_complete(user=alice, task_id=chase.pk, variables={"chased_via": "PHONE"})
+    waiting.refresh_from_db()
+    assert waiting.waiting_messages == ["documents_received"] and open_tasks(waiting) == []
+    assert waiting.next_timer_due_at > timezone.now() + timedelta(days=13)  # the reminder is set again
