@@ -140,7 +140,8 @@ def demo_instances() -> dict[int, "ProcessInstance"]:  # noqa: F821
     from tasks.models import ProcessInstance
 
     instances = ProcessInstance.objects.select_related("case_mapping__case")
-    return {int(i.case_mapping.case.title.split(":")[0].split()[-1]): i for i in instances}
+    titles = {instance: instance.case_mapping.case.title for instance in instances}
+    return {int(title.split(":")[0].split()[-1]): i for i, title in titles.items() if title.startswith("Demo case")}
 
 
 def open_tasks(instance) -> list[tuple[str, str]]:
@@ -210,3 +211,32 @@ def test_documents_not_received_in_14_days_are_chased_and_the_case_waits_for_the
     waiting.refresh_from_db()
     assert waiting.waiting_messages == ["documents_received"] and open_tasks(waiting) == []
     assert waiting.next_timer_due_at > timezone.now() + timedelta(days=13)  # the reminder is set again
+
+
+def test_the_seed_also_runs_a_records_check_that_was_waiting_before_it():
+    from cases.services import case_open
+    from tasks.models import ExternalTask, WorkflowTask
+    from tasks.services import task_claim, task_complete
+
+    run_seed("--cases", "0")  # the organisation and both versions, no case yet
+    alice, portal = User.objects.get(username="alice"), User.objects.get(username="integration")
+    early = case_open(  # opened through the integration: the seed counts alice's cases as its own
+        user=portal,
+        title="Reported by phone",
+        allegations=[{"type": "FRAUD", "description": "Cash missing.", "date": "2026-10-01"}],
+    )
+    intake = WorkflowTask.objects.get(process_instance__case_mapping__case=early, status="OPEN")
+    task_claim(user=alice, task_id=intake.pk)
+    task_complete(
+        user=alice,
+        task_id=intake.pk,
+        variables={"received_on": "2026-10-02", "received_via": "PHONE", "amount_at_stake": 0},
+    )
+
+    run_seed("--cases", "10")
+
+    (checked,) = ExternalTask.objects.filter(process_instance__case_mapping__case=early)
+    assert checked.status == "COMPLETED" and checked.worker_id == "seed_demo"
+    cases = demo_instances()
+    assert open_tasks(cases[5]) == [("fraud_investigation", "fraud-investigation")]  # the seed's own steps still ran
+    assert ExternalTask.objects.get(process_instance=cases[3]).status == "ACTIVE"  # left to the worker

@@ -159,8 +159,8 @@ class Command(BaseCommand):
                 subjects=demo.DEMO_SUBJECTS[index % len(demo.DEMO_SUBJECTS)],
             )
             opened.append((case, allegation, amount, stage))
-        # A case whose last step leaves its records check to the worker goes last: until then each records check
-        # the seed runs itself is the only one waiting, the one its fetch-and-lock gets.
+        # A case whose last step leaves its records check to the worker goes last, so that the seed's own checks
+        # (first come, first locked) leave it waiting.
         for case, allegation, amount, stage in sorted(opened, key=lambda plan: plan[3] == 1):
             for _ in range(stage):
                 if not self.advance(case, allegation, amount, people=people, handler_account=handler_account):
@@ -196,22 +196,25 @@ class Command(BaseCommand):
                 variables=demo.task_variables(allegation, amount, task.task_definition_key),
             )
             return True
-        if ExternalTask.objects.filter(process_instance=instance, status=ExternalTaskStatus.ACTIVE).exists():
-            # What the Celery handler does (tasks/external/handlers.py), here at once: lock, check, complete.
-            locked = external_tasks_fetch_and_lock(
-                user=handler_account,
-                worker_id=SEED_WORKER_ID,
-                topics=[TopicRequest(topic_name=records_check.TOPIC, lock_duration_ms=60_000)],
-                max_tasks=1,
-            )
-            if [item.process_instance_id for item in locked] != [instance.pk]:
-                raise CommandError(f"the records check of {case.case_number} was not the one waiting: run it alone")
-            external_task_complete(
-                user=handler_account,
-                external_task_id=locked[0].external_task_id,
-                worker_id=SEED_WORKER_ID,
-                variables=records_check.records_check(case.case_number),
-            )
+        pending = ExternalTask.objects.filter(process_instance=instance, status=ExternalTaskStatus.ACTIVE)
+        if pending.exists():
+            # What the Celery handler does (tasks/external/handlers.py), here at once: lock a records check, run it,
+            # complete it; as a worker of the pool, oldest first, until this case's own is done.
+            while pending.exists():
+                locked = external_tasks_fetch_and_lock(
+                    user=handler_account,
+                    worker_id=SEED_WORKER_ID,
+                    topics=[TopicRequest(topic_name=records_check.TOPIC, lock_duration_ms=60_000)],
+                    max_tasks=1,
+                )
+                if not locked:
+                    raise CommandError(f"the records check of {case.case_number} is locked by a worker: try again")
+                external_task_complete(
+                    user=handler_account,
+                    external_task_id=locked[0].external_task_id,
+                    worker_id=SEED_WORKER_ID,
+                    variables=records_check.records_check(locked[0].business_key),
+                )
             return True
         if demo.DOCUMENTS_MESSAGE in instance.waiting_messages:
             message_correlate(
