@@ -24,6 +24,7 @@ from django.utils import timezone
 from core.errors import InvalidInput, NotFound
 from entitlements.access import may, queues_for
 from entitlements.models import Capability
+from entitlements.row_scope import acting_for_user
 from queues.calendar import business_hours_between
 from queues.escalation import parse_rules
 from queues.models import WorkflowQueue
@@ -90,6 +91,7 @@ def _clean_parameters(*, queue_name: str, delta, horizon_days, specialists) -> d
 
 
 @transaction.atomic
+@acting_for_user
 def whatif_run_request(
     *, user, queue_name: str, delta: int = 0, horizon_days: int = DEFAULT_HORIZON_DAYS, specialists=None
 ) -> WhatIfRun:
@@ -107,11 +109,13 @@ def whatif_run_request(
 # --- selectors --------------------------------------------------------------------------------------------------
 
 
+@acting_for_user
 def whatif_runs_for_queue(*, user, queue_name: str, limit: int = RUNS_LISTED) -> list[WhatIfRun]:
     _require_supervisor(user=user, queue_name=queue_name)
     return list(WhatIfRun.objects.filter(queue_name=queue_name).order_by("-created_at", "-run_id")[:limit])
 
 
+@acting_for_user
 def whatif_run_for_user(*, user, queue_name: str, run_id: int) -> WhatIfRun:
     _require_supervisor(user=user, queue_name=queue_name)
     run = WhatIfRun.objects.filter(queue_name=queue_name, pk=run_id).first()

@@ -185,3 +185,10 @@ def test_the_fit_recovers_the_generators_rates():
     ranked = sorted(fit.speed, key=fit.speed.get)
     truth = sorted(history.speed, key=history.speed.get)
     assert ranked[0] == truth[0] and ranked[-1] == truth[-1]
+
+
+def test_progress_is_reported_after_each_replication():
+    scenario = whatif.Scenario(start=0.0, days=days_of(2), team=(whatif.Caseworker(1),))
+    reported = []
+    whatif.simulate(fit_=fit_of(rate=1.0), scenario=scenario, replications=4, progress=lambda *a: reported.append(a))
+    assert reported == [(1, 4), (2, 4), (3, 4), (4, 4)]
