@@ -327,6 +327,7 @@ class _Run:
         self.by_id = {c.worker_id: c for c in scenario.team}
         self.backlog_series: list[int] = []
         self.next_id = 0
+        self.dispatch_pending = False
 
     # service time of a kind by a caseworker
     def service(self, kind: str, worker: Caseworker | None) -> float:
@@ -347,6 +348,19 @@ class _Run:
         self.tasks.append(task)
         return task
 
+    def request_dispatch(self):
+        """Dispatch once everything else due at this moment has happened: a day's opening batch arrives whole and
+        the day's staff come on shift before anyone picks, as claim-next sees the queue at that moment."""
+        if not self.dispatch_pending:
+            self.dispatch_pending = True
+            self.env.process(self._dispatch_when_settled())
+
+    def _dispatch_when_settled(self):
+        while self.env.peek() <= self.env.now:
+            yield self.env.timeout(0)
+        self.dispatch_pending = False
+        self.dispatch()
+
     def dispatch(self):
         now = self.env.now
         for worker_id in sorted(self.present & self.free):
@@ -365,7 +379,7 @@ class _Run:
         task.completed = self.env.now
         if worker is not None:
             self.free.add(worker.worker_id)
-            self.dispatch()
+            self.request_dispatch()
 
     def replay(self):
         for past in sorted(self.scenario.arrivals, key=lambda t: (t.created, t.task_id)):
@@ -380,7 +394,7 @@ class _Run:
                     task_id=past.task_id,
                 )
             )
-            self.dispatch()
+            self.request_dispatch()
 
     def arrivals(self):
         planned = []
@@ -401,7 +415,7 @@ class _Run:
             kind = self.rng.choices(kinds, weights)[0]
             due = at + kind.sla_hours if kind.sla_hours is not None else None
             self.waiting.append(self.new_task(kind=kind.key, priority=kind.priority, created=at, due=due))
-            self.dispatch()
+            self.request_dispatch()
 
     def shifts(self):
         staffing = self.scenario.staffing
@@ -412,7 +426,7 @@ class _Run:
                 self.present = set(staffing.get(index, ())) & set(self.by_id)
             else:
                 self.present = {c.worker_id for c in self.scenario.team if self.rng.random() < c.attendance}
-            self.dispatch()
+            self.request_dispatch()
 
     def sample_backlog(self):
         while True:

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import InvalidInput, NotFound
+from core.jobs import TRANSIENT
 from entitlements.access import may, queues_for
 from entitlements.models import Capability
 from entitlements.row_scope import acting_for_user
@@ -209,7 +210,9 @@ def _update(run_id: int, **fields) -> None:
 
 def whatif_run_execute(*, run_id: int, now: datetime | None = None) -> WhatIfRun | None:
     """The job's work (system scope): simulate a QUEUED run, reporting progress on its row. A run already started
-    or finished is left alone (a redelivered message), and None is returned for a run that does not exist."""
+    or finished is left alone (a redelivered message), and None is returned for a run that does not exist. A
+    failure is kept on the row (FAILED, with the error), except a transient database error, which puts the run
+    back in the queue for the job's retry."""
     with transaction.atomic():
         claimed = WhatIfRun.objects.filter(pk=run_id, status=WhatIfStatus.QUEUED).update(
             status=WhatIfStatus.RUNNING, started_at=timezone.now()
@@ -219,6 +222,10 @@ def whatif_run_execute(*, run_id: int, now: datetime | None = None) -> WhatIfRun
         return run
     try:
         result = _simulate(run, now=now or timezone.now())
+    except TRANSIENT:
+        # The job retries (core/jobs.py): the run waits for it, as asked.
+        _update(run_id, status=WhatIfStatus.QUEUED, progress=0, started_at=None)
+        raise
     except Exception as exc:
         logger.exception("what-if run %s failed", run_id)
         _update(

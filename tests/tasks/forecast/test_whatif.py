@@ -192,3 +192,21 @@ def test_progress_is_reported_after_each_replication():
     reported = []
     whatif.simulate(fit_=fit_of(rate=1.0), scenario=scenario, replications=4, progress=lambda *a: reported.append(a))
     assert reported == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_a_batch_arriving_at_the_opening_is_taken_in_priority_order_not_in_arrival_order():
+    batch = (
+        whatif.PastTask(task_id=1, task_type="work", priority=10, created=8.0, due=50.0),
+        whatif.PastTask(task_id=2, task_type="work", priority=90, created=8.0, due=50.0),
+    )
+    scenario = whatif.Scenario(
+        start=0.0,
+        days=days_of(2),
+        team=(whatif.Caseworker(1), whatif.Caseworker(2)),
+        staffing={0: frozenset(), 1: frozenset([1])},  # nobody on the first day, one caseworker on the second
+        arrivals=batch,
+    )
+    run = whatif._Run(fit_=fit_of(mu=0.0, sigma=0.0), scenario=scenario, rng=__import__("random").Random(1))
+    run.run()
+    claimed = {t.task_id: t.claimed for t in run.tasks}
+    assert claimed == {2: 8.0, 1: 9.0}

@@ -156,3 +156,23 @@ def test_a_celery_worker_runs_the_what_if_and_the_row_shows_its_progress(committ
     assert run.status == WhatIfStatus.DONE, output[-3000:]
     assert run.result["team"]["scenario"] == run.result["team"]["observed"] - 1
     assert run.progress == 100 and seen == sorted(seen)  # progress only moves forward
+
+
+@pytest.mark.django_db
+def test_a_queue_without_history_simulates_to_an_empty_queue(demo_org, supervisor_sam):
+    run = whatif_run_request(user=supervisor_sam, queue_name="legal-review", delta=1, horizon_days=3)
+    with system_scope():
+        done = whatif_run_execute(run_id=run.pk)
+    assert done.status == WhatIfStatus.DONE
+    assert done.result["team"] == {"observed": 0, "scenario": 1}
+    assert done.result["scenario"]["arrivals"] == 0 and done.result["scenario"]["sla_compliance"] is None
+
+
+@pytest.mark.django_db
+def test_a_failing_run_is_kept_failed_with_its_error(history_queue):
+    with system_scope():
+        run = WhatIfRun.objects.create(queue_name=history_queue, parameters={})  # no horizon: cannot run
+        with pytest.raises(KeyError):
+            whatif_run_execute(run_id=run.pk)
+        run.refresh_from_db()
+    assert run.status == WhatIfStatus.FAILED and run.error.startswith("KeyError") and run.finished_at
