@@ -113,7 +113,8 @@ def whatif_run_request(
 @acting_for_user
 def whatif_runs_for_queue(*, user, queue_name: str, limit: int = RUNS_LISTED) -> list[WhatIfRun]:
     _require_supervisor(user=user, queue_name=queue_name)
-    return list(WhatIfRun.objects.filter(queue_name=queue_name).order_by("-created_at", "-run_id")[:limit])
+    runs = WhatIfRun.objects.filter(queue_name=queue_name).select_related("requested_by")
+    return list(runs.order_by("-created_at", "-run_id")[:limit])
 
 
 @acting_for_user

@@ -77,3 +77,19 @@ def test_the_page_is_refused_to_staff_who_do_not_supervise_the_queue(client, cas
 def test_the_page_sends_a_caseworker_to_the_login(client, caseworker_alice, history_queue):
     client.force_login(caseworker_alice)
     assert client.get(page(history_queue)).status_code == 302
+
+
+def test_the_page_reads_a_bounded_number_of_queries_whatever_the_runs(
+    client, supervisor_sam, history_queue, django_assert_max_num_queries
+):
+    with system_scope():
+        WhatIfRun.objects.bulk_create(
+            WhatIfRun(
+                queue_name=history_queue, requested_by=supervisor_sam, parameters={"delta": n, "horizon_days": 14}
+            )
+            for n in range(15)
+        )
+    client.force_login(supervisor_sam)
+    with django_assert_max_num_queries(12):
+        response = client.get(page(history_queue))
+    assert response.content.decode().count('href="?run=') == 15
