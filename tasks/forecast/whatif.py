@@ -29,6 +29,7 @@ compliance (of the tasks due within the horizon, the share completed by their du
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 import statistics
@@ -310,6 +311,7 @@ class _Task:
     escalations: list[tuple[float, int]] = field(default_factory=list)  # (from, raise), in time order
     claimed: float | None = None
     completed: float | None = None
+    version: int = 0  # bumped when an escalation re-ranks the task: older heap entries are stale
 
     def priority_at(self, now: float) -> int:
         return min(MAX_PRIORITY, self.priority + sum(r for at, r in self.escalations if at <= now))
@@ -320,7 +322,10 @@ class _Run:
         self.env = simpy.Environment(initial_time=scenario.start)
         self.fit, self.scenario, self.rng = fit_, scenario, rng
         self.kinds = fit_.kind_by_key
-        self.waiting: list[_Task] = []
+        # The OPEN tasks by id, and per task type a heap in claim-next's order (stale entries skipped when met):
+        # a caseworker's pick looks at the head of each type they may do, not at the whole backlog.
+        self.waiting: dict[int, _Task] = {}
+        self.heaps: dict[str, list[tuple[int, float, int, int]]] = defaultdict(list)
         self.tasks: list[_Task] = []
         self.free = {c.worker_id for c in scenario.team}
         self.present: set[int] = set()
@@ -361,15 +366,42 @@ class _Run:
         self.dispatch_pending = False
         self.dispatch()
 
+    def enqueue(self, task: _Task):
+        self.waiting[task.task_id] = task
+        self._push(task)
+        for at, _ in task.escalations:
+            if at > self.env.now:
+                raised = self.env.timeout(at - self.env.now)
+                raised.callbacks.append(lambda _event, task=task: self._rerank(task))
+
+    def _push(self, task: _Task):
+        entry = (-task.priority_at(self.env.now), task.created, task.task_id, task.version)
+        heapq.heappush(self.heaps[task.kind], entry)
+
+    def _rerank(self, task: _Task):
+        if task.task_id in self.waiting:
+            task.version += 1
+            self._push(task)
+
+    def _best_for(self, worker: Caseworker) -> tuple[int, float, int, int] | None:
+        best = None
+        for kind, heap in self.heaps.items():
+            if not worker.may_do(kind):
+                continue
+            while heap and (heap[0][2] not in self.waiting or self.waiting[heap[0][2]].version != heap[0][3]):
+                heapq.heappop(heap)
+            if heap and (best is None or heap[0] < best):
+                best = heap[0]
+        return best
+
     def dispatch(self):
         now = self.env.now
         for worker_id in sorted(self.present & self.free):
             worker = self.by_id[worker_id]
-            eligible = [t for t in self.waiting if worker.may_do(t.kind)]
-            if not eligible:
+            best = self._best_for(worker)
+            if best is None:
                 continue
-            task = min(eligible, key=lambda t: (-t.priority_at(now), t.created, t.task_id))
-            self.waiting.remove(task)
+            task = self.waiting.pop(best[2])
             self.free.discard(worker_id)
             task.claimed = now
             self.env.process(self.serve(task, worker, self.service(task.kind, worker)))
@@ -385,7 +417,7 @@ class _Run:
         for past in sorted(self.scenario.arrivals, key=lambda t: (t.created, t.task_id)):
             if past.created > self.env.now:
                 yield self.env.timeout(past.created - self.env.now)
-            self.waiting.append(
+            self.enqueue(
                 self.new_task(
                     kind=past.task_type,
                     priority=past.priority,
@@ -414,7 +446,7 @@ class _Run:
                 yield self.env.timeout(at - self.env.now)
             kind = self.rng.choices(kinds, weights)[0]
             due = at + kind.sla_hours if kind.sla_hours is not None else None
-            self.waiting.append(self.new_task(kind=kind.key, priority=kind.priority, created=at, due=due))
+            self.enqueue(self.new_task(kind=kind.key, priority=kind.priority, created=at, due=due))
             self.request_dispatch()
 
     def shifts(self):
@@ -439,7 +471,7 @@ class _Run:
                 kind=past.task_type, priority=past.priority, created=past.created, due=past.due, task_id=past.task_id
             )
             if past.claimed is None:
-                self.waiting.append(task)
+                self.enqueue(task)
                 continue
             task.claimed = past.claimed
             worker = self.by_id.get(past.assignee)
