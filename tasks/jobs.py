@@ -18,6 +18,8 @@ from .bpmn.workflows import process_fire_due_timers
 from .console.summaries import PERIODS, summary_recipients, summary_send
 from .external.handlers import external_task_handler_run, external_task_handlers_dispatch
 from .forecast.services import task_risks_refresh
+from .forecast.whatif_services import JOB_NAME as WHATIF_JOB_NAME
+from .forecast.whatif_services import whatif_run_execute
 from .history_partitioning import task_history_partitions_ensure
 from .notifications import notifications_purge
 from .services import rebalance_queue_loads
@@ -91,6 +93,15 @@ def forecast_sla_risk() -> dict:
         refresh = task_risks_refresh()
         alerts = sla_risk_alerts_raise()
         return {"queues": refresh.queues, "tasks": refresh.tasks, "at_risk": refresh.at_risk, "alerts": alerts}
+
+
+@shared_task(name=WHATIF_JOB_NAME, **JOB_OPTIONS)
+def run_staffing_whatif(run_id: int) -> dict:
+    """Sent when a supervisor asks for a staffing what-if (tasks/forecast/whatif_services.py); progress and result
+    go on the run's row, which the console page polls."""
+    with system_scope():
+        run = whatif_run_execute(run_id=run_id)
+        return {"run": run_id, "status": run.status if run else None}
 
 
 @shared_task(name="workflow.dispatch_external_task_handlers", **JOB_OPTIONS)

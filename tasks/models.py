@@ -922,3 +922,45 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for {self.recipient_id}"
+
+
+# --- Staffing what-if -------------------------------------------------------------------------------------------
+# A supervisor's question about one queue ("with N more caseworkers over the next two weeks?") and the simulation's
+# answer (tasks/forecast/whatif.py), run by a Celery job (tasks/jobs.py: run_staffing_whatif) that reports its
+# progress on the row. Row-level security: the supervisors of the queue and the system (tasks/sql/whatif_runs_*.sql).
+
+
+class WhatIfStatus(models.TextChoices):
+    QUEUED = "QUEUED", "Queued"
+    RUNNING = "RUNNING", "Running"
+    DONE = "DONE", "Done"
+    FAILED = "FAILED", "Failed"
+
+
+class WhatIfRun(models.Model):
+    run_id = models.BigAutoField(primary_key=True)
+    # A name, not a foreign key, as on task_risks: the policies key rows by it, and a run outlives nothing it points at.
+    queue_name = models.CharField(max_length=100)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+    parameters = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=WhatIfStatus.choices, default=WhatIfStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Replications done, in percent.")
+    result = models.JSONField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = 'flowable"."whatif_runs'
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=WhatIfStatus.values), name="whatif_run_status_valid"),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="whatif_run_progress_percent"),
+        ]
+        # The queue's page lists its runs, newest first.
+        indexes = [models.Index(fields=["queue_name", "-created_at"], name="idx_whatif_runs_queue")]
+
+    def __str__(self) -> str:
+        return f"what-if #{self.run_id} {self.queue_name} {self.status}"

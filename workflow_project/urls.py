@@ -22,7 +22,13 @@ from tasks.api import (
 )
 from tasks.api_decisions import DecisionViewSet
 from tasks.console import metrics, summaries
-from tasks.console.pages import database_health_page, process_mining_index_page, process_mining_page
+from tasks.console.pages import (
+    database_health_page,
+    process_mining_index_page,
+    process_mining_page,
+    staffing_whatif_index_page,
+    staffing_whatif_page,
+)
 from tasks.external import api as external_api
 
 # The supervisor console is Django's admin site, named for what it is. Without the app list beside every page (the
@@ -79,6 +85,12 @@ urlpatterns = [
         "admin/process-mining/<int:workflow_id>/",
         admin.site.admin_view(process_mining_page),
         name="process-mining-definition",
+    ),
+    path("admin/staffing-whatif/", admin.site.admin_view(staffing_whatif_index_page), name="staffing-whatif"),
+    path(
+        "admin/staffing-whatif/<str:queue_name>/",
+        admin.site.admin_view(staffing_whatif_page),
+        name="staffing-whatif-queue",
     ),
     path("admin/summaries/preview/", admin.site.admin_view(summaries.summary_preview), name="summary-preview"),
     path("admin/", admin.site.urls),

@@ -6,6 +6,7 @@ inject markup; the result is marked safe only once it is whole. Colours and size
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from django.utils.html import escape
@@ -143,4 +144,51 @@ def sla_trend_chart(
         if len(segment) > 1:
             body.append(f'<polyline fill="none" stroke="{LINE_COLOUR}" stroke-width="2" points="{" ".join(segment)}"/>')
     body += _x_labels([day.strftime("%d %b") for day, _ in points], xs, every=2)
+    return _svg(CHART_HEIGHT, body, title=title)
+
+
+BAND_COLOUR = "#90caf9"
+BASELINE_COLOUR = "#757575"
+
+
+def backlog_band_chart(
+    band: list[tuple[float, float, float]],
+    *,
+    baseline: list[tuple[float, float, float]] | None = None,
+    day_starts: list[float] = (),
+    title: str = "Backlog (OPEN tasks) per business hour",
+) -> SafeString:
+    """The simulated backlog of a staffing what-if (tasks/forecast/whatif.py): one point per business hour, the
+    shaded band from the 10th to the 90th percentile of the replications, the median as a line; the queue as it is
+    (`baseline`) as a dashed median line; a tick at each working day's start."""
+    series = [band, *([baseline] if baseline else [])]
+    top = max([p90 for s in series for _, _, p90 in s] + [1.0])
+    left = AXIS_MARGIN + 16
+    step = (WIDTH - left - 10) / max(len(band) - 1, 1)
+    plot_height = CHART_HEIGHT - AXIS_MARGIN
+
+    def point(hour: int, value: float) -> str:
+        return f"{_n(left + hour * step)},{_n(plot_height - (plot_height - 10) * float(value) / top)}"
+
+    body = _frame(top, "")
+    if band:
+        upper = [point(h, p90) for h, (_, _, p90) in enumerate(band)]
+        lower = [point(h, p10) for h, (p10, _, _) in reversed(list(enumerate(band)))]
+        body.append(
+            f'<polygon class="band" fill="{BAND_COLOUR}" fill-opacity="0.6" stroke="none" '
+            f'points="{" ".join(upper + lower)}"><title>10th to 90th percentile</title></polygon>'
+        )
+        body.append(
+            f'<polyline class="median" fill="none" stroke="{LINE_COLOUR}" stroke-width="2" '
+            f'points="{" ".join(point(h, p50) for h, (_, p50, _) in enumerate(band))}"/>'
+        )
+    if baseline:
+        body.append(
+            f'<polyline class="baseline" fill="none" stroke="{BASELINE_COLOUR}" stroke-width="2" '
+            f'stroke-dasharray="6 4" points="{" ".join(point(h, p50) for h, (_, p50, _) in enumerate(baseline))}">'
+            "<title>As staffed now (median)</title></polyline>"
+        )
+    ticks = [float(start) for start in day_starts if 0 <= start < len(band)]
+    every = max(1, math.ceil(len(ticks) / 10))
+    body += _x_labels([f"day {i + 1}" for i in range(len(ticks))], [left + t * step for t in ticks], every=every)
     return _svg(CHART_HEIGHT, body, title=title)

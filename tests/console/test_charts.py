@@ -40,3 +40,16 @@ def test_sla_trend_leaves_gaps_for_days_without_completions():
 
     assert svg.count("<circle") == 3
     assert svg.count("<polyline") == 1
+
+
+def test_the_backlog_band_chart_shades_the_band_and_draws_the_medians():
+    from tasks.console.charts import backlog_band_chart
+
+    band = [(0.0, 1.0, 2.0), (1.0, 3.0, 6.0), (2.0, 4.0, 8.0)]
+    svg = backlog_band_chart(band, baseline=[(0, 2, 4)] * 3, day_starts=[0.0, 2.0], title='<b>"q"</b>')
+
+    assert svg.count('class="band"') == 1 and svg.count('class="median"') == 1 and svg.count('class="baseline"') == 1
+    assert "day 1" in svg and "day 2" in svg
+    assert "<b>" not in svg and "&lt;b&gt;" in svg
+    # The band's upper edge reaches the top of the scale (the largest 90th percentile, 8).
+    assert ">8<" in svg
