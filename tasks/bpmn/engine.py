@@ -14,6 +14,9 @@ Interface (all functions keyword-only)::
         -> EngineRun
     complete_external_task(*, spec: dict | LoadedSpec, state: dict, engine_task_id: str, variables: dict,
         now: datetime) -> EngineRun            the same for an open external task (serviceTask camunda:type="external")
+    throw_error(*, spec, state, engine_task_id, error_code, error_message, variables, now) -> EngineRun
+                                          a BPMN error raised at an open external task by its worker; ErrorNotCaught
+                                          when no error boundary event catches it
     complete_call(*, spec, state, engine_task_id, variables, now) -> EngineRun   a call activity's child ended
     fire_due_timers(*, spec: dict | LoadedSpec, state: dict, now: datetime) -> EngineRun
     cancel(*, spec: dict | LoadedSpec, state: dict) -> EngineRun
@@ -46,6 +49,7 @@ Interface (all functions keyword-only)::
       TaskNotReady(detail, element_id)      complete_task was given a task that is not open
       TaskDataError(detail, element_id, field_errors)  the variables do not fit the task's form
       MessageNotAwaited(detail, element_id)  deliver_message / start_by_message: no element waits for it
+      ErrorNotCaught(detail, element_id)    throw_error: nothing catches the error
 
 `spec` is ParsedDefinition.spec, stored once per definition version; `state` is EngineRun.state, stored per
 instance. The state never contains the spec, and no function mutates the dicts it is given, so a failed call
@@ -62,7 +66,9 @@ What a model may contain (anything else is refused with the element's id and lin
   its name, or its id when unnamed): message start events of the process, intermediate message catch events,
   receiveTasks and boundary message events; signals (<bpmn:signal>, broadcast by name): intermediate signal
   catch events and boundary signal events; error and escalation end events inside an embedded subProcess,
-  caught by boundary error/escalation events on it (event subprocesses are refused); documentation, text
+  caught by boundary error/escalation events on it (event subprocesses are refused); boundary error events on an
+  external serviceTask, catching what its worker raises (throw_error), with optional camunda:errorCodeVariable
+  and camunda:errorMessageVariable; documentation, text
   annotations, associations and groups; one pool (collaboration participant) around the executable process.
   A userTask may be multi-instance, parallel or sequential, over a collection or a cardinality, with a
   completion condition (multi_instance.py): each instance is a ready user task of its own, whose
@@ -114,9 +120,11 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition, SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
@@ -126,6 +134,7 @@ from .call_activity import ReadyCall
 from .errors import (
     BpmnError,
     EngineError,
+    ErrorNotCaught,
     MessageNotAwaited,
     ScriptError,
     ScriptLimitExceeded,
@@ -158,6 +167,7 @@ __all__ = [
     "EngineError",
     "EngineRun",
     "EnumValue",
+    "ErrorNotCaught",
     "FORM_FIELD_TYPES",
     "FormField",
     "MAX_PRIORITY",
@@ -184,6 +194,7 @@ __all__ = [
     "deliver_signal",
     "load_spec",
     "start_by_message",
+    "throw_error",
     "parse_definition",
     "read_bpmn_document",
     "start",
@@ -324,6 +335,72 @@ def complete_external_task(
         raise EngineError(str(exc), element_id=task.task_spec.bpmn_id) from exc
     _run_until_waiting(workflow)
     return _outcome(workflow, spec, open_before=open_before - {str(task.id)})
+
+
+def throw_error(
+    *,
+    spec: dict | LoadedSpec,
+    state: dict,
+    engine_task_id: str,
+    error_code: str,
+    error_message: str,
+    variables: dict,
+    now: datetime,
+) -> EngineRun:
+    """Raise the BPMN error `error_code` at an open external task, as its worker reports it: the nearest error
+    boundary event that catches the code (one naming it before a catch-all; on the task, then on each enclosing
+    subprocess) interrupts what it is attached to and the instance follows its path, with `variables` (and the
+    code and message, into the variables its camunda:errorCodeVariable / errorMessageVariable name) merged where
+    it is caught. ErrorNotCaught when nothing catches it."""
+    loaded = load_spec(spec)
+    spec = loaded.spec
+    workflow = _restore(loaded, state, now=now)
+    task = _open_task(workflow, engine_task_id, _external_tasks(spec), kind="external task")
+    _check_variables(variables)
+    open_before = _open_task_ids(workflow, spec)
+    catcher = _error_catcher(workflow, task, error_code)
+    if catcher is None:
+        raise ErrorNotCaught(
+            f"no error boundary event catches the BPMN error '{error_code}' raised here",
+            element_id=task.task_spec.bpmn_id,
+        )
+    data = _copy_json(variables)
+    names = spec.get("error_variables", {}).get(catcher.task_spec.bpmn_id, {})
+    if names.get("code"):
+        data[names["code"]] = error_code
+    if names.get("message"):
+        data[names["message"]] = error_message
+    catcher.data.update(data)
+    event = BpmnEvent(catcher.task_spec.event_definition, payload={})
+    try:
+        # As SpiffWorkflow's event manager delivers an event to a task that catches it.
+        catcher.task_spec.catch(catcher, event)
+        catcher.task_spec._update(catcher)
+    except SpiffWorkflowException as exc:
+        raise EngineError(str(exc), element_id=catcher.task_spec.bpmn_id) from exc
+    _run_until_waiting(workflow)
+    return _outcome(workflow, spec, open_before=open_before)
+
+
+def _error_catcher(workflow: BpmnWorkflow, task, error_code: str):
+    """The waiting error boundary event nearest `task` that catches `error_code`: on the task, then on each
+    subprocess around it; at each level one naming the code wins over a catch-all (no errorRef)."""
+    node = task
+    while node is not None:
+        if node.parent is not None and isinstance(node.parent.task_spec, BoundaryEventSplit):
+            catching = [
+                sibling
+                for sibling in node.parent.children
+                if isinstance(sibling.task_spec, BoundaryEvent)
+                and sibling.state == TaskState.WAITING
+                and isinstance(sibling.task_spec.event_definition, ErrorEventDefinition)
+                and sibling.task_spec.event_definition.code in (None, error_code)
+            ]
+            if catching:
+                return min(catching, key=lambda boundary: boundary.task_spec.event_definition.code is None)
+        parent_id = node.workflow.parent_task_id
+        node = workflow.get_task_from_id(parent_id) if parent_id is not None else None
+    return None
 
 
 def complete_call(

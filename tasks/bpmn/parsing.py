@@ -141,6 +141,7 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
             "call_activities": calls,
             "business_rule_tasks": rule_tasks,
             "message_start_names": _message_start_names(process),
+            "error_variables": _error_variables(process),
         },
         user_tasks=user_tasks,
         queue_names=queue_names,
@@ -158,6 +159,26 @@ def _message_start_names(process: etree._Element) -> list[str]:
             for definition in start.iterchildren(_bpmn("messageEventDefinition"))
         }
     )
+
+
+def _error_variables(process: etree._Element) -> dict[str, dict[str, str]]:
+    """Per error boundary event id, the variables its camunda:errorCodeVariable and camunda:errorMessageVariable
+    name: where a caught error's code and message are put, as Camunda does."""
+    found = {}
+    for boundary in process.iter(_bpmn("boundaryEvent")):
+        for definition in boundary.iterchildren(_bpmn("errorEventDefinition")):
+            names = {
+                key: (definition.get(f"{{{CAMUNDA_NS}}}{attribute}") or "").strip()
+                for key, attribute in (("code", "errorCodeVariable"), ("message", "errorMessageVariable"))
+            }
+            for name in names.values():
+                if name and (not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_")):
+                    raise _refuse(
+                        f"error variable '{name}' must be a Python identifier not starting with '_'", definition
+                    )
+            if any(names.values()):
+                found[boundary.get("id")] = {key: name for key, name in names.items() if name}
+    return found
 
 
 def _first_user_task_ids(container: etree._Element) -> list[str]:
@@ -367,12 +388,15 @@ def _check_flow_element(element: etree._Element) -> None:
         raise _refuse(f"a {name} must have exactly one {kinds} definition; no other events are supported", element)
     if name == "boundaryEvent" and codes:
         attached = _element_by_id(element.getroottree().getroot(), element.get("attachedToRef") or "")
-        if attached is None or _local(attached) != "subProcess":
-            raise _refuse(
-                f"a boundary {_local(codes[0]).removesuffix('EventDefinition')} event catches what an embedded "
-                "subProcess throws: attach it to one",
-                element,
+        kind = _local(codes[0]).removesuffix("EventDefinition")
+        on_subprocess = attached is not None and _local(attached) == "subProcess"
+        # An external task's worker may raise a BPMN error (tasks/external/services.py), never an escalation.
+        on_external_task = attached is not None and _local(attached) == "serviceTask" and kind == "error"
+        if not (on_subprocess or on_external_task):
+            thrower = "an embedded subProcess throws" + (
+                " or an external serviceTask's worker raises" if kind == "error" else ""
             )
+            raise _refuse(f"a boundary {kind} event catches what {thrower}: attach it to one", element)
     if name == "endEvent" and definitions > 1:
         raise _refuse("an end event may throw one error or escalation", element)
     if name == "startEvent":
