@@ -25,6 +25,7 @@ Interface (all functions keyword-only)::
     start_by_message(*, spec: dict | LoadedSpec, message_name: str, variables: dict, now: datetime) -> EngineRun
     deliver_signal(*, spec: dict | LoadedSpec, state: dict, signal_name: str, variables: dict, now: datetime)
         -> EngineRun                      MessageNotAwaited when nothing in the instance waits for it
+    start_by_signal(*, spec: dict | LoadedSpec, signal_name: str, variables: dict, now: datetime) -> EngineRun
     read_bpmn_document(*, bpmn_xml: str) -> lxml Element   the XML, parsed safely (for tasks/bpmn/diagram.py)
     element_states(*, spec: dict, state: dict) -> dict[str, str]   BPMN element id -> ELEMENT_ACTIVE | ELEMENT_COMPLETED
     validate_form_variables(*, form_fields: list[FormField], variables: dict) -> dict[str, str]
@@ -36,7 +37,7 @@ Interface (all functions keyword-only)::
     FormField(id, label, type, required, enum_values: list[EnumValue], sensitive);  EnumValue(id, name)
     EngineRun(state, ready_user_tasks: list[ReadyUserTask], completed, variables, closed_task_ids,
               opened_task_ids, next_timer_due_at, ready_external_tasks: list[ReadyExternalTask],
-              waiting_messages: list[str], waiting_signals: list[str])
+              waiting_messages: list[str], waiting_signals: list[str], thrown_signals: list[str])
               (closed_task_ids and opened_task_ids count user and external tasks alike)
     ReadyExternalTask(engine_task_id, activity_id, name, topic_name, priority)
     ReadyUserTask(engine_task_id, task_definition_key, name, queue_name, candidate_groups, priority,
@@ -64,8 +65,9 @@ What a model may contain (anything else is refused with the element's id and lin
   and parallel gateways; sequence flows; lanes; embedded subProcess; boundary timer events (interrupting or
   not) and intermediate timer catch events, with timeDuration or timeDate; messages (<bpmn:message>, sent by
   its name, or its id when unnamed): message start events of the process, intermediate message catch events,
-  receiveTasks and boundary message events; signals (<bpmn:signal>, broadcast by name): intermediate signal
-  catch events and boundary signal events; error and escalation end events inside an embedded subProcess,
+  receiveTasks and boundary message events; signals (<bpmn:signal>, broadcast by name): signal start events of
+  the process, intermediate signal catch events, boundary signal events, and intermediate signal throw events and
+  signal end events (EngineRun.thrown_signals: the instance catches its own; the services broadcast them); error and escalation end events inside an embedded subProcess,
   caught by boundary error/escalation events on it (event subprocesses are refused); boundary error events on an
   external serviceTask, catching what its worker raises (throw_error), with optional camunda:errorCodeVariable
   and camunda:errorMessageVariable; documentation, text
@@ -124,6 +126,7 @@ from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition, SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import ThrowingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
@@ -194,6 +197,7 @@ __all__ = [
     "deliver_signal",
     "load_spec",
     "start_by_message",
+    "start_by_signal",
     "throw_error",
     "parse_definition",
     "read_bpmn_document",
@@ -250,6 +254,9 @@ class EngineRun:
     loop_done_task_ids: list[str] = field(default_factory=list)
     waiting_messages: list[str] = field(default_factory=list)  # names of the messages it waits for, sorted
     waiting_signals: list[str] = field(default_factory=list)  # names of the signals it waits for, sorted
+    # Names of the signals its throw events threw in this call, in order: the instance caught its own already;
+    # the services broadcast them to the others (and start the processes they start).
+    thrown_signals: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -475,6 +482,18 @@ def start_by_message(*, spec: dict | LoadedSpec, message_name: str, variables: d
     return _outcome(workflow, loaded.spec, open_before=set())
 
 
+def start_by_signal(*, spec: dict | LoadedSpec, signal_name: str, variables: dict, now: datetime) -> EngineRun:
+    """Start an instance through its signal start event named `signal_name`, with the signal's variables as its
+    first variables. MessageNotAwaited if the process has no such start event."""
+    _check_variables(variables)
+    loaded = load_spec(spec)
+    engine = SandboxedScriptEngine(now=_aware(now))
+    workflow = BpmnWorkflow(loaded.process, dict(loaded.subprocesses), script_engine=engine)
+    _run_until_waiting(workflow)  # to the start events, which wait
+    _catch(workflow, SignalEventDefinition, signal_name, variables)
+    return _outcome(workflow, loaded.spec, open_before=set())
+
+
 def deliver_signal(
     *, spec: dict | LoadedSpec, state: dict, signal_name: str, variables: dict, now: datetime
 ) -> EngineRun:
@@ -657,11 +676,19 @@ def _run_until_waiting(workflow: BpmnWorkflow) -> None:
                 element_id=bpmn_id(task),
             )
 
+    def note_signal_thrown(task) -> None:
+        definition = getattr(task.task_spec, "event_definition", None)
+        if isinstance(task.task_spec, ThrowingEvent) and isinstance(definition, SignalEventDefinition):
+            workflow.script_engine.thrown_signals.append(definition.name)
+
     try:
-        workflow.do_engine_steps(will_complete_task=count_step)
+        workflow.do_engine_steps(will_complete_task=count_step, did_complete_task=note_signal_thrown)
         # do_engine_steps refreshes timers last, and a timer that fires then is READY but not yet run.
         while workflow.get_next_task(state=TaskState.READY, manual=False) is not None:
-            workflow.do_engine_steps(will_complete_task=count_step)
+            workflow.do_engine_steps(will_complete_task=count_step, did_complete_task=note_signal_thrown)
+        # Events nothing in the instance caught (a thrown signal): the services broadcast thrown signals (above);
+        # SpiffWorkflow would otherwise keep them in the state.
+        workflow.get_events()
     except EngineError:
         raise
     except SpiffWorkflowException as exc:
@@ -803,6 +830,7 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
         ready_calls=calls,
         waiting_messages=[] if workflow.is_completed() else _waiting_messages(workflow),
         waiting_signals=[] if workflow.is_completed() else _waiting_signals(workflow),
+        thrown_signals=list(getattr(workflow.script_engine, "thrown_signals", [])),
     )
 
 

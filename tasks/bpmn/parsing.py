@@ -14,7 +14,17 @@ from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
+from SpiffWorkflow.bpmn.parser.event_parsers import (
+    CANCEL_EVENT_XPATH,
+    ERROR_EVENT_XPATH,
+    ESCALATION_EVENT_XPATH,
+    MESSAGE_EVENT_XPATH,
+    SIGNAL_EVENT_XPATH,
+    TERMINATION_EVENT_XPATH,
+)
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.defaults import EndEvent
+from SpiffWorkflow.spiff.parser.event_parsers import SpiffEndEventParser
 from SpiffWorkflow.spiff.parser.process import VALIDATOR
 from SpiffWorkflow.spiff.parser.task_spec import SpiffTaskParser
 from SpiffWorkflow.spiff.specs.defaults import ManualTask
@@ -141,6 +151,7 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
             "call_activities": calls,
             "business_rule_tasks": rule_tasks,
             "message_start_names": _message_start_names(process),
+            "signal_start_names": _signal_start_names(process),
             "error_variables": _error_variables(process),
         },
         user_tasks=user_tasks,
@@ -157,6 +168,17 @@ def _message_start_names(process: etree._Element) -> list[str]:
             _message_name(definition)
             for start in process.iterchildren(_bpmn("startEvent"))
             for definition in start.iterchildren(_bpmn("messageEventDefinition"))
+        }
+    )
+
+
+def _signal_start_names(process: etree._Element) -> list[str]:
+    """The signals that start an instance: those of the process's signal start events."""
+    return sorted(
+        {
+            _signal_name(definition)
+            for start in process.iterchildren(_bpmn("startEvent"))
+            for definition in start.iterchildren(_bpmn("signalEventDefinition"))
         }
     )
 
@@ -291,7 +313,8 @@ _CODE_EVENT_DEFINITIONS = {"errorEventDefinition", "escalationEventDefinition"}
 _FLOW_ELEMENTS: dict[str, set[str]] = {
     # Which start events may carry which definition depends on where they are (_check_start_event).
     "startEvent": _NODE_CHILDREN | _EVENT_DEFINITIONS | _CODE_EVENT_DEFINITIONS,
-    "endEvent": _NODE_CHILDREN | _CODE_EVENT_DEFINITIONS,
+    "endEvent": _NODE_CHILDREN | _CODE_EVENT_DEFINITIONS | {"signalEventDefinition"},
+    "intermediateThrowEvent": _NODE_CHILDREN | {"signalEventDefinition"},
     "userTask": _NODE_CHILDREN | {multi_instance.LOOP},
     "serviceTask": _NODE_CHILDREN,  # camunda:type="external" only (_check_flow_element)
     "receiveTask": _NODE_CHILDREN,
@@ -398,7 +421,11 @@ def _check_flow_element(element: etree._Element) -> None:
             )
             raise _refuse(f"a boundary {kind} event catches what {thrower}: attach it to one", element)
     if name == "endEvent" and definitions > 1:
-        raise _refuse("an end event may throw one error or escalation", element)
+        raise _refuse("an end event may throw one error, escalation or signal", element)
+    if name == "intermediateThrowEvent" and definitions != 1:
+        raise _refuse(
+            "an intermediate throw event must throw exactly one signal; no other events are supported", element
+        )
     if name == "startEvent":
         _check_start_event(element, definitions, timers + messages + signals + codes)
     for code in codes:
@@ -457,7 +484,7 @@ def _read_external_task(element: etree._Element) -> ExternalTaskInfo:
 
 
 def _check_start_event(element: etree._Element, definitions: int, found: list) -> None:
-    """The process's start events may wait for a message; an event subprocess's start event is triggered by one
+    """The process's start events may wait for a message or a signal; an event subprocess's start event is triggered by one
     timer, message, signal, error or escalation; an embedded subprocess's start events have none."""
     parent = element.getparent()
     if _local(parent) == "subProcess" and parent.get("triggeredByEvent") == "true":
@@ -468,8 +495,8 @@ def _check_start_event(element: etree._Element, definitions: int, found: list) -
         return
     if _local(parent) != "process":
         raise _refuse("only the process's own start events and event subprocesses' may wait for an event", element)
-    if definitions > 1 or _local(found[0]) != "messageEventDefinition":
-        raise _refuse("a start event of the process may wait for one message and nothing else", element)
+    if definitions > 1 or _local(found[0]) not in ("messageEventDefinition", "signalEventDefinition"):
+        raise _refuse("a start event of the process may wait for one message or one signal and nothing else", element)
 
 
 def _code_ref(definition: etree._Element) -> None:
@@ -746,14 +773,36 @@ def _check_sensitive_fields_unread(process: etree._Element, user_tasks: list[Use
             )
 
 
+class _EndEventParser(SpiffEndEventParser):
+    """SpiffWorkflow's end event parser, which in 3.2 reads no signalEventDefinition (a signal end event would end
+    silently): it reads one as the intermediate throw event's parser does."""
+
+    def create_task(self):
+        event_definition = self.get_event_definition(
+            [
+                MESSAGE_EVENT_XPATH,
+                CANCEL_EVENT_XPATH,
+                ERROR_EVENT_XPATH,
+                ESCALATION_EVENT_XPATH,
+                TERMINATION_EVENT_XPATH,
+            ]
+            + [SIGNAL_EVENT_XPATH]
+        )
+        task = self._create_task(event_definition)
+        task.connect(self.spec.end)
+        return task
+
+
 class _Parser(call_activity.EngineParser):
     """The engine's parser (call activities and business rule tasks: call_activity.py), with an external
     serviceTask made a manual task: the engine stops there, as at a userTask, until the service completes it
-    (tasks/external/). SpiffWorkflow's own ServiceTask would call the script engine instead, within the step."""
+    (tasks/external/). SpiffWorkflow's own ServiceTask would call the script engine instead, within the step.
+    Signal end events throw their signal (_EndEventParser)."""
 
     OVERRIDE_PARSER_CLASSES = {
         **call_activity.EngineParser.OVERRIDE_PARSER_CLASSES,
         full_tag("serviceTask"): (SpiffTaskParser, ManualTask),
+        full_tag("endEvent"): (_EndEventParser, EndEvent),
     }
 
 
