@@ -67,11 +67,14 @@ What a model may contain (anything else is refused with the element's id and lin
   its name, or its id when unnamed): message start events of the process, intermediate message catch events,
   receiveTasks and boundary message events; signals (<bpmn:signal>, broadcast by name): signal start events of
   the process, intermediate signal catch events, boundary signal events, and intermediate signal throw events and
-  signal end events (EngineRun.thrown_signals: the instance catches its own; the services broadcast them); error and escalation end events inside an embedded subProcess,
-  caught by boundary error/escalation events on it (event subprocesses are refused); boundary error events on an
-  external serviceTask, catching what its worker raises (throw_error), with optional camunda:errorCodeVariable
-  and camunda:errorMessageVariable; documentation, text
-  annotations, associations and groups; one pool (collaboration participant) around the executable process.
+  signal end events (EngineRun.thrown_signals: the instance catches its own; the services broadcast them); error
+  and escalation end events inside an embedded subProcess, caught by boundary error/escalation events on it;
+  boundary error events on an external serviceTask, catching what its worker raises (throw_error), with optional
+  camunda:errorCodeVariable and camunda:errorMessageVariable; event subprocesses drawn in the process itself
+  (event_subprocesses.py), started by one message, signal, timer, error or escalation start event, interrupting
+  (the rest of the process is cancelled) or not (isInterrupting="false"; never for an error): an error nothing
+  else catches (an error end event, or a worker's error) starts an error one; documentation, text annotations,
+  associations and groups; one pool (collaboration participant) around the executable process.
   A userTask may be multi-instance, parallel or sequential, over a collection or a cardinality, with a
   completion condition (multi_instance.py): each instance is a ready user task of its own, whose
   instance_variables hold its element variable and loopCounter.
@@ -132,7 +135,7 @@ from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from . import call_activity, multi_instance
+from . import call_activity, event_subprocesses, multi_instance
 from .call_activity import ReadyCall
 from .errors import (
     BpmnError,
@@ -287,8 +290,7 @@ def start(*, spec: dict | LoadedSpec, variables: dict, now: datetime) -> EngineR
     """Start an instance of the definition with `variables` and run it to its first wait state."""
     _check_variables(variables)
     loaded = load_spec(spec)
-    engine = SandboxedScriptEngine(now=_aware(now))
-    workflow = BpmnWorkflow(loaded.process, dict(loaded.subprocesses), script_engine=engine)
+    workflow = _new_workflow(loaded, now=now)
     # The root task's data is what every first task inherits.
     workflow.task_tree.data.update(_copy_json(variables))
     _run_until_waiting(workflow)
@@ -367,10 +369,20 @@ def throw_error(
     open_before = _open_task_ids(workflow, spec)
     catcher = _error_catcher(workflow, task, error_code)
     if catcher is None:
-        raise ErrorNotCaught(
-            f"no error boundary event catches the BPMN error '{error_code}' raised here",
-            element_id=task.task_spec.bpmn_id,
-        )
+        definition = event_subprocesses.error_catcher(workflow, error_code)
+        if definition is None:
+            raise ErrorNotCaught(
+                f"no error boundary event or error event subprocess catches the BPMN error '{error_code}' raised here",
+                element_id=task.task_spec.bpmn_id,
+            )
+        before = set(workflow.subprocesses)
+        try:
+            workflow.catch(BpmnEvent(definition, payload={}))  # starts the event subprocess
+        except SpiffWorkflowException as exc:
+            raise EngineError(str(exc), element_id=task.task_spec.bpmn_id) from exc
+        event_subprocesses.seed(workflow, before, {**_current_variables(workflow), **_copy_json(variables)})
+        _run_until_waiting(workflow)
+        return _outcome(workflow, spec, open_before=open_before)
     data = _copy_json(variables)
     names = spec.get("error_variables", {}).get(catcher.task_spec.bpmn_id, {})
     if names.get("code"):
@@ -475,8 +487,7 @@ def start_by_message(*, spec: dict | LoadedSpec, message_name: str, variables: d
     as its first variables. MessageNotAwaited if the process has no such start event."""
     _check_variables(variables)
     loaded = load_spec(spec)
-    engine = SandboxedScriptEngine(now=_aware(now))
-    workflow = BpmnWorkflow(loaded.process, dict(loaded.subprocesses), script_engine=engine)
+    workflow = _new_workflow(loaded, now=now)
     _run_until_waiting(workflow)  # to the start events, which wait
     _catch_message(workflow, message_name, variables)
     return _outcome(workflow, loaded.spec, open_before=set())
@@ -487,8 +498,7 @@ def start_by_signal(*, spec: dict | LoadedSpec, signal_name: str, variables: dic
     first variables. MessageNotAwaited if the process has no such start event."""
     _check_variables(variables)
     loaded = load_spec(spec)
-    engine = SandboxedScriptEngine(now=_aware(now))
-    workflow = BpmnWorkflow(loaded.process, dict(loaded.subprocesses), script_engine=engine)
+    workflow = _new_workflow(loaded, now=now)
     _run_until_waiting(workflow)  # to the start events, which wait
     _catch(workflow, SignalEventDefinition, signal_name, variables)
     return _outcome(workflow, loaded.spec, open_before=set())
@@ -512,20 +522,35 @@ def _catch_message(workflow: BpmnWorkflow, message_name: str, variables: dict) -
 
 
 def _catch(workflow: BpmnWorkflow, kind: type, name: str, variables: dict) -> None:
+    noun = "signal" if kind is SignalEventDefinition else "message"
     waiting = _catchers(workflow, kind, name)
-    if not waiting:
-        noun = "signal" if kind is SignalEventDefinition else "message"
+    starting = event_subprocesses.listening(workflow, noun, name)
+    if not waiting and not starting:
         raise MessageNotAwaited(f"nothing in this process waits for the {noun} '{name}'")
     # SpiffWorkflow copies a payload into the data only into a variable a spiffworkflow extension names, which
     # Camunda-style models have not: the variables go into the data of the elements that catch the event,
     # which pass it on as they complete.
     for task in waiting:
         task.data.update(_copy_json(variables))
+    if waiting:
+        definition = waiting[0].task_spec.event_definition
+    else:
+        definition = event_subprocesses.start_definition(workflow, starting[0])
+    before = set(workflow.subprocesses)
     try:
-        workflow.send_event(BpmnEvent(waiting[0].task_spec.event_definition, payload={}))
+        # An event subprocess waiting for it starts too (SpiffWorkflow's event manager).
+        workflow.send_event(BpmnEvent(definition, payload={}))
     except SpiffWorkflowException as exc:
-        raise EngineError(str(exc), element_id=bpmn_id(waiting[0])) from exc
+        raise EngineError(str(exc), element_id=bpmn_id(waiting[0]) if waiting else starting[0]) from exc
+    event_subprocesses.seed(workflow, before, {**_current_variables(workflow), **_copy_json(variables)})
     _run_until_waiting(workflow)
+
+
+def _current_variables(workflow: BpmnWorkflow) -> dict:
+    """The process variables as the latest step left them."""
+    if workflow.is_completed():
+        return workflow.data
+    return workflow.last_task.data if workflow.last_task is not None else workflow.task_tree.data
 
 
 def _catchers(workflow: BpmnWorkflow, kind: type, name: str | None = None) -> list:
@@ -541,12 +566,18 @@ def _catchers(workflow: BpmnWorkflow, kind: type, name: str | None = None) -> li
 
 def _waiting_messages(workflow: BpmnWorkflow) -> list[str]:
     """The names of the messages the instance would catch now."""
-    return sorted({task.task_spec.event_definition.name for task in _catchers(workflow, MessageEventDefinition)})
+    return sorted(
+        {task.task_spec.event_definition.name for task in _catchers(workflow, MessageEventDefinition)}
+        | event_subprocesses.listening_names(workflow, "message")
+    )
 
 
 def _waiting_signals(workflow: BpmnWorkflow) -> list[str]:
     """The names of the signals the instance would catch now."""
-    return sorted({task.task_spec.event_definition.name for task in _catchers(workflow, SignalEventDefinition)})
+    return sorted(
+        {task.task_spec.event_definition.name for task in _catchers(workflow, SignalEventDefinition)}
+        | event_subprocesses.listening_names(workflow, "signal")
+    )
 
 
 ELEMENT_ACTIVE = "active"
@@ -642,6 +673,12 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
+def _new_workflow(loaded: LoadedSpec, *, now: datetime) -> BpmnWorkflow:
+    engine = SandboxedScriptEngine(now=_aware(now))
+    engine.event_subprocesses = loaded.spec.get("event_subprocesses", {})
+    return BpmnWorkflow(event_subprocesses.process_spec(loaded), dict(loaded.subprocesses), script_engine=engine)
+
+
 def _restore(loaded: LoadedSpec, state: dict, *, now: datetime) -> BpmnWorkflow:
     if not isinstance(state, dict) or "tasks" not in state or SERIALIZER.VERSION_KEY not in state:
         raise EngineError("the engine state is missing or not from this engine")
@@ -650,7 +687,9 @@ def _restore(loaded: LoadedSpec, state: dict, *, now: datetime) -> BpmnWorkflow:
     serialised = {**state, "subprocesses": dict(state.get("subprocesses", {}))}
     if state[SERIALIZER.VERSION_KEY] == SERIALIZER.VERSION:
         del serialised[SERIALIZER.VERSION_KEY]
-        workflow = SERIALIZER.from_dict(serialised, specs=(loaded.process, loaded.subprocesses))
+        workflow = SERIALIZER.from_dict(
+            serialised, specs=(event_subprocesses.process_spec(loaded), loaded.subprocesses)
+        )
     else:
         # SpiffWorkflow's migrations may rewrite the specs too: they get the stored spec's dicts (copies, as they
         # rewrite nested dicts in place) and restore them along with the state.
@@ -660,6 +699,8 @@ def _restore(loaded: LoadedSpec, state: dict, *, now: datetime) -> BpmnWorkflow:
         SERIALIZER.migrate(serialised)  # also drops the version key
         workflow = SERIALIZER.from_dict(serialised)
     workflow.script_engine = SandboxedScriptEngine(now=_aware(now))
+    workflow.script_engine.event_subprocesses = loaded.spec.get("event_subprocesses", {})
+    event_subprocesses.reconnect(workflow)
     return workflow
 
 
@@ -684,7 +725,11 @@ def _run_until_waiting(workflow: BpmnWorkflow) -> None:
     try:
         workflow.do_engine_steps(will_complete_task=count_step, did_complete_task=note_signal_thrown)
         # do_engine_steps refreshes timers last, and a timer that fires then is READY but not yet run.
-        while workflow.get_next_task(state=TaskState.READY, manual=False) is not None:
+        # An interrupting event subprocess that started cancels the rest of the process; a process whose flow is
+        # done lets go of the event subprocesses that did not start (event_subprocesses.settle).
+        while workflow.get_next_task(state=TaskState.READY, manual=False) is not None or event_subprocesses.settle(
+            workflow
+        ):
             workflow.do_engine_steps(will_complete_task=count_step, did_complete_task=note_signal_thrown)
         # Events nothing in the instance caught (a thrown signal): the services broadcast thrown signals (above);
         # SpiffWorkflow would otherwise keep them in the state.
@@ -810,10 +855,7 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
     open_calls = {call.engine_task_id for call in calls}
     closed = sorted(open_before - set(open_now) - open_calls)
     completed = workflow.is_completed() and bool(workflow.success)
-    if workflow.is_completed():
-        variables = workflow.data
-    else:
-        variables = workflow.last_task.data if workflow.last_task is not None else workflow.task_tree.data
+    variables = _current_variables(workflow)
 
     state = SERIALIZER.to_dict(workflow)  # without the specs (spiff.py)
     state[SERIALIZER.VERSION_KEY] = SERIALIZER.VERSION

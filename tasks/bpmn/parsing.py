@@ -21,10 +21,11 @@ from SpiffWorkflow.bpmn.parser.event_parsers import (
     MESSAGE_EVENT_XPATH,
     SIGNAL_EVENT_XPATH,
     TERMINATION_EVENT_XPATH,
+    TIMER_EVENT_XPATH,
 )
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.bpmn.specs.defaults import EndEvent
-from SpiffWorkflow.spiff.parser.event_parsers import SpiffEndEventParser
+from SpiffWorkflow.bpmn.specs.defaults import EndEvent, StartEvent
+from SpiffWorkflow.spiff.parser.event_parsers import SpiffEndEventParser, SpiffStartEventParser
 from SpiffWorkflow.spiff.parser.process import VALIDATOR
 from SpiffWorkflow.spiff.parser.task_spec import SpiffTaskParser
 from SpiffWorkflow.spiff.specs.defaults import ManualTask
@@ -152,6 +153,7 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
             "business_rule_tasks": rule_tasks,
             "message_start_names": _message_start_names(process),
             "signal_start_names": _signal_start_names(process),
+            "event_subprocesses": _event_subprocesses(process),
             "error_variables": _error_variables(process),
         },
         user_tasks=user_tasks,
@@ -370,10 +372,7 @@ def _check_container(container: etree._Element) -> None:
         name = _local(child) if etree.QName(child).namespace == BPMN_NS else None
         if name == "subProcess":
             if child.get("triggeredByEvent") == "true":
-                # SpiffWorkflow 3.2 starts one on its event only by connecting it into the process spec it runs,
-                # which this engine shares between instances (LoadedSpec), and it does not interrupt the flow for
-                # an interrupting one: refused, rather than run otherwise than drawn.
-                raise _refuse("event subprocesses are not supported by this engine", child)
+                _check_event_subprocess(child, container)
             _check_container(child)
         elif name == "laneSet":
             _check_lane_set(child)
@@ -388,6 +387,38 @@ def _check_container(container: etree._Element) -> None:
                         _require_bpmn_child(loop_part, multi_instance.LOOP_CHILDREN)
             _check_flow_element(child)
             multi_instance.check(child)
+
+
+def _check_event_subprocess(subprocess: etree._Element, container: etree._Element) -> None:
+    """An event subprocess sits in the process itself (SpiffWorkflow 3.2 starts one on a message, signal or error
+    only there) and has one start event; an error one always interrupts."""
+    if _local(container) != "process":
+        raise _refuse("an event subprocess must be drawn in the process itself, not inside a subprocess", subprocess)
+    starts = list(subprocess.iterchildren(_bpmn("startEvent")))
+    if len(starts) != 1:
+        raise _refuse("an event subprocess needs exactly one start event", subprocess)
+    errors = list(starts[0].iterchildren(_bpmn("errorEventDefinition")))
+    if errors and starts[0].get("isInterrupting") == "false":
+        raise _refuse('an error start event always interrupts: remove isInterrupting="false"', starts[0])
+
+
+def _event_subprocesses(process: etree._Element) -> dict[str, dict]:
+    """Per event subprocess id: the kind of its start event (message, signal, timer, error, escalation), the message
+    or signal name it waits for, and whether it interrupts the process."""
+    found = {}
+    for subprocess in process.iterchildren(_bpmn("subProcess")):
+        if subprocess.get("triggeredByEvent") != "true":
+            continue
+        start = next(subprocess.iterchildren(_bpmn("startEvent")))
+        definition = next(part for part in _elements(start) if _local(part).endswith("EventDefinition"))
+        kind = _local(definition).removesuffix("EventDefinition")
+        name = {"message": _message_name, "signal": _signal_name}.get(kind, lambda _: None)(definition)
+        found[subprocess.get("id")] = {
+            "kind": kind,
+            "name": name,
+            "interrupting": start.get("isInterrupting") != "false",
+        }
+    return found
 
 
 def _check_lane_set(lane_set: etree._Element) -> None:
@@ -793,16 +824,31 @@ class _EndEventParser(SpiffEndEventParser):
         return task
 
 
+class _StartEventParser(SpiffStartEventParser):
+    """SpiffWorkflow's start event parser, which in 3.2 reads no error or escalation definition (an event
+    subprocess waiting for one would start with the process instead): it reads them too."""
+
+    def create_task(self):
+        event_definition = self.get_event_definition(
+            [MESSAGE_EVENT_XPATH, SIGNAL_EVENT_XPATH, TIMER_EVENT_XPATH, ERROR_EVENT_XPATH, ESCALATION_EVENT_XPATH]
+        )
+        task = self._create_task(event_definition)
+        self.spec.start.connect(task)
+        return task
+
+
 class _Parser(call_activity.EngineParser):
     """The engine's parser (call activities and business rule tasks: call_activity.py), with an external
     serviceTask made a manual task: the engine stops there, as at a userTask, until the service completes it
     (tasks/external/). SpiffWorkflow's own ServiceTask would call the script engine instead, within the step.
-    Signal end events throw their signal (_EndEventParser)."""
+    Signal end events throw their signal (_EndEventParser); event subprocesses start on errors and escalations
+    (_StartEventParser)."""
 
     OVERRIDE_PARSER_CLASSES = {
         **call_activity.EngineParser.OVERRIDE_PARSER_CLASSES,
         full_tag("serviceTask"): (SpiffTaskParser, ManualTask),
         full_tag("endEvent"): (_EndEventParser, EndEvent),
+        full_tag("startEvent"): (_StartEventParser, StartEvent),
     }
 
 

@@ -63,6 +63,9 @@ class SandboxedScriptEngine(PythonScriptEngine):
         # Names of the signals the instance's throw events threw during this engine call, for the services to
         # broadcast to other instances (the engine is handed one instance at a time).
         self.thrown_signals: list[str] = []
+        # The definition's event subprocesses (ParsedDefinition.spec["event_subprocesses"]), for the engine's steps
+        # to interrupt the process when an interrupting one starts (tasks/bpmn/event_subprocesses.py).
+        self.event_subprocesses: dict = {}
 
     def evaluate(self, task, expression, external_context=None):
         self._check(task, expression, "eval")

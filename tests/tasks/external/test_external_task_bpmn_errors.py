@@ -254,3 +254,52 @@ def test_an_uncaught_code_through_the_api_is_422(api_as, start_checks, worker_ac
         format="json",
     )
     assert response.status_code == 422 and response.json()["code"] == "bpmn_error_not_caught"
+
+
+ERROR_EVENT_SUBPROCESS = """
+    <bpmn:subProcess id="Activity_on_error" name="On any error" triggeredByEvent="true">
+      <bpmn:startEvent id="Event_any_error" name="Any error">
+        <bpmn:outgoing>Flow_to_handle</bpmn:outgoing>
+        <bpmn:errorEventDefinition id="ErrorEventDefinition_any" />
+      </bpmn:startEvent>
+      <bpmn:userTask id="Activity_handle_error" name="Handle the error" camunda:candidateGroups="intake">
+        <bpmn:incoming>Flow_to_handle</bpmn:incoming>
+        <bpmn:outgoing>Flow_handled</bpmn:outgoing>
+      </bpmn:userTask>
+      <bpmn:endEvent id="Event_handled">
+        <bpmn:incoming>Flow_handled</bpmn:incoming>
+      </bpmn:endEvent>
+      <bpmn:sequenceFlow id="Flow_to_handle" sourceRef="Event_any_error" targetRef="Activity_handle_error" />
+      <bpmn:sequenceFlow id="Flow_handled" sourceRef="Activity_handle_error" targetRef="Event_handled" />
+    </bpmn:subProcess>
+  </bpmn:process>"""
+
+
+def test_an_error_no_boundary_event_catches_starts_the_error_event_subprocess(
+    supervisor_sam, worker_account, caseworker_alice
+):
+    xml = (
+        (Path(__file__).with_name("records_check.bpmn"))
+        .read_text()
+        .replace("  </bpmn:process>", ERROR_EVENT_SUBPROCESS)
+    )
+    workflows.definition_deploy(user=supervisor_sam, bpmn_xml=xml)
+    instance = workflows.process_start(user=supervisor_sam, process_key="records_check", business_key="CASE-E")
+    locked = fetch(worker_account)
+
+    services.external_task_bpmn_error(
+        user=worker_account,
+        external_task_id=locked.external_task_id,
+        worker_id="worker-1",
+        error_code="ANYTHING",
+        variables={"reason": "registry gone"},
+    )
+
+    assert open_tasks(instance) == ["Activity_handle_error"]  # the service task's path is interrupted
+    assert ExternalTask.objects.get(pk=locked.external_task_id).status == ExternalTaskStatus.COMPLETED
+    handle = WorkflowTask.objects.get(process_instance=instance, task_definition_key="Activity_handle_error")
+    task_services.task_claim(user=caseworker_alice, task_id=handle.pk)
+    task_services.task_complete(user=caseworker_alice, task_id=handle.pk, variables={})
+    instance.refresh_from_db()
+    assert instance.status == ProcessStatus.COMPLETED and instance.variables["reason"] == "registry gone"
+    assert not WorkflowTask.objects.filter(process_instance=instance, task_definition_key="Activity_review").exists()
