@@ -127,6 +127,47 @@ def test_a_new_instance_after_an_interrupting_message_starts_with_its_own_flow(s
     assert active(second) == ["investigate"]
 
 
+def test_a_broadcast_signal_starts_an_event_subprocess_waiting_for_it(api_as, supervisor_sam, caseworker_alice):
+    xml = (
+        (MODELS / "message_event_subprocess.bpmn")
+        .read_text()
+        .replace(
+            '<bpmn:messageEventDefinition id="MessageEventDefinition_update" messageRef="Message_update" />',
+            '<bpmn:signalEventDefinition id="SignalEventDefinition_update" signalRef="Signal_update" />',
+        )
+        .replace(
+            '<bpmn:message id="Message_update" name="case_updated" />',
+            '<bpmn:signal id="Signal_update" name="case_updated" />',
+        )
+    )
+    workflows.definition_deploy(user=supervisor_sam, bpmn_xml=xml)
+    instance = workflows.process_start(user=supervisor_sam, process_key="case_with_updates", business_key="S-1")
+    assert refreshed(instance).waiting_signals == ["case_updated"]
+
+    response = api_as(caseworker_alice).post("/api/workflow/signals", {"signal_name": "case_updated"}, format="json")
+
+    assert response.status_code == 200 and response.json() == {"process_instances": [instance.pk]}
+    assert active(instance) == ["investigate", "review_update"]
+
+
+# --- escalation start event -----------------------------------------------------------------------------------
+
+
+def test_an_escalation_starts_a_non_interrupting_event_subprocess_beside_the_flow(supervisor_sam, caseworker_alice):
+    deploy(supervisor_sam, "escalation_event_subprocess")
+    instance = workflows.process_start(
+        user=supervisor_sam, process_key="payment_with_escalation_handler", business_key="E-1"
+    )
+
+    complete(caseworker_alice, instance, "verify", doubtful=True)
+
+    assert active(instance) == ["notify_supervisor", "pay"]
+    complete(caseworker_alice, instance, "pay")
+    assert refreshed(instance).status == ProcessStatus.RUNNING
+    complete(caseworker_alice, instance, "notify_supervisor")
+    assert refreshed(instance).status == ProcessStatus.COMPLETED
+
+
 # --- timer start event ----------------------------------------------------------------------------------------
 
 
