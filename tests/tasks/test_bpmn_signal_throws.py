@@ -2,16 +2,18 @@
 intermediate signal throw event and a signal end event broadcast to every other waiting instance, as
 POST /api/workflow/signals does, and a signal starts every latest process whose start event waits for it."""
 
+import threading
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
+from entitlements.models import User
 from tasks import services
 from tasks.bpmn import engine, workflows
 from tasks.models import ProcessInstance, ProcessStatus, TaskStatus, WorkflowTask
 
 MODELS = Path(__file__).resolve().parent / "engine" / "signals"
-pytestmark = pytest.mark.django_db
 
 
 def deploy(supervisor, *names: str) -> None:
@@ -41,6 +43,7 @@ def waiting_for_go_ahead(supervisor, alice, business_key: str) -> ProcessInstanc
     return instance
 
 
+@pytest.mark.django_db
 def test_an_intermediate_signal_throw_event_wakes_another_waiting_instance(supervisor_sam, caseworker_alice):
     deploy(supervisor_sam, "boundary_signal", "signal_throw")
     investigation = workflows.process_start(
@@ -59,6 +62,7 @@ def test_an_intermediate_signal_throw_event_wakes_another_waiting_instance(super
     )
 
 
+@pytest.mark.django_db
 def test_a_signal_end_event_wakes_every_waiting_instance_and_ends_its_own(supervisor_sam, caseworker_alice):
     deploy(supervisor_sam, "signal_catch", "signal_end")
     waiting = [waiting_for_go_ahead(supervisor_sam, caseworker_alice, f"G-{n}") for n in range(2)]
@@ -75,6 +79,7 @@ def test_a_signal_end_event_wakes_every_waiting_instance_and_ends_its_own(superv
     assert active(not_yet) == ["prepare"]  # not waiting yet: a signal is not kept for later
 
 
+@pytest.mark.django_db
 def test_a_thrown_signal_starts_every_process_with_a_signal_start_event_for_it(supervisor_sam, caseworker_alice):
     deploy(supervisor_sam, "signal_end", "signal_start")
     thrower = workflows.process_start(user=supervisor_sam, process_key="give_go_ahead", business_key="GA-2")
@@ -86,6 +91,7 @@ def test_a_thrown_signal_starts_every_process_with_a_signal_start_event_for_it(s
     assert active(started) == ["follow_up"]
 
 
+@pytest.mark.django_db
 def test_a_broadcast_from_the_api_starts_a_process_with_the_given_business_key(
     api_as, supervisor_sam, caseworker_alice
 ):
@@ -101,6 +107,7 @@ def test_a_broadcast_from_the_api_starts_a_process_with_the_given_business_key(
     assert started.business_key == "S-1" and active(started) == ["follow_up"]
 
 
+@pytest.mark.django_db
 def test_a_broadcast_starts_no_process_the_sender_may_not_start(api_as, supervisor_sam, integration_account):
     deploy(supervisor_sam, "signal_start")
 
@@ -110,6 +117,7 @@ def test_a_broadcast_starts_no_process_the_sender_may_not_start(api_as, supervis
     assert not ProcessInstance.objects.filter(definition__process_key="follow_up_go_ahead").exists()
 
 
+@pytest.mark.django_db
 def test_a_process_that_signals_itself_on_start_is_started_once_per_chain(supervisor_sam, caseworker_alice):
     # Started by go_ahead, it throws go_ahead at once: each start would start it again, without end.
     xml = (
@@ -166,3 +174,39 @@ def test_throw_events_other_than_a_signal_are_refused_naming_them(old, new, mess
 
     assert message in refused.value.detail
     assert refused.value.element_id == element_id and refused.value.line in (11, 14)
+
+
+def test_two_instances_throwing_at_once_wake_each_waiting_instance_once(committed_db):
+    supervisor, alice = User.objects.get(username="supervisor"), User.objects.get(username="alice")
+    deploy(supervisor, "signal_catch", "signal_end")
+    waiting = [waiting_for_go_ahead(supervisor, alice, f"G-{n}") for n in range(3)]
+    approvals = []
+    for n in range(2):
+        thrower = workflows.process_start(user=supervisor, process_key="give_go_ahead", business_key=f"GA-{n}")
+        task = WorkflowTask.objects.get(process_instance=thrower, task_definition_key="approve")
+        services.task_claim(user=alice, task_id=task.pk)
+        approvals.append(task.pk)
+    barrier, results = threading.Barrier(2), []
+
+    def approve(task_id):
+        try:
+            barrier.wait()
+            services.task_complete(user=alice, task_id=task_id, variables={})
+            results.append("done")
+        except Exception as exc:  # reported below
+            results.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=approve, args=(task_id,)) for task_id in approvals]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert results == ["done", "done"], results
+    for instance in waiting:  # by one throw or the other, never both
+        assert WorkflowTask.objects.filter(process_instance=instance, task_definition_key="proceed").count() == 1
+    assert set(
+        ProcessInstance.objects.filter(definition__process_key="give_go_ahead").values_list("status", flat=True)
+    ) == {ProcessStatus.COMPLETED}
