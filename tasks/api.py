@@ -879,16 +879,24 @@ class SignalSerializer(serializers.Serializer):
     variables = VariablesField(
         required=False, default=dict, help_text="Merged into each catching instance's variables."
     )
+    business_key = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="The business key of the instances the signal starts (signal start events); default: generated.",
+    )
 
 
 class SignalResultSerializer(serializers.Serializer):
     process_instances = serializers.ListField(
-        child=serializers.IntegerField(), help_text="The instances that caught the signal (none is not an error)."
+        child=serializers.IntegerField(),
+        help_text="The instances the signal reached: the waiting ones that caught it, in id order, then those it "
+        "started (none is not an error).",
     )
 
 
 class SignalViewSet(viewsets.GenericViewSet):
-    """Signals: broadcast to every running instance waiting for one that the caller works or supervises."""
+    """Signals: broadcast to every running instance waiting for one that the caller works or supervises, and start
+    every latest process with a signal start event for it that the caller may start."""
 
     serializer_class = SignalSerializer
     filter_backends = []
@@ -901,7 +909,11 @@ class SignalViewSet(viewsets.GenericViewSet):
     def create(self, request):
         data = TaskViewSet.validated(SignalSerializer, request)
         reached = messages.signal_broadcast(
-            user=request.user, signal_name=data["signal_name"], variables=data["variables"], via_account=via(request)
+            user=request.user,
+            signal_name=data["signal_name"],
+            variables=data["variables"],
+            business_key=data.get("business_key"),
+            via_account=via(request),
         )
         return Response({"process_instances": [instance.pk for instance in reached]})
 

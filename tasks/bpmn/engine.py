@@ -14,6 +14,9 @@ Interface (all functions keyword-only)::
         -> EngineRun
     complete_external_task(*, spec: dict | LoadedSpec, state: dict, engine_task_id: str, variables: dict,
         now: datetime) -> EngineRun            the same for an open external task (serviceTask camunda:type="external")
+    throw_error(*, spec, state, engine_task_id, error_code, error_message, variables, now) -> EngineRun
+                                          a BPMN error raised at an open external task by its worker; ErrorNotCaught
+                                          when no error boundary event catches it
     complete_call(*, spec, state, engine_task_id, variables, now) -> EngineRun   a call activity's child ended
     fire_due_timers(*, spec: dict | LoadedSpec, state: dict, now: datetime) -> EngineRun
     cancel(*, spec: dict | LoadedSpec, state: dict) -> EngineRun
@@ -22,6 +25,7 @@ Interface (all functions keyword-only)::
     start_by_message(*, spec: dict | LoadedSpec, message_name: str, variables: dict, now: datetime) -> EngineRun
     deliver_signal(*, spec: dict | LoadedSpec, state: dict, signal_name: str, variables: dict, now: datetime)
         -> EngineRun                      MessageNotAwaited when nothing in the instance waits for it
+    start_by_signal(*, spec: dict | LoadedSpec, signal_name: str, variables: dict, now: datetime) -> EngineRun
     read_bpmn_document(*, bpmn_xml: str) -> lxml Element   the XML, parsed safely (for tasks/bpmn/diagram.py)
     element_states(*, spec: dict, state: dict) -> dict[str, str]   BPMN element id -> ELEMENT_ACTIVE | ELEMENT_COMPLETED
     validate_form_variables(*, form_fields: list[FormField], variables: dict) -> dict[str, str]
@@ -33,7 +37,7 @@ Interface (all functions keyword-only)::
     FormField(id, label, type, required, enum_values: list[EnumValue], sensitive);  EnumValue(id, name)
     EngineRun(state, ready_user_tasks: list[ReadyUserTask], completed, variables, closed_task_ids,
               opened_task_ids, next_timer_due_at, ready_external_tasks: list[ReadyExternalTask],
-              waiting_messages: list[str], waiting_signals: list[str])
+              waiting_messages: list[str], waiting_signals: list[str], thrown_signals: list[str])
               (closed_task_ids and opened_task_ids count user and external tasks alike)
     ReadyExternalTask(engine_task_id, activity_id, name, topic_name, priority)
     ReadyUserTask(engine_task_id, task_definition_key, name, queue_name, candidate_groups, priority,
@@ -46,6 +50,7 @@ Interface (all functions keyword-only)::
       TaskNotReady(detail, element_id)      complete_task was given a task that is not open
       TaskDataError(detail, element_id, field_errors)  the variables do not fit the task's form
       MessageNotAwaited(detail, element_id)  deliver_message / start_by_message: no element waits for it
+      ErrorNotCaught(detail, element_id)    throw_error: nothing catches the error
 
 `spec` is ParsedDefinition.spec, stored once per definition version; `state` is EngineRun.state, stored per
 instance. The state never contains the spec, and no function mutates the dicts it is given, so a failed call
@@ -60,10 +65,16 @@ What a model may contain (anything else is refused with the element's id and lin
   and parallel gateways; sequence flows; lanes; embedded subProcess; boundary timer events (interrupting or
   not) and intermediate timer catch events, with timeDuration or timeDate; messages (<bpmn:message>, sent by
   its name, or its id when unnamed): message start events of the process, intermediate message catch events,
-  receiveTasks and boundary message events; signals (<bpmn:signal>, broadcast by name): intermediate signal
-  catch events and boundary signal events; error and escalation end events inside an embedded subProcess,
-  caught by boundary error/escalation events on it (event subprocesses are refused); documentation, text
-  annotations, associations and groups; one pool (collaboration participant) around the executable process.
+  receiveTasks and boundary message events; signals (<bpmn:signal>, broadcast by name): signal start events of
+  the process, intermediate signal catch events, boundary signal events, and intermediate signal throw events and
+  signal end events (EngineRun.thrown_signals: the instance catches its own; the services broadcast them); error
+  and escalation end events inside an embedded subProcess, caught by boundary error/escalation events on it;
+  boundary error events on an external serviceTask, catching what its worker raises (throw_error), with optional
+  camunda:errorCodeVariable and camunda:errorMessageVariable; event subprocesses drawn in the process itself
+  (event_subprocesses.py), started by one message, signal, timer, error or escalation start event, interrupting
+  (the rest of the process is cancelled) or not (isInterrupting="false"; never for an error): an error nothing
+  else catches (an error end event, or a worker's error) starts an error one; documentation, text annotations,
+  associations and groups; one pool (collaboration participant) around the executable process.
   A userTask may be multi-instance, parallel or sequential, over a collection or a cardinality, with a
   completion condition (multi_instance.py): each instance is a ready user task of its own, whose
   instance_variables hold its element variable and loopCounter.
@@ -114,18 +125,22 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition, SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import ThrowingEvent
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from . import call_activity, multi_instance
+from . import call_activity, event_subprocesses, multi_instance
 from .call_activity import ReadyCall
 from .errors import (
     BpmnError,
     EngineError,
+    ErrorNotCaught,
     MessageNotAwaited,
     ScriptError,
     ScriptLimitExceeded,
@@ -158,6 +173,7 @@ __all__ = [
     "EngineError",
     "EngineRun",
     "EnumValue",
+    "ErrorNotCaught",
     "FORM_FIELD_TYPES",
     "FormField",
     "MAX_PRIORITY",
@@ -184,6 +200,8 @@ __all__ = [
     "deliver_signal",
     "load_spec",
     "start_by_message",
+    "start_by_signal",
+    "throw_error",
     "parse_definition",
     "read_bpmn_document",
     "start",
@@ -239,6 +257,9 @@ class EngineRun:
     loop_done_task_ids: list[str] = field(default_factory=list)
     waiting_messages: list[str] = field(default_factory=list)  # names of the messages it waits for, sorted
     waiting_signals: list[str] = field(default_factory=list)  # names of the signals it waits for, sorted
+    # Names of the signals its throw events threw in this call, in order: the instance caught its own already;
+    # the services broadcast them to the others (and start the processes they start).
+    thrown_signals: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -269,8 +290,7 @@ def start(*, spec: dict | LoadedSpec, variables: dict, now: datetime) -> EngineR
     """Start an instance of the definition with `variables` and run it to its first wait state."""
     _check_variables(variables)
     loaded = load_spec(spec)
-    engine = SandboxedScriptEngine(now=_aware(now))
-    workflow = BpmnWorkflow(loaded.process, dict(loaded.subprocesses), script_engine=engine)
+    workflow = _new_workflow(loaded, now=now)
     # The root task's data is what every first task inherits.
     workflow.task_tree.data.update(_copy_json(variables))
     _run_until_waiting(workflow)
@@ -324,6 +344,82 @@ def complete_external_task(
         raise EngineError(str(exc), element_id=task.task_spec.bpmn_id) from exc
     _run_until_waiting(workflow)
     return _outcome(workflow, spec, open_before=open_before - {str(task.id)})
+
+
+def throw_error(
+    *,
+    spec: dict | LoadedSpec,
+    state: dict,
+    engine_task_id: str,
+    error_code: str,
+    error_message: str,
+    variables: dict,
+    now: datetime,
+) -> EngineRun:
+    """Raise the BPMN error `error_code` at an open external task, as its worker reports it: the nearest error
+    boundary event that catches the code (one naming it before a catch-all; on the task, then on each enclosing
+    subprocess) interrupts what it is attached to and the instance follows its path, with `variables` (and the
+    code and message, into the variables its camunda:errorCodeVariable / errorMessageVariable name) merged where
+    it is caught. ErrorNotCaught when nothing catches it."""
+    loaded = load_spec(spec)
+    spec = loaded.spec
+    workflow = _restore(loaded, state, now=now)
+    task = _open_task(workflow, engine_task_id, _external_tasks(spec), kind="external task")
+    _check_variables(variables)
+    open_before = _open_task_ids(workflow, spec)
+    catcher = _error_catcher(workflow, task, error_code)
+    if catcher is None:
+        definition = event_subprocesses.error_catcher(workflow, error_code)
+        if definition is None:
+            raise ErrorNotCaught(
+                f"no error boundary event or error event subprocess catches the BPMN error '{error_code}' raised here",
+                element_id=task.task_spec.bpmn_id,
+            )
+        before = set(workflow.subprocesses)
+        try:
+            workflow.catch(BpmnEvent(definition, payload={}))  # starts the event subprocess
+        except SpiffWorkflowException as exc:
+            raise EngineError(str(exc), element_id=task.task_spec.bpmn_id) from exc
+        event_subprocesses.seed(workflow, before, {**_current_variables(workflow), **_copy_json(variables)})
+        _run_until_waiting(workflow)
+        return _outcome(workflow, spec, open_before=open_before)
+    data = _copy_json(variables)
+    names = spec.get("error_variables", {}).get(catcher.task_spec.bpmn_id, {})
+    if names.get("code"):
+        data[names["code"]] = error_code
+    if names.get("message"):
+        data[names["message"]] = error_message
+    catcher.data.update(data)
+    event = BpmnEvent(catcher.task_spec.event_definition, payload={})
+    try:
+        # As SpiffWorkflow's event manager delivers an event to a task that catches it.
+        catcher.task_spec.catch(catcher, event)
+        catcher.task_spec._update(catcher)
+    except SpiffWorkflowException as exc:
+        raise EngineError(str(exc), element_id=catcher.task_spec.bpmn_id) from exc
+    _run_until_waiting(workflow)
+    return _outcome(workflow, spec, open_before=open_before)
+
+
+def _error_catcher(workflow: BpmnWorkflow, task, error_code: str):
+    """The waiting error boundary event nearest `task` that catches `error_code`: on the task, then on each
+    subprocess around it; at each level one naming the code wins over a catch-all (no errorRef)."""
+    node = task
+    while node is not None:
+        if node.parent is not None and isinstance(node.parent.task_spec, BoundaryEventSplit):
+            catching = [
+                sibling
+                for sibling in node.parent.children
+                if isinstance(sibling.task_spec, BoundaryEvent)
+                and sibling.state == TaskState.WAITING
+                and isinstance(sibling.task_spec.event_definition, ErrorEventDefinition)
+                and sibling.task_spec.event_definition.code in (None, error_code)
+            ]
+            if catching:
+                return min(catching, key=lambda boundary: boundary.task_spec.event_definition.code is None)
+        parent_id = node.workflow.parent_task_id
+        node = workflow.get_task_from_id(parent_id) if parent_id is not None else None
+    return None
 
 
 def complete_call(
@@ -391,10 +487,20 @@ def start_by_message(*, spec: dict | LoadedSpec, message_name: str, variables: d
     as its first variables. MessageNotAwaited if the process has no such start event."""
     _check_variables(variables)
     loaded = load_spec(spec)
-    engine = SandboxedScriptEngine(now=_aware(now))
-    workflow = BpmnWorkflow(loaded.process, dict(loaded.subprocesses), script_engine=engine)
+    workflow = _new_workflow(loaded, now=now)
     _run_until_waiting(workflow)  # to the start events, which wait
     _catch_message(workflow, message_name, variables)
+    return _outcome(workflow, loaded.spec, open_before=set())
+
+
+def start_by_signal(*, spec: dict | LoadedSpec, signal_name: str, variables: dict, now: datetime) -> EngineRun:
+    """Start an instance through its signal start event named `signal_name`, with the signal's variables as its
+    first variables. MessageNotAwaited if the process has no such start event."""
+    _check_variables(variables)
+    loaded = load_spec(spec)
+    workflow = _new_workflow(loaded, now=now)
+    _run_until_waiting(workflow)  # to the start events, which wait
+    _catch(workflow, SignalEventDefinition, signal_name, variables)
     return _outcome(workflow, loaded.spec, open_before=set())
 
 
@@ -416,20 +522,35 @@ def _catch_message(workflow: BpmnWorkflow, message_name: str, variables: dict) -
 
 
 def _catch(workflow: BpmnWorkflow, kind: type, name: str, variables: dict) -> None:
+    noun = "signal" if kind is SignalEventDefinition else "message"
     waiting = _catchers(workflow, kind, name)
-    if not waiting:
-        noun = "signal" if kind is SignalEventDefinition else "message"
+    starting = event_subprocesses.listening(workflow, noun, name)
+    if not waiting and not starting:
         raise MessageNotAwaited(f"nothing in this process waits for the {noun} '{name}'")
     # SpiffWorkflow copies a payload into the data only into a variable a spiffworkflow extension names, which
     # Camunda-style models have not: the variables go into the data of the elements that catch the event,
     # which pass it on as they complete.
     for task in waiting:
         task.data.update(_copy_json(variables))
+    if waiting:
+        definition = waiting[0].task_spec.event_definition
+    else:
+        definition = event_subprocesses.start_definition(workflow, starting[0])
+    before = set(workflow.subprocesses)
     try:
-        workflow.send_event(BpmnEvent(waiting[0].task_spec.event_definition, payload={}))
+        # An event subprocess waiting for it starts too (SpiffWorkflow's event manager).
+        workflow.send_event(BpmnEvent(definition, payload={}))
     except SpiffWorkflowException as exc:
-        raise EngineError(str(exc), element_id=bpmn_id(waiting[0])) from exc
+        raise EngineError(str(exc), element_id=bpmn_id(waiting[0]) if waiting else starting[0]) from exc
+    event_subprocesses.seed(workflow, before, {**_current_variables(workflow), **_copy_json(variables)})
     _run_until_waiting(workflow)
+
+
+def _current_variables(workflow: BpmnWorkflow) -> dict:
+    """The process variables as the latest step left them."""
+    if workflow.is_completed():
+        return workflow.data
+    return workflow.last_task.data if workflow.last_task is not None else workflow.task_tree.data
 
 
 def _catchers(workflow: BpmnWorkflow, kind: type, name: str | None = None) -> list:
@@ -445,12 +566,18 @@ def _catchers(workflow: BpmnWorkflow, kind: type, name: str | None = None) -> li
 
 def _waiting_messages(workflow: BpmnWorkflow) -> list[str]:
     """The names of the messages the instance would catch now."""
-    return sorted({task.task_spec.event_definition.name for task in _catchers(workflow, MessageEventDefinition)})
+    return sorted(
+        {task.task_spec.event_definition.name for task in _catchers(workflow, MessageEventDefinition)}
+        | event_subprocesses.listening_names(workflow, "message")
+    )
 
 
 def _waiting_signals(workflow: BpmnWorkflow) -> list[str]:
     """The names of the signals the instance would catch now."""
-    return sorted({task.task_spec.event_definition.name for task in _catchers(workflow, SignalEventDefinition)})
+    return sorted(
+        {task.task_spec.event_definition.name for task in _catchers(workflow, SignalEventDefinition)}
+        | event_subprocesses.listening_names(workflow, "signal")
+    )
 
 
 ELEMENT_ACTIVE = "active"
@@ -546,6 +673,12 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
+def _new_workflow(loaded: LoadedSpec, *, now: datetime) -> BpmnWorkflow:
+    engine = SandboxedScriptEngine(now=_aware(now))
+    engine.event_subprocesses = loaded.spec.get("event_subprocesses", {})
+    return BpmnWorkflow(event_subprocesses.process_spec(loaded), dict(loaded.subprocesses), script_engine=engine)
+
+
 def _restore(loaded: LoadedSpec, state: dict, *, now: datetime) -> BpmnWorkflow:
     if not isinstance(state, dict) or "tasks" not in state or SERIALIZER.VERSION_KEY not in state:
         raise EngineError("the engine state is missing or not from this engine")
@@ -554,7 +687,9 @@ def _restore(loaded: LoadedSpec, state: dict, *, now: datetime) -> BpmnWorkflow:
     serialised = {**state, "subprocesses": dict(state.get("subprocesses", {}))}
     if state[SERIALIZER.VERSION_KEY] == SERIALIZER.VERSION:
         del serialised[SERIALIZER.VERSION_KEY]
-        workflow = SERIALIZER.from_dict(serialised, specs=(loaded.process, loaded.subprocesses))
+        workflow = SERIALIZER.from_dict(
+            serialised, specs=(event_subprocesses.process_spec(loaded), loaded.subprocesses)
+        )
     else:
         # SpiffWorkflow's migrations may rewrite the specs too: they get the stored spec's dicts (copies, as they
         # rewrite nested dicts in place) and restore them along with the state.
@@ -564,6 +699,8 @@ def _restore(loaded: LoadedSpec, state: dict, *, now: datetime) -> BpmnWorkflow:
         SERIALIZER.migrate(serialised)  # also drops the version key
         workflow = SERIALIZER.from_dict(serialised)
     workflow.script_engine = SandboxedScriptEngine(now=_aware(now))
+    workflow.script_engine.event_subprocesses = loaded.spec.get("event_subprocesses", {})
+    event_subprocesses.reconnect(workflow)
     return workflow
 
 
@@ -580,11 +717,23 @@ def _run_until_waiting(workflow: BpmnWorkflow) -> None:
                 element_id=bpmn_id(task),
             )
 
+    def note_signal_thrown(task) -> None:
+        definition = getattr(task.task_spec, "event_definition", None)
+        if isinstance(task.task_spec, ThrowingEvent) and isinstance(definition, SignalEventDefinition):
+            workflow.script_engine.thrown_signals.append(definition.name)
+
     try:
-        workflow.do_engine_steps(will_complete_task=count_step)
+        workflow.do_engine_steps(will_complete_task=count_step, did_complete_task=note_signal_thrown)
         # do_engine_steps refreshes timers last, and a timer that fires then is READY but not yet run.
-        while workflow.get_next_task(state=TaskState.READY, manual=False) is not None:
-            workflow.do_engine_steps(will_complete_task=count_step)
+        # An interrupting event subprocess that started cancels the rest of the process; a process whose flow is
+        # done lets go of the event subprocesses that did not start (event_subprocesses.settle).
+        while workflow.get_next_task(state=TaskState.READY, manual=False) is not None or event_subprocesses.settle(
+            workflow
+        ):
+            workflow.do_engine_steps(will_complete_task=count_step, did_complete_task=note_signal_thrown)
+        # Events nothing in the instance caught (a thrown signal): the services broadcast thrown signals (above);
+        # SpiffWorkflow would otherwise keep them in the state.
+        workflow.get_events()
     except EngineError:
         raise
     except SpiffWorkflowException as exc:
@@ -706,10 +855,7 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
     open_calls = {call.engine_task_id for call in calls}
     closed = sorted(open_before - set(open_now) - open_calls)
     completed = workflow.is_completed() and bool(workflow.success)
-    if workflow.is_completed():
-        variables = workflow.data
-    else:
-        variables = workflow.last_task.data if workflow.last_task is not None else workflow.task_tree.data
+    variables = _current_variables(workflow)
 
     state = SERIALIZER.to_dict(workflow)  # without the specs (spiff.py)
     state[SERIALIZER.VERSION_KEY] = SERIALIZER.VERSION
@@ -726,6 +872,7 @@ def _outcome(workflow: BpmnWorkflow, spec: dict, *, open_before: set[str]) -> En
         ready_calls=calls,
         waiting_messages=[] if workflow.is_completed() else _waiting_messages(workflow),
         waiting_signals=[] if workflow.is_completed() else _waiting_signals(workflow),
+        thrown_signals=list(getattr(workflow.script_engine, "thrown_signals", [])),
     )
 
 

@@ -53,3 +53,8 @@ class TaskDataError(EngineError):
 
 class MessageNotAwaited(EngineError):
     """A message was delivered to an instance (or a process's start events) where nothing waits for it."""
+
+
+class ErrorNotCaught(EngineError):
+    """A BPMN error raised at a task (by an external task's worker) that no error boundary event or error event
+    subprocess around it catches; nothing was applied."""

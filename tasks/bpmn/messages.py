@@ -1,5 +1,6 @@
 """Messages: deliver one to the process instance waiting for it, or start a process with it. Signals: broadcast
-one to every instance waiting for it (signal_broadcast, at the end).
+one to every instance waiting for it and start the processes it starts (signal_broadcast, at the end), from the
+API or from a model's signal throw event (signals_follow).
 
 A message (`<bpmn:message>`, sent by its name) is caught by an intermediate message catch event, a receiveTask, a
 boundary message event or a message start event (tasks/bpmn/engine.py). message_correlate finds the running
@@ -16,14 +17,17 @@ and a timer, or a message and a cancel, each have exactly one outcome.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import uuid4
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from entitlements.access import queues_for
 from entitlements.models import Capability
 from entitlements.row_scope import acting_for_user, system_scope
@@ -161,17 +165,7 @@ def _deliver(
 def _start(message_name: str, business_key, variables, *, user, via_account, now, narrowed: str) -> MessageOutcome:
     # The version each process key starts on (the latest active one), its spec read through definition_runtime's
     # cache: a few process keys, no spec read from the database after the first message.
-    latest = (
-        WorkflowDefinition.objects.filter(is_active=True)
-        .order_by("process_key", "-version")
-        .distinct("process_key")
-        .values_list("pk", flat=True)
-    )
-    starting = [
-        definition_runtime(pk)
-        for pk in latest
-        if message_name in definition_runtime(pk).spec.spec.get("message_start_names", [])
-    ]
+    starting = _latest_starting_on(message_name, "message_start_names")
     if not starting:
         raise NotFound(
             f"no running process instance you may act on waits for the message '{message_name}'{narrowed}, and no "
@@ -199,16 +193,7 @@ def _start(message_name: str, business_key, variables, *, user, via_account, now
     except engine.EngineError as exc:
         raise _engine_error(exc) from exc
     with system_scope():  # as process_start: the instance and its first tasks, checked above
-        instance = ProcessInstance.objects.create(
-            definition=definition,
-            business_key=business_key,
-            variables=run.variables,
-            engine_state=run.state,
-            started_by=user,
-            next_timer_due_at=run.next_timer_due_at,
-            waiting_messages=run.waiting_messages,
-            waiting_signals=run.waiting_signals,
-        )
+        instance = _instance_create(definition, business_key, run, user=user)
         _open_tasks(instance, run, user=user, via_account=via_account)
         if run.completed:
             _store(instance, run)
@@ -218,20 +203,90 @@ def _start(message_name: str, business_key, variables, *, user, via_account, now
 @transaction.atomic
 @acting_for_user
 def signal_broadcast(
-    *, user, signal_name: str, variables: dict | None = None, via_account=None, now: datetime | None = None
+    *,
+    user,
+    signal_name: str,
+    variables: dict | None = None,
+    business_key: str | None = None,
+    via_account=None,
+    now: datetime | None = None,
 ) -> list[ProcessInstance]:
     """Deliver `signal_name` to every running instance waiting for it that the sender may act on (a task in a
-    queue they work or supervise), merging `variables` where it is caught; returns those instances, in id order
+    queue they work or supervise), merging `variables` where it is caught, and start a new instance (with
+    `business_key`, or a generated one) of every latest process whose signal start event waits for it and that
+    the sender may start. Returns the instances reached, the waiting ones in id order and then the started ones
     (none is not an error: a broadcast reaches whoever listens).
 
     The instances are locked in id order, as any service locks several, and the wait is re-checked on each locked
     row, so an instance a timer, a cancel or another signal moved meanwhile is passed over, not signalled twice.
     """
-    signal_name, _, _, variables = _validated(signal_name, None, None, variables, name_field="signal_name")
-    now = now or timezone.now()
+    signal_name, business_key, _, variables = _validated(
+        signal_name, business_key, None, variables, name_field="signal_name"
+    )
+    reached, started = _broadcast(
+        signal_name,
+        variables,
+        user=user,
+        via_account=via_account,
+        now=now or timezone.now(),
+        reach=_instances_the_sender_may_act_on(user),
+        may_start=lambda definition: _may_start(user, definition),
+        business_key=business_key,
+    )
+    return reached + started
+
+
+# The instances a chain of signals has advanced (a throw, the instances it reached, what they threw in turn...),
+# and the definitions it started: each is reached or started once per chain, so models that signal each other
+# cannot loop.
+_CHAIN_INSTANCES: ContextVar[frozenset[int]] = ContextVar("signal_chain_instances", default=frozenset())
+_CHAIN_STARTS: ContextVar[frozenset[int]] = ContextVar("signal_chain_starts", default=frozenset())
+
+
+@contextmanager
+def _in_chain(instance_id: int):
+    token = _CHAIN_INSTANCES.set(_CHAIN_INSTANCES.get() | {instance_id})
+    try:
+        yield
+    finally:
+        _CHAIN_INSTANCES.reset(token)
+
+
+def signals_follow(instance: ProcessInstance, run: engine.EngineRun, *, user, via_account) -> None:
+    """Broadcast the signals `instance`'s throw events threw in `run` (it caught its own already), as the engine:
+    to every other running instance waiting for them and to the processes they start (with the thrower's business
+    key), whatever queues those are in: the model's author chose to throw them. Called by tasks/bpmn/workflows.py
+    after each step it stores, inside that step's transaction, the thrower locked."""
+    with system_scope(), _in_chain(instance.pk):
+        for signal_name in run.thrown_signals:
+            _broadcast(
+                signal_name,
+                {},
+                user=user,
+                via_account=via_account,
+                now=timezone.now(),
+                reach=None,
+                may_start=lambda definition: True,
+                business_key=instance.business_key,
+            )
+
+
+def _may_start(user, definition: WorkflowDefinition) -> bool:
+    try:
+        _check_may_start(user=user, definition=definition)
+    except PermissionDenied:
+        return False
+    return True
+
+
+def _broadcast(
+    signal_name: str, variables: dict, *, user, via_account, now, reach, may_start, business_key: str | None
+) -> tuple[list[ProcessInstance], list[ProcessInstance]]:
     waiting = ProcessInstance.objects.filter(
         status=ProcessStatus.RUNNING, waiting_signals__contains=[signal_name]
-    ).filter(_instances_the_sender_may_act_on(user))
+    ).exclude(pk__in=_CHAIN_INSTANCES.get())
+    if reach is not None:
+        waiting = waiting.filter(reach)
     reached = []
     for instance in process_instances_for_update(waiting):
         runtime = definition_runtime(instance.definition_id)
@@ -245,8 +300,62 @@ def signal_broadcast(
             )
         except engine.EngineError as exc:
             raise _engine_error(exc) from exc
-        with system_scope():  # the engine's step: checked above that the sender may act on the instance
+        # The engine's step: checked above that the sender may act on the instance (or the engine sends it).
+        with system_scope(), _in_chain(instance.pk):
             _store(instance, run)
             _open_tasks(instance, run, user=user, via_account=via_account)
         reached.append(instance)
-    return reached
+    started = []
+    for runtime in _latest_starting_on(signal_name, "signal_start_names"):
+        if runtime.definition_id in _CHAIN_STARTS.get():
+            continue
+        definition = WorkflowDefinition.objects.defer("bpmn_xml", "engine_spec").get(pk=runtime.definition_id)
+        if not may_start(definition):
+            continue
+        try:
+            run = engine.start_by_signal(
+                spec=runtime.spec,
+                signal_name=signal_name,
+                variables=seal_sensitive(runtime.sensitive_names, variables),
+                now=now,
+            )
+        except engine.EngineError as exc:
+            raise _engine_error(exc) from exc
+        token = _CHAIN_STARTS.set(_CHAIN_STARTS.get() | {runtime.definition_id})
+        try:
+            with system_scope():  # as process_start: the instance and its first tasks, checked above
+                instance = _instance_create(definition, business_key or uuid4().hex, run, user=user)
+                with _in_chain(instance.pk):
+                    _open_tasks(instance, run, user=user, via_account=via_account)
+                    if run.completed:
+                        _store(instance, run)
+        finally:
+            _CHAIN_STARTS.reset(token)
+        started.append(instance)
+    return reached, started
+
+
+def _latest_starting_on(name: str, key: str) -> list:
+    """The runtimes (definition_runtime) of the latest active version of each process key whose start events
+    wait for `name` (`key`: "message_start_names" or "signal_start_names"), read through definition_runtime's
+    cache: a few process keys, no spec read from the database after the first time."""
+    latest = (
+        WorkflowDefinition.objects.filter(is_active=True)
+        .order_by("process_key", "-version")
+        .distinct("process_key")
+        .values_list("pk", flat=True)
+    )
+    return [definition_runtime(pk) for pk in latest if name in definition_runtime(pk).spec.spec.get(key, [])]
+
+
+def _instance_create(definition: WorkflowDefinition, business_key: str, run: engine.EngineRun, *, user):
+    return ProcessInstance.objects.create(
+        definition=definition,
+        business_key=business_key,
+        variables=run.variables,
+        engine_state=run.state,
+        started_by=user,
+        next_timer_due_at=run.next_timer_due_at,
+        waiting_messages=run.waiting_messages,
+        waiting_signals=run.waiting_signals,
+    )

@@ -14,7 +14,18 @@ from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
+from SpiffWorkflow.bpmn.parser.event_parsers import (
+    CANCEL_EVENT_XPATH,
+    ERROR_EVENT_XPATH,
+    ESCALATION_EVENT_XPATH,
+    MESSAGE_EVENT_XPATH,
+    SIGNAL_EVENT_XPATH,
+    TERMINATION_EVENT_XPATH,
+    TIMER_EVENT_XPATH,
+)
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.defaults import EndEvent, StartEvent
+from SpiffWorkflow.spiff.parser.event_parsers import SpiffEndEventParser, SpiffStartEventParser
 from SpiffWorkflow.spiff.parser.process import VALIDATOR
 from SpiffWorkflow.spiff.parser.task_spec import SpiffTaskParser
 from SpiffWorkflow.spiff.specs.defaults import ManualTask
@@ -141,6 +152,9 @@ def parse_definition(*, bpmn_xml: str) -> ParsedDefinition:
             "call_activities": calls,
             "business_rule_tasks": rule_tasks,
             "message_start_names": _message_start_names(process),
+            "signal_start_names": _signal_start_names(process),
+            "event_subprocesses": _event_subprocesses(process),
+            "error_variables": _error_variables(process),
         },
         user_tasks=user_tasks,
         queue_names=queue_names,
@@ -158,6 +172,37 @@ def _message_start_names(process: etree._Element) -> list[str]:
             for definition in start.iterchildren(_bpmn("messageEventDefinition"))
         }
     )
+
+
+def _signal_start_names(process: etree._Element) -> list[str]:
+    """The signals that start an instance: those of the process's signal start events."""
+    return sorted(
+        {
+            _signal_name(definition)
+            for start in process.iterchildren(_bpmn("startEvent"))
+            for definition in start.iterchildren(_bpmn("signalEventDefinition"))
+        }
+    )
+
+
+def _error_variables(process: etree._Element) -> dict[str, dict[str, str]]:
+    """Per error boundary event id, the variables its camunda:errorCodeVariable and camunda:errorMessageVariable
+    name: where a caught error's code and message are put, as Camunda does."""
+    found = {}
+    for boundary in process.iter(_bpmn("boundaryEvent")):
+        for definition in boundary.iterchildren(_bpmn("errorEventDefinition")):
+            names = {
+                key: (definition.get(f"{{{CAMUNDA_NS}}}{attribute}") or "").strip()
+                for key, attribute in (("code", "errorCodeVariable"), ("message", "errorMessageVariable"))
+            }
+            for name in names.values():
+                if name and (not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_")):
+                    raise _refuse(
+                        f"error variable '{name}' must be a Python identifier not starting with '_'", definition
+                    )
+            if any(names.values()):
+                found[boundary.get("id")] = {key: name for key, name in names.items() if name}
+    return found
 
 
 def _first_user_task_ids(container: etree._Element) -> list[str]:
@@ -270,7 +315,8 @@ _CODE_EVENT_DEFINITIONS = {"errorEventDefinition", "escalationEventDefinition"}
 _FLOW_ELEMENTS: dict[str, set[str]] = {
     # Which start events may carry which definition depends on where they are (_check_start_event).
     "startEvent": _NODE_CHILDREN | _EVENT_DEFINITIONS | _CODE_EVENT_DEFINITIONS,
-    "endEvent": _NODE_CHILDREN | _CODE_EVENT_DEFINITIONS,
+    "endEvent": _NODE_CHILDREN | _CODE_EVENT_DEFINITIONS | {"signalEventDefinition"},
+    "intermediateThrowEvent": _NODE_CHILDREN | {"signalEventDefinition"},
     "userTask": _NODE_CHILDREN | {multi_instance.LOOP},
     "serviceTask": _NODE_CHILDREN,  # camunda:type="external" only (_check_flow_element)
     "receiveTask": _NODE_CHILDREN,
@@ -326,10 +372,7 @@ def _check_container(container: etree._Element) -> None:
         name = _local(child) if etree.QName(child).namespace == BPMN_NS else None
         if name == "subProcess":
             if child.get("triggeredByEvent") == "true":
-                # SpiffWorkflow 3.2 starts one on its event only by connecting it into the process spec it runs,
-                # which this engine shares between instances (LoadedSpec), and it does not interrupt the flow for
-                # an interrupting one: refused, rather than run otherwise than drawn.
-                raise _refuse("event subprocesses are not supported by this engine", child)
+                _check_event_subprocess(child, container)
             _check_container(child)
         elif name == "laneSet":
             _check_lane_set(child)
@@ -344,6 +387,38 @@ def _check_container(container: etree._Element) -> None:
                         _require_bpmn_child(loop_part, multi_instance.LOOP_CHILDREN)
             _check_flow_element(child)
             multi_instance.check(child)
+
+
+def _check_event_subprocess(subprocess: etree._Element, container: etree._Element) -> None:
+    """An event subprocess sits in the process itself (SpiffWorkflow 3.2 starts one on a message, signal or error
+    only there) and has one start event; an error one always interrupts."""
+    if _local(container) != "process":
+        raise _refuse("an event subprocess must be drawn in the process itself, not inside a subprocess", subprocess)
+    starts = list(subprocess.iterchildren(_bpmn("startEvent")))
+    if len(starts) != 1:
+        raise _refuse("an event subprocess needs exactly one start event", subprocess)
+    errors = list(starts[0].iterchildren(_bpmn("errorEventDefinition")))
+    if errors and starts[0].get("isInterrupting") == "false":
+        raise _refuse('an error start event always interrupts: remove isInterrupting="false"', starts[0])
+
+
+def _event_subprocesses(process: etree._Element) -> dict[str, dict]:
+    """Per event subprocess id: the kind of its start event (message, signal, timer, error, escalation), the message
+    or signal name it waits for, and whether it interrupts the process."""
+    found = {}
+    for subprocess in process.iterchildren(_bpmn("subProcess")):
+        if subprocess.get("triggeredByEvent") != "true":
+            continue
+        start = next(subprocess.iterchildren(_bpmn("startEvent")))
+        definition = next(part for part in _elements(start) if _local(part).endswith("EventDefinition"))
+        kind = _local(definition).removesuffix("EventDefinition")
+        name = {"message": _message_name, "signal": _signal_name}.get(kind, lambda _: None)(definition)
+        found[subprocess.get("id")] = {
+            "kind": kind,
+            "name": name,
+            "interrupting": start.get("isInterrupting") != "false",
+        }
+    return found
 
 
 def _check_lane_set(lane_set: etree._Element) -> None:
@@ -367,14 +442,21 @@ def _check_flow_element(element: etree._Element) -> None:
         raise _refuse(f"a {name} must have exactly one {kinds} definition; no other events are supported", element)
     if name == "boundaryEvent" and codes:
         attached = _element_by_id(element.getroottree().getroot(), element.get("attachedToRef") or "")
-        if attached is None or _local(attached) != "subProcess":
-            raise _refuse(
-                f"a boundary {_local(codes[0]).removesuffix('EventDefinition')} event catches what an embedded "
-                "subProcess throws: attach it to one",
-                element,
+        kind = _local(codes[0]).removesuffix("EventDefinition")
+        on_subprocess = attached is not None and _local(attached) == "subProcess"
+        # An external task's worker may raise a BPMN error (tasks/external/services.py), never an escalation.
+        on_external_task = attached is not None and _local(attached) == "serviceTask" and kind == "error"
+        if not (on_subprocess or on_external_task):
+            thrower = "an embedded subProcess throws" + (
+                " or an external serviceTask's worker raises" if kind == "error" else ""
             )
+            raise _refuse(f"a boundary {kind} event catches what {thrower}: attach it to one", element)
     if name == "endEvent" and definitions > 1:
-        raise _refuse("an end event may throw one error or escalation", element)
+        raise _refuse("an end event may throw one error, escalation or signal", element)
+    if name == "intermediateThrowEvent" and definitions != 1:
+        raise _refuse(
+            "an intermediate throw event must throw exactly one signal; no other events are supported", element
+        )
     if name == "startEvent":
         _check_start_event(element, definitions, timers + messages + signals + codes)
     for code in codes:
@@ -433,7 +515,7 @@ def _read_external_task(element: etree._Element) -> ExternalTaskInfo:
 
 
 def _check_start_event(element: etree._Element, definitions: int, found: list) -> None:
-    """The process's start events may wait for a message; an event subprocess's start event is triggered by one
+    """The process's start events may wait for a message or a signal; an event subprocess's start event is triggered by one
     timer, message, signal, error or escalation; an embedded subprocess's start events have none."""
     parent = element.getparent()
     if _local(parent) == "subProcess" and parent.get("triggeredByEvent") == "true":
@@ -444,8 +526,8 @@ def _check_start_event(element: etree._Element, definitions: int, found: list) -
         return
     if _local(parent) != "process":
         raise _refuse("only the process's own start events and event subprocesses' may wait for an event", element)
-    if definitions > 1 or _local(found[0]) != "messageEventDefinition":
-        raise _refuse("a start event of the process may wait for one message and nothing else", element)
+    if definitions > 1 or _local(found[0]) not in ("messageEventDefinition", "signalEventDefinition"):
+        raise _refuse("a start event of the process may wait for one message or one signal and nothing else", element)
 
 
 def _code_ref(definition: etree._Element) -> None:
@@ -722,14 +804,51 @@ def _check_sensitive_fields_unread(process: etree._Element, user_tasks: list[Use
             )
 
 
+class _EndEventParser(SpiffEndEventParser):
+    """SpiffWorkflow's end event parser, which in 3.2 reads no signalEventDefinition (a signal end event would end
+    silently): it reads one as the intermediate throw event's parser does."""
+
+    def create_task(self):
+        event_definition = self.get_event_definition(
+            [
+                MESSAGE_EVENT_XPATH,
+                CANCEL_EVENT_XPATH,
+                ERROR_EVENT_XPATH,
+                ESCALATION_EVENT_XPATH,
+                TERMINATION_EVENT_XPATH,
+            ]
+            + [SIGNAL_EVENT_XPATH]
+        )
+        task = self._create_task(event_definition)
+        task.connect(self.spec.end)
+        return task
+
+
+class _StartEventParser(SpiffStartEventParser):
+    """SpiffWorkflow's start event parser, which in 3.2 reads no error or escalation definition (an event
+    subprocess waiting for one would start with the process instead): it reads them too."""
+
+    def create_task(self):
+        event_definition = self.get_event_definition(
+            [MESSAGE_EVENT_XPATH, SIGNAL_EVENT_XPATH, TIMER_EVENT_XPATH, ERROR_EVENT_XPATH, ESCALATION_EVENT_XPATH]
+        )
+        task = self._create_task(event_definition)
+        self.spec.start.connect(task)
+        return task
+
+
 class _Parser(call_activity.EngineParser):
     """The engine's parser (call activities and business rule tasks: call_activity.py), with an external
     serviceTask made a manual task: the engine stops there, as at a userTask, until the service completes it
-    (tasks/external/). SpiffWorkflow's own ServiceTask would call the script engine instead, within the step."""
+    (tasks/external/). SpiffWorkflow's own ServiceTask would call the script engine instead, within the step.
+    Signal end events throw their signal (_EndEventParser); event subprocesses start on errors and escalations
+    (_StartEventParser)."""
 
     OVERRIDE_PARSER_CLASSES = {
         **call_activity.EngineParser.OVERRIDE_PARSER_CLASSES,
         full_tag("serviceTask"): (SpiffTaskParser, ManualTask),
+        full_tag("endEvent"): (_EndEventParser, EndEvent),
+        full_tag("startEvent"): (_StartEventParser, StartEvent),
     }
 
 

@@ -55,11 +55,17 @@ class _BoundedEnvironment(BasePythonScriptEngineEnvironment):
 
 class SandboxedScriptEngine(PythonScriptEngine):
     """Runs conditions, timer expressions and scripts with SAFE_BUILTINS only, bounded in CPU time and memory,
-    and carries the caller's clock."""
+    and carries the caller's clock (and, back, the signals thrown in one engine call)."""
 
     def __init__(self, *, now: datetime) -> None:
         super().__init__(environment=_BoundedEnvironment())
         self.now = now
+        # Names of the signals the instance's throw events threw during this engine call, for the services to
+        # broadcast to other instances (the engine is handed one instance at a time).
+        self.thrown_signals: list[str] = []
+        # The definition's event subprocesses (ParsedDefinition.spec["event_subprocesses"]), for the engine's steps
+        # to interrupt the process when an interrupting one starts (tasks/bpmn/event_subprocesses.py).
+        self.event_subprocesses: dict = {}
 
     def evaluate(self, task, expression, external_context=None):
         self._check(task, expression, "eval")

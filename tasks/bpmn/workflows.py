@@ -325,7 +325,7 @@ def _open_tasks(
     instance: ProcessInstance, run: engine.EngineRun, *, user, via_account, raise_call_errors: bool = False
 ) -> list[WorkflowTask]:
     """Create queue tasks for the userTasks the engine opened, and close the ones it closed; start and cancel the
-    processes its call activities run (called_processes.py).
+    processes its call activities run (called_processes.py); broadcast the signals it threw (messages.py).
 
     The tasks to close, and then their queues, are locked before any new task locks a queue (tasks/locks.py).
     """
@@ -380,6 +380,11 @@ def _open_tasks(
     external_tasks_sync(instance, run, user=user)
     if definition.spec.spec.get("call_activities") and (run.ready_calls or run.closed_task_ids):
         called_processes.calls_follow(instance, run, user=user, via_account=via_account, raise_errors=raise_call_errors)
+    if run.thrown_signals:
+        # messages.py builds on this module's steps, so it is imported when a model throws a signal, not before.
+        from .messages import signals_follow
+
+        signals_follow(instance, run, user=user, via_account=via_account)
     return created
 
 

@@ -144,8 +144,10 @@ class ExternalTaskBpmnError(EngineRestView):
             external_task_id=_id(pk, "external task"),
             worker_id=field(request.data, "workerId", str),
             error_code=field(request.data, "errorCode", str),
+            error_message=field(request.data, "errorMessage", str, required=False, default=""),
+            variables=typed.from_camunda(request.data.get("variables")),
         )
-        return Response(status=204)  # not reached while BPMN errors are refused (422)
+        return Response(status=204)
 
 
 class ExternalTaskExtendLock(EngineRestView):

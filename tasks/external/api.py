@@ -96,7 +96,11 @@ class FailureSerializer(serializers.Serializer):
 
 class BpmnErrorSerializer(serializers.Serializer):
     workerId = serializers.CharField(max_length=services.MAX_WORKER_ID_LENGTH)
-    errorCode = serializers.CharField(max_length=255)
+    errorCode = serializers.CharField(
+        max_length=services.MAX_ERROR_CODE_LENGTH, help_text="Matched against the errorCode of the <bpmn:error>."
+    )
+    errorMessage = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    variables = JSONObjectField(required=False, default=dict, help_text="Merged where the error is caught.")
 
 
 class ExtendLockSerializer(serializers.Serializer):
@@ -165,19 +169,32 @@ class FailureView(APIView):
 
 
 class BpmnErrorView(APIView):
+    """Raise a BPMN error at the item the worker holds: the nearest error boundary event catching `errorCode` (on
+    the service task, or on a subprocess around it) interrupts it and the instance follows that event's path."""
+
     @extend_schema(
         request=BpmnErrorSerializer,
         responses={
+            **DONE,
             **ITEM_ERRORS,
-            422: OpenApiResponse(ErrorSerializer, description="Error boundary events are not run yet."),
+            422: OpenApiResponse(
+                ErrorSerializer,
+                description="bpmn_error_not_caught: no error boundary event catches the code; nothing changed, "
+                "the worker still holds the item and may report a failure instead.",
+            ),
         },
     )
     def post(self, request, pk: int):
         data = TaskViewSet.validated(BpmnErrorSerializer, request)
         services.external_task_bpmn_error(
-            user=request.user, external_task_id=pk, worker_id=data["workerId"], error_code=data["errorCode"]
+            user=request.user,
+            external_task_id=pk,
+            worker_id=data["workerId"],
+            error_code=data["errorCode"],
+            error_message=data["errorMessage"],
+            variables=data["variables"],
         )
-        return Response(status=204)  # not reached while BPMN errors are refused
+        return Response(status=204)
 
 
 class ExtendLockView(APIView):

@@ -5,7 +5,7 @@ superuser shortcut). External tasks belong to no queue, so the queue-keyed row s
 them (migration 0034's policies): after the permission check each service acts in the system scope. Only the
 worker that holds an item's lock may complete it, fail it or extend its lock (409 otherwise); a lock that expired
 still counts until another worker fetches the item. Every call leaves a history row naming the account, the
-refused ones too.
+refused ones too. A BPMN error moves the instance along an error boundary event's path (external_task_bpmn_error).
 """
 
 from __future__ import annotations
@@ -268,7 +268,7 @@ def _audited(*, user, external_task_id: int, worker_id: str, action: str, call: 
     _require_worker(user)
     try:
         return call()
-    except Conflict as refusal:
+    except (Conflict, Unprocessable) as refusal:
         with transaction.atomic(), system_scope():
             item = ExternalTask.objects.filter(pk=external_task_id).first()
             if item is not None:
@@ -281,6 +281,15 @@ def _audited(*, user, external_task_id: int, worker_id: str, action: str, call: 
                     code=refusal.code,
                 )
         raise
+
+
+def _instance_of_item_for_update(external_task_id: int) -> ProcessInstance | None:
+    """The item's process instance, locked first (tasks/locks.py: instance, then task); None when no such item."""
+    return (
+        process_instances_for_update()
+        .filter(pk=Subquery(ExternalTask.objects.filter(pk=external_task_id).values("process_instance_id")[:1]))
+        .first()
+    )
 
 
 def _locked_item(external_task_id: int) -> ExternalTask:
@@ -319,11 +328,7 @@ def external_task_complete(*, user, external_task_id: int, worker_id: str, varia
 @transaction.atomic
 def _complete(*, user, external_task_id: int, worker_id: str, variables: dict) -> ExternalTask:
     with system_scope():  # the caller is a worker account (checked); its step is the engine's
-        instance = (
-            process_instances_for_update()
-            .filter(pk=Subquery(ExternalTask.objects.filter(pk=external_task_id).values("process_instance_id")[:1]))
-            .first()
-        )
+        instance = _instance_of_item_for_update(external_task_id)
         item = _locked_item(external_task_id)
         _require_lock_holder(item, worker_id)
         if instance.status != ProcessStatus.RUNNING:
@@ -420,25 +425,96 @@ def _fail(*, user, external_task_id, worker_id, error_message, error_details, re
     return item
 
 
-def external_task_bpmn_error(*, user, external_task_id: int, worker_id: str, error_code: str) -> None:
-    """Raise a BPMN error at the item. Refused while this engine runs no error boundary events (so no model can
-    catch one): the worker holds its lock still, and may report a failure instead."""
+MAX_ERROR_CODE_LENGTH = 255
 
-    def refuse():
-        with transaction.atomic(), system_scope():
-            item = _locked_item(external_task_id)
-            _require_lock_holder(item, worker_id)
-            history_append(
-                item, ExternalTaskEventType.BPMN_ERROR, user=user, worker_id=worker_id, error_code=error_code
-            )
-        raise Unprocessable(
-            f"BPMN error '{error_code}' cannot be raised: this engine does not run error boundary events yet, "
-            "so no model can catch it; report a failure instead",
-            code="bpmn_error_unsupported",
-        )
 
+def external_task_bpmn_error(
+    *,
+    user,
+    external_task_id: int,
+    worker_id: str,
+    error_code: str,
+    error_message: str = "",
+    variables: dict | None = None,
+) -> ExternalTask:
+    """Raise the BPMN error `error_code` at an item the worker holds (Camunda's handleBpmnError): the nearest error
+    boundary event catching the code (on the service task, or on a subprocess around it) interrupts it and the
+    instance follows the boundary event's path, with `variables` merged, in one transaction (instance, then item).
+
+    An error nothing catches is refused, 422 bpmn_error_not_caught, and nothing changes: the worker still holds
+    the item and may report a failure (an incident when no retries are left) instead. Camunda would end the
+    instance silently there; a refusal the worker sees is kept rather than an instance that vanishes.
+    """
     _require_worker_id(worker_id)
-    _audited(user=user, external_task_id=external_task_id, worker_id=worker_id, action="bpmn-error", call=refuse)
+    if not isinstance(error_code, str) or not error_code.strip() or len(error_code) > MAX_ERROR_CODE_LENGTH:
+        raise InvalidInput(
+            f"errorCode is required (text, at most {MAX_ERROR_CODE_LENGTH} characters)",
+            fields={"errorCode": ["This field is required."]},
+        )
+    variables = variables or {}
+    if not isinstance(variables, dict):
+        raise InvalidInput("variables must be an object", fields={"variables": ["Must be an object."]})
+    refuse_sealed_input(variables)
+    return _audited(
+        user=user,
+        external_task_id=external_task_id,
+        worker_id=worker_id,
+        action="bpmn-error",
+        call=lambda: _throw(
+            user=user,
+            external_task_id=external_task_id,
+            worker_id=worker_id,
+            error_code=error_code.strip(),
+            error_message=str(error_message or ""),
+            variables=variables,
+        ),
+    )
+
+
+@transaction.atomic
+def _throw(*, user, external_task_id: int, worker_id: str, error_code: str, error_message: str, variables: dict):
+    with system_scope():  # the caller is a worker account (checked); its step is the engine's
+        instance = _instance_of_item_for_update(external_task_id)
+        item = _locked_item(external_task_id)
+        _require_lock_holder(item, worker_id)
+        if instance.status != ProcessStatus.RUNNING:
+            raise Conflict(f"process {instance.pk} is {instance.status.lower()}", code="process_not_running")
+        runtime = definition_runtime(instance.definition_id)
+        try:
+            run = engine.throw_error(
+                spec=runtime.spec,
+                state=instance.engine_state,
+                engine_task_id=str(item.engine_task_id),
+                error_code=error_code,
+                error_message=error_message,
+                variables=seal_sensitive(set(runtime.sensitive_names), variables),
+                now=timezone.now(),
+            )
+        except engine.ErrorNotCaught as exc:
+            raise Unprocessable(
+                f"BPMN error '{error_code}' is not caught: no error boundary event on external task "
+                f"'{item.activity_id}' or around it catches that code; report a failure instead",
+                code="bpmn_error_not_caught",
+            ) from exc
+        except engine.EngineError as exc:
+            raise _engine_error(exc) from exc
+        # Done by the error, not cancelled: the engine's sync below closes only items still active.
+        item.status = ExternalTaskStatus.COMPLETED
+        item.completed_at = timezone.now()
+        item.lock_expires_at = None
+        item.save(update_fields=["status", "completed_at", "lock_expires_at", "updated_at"])
+        history_append(
+            item,
+            ExternalTaskEventType.BPMN_ERROR,
+            user=user,
+            worker_id=worker_id,
+            error_code=error_code,
+            error_message=error_message,
+            variables=sorted(variables),
+        )
+        _store(instance, run)
+        _open_tasks(instance, run, user=user, via_account=None)
+    return item
 
 
 def external_task_extend_lock(*, user, external_task_id: int, worker_id: str, new_duration_ms: int) -> ExternalTask:

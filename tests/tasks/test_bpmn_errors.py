@@ -76,14 +76,15 @@ def test_an_error_ref_to_no_error_of_the_document_is_refused(api_as, supervisor_
 
 
 @pytest.mark.django_db
-def test_a_start_event_of_the_process_waiting_for_a_signal_is_refused(api_as, supervisor_sam):
+def test_a_start_event_of_the_process_waiting_for_a_timer_is_refused(api_as, supervisor_sam):
     xml = (
         (MODELS / "error_boundary.bpmn")
         .read_text()
         .replace(
             "<bpmn:outgoing>Flow_in</bpmn:outgoing>",
-            '<bpmn:outgoing>Flow_in</bpmn:outgoing><bpmn:signalEventDefinition signalRef="Signal_go" />',
+            "<bpmn:outgoing>Flow_in</bpmn:outgoing><bpmn:timerEventDefinition><bpmn:timeDuration>PT1H"
+            "</bpmn:timeDuration></bpmn:timerEventDefinition>",
         )
-        .replace("</bpmn:process>", '</bpmn:process>\n  <bpmn:signal id="Signal_go" name="go" />')
     )
-    assert "may wait for one message and nothing else" in deploy_refusal(api_as, supervisor_sam, xml)
+    detail = deploy_refusal(api_as, supervisor_sam, xml)
+    assert "may wait for one message or one signal and nothing else" in detail and "element start" in detail

@@ -4,13 +4,14 @@ real HTTP server: it fetches, locks and completes or fails the external tasks of
 import threading
 import time
 
-import pytest
 import requests
 from camunda.client.external_task_client import ExternalTaskClient
 from camunda.external_task.external_task_worker import ExternalTaskWorker
 
 from entitlements.services import api_token_create
+from tasks.bpmn import workflows
 from tasks.models import ExternalTask, ExternalTaskStatus, ProcessInstance, WorkflowTask
+from tests.tasks.external.test_external_task_bpmn_errors import MODEL as RECORDS_CHECK_ERRORS_FILE
 
 from .conftest import WORKER_PASSWORD, start
 
@@ -123,8 +124,29 @@ def test_wrong_credentials_are_401(engine_server, deployed):
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("path", ["bpmnError"])
-def test_a_bpmn_error_is_422_while_error_events_are_not_supported(engine_server, deployed, path):
+def test_the_client_raises_a_bpmn_error_that_a_boundary_event_catches(engine_server, deployed):
+    supervisor, worker = deployed
+    workflows.definition_deploy(user=supervisor, bpmn_xml=RECORDS_CHECK_ERRORS_FILE.read_text())
+    instance = workflows.process_start(user=supervisor, process_key="records_check_errors", business_key="CASE-13")
+
+    client_worker = ExternalTaskWorker(
+        worker_id="camunda-worker-1",
+        base_url=f"{engine_server}/engine-rest",
+        config={**CLIENT_CONFIG, **basic_auth(worker)},
+    )
+    client_worker.fetch_and_execute(
+        TOPIC, lambda task: task.bpmn_error("REGISTRY_DOWN", "registry down", {"attempts": 2})
+    )
+
+    item = ExternalTask.objects.get(process_instance=instance)
+    assert item.status == ExternalTaskStatus.COMPLETED
+    assert list(
+        WorkflowTask.objects.filter(process_instance=instance).values_list("task_definition_key", flat=True)
+    ) == ["Activity_manual_check"]
+    assert ProcessInstance.objects.get(pk=instance.pk).variables["attempts"] == 2
+
+
+def test_a_bpmn_error_nothing_catches_is_422_in_camundas_error_shape(engine_server, deployed):
     supervisor, worker = deployed
     start(supervisor, "CASE-12")
     client = ExternalTaskClient(
@@ -133,11 +155,31 @@ def test_a_bpmn_error_is_422_while_error_events_are_not_supported(engine_server,
     (item,) = client.fetch_and_lock(TOPIC)
 
     response = requests.post(
-        f"{engine_server}/engine-rest/external-task/{item['id']}/{path}",
+        f"{engine_server}/engine-rest/external-task/{item['id']}/bpmnError",
         json={"workerId": "camunda-worker-1", "errorCode": "NO_RECORD", "errorMessage": "none"},
         auth=(worker.username, WORKER_PASSWORD),
         timeout=10,
     )
 
     assert response.status_code == 422
-    assert response.json()["code"] == "bpmn_error_unsupported"
+    body = response.json()
+    assert body["code"] == "bpmn_error_not_caught" and body["type"] == "InvalidRequestException"
+    assert ExternalTask.objects.get(pk=int(item["id"])).status == ExternalTaskStatus.ACTIVE
+
+
+def test_a_bpmn_error_from_a_worker_not_holding_the_lock_is_409(engine_server, deployed):
+    supervisor, worker = deployed
+    start(supervisor, "CASE-14")
+    client = ExternalTaskClient(
+        "camunda-worker-1", f"{engine_server}/engine-rest", {**CLIENT_CONFIG, **basic_auth(worker)}
+    )
+    (item,) = client.fetch_and_lock(TOPIC)
+
+    response = requests.post(
+        f"{engine_server}/engine-rest/external-task/{item['id']}/bpmnError",
+        json={"workerId": "camunda-worker-2", "errorCode": "NO_RECORD"},
+        auth=(worker.username, WORKER_PASSWORD),
+        timeout=10,
+    )
+
+    assert response.status_code == 409 and response.json()["code"] == "external_task_locked_by_other"

@@ -65,7 +65,7 @@ def test_completing_an_item_another_worker_holds_is_409(
     assert response.json()["code"] == "external_task_locked_by_other"
 
 
-def test_a_bpmn_error_is_422_saying_error_events_are_not_supported(api_as, start_records_check, worker_account):
+def test_a_bpmn_error_nothing_catches_is_422(api_as, start_records_check, worker_account):
     start_records_check("CASE-1")
     client = api_as(worker_account)
     (item,) = client.post(FETCH, fetch_body(), format="json").json()
@@ -77,7 +77,7 @@ def test_a_bpmn_error_is_422_saying_error_events_are_not_supported(api_as, start
     )
 
     assert response.status_code == 422
-    assert response.json()["code"] == "bpmn_error_unsupported"
+    assert response.json()["code"] == "bpmn_error_not_caught"
 
 
 def test_failure_and_extend_lock_answer_204(api_as, start_records_check, worker_account):

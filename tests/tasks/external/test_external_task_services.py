@@ -212,7 +212,7 @@ def test_a_failure_with_no_retries_left_raises_an_incident_and_a_retry_returns_t
     assert again.retries == 3
 
 
-def test_raising_a_bpmn_error_is_refused_with_422_while_error_events_are_not_supported(
+def test_a_bpmn_error_no_boundary_event_catches_is_refused_with_422_and_the_lock_kept(
     start_records_check, worker_account
 ):
     start_records_check("CASE-1")
@@ -223,8 +223,9 @@ def test_raising_a_bpmn_error_is_refused_with_422_while_error_events_are_not_sup
             user=worker_account, external_task_id=locked.external_task_id, worker_id="worker-1", error_code="NO_RECORD"
         )
 
-    assert refused.value.code == "bpmn_error_unsupported" and refused.value.http_status == 422
-    assert "error boundary events" in refused.value.detail
+    assert refused.value.code == "bpmn_error_not_caught" and refused.value.http_status == 422
+    assert "no error boundary event" in refused.value.detail
+    assert ExternalTask.objects.get(pk=locked.external_task_id).worker_id == "worker-1"
 
 
 def test_only_the_lock_holder_extends_the_lock(start_records_check, worker_account, other_worker_account):
