@@ -103,10 +103,13 @@ def _push(routing: dict) -> RoutingExplanation:
 def _claim_next(routing: dict, actor: str) -> RoutingExplanation:
     queues = routing.get("queues") or []
     chosen = next((q for q in queues if q.get("chosen")), {"queue": routing.get("chosen")})
-    headline = f"{actor} claimed it with claim-next from {chosen['queue']}"
-    if chosen.get("head_priority") is not None:
-        headline += f", whose best open task for {actor} ranked first (priority {chosen['head_priority']})"
-    headline += "."
+    passed_over = any(q.get("reason") not in (None, "ranked_lower", "missing_skills", "no_open_task") for q in queues)
+    priority = f" (priority {chosen['head_priority']})" if chosen.get("head_priority") is not None else ""
+    if passed_over:
+        rule = f"the best-ranked of {actor}'s queues that could give a task; its best open task{priority}"
+    else:
+        rule = f"its best open task{priority} ranked first among {actor}'s queues"
+    headline = f"{actor} claimed it with claim-next from {chosen['queue']}: {rule}."
     reasons = []
     if routing.get("took_head") is False:
         reasons.append("Its best task was being claimed by someone else at that moment, so the next one was taken.")

@@ -63,7 +63,8 @@ def test_claim_next_explains_the_queues_it_passed_over_and_why(caseworker_alice,
     assert [q["queue"] for q in explained["queues"]][:2] == ["intake", "triage"]  # ranked by best open task
     words = routing_explained(explained, actor="alice")
     assert words.headline == (
-        "alice claimed it with claim-next from triage, whose best open task for alice ranked first (priority 10)."
+        "alice claimed it with claim-next from triage: the best-ranked of alice's queues that could give a task; "
+        "its best open task (priority 10)."
     )
     assert "Queue intake (best open task priority 90): at capacity (1/1)." in words.reasons
     assert "Queue legal-review: its open tasks need skills the claimer lacks (legal)." in words.reasons
@@ -76,10 +77,17 @@ def test_claim_next_marks_queues_ranked_below_the_chosen_one(caseworker_alice, m
 
     task = services.task_claim_next(user=caseworker_alice)
 
-    assert queues_of(claimed_routing(task.pk)) == {
+    explained = claimed_routing(task.pk)
+    assert queues_of(explained) == {
         "intake": {"queue": "intake", "head_priority": 60, "chosen": True, "load": 1, "capacity": 200},
         "triage": {"queue": "triage", "head_priority": 40, "reason": "ranked_lower"},
     }
+    words = routing_explained(explained, actor="alice")
+    assert words.headline == (
+        "alice claimed it with claim-next from intake: its best open task (priority 60) ranked first among alice's "
+        "queues."
+    )
+    assert "Queue triage (best open task priority 40): its best open task ranked lower." in words.reasons
 
 
 @pytest.mark.django_db
@@ -93,14 +101,43 @@ def test_claim_next_keeps_its_explanation_bounded_however_many_queues_the_claime
     )
     for n, name in enumerate(names[:12]):
         make_task(name, priority=20 + n)
+    WorkflowQueue.objects.filter(queue_name__in=names[1:12]).update(max_capacity=0)  # all but the last in line
 
     task = services.task_claim_next(user=caseworker_alice)
 
     explained = claimed_routing(task.pk)
-    assert explained["chosen"] == "extra-11"
+    assert explained["chosen"] == "extra-00"
     ranked = [q for q in explained["queues"] if "head_priority" in q]
     headless = [q for q in explained["queues"] if "head_priority" not in q]
-    assert len(ranked) == 10 and len(headless) == 4  # extra-12, extra-13, intake, triage: nothing open
+    # The ten best queues passed over (at capacity), then the chosen one, twelfth; the eleventh is counted.
+    assert [q["queue"] for q in ranked] == [f"extra-{n:02}" for n in range(11, 1, -1)] + ["extra-00"]
+    assert {q.get("reason") for q in ranked[:10]} == {"at_capacity"}
+    assert [q["queue"] for q in headless] == ["extra-12", "extra-13", "intake", "triage"]  # nothing open
+    assert explained["omitted"] == 1
+
+
+@pytest.mark.django_db
+def test_claim_next_lists_two_of_the_queues_ranked_below_the_chosen_one_and_counts_the_rest(
+    caseworker_alice, make_task
+):
+    names = [f"extra-{n:02}" for n in range(5)]
+    for name in names:
+        queue_save(queue_name=name, display_name=name)
+    role_assignment_grant(
+        user=caseworker_alice,
+        role=role_save(role_code="many", name="Many", queue_names=names, permissions=["view", "work"]),
+    )
+    for n, name in enumerate(names):
+        make_task(name, priority=20 + n)
+
+    task = services.task_claim_next(user=caseworker_alice)
+
+    explained = claimed_routing(task.pk)
+    assert [(q["queue"], q.get("reason")) for q in explained["queues"] if "head_priority" in q] == [
+        ("extra-04", None),
+        ("extra-03", "ranked_lower"),
+        ("extra-02", "ranked_lower"),
+    ]
     assert explained["omitted"] == 2
 
 

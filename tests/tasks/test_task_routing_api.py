@@ -39,7 +39,8 @@ def test_routing_gives_the_latest_decision_in_words_and_as_recorded(api_as, case
     latest = body["latest"]
     assert (latest["kind"], latest["event_type"], latest["actor"]) == ("claim_next", "CLAIMED", "alice")
     assert latest["headline"] == (
-        "alice claimed it with claim-next from intake, whose best open task for alice ranked first (priority 40)."
+        "alice claimed it with claim-next from intake: the best-ranked of alice's queues that could give a task; "
+        "its best open task (priority 40)."
     )
     assert "Queue triage (best open task priority 90): at capacity (0/0)." in latest["reasons"]
     assert latest["routing"]["queues"][0] == {
