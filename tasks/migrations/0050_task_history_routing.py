@@ -34,7 +34,7 @@ BEGIN
                             (SELECT jsonb_build_object('chosen', true, 'load', q.current_load,
                                                        'capacity', q.max_capacity)
                                FROM queues.workflow_queues q WHERE q.queue_name = r.queue_name)
-                       ELSE jsonb_build_object('reason', 'ranked_lower') END
+                       ELSE coalesce(p_passed[r.rank], jsonb_build_object('reason', 'ranked_lower')) END
                ORDER BY r.rank), '[]'),
            count(*)
       INTO v_ranked, v_ranked_listed

@@ -7,7 +7,7 @@
 -- priorities (by primary key), the chosen queue's load (its row, which the claim has locked), and for each queue
 -- with no head whether it has OPEN tasks at all: one probe each of the partial index of OPEN tasks, which tells
 -- "its tasks need a skill you lack" (and which) from "nothing open". Queues ranked below the chosen one were not
--- tried (`ranked_lower`): the next two are listed. Each list holds at most p_limit queues (the chosen one always);
+-- tried (`ranked_lower`; unless the claim waited: then they were busy first): the next two are listed. Each list holds at most p_limit queues (the chosen one always);
 -- the rest are counted in `omitted`, so the row stays small and the work bounded however many queues one works.
 CREATE OR REPLACE FUNCTION flowable.claim_next_routing(
     p_queues text[], p_skills text[], p_ranked text[], p_heads bigint[], p_passed jsonb[], p_chosen integer,
@@ -28,7 +28,7 @@ BEGIN
                             (SELECT jsonb_build_object('chosen', true, 'load', q.current_load,
                                                        'capacity', q.max_capacity)
                                FROM queues.workflow_queues q WHERE q.queue_name = r.queue_name)
-                       ELSE jsonb_build_object('reason', 'ranked_lower') END
+                       ELSE coalesce(p_passed[r.rank], jsonb_build_object('reason', 'ranked_lower')) END
                ORDER BY r.rank), '[]'),
            count(*)
       INTO v_ranked, v_ranked_listed

@@ -2,6 +2,8 @@
 it passed over and for what reason (at capacity, tasks needing skills the claimer lacks, nothing open, its head
 held by another claim, its row busy), and the one it chose."""
 
+import threading
+
 import psycopg
 import pytest
 from django.db import transaction
@@ -14,6 +16,7 @@ from tasks import services
 from tasks.models import TaskHistory
 from tasks.routing_explanation import routing_explained
 from tests.roles import admin_connect
+from tests.tasks.test_claim_contention import server_pid, waiting_for
 
 CLAIM = "SELECT task_id, queue_name FROM flowable.claim_next_for_user(%s, %s::text[], NULL)"
 
@@ -208,3 +211,42 @@ def test_claim_next_explains_passing_over_a_queue_whose_row_another_claim_is_wri
         "load": 0,
         "capacity": 200,
     }
+
+
+def test_claim_next_explains_waiting_when_every_queue_was_busy(alice, test_database_url):
+    intake = add_task("intake", "intake best", 90)
+    add_task("triage", "triage best", 10)
+    outcome = {}
+    with admin_connect() as other, psycopg.connect(test_database_url) as claimer:
+        # Other claims are counting tasks in both queues' rows: the claim passes over both, then waits for intake.
+        other.execute(
+            "UPDATE queues.workflow_queues SET current_load = current_load + 1 WHERE queue_name IN ('intake', 'triage')"
+        )
+
+        def claim():
+            try:
+                outcome["row"] = claimer.execute(CLAIM, [alice.pk, ["intake", "triage"]]).fetchone()
+                claimer.commit()
+            except Exception as exc:  # reported by the assertion below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=claim)
+        thread.start()
+        with admin_connect(autocommit=True) as observer:
+            waiting_for(observer, server_pid(other))
+        other.rollback()
+        thread.join(timeout=10)
+
+    assert outcome == {"row": (intake.pk, "intake")}
+    explained = claimed_routing(intake.pk)
+    assert (explained["chosen"], explained["waited"]) == ("intake", True)
+    assert queues_of(explained)["triage"] == {
+        "queue": "triage",
+        "head_priority": 10,
+        "reason": "queue_busy",
+        "load": 0,
+        "capacity": 200,
+    }
+    assert "Every queue was busy with other claims, so the claim waited for this one." in (
+        routing_explained(explained, actor="alice").reasons
+    )
