@@ -102,8 +102,9 @@ def _push(routing: dict) -> RoutingExplanation:
 
 def _claim_next(routing: dict, actor: str) -> RoutingExplanation:
     queues = routing.get("queues") or []
-    chosen = next((q for q in queues if q.get("chosen")), {"queue": routing.get("chosen")})
-    passed_over = any(q.get("reason") not in (None, "ranked_lower", "missing_skills", "no_open_task") for q in queues)
+    position = next((n for n, q in enumerate(queues) if q.get("chosen")), None)
+    chosen = queues[position] if position is not None else {"queue": routing.get("chosen")}
+    passed_over = bool(position)  # queues are listed best first: those before the chosen one were tried
     priority = f" (priority {chosen['head_priority']})" if chosen.get("head_priority") is not None else ""
     if passed_over:
         rule = f"the best-ranked of {actor}'s queues that could give a task; its best open task{priority}"
@@ -116,7 +117,7 @@ def _claim_next(routing: dict, actor: str) -> RoutingExplanation:
     if routing.get("waited"):
         reasons.append("Every queue was busy with other claims, so the claim waited for this one.")
     if chosen.get("load") is not None:
-        reasons.append(f"{chosen['queue']} had room{_load(chosen)}.")
+        reasons.append(f"{chosen['queue']} had room ({chosen['load']}/{chosen.get('capacity')} with this task).")
     for entry in queues:
         if entry.get("chosen"):
             continue
