@@ -13,7 +13,7 @@ from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from core import encryption
@@ -49,6 +49,7 @@ from .models import (
     WorkflowDefinition,
     WorkflowTask,
 )
+from .routing_explanation import routing_explained
 from .selectors import task_business_key
 
 
@@ -312,11 +313,23 @@ class TaskHistoryInline(admin.TabularInline):
     model = TaskHistory
     extra = 0
     can_delete = False
-    fields = ("created_at", "event_type", "actor", "via_account", "old_values", "new_values", "comment")
+    fields = ("created_at", "event_type", "actor", "via_account", "old_values", "new_values", "comment", "why")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="why routed")
+    def why(self, event):
+        """The routing decision this event recorded, in words (push routing, claim-next, assignment by hand)."""
+        explained = routing_explained(event.routing, actor=event.actor.get_username() if event.actor_id else None)
+        if explained is None:
+            return ""
+        return format_html(
+            "{}<ul>{}</ul>",
+            explained.headline,
+            format_html_join("", "<li>{}</li>", ((reason,) for reason in explained.reasons)),
+        )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -1,4 +1,4 @@
-"""REST API for tasks: list, read, create, claim, release, complete, reassign, delegate, escalate, history."""
+"""REST API for tasks: list, read, create, claim, release, complete, reassign, delegate, escalate, history, routing."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from .models import (
     WorkflowDefinition,
     WorkflowTask,
 )
+from .routing_explanation import routing_decisions
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -146,11 +147,54 @@ class TaskHistorySerializer(serializers.ModelSerializer):
     via_account = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     old_values = JSONObjectField(read_only=True)
     new_values = JSONObjectField(read_only=True)
+    routing = JSONObjectField(
+        read_only=True, allow_null=True, help_text="Why the task went where it went, when this event moved it."
+    )
 
     class Meta:
         model = TaskHistory
-        fields = ["id", "event_type", "actor", "via_account", "old_values", "new_values", "comment", "created_at"]
+        fields = [
+            "id",
+            "event_type",
+            "actor",
+            "via_account",
+            "old_values",
+            "new_values",
+            "comment",
+            "created_at",
+            "routing",
+        ]
         read_only_fields = fields
+
+
+class RoutingDecisionSerializer(serializers.Serializer):
+    """One routing decision: the history event that recorded it, and why, in words and as recorded."""
+
+    event_id = serializers.IntegerField()
+    event_type = serializers.CharField()
+    at = serializers.DateTimeField()
+    actor = serializers.CharField(allow_null=True)
+    kind = serializers.CharField(
+        help_text="push (routing strategy), claim_next, claim, reassign, delegate, resolve or overflow."
+    )
+    headline = serializers.CharField(help_text="Who got the task, and the rule that chose them.")
+    reasons = serializers.ListField(
+        child=serializers.CharField(), help_text="One line per candidate or queue passed over, and why."
+    )
+    routing = JSONObjectField(
+        help_text="As recorded: strategy, candidates (users or queues) with load, capacity, skills and reason."
+    )
+
+
+class TaskRoutingSerializer(serializers.Serializer):
+    """Why the task went where it went: its latest routing decision, and the ones before it, oldest first."""
+
+    id = serializers.IntegerField()
+    queue = serializers.CharField()
+    status = serializers.CharField()
+    assignee = serializers.CharField(allow_null=True)
+    latest = RoutingDecisionSerializer(allow_null=True)
+    decisions = RoutingDecisionSerializer(many=True)
 
 
 def reject_nul(value, path="variables"):
@@ -373,6 +417,22 @@ class TaskViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def history(self, request, pk=None):
         events = selectors.task_history_of(task=task_read(request, int(pk)))
         return Response(TaskHistorySerializer(events, many=True).data)
+
+    @extend_schema(responses={200: TaskRoutingSerializer, **errors(401, 404)})
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def routing(self, request, pk=None):
+        """Why the task went where it went: each push, claim-next or assignment by hand, with what was passed over."""
+        task = task_read(request, int(pk))
+        decisions = routing_decisions(selectors.task_routing_of(task=task))
+        body = {
+            "id": task.pk,
+            "queue": task.queue_id,
+            "status": task.status,
+            "assignee": task.assignee.get_username() if task.assignee_id else None,
+            "latest": decisions[-1] if decisions else None,
+            "decisions": decisions,
+        }
+        return Response(TaskRoutingSerializer(body).data)
 
     @extend_schema(request=None, responses={200: TaskSerializer, **errors(401, 404, 409)})
     @action(detail=True, methods=["post"])

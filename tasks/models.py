@@ -544,6 +544,13 @@ class TaskHistory(models.Model):
     new_values = models.JSONField(default=dict, blank=True)
     comment = EncryptedTextField(blank=True)  # free text about the case
     created_at = models.DateTimeField(default=timezone.now)
+    routing = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Why the task went where it went, on the event that moved it (push routing, claim-next, a "
+        "supervisor's reassignment): the candidates considered and why each was passed over "
+        "(tasks/routing_explanation.py).",
+    )
 
     class Meta:
         db_table = 'flowable"."task_history'
@@ -632,6 +639,7 @@ class ArchivedTaskHistory(models.Model):
     new_values = models.JSONField()
     comment = EncryptedTextField()
     created_at = models.DateTimeField()
+    routing = models.JSONField(null=True)
     archived_at = models.DateTimeField()
 
     class Meta:

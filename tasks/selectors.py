@@ -80,6 +80,17 @@ def task_history_of(*, task: WorkflowTask | ArchivedTask) -> QuerySet:
     return events.select_related("actor", "via_account").order_by("created_at", "event_id")
 
 
+# The routing endpoint shows a task's latest decisions, a bounded list however often it changed hands.
+ROUTING_DECISIONS_SHOWN = 20
+
+
+def task_routing_of(*, task: WorkflowTask | ArchivedTask) -> list:
+    """The task's history events that record a routing decision, oldest first (the latest
+    ROUTING_DECISIONS_SHOWN), for a task the caller fetched through task_or_archived_for_user, which checked access."""
+    events = task_history_of(task=task).filter(routing__isnull=False).order_by("-created_at", "-event_id")
+    return list(events[:ROUTING_DECISIONS_SHOWN])[::-1]
+
+
 def task_business_key(*, task: WorkflowTask | ArchivedTask):
     """The business key of the task's process instance (for a case's workflow, the case number), for the access
     audit's row: an expression its INSERT evaluates (a subquery by primary key), so it costs no query of its own."""

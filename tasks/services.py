@@ -68,7 +68,7 @@ def history_batched() -> Iterator[None]:
 
 
 def _history(
-    task: WorkflowTask, event_type: str, *, user, via_account=None, old=None, new=None, comment=""
+    task: WorkflowTask, event_type: str, *, user, via_account=None, old=None, new=None, comment="", routing=None
 ) -> TaskHistory:
     event = TaskHistory(
         task=task,
@@ -78,6 +78,7 @@ def _history(
         old_values=old or {},
         new_values=new or {},
         comment=comment or "",
+        routing=routing,
     )
     batch = _history_batch.get()
     if batch is None:
@@ -170,7 +171,7 @@ def due_date_for(queue: WorkflowQueue, priority: int, *, start: datetime, sla_ho
 
 
 def routing_candidates(queue: WorkflowQueue) -> list[routing.Candidate]:
-    """Users who may work `queue` now, with skills, capacity and current CLAIMED load (one query)."""
+    """Users who may work `queue` now, with skills, capacity and current CLAIMED load, by name (one query)."""
     claimed = (
         WorkflowTask.objects.filter(assignee=OuterRef("pk"), status=TaskStatus.CLAIMED)
         .order_by()
@@ -184,25 +185,30 @@ def routing_candidates(queue: WorkflowQueue) -> list[routing.Candidate]:
             load=Coalesce(Subquery(claimed, output_field=IntegerField()), Value(0)),
             skill_codes=ArrayAgg("skills__skill_code", distinct=True, default=Value([])),
         )
-        .values_list("pk", "skill_codes", "max_concurrent_tasks", "load")
+        .values_list("pk", "username", "skill_codes", "max_concurrent_tasks", "load")
     )
     return [
-        routing.Candidate(user_id=pk, skills=frozenset(s for s in skills if s), capacity=capacity, load=load)
-        for pk, skills, capacity, load in rows
+        routing.Candidate(
+            user_id=pk, username=username, skills=frozenset(s for s in skills if s), capacity=capacity, load=load
+        )
+        for pk, username, skills, capacity, load in rows
     ]
 
 
-def _push(task: WorkflowTask, queue: WorkflowQueue, *, user, via_account) -> None:
-    """Assign a new task to a caseworker by the queue's routing strategy; it stays OPEN if nobody has room."""
-    choice = routing.choose_assignee(
+def _push_decision(queue: WorkflowQueue, *, required_skills: list[str], priority: int) -> routing.RoutingDecision:
+    """Whom the queue's routing strategy gives a new task to, and why (nobody, when no eligible user has room)."""
+    return routing.route(
         strategy=queue.routing_strategy,
         candidates=routing_candidates(queue),
-        required_skills=task.required_skills,
-        priority=task.priority,
+        required_skills=required_skills,
+        priority=priority,
         cursor=queue.round_robin_cursor,
     )
-    if choice is None:
-        return
+
+
+def _push(task: WorkflowTask, queue: WorkflowQueue, decision: routing.RoutingDecision, *, user, via_account, why):
+    """Assign a new task to the caseworker its queue's routing strategy chose; the CLAIMED event keeps why."""
+    choice = decision.chosen
     assignee = User.objects.get(pk=choice.user_id)
     task.status = TaskStatus.CLAIMED
     task.assignee = assignee
@@ -219,6 +225,7 @@ def _push(task: WorkflowTask, queue: WorkflowQueue, *, user, via_account) -> Non
         old={"status": TaskStatus.OPEN, "assignee": None},
         new={"status": TaskStatus.CLAIMED, "assignee": assignee.get_username()},
         comment=f"routed by {queue.routing_strategy.lower()}",
+        routing=why,
     )
     task_assigned_notify(task=task, assignee_id=assignee.pk, reason=f"routed by {queue.routing_strategy.lower()}")
 
@@ -286,12 +293,12 @@ def _task_insert(
     engine_task_id,
     task_definition_key: str,
 ) -> WorkflowTask:
-    target = queue
+    target, hops = queue, []
     if queue.assignment_mode == AssignmentMode.PUSH:
         planned = routing.overflow_target(queue)
         locked = queues_lock(queue_ids=[queue.pk, planned.pk])
         queue = locked[queue.pk]
-        target = routing.overflow_target(queue)  # again, on the locked row
+        target, hops = routing.overflow_route(queue)  # again, on the locked row
         target = locked.get(target.pk) or queues_for_update().get(pk=target.pk)  # the chain changed in between
     now = timezone.now()
     task = WorkflowTask.objects.create(
@@ -311,7 +318,16 @@ def _task_insert(
     )
     new = {"queue": target.queue_name, "priority": priority, "status": TaskStatus.OPEN}
     comment = f"overflowed from {queue.queue_name}" if target.pk != queue.pk else ""
-    _history(task, TaskEventType.CREATED, user=user, via_account=via_account, new=new, comment=comment)
+    # Why the task is where it is: on the CREATED event the overflow hops, or the push that found nobody with room;
+    # on the CLAIMED event the push that chose its assignee.
+    decision = why = None
+    if target.assignment_mode == AssignmentMode.PUSH:
+        decision = _push_decision(target, required_skills=task.required_skills, priority=priority)
+        why = decision.explanation(queue=target.queue_name, overflow=hops)
+    placed = why if decision is not None and decision.chosen is None else None
+    if placed is None and target.pk != queue.pk:
+        placed = {"kind": "overflow", "queue": target.queue_name, "overflow": hops}
+    _history(task, TaskEventType.CREATED, user=user, via_account=via_account, new=new, comment=comment, routing=placed)
     if target.pk != queue.pk:
         signals.task_moved.send(
             sender=WorkflowTask,
@@ -321,8 +337,8 @@ def _task_insert(
             user=user,
             reason=comment,
         )
-    if target.assignment_mode == AssignmentMode.PUSH:
-        _push(task, target, user=user, via_account=via_account)
+    if decision is not None and decision.chosen is not None:
+        _push(task, target, decision, user=user, via_account=via_account, why=why)
     return task
 
 
@@ -431,6 +447,7 @@ def task_claim(*, user, task_id: int, via_account=None) -> WorkflowTask:
         via_account=via_account,
         old={"status": TaskStatus.OPEN, "assignee": None},
         new={"status": TaskStatus.CLAIMED, "assignee": user.get_username()},
+        routing={"kind": "claim", "queue": task.queue_id, "chosen": user.get_username()},
     )
     return task
 
@@ -587,6 +604,13 @@ def task_reassign(
         comment=comment,
         old=old,
         new={"status": TaskStatus.CLAIMED, "assignee": target.get_username()},
+        routing={
+            "kind": "reassign",
+            "queue": task.queue_id,
+            "by": user.get_username(),
+            "chosen": target.get_username(),
+            "previous": old["assignee"],
+        },
     )
     return task
 
@@ -616,6 +640,13 @@ def task_delegate(*, user, task_id: int, delegate, via_account=None, comment: st
         comment=comment,
         old={"assignee": owner.get_username()},
         new={"assignee": target.get_username(), "owner": owner.get_username(), "delegation_state": "PENDING"},
+        routing={
+            "kind": "delegate",
+            "queue": task.queue_id,
+            "by": user.get_username(),
+            "chosen": target.get_username(),
+            "owner": owner.get_username(),
+        },
     )
     return task
 
@@ -646,6 +677,7 @@ def task_resolve(
         comment=comment,
         old={"assignee": user.get_username(), "delegation_state": "PENDING"},
         new={"assignee": owner.get_username(), "delegation_state": "RESOLVED"},
+        routing={"kind": "resolve", "queue": task.queue_id, "by": user.get_username(), "chosen": owner.get_username()},
     )
     return task
 

@@ -35,6 +35,7 @@ from queues.selectors import queue_names_for_user
 from . import notifications, selectors, services
 from .forecast.selectors import tasks_at_risk
 from .models import MAX_PRIORITY, MIN_PRIORITY, ArchivedTask, TaskStatus
+from .routing_explanation import routing_decisions
 
 INBOX_PAGE_SIZE = 25
 QUEUE_PAGE_SIZE = 50
@@ -323,6 +324,7 @@ def render_task_page(
         object_label=selectors.task_business_key(task=task),
     )
     history = list(selectors.task_history_of(task=task))
+    decisions = routing_decisions(event for event in history if event.routing)
     archived = isinstance(task, ArchivedTask)  # read-only: no claim, completion or comment
     now = timezone.now()
     task.due = due_state(task.due_date, now, status=task.status, completed_at=task.completed_at)
@@ -341,6 +343,7 @@ def render_task_page(
             "task": task,
             "case": case_summary_for(task),
             "history": history,
+            "routing_why": decisions[-1] if decisions else None,
             "fields": form_rows(task, submitted, field_errors),
             "non_field_errors": non_field_errors,
             "completion_comment": completion_comment,

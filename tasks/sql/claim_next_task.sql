@@ -7,7 +7,9 @@
 -- locks the queue's row and adds one to its load in one UPDATE, checking capacity on the locked row. A queue another claim is writing is
 -- passed over (SKIP LOCKED) for the next best, and only when every candidate's queue is busy does the claim wait,
 -- for the queues whose task it holds, so it never answers "nothing" while a task is there. The claim, the load and
--- the history row are written together.
+-- the history row are written together. The history row says why (flowable.claim_next_routing): the queues
+-- considered, each one passed over and for what reason (its tasks held by other claims, its row busy, at
+-- capacity, no task for the caller's skills), and the one chosen.
 --
 -- A task of a suspended process instance is passed over: its row carries the instance's state (`suspended`, set
 -- and cleared by process_suspend / process_resume under the instance's and the task's locks), so each probe
@@ -28,6 +30,9 @@ DECLARE
     v_task_ids bigint[] := '{}';
     v_task_id bigint;
     v_wait boolean := false;
+    v_passed jsonb[] := '{}';  -- why each queue tried was passed over, by rank, for the history row
+    v_load integer;
+    v_capacity integer;
 BEGIN
     -- The queues that have an OPEN task the user may take, best head first, and their heads. Nothing is locked.
     SELECT array_agg(q.queue_name ORDER BY c.priority DESC, c.created_at, c.task_id),
@@ -82,14 +87,25 @@ BEGIN
                        FOR UPDATE OF t SKIP LOCKED;
                 END IF;
                 v_task_ids[i] := v_task_id;
-                CONTINUE WHEN v_task_id IS NULL;
+                IF v_task_id IS NULL THEN
+                    v_passed[i] := jsonb_build_object('reason', 'tasks_held');
+                    CONTINUE;
+                END IF;
                 UPDATE queues.workflow_queues q
                    SET current_load = q.current_load + 1
                  WHERE q.queue_id = (SELECT b.queue_id FROM queues.workflow_queues b
                                       WHERE b.queue_name = v_queue_names[i] AND b.current_load < b.max_capacity
                                         FOR NO KEY UPDATE SKIP LOCKED);
             END IF;
-            CONTINUE WHEN NOT FOUND;
+            IF NOT FOUND THEN
+                -- At capacity, or its row is another claim's now: its last committed load tells which.
+                SELECT b.current_load, b.max_capacity INTO v_load, v_capacity
+                  FROM queues.workflow_queues b WHERE b.queue_name = v_queue_names[i];
+                v_passed[i] := jsonb_build_object('reason', CASE WHEN v_load >= v_capacity THEN 'at_capacity'
+                                                                 ELSE 'queue_busy' END,
+                                                  'load', v_load, 'capacity', v_capacity);
+                CONTINUE;
+            END IF;
             RETURN QUERY
             WITH claimed AS (
                 UPDATE flowable.workflow_tasks t
@@ -99,12 +115,14 @@ BEGIN
                 RETURNING t.*
             ), history AS (
                 INSERT INTO flowable.task_history (task_id, event_type, actor_id, via_account_id, old_values,
-                                                   new_values, comment, created_at)
+                                                   new_values, comment, created_at, routing)
                 SELECT claimed.task_id, 'CLAIMED', p_user_id, p_via_account_id,
                        jsonb_build_object('status', 'OPEN', 'assignee', NULL),
                        jsonb_build_object('status', 'CLAIMED',
                                           'assignee', (SELECT username FROM entitlements.users WHERE id = p_user_id)),
-                       '', clock_timestamp()
+                       '', clock_timestamp(),
+                       flowable.claim_next_routing(p_queues, p_skills, v_queue_names, v_heads, v_passed, i,
+                                                   claimed.task_id, v_wait)
                   FROM claimed
             )
             SELECT * FROM claimed;

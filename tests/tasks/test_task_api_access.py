@@ -41,6 +41,7 @@ def test_user_with_no_queue_at_all_lists_nothing(api_as, intake_task, caseworker
     [
         ("get", ""),
         ("get", "/history"),
+        ("get", "/routing"),
         ("post", "/claim"),
         ("post", "/complete"),
         ("post", "/release"),
