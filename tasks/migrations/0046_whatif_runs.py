@@ -44,7 +44,7 @@ ALTER TABLE flowable.whatif_runs DISABLE ROW LEVEL SECURITY;
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tasks', '0044_task_history_migrated_event'),
+        ('tasks', '0045_task_history_routing'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
