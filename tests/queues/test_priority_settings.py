@@ -89,3 +89,40 @@ def test_the_service_refuses_what_is_not_a_priority_setting(supervisor_sam):
     with pytest.raises(InvalidInput) as refused:
         queue_priority_settings_set(user=supervisor_sam, queue_name="intake", max_capacity=1)
     assert "max_capacity" in refused.value.fields
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [({"express_threshold": 500}, "express_threshold"), ({"express_share_percent": 0}, "express_share_percent")],
+)
+def test_the_queue_admin_form_refuses_bad_lane_settings_naming_the_field(demo_org, changes, field):
+    from django.forms.models import model_to_dict
+
+    from queues.admin import WorkflowQueueForm
+
+    queue = WorkflowQueue.objects.get(queue_name="intake")
+    data = {k: v for k, v in model_to_dict(queue).items() if v is not None}
+    data.update(escalation_rules="[]", sla_priority_hours="{}", required_skills="", **changes)
+
+    form = WorkflowQueueForm(data=data, instance=queue)
+
+    assert not form.is_valid()
+    assert field in form.errors, form.errors
+
+
+def test_the_queue_admin_form_saves_an_express_lane(demo_org):
+    from django.forms.models import model_to_dict
+
+    from queues.admin import WorkflowQueueForm
+
+    queue = WorkflowQueue.objects.get(queue_name="intake")
+    data = {k: v for k, v in model_to_dict(queue).items() if v is not None}
+    data.update(escalation_rules="[]", sla_priority_hours="{}", required_skills="", express_threshold=85)
+    data["aging_enabled"] = True
+
+    form = WorkflowQueueForm(data=data, instance=queue)
+
+    assert form.is_valid(), form.errors
+    form.save()
+    queue.refresh_from_db()
+    assert queue.express_threshold == 85 and queue.aging_enabled
