@@ -5,7 +5,7 @@ Claims per second at 1, 4 and 16 concurrent claimers.
 What is measured, against the same backlog of OPEN tasks (reset before every measurement):
 
   sql       the plain claim statement (one ordered index probe per queue: unnest(queues) CROSS JOIN LATERAL
-            (... ORDER BY priority DESC, created_at, task_id LIMIT 1 FOR UPDATE SKIP LOCKED), the best of those,
+            (... ORDER BY effective_priority DESC, created_at, task_id LIMIT 1 FOR UPDATE SKIP LOCKED), the best of those,
             then UPDATE it to CLAIMED), sent with psycopg directly. It only flips the task: no history row, no
             queue load. This is the baseline the other figures are divided by.
   ceiling   a prepared UPDATE by primary key of one row of a table as large as the backlog (bench_claim_ceiling:
@@ -15,6 +15,13 @@ What is measured, against the same backlog of OPEN tasks (reset before every mea
             over this one.
   function  (extra, for attribution) flowable.claim_next_task(...) called with psycopg directly: the claim plus
             queue load plus history row, without Django.
+  aging     (issue 27) the function as above, on the same queues with aging on (the aging job's boosts on every
+            task, weight 1). Switched on before each of its measurements and off before the others' (the boosts
+            written and cleared by the aging job itself, tasks/sla/aging.py), so the other methods measure aging
+            off. Target: its rate at least AGING_TARGET_RATIO of the function's in the same round (both ÷ sql).
+  express   (issue 27) as aging, plus an express lane on every queue (threshold AGING_EXPRESS_THRESHOLD, share
+            AGING_EXPRESS_SHARE %: with the backlog boosted about 30 % of it is express, so the lane is spent most
+            of the time and claims take the probes below its threshold, and concurrent claims race for its credit).
   service   tasks.services.task_claim_next(user=...) in-process: Django, access check (queues_for), the function.
   http      POST /api/workflow/tasks/claim/next over HTTP against gunicorn, which this script starts on
             127.0.0.1, authenticated with a real API token. The client is a minimal HTTP/1.1 client (HttpClient)
@@ -91,7 +98,13 @@ QUEUE_PREFIX = "bench-"
 SMALL_BENCH_USER = "bench-claimer-small"
 SMALL_BENCH_ROLE = "bench-worker-small"
 SMALL_QUEUE_PREFIX = "bench-small-"
-METHODS = ("sql", "ceiling", "function", "service", "http")
+METHODS = ("sql", "ceiling", "function", "aging", "express", "service", "http")
+# Issue 27: claim-next with aging and an express lane on, against the function with them off, same rounds.
+AGING_METHOD = "aging"
+EXPRESS_METHOD = "express"
+AGING_EXPRESS_THRESHOLD = 90
+AGING_EXPRESS_SHARE = 25
+AGING_TARGET_RATIO = 0.9
 # Spread of created_at over the backlog, so age ordering is not the insertion order.
 CREATED_AT_SPREAD_SECONDS = 30 * 24 * 3600
 SERVER_START_TIMEOUT_SECONDS = 60
@@ -119,14 +132,14 @@ WITH next AS (
     SELECT c.task_id
       FROM unnest(%(queues)s::text[]) AS q(queue_name)
       CROSS JOIN LATERAL (
-            SELECT t.task_id, t.priority, t.created_at
+            SELECT t.task_id, t.effective_priority, t.created_at
               FROM flowable.workflow_tasks t
              WHERE t.queue_name = q.queue_name AND t.status = 'OPEN'
-             ORDER BY t.priority DESC, t.created_at, t.task_id
+             ORDER BY t.effective_priority DESC, t.created_at, t.task_id
              LIMIT 1
                FOR UPDATE OF t SKIP LOCKED
       ) c
-     ORDER BY c.priority DESC, c.created_at, c.task_id
+     ORDER BY c.effective_priority DESC, c.created_at, c.task_id
      LIMIT 1
 )
 UPDATE flowable.workflow_tasks t
@@ -535,6 +548,8 @@ CLAIMER_FACTORIES = {
     "sql": lambda bench, client, clients: psycopg_claimer(bench, RAW_CLAIM_SQL),
     "ceiling": ceiling_claimer,
     "function": lambda bench, client, clients: psycopg_claimer(bench, FUNCTION_CLAIM_SQL),
+    "aging": lambda bench, client, clients: psycopg_claimer(bench, FUNCTION_CLAIM_SQL),
+    "express": lambda bench, client, clients: psycopg_claimer(bench, FUNCTION_CLAIM_SQL),
     "service": lambda bench, client, clients: service_claimer(bench),
     "http": lambda bench, client, clients: http_claimer(bench),
 }
@@ -649,8 +664,52 @@ def verify(method: str, bench: Bench, task_ids: list[int]) -> list[str]:
     return problems
 
 
+def aging_set(bench: Bench, on: bool, lane: bool = False) -> None:
+    """Aging on the bench queues on (the aging job boosts every OPEN task) or off (the job clears the boosts), with
+    or without the express lane; the lane's credit full either way. Vacuumed after, as every reset is."""
+    from entitlements.row_scope import system_scope
+    from queues.models import WorkflowQueue
+    from tasks.sla.aging import task_priorities_age
+
+    queues = WorkflowQueue.objects.filter(queue_name__in=bench.queues)
+    queues.update(
+        aging_enabled=on,
+        priority_weight=1,
+        express_threshold=AGING_EXPRESS_THRESHOLD if lane else None,
+        express_share_percent=AGING_EXPRESS_SHARE,
+        express_credit=100,
+    )
+    with system_scope():
+        for name in bench.queues:
+            task_priorities_age(queue_name=name)
+    with psycopg.connect(bench.database_url, autocommit=True) as conn:
+        vacuum(conn)
+
+
+def aging_set_credit_full(bench: Bench) -> None:
+    with psycopg.connect(bench.database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE queues.workflow_queues SET express_credit = 100 WHERE queue_name = ANY(%s)", [bench.queues]
+        )
+
+
+def aging_state(bench: Bench) -> tuple[bool, bool]:
+    """(aging on, express lane on) on the bench queues."""
+    with psycopg.connect(bench.database_url) as conn:
+        return conn.execute(
+            "SELECT coalesce(bool_or(aging_enabled), false), coalesce(bool_or(express_threshold IS NOT NULL), false) "
+            "FROM queues.workflow_queues WHERE queue_name = ANY(%s)",
+            [bench.queues],
+        ).fetchone()
+
+
 def measure(method: str, bench: Bench, clients: int, seconds: float, round_: int = 0) -> Measurement:
     reset_backlog(bench)
+    wanted = (method in (AGING_METHOD, EXPRESS_METHOD), method == EXPRESS_METHOD)
+    if aging_state(bench) != wanted:
+        aging_set(bench, on=wanted[0], lane=wanted[1])
+    else:
+        aging_set_credit_full(bench)
     results = run_clients(method, bench, clients, seconds)
     task_ids = [task_id for result in results for task_id in result.task_ids]
     latencies = sorted(latency for result in results for latency in result.latencies_ms)
@@ -866,6 +925,8 @@ def run_methods(args, benches: list[Bench]) -> Results:
             stop_gunicorn(server)
     for bench in benches:
         reset_backlog(bench)
+        if aging_state(bench) != (False, False):
+            aging_set(bench, on=False)
     cells = {
         bench.tasks: [
             Cell(
@@ -920,11 +981,25 @@ def print_targets(cells: list[Cell]) -> None:
                 f"  service/sql at {cell.clients:>2} clients = {cell.ratio:.2f}  (target ≥ {TARGET_SERVICE_RATIO}: "
                 f"{'met' if cell.ratio >= TARGET_SERVICE_RATIO else 'MISSED'})"
             )
+        elif cell.method in (AGING_METHOD, EXPRESS_METHOD):
+            print_aging_target(cell, cells)
         elif cell.method == "http":
             print(
                 f"  http/sql    at {cell.clients:>2} clients = {cell.ratio:.2f}  (target ≥ {TARGET_HTTP_RATIO}: "
                 f"{'met' if cell.ratio >= TARGET_HTTP_RATIO else 'MISSED'})"
             )
+
+
+def print_aging_target(cell: Cell, cells: list[Cell]) -> None:
+    """Aging on over off: per round, the aging rate ÷ sql over the function's rate ÷ sql, the median of those."""
+    function = next((c for c in cells if c.method == "function" and c.clients == cell.clients), None)
+    if function is None or len(function.ratios) != len(cell.ratios):
+        return
+    ratio = statistics.median(a / f for a, f in zip(cell.ratios, function.ratios, strict=True))
+    print(
+        f"  {cell.method}/function at {cell.clients:>2} clients = {ratio:.2f}  (target ≥ {AGING_TARGET_RATIO}: "
+        f"{'met' if ratio >= AGING_TARGET_RATIO else 'MISSED'})"
+    )
 
 
 def print_backlog_comparison(results: Results, small_n: int, large_n: int) -> bool:

@@ -52,12 +52,15 @@ class WorkflowQueueAdmin(admin.ModelAdmin):
         "sla_default_hours",
         "business_calendar",
         "intake_paused",
+        "aging_enabled",
+        "express_threshold",
     )
     list_filter = ("queue_type", "routing_strategy", "assignment_mode", "department", "intake_paused")
     search_fields = ("queue_name", "display_name", "description")
     list_select_related = ("department", "business_calendar")
     readonly_fields = (
         "current_load",
+        "express_credit",
         "round_robin_cursor",
         "created_at",
         "updated_at",

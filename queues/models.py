@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -15,6 +16,11 @@ from .calendar import CalendarError, WorkCalendar, describe_working_hours, parse
 
 STANDARD_WORKING_DAYS = ("mon", "tue", "wed", "thu", "fri")
 STANDARD_OPENING, STANDARD_CLOSING = "09:00", "17:00"
+# The express lane's threshold is an effective priority (tasks.models: priority 0-100, plus any aging boost).
+EXPRESS_THRESHOLD_MIN, EXPRESS_THRESHOLD_MAX = 1, 100
+# The express lane's credit, in hundredths of a claim: one express claim spends a whole one (flowable.claim_next_task).
+EXPRESS_CREDIT_FULL = 100
+DEFAULT_EXPRESS_SHARE_PERCENT = 50
 
 
 class QueueType(models.TextChoices):
@@ -154,7 +160,36 @@ class WorkflowQueue(models.Model):
         help_text="SLA hours count in this calendar. Empty: the department's calendar, else round the clock.",
     )
     priority_weight = models.PositiveIntegerField(
-        default=1, help_text="Weight of this queue under priority-weighted routing."
+        default=1,
+        help_text="Weight of this queue under priority-weighted routing, and of its tasks' aging when aging is on.",
+    )
+    # Risk-driven priority and the express lane (flowable.claim_next_task, tasks/sla/aging.py).
+    aging_enabled = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Open tasks' effective priority rises with their wait in business hours and their SLA breach "
+        "risk, times the priority weight (recomputed by the SLA-risk job).",
+    )
+    express_threshold = models.IntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(EXPRESS_THRESHOLD_MIN), MaxValueValidator(EXPRESS_THRESHOLD_MAX)],
+        help_text="Express lane: open tasks of at least this effective priority are claimed first, up to the "
+        "express share of claims. Empty: no express lane.",
+    )
+    express_share_percent = models.PositiveSmallIntegerField(
+        default=DEFAULT_EXPRESS_SHARE_PERCENT,
+        db_default=DEFAULT_EXPRESS_SHARE_PERCENT,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Most percent of claim-next's claims the express lane takes while other tasks wait.",
+    )
+    # Kept by claim-next on the row it locks and updates anyway: every claim adds the share, an express claim
+    # spends EXPRESS_CREDIT_FULL; never above EXPRESS_CREDIT_FULL, so unused share does not pile up.
+    express_credit = models.PositiveSmallIntegerField(
+        default=EXPRESS_CREDIT_FULL,
+        db_default=EXPRESS_CREDIT_FULL,
+        editable=False,
+        help_text="The express lane's allowance now, in hundredths of a claim (a claim needs 100).",
     )
     intake_paused = models.BooleanField(default=False)
     round_robin_cursor = models.BigIntegerField(default=0, help_text="Id of the user last given a task by round-robin.")
@@ -180,6 +215,19 @@ class WorkflowQueue(models.Model):
                 condition=Q(assignment_mode__in=AssignmentMode.values), name="queue_assignment_mode_valid"
             ),
             models.CheckConstraint(condition=~Q(overflow_queue=models.F("queue_id")), name="queue_not_own_overflow"),
+            models.CheckConstraint(
+                condition=Q(express_threshold__isnull=True)
+                | Q(express_threshold__gte=EXPRESS_THRESHOLD_MIN, express_threshold__lte=EXPRESS_THRESHOLD_MAX),
+                name="queue_express_threshold_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(express_share_percent__gte=1, express_share_percent__lte=100),
+                name="queue_express_share_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(express_credit__gte=0, express_credit__lte=EXPRESS_CREDIT_FULL),
+                name="queue_express_credit_in_range",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -102,6 +102,36 @@ def business_calendar_save(
     return calendar
 
 
+# A queue's claim order settings a supervisor sets (flowable.claim_next_task, tasks/sla/aging.py).
+PRIORITY_SETTINGS = ("aging_enabled", "priority_weight", "express_threshold", "express_share_percent")
+
+
+@transaction.atomic
+def queue_priority_settings_set(*, user, queue_name: str, **changes) -> WorkflowQueue:
+    """Set a queue's aging and express lane (any of PRIORITY_SETTINGS), for a supervisor of that queue; each value
+    checked as the model's fields check it (InvalidInput naming the field). Outside the queues the user
+    supervises the queue does not exist (NotFound)."""
+    unknown = sorted(set(changes) - set(PRIORITY_SETTINGS))
+    if unknown:
+        raise InvalidInput(
+            f"not a priority setting: {', '.join(unknown)}",
+            fields={name: ["Not a priority setting."] for name in unknown},
+        )
+    if not may(user=user, capability=Capability.SUPERVISE, queue_name=queue_name):
+        raise NotFound(f"queue {queue_name} not found", code="queue_not_found")
+    queue = queues_for_update().get(queue_name=queue_name)
+    for name, value in changes.items():
+        setattr(queue, name, value)
+    try:
+        queue.clean_fields(exclude=[f.name for f in WorkflowQueue._meta.fields if f.name not in changes])
+    except ValidationError as exc:
+        raise InvalidInput(
+            "invalid priority settings", fields={name: list(messages) for name, messages in exc.message_dict.items()}
+        ) from None
+    queue.save(update_fields=[*changes, "updated_at"])
+    return queue
+
+
 @transaction.atomic
 def queue_intake_set(*, user, queue_name: str, paused: bool) -> WorkflowQueue:
     """Pause or resume a queue's intake (new tasks refused while paused), for a supervisor of that queue."""

@@ -21,7 +21,8 @@ from core.replica import replica_reads
 from core.serializers import JSONObjectField, JSONObjectListField, RevealedJSONObjectField
 from entitlements.detail_reads import detail_read_record, detail_read_refusal_record
 from entitlements.models import DetailReadChannel, DetailReadObject, User
-from queues.models import WorkflowQueue
+from queues.models import EXPRESS_THRESHOLD_MAX, EXPRESS_THRESHOLD_MIN, WorkflowQueue
+from queues.services import queue_priority_settings_set
 
 from . import notifications, selectors, services
 from .bpmn import messages, workflows
@@ -590,6 +591,10 @@ class QueueSerializer(serializers.ModelSerializer):
             "utilisation",
             "intake_paused",
             "sla_default_hours",
+            "priority_weight",
+            "aging_enabled",
+            "express_threshold",
+            "express_share_percent",
             "open",
             "claimed",
             "escalated",
@@ -602,12 +607,35 @@ class QueueSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class QueuePrioritySettingsSerializer(serializers.Serializer):
+    """A queue's aging and express lane, as a supervisor sets them; any subset."""
+
+    aging_enabled = serializers.BooleanField(
+        required=False, help_text="Open tasks' effective priority rises with their wait and SLA breach risk."
+    )
+    priority_weight = serializers.IntegerField(
+        required=False, min_value=0, max_value=2**31 - 1, help_text="Weight of the aging points (and of routing)."
+    )
+    express_threshold = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=EXPRESS_THRESHOLD_MIN,
+        max_value=EXPRESS_THRESHOLD_MAX,
+        help_text="Tasks of at least this effective priority are claimed first, within the share; null: no lane.",
+    )
+    express_share_percent = serializers.IntegerField(
+        required=False, min_value=1, max_value=100, help_text="Most percent of claims the express lane takes."
+    )
+
+
 class QueueViewSet(viewsets.GenericViewSet):
-    """Queues the caller may view, with load versus capacity and SLA figures."""
+    """Queues the caller may view, with load versus capacity and SLA figures; supervisors set their claim order."""
 
     serializer_class = QueueSerializer
     pagination_class = None
     filter_backends = []
+    lookup_field = "queue_name"
+    lookup_value_regex = "[-a-zA-Z0-9_]+"
 
     def get_queryset(self):
         return WorkflowQueue.objects.none()
@@ -615,6 +643,16 @@ class QueueViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={200: QueueSerializer(many=True), **errors(401)})
     def list(self, request):
         return Response(QueueSerializer(selectors.queue_dashboard(user=request.user), many=True).data)
+
+    @extend_schema(
+        request=QueuePrioritySettingsSerializer,
+        responses={200: QueuePrioritySettingsSerializer, **errors(400, 401, 404)},
+    )
+    def partial_update(self, request, queue_name=None):
+        """Set the queue's aging and express lane (supervisors of the queue)."""
+        data = TaskViewSet.validated(QueuePrioritySettingsSerializer, request)
+        queue = queue_priority_settings_set(user=request.user, queue_name=queue_name, **data)
+        return Response(QueuePrioritySettingsSerializer(queue).data)
 
 
 class DefinitionSerializer(serializers.ModelSerializer):

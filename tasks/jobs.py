@@ -23,6 +23,7 @@ from .forecast.whatif_services import whatif_run_execute
 from .history_partitioning import task_history_partitions_ensure
 from .notifications import notifications_purge
 from .services import rebalance_queue_loads
+from .sla.aging import task_priorities_age
 from .sla.alerts import DELIVERY_BACKOFF_SECONDS, DELIVERY_ERRORS, capacity_alerts_raise, sla_risk_alerts_raise
 from .sla.archive import completed_tasks_archive
 from .sla.escalation import escalate_overdue_tasks
@@ -88,11 +89,19 @@ def capacity_monitor() -> dict:
 
 @shared_task(name="workflow.forecast_sla_risk", **JOB_OPTIONS)
 def forecast_sla_risk() -> dict:
-    """Every few minutes (migration 0032 schedules it): every active task's SLA-risk forecast (tasks/forecast/)."""
+    """Every few minutes (migration 0032 schedules it): every active task's SLA-risk forecast (tasks/forecast/),
+    then the aging boosts of queues that age their tasks, from those fresh forecasts (tasks/sla/aging.py)."""
     with system_scope():
         refresh = task_risks_refresh()
         alerts = sla_risk_alerts_raise()
-        return {"queues": refresh.queues, "tasks": refresh.tasks, "at_risk": refresh.at_risk, "alerts": alerts}
+        aging = task_priorities_age()
+        return {
+            "queues": refresh.queues,
+            "tasks": refresh.tasks,
+            "at_risk": refresh.at_risk,
+            "alerts": alerts,
+            "boosts_changed": aging.changed,
+        }
 
 
 @shared_task(name=WHATIF_JOB_NAME, **JOB_OPTIONS)

@@ -408,6 +408,16 @@ class WorkflowTask(models.Model):
     )
     status = models.CharField(max_length=20, choices=TaskStatus.choices, default=TaskStatus.OPEN)
     priority = models.IntegerField(default=DEFAULT_PRIORITY)
+    # Aging (tasks/sla/aging.py): points the job adds while the task waits in a queue that ages its tasks.
+    priority_boost = models.IntegerField(
+        default=0, db_default=0, editable=False, help_text="Points aging adds to the priority while the task waits."
+    )
+    # Claim-next's order (flowable.claim_next_task, idx_workflow_tasks_claim_open): computed by PostgreSQL whenever
+    # the priority or the boost changes, so an escalation or a new task needs no code to keep it, and no claim
+    # computes it.
+    effective_priority = models.GeneratedField(
+        expression=F("priority") + F("priority_boost"), output_field=models.IntegerField(), db_persist=True
+    )
     due_date = models.DateTimeField(null=True, blank=True)
     escalation_level = models.IntegerField(default=0)
     # Kept on the task, not read from its instance, so claim-next passes over the task in its own index probe
@@ -439,6 +449,7 @@ class WorkflowTask(models.Model):
                 condition=Q(priority__gte=MIN_PRIORITY, priority__lte=MAX_PRIORITY), name="task_priority_in_range"
             ),
             models.CheckConstraint(condition=Q(escalation_level__gte=0), name="task_escalation_level_non_negative"),
+            models.CheckConstraint(condition=Q(priority_boost__gte=0), name="task_priority_boost_non_negative"),
         ]
         indexes = [
             # The seed's primary index: queue listings in priority-then-age order. task_id completes the task list's
@@ -453,10 +464,11 @@ class WorkflowTask(models.Model):
                 name="idx_workflow_tasks_queue_status_priority",
                 include=["process_instance"],
             ),
-            # Claim path: one ordered probe per queue over OPEN tasks only.
+            # Claim path: one ordered probe per queue over OPEN tasks only, in effective priority (the priority
+            # plus any aging boost), so an express lane is a range of it.
             models.Index(
                 F("queue"),
-                F("priority").desc(),
+                F("effective_priority").desc(),
                 F("created_at"),
                 F("task_id"),
                 name="idx_workflow_tasks_claim_open",

@@ -395,7 +395,8 @@ def task_create(
 def task_claim_next(*, user, queue_names: list[str] | None = None, via_account=None) -> WorkflowTask | None:
     """Claim the best OPEN task across the caller's workable queues (or those of `queue_names` they may work).
 
-    Priority first, then age. One statement (flowable.claim_next_for_user → claim_next_task), so one round trip
+    Effective priority (the priority plus any aging boost) first, then age, within the queues' express lanes'
+    shares. One statement (flowable.claim_next_for_user → claim_next_task), so one round trip
     and its own transaction. SKIP LOCKED on tasks and on queue rows: concurrent claimers never take the same task,
     and a claim passes over a queue another claim is writing for the next best queue rather than queue behind it
     (it waits only when every candidate queue is busy). Queues at capacity and tasks needing skills the user
@@ -695,6 +696,7 @@ def _move(task: WorkflowTask, target: WorkflowQueue, *, user, via_account, reaso
     task.claimed_at = None
     task.delegation_state = ""
     task.candidate_groups = [target.queue_name]
+    task.priority_boost = 0  # aging starts again in the new queue, under its settings (tasks/sla/aging.py)
     signals.task_moved.send(
         sender=WorkflowTask, task=task, from_queue=source, to_queue=target.queue_name, user=user, reason=reason
     )
@@ -862,7 +864,7 @@ def task_close(task: WorkflowTask, *, status: str, user=None, reason: str = "") 
 def rebalance_queue_loads(*, dry_run: bool = False, queue_names: list[str] | None = None, user=None) -> list[dict]:
     """Move OPEN tasks out of queues at capacity into their overflow queue, as far as the overflow has room.
 
-    Highest priority and oldest first. `queue_names` limits the queues emptied; with `user` (a supervisor acting
+    Highest effective priority and oldest first (claim-next's order). `queue_names` limits the queues emptied; with `user` (a supervisor acting
     from admin) only queues whose source and overflow they both supervise are touched. Returns one line per move
     (queue from, queue to, count).
 
@@ -889,7 +891,7 @@ def rebalance_queue_loads(*, dry_run: bool = False, queue_names: list[str] | Non
         ids = list(
             tasks_for_update(
                 WorkflowTask.objects.filter(queue=queue, status=TaskStatus.OPEN).order_by(
-                    "-priority", "created_at", "task_id"
+                    "-effective_priority", "created_at", "task_id"
                 ),
                 skip_locked=True,
             ).values_list("pk", flat=True)[:room]

@@ -39,8 +39,9 @@ from .routing_explanation import routing_decisions
 
 INBOX_PAGE_SIZE = 25
 QUEUE_PAGE_SIZE = 50
-# The order of the queue page, which the partial index of open tasks (idx_workflow_tasks_claim_open) serves.
-QUEUE_ORDERING = ["-priority", "created_at", "task_id"]
+# The order of the queue page, claim-next's, which the partial index of open tasks (idx_workflow_tasks_claim_open)
+# serves.
+QUEUE_ORDERING = ["-effective_priority", "created_at", "task_id"]
 QUEUE_COUNT_CAP = COUNT_CAP
 DUE_SOON = timedelta(hours=24)
 BOOLEAN_TRUE = "true"
@@ -193,7 +194,8 @@ def queue_tasks(request):
     if filters.queue:
         tasks = tasks.filter(queue_id=filters.queue)
     if filters.min_priority is not None:
-        tasks = tasks.filter(priority__gte=filters.min_priority)
+        # The page's priority is claim-next's, the effective one (with any aging boost): one range of the index.
+        tasks = tasks.filter(effective_priority__gte=filters.min_priority)
     if filters.overdue:
         tasks = tasks.filter(due_date__lt=now)
     listing = KeysetList(

@@ -237,7 +237,9 @@ DELETE FROM flowable.process_instances;
 DELETE FROM flowable.workflow_definitions;
 DELETE FROM flowable.decision_definitions;
 DELETE FROM queues.queue_statistics;
-UPDATE queues.workflow_queues SET current_load = 0, round_robin_cursor = 0;
+UPDATE queues.workflow_queues
+   SET current_load = 0, round_robin_cursor = 0, aging_enabled = DEFAULT, express_threshold = NULL,
+       express_share_percent = DEFAULT, express_credit = DEFAULT;
 DELETE FROM entitlements.api_tokens;
 DELETE FROM entitlements.auth_failure_tallies;
 DELETE FROM axes_accessattempt;

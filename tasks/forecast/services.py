@@ -87,28 +87,30 @@ CLAIMED_SQL = f"SELECT {COLUMNS} FROM flowable.workflow_tasks WHERE queue_name =
 
 # Claim-next's order, a chunk at a time after the last task read: the rest of its priority, then lower ones.
 # Two range reads of idx_workflow_tasks_claim_open (a mixed-direction row comparison could not use it).
+# Claim-next's order is by effective priority (the priority plus any aging boost); a task's place in it is what the
+# forecast conditions on, and later arrivals (boost 0) jump ahead of it when their priority is above its effective one.
 OPEN_SAME_PRIORITY_SQL = """
-SELECT task_id, priority, task_definition_key, due_date, created_at
+SELECT task_id, effective_priority, task_definition_key, due_date, created_at
   FROM flowable.workflow_tasks
- WHERE queue_name = %(queue)s AND status = 'OPEN' AND priority = %(priority)s
+ WHERE queue_name = %(queue)s AND status = 'OPEN' AND effective_priority = %(priority)s
    AND (created_at, task_id) > (%(created_at)s, %(task_id)s)
  ORDER BY created_at, task_id
  LIMIT %(limit)s
 """
 OPEN_LOWER_PRIORITY_SQL = """
-SELECT task_id, priority, task_definition_key, due_date, created_at
+SELECT task_id, effective_priority, task_definition_key, due_date, created_at
   FROM flowable.workflow_tasks
- WHERE queue_name = %(queue)s AND status = 'OPEN' AND priority < %(priority)s
- ORDER BY priority DESC, created_at, task_id
+ WHERE queue_name = %(queue)s AND status = 'OPEN' AND effective_priority < %(priority)s
+ ORDER BY effective_priority DESC, created_at, task_id
  LIMIT %(limit)s
 """
 
 # OPEN tasks claim-next takes before the given one.
 AHEAD_SQL = """
 SELECT (SELECT count(*) FROM flowable.workflow_tasks
-         WHERE queue_name = %(queue)s AND status = 'OPEN' AND priority > %(priority)s)
+         WHERE queue_name = %(queue)s AND status = 'OPEN' AND effective_priority > %(priority)s)
      + (SELECT count(*) FROM flowable.workflow_tasks
-         WHERE queue_name = %(queue)s AND status = 'OPEN' AND priority = %(priority)s
+         WHERE queue_name = %(queue)s AND status = 'OPEN' AND effective_priority = %(priority)s
            AND (created_at, task_id) < (%(created_at)s, %(task_id)s))
 """
 
@@ -454,7 +456,7 @@ def task_risk_refresh(*, task: WorkflowTask, now: datetime | None = None) -> Non
     else:
         params = {
             "queue": task.queue_id,
-            "priority": task.priority,
+            "priority": task.effective_priority,
             "created_at": task.created_at,
             "task_id": task.task_id,
         }
@@ -462,7 +464,7 @@ def task_risk_refresh(*, task: WorkflowTask, now: datetime | None = None) -> Non
             state=state,
             rates=rates,
             ahead=_fetch(AHEAD_SQL, params)[0][0],
-            priority=task.priority,
+            priority=task.effective_priority,
             task_type=task.task_definition_key,
             hours_to_due=_hours_to_due(task.due_date, calendar=calendar, now=now),
         )

@@ -70,6 +70,7 @@ WITH due AS (
                            THEN NULL ELSE t.owner_id END,
            candidate_groups = CASE WHEN %(target_queue)s::text IS NOT NULL THEN ARRAY[%(target_queue)s]::varchar[]
                                    ELSE t.candidate_groups END,
+           priority_boost = CASE WHEN %(target_queue)s::text IS NOT NULL THEN 0 ELSE t.priority_boost END,
            updated_at = %(now)s
       FROM due, flowable.workflow_tasks old
      WHERE t.task_id = due.task_id AND old.task_id = due.task_id

@@ -22,7 +22,7 @@ DECLARE
     v_headless_count integer := cardinality(p_queues) - cardinality(p_ranked);
 BEGIN
     SELECT coalesce(jsonb_agg(
-               jsonb_build_object('queue', r.queue_name, 'head_priority', t.priority)
+               jsonb_build_object('queue', r.queue_name, 'head_priority', t.effective_priority)
                || CASE WHEN r.rank < p_chosen THEN coalesce(p_passed[r.rank], '{}')
                        WHEN r.rank = p_chosen THEN
                             (SELECT jsonb_build_object('chosen', true, 'load', q.current_load,
@@ -55,7 +55,7 @@ BEGIN
                 SELECT t.required_skills
                   FROM flowable.workflow_tasks t
                  WHERE t.queue_name = u.queue_name AND t.status = 'OPEN' AND NOT t.suspended
-                 ORDER BY t.priority DESC, t.created_at, t.task_id
+                 ORDER BY t.effective_priority DESC, t.created_at, t.task_id
                  LIMIT 1
           ) h ON true;
     END IF;

@@ -106,3 +106,17 @@ def test_a_mangled_cursor_shows_the_first_page(page_as, caseworker_alice, make_t
     response = page_as(caseworker_alice).get("/inbox/queues/?cursor=not-a-cursor")
 
     assert response.status_code == 200 and "Intake thing" in response.content.decode()
+
+
+def test_lists_in_claim_order_with_the_aging_boost_shown(page_as, caseworker_alice, make_task):
+    make_task("intake", name="Plain fifty-five", priority=55)
+    aged = make_task("intake", name="Aged fifty", priority=50)
+    WorkflowTask.objects.filter(pk=aged.pk).update(priority_boost=6)
+    client = page_as(caseworker_alice)
+
+    body = client.get("/inbox/queues/?queue=intake&min_priority=56").content.decode()
+
+    assert "Aged fifty" in body and "Plain fifty-five" not in body  # the filter is on claim-next's priority
+    assert "56 <small" in body and "(50 + 6)" in body
+    body = client.get("/inbox/queues/?queue=intake").content.decode()
+    assert body.index("Aged fifty") < body.index("Plain fifty-five")

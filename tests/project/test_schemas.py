@@ -53,7 +53,7 @@ def test_overdue_index_is_partial_on_active_tasks():
 
 def test_claim_index_is_partial_on_open_tasks():
     definition = index_definition("idx_workflow_tasks_claim_open")
-    assert "(queue_name, priority DESC, created_at, task_id)" in definition
+    assert "(queue_name, effective_priority DESC, created_at, task_id)" in definition
     assert "WHERE" in definition and "'OPEN'" in definition
 
 

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 
 from entitlements.models import User
+from queues.models import WorkflowQueue
 from tasks.selectors import tasks_visible_to
 from tests.tasks.test_concurrency import open_tasks_in_new_queues
 
@@ -107,6 +108,75 @@ def test_claim_next_takes_the_head_of_each_small_queue_without_sorting_it(team_s
     params = {"queues": team_sized_queues, "skills": skills, "user": alice.pk}
     assert_probes_each_queue_in_index_order(plan_of(claim_statement(), params))
     assert_probes_each_queue_in_index_order(generic_plan_of_claim_statement(params))
+
+
+def express_lanes_out_of_credit(queues, threshold=90):
+    """Express lanes on the queues, their credit spent: claims read each queue's range below the threshold first."""
+    WorkflowQueue.objects.filter(queue_name__in=queues).update(
+        express_threshold=threshold, express_share_percent=25, express_credit=0
+    )
+
+
+def assert_claim_index_probed_below(plan):
+    """The claim index is read from the express threshold down (an index bound, not a filter over the lane)."""
+    probes = [n for n in nodes(plan) if scans_tasks(n) and n.get("Index Name") == "idx_workflow_tasks_claim_open"]
+    assert probes, json.dumps(plan, indent=1)
+    assert any("effective_priority <" in n.get("Index Cond", "") for n in probes), json.dumps(plan, indent=1)
+
+
+def test_claim_next_through_a_spent_express_lane_still_probes_the_index_without_sorting(big_backlog):
+    express_lanes_out_of_credit(QUEUES)
+    alice = User.objects.get(username="alice")
+    params = {"queues": QUEUES, "skills": ["fraud"], "user": alice.pk}
+
+    for plan in (plan_of(claim_statement(), params), generic_plan_of_claim_statement(params)):
+        assert_probes_each_queue_in_index_order(plan)
+        assert_claim_index_probed_below(plan)
+
+
+def locking_probe_below_the_lane() -> str:
+    """The statement by which flowable.claim_next_task locks a queue's best task below its express threshold when
+    another claim took the head it read, as deployed, parameters in place."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'claim_next_task'")
+        source = cursor.fetchone()[0]
+    statement = re.search(
+        r"SELECT t\.task_id, t\.effective_priority\s+INTO v_task_id, v_effective\s+"
+        r"(FROM flowable\.workflow_tasks t\s+WHERE t\.queue_name = v_queue_names\[i\]\s+"
+        r"AND t\.effective_priority < v_bounds\[i\].*?SKIP LOCKED)",
+        source,
+        re.S,
+    ).group(1)
+    return "SELECT t.task_id " + (
+        statement.replace("v_queue_names[i]", "%(queue)s::text")
+        .replace("v_bounds[i]", "%(bound)s::integer")
+        .replace("p_skills", "%(skills)s::text[]")
+    )
+
+
+@pytest.mark.parametrize("bound", [2147483647, 90], ids=["no lane", "lane out of credit"])
+def test_claim_next_locks_a_task_by_an_index_probe_without_sorting(big_backlog, bound):
+    plan = plan_of(locking_probe_below_the_lane(), {"queue": QUEUES[0], "bound": bound, "skills": ["fraud"]})
+    assert_probes_each_queue_in_index_order(plan)
+    assert_claim_index_probed_below(plan)
+
+
+def routing_probe_of_a_queue_without_a_head() -> str:
+    """The statement by which flowable.claim_next_routing tells, for a queue with no task the claimer may take,
+    whether it has OPEN tasks at all (and which skills they need), as deployed, parameters in place."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'claim_next_routing'")
+        source = cursor.fetchone()[0]
+    statement = re.search(
+        r"LEFT JOIN LATERAL \(\s+(SELECT t\.required_skills.*?LIMIT 1)\s+\) h ON true", source, re.S
+    ).group(1)
+    return statement.replace("u.queue_name", "%(queue)s::text")
+
+
+def test_claim_next_explains_a_queue_without_a_head_by_an_index_probe_without_sorting(big_backlog):
+    plan = plan_of(routing_probe_of_a_queue_without_a_head(), {"queue": QUEUES[0]})
+    assert_probes_each_queue_in_index_order(plan)
+    assert [n for n in nodes(plan) if n.get("Index Name") == "idx_workflow_tasks_claim_open"], json.dumps(plan)
 
 
 def test_task_visibility_uses_the_queue_index(big_backlog):
