@@ -325,15 +325,20 @@ def external_task_complete(*, user, external_task_id: int, worker_id: str, varia
     )
 
 
+def _held_item_of_running_instance(external_task_id: int, worker_id: str):
+    """The item's instance (locked, running), the item (locked, held by `worker_id`) and its definition's runtime."""
+    instance = _instance_of_item_for_update(external_task_id)
+    item = _locked_item(external_task_id)
+    _require_lock_holder(item, worker_id)
+    if instance.status != ProcessStatus.RUNNING:
+        raise Conflict(f"process {instance.pk} is {instance.status.lower()}", code="process_not_running")
+    return instance, item, definition_runtime(instance.definition_id)
+
+
 @transaction.atomic
 def _complete(*, user, external_task_id: int, worker_id: str, variables: dict) -> ExternalTask:
     with system_scope():  # the caller is a worker account (checked); its step is the engine's
-        instance = _instance_of_item_for_update(external_task_id)
-        item = _locked_item(external_task_id)
-        _require_lock_holder(item, worker_id)
-        if instance.status != ProcessStatus.RUNNING:
-            raise Conflict(f"process {instance.pk} is {instance.status.lower()}", code="process_not_running")
-        runtime = definition_runtime(instance.definition_id)
+        instance, item, runtime = _held_item_of_running_instance(external_task_id, worker_id)
         try:
             run = engine.complete_external_task(
                 spec=runtime.spec,
@@ -474,12 +479,7 @@ def external_task_bpmn_error(
 @transaction.atomic
 def _throw(*, user, external_task_id: int, worker_id: str, error_code: str, error_message: str, variables: dict):
     with system_scope():  # the caller is a worker account (checked); its step is the engine's
-        instance = _instance_of_item_for_update(external_task_id)
-        item = _locked_item(external_task_id)
-        _require_lock_holder(item, worker_id)
-        if instance.status != ProcessStatus.RUNNING:
-            raise Conflict(f"process {instance.pk} is {instance.status.lower()}", code="process_not_running")
-        runtime = definition_runtime(instance.definition_id)
+        instance, item, runtime = _held_item_of_running_instance(external_task_id, worker_id)
         try:
             run = engine.throw_error(
                 spec=runtime.spec,
