@@ -68,14 +68,17 @@ PERSONAL_TEXT = (
     # What external workers send (variables of a completion) and their failure reports.
     TextColumns("flowable.external_task_history", "event_id", (("new_values", "jsonb"),)),
     TextColumns("flowable.external_tasks", "external_task_id", (("error_message", "text"), ("error_details", "text"))),
+    # `routing`: why a task went where it went, naming the caseworkers considered and who assigned it.
     TextColumns(
-        "flowable.task_history", "event_id", (("old_values", "jsonb"), ("new_values", "jsonb"), ("comment", "text"))
+        "flowable.task_history",
+        "event_id",
+        (("old_values", "jsonb"), ("new_values", "jsonb"), ("comment", "text"), ("routing", "jsonb")),
     ),
     TextColumns("flowable.workflow_tasks_archive", "task_id", (("variables", "jsonb"), ("description", "text"))),
     TextColumns(
         "flowable.task_history_archive",
         "event_id",
-        (("old_values", "jsonb"), ("new_values", "jsonb"), ("comment", "text")),
+        (("old_values", "jsonb"), ("new_values", "jsonb"), ("comment", "text"), ("routing", "jsonb")),
     ),
     TextColumns("flowable.alerts", "alert_id", (("summary", "text"), ("details", "jsonb"))),
     TextColumns("queues.workflow_queues", "queue_id", (("description", "text"),)),
@@ -154,6 +157,7 @@ WITHOUT_PERSONAL_TEXT = {
     "flowable.external_task_history.worker_id": "the name a worker process gives itself",
     "flowable.process_instances.waiting_messages": "the model's message names",
     "flowable.process_instances.waiting_signals": "the model's signal names",
+    "flowable.whatif_runs": "staffing scenarios: counts, hours, task types and figures; the requester is a key",
     "flowable.notifications": "step and queue names, task ids and links, addressed to one user and deleted within days",
     "flowable.workflow_tasks_archive.name": "the model's step names",
     "public.django_celery_beat_periodictask.name": "job names",
