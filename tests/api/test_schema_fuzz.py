@@ -83,6 +83,8 @@ CONTRACT_OPERATIONS = TASK_OPERATIONS | {
     "POST /api/workflow/processes/migrate/",
     "POST /api/workflow/messages/",
     "POST /api/workflow/signals/",
+    # Issue 27: why a task went where it went.
+    "GET /api/workflow/tasks/{id}/routing/",
 }
 
 CHECKS = {
@@ -212,6 +214,8 @@ def steer(case, world) -> None:
     task_id = path.get("id")
     if isinstance(task_id, int) and not isinstance(task_id, bool) or isinstance(task_id, str) and task_id.isdigit():
         path["id"] = str(pick(task_id, world["task_ids"], tick))
+    if isinstance(path.get("queue_name"), str):
+        path["queue_name"] = pick(path["queue_name"], world["queues"], tick)
     query = case.query or {}
     for name in ("queue", "queueNames"):
         if isinstance(query.get(name), str):
