@@ -133,30 +133,48 @@ def _duration_ms(value, field: str) -> int:
 # One statement: pick the free items of the topics (SKIP LOCKED: concurrent workers never wait on or share a row),
 # lock them for this worker, and append their history. Times come from the caller, not now(): a long poll runs
 # several fetches in one request transaction, whose now() stands still.
+#
+# Its shape holds whatever the planner believes about the tables' sizes. Right after a burst of new items the
+# statistics may still say the tables are empty (autovacuum has not analyzed them yet); the plain join of items and
+# instances then ran as a nested loop reading every instance for every item, seconds a fetch with 16 workers at
+# 2,000 items, past the statement timeout. So each topic is probed by its own ordered scan of
+# idx_external_tasks_fetch (the topic is bound, so the index gives the order: no sort, and the probe stops after
+# max_tasks rows it could lock), the instance's status is a lookup by its key per probed row (a scalar subquery is
+# never turned into a join), and the update finds its rows by key. With several topics, each probe locks up to
+# max_tasks rows and the best max_tasks of all of them are taken; the rest are unlocked at commit, a moment later.
 FETCH_AND_LOCK_SQL = """
 WITH topics AS (
     SELECT * FROM unnest(%(topic_names)s::text[], %(lock_ms)s::bigint[]) AS t(topic_name, lock_ms)
+), probed AS (
+    SELECT e.external_task_id, e.priority, e.created_at
+      FROM topics t
+     CROSS JOIN LATERAL (
+            SELECT e.external_task_id, e.priority, e.created_at
+              FROM flowable.external_tasks e
+             WHERE e.topic_name = t.topic_name
+               AND e.status = 'ACTIVE'
+               AND (e.lock_expires_at IS NULL OR e.lock_expires_at <= %(now)s)
+               AND (e.retries IS NULL OR e.retries > 0)
+               AND (e.retry_at IS NULL OR e.retry_at <= %(now)s)
+               AND (SELECT p.status FROM flowable.process_instances p
+                     WHERE p.process_instance_id = e.process_instance_id) = 'RUNNING'
+             ORDER BY e.priority DESC, e.created_at, e.external_task_id
+             LIMIT %(max_tasks)s
+               FOR UPDATE OF e SKIP LOCKED
+           ) e
 ), candidates AS (
-    SELECT e.external_task_id, t.lock_ms
-      FROM flowable.external_tasks e
-      JOIN topics t ON t.topic_name = e.topic_name
-      JOIN flowable.process_instances p ON p.process_instance_id = e.process_instance_id
-     WHERE e.status = 'ACTIVE'
-       AND (e.lock_expires_at IS NULL OR e.lock_expires_at <= %(now)s)
-       AND (e.retries IS NULL OR e.retries > 0)
-       AND (e.retry_at IS NULL OR e.retry_at <= %(now)s)
-       AND p.status = 'RUNNING'
-     ORDER BY e.priority DESC, e.created_at, e.external_task_id
+    SELECT external_task_id FROM probed
+     ORDER BY priority DESC, created_at, external_task_id
      LIMIT %(max_tasks)s
-       FOR UPDATE OF e SKIP LOCKED
 ), locked AS (
     UPDATE flowable.external_tasks e
        SET worker_id = %(worker_id)s, locked_by_id = %(user_id)s,
-           lock_expires_at = %(now)s + c.lock_ms * interval '1 millisecond', updated_at = %(now)s
-      FROM candidates c
-     WHERE e.external_task_id = c.external_task_id
+           lock_expires_at = %(now)s + t.lock_ms * interval '1 millisecond', updated_at = %(now)s
+      FROM topics t
+     WHERE e.external_task_id = ANY (ARRAY(SELECT external_task_id FROM candidates))
+       AND t.topic_name = e.topic_name
  RETURNING e.external_task_id, e.process_instance_id, e.topic_name, e.lock_expires_at, e.activity_id,
-           e.engine_task_id, e.priority, e.retries, e.error_message, e.error_details
+           e.engine_task_id, e.priority, e.retries, e.error_message, e.error_details, e.created_at
 ), logged AS (
     INSERT INTO flowable.external_task_history
            (external_task_id, event_type, actor_id, worker_id, new_values, created_at)
@@ -164,7 +182,7 @@ WITH topics AS (
            jsonb_build_object('lock_expires_at', lock_expires_at), %(now)s
       FROM locked
 )
-SELECT * FROM locked
+SELECT * FROM locked ORDER BY priority DESC, created_at, external_task_id
 """
 
 
@@ -205,12 +223,13 @@ def external_tasks_fetch_and_lock(
 @transaction.atomic
 def _fetch_and_lock_once(*, user, worker_id: str, topics: list[TopicRequest], max_tasks: int):
     now = timezone.now()
+    lock_ms = {t.topic_name: t.lock_duration_ms for t in topics}  # a topic named twice: its last request counts
     with system_scope(), connection.cursor() as cursor:
         cursor.execute(
             FETCH_AND_LOCK_SQL,
             {
-                "topic_names": [t.topic_name for t in topics],
-                "lock_ms": [t.lock_duration_ms for t in topics],
+                "topic_names": list(lock_ms),
+                "lock_ms": list(lock_ms.values()),
                 "now": now,
                 "max_tasks": max_tasks,
                 "worker_id": worker_id,

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import transaction
 
+from entitlements.models import User
 from tasks.bpmn import workflows
 from tests.factories import UserFactory
 
@@ -23,6 +25,23 @@ def wakeups_stopped_at_the_end(django_db_setup):
 
     yield
     WAKEUPS.stop()
+
+
+@pytest.fixture
+def committed_setup(committed_db):
+    """Committed (for tests with several connections): the records-check model deployed, and a worker account."""
+    supervisor = User.objects.get(username="supervisor")
+    workflows.definition_deploy(user=supervisor, bpmn_xml=RECORDS_CHECK_FILE.read_text())
+    worker = UserFactory(username="records-worker")
+    grant_worker(worker)
+    return supervisor, worker
+
+
+def start_instances(supervisor, count, prefix="C"):
+    """Start `count` records-check instances in one transaction (business keys prefix-0, prefix-1, ...)."""
+    with transaction.atomic():
+        for n in range(count):
+            workflows.process_start(user=supervisor, process_key="records_check", business_key=f"{prefix}-{n}")
 
 
 @pytest.fixture

@@ -5,40 +5,19 @@ import threading
 import time
 from collections import Counter
 
-import pytest
-from django.db import transaction
-
-from entitlements.models import User
-from tasks.bpmn import workflows
 from tasks.external import services
 from tasks.external.services import TopicRequest
 from tasks.external.wakeups import WAKEUPS
 from tasks.models import ExternalTask, ExternalTaskEventType, ExternalTaskHistory, ExternalTaskStatus, WorkflowTask
-from tests.factories import UserFactory
 from tests.tasks.test_concurrency import run_in_threads
 
-from .conftest import RECORDS_CHECK_FILE, TOPIC, grant_worker
+from .conftest import TOPIC, start_instances
 
 WORKERS = 16
 ITEMS = 2000
 LOCK_MS = 300_000
 # A correctness bound, loose on purpose (a shared machine); bench/ prints the real delay.
 WAKE_UP_BOUND_SECONDS = 1.0
-
-
-@pytest.fixture
-def committed_setup(committed_db):
-    supervisor = User.objects.get(username="supervisor")
-    workflows.definition_deploy(user=supervisor, bpmn_xml=RECORDS_CHECK_FILE.read_text())
-    worker = UserFactory(username="records-worker")
-    grant_worker(worker)
-    return supervisor, worker
-
-
-def start_instances(supervisor, count, prefix="C"):
-    with transaction.atomic():
-        for n in range(count):
-            workflows.process_start(user=supervisor, process_key="records_check", business_key=f"{prefix}-{n}")
 
 
 def fetch(worker, worker_id, *, max_tasks=10, wait_ms=0):
