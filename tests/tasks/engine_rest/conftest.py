@@ -5,12 +5,9 @@ import os
 import pytest
 from django.test.testcases import LiveServerThread, _StaticFilesHandler
 
-from entitlements.models import User
 from tasks.bpmn import workflows
-from tests.factories import UserFactory
 from tests.tasks.external.conftest import (
-    RECORDS_CHECK_FILE,
-    grant_worker,
+    deploy_with_worker,
     wakeups_stopped_at_the_end,  # noqa: F401  (long polls listen)
 )
 
@@ -36,11 +33,7 @@ def engine_server(committed_db):
 
 @pytest.fixture
 def deployed(committed_db):
-    supervisor = User.objects.get(username="supervisor")
-    workflows.definition_deploy(user=supervisor, bpmn_xml=RECORDS_CHECK_FILE.read_text())
-    worker = UserFactory(username="camunda-worker")
-    grant_worker(worker)
-    return supervisor, worker
+    return deploy_with_worker("camunda-worker")
 
 
 def start(supervisor, business_key, **variables):

@@ -27,14 +27,19 @@ def wakeups_stopped_at_the_end(django_db_setup):
     WAKEUPS.stop()
 
 
+def deploy_with_worker(worker_username: str):
+    """The records-check model deployed by the demo supervisor, and a new worker account: (supervisor, worker)."""
+    supervisor = User.objects.get(username="supervisor")
+    workflows.definition_deploy(user=supervisor, bpmn_xml=RECORDS_CHECK_FILE.read_text())
+    worker = UserFactory(username=worker_username)
+    grant_worker(worker)
+    return supervisor, worker
+
+
 @pytest.fixture
 def committed_setup(committed_db):
     """Committed (for tests with several connections): the records-check model deployed, and a worker account."""
-    supervisor = User.objects.get(username="supervisor")
-    workflows.definition_deploy(user=supervisor, bpmn_xml=RECORDS_CHECK_FILE.read_text())
-    worker = UserFactory(username="records-worker")
-    grant_worker(worker)
-    return supervisor, worker
+    return deploy_with_worker("records-worker")
 
 
 def start_instances(supervisor, count, prefix="C"):
