@@ -87,6 +87,37 @@ def test_fetch_and_lock_takes_higher_priority_first_then_older(start_records_che
     assert [i.process_instance_id for i in fetch(worker_account, max_tasks=1)] == [first.pk]
 
 
+def test_fetch_and_lock_over_several_topics_takes_the_best_of_all_in_order_with_each_topics_lock(
+    start_records_check, worker_account
+):
+    plain, urgent_elsewhere, urgent_here = (start_records_check(f"CASE-{n}") for n in range(3))
+    ExternalTask.objects.filter(process_instance=urgent_elsewhere).update(topic_name="other-topic", priority=90)
+    ExternalTask.objects.filter(process_instance=urgent_here).update(priority=70)
+    before = timezone.now()
+
+    locked = services.external_tasks_fetch_and_lock(
+        user=worker_account,
+        worker_id="worker-1",
+        topics=[
+            TopicRequest(topic_name=TOPIC, lock_duration_ms=600_000),
+            TopicRequest(topic_name="other-topic", lock_duration_ms=5_000),
+            TopicRequest(topic_name=TOPIC, lock_duration_ms=30_000),  # named twice: this request counts
+        ],
+        max_tasks=2,
+    )
+
+    assert [(i.process_instance_id, i.topic_name) for i in locked] == [
+        (urgent_elsewhere.pk, "other-topic"),
+        (urgent_here.pk, TOPIC),
+    ]
+    by_instance = {i.process_instance_id: i.lock_expires_at - before for i in locked}
+    assert timedelta(seconds=5) <= by_instance[urgent_elsewhere.pk] < timedelta(seconds=30)
+    assert timedelta(seconds=30) <= by_instance[urgent_here.pk] < timedelta(seconds=600)
+    assert ExternalTaskHistory.objects.filter(event_type=ExternalTaskEventType.LOCKED).count() == 2
+    # The probe of TOPIC also held the plain item for a moment; it was not taken, so it is free.
+    assert [i.process_instance_id for i in fetch(worker_account, "worker-2")] == [plain.pk]
+
+
 def test_completing_a_locked_item_moves_the_instance_on_to_its_next_task(start_records_check, worker_account):
     instance = start_records_check("CASE-1")
     (locked,) = fetch(worker_account)
