@@ -465,7 +465,8 @@ class WorkflowTask(models.Model):
                 include=["process_instance"],
             ),
             # Claim path: one ordered probe per queue over OPEN tasks only, in effective priority (the priority
-            # plus any aging boost), so an express lane is a range of it.
+            # plus any aging boost), so an express lane is a range of it. process_instance_id for row-level
+            # security's policies, as above: the queue page's probes and its capped count read the index alone.
             models.Index(
                 F("queue"),
                 F("effective_priority").desc(),
@@ -473,6 +474,7 @@ class WorkflowTask(models.Model):
                 F("task_id"),
                 name="idx_workflow_tasks_claim_open",
                 condition=Q(status="OPEN"),
+                include=["process_instance"],
             ),
             # SLA scans: the seed's (due_date < CURRENT_TIMESTAMP) index cannot exist (not immutable); this is its equivalent.
             models.Index(
@@ -482,10 +484,6 @@ class WorkflowTask(models.Model):
                 fields=["assignee", "due_date"],
                 name="idx_workflow_tasks_assignee_active",
                 condition=Q(status="CLAIMED"),
-            ),
-            # The seed's candidate-group search, over the tasks there are to find: a claim leaves it untouched.
-            GinIndex(
-                fields=["candidate_groups"], name="idx_workflow_tasks_candidate_groups", condition=Q(status="OPEN")
             ),
             models.Index(fields=["process_instance", "status"], name="idx_workflow_tasks_instance"),
             # Lookups by owner (a user's delegations, erasure, export, a user's deletion refused while a task names

@@ -39,12 +39,6 @@ def test_queue_status_priority_index_matches_the_seed():
     assert "(queue_name, status, priority DESC, created_at, task_id) INCLUDE (process_instance_id)" in definition
 
 
-def test_candidate_groups_index_is_gin_over_open_tasks():
-    definition = index_definition("idx_workflow_tasks_candidate_groups")
-    assert "USING gin (candidate_groups)" in definition
-    assert definition.endswith("WHERE ((status)::text = 'OPEN'::text)")  # a claim writes no entry
-
-
 def test_overdue_index_is_partial_on_active_tasks():
     definition = index_definition("idx_workflow_tasks_overdue")
     assert "(due_date)" in definition
@@ -53,7 +47,7 @@ def test_overdue_index_is_partial_on_active_tasks():
 
 def test_claim_index_is_partial_on_open_tasks():
     definition = index_definition("idx_workflow_tasks_claim_open")
-    assert "(queue_name, effective_priority DESC, created_at, task_id)" in definition
+    assert "(queue_name, effective_priority DESC, created_at, task_id) INCLUDE (process_instance_id)" in definition
     assert "WHERE" in definition and "'OPEN'" in definition
 
 

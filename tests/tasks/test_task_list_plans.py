@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from core.pagination import KeysetList
 from entitlements.models import User
+from entitlements.row_scope import acting_as
 from tasks.api import TASK_LIST_ORDERING
 from tasks.models import WorkflowTask
 from tests.tasks.test_query_plans import nodes, scans_tasks
@@ -142,6 +143,25 @@ def test_the_queue_page_reads_index_probes_not_its_scope(big_scope, query):
     assert len(statements) == 2, statements
     for sql in statements:
         assert_reads_a_page_not_the_scope(sql)
+
+
+def test_the_queue_page_reads_open_tasks_from_the_index_alone(big_scope):
+    """Its probes and its capped count, planned in the caller's row scope, are index-only scans of the OPEN-task
+    index: the policies' columns are in it. Without them the planner fetched every probed row from the heap, or
+    took a bitmap of the queue's whole backlog and sorted it (migration 0049)."""
+    client = Client()
+    client.force_login(big_scope)
+    statements = list_statements(lambda: client.get("/inbox/queues/"))
+
+    for sql in statements:
+        with acting_as(big_scope), connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (FORMAT JSON) " + sql)
+            plan = cursor.fetchone()[0][0]["Plan"]
+        probes = [n for n in nodes(plan) if scans_tasks(n) and n.get("Index Name") != "workflow_tasks_pkey"]
+        assert probes, f"{sql}\n{plan}"
+        assert {(n["Node Type"], n.get("Index Name")) for n in probes} == {
+            ("Index Only Scan", "idx_workflow_tasks_claim_open")
+        }, f"{sql}\n{plan}"
 
 
 def test_the_queue_page_shows_the_scope_as_an_estimate(big_scope):
