@@ -100,6 +100,12 @@ def task_business_key(*, task: WorkflowTask | ArchivedTask):
     return Coalesce(Subquery(keys), Value(""))
 
 
+# What a list page (the inbox, the queue page) leaves in the database: each row shows its task's name, queue,
+# priority, due date and its process's business key, never the JSON documents (the instance's engine state is the
+# whole serialised workflow, tens of kilobytes each).
+LIST_PAGE_DEFERRED = ("variables", "form_fields", "process_instance__engine_state", "process_instance__variables")
+
+
 def tasks_for_inbox(*, user) -> QuerySet:
     """The user's claimed tasks, overdue first, then by due date and priority."""
     from django.db.models import F
@@ -108,6 +114,7 @@ def tasks_for_inbox(*, user) -> QuerySet:
         tasks_visible_to(user=user, capability=Capability.VIEW)
         .filter(assignee=user, status="CLAIMED")
         .select_related("queue", "process_instance")
+        .defer(*LIST_PAGE_DEFERRED)
         .order_by(F("due_date").asc(nulls_last=True), "-priority", "created_at")
     )
 

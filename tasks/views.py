@@ -199,7 +199,7 @@ def queue_tasks(request):
     if filters.overdue:
         tasks = tasks.filter(due_date__lt=now)
     listing = KeysetList(
-        tasks.select_related("process_instance"),
+        tasks.select_related("process_instance").defer(*selectors.LIST_PAGE_DEFERRED),
         ordering=QUEUE_ORDERING,
         partitions={"queue": [filters.queue] if filters.queue else viewable},
     )

@@ -189,3 +189,29 @@ def test_inbox_and_queue_listings_use_the_task_indexes(caseworker_alice, backlog
         assert on_tasks and not [n for n in on_tasks if n["Node Type"] == "Seq Scan"], shown
         # Any of the task table's indexes will do (the planner may pick the assignee FK index for the inbox).
         assert any(n.get("Index Name", "").startswith(("idx_workflow_tasks", "workflow_tasks_")) for n in nodes), shown
+
+
+def test_list_pages_leave_the_workflow_state_in_the_database(page_as, caseworker_alice):
+    """The inbox and the queue page show a task's process by its business key: they never read the instance's
+    engine state (the whole serialised workflow) or the JSON documents of the task or its instance."""
+    from django.test.utils import CaptureQueriesContext
+
+    from entitlements.models import User
+    from tests.pages.conftest import open_fraud_case
+    from tests.pages.test_browser import deploy_demo_workflow
+
+    deploy_demo_workflow(User.objects.get(username="supervisor"))
+    case = open_fraud_case(caseworker_alice)
+    task = WorkflowTask.objects.get(process_instance__business_key=case.case_number)
+    client = page_as(caseworker_alice)
+    read = []
+    for path in ("/inbox/queues/", "/inbox/"):
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(path)
+        assert response.status_code == 200
+        assert case.case_number in response.content.decode(), path  # the business key is on the page
+        read += [query["sql"] for query in captured.captured_queries]
+        claim(task, caseworker_alice)
+
+    columns = ('"engine_state"', '"variables"', '"form_fields"')
+    assert not [sql for sql in read if any(column in sql for column in columns)], read
