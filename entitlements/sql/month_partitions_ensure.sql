@@ -3,6 +3,9 @@
 -- <table>_pYYYY_MM beside it; returns the names of those it created, so a second call creates nothing. A table that
 -- is not partitioned (yet: flowable.task_history before `manage.py partition_task_history`) gets nothing.
 --
+-- Each table it creates is granted what the DEFAULT partition the migrations made is
+-- (entitlements.partition_grants_copy).
+--
 -- Not SECURITY DEFINER and executable by its owner only: the per-table wrappers that are SECURITY DEFINER
 -- (entitlements.ensure_access_audit_partitions, flowable.ensure_task_history_partitions) call it with their own
 -- table, so no caller can name another.
@@ -82,11 +85,20 @@ BEGIN
             v_schema, v_name, v_schema, v_table, to_char(v_start, 'YYYY-MM-DD') || ' 00:00+00',
             to_char(v_start + interval '1 month', 'YYYY-MM-DD') || ' 00:00+00'
         );
+        PERFORM entitlements.partition_grants_copy(
+            coalesce(to_regclass(format('%I.%I', v_schema, v_table || '_default')),
+                     to_regclass(format('%I.%I', v_schema, v_table || '_default_detached'))),
+            format('%I.%I', v_schema, v_name)::regclass
+        );
         RETURN NEXT v_schema || '.' || v_name;
     END LOOP;
 
     IF v_strays THEN
         EXECUTE format('CREATE TABLE %I.%I PARTITION OF %I.%I DEFAULT', v_schema, v_table || '_default', v_schema, v_table);
+        PERFORM entitlements.partition_grants_copy(
+            format('%I.%I', v_schema, v_table || '_default_detached')::regclass,
+            format('%I.%I', v_schema, v_table || '_default')::regclass
+        );
         EXECUTE format(
             'INSERT INTO %I.%I OVERRIDING SYSTEM VALUE SELECT * FROM %I.%I',
             v_schema, v_table, v_schema, v_table || '_default_detached'

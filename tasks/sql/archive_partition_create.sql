@@ -1,6 +1,7 @@
 -- archive_partition_create: create one month partition of an archive table. Creating a partition needs the parent's
 -- owner; as SECURITY DEFINER this lets the maintenance role do exactly this (core/db_roles.py grants EXECUTE), for
--- the two archive tables only, under the name tasks/sla/archive.py gives. Returns false when it already existed.
+-- the two archive tables only, under the name tasks/sla/archive.py gives, granted what the table's DEFAULT partition
+-- is (entitlements.partition_grants_copy). Returns false when it already existed.
 CREATE OR REPLACE FUNCTION flowable.archive_partition_create(parent text, partition_name text, starts timestamp with time zone, ends timestamp with time zone)
  RETURNS boolean
  LANGUAGE plpgsql
@@ -19,6 +20,7 @@ BEGIN
         RETURN false;
     END IF;
     EXECUTE format('CREATE TABLE %s PARTITION OF %s FOR VALUES FROM (%L) TO (%L)', partition_name, parent, starts, ends);
+    PERFORM entitlements.partition_grants_copy((parent || '_default')::regclass, partition_name::regclass);
     RETURN true;
 END
 $function$;

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 
 from queues.models import WorkflowQueue
 from tasks.sla.archive import DEFAULT_BATCH_SIZE
@@ -386,3 +386,24 @@ def test_rows_that_reached_the_default_partition_move_into_the_new_month_partiti
     assert scalar("SELECT tableoid::regclass::text FROM flowable.workflow_tasks_archive WHERE task_id = -1").startswith(
         "flowable.workflow_tasks_archive_p"
     )
+
+
+@pytest.mark.parametrize("archive", ["flowable.workflow_tasks_archive", "flowable.task_history_archive"])
+def test_a_month_partition_the_archive_makes_is_granted_as_its_default_is(db, archive):
+    """Made by the archive job (as the owner, through flowable.archive_partition_create), a month partition is
+    granted what the migrations grant the DEFAULT one: the maintenance role reads it by name (pg_dump does), the
+    application role, under row-level security, only through the parent."""
+    from core.db_roles import maintenance_role
+    from tests.tasks.test_history_partitioning import privileges
+
+    name = f"{archive}_p1999_01"
+    with transaction.atomic(), maintenance_role(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT flowable.archive_partition_create(%s, %s, '1999-01-01 00:00+00', '1999-02-01 00:00+00')",
+            [archive, name],
+        )
+        assert cursor.fetchone() == (True,)
+
+    granted = privileges(name)
+    assert granted == privileges(f"{archive}_default")
+    assert granted["workflow_maintenance"] >= {"SELECT", "INSERT"} and "workflow_app" not in granted

@@ -98,6 +98,38 @@ def test_the_daily_job_makes_the_months_ahead_and_moves_early_events_out_of_defa
     assert triggers == [("task_history_append_only",)]
 
 
+def privileges(table: str) -> dict[str, set[str]]:
+    """Each role's own privileges on `table`, from its ACL (not what it holds through another role)."""
+    rows = sql(
+        "SELECT r.rolname, a.privilege_type FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a "
+        "JOIN pg_roles r ON r.oid = a.grantee WHERE c.oid = %s::regclass AND a.grantee <> c.relowner",
+        [table],
+    )
+    granted = {}
+    for role, privilege in rows:
+        granted.setdefault(role, set()).add(privilege)
+    return granted
+
+
+def test_the_partitions_the_job_makes_are_granted_as_the_migrations_grant_them(make_task):
+    """A month partition and a new DEFAULT made by the daily job (as the owner) get what their parent grants to the
+    roles that bypass row-level security: the maintenance role dumps and archives them by name. The application
+    role, under row-level security, reaches the rows through the parent only, as for the partitions the migrations
+    made."""
+    task = make_task("triage")
+    TaskHistory.objects.create(task=task, event_type="COMMENTED", created_at=month_start(4).replace(day=2))
+    made_by_migrate = privileges(f"flowable.task_history_p{month_start(0):%Y_%m}")
+    assert made_by_migrate["workflow_maintenance"] >= {"SELECT", "INSERT", "UPDATE", "DELETE"}
+
+    created = task_history_partitions_ensure(months_ahead=4)
+
+    assert f"flowable.task_history_p{month_start(4):%Y_%m}" in created
+    for table in [*created, "flowable.task_history_default"]:  # the DEFAULT was made again: a row moved out
+        assert privileges(table) == made_by_migrate, table
+        assert "workflow_app" not in privileges(table)
+        assert sql("SELECT has_table_privilege('workflow_maintenance', %s, 'SELECT')", [table]) == [(True,)]
+
+
 def test_the_application_role_may_make_partitions_only_through_the_function(db):
     rows = sql(
         "SELECT p.prosecdef, has_function_privilege('workflow_app', p.oid, 'EXECUTE') FROM pg_proc p "
