@@ -200,6 +200,16 @@ def test_the_case_list_page_shows_the_callers_cases_newest_first_with_a_link_to_
     assert page.context["count"].kind == CountKind.EXACT
 
 
+def test_the_case_list_page_leaves_the_descriptions_and_allegations_sealed(client, generated, fraud_investigator_bob):
+    """The page shows titles only: the rows' descriptions and allegations are neither read nor decrypted."""
+    client.force_login(fraud_investigator_bob)
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get("/cases/").status_code == 200
+    rows = [query["sql"] for query in captured.captured_queries if '"onecms"."cases"."title"' in query["sql"]]
+    assert rows, captured.captured_queries
+    assert not [sql for sql in rows if '"description"' in sql or '"allegations"' in sql], rows
+
+
 def test_the_case_list_page_lists_no_case_outside_the_callers_queues(client, generated, lena):
     client.force_login(lena)
     hidden = Case.objects.exclude(pk__in=expected_ids(lena)).order_by("-pk").first()
