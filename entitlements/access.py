@@ -93,16 +93,22 @@ def may(*, user, capability: str, queue_name: str, at: datetime | None = None) -
     return queues_for(user=user, capability=capability, at=at).filter(queue_name=queue_name).exists()
 
 
-def capabilities_by_queue(*, user, at: datetime | None = None) -> dict[str, list[str]]:
-    """Every queue the user reaches now with the capabilities held there, in one query: a flag per capability, each
-    the rule's set of queue ids for it (the planner evaluates each set once and hashes it)."""
+ALL_CAPABILITIES = (Capability.VIEW, Capability.WORK, Capability.SUPERVISE, Capability.DEPLOY)
+
+
+def capabilities_by_queue(
+    *, user, at: datetime | None = None, capabilities: tuple[str, ...] = ALL_CAPABILITIES
+) -> dict[str, list[str]]:
+    """Every queue the user reaches now with the capabilities held there (of `capabilities`, default all four), in
+    one query: a flag per capability, each the rule's set of queue ids for it (the planner evaluates each set once
+    and hashes it)."""
     queue_model = apps.get_model(QUEUE_MODEL)
     if user is None or not user.is_authenticated or not user.is_active:
         return {}
+    if unknown := [capability for capability in capabilities if capability not in GRANTING_CAPABILITIES]:
+        raise ValueError(f"unknown capability {unknown[0]!r}")
     at = at or timezone.now()
-    capabilities = [
-        str(capability) for capability in (Capability.VIEW, Capability.WORK, Capability.SUPERVISE, Capability.DEPLOY)
-    ]
+    capabilities = [str(capability) for capability in capabilities]
     flags = {
         f"holds_{capability}": ExpressionWrapper(
             Q(pk__in=queue_ids_subquery(user_id=user.pk, capability=capability, at=at)), output_field=BooleanField()

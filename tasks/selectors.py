@@ -27,6 +27,13 @@ def task_list_queue_names(*, user) -> list[str]:
     return queue_names_for(user=user, capability=Capability.VIEW)
 
 
+def task_list_and_workable_queue_names(*, user) -> tuple[list[str], set[str]]:
+    """task_list_queue_names, and those of them where `user` may work (claim), in one query."""
+    held = capabilities_by_queue(user=user, capabilities=(Capability.VIEW, Capability.WORK))
+    viewable = [name for name, capabilities in held.items() if Capability.VIEW in capabilities]
+    return viewable, {name for name, capabilities in held.items() if Capability.WORK in capabilities}
+
+
 def tasks_listed_for(*, user, queue_names: list[str] | None = None) -> QuerySet:
     """The tasks of `tasks_visible_to`, for lists that page: the queue names (`task_list_queue_names`, read here
     unless the caller already holds them) are given as literals.

@@ -187,8 +187,7 @@ def queue_tasks(request):
     serves (core/replica.py): a task claimed a moment ago answers its claim 409.
     """
     now = timezone.now()
-    viewable = selectors.task_list_queue_names(user=request.user)
-    workable = set(queue_names_for_user(user=request.user, capability=Capability.WORK))
+    viewable, workable = selectors.task_list_and_workable_queue_names(user=request.user)
     filters = parse_queue_filters(request.GET, viewable)
     tasks = selectors.tasks_listed_for(user=request.user, queue_names=viewable).filter(status=TaskStatus.OPEN)
     if filters.queue:

@@ -37,6 +37,17 @@ def test_capabilities_of_every_queue_come_in_one_query(demo_org, django_assert_n
     assert capabilities_by_queue(user=UserFactory()) == {}
 
 
+def test_capabilities_asked_for_are_the_only_ones_answered(supervisor_sam, fraud_investigator_bob):
+    assert capabilities_by_queue(user=fraud_investigator_bob, capabilities=("work",)) == {
+        "fraud-investigation": ["work"]
+    }
+    assert capabilities_by_queue(user=supervisor_sam, capabilities=("view", "work")) == {
+        name: ["view"] for name in queue_names_for(user=supervisor_sam, capability="view")
+    }
+    with pytest.raises(ValueError, match="unknown capability 'own'"):
+        capabilities_by_queue(user=supervisor_sam, capabilities=("view", "own"))
+
+
 def test_supervisor_supervises_every_queue_but_does_not_work_them(supervisor_sam):
     assert len(queue_names_for(user=supervisor_sam, capability="supervise")) == 5
     assert queue_names_for(user=supervisor_sam, capability="work") == []
