@@ -122,6 +122,7 @@ class CaseAdmin(DetailReadsAdminMixin, SupervisedCaseRowsMixin, FastChangelistMi
     list_filter = ("status",)
     search_fields = ("case_number",)  # the title is encrypted: it cannot be searched
     list_select_related = ("assigned_to",)
+    list_deferred = ("description", "allegations")  # sealed, decrypted on load: the list shows titles
     ordering = ("-case_id",)  # the primary key serves it; the model's -created_at would sort every visible case
     fields = (
         "case_number",
@@ -214,6 +215,16 @@ class CaseWorkflowMappingAdmin(SupervisedCaseRowsMixin, FastChangelistMixin, Rea
     list_filter = ("workflow_type",)
     search_fields = ("case__case_number", "process_instance__business_key")
     list_select_related = ("case", "process_instance__definition")
+    list_deferred = (
+        "routing_history",
+        "case__title",
+        "case__description",
+        "case__allegations",
+        "process_instance__engine_state",
+        "process_instance__variables",
+        "process_instance__definition__bpmn_xml",
+        "process_instance__definition__engine_spec",
+    )
     ordering = ("-mapping_id",)
     fields = ("case", "process_instance", "workflow_type", "routing_history", "created_at")
 

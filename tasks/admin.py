@@ -30,6 +30,7 @@ from .bpmn.diagram import ACTIVE, COMPLETED, NEUTRAL, STATE_LABELS, STATE_PALETT
 from .bpmn.workflows import definition_deploy_if_changed, processes_migrate
 from .console.admin_console import (
     PROCESS_ACTIONS,
+    DeferredColumnsMixin,
     HistoryConsoleMixin,
     ProcessConsoleMixin,
     QueueConsoleMixin,
@@ -69,8 +70,9 @@ class DefinitionUploadForm(forms.Form):
 
 
 @admin.register(WorkflowDefinition)
-class WorkflowDefinitionAdmin(admin.ModelAdmin):
+class WorkflowDefinitionAdmin(DeferredColumnsMixin, admin.ModelAdmin):
     list_display = ("process_key", "version", "name", "is_active", "deployed_by", "deployed_at")
+    list_deferred = ("bpmn_xml", "engine_spec")
     list_filter = ("process_key", "is_active")
     search_fields = ("process_key", "name")
     list_select_related = ("deployed_by",)
@@ -223,6 +225,7 @@ class ProcessInstanceAdmin(OpenedVariablesMixin, ProcessConsoleMixin, admin.Mode
     list_filter = ("status", "definition__process_key")
     search_fields = ("business_key",)
     list_select_related = ("definition",)
+    list_deferred = ("engine_state", "variables", "definition__bpmn_xml", "definition__engine_spec")
     readonly_fields = ("diagram_link", "engine_state", "parent_instance", "parent_engine_task_id")
     raw_id_fields = ("definition", "started_by")
     inlines = [ProcessIncidentInline]
@@ -364,6 +367,7 @@ class WorkflowTaskAdmin(DetailReadsAdminMixin, OpenedVariablesMixin, TaskConsole
     )
     search_fields = ("=process_instance__business_key", "name")
     list_select_related = ("queue", "assignee")
+    list_deferred = ("variables", "form_fields")
     inlines = [TaskHistoryInline]
     detail_read_object = DetailReadObject.TASK
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q
@@ -121,7 +122,26 @@ def table_row_estimate(db_table: str) -> int:
     return max(int(row[0]), 0) if row else 0
 
 
-class FastChangelistMixin:
+class DeferringChangeList(ChangeList):
+    """A changelist that leaves its model admin's `list_deferred` columns in the database."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        queryset = super().get_queryset(request, exclude_parameters)
+        return queryset.defer(*self.model_admin.list_deferred)
+
+
+class DeferredColumnsMixin:
+    """A changelist whose rows leave `list_deferred` unread: columns no list column shows and that cost to read (a
+    workflow's engine state or BPMN, sealed text decrypted on load), across list_select_related relations too
+    ("process_instance__engine_state"). A row's own page reads them as usual."""
+
+    list_deferred: tuple[str, ...] = ()
+
+    def get_changelist(self, request, **kwargs):
+        return DeferringChangeList if self.list_deferred else super().get_changelist(request, **kwargs)
+
+
+class FastChangelistMixin(DeferredColumnsMixin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = LIST_PER_PAGE
