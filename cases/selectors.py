@@ -76,6 +76,11 @@ class CaseList:
         return CountFigure(value=counted, kind=CountKind.EXACT)
 
 
+# What the case list page leaves in the database: it shows each case's number, title, status, priority, assignee
+# and age, so the other sealed fields are neither read nor decrypted (the API's list returns them).
+CASE_LIST_PAGE_DEFERRED = ("description", "allegations")
+
+
 def case_list(*, user, condition: Q | None = None) -> CaseList:
     """The case list (API and page): the cases visible to the user (cases_visible_to's rule) that meet `condition`
     (case_list_filter), for keyset pages newest first by primary key (cases/pagination.py).

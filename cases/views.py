@@ -83,9 +83,6 @@ def case_page(request, case_id: int):
     )
 
 
-CASE_LIST_PAGE_DEFERRED = ("description", "allegations")
-
-
 @require_GET
 @replica_reads  # like the API's list: a list tolerates a few seconds of lag (core/replica.py)
 def case_list(request):
@@ -94,9 +91,7 @@ def case_list(request):
     listing = selectors.case_list(user=request.user)
     pagination = CaseCursorPagination(count=listing.count)
     try:
-        # The page shows each case's number, title, status, priority, assignee and age: the other sealed fields stay
-        # in the database, undecrypted.
-        cases = pagination.paginate_queryset(listing.cases.defer(*CASE_LIST_PAGE_DEFERRED), Request(request))
+        cases = pagination.paginate_queryset(listing.cases.defer(*selectors.CASE_LIST_PAGE_DEFERRED), Request(request))
     except InvalidInput as error:
         context = {"error": error.detail, "fields": error.fields}
         return render(request, "cases/list.html", context, status=error.http_status)
