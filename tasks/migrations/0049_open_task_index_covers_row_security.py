@@ -5,8 +5,8 @@ idx_workflow_tasks_claim_open. Under row-level security every probed row is chec
 read process_instance_id; the index did not hold it, so each row was fetched from the heap, and the planner
 preferred a bitmap scan: every open task of the queue (12,500 at 1M tasks) read and sorted, AND-ed with a full
 scan of idx_workflow_tasks_candidate_groups (its only use: its predicate, status = 'OPEN'; 325,000 entries at 1M
-tasks). 45 ms for the count alone, against 1 ms once the index includes process_instance_id and the probe is an
-index-only scan (bench/pages.py, bench/RESULTS.md).
+tasks). Once the index includes process_instance_id the probe is an index-only scan that stops at the cap
+(figures in bench/RESULTS.md, bench/pages.py).
 
 idx_workflow_tasks_candidate_groups is the seed's GIN index for candidate-group search. No query filters on
 candidate_groups (a task's queue decides who sees it); the index earned nothing but a write for every new or
