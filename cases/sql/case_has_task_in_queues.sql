@@ -7,10 +7,18 @@
 -- of the case would double the walk's cost), so it counts only the named queues the acting user may view
 -- (entitlements.acting_queue_names), or any in a scope that reads every row: it answers nothing the cases' policy
 -- (onecms.case_reached_by_acting_queues) does not already grant.
+--
+-- plan_cache_mode = force_generic_plan: its statement is planned once per session, not once per case. PL/pgSQL
+-- otherwise keeps planning a statement afresh for each call while that looks cheaper than the generic plan, as it
+-- does for a queue array; each planning probes the ends of the mappings' and tasks' indexes for the merge join it
+-- prices, and where the ends hold dead entries (rows a bulk import or archive removed, or a rolled-back load left)
+-- that probe reads every one of them, for every case the walk tests. The generic plan is the one the walk wants
+-- whatever the values: the case's mappings by case id, then their tasks by process instance.
 CREATE OR REPLACE FUNCTION onecms.case_has_task_in_queues(p_case_id bigint, p_queue_names text[])
 RETURNS boolean
 LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
-SET search_path = pg_catalog, onecms AS $$
+SET search_path = pg_catalog, onecms
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     RETURN EXISTS (
         SELECT 1 FROM onecms.case_workflow_mapping m

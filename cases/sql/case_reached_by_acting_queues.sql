@@ -5,10 +5,12 @@
 -- policy of cases. SECURITY DEFINER: it reads the mappings and tasks as their owner, past their policies, since the
 -- mappings' policy asks for the case (PostgreSQL refuses the recursion). It answers only from the caller's settings,
 -- and only this one question.
+-- Planned once per session (plan_cache_mode), not once per row: onecms.case_has_task_in_queues says why.
 CREATE OR REPLACE FUNCTION onecms.case_reached_by_acting_queues(p_case_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
-SET search_path = pg_catalog, onecms AS $$
+SET search_path = pg_catalog, onecms
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     RETURN EXISTS (
         SELECT 1 FROM onecms.case_workflow_mapping m

@@ -3,10 +3,12 @@
 -- policies of its events and mappings, of its process instances and tasks. A function rather than a subquery on
 -- onecms.cases: PostgreSQL may hash such a subquery, evaluating the cases' policies over the whole table for one
 -- row. SECURITY DEFINER (owner's rights, past the policies); it answers only from the caller's settings.
+-- Planned once per session (plan_cache_mode), not once per row: onecms.case_has_task_in_queues says why.
 CREATE OR REPLACE FUNCTION onecms.case_visible_to_acting_user(p_case_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
-SET search_path = pg_catalog, onecms AS $$
+SET search_path = pg_catalog, onecms
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     RETURN EXISTS (
         SELECT 1 FROM onecms.cases c

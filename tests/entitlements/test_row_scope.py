@@ -205,3 +205,24 @@ class TestOutsideTransactions:
 
         assert client.get("/inbox/").status_code == 200
         assert sent == [user_row_scope(alice)]
+
+
+@pytest.mark.django_db
+def test_the_policies_row_tests_are_planned_once_per_session():
+    """Every PL/pgSQL function a row-level security policy calls per row runs with a generic plan: re-planned per
+    row, its cost would depend on the connection's history and the indexes' dead entries (cases 0011 says why;
+    tests/cases/test_case_list_plans.py shows it for the case list's test)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT p.oid::regprocedure::text, coalesce(p.proconfig, '{}')
+              FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+             WHERE l.lanname = 'plpgsql'
+               AND EXISTS (SELECT 1 FROM pg_policies pol
+                            WHERE concat(pol.qual, ' ', pol.with_check) LIKE '%%' || p.proname || '(%%')
+            """
+        )
+        functions = dict(cursor.fetchall())
+
+    assert len(functions) >= 7, functions
+    assert {name for name, config in functions.items() if "plan_cache_mode=force_generic_plan" not in config} == set()
