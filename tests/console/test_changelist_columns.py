@@ -37,6 +37,11 @@ def test_a_console_list_reads_only_what_it_shows(client, supervisor_sam, url):
     assert response.context["cl"].result_count >= 1
     if "cases" in url or "processinstance" in url:
         assert case.case_number in response.content.decode()
-    # EXPLAIN (an estimated count) plans a statement and reads no row.
-    read = [query["sql"] for query in captured.captured_queries if not query["sql"].startswith("EXPLAIN")]
-    assert not [sql for sql in read if any(column in sql for column in LISTS[url])], read
+    # EXPLAIN (an estimated count) plans a statement and reads no row. What a statement loads is its select list:
+    # a filter may test a column (the supervisor's rule reads the routing history's queues) without loading it.
+    loaded = [
+        query["sql"].split(" FROM ", 1)[0]
+        for query in captured.captured_queries
+        if not query["sql"].startswith("EXPLAIN")
+    ]
+    assert not [columns for columns in loaded if any(column in columns for column in LISTS[url])], loaded
