@@ -5,7 +5,7 @@ Generates --cases cases (default 1,000,000) in its own database with the generat
 (every case passes intake and triage; 20 % reach fraud-investigation, 1 % legal-review, 2 % escalations; one
 process instance, one mapping and one task per queue reached, OPEN in the last), as the superuser. Then, connected
 as workflow_app (row-level security applies, every request in its user's row scope, as shipped), it times in-process
-through the WSGI handler, for the demo caseworkers alice (intake, triage: every case) and bob (fraud-investigation:
+through the WSGI handler, the process set up as a gunicorn worker serves (common.as_a_worker_serves), for the demo caseworkers alice (intake, triage: every case) and bob (fraud-investigation:
 a fifth):
 
   api    GET /api/cases/ with the caller's API token
@@ -41,7 +41,7 @@ from base64 import b64encode
 
 import psycopg
 import psycopg.conninfo
-from common import django_setup, wsgi_request  # noqa: E402  (bench/ is on sys.path when run)
+from common import as_a_worker_serves, django_setup, wsgi_request  # noqa: E402  (bench/ is on sys.path when run)
 
 CASEWORKERS = (("alice", "every case"), ("bob", "a fifth"))
 TARGET_P95_MS = 20.0
@@ -156,6 +156,7 @@ def main(argv=None) -> int:
             if key[2] in ("api", "page") and result[0] != 200:
                 print(f"{key}: HTTP {result[0]} {result[1][:300]!r}", file=sys.stderr)
                 return 1
+    as_a_worker_serves()
     for _ in range(args.repeat):
         for key, run in runs.items():
             started = time.perf_counter()

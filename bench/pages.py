@@ -9,7 +9,8 @@ is kept; loading a few million rows drops the task table's secondary indexes and
 (flowable.mv_queue_performance, which GET /api/queues/ reads).
 
 Each page in PAGES is timed in-process through the WSGI handler (the server's whole work: authentication, access,
-row scope, queries, rendering) as `workflow_app` under row-level security, run by run alternating between the
+row scope, queries, rendering) as `workflow_app` under row-level security, the process set up as a gunicorn worker
+serves (common.as_a_worker_serves: the start-up objects frozen out of the cyclic collector), run by run alternating between the
 sizes and, within each, with its baseline: the statements the page needs at least, written by hand and sent by
 psycopg as the superuser (no Django, no row-level security). Interleaved so that a shared machine's drift falls
 on every figure alike, it prints p50/p95 per size and the ratio of the largest size's p95 to the smallest's.
@@ -35,7 +36,7 @@ from types import SimpleNamespace
 import claim  # noqa: E402  (bench/ is on sys.path when run)
 import psycopg
 import psycopg.conninfo
-from common import django_setup, wsgi_request  # noqa: E402
+from common import as_a_worker_serves, django_setup, wsgi_request  # noqa: E402
 
 QUEUE_PREFIX = "pages-"
 BENCH_USER = "bench-pages"
@@ -387,6 +388,7 @@ def main(argv=None) -> int:
         client.force_login(User.objects.get(pk=user_id))
         session = {"HTTP_COOKIE": f"sessionid={client.cookies['sessionid'].value}", "HTTP_ACCEPT": "text/html"}
         contexts[size] = Context(application, token, session, queues, raw, (50, middle, 0), cursor)
+    as_a_worker_serves()
     by_size = measure_pages(contexts, PAGES, args.repeat)
     for size in sizes:
         print_figures(size, by_size[size])
