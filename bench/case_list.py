@@ -5,8 +5,8 @@ Generates --cases cases (default 1,000,000) in its own database with the generat
 (every case passes intake and triage; 20 % reach fraud-investigation, 1 % legal-review, 2 % escalations; one
 process instance, one mapping and one task per queue reached, OPEN in the last), as the superuser. Then, connected
 as workflow_app (row-level security applies, every request in its user's row scope, as shipped), it times in-process
-through the WSGI handler, the process set up as a gunicorn worker serves (common.as_a_worker_serves), for the demo caseworkers alice (intake, triage: every case) and bob (fraud-investigation:
-a fifth):
+through the WSGI handler, the process set up as a gunicorn worker serves (common.as_a_worker_serves), for the demo
+caseworkers alice (intake, triage: every case) and bob (fraud-investigation: a fifth):
 
   api    GET /api/cases/ with the caller's API token
   page   GET /cases/ with the caller's session

@@ -10,10 +10,10 @@ is kept; loading a few million rows drops the task table's secondary indexes and
 
 Each page in PAGES is timed in-process through the WSGI handler (the server's whole work: authentication, access,
 row scope, queries, rendering) as `workflow_app` under row-level security, the process set up as a gunicorn worker
-serves (common.as_a_worker_serves: the start-up objects frozen out of the cyclic collector), run by run alternating between the
-sizes and, within each, with its baseline: the statements the page needs at least, written by hand and sent by
-psycopg as the superuser (no Django, no row-level security). Interleaved so that a shared machine's drift falls
-on every figure alike, it prints p50/p95 per size and the ratio of the largest size's p95 to the smallest's.
+serves (common.as_a_worker_serves: the start-up objects frozen out of the cyclic collector), run by run alternating
+between the sizes and, within each, with its baseline: the statements the page needs at least, written by hand
+and sent by psycopg as the superuser (no Django, no row-level security). Interleaved so that a shared machine's
+drift falls on every figure alike, it prints p50/p95 per size and the ratio of the largest size's p95 to the smallest's.
 A page spec is a name, a request and its baseline; another list (the case list, say) adds its specs to PAGES, or
 builds a list of its own and calls `measure_pages` with its contexts.
 

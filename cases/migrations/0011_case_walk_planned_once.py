@@ -4,8 +4,8 @@ PL/pgSQL plans a function's statement afresh on each call for as long as a fresh
 one, judged against the average of the plans made so far in the session: a connection that ran the function while
 the tables were small (or for a small queue array) keeps re-planning it on every call from then on. Each planning
 of these statements probes the ends of the mappings' and tasks' indexes to price a merge join, and where the ends
-hold dead entries (a rolled-back load, rows archived) the probe reads them all again: 80,000 index entries for a
-page of 50 cases in the test that found it (onecms.case_has_task_in_queues, the case list's test per case walked).
+hold dead entries (a rolled-back load, rows archived) the probe reads them all again, for every case a page of the
+case list tests (onecms.case_has_task_in_queues): tens of thousands of index entries for a page of 50.
 The statements probe one case, instance or task by key; the generic plan is the one they want whatever the value.
 
 The row-level security functions of the tasks app get the same in tasks 0051. The setting is added to the functions
