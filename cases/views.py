@@ -4,6 +4,7 @@ work has been (a timeline)."""
 from __future__ import annotations
 
 from django.shortcuts import render
+from django.utils import formats
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
@@ -19,6 +20,9 @@ from tasks.views import annotate_due, not_found_page
 
 from . import selectors
 from .pagination import CaseCursorPagination
+
+
+OPENED_FORMAT = "j M Y, H:i"
 
 
 def routing_timeline(mappings) -> list[dict]:
@@ -83,6 +87,14 @@ def case_page(request, case_id: int):
     )
 
 
+def with_opened_labels(cases: list) -> list:
+    """Each case's opening time as the list shows it (in the current time zone, OPENED_FORMAT), set once here: the
+    template's date filter does the same with a lookup and a time-zone step more per row, a tenth of the page."""
+    for case in cases:
+        case.opened = formats.date_format(timezone.localtime(case.created_at), OPENED_FORMAT)
+    return cases
+
+
 @require_GET
 @replica_reads  # like the API's list: a list tolerates a few seconds of lag (core/replica.py)
 def case_list(request):
@@ -96,7 +108,7 @@ def case_list(request):
         context = {"error": error.detail, "fields": error.fields}
         return render(request, "cases/list.html", context, status=error.http_status)
     context = {
-        "cases": cases,
+        "cases": with_opened_labels(cases),
         "count": pagination.count,
         "next": pagination.get_next_link(),
         "previous": pagination.get_previous_link(),

@@ -2,12 +2,16 @@
 pages newest first, a count that says whether it is exact, capped or estimated, page numbers refused with a 400
 naming `page`, and only the caller's cases, whichever way the scope is read."""
 
+import re
 from base64 import b64encode
+from urllib.parse import urljoin
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
 from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
+from django.urls import resolve
 
 from cases import selectors
 from cases.models import Case
@@ -198,6 +202,26 @@ def test_the_case_list_page_shows_the_callers_cases_newest_first_with_a_link_to_
     assert Case.objects.get(pk=newest).case_number in html
     assert 'rel="next"' in html
     assert page.context["count"].kind == CountKind.EXACT
+
+
+def test_each_row_of_the_case_list_page_links_its_case_and_shows_when_it_opened_in_local_time(
+    client, generated, small_pages, caseworker_alice, settings
+):
+    """The links are relative to the page and the times formatted by the view (cases/views.py: with_opened_labels):
+    each still leads to its own case page and reads in the site's time zone."""
+    settings.TIME_ZONE = "Asia/Kolkata"  # UTC+05:30: a shift no formatting in UTC could pass for
+    client.force_login(caseworker_alice)
+
+    body = client.get("/cases/").content.decode().split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+
+    rows = re.findall(r'<a href="([^"]+)">([^<]+)</a>.*?data-label="Opened">([^<]+)</td>', body, re.S)
+    assert len(rows) == SMALL_PAGE
+    for href, case_number, opened in rows:
+        match = resolve(urljoin("/cases/", href))
+        assert match.url_name == "case-page"
+        case = Case.objects.get(pk=match.kwargs["case_id"])
+        assert case.case_number == case_number
+        assert opened == case.created_at.astimezone(ZoneInfo("Asia/Kolkata")).strftime("%-d %b %Y, %H:%M")
 
 
 def test_the_case_list_page_leaves_the_descriptions_and_allegations_sealed(client, generated, fraud_investigator_bob):
