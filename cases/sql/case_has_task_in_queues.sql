@@ -8,26 +8,24 @@
 -- (entitlements.acting_queue_names), or any in a scope that reads every row: it answers nothing the cases' policy
 -- (onecms.case_reached_by_acting_queues) does not already grant.
 --
--- plan_cache_mode = force_generic_plan: its statement is planned once per session, not once per case. PL/pgSQL
--- otherwise keeps planning a statement afresh for each call while that looks cheaper than the generic plan, as it
--- does for a queue array; each planning probes the ends of the mappings' and tasks' indexes for the merge join it
--- prices, and where the ends hold dead entries (rows a bulk import or archive removed, or a rolled-back load left)
--- that probe reads every one of them, for every case the walk tests. The generic plan is the one the walk wants
--- whatever the values: the case's mappings by case id, then their tasks by process instance.
+-- Called once per case walked, so its call costs what the walk costs (cases 0012). A SQL-standard body (BEGIN
+-- ATOMIC): its names are bound when it is created, so no search_path is pinned per call (a pinned setting is
+-- saved and restored on every call, a third of its cost) and none the caller sets can redirect it. Its statement
+-- is planned once per calling statement, as a nested loop: the tasks are a LATERAL probe by instance (LIMIT 1), so
+-- there is no join for the planner to price by probing the ends of the indexes, whose dead entries (a rolled-back
+-- load, rows archived) it would otherwise read (cases 0011).
 CREATE OR REPLACE FUNCTION onecms.case_has_task_in_queues(p_case_id bigint, p_queue_names text[])
 RETURNS boolean
-LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
-SET search_path = pg_catalog, onecms
-SET plan_cache_mode = force_generic_plan AS $$
-BEGIN
-    RETURN EXISTS (
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+BEGIN ATOMIC
+    SELECT EXISTS (
         SELECT 1 FROM onecms.case_workflow_mapping m
-         WHERE m.case_id = p_case_id
-           AND EXISTS (SELECT 1 FROM flowable.workflow_tasks t
-                        WHERE t.process_instance_id = m.process_instance_id
-                          AND t.queue_name = ANY (p_queue_names)
-                          AND (t.queue_name = ANY (entitlements.acting_queue_names())
-                               OR entitlements.acting_scope() IN ('system', 'superuser')))
-    );
-END
-$$;
+         CROSS JOIN LATERAL (
+             SELECT 1 FROM flowable.workflow_tasks t
+              WHERE t.process_instance_id = m.process_instance_id
+                AND t.queue_name = ANY (p_queue_names)
+                AND (t.queue_name = ANY (entitlements.acting_queue_names())
+                     OR entitlements.acting_scope() IN ('system', 'superuser'))
+              LIMIT 1) found
+         WHERE m.case_id = p_case_id);
+END;

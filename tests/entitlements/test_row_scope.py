@@ -226,3 +226,40 @@ def test_the_policies_row_tests_are_planned_once_per_session():
 
     assert len(functions) >= 7, functions
     assert {name for name, config in functions.items() if "plan_cache_mode=force_generic_plan" not in config} == set()
+
+
+@pytest.mark.django_db
+def test_no_function_that_runs_as_its_owner_takes_names_from_the_callers_search_path():
+    """A SECURITY DEFINER function pins its search_path, or has a SQL-standard body, whose names were bound when it
+    was created: otherwise a caller's search_path could hand it a table or operator of the caller's choosing."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT p.oid::regprocedure::text
+              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE p.prosecdef AND n.nspname IN ('flowable', 'entitlements', 'queues', 'onecms', 'public')
+               AND p.prosqlbody IS NULL
+               AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%%')
+            """
+        )
+        assert cursor.fetchall() == []
+
+
+@pytest.mark.django_db
+def test_the_case_walks_tests_carry_no_setting_to_save_and_restore_per_call():
+    """The case list calls these once per case it passes over (cases 0012): a setting pinned on a function is saved,
+    set and restored on every call, a third of the call's cost; their SQL-standard bodies need none."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT p.oid::regprocedure::text, p.proconfig, p.prosqlbody IS NOT NULL
+              FROM pg_proc p
+             WHERE p.oid IN ('onecms.case_has_task_in_queues(bigint, text[])'::regprocedure,
+                             'onecms.case_reached_by_acting_queues(bigint)'::regprocedure)
+             ORDER BY 1
+            """
+        )
+        assert cursor.fetchall() == [
+            ("onecms.case_has_task_in_queues(bigint,text[])", None, True),
+            ("onecms.case_reached_by_acting_queues(bigint)", None, True),
+        ]
