@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from core import encryption
 from core.errors import Conflict, InvalidInput, NotFound, WorkflowError
+from core.links import per_object_url
 from core.pagination import COUNT_CAP, CURSOR_PARAM, ApproximateCount, InvalidCursor, KeysetList
 from core.replica import replica_reads
 from entitlements.authentication import denial_record
@@ -211,8 +212,10 @@ def queue_tasks(request):
     else:
         count = ApproximateCount(len(page.rows))
     rows = annotate_due(page.rows, now)
+    task_url, claim_url = per_object_url("task-page"), per_object_url("task-page-claim")
     for task in rows:
         task.can_claim = task.queue_id in workable
+        task.url, task.claim_url = task_url(task.pk), claim_url(task.pk)
     query = request.GET.copy()
     for name in (CURSOR_PARAM, "page"):
         query.pop(name, None)

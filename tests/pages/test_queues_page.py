@@ -5,6 +5,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.urls import resolve
 from django.utils import timezone
 
 from tasks.models import WorkflowTask
@@ -120,3 +121,16 @@ def test_lists_in_claim_order_with_the_aging_boost_shown(page_as, caseworker_ali
     assert "56 <small" in body and "(50 + 6)" in body
     body = client.get("/inbox/queues/?queue=intake").content.decode()
     assert body.index("Aged fifty") < body.index("Plain fifty-five")
+
+
+def test_each_row_links_its_task_page_and_posts_its_claim_to_its_own_task(page_as, caseworker_alice, make_task):
+    """The links are made once per page (core/links.py), not reversed per row: each still names its own task."""
+    tasks = {make_task(queue, name=f"Row {queue}").pk for queue in ("intake", "triage", "intake")}
+    body = page_as(caseworker_alice).get("/inbox/queues/").content.decode()
+    rows = body.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+
+    links = [resolve(href) for href in re.findall(r'<a href="([^"]+)">Row ', rows)]
+    claims = [resolve(html.unescape(action)) for action in re.findall(r'<form method="post" action="([^"]+)"', rows)]
+
+    assert {(m.url_name, m.kwargs["task_id"]) for m in links} == {("task-page", pk) for pk in tasks}
+    assert {(m.url_name, m.kwargs["task_id"]) for m in claims} == {("task-page-claim", pk) for pk in tasks}
