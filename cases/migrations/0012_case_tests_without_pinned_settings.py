@@ -35,7 +35,8 @@ TASK_IN_QUEUES = """
 -- saved and restored on every call, a third of its cost) and none the caller sets can redirect it. Its statement
 -- is planned once per calling statement, as a nested loop: the tasks are a LATERAL probe by instance (LIMIT 1), so
 -- there is no join for the planner to price by probing the ends of the indexes, whose dead entries (a rolled-back
--- load, rows archived) it would otherwise read (cases 0011).
+-- load, rows archived) it would otherwise read (cases 0011). Its body is bound to the columns it reads: a migration
+-- that changes one of their types drops it first and creates it again after (PostgreSQL refuses the change).
 CREATE OR REPLACE FUNCTION onecms.case_has_task_in_queues(p_case_id bigint, p_queue_names text[])
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
@@ -63,7 +64,7 @@ REACHED_BY_ACTING_QUEUES = """
 -- and only this one question.
 -- Called for each case a statement reads (the case list's walk: every case it passes over): a SQL-standard body
 -- with no join to plan, as onecms.case_has_task_in_queues says; the tasks first, and the routing hops only for a
--- caller who supervises a queue.
+-- caller who supervises a queue. Bound to the columns it reads, as that function is.
 CREATE OR REPLACE FUNCTION onecms.case_reached_by_acting_queues(p_case_id bigint)
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER

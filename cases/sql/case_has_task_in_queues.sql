@@ -13,7 +13,8 @@
 -- saved and restored on every call, a third of its cost) and none the caller sets can redirect it. Its statement
 -- is planned once per calling statement, as a nested loop: the tasks are a LATERAL probe by instance (LIMIT 1), so
 -- there is no join for the planner to price by probing the ends of the indexes, whose dead entries (a rolled-back
--- load, rows archived) it would otherwise read (cases 0011).
+-- load, rows archived) it would otherwise read (cases 0011). Its body is bound to the columns it reads: a migration
+-- that changes one of their types drops it first and creates it again after (PostgreSQL refuses the change).
 CREATE OR REPLACE FUNCTION onecms.case_has_task_in_queues(p_case_id bigint, p_queue_names text[])
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER

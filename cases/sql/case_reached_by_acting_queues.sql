@@ -7,7 +7,7 @@
 -- and only this one question.
 -- Called for each case a statement reads (the case list's walk: every case it passes over): a SQL-standard body
 -- with no join to plan, as onecms.case_has_task_in_queues says; the tasks first, and the routing hops only for a
--- caller who supervises a queue.
+-- caller who supervises a queue. Bound to the columns it reads, as that function is.
 CREATE OR REPLACE FUNCTION onecms.case_reached_by_acting_queues(p_case_id bigint)
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
