@@ -139,9 +139,14 @@ class Scenario:
     escalations: tuple[Escalation, ...] = ()
     # The arrivals to replay (a backtest of the queue's mechanics alone); None: drawn from the fit.
     arrivals: tuple[PastTask, ...] | None = None
+    # Where the horizon ends when that is not the close of its last day (a horizon of whole days from a moment
+    # in the middle of one ends at the same time of day); None: the close of the last day.
+    until: float | None = None
 
     @property
     def end(self) -> float:
+        if self.until is not None:
+            return self.until
         return self.days[-1].start + self.days[-1].hours if self.days else self.start
 
 

@@ -266,7 +266,7 @@ def _simulate(run: WhatIfRun, *, now: datetime) -> dict:
 
     def bands_of(team) -> dict:
         scenario = whatif.Scenario(
-            start=start, days=horizon, team=team, backlog=backlog, escalations=_escalations(queue)
+            start=start, days=horizon, team=team, backlog=backlog, escalations=_escalations(queue), until=end
         )
         return whatif.simulate(fit_=fit, scenario=scenario, replications=REPLICATIONS, progress=progress).as_json()
 
