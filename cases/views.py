@@ -89,7 +89,7 @@ def case_page(request, case_id: int):
 def with_row_labels(cases: list) -> list:
     """Each case's link and opening time as the list shows them (the time in the current time zone, OPENED_FORMAT),
     made here: the template's url tag and date filter do the same with a resolver walk, a lookup and a time-zone step
-    more per row, a fifth of the page (core/links.py)."""
+    more per row (core/links.py)."""
     case_url = per_object_url("case-page")
     for case in cases:
         case.url = case_url(case.pk)

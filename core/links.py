@@ -1,8 +1,8 @@
 """Links for every row of a list page, reversed once per page rather than once per row.
 
-`{% url 'task-page' task.pk %}` walks the URL resolver for each row: about 25 µs, two or three links a row, a tenth
-of a list page's time. `per_object_url` reverses the URL once with a marker in place of the object's key and
-fills each key into the result: the same URL reverse() gives, whatever the URLconf says.
+`{% url 'task-page' task.pk %}` walks the URL resolver for each row, two or three links a row on a list page
+(bench/RESULTS.md has what that cost). `per_object_url` reverses the URL once with a marker in place of the
+object's key and fills each key into the result: the same URL reverse() gives, whatever the URLconf says.
 """
 
 from __future__ import annotations

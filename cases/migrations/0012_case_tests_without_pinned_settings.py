@@ -1,18 +1,18 @@
-"""The case list's per-case tests cost a third less: SQL-standard bodies, with nothing pinned per call.
+"""The case list's per-case tests as SQL-standard bodies, with nothing pinned per call.
 
 The list walks cases newest first and asks two functions of each: the cases' row-level security policy
 (onecms.case_reached_by_acting_queues) of every case it passes over, and its own test
-(onecms.case_has_task_in_queues) of those the policy lets through. For a caller who sees a fifth of the cases that is
-about 290 calls of the first and 50 of the second for a page, and the calls, not the index probes they make, were
-most of the page's statement: each was PL/pgSQL with a pinned search_path and plan_cache_mode, both saved, set and
-restored on every call (15 to 17 µs a call against 3 to 4 µs of probes).
+(onecms.case_has_task_in_queues) of those the policy lets through. For a caller who sees a small share of the cases that
+means several calls of the first per case listed, and the calls, not the index probes they make, were most of the
+page's statement: each was PL/pgSQL with a pinned search_path and plan_cache_mode, both saved, set and restored on
+every call.
 
 Now each is a SQL-standard body (BEGIN ATOMIC): its names are bound when it is created, so there is no search_path
 for a caller to redirect and none to pin; it is planned once per calling statement; and its statement has no join
 for the planner to price (the tasks are a LATERAL probe, or an EXISTS under OR), so the dead index entries that
 cases 0011 kept out of each call's planning stay out. The policy's function asks for the tasks first and looks at
-the routing hops only for a caller who supervises a queue. 10 and 12 µs a call; the walk's statement for that
-caller drops by about a third (bench/RESULTS.md, case_list.py).
+the routing hops only for a caller who supervises a queue. The figures before and after are in bench/RESULTS.md
+(case_list.py).
 
 Backwards: the PL/pgSQL definitions of cases 0010 and 0011 (their current text).
 """
@@ -32,7 +32,7 @@ TASK_IN_QUEUES = """
 --
 -- Called once per case walked, so its call costs what the walk costs (cases 0012). A SQL-standard body (BEGIN
 -- ATOMIC): its names are bound when it is created, so no search_path is pinned per call (a pinned setting is
--- saved and restored on every call, a third of its cost) and none the caller sets can redirect it. Its statement
+-- saved and restored on every call) and none the caller sets can redirect it. Its statement
 -- is planned once per calling statement, as a nested loop: the tasks are a LATERAL probe by instance (LIMIT 1), so
 -- there is no join for the planner to price by probing the ends of the indexes, whose dead entries (a rolled-back
 -- load, rows archived) it would otherwise read (cases 0011). Its body is bound to the columns it reads: a migration

@@ -10,7 +10,7 @@
 --
 -- Called once per case walked, so its call costs what the walk costs (cases 0012). A SQL-standard body (BEGIN
 -- ATOMIC): its names are bound when it is created, so no search_path is pinned per call (a pinned setting is
--- saved and restored on every call, a third of its cost) and none the caller sets can redirect it. Its statement
+-- saved and restored on every call) and none the caller sets can redirect it. Its statement
 -- is planned once per calling statement, as a nested loop: the tasks are a LATERAL probe by instance (LIMIT 1), so
 -- there is no join for the planner to price by probing the ends of the indexes, whose dead entries (a rolled-back
 -- load, rows archived) it would otherwise read (cases 0011). Its body is bound to the columns it reads: a migration

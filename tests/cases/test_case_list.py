@@ -207,8 +207,8 @@ def test_the_case_list_page_shows_the_callers_cases_newest_first_with_a_link_to_
 def test_each_row_of_the_case_list_page_links_its_case_and_shows_when_it_opened_in_local_time(
     client, generated, small_pages, caseworker_alice, settings
 ):
-    """The links are relative to the page and the times formatted by the view (cases/views.py: with_opened_labels):
-    each still leads to its own case page and reads in the site's time zone."""
+    """The links and times are made by the view once per page (cases/views.py: with_row_labels): each link still
+    leads to its own case page and each time reads in the site's time zone."""
     settings.TIME_ZONE = "Asia/Kolkata"  # UTC+05:30: a shift no formatting in UTC could pass for
     client.force_login(caseworker_alice)
 

@@ -228,27 +228,41 @@ def test_the_policies_row_tests_are_planned_once_per_session():
     assert {name for name, config in functions.items() if "plan_cache_mode=force_generic_plan" not in config} == set()
 
 
+OWNER_RIGHTS_FUNCTIONS_OPEN_TO_SEARCH_PATH = """
+SELECT p.oid::regprocedure::text
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE p.prosecdef AND n.nspname IN ('flowable', 'entitlements', 'queues', 'onecms', 'public')
+   AND p.prosqlbody IS NULL
+   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%%')
+"""
+
+
 @pytest.mark.django_db
 def test_no_function_that_runs_as_its_owner_takes_names_from_the_callers_search_path():
     """A SECURITY DEFINER function pins its search_path, or has a SQL-standard body, whose names were bound when it
     was created: otherwise a caller's search_path could hand it a table or operator of the caller's choosing."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT p.oid::regprocedure::text
-              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-             WHERE p.prosecdef AND n.nspname IN ('flowable', 'entitlements', 'queues', 'onecms', 'public')
-               AND p.prosqlbody IS NULL
-               AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%%')
-            """
-        )
+        cursor.execute(OWNER_RIGHTS_FUNCTIONS_OPEN_TO_SEARCH_PATH)
         assert cursor.fetchall() == []
+
+
+def test_a_function_that_runs_as_its_owner_with_the_callers_search_path_is_found(owner_connection):
+    """The check above finds such a function (made and rolled back here, as the owner)."""
+    with owner_connection.transaction(force_rollback=True):
+        owner_connection.execute(
+            "CREATE FUNCTION onecms.open_to_search_path() RETURNS int LANGUAGE plpgsql SECURITY DEFINER "
+            "AS $$ BEGIN RETURN 1; END $$"
+        )
+        found = [
+            row[0] for row in owner_connection.execute(OWNER_RIGHTS_FUNCTIONS_OPEN_TO_SEARCH_PATH.replace("%%", "%"))
+        ]
+    assert found == ["onecms.open_to_search_path()"]
 
 
 @pytest.mark.django_db
 def test_the_case_walks_tests_carry_no_setting_to_save_and_restore_per_call():
     """The case list calls these once per case it passes over (cases 0012): a setting pinned on a function is saved,
-    set and restored on every call, a third of the call's cost; their SQL-standard bodies need none."""
+    set and restored on every call; their SQL-standard bodies need none."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
