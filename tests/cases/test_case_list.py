@@ -170,9 +170,42 @@ def test_the_list_runs_a_fixed_number_of_queries(api_as, generated, caseworker_a
     client = api_as(caseworker_alice)
     client.get("/api/cases/")  # the token's first use is recorded once
 
-    # token, row scope, queue names, estimate, page (and the request's transaction)
-    with django_assert_max_num_queries(8):
+    # token, queue names, the capped count (GENERATED is below the cap), page; the estimate is cached
+    with django_assert_max_num_queries(4):
         assert client.get("/api/cases/").status_code == 200
+
+
+def estimate_plans(captured) -> int:
+    return sum("case_scope_estimate" in query["sql"] for query in captured.captured_queries)
+
+
+def test_the_scope_estimate_is_planned_once_per_set_of_queues_while_the_rows_stay_live(
+    api_as, generated, caseworker_alice, lena
+):
+    alice, lena_client = api_as(caseworker_alice), api_as(lena)
+    with CaptureQueriesContext(connection) as first:
+        alice.get("/api/cases/")
+        lena_before = lena_client.get("/api/cases/").json()
+    new_case = Case.objects.create(case_number="LIVE-0001", title="opened after the estimate", assigned_to=lena)
+
+    with CaptureQueriesContext(connection) as again:
+        assert alice.get("/api/cases/").status_code == 200
+        lena_after = lena_client.get("/api/cases/").json()
+
+    assert (estimate_plans(first), estimate_plans(again)) == (2, 0)  # one per set of queues, then none
+    assert lena_after["results"][0]["id"] == new_case.pk
+    assert lena_after["count"] == lena_before["count"] + 1  # a small scope is counted, every time
+
+
+def test_without_the_estimate_cache_every_list_plans_its_estimate(api_as, generated, caseworker_alice, settings):
+    settings.CASE_SCOPE_ESTIMATE_CACHE_SECONDS = 0
+    client = api_as(caseworker_alice)
+
+    with CaptureQueriesContext(connection) as captured:
+        client.get("/api/cases/")
+        client.get("/api/cases/")
+
+    assert estimate_plans(captured) == 2
 
 
 def test_the_schema_documents_the_cursor_the_refused_page_number_and_the_count(api_as, caseworker_alice):
