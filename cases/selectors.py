@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 from django.db.models import BooleanField, Exists, F, Func, JSONField, OuterRef, Q, QuerySet, TextChoices, Value
 from django.db.models.expressions import RawSQL
@@ -17,6 +14,7 @@ from django.utils.dateparse import parse_datetime
 
 from core.encrypted_fields import is_unreadable, keyed_hash_filter
 from core.errors import InvalidInput, NotFound
+from core.estimates import remembered_estimate
 from entitlements.access import console_shows_every_row, queue_names_for
 from entitlements.models import Capability
 from entitlements.row_scope import exists_in_any_scope
@@ -210,25 +208,19 @@ class CaseHasTaskInQueues(Func):
 def _case_scope_estimate(viewable: list[str]) -> tuple[int, int]:
     """The planner's estimates of the cases with a task in the queues (onecms.case_scope_estimate: of the rows, not
     scaled down by their policies) and of the cases in the table, in one round trip; the first at most the second.
+    Kept a while per set of queues (core/estimates.py)."""
 
-    Kept in the cache for CASE_SCOPE_ESTIMATE_CACHE_SECONDS per set of queues: planning the estimate's EXPLAIN costs
-    about as much as the list's page statement, and its figures move only when ANALYZE runs. They choose how a list
-    reads and what its "about N" says, never which cases it shows: every case on a page passed its visibility test."""
-    seconds = settings.CASE_SCOPE_ESTIMATE_CACHE_SECONDS
-    key = "cases:scope-estimate:" + hashlib.sha256("\n".join(sorted(viewable)).encode()).hexdigest()
-    if seconds and (cached := cache.get(key)) is not None:
-        return tuple(cached)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT onecms.case_scope_estimate(%s::text[]), "
-            "(SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c WHERE c.oid = 'onecms.cases'::regclass)",
-            [list(viewable)],
-        )
-        in_queues, in_table = cursor.fetchone()
-    figures = (min(in_queues, in_table), in_table)
-    if seconds:
-        cache.set(key, figures, seconds)
-    return figures
+    def planned() -> tuple[int, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT onecms.case_scope_estimate(%s::text[]), "
+                "(SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c WHERE c.oid = 'onecms.cases'::regclass)",
+                [list(viewable)],
+            )
+            in_queues, in_table = cursor.fetchone()
+        return min(in_queues, in_table), in_table
+
+    return tuple(remembered_estimate("case-scope\n" + "\n".join(sorted(viewable)), planned))
 
 
 def _visible_case_test(*, user, viewable: list[str]) -> Q:

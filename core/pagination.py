@@ -44,6 +44,8 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+from core.estimates import remembered_estimate
+
 # A count stops here (as the admin console's does): counting reads the rows it counts.
 COUNT_CAP = 2_000
 PAGE_SIZE = 50
@@ -309,8 +311,12 @@ class KeysetList:
             previous_cursor=self.cursor_for(rows[0], backward=True) if rows and has_previous else None,
         )
 
-    def count(self, *, cap: int = COUNT_CAP, estimate: bool = True) -> ApproximateCount:
-        """Exact up to `cap`; past it (with `estimate`) the planner's estimate when that is larger, else "cap+"."""
+    def count(
+        self, *, cap: int = COUNT_CAP, estimate: bool = True, estimate_key: str | None = None
+    ) -> ApproximateCount:
+        """Exact up to `cap`; past it (with `estimate`) the planner's estimate when that is larger, else "cap+".
+        With `estimate_key` (what the list holds: its queues and filters) the estimate is kept a while
+        (core/estimates.py)."""
         statement = self.count_sql(cap=cap)
         if statement is None:
             return ApproximateCount(0)
@@ -319,7 +325,12 @@ class KeysetList:
             (counted,) = db.fetchone()
         if counted <= cap:
             return ApproximateCount(counted)
-        guess = self.estimate() if estimate else 0
+        if not estimate:
+            guess = 0
+        elif estimate_key is None:
+            guess = self.estimate()
+        else:
+            guess = remembered_estimate(estimate_key, self.estimate)
         return ApproximateCount(guess, ESTIMATE) if guess > cap else ApproximateCount(cap, AT_LEAST)
 
     def estimate(self) -> int:

@@ -208,7 +208,9 @@ def queue_tasks(request):
     except InvalidCursor:
         page = listing.page(size=QUEUE_PAGE_SIZE)  # a mangled link: start again at the top
     if page.next_cursor or page.previous_cursor:
-        count = listing.count(cap=QUEUE_COUNT_CAP)
+        # Past the cap, the planner's figure for this set of queues and filters, kept a while (core/estimates.py).
+        held = (filters.queue or ",".join(viewable), filters.min_priority, filters.overdue)
+        count = listing.count(cap=QUEUE_COUNT_CAP, estimate_key="queue-page\n" + repr(held))
     else:
         count = ApproximateCount(len(page.rows))
     rows = annotate_due(page.rows, now)

@@ -350,10 +350,9 @@ else:
 # How long a queue's business calendar stays cached (queues/calendar_cache.py); edits through the models invalidate
 # it at once. Off without REDIS_URL: a per-process cache cannot see another process's edit.
 WORK_CALENDAR_CACHE_SECONDS = int(os.environ.get("WORK_CALENDAR_CACHE_SECONDS", "300" if REDIS_URL else "0"))
-# How long the case list keeps the planner's estimate of a caller's scope (cases/selectors.py:
-# _case_scope_estimate): it picks how the list reads and is the "about N" of its count, and moves only with ANALYZE.
-# 0 plans it on every list request.
-CASE_SCOPE_ESTIMATE_CACHE_SECONDS = int(os.environ.get("CASE_SCOPE_ESTIMATE_CACHE_SECONDS", "300"))
+# How long a list keeps the planner's estimate of its scope, the "about N" of its count (core/estimates.py: the
+# case list and the queue page); it moves only with ANALYZE. 0 plans it on every request.
+LIST_ESTIMATE_CACHE_SECONDS = int(os.environ.get("LIST_ESTIMATE_CACHE_SECONDS", "300"))
 # SLA-risk forecast (tasks/forecast/): a task is "at risk" when its probability of missing its due date is at least
 # this; the same figure the badge, the dashboard count, the API's at_risk and the metric use.
 SLA_RISK_THRESHOLD = float(os.environ.get("SLA_RISK_THRESHOLD", "0.5"))

@@ -198,7 +198,7 @@ def test_the_scope_estimate_is_planned_once_per_set_of_queues_while_the_rows_sta
 
 
 def test_without_the_estimate_cache_every_list_plans_its_estimate(api_as, generated, caseworker_alice, settings):
-    settings.CASE_SCOPE_ESTIMATE_CACHE_SECONDS = 0
+    settings.LIST_ESTIMATE_CACHE_SECONDS = 0
     client = api_as(caseworker_alice)
 
     with CaptureQueriesContext(connection) as captured:

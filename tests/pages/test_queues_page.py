@@ -5,6 +5,8 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import resolve
 from django.utils import timezone
 
@@ -83,6 +85,25 @@ def test_a_count_past_the_cap_is_shown_as_such(page_as, caseworker_alice, monkey
     body = page_as(caseworker_alice).get("/inbox/queues/").content.decode()
 
     assert re.search(r"\((100\+|about [0-9,.]+( million)?)\)", body), body
+
+
+def test_the_estimate_past_the_cap_is_planned_once_per_queues_and_filters(page_as, caseworker_alice, monkeypatch):
+    from tasks import views
+    from tests.tasks.test_concurrency import insert_open_tasks
+
+    insert_open_tasks(120, ["intake"])
+    monkeypatch.setattr(views, "QUEUE_COUNT_CAP", 100)
+    client = page_as(caseworker_alice)
+
+    def statements(*queries):
+        with CaptureQueriesContext(connection) as captured:
+            for query in queries:
+                assert client.get("/inbox/queues/", query).status_code == 200
+        sql = [entry["sql"] for entry in captured.captured_queries]
+        return sum(s.startswith("EXPLAIN") for s in sql), sum("count(*)" in s for s in sql)
+
+    assert statements({}, {}, {}) == (1, 3)  # counted every time, planned once
+    assert statements({"min_priority": "0"}, {"min_priority": "0"}) == (1, 2)  # another list, its own estimate
 
 
 def test_view_only_queues_show_no_claim_button(page_as, supervisor_sam, make_task):
