@@ -14,8 +14,11 @@ serves (common.as_a_worker_serves: the start-up objects frozen out of the cyclic
 between the sizes and, within each, with its baseline: the statements the page needs at least, written by hand
 and sent by psycopg as the superuser (no Django, no row-level security). Interleaved so that a shared machine's
 drift falls on every figure alike, it prints p50/p95 per size and the ratio of the largest size's p95 to the smallest's.
-A page spec is a name, a request and its baseline; another list (the case list, say) adds its specs to PAGES, or
-builds a list of its own and calls `measure_pages` with its contexts.
+Beside the issue's pages it opens one open task of each scope (`/tasks/<id>/` and the API's
+`/api/workflow/tasks/<id>/`, against the task's row and history by key), what a caseworker opens from the queue
+page; they are printed, not counted in the target. A page spec is a name, a request and its baseline; another list
+(the case list, say) adds its specs to PAGES, or builds a list of its own and calls `measure_pages` with its
+contexts.
 
     eval "$(.venv/bin/python manage.py create_database_roles --owner-createdb --database pages_bench --print-env)"
     .venv/bin/python bench/pages.py                                  # 1M and 10M tasks (loading 10M: ~15 min)
@@ -109,6 +112,11 @@ def capped_count_sql(statuses: list[str]) -> str:
 
 
 QUEUE_FIGURES_SQL = "SELECT * FROM flowable.mv_queue_performance WHERE queue_name = ANY(%(queues)s::text[])"
+# One task: its row and its history, by key.
+TASK_SQL = (
+    "SELECT t.* FROM flowable.workflow_tasks t WHERE t.task_id = %(task)s",
+    "SELECT h.* FROM flowable.task_history h WHERE h.task_id = %(task)s ORDER BY h.created_at",
+)
 
 
 # --- page specs ---------------------------------------------------------------------------------------------------
@@ -126,19 +134,24 @@ class Context:
     raw: psycopg.Connection
     middle_key: tuple
     middle_cursor: str
+    task_id: int = 0  # an open task some way down the first queue: the one task the task pages open
 
 
 @dataclass(frozen=True)
 class PageSpec:
     name: str
-    path: str
+    path: str  # "{task}" is the context's task_id
     query: Callable[[Context], str] = lambda context: ""
     session: bool = False  # a page (session cookie) rather than the API (token)
-    baseline: tuple[str, ...] = ()  # statements, %(queues)s filled in
+    baseline: tuple[str, ...] = ()  # statements, %(queues)s, %(first_queue)s and %(task)s filled in
     baseline_for: Callable[[Context], tuple[str, ...]] | None = None
+    in_target: bool = True  # one of the pages (p95 < 20 ms at the smallest size, growth ≤ 1.3)
 
     def statements(self, context: Context) -> tuple[str, ...]:
         return self.baseline_for(context) if self.baseline_for else self.baseline
+
+    def path_for(self, context: Context) -> str:
+        return self.path.replace("{task}", str(context.task_id))
 
 
 PAGES: list[PageSpec] = [
@@ -178,6 +191,9 @@ PAGES: list[PageSpec] = [
         ),
     ),
     PageSpec("/api/queues/", "/api/queues/", baseline=(QUEUE_FIGURES_SQL,)),
+    # What a caseworker opens from the queue page: one task (outside the list of pages, measured beside it).
+    PageSpec("/tasks/<id>/", "/tasks/{task}/", session=True, baseline=TASK_SQL, in_target=False),
+    PageSpec("tasks API one task", "/api/workflow/tasks/{task}/", baseline=TASK_SQL, in_target=False),
 ]
 
 
@@ -226,11 +242,12 @@ def runners(spec: PageSpec, context: Context):
     query = spec.query(context)
     headers = context.session_headers if spec.session else None
     token = "" if spec.session else context.token
-    params = {"queues": context.queues, "first_queue": context.queues[:1]}
+    params = {"queues": context.queues, "first_queue": context.queues[:1], "task": context.task_id}
     statements = spec.statements(context)
+    path = spec.path_for(context)
 
     def page():
-        status, body = wsgi_request(context.application, token, spec.path, query, headers=headers)
+        status, body = wsgi_request(context.application, token, path, query, headers=headers)
         if status != 200:
             raise SystemExit(f"{spec.name}: HTTP {status} {body[:300]!r}")
 
@@ -257,14 +274,19 @@ def print_growth(sizes: list[int], by_size: dict[int, dict[str, Figures]]) -> bo
     print(f"\n{large:,} ÷ {small:,} tasks (target: p95 < {TARGET_P95_MS:.0f} ms at {small:,}, ratio ≤ {TARGET_GROWTH})")
     print(f"{'page':<24}{'p50 ratio':>10}{'p95 ratio':>10}{'SQL p95 ratio':>14}  target")
     met = True
+    in_target = {spec.name: spec.in_target for spec in PAGES}
     for name, figures in by_size[large].items():
         before = by_size[small][name]
         p50 = p(figures.page, 0.5) / p(before.page, 0.5)
         p95 = p(figures.page, 0.95) / p(before.page, 0.95)
         sql = p(figures.baseline, 0.95) / max(p(before.baseline, 0.95), 0.001)
         ok = p(before.page, 0.95) < TARGET_P95_MS and p95 <= TARGET_GROWTH
-        met = met and ok
-        print(f"{name:<24}{p50:>10.2f}{p95:>10.2f}{sql:>14.2f}  {'met' if ok else 'MISSED'}")
+        if in_target.get(name, True):
+            met = met and ok
+            verdict = "met" if ok else "MISSED"
+        else:
+            verdict = "(beside the target)"
+        print(f"{name:<24}{p50:>10.2f}{p95:>10.2f}{sql:>14.2f}  {verdict}")
     return met
 
 
@@ -387,7 +409,12 @@ def main(argv=None) -> int:
         client = Client()
         client.force_login(User.objects.get(pk=user_id))
         session = {"HTTP_COOKIE": f"sessionid={client.cookies['sessionid'].value}", "HTTP_ACCEPT": "text/html"}
-        contexts[size] = Context(application, token, session, queues, raw, (50, middle, 0), cursor)
+        (task_id,) = raw.execute(
+            "SELECT task_id FROM flowable.workflow_tasks WHERE queue_name = %s AND status = 'OPEN'"
+            " ORDER BY priority DESC, created_at, task_id OFFSET 500 LIMIT 1",
+            [queues[0]],
+        ).fetchone()
+        contexts[size] = Context(application, token, session, queues, raw, (50, middle, 0), cursor, task_id)
     as_a_worker_serves()
     by_size = measure_pages(contexts, PAGES, args.repeat)
     for size in sizes:
