@@ -6,11 +6,13 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import resolve
 from django.utils import timezone
 
 from tasks.models import WorkflowTask
+from tests.core.test_estimates import UNREACHABLE_CACHE
 
 pytestmark = pytest.mark.django_db
 
@@ -104,6 +106,20 @@ def test_the_estimate_past_the_cap_is_planned_once_per_queues_and_filters(page_a
 
     assert statements({}, {}, {}) == (1, 3)  # counted every time, planned once
     assert statements({"min_priority": "0"}, {"min_priority": "0"}) == (1, 2)  # another list, its own estimate
+
+
+@override_settings(CACHES=UNREACHABLE_CACHE)
+def test_the_queue_page_past_its_cap_answers_when_the_cache_is_unreachable(page_as, caseworker_alice, monkeypatch):
+    from tasks import views
+    from tests.tasks.test_concurrency import insert_open_tasks
+
+    insert_open_tasks(120, ["intake"])
+    monkeypatch.setattr(views, "QUEUE_COUNT_CAP", 100)
+
+    response = page_as(caseworker_alice).get("/inbox/queues/")
+
+    assert response.status_code == 200
+    assert re.search(r"\((100\+|about [0-9,.]+( million)?)\)", response.content.decode())
 
 
 def test_view_only_queues_show_no_claim_button(page_as, supervisor_sam, make_task):
